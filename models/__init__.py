@@ -1,0 +1,1 @@
+"""Symbol builders for classic MXNet models."""

@@ -1,0 +1,26 @@
+"""onnxsym: Apache MXNet 1.x's symbolic API on ONNX and ONNX Runtime.
+
+    import onnxsym as mx
+    data = mx.sym.Variable('data')
+    net = mx.sym.FullyConnected(data, num_hidden=128, name='fc1')
+"""
+from . import base, context, ops
+from . import ndarray
+from . import symbol
+from ._namespaces import populate as _populate
+from .base import MXNetError
+from .context import Context, cpu, cpu_pinned, current_context, gpu, num_gpus
+from .runtime.executor import Executor
+from .symbol import naming as name
+from .symbol.naming import AttrScope
+
+_populate(symbol, ndarray)
+
+sym = symbol
+nd = ndarray
+attribute = name
+
+__version__ = "0.1.0"
+
+__all__ = ["sym", "symbol", "nd", "ndarray", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
+           "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__"]

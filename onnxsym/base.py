@@ -1,0 +1,40 @@
+"""Errors and dtype tables shared by every layer (MXNet's `mxnet.base`)."""
+import numpy as np
+
+__all__ = ["MXNetError", "numeric_types", "integer_types", "string_types", "DTYPE_NAMES", "normalize_dtype",
+           "dtype_name"]
+
+
+class MXNetError(RuntimeError):
+    """Graph, shape, type and operator errors: the exception type MXNet 1.x raises (a RuntimeError)."""
+
+
+numeric_types = (float, int, np.generic)
+integer_types = (int, np.integer)
+string_types = (str,)
+
+# MXNet's type flags, in mshadow order (type_flag in .params, __dtype__ in JSON).
+DTYPE_NAMES = ("float32", "float64", "float16", "uint8", "int32", "int8", "int64", "bool", "int16", "uint16",
+               "uint32", "uint64")
+
+
+def normalize_dtype(dtype):
+    """numpy dtype for an MXNet/numpy dtype spec ('float32', np.float32, 0, ...); TypeError when unknown."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    if isinstance(dtype, (int, np.integer)) and not isinstance(dtype, bool):
+        if 0 <= int(dtype) < len(DTYPE_NAMES):
+            return np.dtype(DTYPE_NAMES[int(dtype)])
+        raise TypeError("unknown MXNet dtype flag %r" % (dtype,))
+    try:
+        result = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError("unknown dtype %r" % (dtype,)) from err
+    if result.name not in DTYPE_NAMES:
+        raise TypeError("dtype %s is not supported (supported: %s)" % (result.name, ", ".join(DTYPE_NAMES)))
+    return result
+
+
+def dtype_name(dtype):
+    """The MXNet dtype name ('float32') of any dtype spec."""
+    return normalize_dtype(dtype).name

@@ -1,0 +1,168 @@
+"""The ONNX graph builder every lowering writes through: names, constants, initializers and nodes.
+
+`g.Gemm(a, b, c, transB=1)` emits a node and returns its output name; `_outputs=n` returns n names,
+`_domain='com.microsoft'` picks a domain. `g.const(array)` makes a (deduplicated) initializer. Static shapes
+and dtypes of the values that correspond to symbol entries are available through `g.shape(v)` / `g.dtype(v)`.
+"""
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype"]
+
+OPSET = 17
+IR_VERSION = 8        # onnxruntime-training 1.19.2 accepts ir_version <= 10
+
+
+def onnx_dtype(dtype):
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def numpy_dtype(elem_type):
+    return helper.tensor_dtype_to_np_dtype(elem_type)
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.nodes = []
+        self.initializers = []
+        self.inputs = []
+        self.outputs = []
+        self.domains = {"": OPSET}
+        self.scope = "graph"
+        self._names = set()
+        self._consts = {}
+        self._shapes = {}
+        self._dtypes = {}
+        self._producer = {}
+        self._renames = {}
+
+    # ----- names and static information -----
+    def fresh(self, base):
+        """A value/node name not used yet, derived from `base`."""
+        name, k = base, 0
+        while name in self._names:
+            k += 1
+            name = "%s_%d" % (base, k)
+        self._names.add(name)
+        return name
+
+    def reserve(self, name):
+        self._names.add(name)
+
+    def set_info(self, value, shape=None, dtype=None):
+        if shape is not None:
+            self._shapes[value] = tuple(shape)
+        if dtype is not None:
+            self._dtypes[value] = np.dtype(dtype)
+
+    def shape(self, value):
+        """The static shape of a value (known for symbol entries and constants)."""
+        try:
+            return self._shapes[value]
+        except KeyError:
+            raise KeyError("no static shape recorded for ONNX value %r" % value) from None
+
+    def dtype(self, value):
+        try:
+            return self._dtypes[value]
+        except KeyError:
+            raise KeyError("no dtype recorded for ONNX value %r" % value) from None
+
+    def producer(self, value):
+        return self._producer.get(value)
+
+    # ----- graph pieces -----
+    def add_input(self, name, shape, dtype):
+        self.reserve(name)
+        self.inputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape) if shape else shape))
+        self.set_info(name, shape, dtype)
+        return name
+
+    def add_output(self, name, shape, dtype):
+        self.outputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape) if shape else shape))
+
+    def const(self, value, dtype=None, name=None):
+        """An initializer holding `value` (numpy-convertible); equal small constants are shared."""
+        array = np.asarray(value, dtype=dtype)
+        if array.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
+            array = array.astype(np.float32)
+        key = (array.dtype.str, array.shape, array.tobytes()) if array.size <= 64 and name is None else None
+        if key is not None and key in self._consts:
+            return self._consts[key]
+        out = self.fresh(name or "%s/const" % self.scope)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), out))
+        self.set_info(out, array.shape, array.dtype)
+        if key is not None:
+            self._consts[key] = out
+        return out
+
+    def int64s(self, values):
+        return self.const(np.asarray(values, dtype=np.int64).reshape(-1))
+
+    def scalar(self, value, dtype):
+        """A 0-d constant of `dtype` (scalar operands follow the tensor's dtype, as in MXNet)."""
+        return self.const(np.asarray(value, dtype=dtype))
+
+    def emit(self, op_type, inputs, attrs=None, outputs=1, domain=""):
+        inputs = list(inputs)
+        while inputs and inputs[-1] is None:
+            inputs.pop()
+        inputs = ["" if v is None else v for v in inputs]
+        names = [self.fresh("%s/%s%s" % (self.scope, op_type, "" if outputs == 1 else ":%d" % i))
+                 for i in range(outputs)]
+        attrs = {k: _attr_value(v) for k, v in (attrs or {}).items() if v is not None}
+        node = helper.make_node(op_type, inputs, names, name=self.fresh("%s/%s" % (self.scope, op_type)),
+                                domain=domain or None, **attrs)
+        if domain and domain not in self.domains:
+            self.domains[domain] = 1
+        self.nodes.append(node)
+        for n in names:
+            self._producer[n] = node
+        return names[0] if outputs == 1 else tuple(names)
+
+    def __getattr__(self, op_type):
+        if not op_type[:1].isupper():
+            raise AttributeError(op_type)
+
+        def call(*inputs, _outputs=1, _domain="", **attrs):
+            return self.emit(op_type, inputs, attrs, _outputs, _domain)
+
+        return call
+
+    def rename(self, old, new):
+        """Rename the value `old` to `new` everywhere (applied once, when the model is made)."""
+        self._renames[old] = new
+
+    def _apply_renames(self):
+        if not self._renames:
+            return
+        for node in self.nodes:
+            for seq in (node.input, node.output):
+                for i, name in enumerate(seq):
+                    if name in self._renames:
+                        seq[i] = self._renames[name]
+        for value in list(self.inputs) + list(self.outputs):
+            value.name = self._renames.get(value.name, value.name)
+        self._renames = {}
+
+    def model(self, name="onnxsym", doc=""):
+        self._apply_renames()
+        graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers)
+        opsets = [helper.make_opsetid(d, v) for d, v in self.domains.items()]
+        model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxsym",
+                                  doc_string=doc)
+        return model
+
+
+def _attr_value(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return [v.item() if isinstance(v, np.generic) else v for v in value]
+    if isinstance(value, np.ndarray):
+        return numpy_helper.from_array(value)
+    return value
+
+
+onnx_version = onnx.__version__

@@ -1,0 +1,100 @@
+"""Symbol -> onnx.ModelProto for given input shapes and dtypes (the inference graph)."""
+from ..base import MXNetError
+from ..symbol.infer import infer_graph_shapes, infer_graph_types
+from ..symbol.node import topo_order
+from .builder import GraphBuilder
+
+__all__ = ["lower_symbol", "Lowered"]
+
+
+class Lowered:
+    """The lowered model and how its values map back to the symbol: `input_names` (graph inputs in list_inputs
+    order), `output_names` (one ONNX output per symbol output), `shapes`/`dtypes` of every symbol entry."""
+
+    def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes):
+        self.model = model
+        self.input_names = input_names
+        self.output_names = output_names
+        self.entry_shapes = entry_shapes
+        self.entry_dtypes = entry_dtypes
+
+
+def infer_all(symbol, shapes, dtypes):
+    """Shapes and dtypes of every entry; MXNetError naming what cannot be decided."""
+    _, entry_shapes = infer_graph_shapes(symbol.outputs, shapes)
+    _, entry_dtypes = infer_graph_types(symbol.outputs, dtypes)
+    nodes = topo_order(symbol.outputs)
+    for node in nodes:
+        if node.is_variable:
+            key = (id(node), 0)
+            if key not in entry_shapes:
+                raise MXNetError("Cannot decide the shape of input '%s': give its shape" % node.name)
+            entry_dtypes.setdefault(key, _default_dtype())
+    # A second type pass lets float32 defaults of unspecified inputs flow through the graph.
+    seeded = {n.name: entry_dtypes[(id(n), 0)] for n in nodes if n.is_variable}
+    _, entry_dtypes = infer_graph_types(symbol.outputs, seeded)
+    for node in nodes:
+        for i in range(node.num_outputs if not node.is_variable else 1):
+            if (id(node), i) not in entry_shapes and i < _visible(node):
+                raise MXNetError("Cannot decide the shape of %s" % node.output_name(i))
+    return nodes, entry_shapes, entry_dtypes
+
+
+def _default_dtype():
+    import numpy as np
+    return np.dtype(np.float32)
+
+
+def _visible(node):
+    return 1 if node.is_variable else node.op.num_visible_outputs()
+
+
+def lower_symbol(symbol, shapes, dtypes=None, builder=None):
+    """Lower `symbol` with input `shapes` ({name: shape}) and `dtypes` ({name: dtype}) to ONNX."""
+    nodes, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes or {})
+    g = builder or GraphBuilder()
+    values = {}
+    input_names = []
+    for node in nodes:
+        if node.is_variable:
+            key = (id(node), 0)
+            if node.name in input_names:
+                raise MXNetError("Two different variables are named '%s'; input names must be unique" % node.name)
+            values[key] = g.add_input(node.name, entry_shapes[key], entry_dtypes[key])
+            input_names.append(node.name)
+    for node in nodes:
+        if node.is_variable:
+            continue
+        g.scope = node.name
+        ins = [values[(id(src), idx)] for src, idx in node.inputs]
+        try:
+            result = node.op.lower(g, *ins)
+        except MXNetError as err:
+            raise MXNetError("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
+        result = result if isinstance(result, (tuple, list)) else (result,)
+        for i, value in enumerate(result):
+            if value is None:
+                continue
+            key = (id(node), i)
+            if key in entry_shapes:
+                g.set_info(value, entry_shapes[key], entry_dtypes.get(key))
+            if g.producer(value) is not None and value not in ins:
+                name = g.fresh(node.output_name(i))
+                g.rename(value, name)
+            values[key] = value
+    output_names, used = [], set(input_names)
+    for node, index in symbol.outputs:
+        key = (id(node), index)
+        value = values.get(key)
+        if value is None:
+            raise MXNetError("Output %s has no lowering" % node.output_name(index))
+        final = g._renames.get(value, value)
+        if final in used or g.producer(value) is None:
+            final = g.Identity(value)
+            g.rename(final, g.fresh(node.output_name(index) + "_out"))
+            final = g._renames[final]
+        used.add(final)
+        g.add_output(final, entry_shapes[key], entry_dtypes[key])
+        output_names.append(final)
+    model = g.model()
+    return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes)

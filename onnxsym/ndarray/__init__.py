@@ -1,0 +1,56 @@
+"""`mx.nd` / `mx.ndarray`: NDArray creation and one function per registered op (run imperatively on ORT)."""
+import numpy as np
+
+from ..base import normalize_dtype
+from ..runtime.ndarray import NDArray, as_ndarray
+
+__all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zeros_like", "ones_like", "waitall",
+           "concatenate"]
+
+
+def _shape(shape):
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+
+
+def array(source_array, ctx=None, dtype=None):
+    """An NDArray copy of `source_array` (float32 unless `dtype` says otherwise or it is an NDArray)."""
+    return as_ndarray(source_array, ctx, dtype)
+
+
+def empty(shape, ctx=None, dtype=None):
+    """An uninitialised array (zero-filled here, so results are reproducible)."""
+    return NDArray(np.zeros(_shape(shape), normalize_dtype(dtype)), ctx)
+
+
+def zeros(shape, ctx=None, dtype=None, **kwargs):
+    return NDArray(np.zeros(_shape(shape), normalize_dtype(dtype)), ctx)
+
+
+def ones(shape, ctx=None, dtype=None, **kwargs):
+    return NDArray(np.ones(_shape(shape), normalize_dtype(dtype)), ctx)
+
+
+def full(shape, val, ctx=None, dtype=np.float32, out=None):
+    if out is not None:
+        out[:] = val
+        return out
+    return NDArray(np.full(_shape(shape), val, normalize_dtype(dtype)), ctx)
+
+
+def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None, dtype=np.float32):
+    """Evenly spaced values in [start, stop), each repeated `repeat` times (MXNet's arange)."""
+    if stop is None:
+        start, stop = 0, start
+    values = np.arange(start, stop, step, dtype=np.float64)
+    if repeat > 1:
+        values = np.repeat(values, int(repeat))
+    return NDArray(values.astype(normalize_dtype(dtype)), ctx)
+
+
+def concatenate(arrays, axis=0, always_copy=True):
+    return NDArray(np.ascontiguousarray(np.concatenate([a._data for a in arrays], axis=axis)), arrays[0].context)
+
+
+def waitall():
+    """Operations finish before they return here; kept for MXNet compatibility."""
+    return None

@@ -1,0 +1,298 @@
+"""Elementwise arithmetic, comparisons, scalar variants, add_n and unary math.
+
+Families are tables; each entry becomes one registered OpDef. MXNet 1.x comparisons return 0/1 in the input
+dtype, `elemwise_*` require equal shapes, `broadcast_*` broadcast numpy-style.
+"""
+import dataclasses
+import math
+
+import numpy as np
+
+from ..base import MXNetError
+from .params import param
+from .registry import OpDef, register
+
+__all__ = ["broadcast_shapes", "python_mod"]
+
+
+# ---------------------------------------------------------------- helpers shared by the lowering bodies
+def python_mod(g, a, b):
+    """MXNet's mod: the sign follows the divisor (Python %), and x % 0 == 0."""
+    r = g.Mod(a, b, fmod=1)
+    dtype = g.dtype(a)
+    zero = g.scalar(0, dtype)
+    fix = g.And(g.Not(g.Equal(r, zero)), g.Xor(g.Less(r, zero), g.Less(b, zero)))
+    r = g.Where(fix, g.Add(r, b), r)
+    return g.Where(g.Equal(b, zero), g.Mul(r, zero), r)
+
+
+def _compare(onnx_type):
+    def lower(g, a, b):
+        return g.Cast(getattr(g, onnx_type)(a, b), to=_onnx_type(g.dtype(a)))
+    return lower
+
+
+def _not_equal(g, a, b):
+    return g.Cast(g.Not(g.Equal(a, b)), to=_onnx_type(g.dtype(a)))
+
+
+def _logical(onnx_type):
+    def lower(g, a, b):
+        zero = g.scalar(0, g.dtype(a))
+        result = getattr(g, onnx_type)(g.Not(g.Equal(a, zero)), g.Not(g.Equal(b, zero)))
+        return g.Cast(result, to=_onnx_type(g.dtype(a)))
+    return lower
+
+
+def _onnx_type(dtype):
+    from ..lower.builder import onnx_dtype
+    return onnx_dtype(dtype)
+
+
+def _binary_table():
+    """(mx name suffix, lowering(g, a, b)) shared by the elemwise_, broadcast_ and _scalar families."""
+    return {
+        "add": lambda g, a, b: g.Add(a, b),
+        "sub": lambda g, a, b: g.Sub(a, b),
+        "mul": lambda g, a, b: g.Mul(a, b),
+        "div": lambda g, a, b: g.Div(a, b),
+        "mod": python_mod,
+        "power": lambda g, a, b: g.Pow(a, b),
+        "maximum": lambda g, a, b: g.Max(a, b),
+        "minimum": lambda g, a, b: g.Min(a, b),
+        "hypot": lambda g, a, b: g.Sqrt(g.Add(g.Mul(a, a), g.Mul(b, b))),
+        "equal": _compare("Equal"),
+        "not_equal": _not_equal,
+        "greater": _compare("Greater"),
+        "greater_equal": _compare("GreaterOrEqual"),
+        "lesser": _compare("Less"),
+        "lesser_equal": _compare("LessOrEqual"),
+        "logical_and": _logical("And"),
+        "logical_or": _logical("Or"),
+        "logical_xor": _logical("Xor"),
+    }
+
+
+BINARY = _binary_table()
+NON_DIFFERENTIABLE = {"equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal",
+                      "logical_and", "logical_or", "logical_xor"}
+
+
+def broadcast_shapes(op, a, b):
+    """numpy broadcasting of two shapes (MXNet's BinaryBroadcastShapeCompact)."""
+    ndim = max(len(a), len(b))
+    pa, pb = (1,) * (ndim - len(a)) + tuple(a), (1,) * (ndim - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(pa, pb):
+        if x != y and x != 1 and y != 1:
+            raise MXNetError("%s: operands with shapes %s and %s cannot be broadcast together"
+                             % (op.op_name, tuple(a), tuple(b)))
+        out.append(max(x, y))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- two-tensor ops
+class _Binary(OpDef):
+    inputs = ("lhs", "rhs")
+    _lower = None
+    differentiable = True
+
+    def lower(self, g, lhs, rhs):
+        return type(self)._lower(g, lhs, rhs)
+
+
+class _Broadcast(_Binary):
+    def infer_shape(self, lhs, rhs):
+        if lhs is None or rhs is None:
+            return None
+        return [lhs, rhs], [broadcast_shapes(self, lhs, rhs)]
+
+
+def _make_binary(name, base, key, aliases=(), fluent=()):
+    cls = type(name, (base,), {"__module__": __name__, "aliases": tuple(aliases), "fluent": tuple(fluent),
+                               "_lower": staticmethod(BINARY[key]), "differentiable": key not in NON_DIFFERENTIABLE,
+                               "__doc__": "%s(lhs, rhs) elementwise (MXNet %s)." % (key, name)})
+    return register(cls)
+
+
+# elemwise_* (equal shapes): what `a + b` on symbols creates (`_Plus` -> node `_plus0`, op elemwise_add).
+_ELEMWISE = {
+    "elemwise_add": ("add", ("_Plus", "_plus", "_add")),
+    "elemwise_sub": ("sub", ("_Minus", "_minus", "_sub")),
+    "elemwise_mul": ("mul", ("_Mul", "_mul")),
+    "elemwise_div": ("div", ("_Div", "_div")),
+    "_mod": ("mod", ("_Mod",)),
+    "_power": ("power", ("_Power", "_pow")),
+    "_maximum": ("maximum", ("_Maximum",)),
+    "_minimum": ("minimum", ("_Minimum",)),
+    "_hypot": ("hypot", ("_Hypot",)),
+    "_equal": ("equal", ()),
+    "_not_equal": ("not_equal", ()),
+    "_greater": ("greater", ()),
+    "_greater_equal": ("greater_equal", ()),
+    "_lesser": ("lesser", ()),
+    "_lesser_equal": ("lesser_equal", ()),
+    "_logical_and": ("logical_and", ()),
+    "_logical_or": ("logical_or", ()),
+    "_logical_xor": ("logical_xor", ()),
+}
+for _name, (_key, _aliases) in _ELEMWISE.items():
+    _make_binary(_name, _Binary, _key, _aliases)
+
+_BROADCAST_ALIASES = {"add": ("broadcast_plus",), "sub": ("broadcast_minus",)}
+for _key in BINARY:
+    _make_binary("broadcast_" + _key, _Broadcast, _key, _BROADCAST_ALIASES.get(_key, ()))
+
+
+# ---------------------------------------------------------------- tensor-scalar ops
+@dataclasses.dataclass(frozen=True)
+class _Scalar(OpDef):
+    """op(data, scalar) with the scalar cast to the data's dtype (MXNet `*_scalar`)."""
+    scalar: float = param(1.0, doc="Scalar input value.")
+    reverse = False
+    _lower = None
+    differentiable = True
+
+    def lower(self, g, data):
+        s = g.scalar(self.scalar, g.dtype(data))
+        a, b = (s, data) if self.reverse else (data, s)
+        return type(self)._lower(g, a, b)
+
+
+_SCALARS = {
+    "_plus_scalar": ("add", False, "_PlusScalar"),
+    "_minus_scalar": ("sub", False, "_MinusScalar"),
+    "_rminus_scalar": ("sub", True, "_RMinusScalar"),
+    "_mul_scalar": ("mul", False, "_MulScalar"),
+    "_div_scalar": ("div", False, "_DivScalar"),
+    "_rdiv_scalar": ("div", True, "_RDivScalar"),
+    "_mod_scalar": ("mod", False, "_ModScalar"),
+    "_rmod_scalar": ("mod", True, "_RModScalar"),
+    "_power_scalar": ("power", False, "_PowerScalar"),
+    "_rpower_scalar": ("power", True, "_RPowerScalar"),
+    "_maximum_scalar": ("maximum", False, "_MaximumScalar"),
+    "_minimum_scalar": ("minimum", False, "_MinimumScalar"),
+    "_hypot_scalar": ("hypot", False, "_HypotScalar"),
+    "_equal_scalar": ("equal", False, "_EqualScalar"),
+    "_not_equal_scalar": ("not_equal", False, "_NotEqualScalar"),
+    "_greater_scalar": ("greater", False, "_GreaterScalar"),
+    "_greater_equal_scalar": ("greater_equal", False, "_GreaterEqualScalar"),
+    "_lesser_scalar": ("lesser", False, "_LesserScalar"),
+    "_lesser_equal_scalar": ("lesser_equal", False, "_LesserEqualScalar"),
+    "_logical_and_scalar": ("logical_and", False, "_LogicalAndScalar"),
+    "_logical_or_scalar": ("logical_or", False, "_LogicalOrScalar"),
+    "_logical_xor_scalar": ("logical_xor", False, "_LogicalXorScalar"),
+}
+for _name, (_key, _reverse, _alias) in _SCALARS.items():
+    register(type(_name, (_Scalar,), {
+        "__module__": __name__, "aliases": (_alias,), "reverse": _reverse,
+        "_lower": staticmethod(BINARY[_key]), "differentiable": _key not in NON_DIFFERENTIABLE,
+        "__doc__": "%s(data, scalar)%s (MXNet %s)." % (_key, " reversed" if _reverse else "", _name)}))
+
+
+# ---------------------------------------------------------------- n-ary sum
+@register
+class add_n(OpDef):
+    """Sum of all inputs (MXNet add_n / ElementWiseSum). A chain of Add: ORT has no Sum gradient."""
+    aliases = ("ElementWiseSum", "_ElementWiseSum")
+    variadic = True
+    num_args: int = param(min=1, doc="Number of inputs to be summed.")
+
+    def lower(self, g, *inputs):
+        total = inputs[0]
+        for value in inputs[1:]:
+            total = g.Add(total, value)
+        return total if len(inputs) > 1 else g.Identity(total)
+
+
+# ---------------------------------------------------------------- unary math
+def _const_like(g, x, value):
+    return g.scalar(value, g.dtype(x))
+
+
+def _round_half_away(g, x):
+    half = _const_like(g, x, 0.5)
+    return g.Mul(g.Sign(x), g.Floor(g.Add(g.Abs(x), half)))
+
+
+UNARY = {
+    # name: (lowering, fluent, differentiable)
+    "relu": (lambda g, x: g.Relu(x), True, True),
+    "sigmoid": (lambda g, x: g.Sigmoid(x), True, True),
+    "tanh": (lambda g, x: g.Tanh(x), True, True),
+    "softsign": (lambda g, x: g.Div(x, g.Add(g.Abs(x), _const_like(g, x, 1))), False, True),
+    "exp": (lambda g, x: g.Exp(x), True, True),
+    "expm1": (lambda g, x: g.Sub(g.Exp(x), _const_like(g, x, 1)), True, True),
+    "log": (lambda g, x: g.Log(x), True, True),
+    "log2": (lambda g, x: g.Div(g.Log(x), _const_like(g, x, math.log(2.0))), True, True),
+    "log10": (lambda g, x: g.Div(g.Log(x), _const_like(g, x, math.log(10.0))), True, True),
+    "log1p": (lambda g, x: g.Log(g.Add(x, _const_like(g, x, 1))), True, True),
+    "log_sigmoid": (lambda g, x: g.Neg(g.Softplus(g.Neg(x))), True, True),
+    "sqrt": (lambda g, x: g.Sqrt(x), True, True),
+    "rsqrt": (lambda g, x: g.Reciprocal(g.Sqrt(x)), True, True),
+    "cbrt": (lambda g, x: g.Mul(g.Sign(x), g.Pow(g.Abs(x), _const_like(g, x, 1.0 / 3))), True, True),
+    "rcbrt": (lambda g, x: g.Reciprocal(g.Mul(g.Sign(x), g.Pow(g.Abs(x), _const_like(g, x, 1.0 / 3)))),
+              True, True),
+    "square": (lambda g, x: g.Mul(x, x), True, True),
+    "reciprocal": (lambda g, x: g.Reciprocal(x), True, True),
+    "abs": (lambda g, x: g.Abs(x), True, True),
+    "negative": (lambda g, x: g.Neg(x), False, True),
+    "sign": (lambda g, x: g.Sign(x), True, False),
+    "floor": (lambda g, x: g.Floor(x), True, False),
+    "ceil": (lambda g, x: g.Ceil(x), True, False),
+    "round": (_round_half_away, True, False),
+    "rint": (lambda g, x: g.Round(x), True, False),
+    "fix": (lambda g, x: g.Mul(g.Sign(x), g.Floor(g.Abs(x))), True, False),
+    "trunc": (lambda g, x: g.Mul(g.Sign(x), g.Floor(g.Abs(x))), True, False),
+    "sin": (lambda g, x: g.Sin(x), True, True),
+    "cos": (lambda g, x: g.Cos(x), True, True),
+    "tan": (lambda g, x: g.Tan(x), True, True),
+    "arcsin": (lambda g, x: g.Asin(x), True, True),
+    "arccos": (lambda g, x: g.Acos(x), True, True),
+    "arctan": (lambda g, x: g.Atan(x), True, True),
+    "sinh": (lambda g, x: g.Sinh(x), True, True),
+    "cosh": (lambda g, x: g.Cosh(x), True, True),
+    "arcsinh": (lambda g, x: g.Asinh(x), True, True),
+    "arccosh": (lambda g, x: g.Acosh(x), True, True),
+    "arctanh": (lambda g, x: g.Atanh(x), True, True),
+    "degrees": (lambda g, x: g.Mul(x, _const_like(g, x, 180.0 / math.pi)), True, True),
+    "radians": (lambda g, x: g.Mul(x, _const_like(g, x, math.pi / 180.0)), True, True),
+    "erf": (lambda g, x: g.Erf(x), False, True),
+    "gamma": (lambda g, x: g.Exp(_lgamma(g, x)), False, True),
+    "gammaln": (lambda g, x: _lgamma(g, x), False, True),
+    "logical_not": (lambda g, x: g.Cast(g.Not(g.Cast(x, to=9)), to=_onnx_type(g.dtype(x))), False, False),
+    "_copy": (lambda g, x: g.Identity(x), False, True),
+}
+UNARY_ALIASES = {"_copy": ("identity",)}
+
+
+def _lgamma(g, x):
+    """log|Gamma(x)| for x > 0 by the Lanczos approximation (ONNX has no lgamma)."""
+    coeffs = (676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+              12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7)
+    one = _const_like(g, x, 1.0)
+    z = g.Sub(x, one)
+    acc = _const_like(g, x, 0.99999999999980993)
+    for i, c in enumerate(coeffs):
+        acc = g.Add(acc, g.Div(_const_like(g, x, c), g.Add(z, _const_like(g, x, i + 1.0))))
+    t = g.Add(z, _const_like(g, x, 7.5))
+    half_log_2pi = _const_like(g, x, 0.5 * math.log(2 * math.pi))
+    return g.Add(g.Add(half_log_2pi, g.Mul(g.Add(z, _const_like(g, x, 0.5)), g.Log(t))),
+                 g.Sub(g.Log(acc), t))
+
+
+class _Unary(OpDef):
+    _lower = None
+    differentiable = True
+
+    def lower(self, g, data):
+        return type(self)._lower(g, data)
+
+
+for _name, (_fn, _fluent, _diff) in UNARY.items():
+    register(type(_name, (_Unary,), {
+        "__module__": __name__, "aliases": UNARY_ALIASES.get(_name, ()), "fluent": (_name,) if _fluent else (),
+        "_lower": staticmethod(_fn), "differentiable": _diff,
+        "__doc__": "%s(data) elementwise (MXNet %s)." % (_name, _name)}))
+
+del _name, _key, _aliases, _reverse, _alias, _fn, _fluent, _diff

@@ -1,0 +1,143 @@
+"""Typed operator attributes <-> MXNet's attribute strings.
+
+MXNet keeps every op attribute as a string in the graph ("(3, 3)", "True", "0.001", "None"); an OpDef field's type
+says how to parse it. Formatting follows MXNet's Python front-end, which stores `str(value)` (dtypes by name).
+"""
+import dataclasses
+import math
+import typing
+
+import numpy as np
+
+from ..base import MXNetError, normalize_dtype
+
+__all__ = ["REQUIRED", "param", "Shape", "OptShape", "Dtype", "parse_value", "format_value", "parse_shape"]
+
+REQUIRED = dataclasses.MISSING
+
+
+class Shape(tuple):
+    """A tuple of ints written "(3, 3)" (a bare "3" is a 1-tuple)."""
+
+
+class OptShape(tuple):
+    """A tuple whose items may be None: "(None, 2)" (MXNet's Tuple<optional<int>>, e.g. slice begin/end)."""
+
+
+class Dtype(str):
+    """A dtype name ('float32'); numpy dtypes are accepted and stored by name."""
+
+
+def param(default=REQUIRED, *, choices=None, min=None, doc=""):
+    """An OpDef attribute: its MXNet default (REQUIRED when none), allowed values and documentation."""
+    meta = {"choices": tuple(choices) if choices else None, "min": min, "doc": doc}
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _parse_bool(text):
+    lowered = text.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError("expected a boolean (True/False), got %r" % text)
+
+
+def _parse_int(text):
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if value.is_integer():
+            return int(value)
+        raise ValueError("expected an integer, got %r" % text) from None
+
+
+def _parse_float(text):
+    return float(text.strip())
+
+
+def _split_tuple(text):
+    text = text.strip()
+    if text[:1] in "([" and text[-1:] in ")]":
+        text = text[1:-1]
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_shape(text, allow_none=False):
+    """'(3, 3)' -> (3, 3); '3' -> (3,); '()' -> (); 'None' items allowed with allow_none."""
+    items = []
+    for item in _split_tuple(text):
+        if item == "None" and allow_none:
+            items.append(None)
+        else:
+            items.append(_parse_int(item.rstrip("L")))
+    return tuple(items)
+
+
+def _strip_optional(kind):
+    if typing.get_origin(kind) is typing.Union:
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        return args[0], True
+    return kind, False
+
+
+def parse_value(kind, value):
+    """Parse one attribute (a string, or a Python value given to mx.sym.<Op>) as `kind`."""
+    kind, optional = _strip_optional(kind)
+    if value is None or (isinstance(value, str) and value.strip() == "None"):
+        if optional:
+            return None
+        raise ValueError("None is not allowed")
+    if kind is Dtype:
+        return Dtype(normalize_dtype(value).name)
+    if not isinstance(value, str):
+        if kind in (Shape, OptShape):
+            if isinstance(value, (int, np.integer)):
+                return (int(value),)
+            return tuple(None if v is None else int(v) for v in value)
+        if kind is bool:
+            return bool(value)
+        if kind is float:
+            return float(value)
+        if kind is int:
+            return _parse_int(str(value))
+        return kind(value)
+    if kind is bool:
+        return _parse_bool(value)
+    if kind is int:
+        return _parse_int(value)
+    if kind is float:
+        return _parse_float(value)
+    if kind is Shape:
+        return parse_shape(value)
+    if kind is OptShape:
+        return parse_shape(value, allow_none=True)
+    return value
+
+
+def format_value(value):
+    """The string MXNet's Python front-end stores for a user-given value."""
+    if isinstance(value, (np.dtype, type)) and value is not bool:
+        try:
+            return normalize_dtype(value).name
+        except TypeError:
+            return str(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(value)
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def check_choice(op_name, field, value):
+    meta = field.metadata
+    if meta.get("choices") and value is not None and value not in meta["choices"]:
+        raise MXNetError("Invalid value %r for parameter %s of %s: expected one of %s"
+                         % (value, field.name, op_name, ", ".join(map(repr, meta["choices"]))))
+    if meta.get("min") is not None and value is not None and value < meta["min"]:
+        raise MXNetError("Invalid value %r for parameter %s of %s: must be >= %s"
+                         % (value, field.name, op_name, meta["min"]))

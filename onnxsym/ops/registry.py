@@ -1,0 +1,223 @@
+"""The operator registry: one OpDef per MXNet operator, and everything derived from it.
+
+An OpDef subclass is a frozen dataclass whose fields are the MXNet attributes (with MXNet's defaults). It declares
+its input / auxiliary / output names, its shape and type rules, and its lowering to ONNX. `mx.sym.<Op>`,
+`mx.nd.<Op>`, fluent methods and the JSON loader are all generated from the registry; nothing else branches on an
+op's name.
+"""
+import dataclasses
+import typing
+
+from ..base import MXNetError
+from .params import REQUIRED, check_choice, format_value, parse_value
+
+__all__ = ["OpDef", "register", "get_op", "all_ops", "names", "fluent_methods", "same_shape", "same_type",
+           "shape_error"]
+
+_REGISTRY = {}      # every MXNet name and alias -> OpDef subclass
+_CANONICAL = {}     # canonical name -> OpDef subclass
+_FLUENT = {}        # method name -> function name in the registry
+
+
+def shape_error(message):
+    return MXNetError(message)
+
+
+class OpDef:
+    """Base of every operator definition.
+
+    Class attributes: `aliases` (other MXNet names: `_Plus`, `_plus`, ...), `variadic` (inputs given as *args and
+    counted by the `num_args` attribute), `fluent` (Symbol/NDArray method names that call this op with self as
+    the first input), `inputs`/`outputs`/`aux` (static names; override the methods when they depend on attributes).
+    """
+
+    op_name: typing.ClassVar[str] = ""
+    aliases: typing.ClassVar[tuple] = ()
+    variadic: typing.ClassVar[bool] = False
+    fluent: typing.ClassVar[tuple] = ()
+    inputs: typing.ClassVar[tuple] = ("data",)
+    outputs: typing.ClassVar[tuple] = ("output",)
+    aux: typing.ClassVar[tuple] = ()
+    _kinds: typing.ClassVar[dict] = {}
+
+    # ----- names -----
+    def input_names(self):
+        """Input names in order (arguments and auxiliary states); `{node}_{input}` names auto-created ones."""
+        if self.variadic:
+            return tuple("arg%d" % i for i in range(self.num_args))
+        return self.inputs
+
+    def aux_names(self):
+        """The inputs that are auxiliary states (mutated by the op, listed by list_auxiliary_states)."""
+        return self.aux
+
+    def output_names(self):
+        """All outputs (hidden ones included); list_outputs shows the first num_visible_outputs()."""
+        return self.outputs
+
+    def num_outputs(self):
+        return len(self.output_names())
+
+    def num_visible_outputs(self):
+        return self.num_outputs()
+
+    def input_attrs(self, input_name):
+        """Attributes of an auto-created input variable (e.g. BatchNorm's moving_var `__init__`)."""
+        return {}
+
+    # ----- rules -----
+    def infer_shape(self, *in_shapes):
+        """(input shapes, output shapes) from the known input shapes (None = unknown); None when undecided."""
+        return same_shape(self, in_shapes)
+
+    def infer_type(self, *in_types):
+        """(input dtypes, output dtypes) from the known input dtypes (numpy dtypes, None = unknown)."""
+        return same_type(self, in_types)
+
+    def lower(self, g, *inputs):
+        """Emit ONNX nodes through the builder `g`; returns the output value name(s)."""
+        raise NotImplementedError("%s has no ONNX lowering" % self.op_name)
+
+    # ----- attributes -----
+    @classmethod
+    def from_attrs(cls, attrs, node_name=None, strict=True):
+        """Parse MXNet attribute strings. Unknown non-hidden keys raise when `strict` (op creation)."""
+        where = " (node '%s')" % node_name if node_name else ""
+        values = {}
+        names = set()
+        for field in dataclasses.fields(cls):
+            names.add(field.name)
+            if field.name in attrs:
+                try:
+                    values[field.name] = parse_value(cls._kinds[field.name], attrs[field.name])
+                except (ValueError, TypeError) as err:
+                    raise MXNetError("Invalid value %r for parameter '%s' of operator %s%s: %s"
+                                     % (attrs[field.name], field.name, cls.op_name, where, err)) from None
+            elif field.default is REQUIRED and field.default_factory is dataclasses.MISSING:
+                raise MXNetError("Required parameter '%s' of operator %s is missing%s"
+                                 % (field.name, cls.op_name, where))
+            if field.name in values:
+                check_choice(cls.op_name, field, values[field.name])
+        if strict:
+            unknown = [k for k in attrs if k not in names and not (k.startswith("__") and k.endswith("__"))]
+            if unknown:
+                raise MXNetError("Cannot find argument '%s' of operator %s%s. Possible arguments: %s"
+                                 % (unknown[0], cls.op_name, where, ", ".join(sorted(names)) or "(none)"))
+        try:
+            op = cls(**values)
+        except (ValueError, TypeError, MXNetError) as err:
+            raise MXNetError("Invalid parameters for operator %s%s: %s" % (cls.op_name, where, err)) from None
+        return op
+
+    @classmethod
+    def param_names(cls):
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def params(self):
+        """The attribute values, as a dict of Python values."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def same_shape(op, in_shapes):
+    """Every input and the outputs share one shape (elementwise ops)."""
+    known = [s for s in in_shapes if s is not None]
+    if not known:
+        return None
+    shape = known[0]
+    for name, other in zip(op.input_names(), in_shapes):
+        if other is not None and tuple(other) != tuple(shape):
+            raise MXNetError("%s: input '%s' has shape %s but the inputs must all have shape %s"
+                             % (op.op_name, name, tuple(other), tuple(shape)))
+    return [shape] * len(in_shapes), [shape] * op.num_outputs()
+
+
+def same_type(op, in_types):
+    """Every input and the outputs share one dtype."""
+    known = [t for t in in_types if t is not None]
+    if not known:
+        return None
+    return [known[0]] * len(in_types), [known[0]] * op.num_outputs()
+
+
+def register(cls=None, *, name=None):
+    """Class decorator: make `cls` a frozen dataclass and register it under its name and aliases."""
+
+    def wrap(cls):
+        if not dataclasses.is_dataclass(cls) or "__dataclass_fields__" not in cls.__dict__:
+            cls = dataclasses.dataclass(frozen=True)(cls)
+        cls.op_name = name or cls.__name__
+        cls._kinds = typing.get_type_hints(cls)
+        if cls.op_name in _CANONICAL:
+            raise MXNetError("operator %s is registered twice" % cls.op_name)
+        _CANONICAL[cls.op_name] = cls
+        for alias in (cls.op_name,) + tuple(cls.aliases):
+            _REGISTRY[alias] = cls
+        for method in cls.fluent:
+            _FLUENT[method] = cls.op_name
+        return cls
+
+    return wrap(cls) if cls is not None else wrap
+
+
+def get_op(name):
+    """The OpDef class registered under an MXNet name or alias; MXNetError when unknown."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise MXNetError("Operator '%s' is not registered in onnxsym" % name) from None
+
+
+def all_ops():
+    """{canonical name: OpDef class}."""
+    return dict(_CANONICAL)
+
+
+def names():
+    """Every registered name and alias -> OpDef class."""
+    return dict(_REGISTRY)
+
+
+def fluent_methods():
+    """{method name: op name} for Symbol/NDArray fluent methods."""
+    return dict(_FLUENT)
+
+
+def split_call(opcls, args, kwargs, is_input):
+    """Split an op call into input values (positional + by name) and attribute values, as MXNet's generated
+    functions do: positional inputs first, then positional attributes in declaration order."""
+    inputs, params = [], {}
+    positional_params = [f for f in opcls.param_names() if f not in kwargs and f != "num_args"]
+    for value in args:
+        if is_input(value) or (value is None and not params):
+            inputs.append(value)
+        else:
+            if not positional_params:
+                raise TypeError("%s() got too many positional arguments" % opcls.op_name)
+            params[positional_params.pop(0)] = value
+    named_inputs = {}
+    for key, value in kwargs.items():
+        if is_input(value):
+            named_inputs[key] = value
+        elif value is not None or key in opcls.param_names():
+            params[key] = value
+    if opcls.variadic and "num_args" not in params:
+        params["num_args"] = len(inputs) + len(named_inputs)
+    return inputs, named_inputs, {k: format_value(v) for k, v in params.items()}
+
+
+def bind_inputs(op, node_name, inputs, named_inputs):
+    """Match positional and named inputs to op.input_names(); missing ones are None."""
+    names_ = op.input_names()
+    if len(inputs) > len(names_):
+        raise MXNetError("Operator %s (node '%s') takes %d inputs (%s) but %d were given"
+                         % (op.op_name, node_name, len(names_), ", ".join(names_), len(inputs)))
+    slots = list(inputs) + [None] * (len(names_) - len(inputs))
+    for key, value in named_inputs.items():
+        if key not in names_:
+            raise MXNetError("Operator %s (node '%s') has no input '%s' (inputs: %s)"
+                             % (op.op_name, node_name, key, ", ".join(names_)))
+        index = names_.index(key)
+        if slots[index] is not None:
+            raise TypeError("%s() got multiple values for input '%s'" % (op.op_name, key))
+        slots[index] = value
+    return slots

@@ -1,0 +1,267 @@
+"""Executor: a bound Symbol running as one ORT session, with arrays bound zero-copy through IOBinding."""
+from collections import OrderedDict
+
+import numpy as np
+
+from ..base import MXNetError
+from ..context import Context, current_context
+from .ndarray import NDArray
+from .ort import create_session, run_error
+
+__all__ = ["Executor", "bind", "simple_bind"]
+
+GRAD_REQS = ("write", "add", "null", "inplace")
+_COMPILED = OrderedDict()      # (graph, shapes, dtypes, ctx) -> (lowered, session)
+_COMPILED_SIZE = 64
+
+
+def _compile(symbol, shapes, dtypes, ctx):
+    key = (tuple((id(n), i) for n, i in symbol.outputs), tuple(sorted(shapes.items())),
+           tuple(sorted((k, np.dtype(v).str) for k, v in dtypes.items())), ctx)
+    entry = _COMPILED.get(key)
+    if entry is not None and all(a is b for (a, _), (b, _) in zip(entry[2], symbol.outputs)):
+        _COMPILED.move_to_end(key)
+        return entry[0], entry[1]
+    from ..lower.to_onnx import lower_symbol
+    lowered = lower_symbol(symbol, shapes, dtypes)
+    session = create_session(lowered.model, ctx)
+    _COMPILED[key] = (lowered, session, symbol.outputs)    # keeps the nodes alive, so ids stay unique
+    if len(_COMPILED) > _COMPILED_SIZE:
+        _COMPILED.popitem(last=False)
+    return lowered, session
+
+
+def _array_list(values, names, what, allow_missing):
+    if isinstance(values, (list, tuple)):
+        if len(values) != len(names):
+            raise ValueError("Length of %s does not match the number of arguments: %d given for %d (%s)"
+                             % (what, len(values), len(names), ", ".join(names)))
+        arrays = list(values)
+    elif isinstance(values, dict):
+        arrays = []
+        for name in names:
+            if name in values:
+                arrays.append(values[name])
+            elif allow_missing:
+                arrays.append(None)
+            else:
+                raise ValueError("key `%s` is missing in `%s`" % (name, what))
+    else:
+        raise TypeError("Only accept list of NDArrays or dict of str to NDArray for %s" % what)
+    for name, array in zip(names, arrays):
+        if array is not None and not isinstance(array, NDArray):
+            raise TypeError("%s['%s'] must be an NDArray, got %s" % (what, name, type(array).__name__))
+    return arrays
+
+
+def _grad_reqs(grad_req, names):
+    if isinstance(grad_req, str):
+        reqs = [grad_req] * len(names)
+    elif isinstance(grad_req, (list, tuple)):
+        if len(grad_req) != len(names):
+            raise ValueError("grad_req list has %d entries for %d arguments" % (len(grad_req), len(names)))
+        reqs = list(grad_req)
+    elif isinstance(grad_req, dict):
+        unknown = [k for k in grad_req if k not in names]
+        if unknown:
+            raise ValueError("grad_req names unknown arguments: %s" % ", ".join(unknown))
+        reqs = [grad_req.get(n, "null") for n in names]
+    else:
+        raise TypeError("grad_req must be a str, list or dict, got %s" % type(grad_req).__name__)
+    for name, req in zip(names, reqs):
+        if req not in GRAD_REQS:
+            raise ValueError("grad_req '%s' for argument '%s' is not one of %s" % (req, name, ", ".join(GRAD_REQS)))
+    return ["write" if r == "inplace" else r for r in reqs]
+
+
+def bind(symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, shared_exec=None):
+    arg_names, aux_names = symbol.list_arguments(), symbol.list_auxiliary_states()
+    arg_arrays = _array_list(args, arg_names, "args", allow_missing=False)
+    grad_arrays = ([None] * len(arg_names) if args_grad is None
+                   else _array_list(args_grad, arg_names, "args_grad", allow_missing=True))
+    aux_arrays = _array_list(aux_states if aux_states is not None else [], aux_names, "aux_states",
+                             allow_missing=False)
+    reqs = _grad_reqs(grad_req, arg_names)
+    reqs = ["null" if g is None else r for g, r in zip(grad_arrays, reqs)]
+    return Executor(symbol, ctx, arg_arrays, grad_arrays, reqs, aux_arrays)
+
+
+def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_exec=None, shapes=None):
+    from .ndarray import NDArray as _ND
+    arg_shapes, _, aux_shapes = symbol.infer_shape(**(shapes or {}))
+    if arg_shapes is None:
+        partial = symbol.infer_shape_partial(**(shapes or {}))[0]
+        unknown = [n for n, s in zip(symbol.list_arguments(), partial) if not s]
+        raise MXNetError("simple_bind: cannot infer the shapes of %s; give them as keyword arguments"
+                         % ", ".join(unknown))
+    arg_types, _, aux_types = symbol.infer_type(**(type_dict or {}))
+    if arg_types is None:
+        defaults = {n: np.float32 for n in symbol.list_arguments()}
+        defaults.update(type_dict or {})
+        arg_types, _, aux_types = symbol.infer_type(**defaults)
+    arg_names = symbol.list_arguments()
+    reqs = _grad_reqs(grad_req, arg_names)
+    ctx = ctx or current_context()
+    args = [_ND(np.zeros(s, t), ctx) for s, t in zip(arg_shapes, arg_types)]
+    grads = [None if r == "null" else _ND(np.zeros(s, t), ctx) for s, t, r in zip(arg_shapes, arg_types, reqs)]
+    aux = [_ND(np.zeros(s, t), ctx) for s, t in zip(aux_shapes, aux_types)]
+    return Executor(symbol, ctx, args, grads, reqs, aux)
+
+
+class Executor:
+    """Runs a bound symbol. `arg_dict`, `aux_dict` and `outputs` are NDArrays bound zero-copy to the ORT
+    session, so `exe.arg_dict['data'][:] = batch; exe.forward()` needs no rebuild."""
+
+    def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays):
+        self._symbol = symbol
+        self._ctx = Context(ctx) if ctx is not None else current_context()
+        self.arg_arrays = list(arg_arrays)
+        self.grad_arrays = list(grad_arrays)
+        self.aux_arrays = list(aux_arrays)
+        self._grad_req = dict(zip(symbol.list_arguments(), grad_reqs))
+        names = symbol.list_arguments() + symbol.list_auxiliary_states()
+        arrays = self.arg_arrays + self.aux_arrays
+        self._check_unique(names)
+        shapes = {n: a.shape for n, a in zip(names, arrays)}
+        dtypes = {n: np.dtype(a.dtype) for n, a in zip(names, arrays)}
+        self._lowered, self._session = _compile(symbol, shapes, dtypes, self._ctx)
+        self._check_grad_shapes()
+        self.outputs = []
+        for (node, index) in symbol.outputs:
+            key = (id(node), index)
+            shape, dtype = self._lowered.entry_shapes[key], self._lowered.entry_dtypes[key]
+            self.outputs.append(NDArray(np.zeros(shape, dtype), self._ctx))
+        self._by_name = dict(zip(names, arrays))
+        self._bind_io()
+        self._monitor = None
+
+    @staticmethod
+    def _check_unique(names):
+        seen = set()
+        for name in names:
+            if name in seen:
+                raise MXNetError("The symbol has two inputs named '%s'; input names must be unique" % name)
+            seen.add(name)
+
+    def _check_grad_shapes(self):
+        for name, arr, grad in zip(self._symbol.list_arguments(), self.arg_arrays, self.grad_arrays):
+            if grad is not None and grad.shape != arr.shape:
+                raise MXNetError("Gradient array for argument '%s' has shape %s, expected %s"
+                                 % (name, grad.shape, arr.shape))
+
+    def _bind_io(self):
+        io = self._session.io_binding()
+        for name in self._lowered.input_names:
+            array = self._by_name[name]
+            if not array._data.flags.c_contiguous:
+                array._data = np.ascontiguousarray(array._data)
+            io.bind_cpu_input(name, array._data)
+        for name, out in zip(self._lowered.output_names, self.outputs):
+            io.bind_output(name, "cpu", 0, out._data.dtype, list(out.shape), out._data.ctypes.data)
+        self._io = io
+        self._run = self._session._sess.run_with_iobinding
+        self._io_handle = io._iobinding
+
+    # ----- dictionaries -----
+    @property
+    def arg_dict(self):
+        return dict(zip(self._symbol.list_arguments(), self.arg_arrays))
+
+    @property
+    def grad_dict(self):
+        return dict(zip(self._symbol.list_arguments(), self.grad_arrays))
+
+    @property
+    def aux_dict(self):
+        return dict(zip(self._symbol.list_auxiliary_states(), self.aux_arrays))
+
+    @property
+    def output_dict(self):
+        return dict(zip(self._symbol.list_outputs(), self.outputs))
+
+    # ----- running -----
+    def forward(self, is_train=False, **kwargs):
+        """Run the graph on the bound arrays (after copying any `name=array` keyword arguments into them)."""
+        if kwargs:
+            self._copy_inputs(kwargs)
+        try:
+            self._run(self._io_handle, None)
+        except Exception as err:
+            raise run_error(err) from None
+        return self.outputs
+
+    def _copy_inputs(self, kwargs):
+        arg_dict = self._by_name
+        for name, array in kwargs.items():
+            if not isinstance(array, (NDArray, np.ndarray)):
+                raise ValueError("only accept keyword argument of NDArrays and numpy.ndarray, got %s for '%s'"
+                                 % (type(array).__name__, name))
+            if name not in arg_dict:
+                raise TypeError("Unknown argument %s (arguments: %s)" % (name, ", ".join(arg_dict)))
+            if arg_dict[name].shape != array.shape:
+                raise ValueError("Shape not match! Argument %s, need: %s, received: %s"
+                                 % (name, arg_dict[name].shape, array.shape))
+            arg_dict[name][:] = array
+
+    def backward(self, out_grads=None, is_train=True):
+        raise MXNetError("Executor.backward: gradients are not available in this build of onnxsym yet")
+
+    def set_monitor_callback(self, callback, monitor_all=False):
+        self._monitor = callback
+
+    def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):
+        """Copy parameter values into the bound arrays (cast to their dtype)."""
+        arg_dict = self.arg_dict
+        for name, array in arg_params.items():
+            if name in arg_dict:
+                dst = arg_dict[name]
+                if dst.shape != array.shape:
+                    raise ValueError("copy_params_from: '%s' has shape %s, the bound array %s"
+                                     % (name, array.shape, dst.shape))
+                dst[:] = array.astype(dst.dtype)
+            elif not allow_extra_params:
+                raise ValueError('Find name "%s" that is not in the arguments' % name)
+        if aux_params is None:
+            return
+        aux_dict = self.aux_dict
+        for name, array in aux_params.items():
+            if name in aux_dict:
+                aux_dict[name][:] = array.astype(aux_dict[name].dtype)
+            elif not allow_extra_params:
+                raise ValueError('Find name %s that is not in the auxiliary states' % name)
+
+    def reshape(self, partial_shaping=False, allow_up_sizing=False, **kwargs):
+        """A new executor for new input shapes, sharing the memory of arrays whose size allows it."""
+        arg_shapes, _, aux_shapes = self._symbol.infer_shape(**kwargs)
+        if arg_shapes is None:
+            raise ValueError("Insufficient argument shapes provided.")
+
+        def resized(name, kind, arr, shape):
+            if arr.shape == shape:
+                return arr
+            if not (partial_shaping or name in kwargs):
+                raise AssertionError("Shape of unspecified array %s:%s changed. This can cause the new executor "
+                                     "to not share parameters with the old one. Please check for error in "
+                                     "network. If this is intended, set partial_shaping=True to suppress this "
+                                     "warning." % (kind, name))
+            size = int(np.prod(shape))
+            if size > arr.size:
+                if not allow_up_sizing:
+                    raise AssertionError("New shape of %s:%s larger than original. First making a big executor "
+                                         "and then down sizing it is more efficient than the reverse. If you "
+                                         "really want to up size, set allow_up_sizing=True to enable allocation "
+                                         "of new arrays." % (kind, name))
+                return NDArray(np.zeros(shape, arr._data.dtype), arr.context)
+            return NDArray(arr._data.reshape(-1)[:size].reshape(shape), arr.context)
+
+        names = self._symbol.list_arguments()
+        args = [resized(n, "arg", a, s) for n, a, s in zip(names, self.arg_arrays, arg_shapes)]
+        grads = [None if g is None else resized(n, "arg", g, s)
+                 for n, g, s in zip(names, self.grad_arrays, arg_shapes)]
+        aux = [resized(n, "aux", a, s)
+               for n, a, s in zip(self._symbol.list_auxiliary_states(), self.aux_arrays, aux_shapes)]
+        reqs = [self._grad_req[n] for n in names]
+        return Executor(self._symbol, self._ctx, args, grads, reqs, aux)
+
+    def debug_str(self):
+        return self._symbol.debug_str()

@@ -1,0 +1,62 @@
+"""`mx.nd.<Op>`: one registered op run imperatively as a cached one-op ORT graph."""
+from collections import OrderedDict
+
+import numpy as np
+
+from ..base import MXNetError
+from ..ops.registry import bind_inputs, get_op, split_call
+from ..symbol.node import Node
+from ..symbol.symbol import Symbol
+from .ndarray import NDArray
+from .ort import create_session, run_error
+
+__all__ = ["invoke"]
+
+_CACHE = OrderedDict()
+_CACHE_SIZE = 256
+
+
+def _compiled(op, params, arrays, ctx):
+    key = (type(op), tuple(sorted(params.items())), tuple((a.shape, a.dtype) for a in arrays), ctx)
+    entry = _CACHE.get(key)
+    if entry is not None:
+        _CACHE.move_to_end(key)
+        return entry
+    from ..lower.to_onnx import lower_symbol
+    names = op.input_names()
+    variables = [(Node(None, name), 0) for name in names]
+    node = Node(op, op.op_name.lower(), params, variables)
+    symbol = Symbol([(node, i) for i in range(op.num_visible_outputs())])
+    lowered = lower_symbol(symbol, {n: a.shape for n, a in zip(names, arrays)},
+                           {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
+    entry = (create_session(lowered.model, ctx), list(names), lowered.output_names)
+    _CACHE[key] = entry
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return entry
+
+
+def invoke(func_name, args, kwargs, out=None):
+    """Run op `func_name` on NDArrays; returns an NDArray (or a list for several outputs)."""
+    opcls = get_op(func_name)
+    kwargs = dict(kwargs)
+    kwargs.pop("name", None)
+    inputs, named, params = split_call(opcls, args, kwargs, lambda v: isinstance(v, NDArray))
+    op = opcls.from_attrs(params)
+    slots = bind_inputs(op, opcls.op_name, inputs, named)
+    missing = [n for n, a in zip(op.input_names(), slots) if a is None]
+    if missing:
+        raise MXNetError("%s needs input(s) %s" % (opcls.op_name, ", ".join(missing)))
+    ctx = slots[0].context if slots else None
+    session, names, output_names = _compiled(op, params, slots, ctx)
+    try:
+        results = session.run(output_names, {n: a._data for n, a in zip(names, slots)})
+    except Exception as err:
+        raise run_error(err) from None
+    if out is not None:
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        for dst, value in zip(outs, results):
+            dst[:] = value
+        return out
+    arrays = [NDArray(np.ascontiguousarray(r), ctx) for r in results]
+    return arrays[0] if len(arrays) == 1 else arrays

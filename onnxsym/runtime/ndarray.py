@@ -1,0 +1,278 @@
+"""NDArray: an MXNet-style array that owns a contiguous numpy buffer, bound zero-copy to ONNX Runtime."""
+import numbers
+
+import numpy as np
+
+from ..base import MXNetError, normalize_dtype
+from ..context import Context, current_context
+
+__all__ = ["NDArray", "as_ndarray"]
+
+
+def _check_ctx(ctx):
+    ctx = Context(ctx) if ctx is not None else current_context()
+    if ctx.device_type == "gpu":
+        from .ort import cuda_available
+        if not cuda_available():
+            raise MXNetError("%s is not available: the installed onnxruntime has no CUDAExecutionProvider" % ctx)
+    return ctx
+
+
+class NDArray:
+    """An n-dimensional array on a device. Operators run as cached one-op ORT graphs; the buffer stays in
+    place, so executors that bound it see every in-place write (`arr[:] = batch`)."""
+
+    __slots__ = ("_data", "_ctx", "__weakref__")
+    __array_priority__ = 1000.0
+
+    def __init__(self, data, ctx=None):
+        if not isinstance(data, np.ndarray):
+            raise TypeError("NDArray wraps a numpy array, got %s" % type(data).__name__)
+        self._data = data
+        self._ctx = ctx if isinstance(ctx, Context) else _check_ctx(ctx)
+
+    # ----- properties -----
+    @property
+    def shape(self):
+        return self._data.shape
+
+    @property
+    def dtype(self):
+        return self._data.dtype.type
+
+    @property
+    def size(self):
+        return int(self._data.size)
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def context(self):
+        return self._ctx
+
+    ctx = context
+
+    @property
+    def stype(self):
+        return "default"
+
+    @property
+    def T(self):
+        if self.ndim != 2:
+            raise ValueError("Only 2D matrix is allowed to be transposed")
+        return self.transpose()
+
+    @property
+    def handle(self):
+        return self._data
+
+    # ----- conversion -----
+    def asnumpy(self):
+        """A numpy copy of the data."""
+        return self._data.copy()
+
+    def asscalar(self):
+        if self.size != 1:
+            raise ValueError("The current array is not a scalar")
+        return self._data.reshape(-1)[0]
+
+    def copy(self):
+        return NDArray(self._data.copy(), self._ctx)
+
+    def copyto(self, other):
+        """Copy into another NDArray (same shape) or to a new array on a Context."""
+        if isinstance(other, NDArray):
+            if other is self:
+                return other
+            if other.shape != self.shape:
+                raise ValueError("copyto: shape mismatch, source %s vs destination %s" % (self.shape, other.shape))
+            other._data[...] = self._data
+            return other
+        if isinstance(other, Context):
+            return NDArray(self._data.copy(), _check_ctx(other))
+        raise TypeError("copyto does not support type %s" % type(other).__name__)
+
+    def as_in_context(self, context):
+        return self if self._ctx == context else self.copyto(context)
+
+    def astype(self, dtype, copy=True):
+        dtype = normalize_dtype(dtype)
+        if not copy and dtype == self._data.dtype:
+            return self
+        return NDArray(self._data.astype(dtype), self._ctx)
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def wait_to_read(self):
+        return None
+
+    def wait_to_write(self):
+        return None
+
+    def reshape(self, *shape, **kwargs):
+        """A view with a new shape; MXNet's special codes 0, -1, -2, -3, -4 and `reverse` are understood."""
+        if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+            shape = tuple(shape[0])
+        shape = kwargs.pop("shape", shape)
+        reverse = kwargs.pop("reverse", False)
+        if kwargs:
+            raise TypeError("reshape() got unexpected keyword arguments %s" % sorted(kwargs))
+        from ..ops.tensor import reshape_target
+        target = reshape_target(self.shape, tuple(shape), reverse)
+        return NDArray(self._data.reshape(target), self._ctx)
+
+    def _fresh(self, data):
+        return NDArray(np.ascontiguousarray(data), self._ctx)
+
+    # ----- indexing -----
+    def __getitem__(self, key):
+        if isinstance(key, NDArray):
+            key = key._data.astype(np.int64)
+        elif isinstance(key, tuple):
+            key = tuple(k._data.astype(np.int64) if isinstance(k, NDArray) else k for k in key)
+        view = self._data[key]
+        if view.ndim == 0:
+            view = view.reshape(1) if np.shares_memory(view, self._data) else np.asarray([view])
+        if isinstance(view, np.ndarray) and view.flags.c_contiguous and np.shares_memory(view, self._data):
+            return NDArray(view, self._ctx)
+        return self._fresh(view)
+
+    def __setitem__(self, key, value):
+        if isinstance(value, NDArray):
+            value = value._data
+        elif not isinstance(value, (numbers.Number, np.ndarray, np.generic)):
+            value = np.asarray(value)
+        if isinstance(key, NDArray):
+            key = key._data.astype(np.int64)
+        try:
+            self._data[key] = value
+        except ValueError as err:
+            raise ValueError("cannot assign a value of shape %s to NDArray[%r] of shape %s: %s"
+                             % (np.shape(value), key, self.shape, err)) from None
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(self.shape[0]))
+
+    def __bool__(self):
+        if self.size == 1:
+            return bool(self._data.reshape(-1)[0])
+        if self.size == 0:
+            return False
+        raise ValueError("The truth value of an NDArray with multiple elements is ambiguous.")
+
+    def __repr__(self):
+        shape_info = "x".join("%d" % x for x in self.shape)
+        return "\n%s\n<%s %s @%s>" % (str(self._data), self.__class__.__name__, shape_info, self._ctx)
+
+    __str__ = __repr__
+
+    def __hash__(self):
+        return id(self)
+
+    def __getstate__(self):
+        return {"data": self._data, "ctx": str(self._ctx)}
+
+    def __setstate__(self, state):
+        self._data = state["data"]
+        self._ctx = current_context()
+
+    # ----- arithmetic: every operator runs a registered op -----
+    def _binary(self, other, tensor_op, scalar_op, out=None):
+        from .imperative import invoke
+        if isinstance(other, NDArray):
+            return invoke(tensor_op, (self, other), {}, out)
+        if isinstance(other, (numbers.Number, np.generic)):
+            return invoke(scalar_op, (self,), {"scalar": other}, out)
+        raise TypeError("type %s not supported" % type(other).__name__)
+
+    def __add__(self, o):
+        return self._binary(o, "broadcast_add", "_plus_scalar")
+
+    __radd__ = __add__
+
+    def __iadd__(self, o):
+        return self._binary(o, "broadcast_add", "_plus_scalar", out=self)
+
+    def __sub__(self, o):
+        return self._binary(o, "broadcast_sub", "_minus_scalar")
+
+    def __rsub__(self, o):
+        return self._binary(o, "broadcast_sub", "_rminus_scalar") if not isinstance(o, NDArray) else o - self
+
+    def __isub__(self, o):
+        return self._binary(o, "broadcast_sub", "_minus_scalar", out=self)
+
+    def __mul__(self, o):
+        return self._binary(o, "broadcast_mul", "_mul_scalar")
+
+    __rmul__ = __mul__
+
+    def __imul__(self, o):
+        return self._binary(o, "broadcast_mul", "_mul_scalar", out=self)
+
+    def __truediv__(self, o):
+        return self._binary(o, "broadcast_div", "_div_scalar")
+
+    def __rtruediv__(self, o):
+        return self._binary(o, "broadcast_div", "_rdiv_scalar") if not isinstance(o, NDArray) else o / self
+
+    def __itruediv__(self, o):
+        return self._binary(o, "broadcast_div", "_div_scalar", out=self)
+
+    def __mod__(self, o):
+        return self._binary(o, "broadcast_mod", "_mod_scalar")
+
+    def __rmod__(self, o):
+        return self._binary(o, "broadcast_mod", "_rmod_scalar") if not isinstance(o, NDArray) else o % self
+
+    def __pow__(self, o):
+        return self._binary(o, "broadcast_power", "_power_scalar")
+
+    def __rpow__(self, o):
+        return self._binary(o, "broadcast_power", "_rpower_scalar") if not isinstance(o, NDArray) else o ** self
+
+    def __neg__(self):
+        return self._binary(-1.0, None, "_mul_scalar")
+
+    def __abs__(self):
+        from .imperative import invoke
+        return invoke("abs", (self,), {})
+
+    def __eq__(self, o):
+        return self._binary(o, "broadcast_equal", "_equal_scalar")
+
+    def __ne__(self, o):
+        return self._binary(o, "broadcast_not_equal", "_not_equal_scalar")
+
+    def __gt__(self, o):
+        return self._binary(o, "broadcast_greater", "_greater_scalar")
+
+    def __ge__(self, o):
+        return self._binary(o, "broadcast_greater_equal", "_greater_equal_scalar")
+
+    def __lt__(self, o):
+        return self._binary(o, "broadcast_lesser", "_lesser_scalar")
+
+    def __le__(self, o):
+        return self._binary(o, "broadcast_lesser_equal", "_lesser_equal_scalar")
+
+
+def as_ndarray(value, ctx=None, dtype=None):
+    """An NDArray from an NDArray, numpy array, list or scalar (MXNet's `mx.nd.array` dtype rules)."""
+    if isinstance(value, NDArray):
+        data = value._data if dtype is None else value._data.astype(normalize_dtype(dtype))
+        return NDArray(np.array(data, copy=True, order="C"), ctx or value.context)
+    # MXNet 1.x: anything but an NDArray becomes float32 unless a dtype is given (numpy arrays included).
+    try:
+        data = np.array(value, dtype=normalize_dtype(dtype), copy=True, order="C")
+    except (TypeError, ValueError) as err:
+        raise TypeError("source_array must be array like object: %s" % err) from None
+    if data.ndim == 0:
+        data = data.reshape(1)
+    return NDArray(data, ctx)

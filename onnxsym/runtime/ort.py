@@ -1,0 +1,56 @@
+"""The one module that imports onnxruntime: sessions, providers and device checks.
+
+Sessions run with intra-op spinning off, because onnxsym keeps several sessions per process (forward, gradient,
+imperative one-op graphs) and spinning idle threads slow the others down (ORT_NOTES.md §4).
+"""
+import onnxruntime as ort
+from onnxruntime.capi import _pybind_state as C
+
+from ..base import MXNetError
+
+__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error"]
+
+_config = {"intra_op_num_threads": 0}
+
+
+def set_num_threads(n):
+    """Threads per ORT session (0 = ORT's default, one per core)."""
+    _config["intra_op_num_threads"] = int(n)
+
+
+def cuda_available():
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def providers_for(ctx):
+    if ctx is None or ctx.device_type in ("cpu", "cpu_pinned", "cpu_shared"):
+        return ["CPUExecutionProvider"]
+    if ctx.device_type == "gpu":
+        if not cuda_available():
+            raise MXNetError("%s requested but the installed onnxruntime has no CUDAExecutionProvider "
+                             "(install the CUDA build of onnxruntime-training)" % ctx)
+        return [("CUDAExecutionProvider", {"device_id": ctx.device_id}), "CPUExecutionProvider"]
+    raise MXNetError("unsupported context %s" % ctx)
+
+
+def session_options():
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    so.intra_op_num_threads = _config["intra_op_num_threads"]
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+def create_session(model, ctx=None):
+    """An InferenceSession for an onnx.ModelProto (or its bytes); MXNetError with ORT's reason on failure."""
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    try:
+        return ort.InferenceSession(data, session_options(), providers=providers_for(ctx))
+    except MXNetError:
+        raise
+    except Exception as err:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+        raise MXNetError("ONNX Runtime could not load the lowered graph: %s" % err) from None
+
+
+def run_error(err):
+    return MXNetError("ONNX Runtime failed while running the graph: %s" % err)

@@ -1,0 +1,161 @@
+"""MXNet's symbol JSON format (nnvm `saveload_json.cc`), both ways, plus `debug_str`.
+
+Files written by MXNet 1.x (also the older `attr`/`param` keys, 2-element input entries and pre-0.9 graphs
+without auxiliary variables) load here; files written here load in MXNet 1.9.1.
+"""
+import json
+import re
+import os
+import tempfile
+
+from ..base import MXNetError
+from .node import HIDDEN_KEYS, Node, topo_order
+
+__all__ = ["to_json", "load_json", "save", "load", "debug_str", "MXNET_VERSION", "atomic_write"]
+
+MXNET_VERSION = 10901
+
+
+def to_json(symbol):
+    nodes = topo_order(symbol.outputs)
+    index = {id(n): i for i, n in enumerate(nodes)}
+    records, row_ptr = [], [0]
+    for node in nodes:
+        record = {"op": "null" if node.is_variable else node.op.op_name, "name": node.name}
+        if node.attrs:
+            record["attrs"] = {k: node.attrs[k] for k in sorted(node.attrs)}
+        record["inputs"] = [[index[id(src)], idx, 0] for src, idx in node.inputs]
+        records.append(record)
+        row_ptr.append(row_ptr[-1] + node.num_outputs)
+    graph = {
+        "nodes": records,
+        "arg_nodes": [i for i, n in enumerate(nodes) if n.is_variable],
+        "node_row_ptr": row_ptr,
+        "heads": [[index[id(n)], i, 0] for n, i in symbol.outputs],
+        "attrs": {"mxnet_version": ["int", MXNET_VERSION]},
+    }
+    text = json.dumps(graph, indent=2)
+    # MXNet writes entries ([node, index, version]) and id lists on one line.
+    return _SHORT_LIST.sub(lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+
+
+_SHORT_LIST = re.compile(r"\[\s*((?:-?\d+,\s*)*-?\d+)\s*\]")
+
+
+def _version(graph):
+    value = graph.get("attrs", {}).get("mxnet_version")
+    if isinstance(value, list) and len(value) == 2:
+        return int(value[1])
+    return 800    # files without a version are MXNet 0.8.0
+
+
+def _node_attrs(record, version):
+    attrs = {}
+    for key in ("param", "attr", "attrs"):
+        value = record.get(key) or {}
+        if not isinstance(value, dict):
+            raise MXNetError("node '%s': '%s' must be an object" % (record.get("name"), key))
+        attrs.update({str(k): str(v) for k, v in value.items()})
+    if version < MXNET_VERSION:
+        for key in HIDDEN_KEYS:     # UpgradeJSON_FixParsing: hidden keys move to __key__
+            if key in attrs:
+                attrs.setdefault("__%s__" % key, attrs.pop(key))
+    return attrs
+
+
+def load_json(json_str):
+    """A Symbol from MXNet's JSON text. Raises MXNetError naming the node on an unknown op or bad entry."""
+    from ..ops.registry import get_op
+    from .symbol import Symbol
+    try:
+        graph = json.loads(json_str)
+    except (ValueError, TypeError) as err:
+        raise MXNetError("Invalid symbol JSON: %s" % err) from None
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+        raise MXNetError("Invalid symbol JSON: expected an object with a 'nodes' list")
+    version = _version(graph)
+    nodes = []
+    for nid, record in enumerate(graph["nodes"]):
+        if not isinstance(record, dict) or "op" not in record or "name" not in record:
+            raise MXNetError("Invalid symbol JSON: node %d needs 'op' and 'name'" % nid)
+        name, attrs = str(record["name"]), _node_attrs(record, version)
+        inputs = []
+        for entry in record.get("inputs", []):
+            if not isinstance(entry, list) or len(entry) < 2 or not 0 <= entry[0] < nid:
+                raise MXNetError("Invalid symbol JSON: node '%s' has a bad input entry %r" % (name, entry))
+            src = nodes[entry[0]]
+            if not 0 <= entry[1] < src.num_outputs:
+                raise MXNetError("Invalid symbol JSON: node '%s' reads output %d of '%s', which has %d outputs"
+                                 % (name, entry[1], src.name, src.num_outputs))
+            inputs.append((src, int(entry[1])))
+        if record["op"] == "null":
+            nodes.append(Node(None, name, attrs))
+            continue
+        opcls = get_op(record["op"])
+        op = opcls.from_attrs(attrs, node_name=name, strict=False)
+        expected = op.input_names()
+        if len(inputs) < len(expected) and version < 900:
+            # Before 0.9 auxiliary states were not stored: add them as variables `{node}_{input}`.
+            for input_name in expected[len(inputs):]:
+                inputs.append((Node(None, "%s_%s" % (name, input_name), op.input_attrs(input_name)), 0))
+        if len(inputs) != len(expected):
+            raise MXNetError("Invalid symbol JSON: node '%s' (%s) has %d inputs, expected %d (%s)"
+                             % (name, opcls.op_name, len(inputs), len(expected), ", ".join(expected)))
+        nodes.append(Node(op, name, attrs, inputs))
+    heads = graph.get("heads")
+    if not heads:
+        raise MXNetError("Invalid symbol JSON: no 'heads'")
+    outputs = []
+    for entry in heads:
+        if not isinstance(entry, list) or not 0 <= entry[0] < len(nodes):
+            raise MXNetError("Invalid symbol JSON: bad head entry %r" % (entry,))
+        outputs.append((nodes[entry[0]], int(entry[1])))
+    return Symbol(outputs)
+
+
+def atomic_write(path, data, mode="w"):
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(symbol, fname):
+    if not isinstance(fname, (str, os.PathLike)):
+        raise TypeError("fname must be a string")
+    atomic_write(fname, symbol.tojson())
+
+
+def load(fname):
+    """A Symbol from an MXNet `-symbol.json` file."""
+    if not isinstance(fname, (str, os.PathLike)):
+        raise TypeError("fname must be a string")
+    with open(fname, "r", encoding="utf-8") as handle:
+        return load_json(handle.read())
+
+
+def debug_str(symbol):
+    lines = ["Symbol Outputs:"]
+    for i, (node, index) in enumerate(symbol.outputs):
+        lines.append("\toutput[%d]=%s(%d)" % (i, node.name, index))
+    for node in topo_order(symbol.outputs):
+        if node.is_variable:
+            lines.append("Variable:%s" % node.name)
+            continue
+        lines.append("--------------------")
+        lines.append("Op:%s, Name=%s" % (node.op.op_name, node.name))
+        lines.append("Inputs:")
+        for i, (src, idx) in enumerate(node.inputs):
+            lines.append("\targ[%d]=%s(%d) version=0" % (i, src.name, idx))
+        if node.attrs:
+            lines.append("Attrs:")
+            lines.extend("\t%s=%s" % (k, node.attrs[k]) for k in sorted(node.attrs))
+    return "\n".join(lines) + "\n"

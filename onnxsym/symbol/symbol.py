@@ -1,0 +1,430 @@
+"""The Symbol API: MXNet 1.x symbolic graphs as plain Python data."""
+import copy as _copy
+import numbers
+
+from ..base import MXNetError, normalize_dtype
+from .naming import AttrScope, NameManager
+from .node import Node, hidden_key, topo_order
+
+__all__ = ["Symbol", "Variable", "var", "Group", "create_symbol"]
+
+
+def _lazy_op(name):
+    from ..ops.registry import get_op
+    return get_op(name)
+
+
+class Symbol:
+    """A list of graph outputs `(node, index)`. Immutable apart from `_set_attr`, as in MXNet."""
+
+    __slots__ = ("_outputs", "__weakref__")
+
+    def __init__(self, outputs):
+        self._outputs = tuple(outputs)
+
+    # ------------------------------------------------------------------ identity and structure
+    @property
+    def outputs(self):
+        return self._outputs
+
+    @property
+    def name(self):
+        """The node name when the symbol has one output, else None."""
+        if len(self._outputs) != 1:
+            return None
+        return self._outputs[0][0].name
+
+    def __repr__(self):
+        if len(self._outputs) == 1:
+            return "<Symbol %s>" % self.name
+        return "<Symbol group [%s]>" % ", ".join(node.name for node, _ in self._outputs)
+
+    def __len__(self):
+        return len(self._outputs)
+
+    def __iter__(self):
+        return (Symbol([entry]) for entry in self._outputs)
+
+    def __getitem__(self, index):
+        names = self.list_outputs()
+        if isinstance(index, str):
+            matches = [i for i, n in enumerate(names) if n == index]
+            if not matches:
+                raise ValueError("There is no output named '%s' (outputs: %s)" % (index, ", ".join(names)))
+            if len(matches) > 1:
+                raise ValueError("There are multiple outputs named '%s'" % index)
+            index = matches[0]
+        if isinstance(index, slice):
+            return Symbol(self._outputs[index])
+        if not isinstance(index, numbers.Integral):
+            raise TypeError("Symbol only supports integer and string indexing, got %r" % (index,))
+        if not -len(names) <= index < len(names):
+            raise IndexError("output index %d out of range for %d outputs" % (index, len(names)))
+        return Symbol([self._outputs[index]])
+
+    def __copy__(self):
+        return Symbol(self._outputs)
+
+    def __deepcopy__(self, memo=None):
+        return Symbol(_clone(self._outputs, {}))
+
+    def __getstate__(self):
+        return {"handle": self.tojson()}
+
+    def __setstate__(self, state):
+        from .serialize import load_json
+        self._outputs = load_json(state["handle"])._outputs
+
+    def _nodes(self):
+        return topo_order(self._outputs)
+
+    # ------------------------------------------------------------------ listing
+    def list_outputs(self):
+        return [node.output_name(index) for node, index in self._outputs]
+
+    def _input_nodes(self):
+        """(variable nodes in DFS order, set of ids of the ones used as auxiliary states)."""
+        nodes = self._nodes()
+        aux = set()
+        for node in nodes:
+            for (src, _), is_aux in zip(node.inputs, node.aux_flags()):
+                if is_aux and src.is_variable:
+                    aux.add(id(src))
+        return [n for n in nodes if n.is_variable], aux
+
+    def list_arguments(self):
+        variables, aux = self._input_nodes()
+        return [n.name for n in variables if id(n) not in aux]
+
+    def list_auxiliary_states(self):
+        variables, aux = self._input_nodes()
+        return [n.name for n in variables if id(n) in aux]
+
+    def list_inputs(self):
+        variables, _ = self._input_nodes()
+        return [n.name for n in variables]
+
+    def get_internals(self):
+        """Every output of every node, in DFS order (`sym.get_internals()['fc1_output']`)."""
+        return Symbol([(n, i) for n in self._nodes() for i in range(n.num_outputs)])
+
+    def get_children(self):
+        """The inputs of this symbol's head node as a group, or None for a variable."""
+        entries = [e for node, _ in self._outputs for e in node.inputs]
+        return Symbol(entries) if entries else None
+
+    # ------------------------------------------------------------------ attributes
+    def attr(self, key):
+        """The attribute `key` of the (single) head node, or None."""
+        if len(self._outputs) != 1:
+            return None
+        attrs = self._outputs[0][0].attrs
+        value = attrs.get(key)
+        return attrs.get(hidden_key(key)) if value is None else value
+
+    def list_attr(self, recursive=False):
+        if recursive:
+            raise DeprecationWarning("Symbol.list_attr with recursive=True has been deprecated. "
+                                     "Please use attr_dict instead.")
+        if len(self._outputs) != 1:
+            return {}
+        return dict(self._outputs[0][0].attrs)
+
+    def attr_dict(self):
+        """{node name: attributes} for every node with attributes."""
+        return {n.name: dict(n.attrs) for n in self._nodes() if n.attrs}
+
+    def _set_attr(self, **kwargs):
+        for key, value in kwargs.items():
+            if not isinstance(value, str):
+                raise ValueError("Set Attr only accepts string values: %s=%r" % (key, value))
+            for node, _ in self._outputs:
+                node.attrs[hidden_key(key)] = value
+
+    # ------------------------------------------------------------------ composition
+    def __call__(self, *args, **kwargs):
+        """Compose: replace argument variables by the given symbols (by position or by name)."""
+        name = kwargs.pop("name", None)
+        result = _copy.deepcopy(self)
+        result._compose(*args, name=name, **kwargs)
+        return result
+
+    def _compose(self, *args, name=None, **kwargs):
+        if args and kwargs:
+            raise TypeError("compose only accept input Symbols either as positional or keyword arguments, not both")
+        arg_names = self.list_arguments()
+        if len(args) > len(arg_names):
+            raise MXNetError("compose: %d symbols given but the symbol has %d arguments" % (len(args), len(arg_names)))
+        replace = dict(zip(arg_names, args)) if args else dict(kwargs)
+        for key, value in replace.items():
+            if not isinstance(value, Symbol) or len(value) != 1:
+                raise TypeError("compose expects single-output Symbols, got %r for '%s'" % (value, key))
+            if key not in arg_names:
+                raise MXNetError("compose: '%s' is not an argument of the symbol (arguments: %s)"
+                                 % (key, ", ".join(arg_names)))
+        for node in self._nodes():
+            node.inputs = tuple(replace[src.name]._outputs[0] if src.is_variable and src.name in replace
+                                else (src, idx) for src, idx in node.inputs)
+        if name is not None and len(self._outputs) == 1:
+            self._outputs[0][0].name = name
+
+    # ------------------------------------------------------------------ arithmetic
+    def _binary(self, other, sym_op, scalar_op):
+        if isinstance(other, Symbol):
+            return create_symbol(sym_op, self, other)
+        if isinstance(other, numbers.Number):
+            return create_symbol(scalar_op, self, scalar=other)
+        raise TypeError("type %s not supported" % type(other).__name__)
+
+    def _rscalar(self, other, scalar_op):
+        if isinstance(other, numbers.Number):
+            return create_symbol(scalar_op, self, scalar=other)
+        raise TypeError("type %s not supported" % type(other).__name__)
+
+    def __add__(self, other):
+        return self._binary(other, "_Plus", "_PlusScalar")
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self._binary(other, "_Minus", "_MinusScalar")
+
+    def __rsub__(self, other):
+        return self._rscalar(other, "_RMinusScalar")
+
+    def __mul__(self, other):
+        return self._binary(other, "_Mul", "_MulScalar")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return self._binary(other, "_Div", "_DivScalar")
+
+    def __rtruediv__(self, other):
+        return self._rscalar(other, "_RDivScalar")
+
+    __div__, __rdiv__ = __truediv__, __rtruediv__
+
+    def __mod__(self, other):
+        return self._binary(other, "_Mod", "_ModScalar")
+
+    def __rmod__(self, other):
+        return self._rscalar(other, "_RModScalar")
+
+    def __pow__(self, other):
+        return self._binary(other, "_Power", "_PowerScalar")
+
+    def __rpow__(self, other):
+        return self._rscalar(other, "_RPowerScalar")
+
+    def __neg__(self):
+        return self.__mul__(-1.0)
+
+    def __abs__(self):
+        return create_symbol("abs", self)
+
+    def __eq__(self, other):
+        return self._binary(other, "_equal", "_EqualScalar")
+
+    def __ne__(self, other):
+        return self._binary(other, "_not_equal", "_NotEqualScalar")
+
+    def __gt__(self, other):
+        return self._binary(other, "_greater", "_GreaterScalar")
+
+    def __ge__(self, other):
+        return self._binary(other, "_greater_equal", "_GreaterEqualScalar")
+
+    def __lt__(self, other):
+        return self._binary(other, "_lesser", "_LesserScalar")
+
+    def __le__(self, other):
+        return self._binary(other, "_lesser_equal", "_LesserEqualScalar")
+
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        raise NotImplementedError("The truth value of a Symbol is not defined (it is a graph, not a value)")
+
+    # ------------------------------------------------------------------ inference
+    def _shape_query(self, args, kwargs):
+        if args and kwargs:
+            raise ValueError("Can only specify known argument shapes either by positional or kwargs way.")
+        if args:
+            names = self.list_arguments()
+            if len(args) > len(names):
+                raise ValueError("infer_shape: %d shapes given for %d arguments" % (len(args), len(names)))
+            return {n: s for n, s in zip(names, args) if s is not None}
+        inputs = set(self.list_inputs())
+        for key in kwargs:
+            if key not in inputs:
+                raise MXNetError("infer_shape: '%s' is not an input of the symbol (inputs: %s)"
+                                 % (key, ", ".join(self.list_inputs())))
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+    def _infer(self, infer, known):
+        nodes, values = infer(self._outputs, known)
+        variables, aux = self._input_nodes()
+        arg = [values.get((id(n), 0)) for n in variables if id(n) not in aux]
+        auxv = [values.get((id(n), 0)) for n in variables if id(n) in aux]
+        out = [values.get((id(n), i)) for n, i in self._outputs]
+        return arg, out, auxv
+
+    def infer_shape(self, *args, **kwargs):
+        """(arg_shapes, out_shapes, aux_shapes) from known input shapes; (None, None, None) when undecided."""
+        from .infer import infer_graph_shapes
+        arg, out, aux = self._infer(infer_graph_shapes, self._shape_query(args, kwargs))
+        if any(s is None for s in arg + out + aux):
+            import warnings
+            unknown = ["%s: ()" % n for n, s in zip(self.list_arguments(), arg) if s is None]
+            warnings.warn("Cannot decide shape for the following arguments (0s in shape means unknown "
+                          "dimensions). Consider providing them as input:\n\t" + "\n\t".join(unknown[:10]),
+                          stacklevel=2)
+            return None, None, None
+        return arg, out, aux
+
+    def infer_shape_partial(self, *args, **kwargs):
+        """Like infer_shape, with () for shapes that cannot be decided."""
+        from .infer import infer_graph_shapes
+        arg, out, aux = self._infer(infer_graph_shapes, self._shape_query(args, kwargs))
+        fill = lambda shapes: [() if s is None else s for s in shapes]
+        return fill(arg), fill(out), fill(aux)
+
+    def _type_query(self, args, kwargs):
+        if args and kwargs:
+            raise ValueError("Can only specify known argument types either by positional or kwargs way.")
+        names = self.list_arguments()
+        known = dict(zip(names, args)) if args else dict(kwargs)
+        inputs = set(self.list_inputs())
+        for key in known:
+            if key not in inputs:
+                raise MXNetError("infer_type: '%s' is not an input of the symbol" % key)
+        return {k: normalize_dtype(v) for k, v in known.items() if v is not None}
+
+    def infer_type(self, *args, **kwargs):
+        """(arg_types, out_types, aux_types) as numpy type classes; (None, None, None) when undecided."""
+        from .infer import infer_graph_types
+        arg, out, aux = self._infer(infer_graph_types, self._type_query(args, kwargs))
+        if any(t is None for t in arg + out + aux):
+            return None, None, None
+        as_type = lambda types: [t.type for t in types]
+        return as_type(arg), as_type(out), as_type(aux)
+
+    def infer_type_partial(self, *args, **kwargs):
+        from .infer import infer_graph_types
+        arg, out, aux = self._infer(infer_graph_types, self._type_query(args, kwargs))
+        as_type = lambda types: [None if t is None else t.type for t in types]
+        return as_type(arg), as_type(out), as_type(aux)
+
+    # ------------------------------------------------------------------ serialization
+    def tojson(self):
+        from .serialize import to_json
+        return to_json(self)
+
+    def save(self, fname, remove_amp_cast=True):
+        from .serialize import save
+        save(self, fname)
+
+    def debug_str(self):
+        from .serialize import debug_str
+        return debug_str(self)
+
+    # ------------------------------------------------------------------ execution (runtime is imported lazily)
+    def bind(self, ctx, args, args_grad=None, grad_req="write", aux_states=None, group2ctx=None,
+             shared_exec=None):
+        """An Executor over the given arrays (list in list_arguments order, or dict by name)."""
+        from ..runtime.executor import bind
+        return bind(self, ctx, args, args_grad, grad_req, aux_states, shared_exec=shared_exec)
+
+    def simple_bind(self, ctx, grad_req="write", type_dict=None, stype_dict=None, group2ctx=None,
+                    shared_arg_names=None, shared_exec=None, shared_buffer=None, **kwargs):
+        """An Executor with every array allocated from the inferred shapes (zeros)."""
+        from ..runtime.executor import simple_bind
+        return simple_bind(self, ctx, grad_req, type_dict, shared_exec=shared_exec, shapes=kwargs)
+
+    def eval(self, ctx=None, **kwargs):
+        """Bind the given arrays, run forward once and return the outputs."""
+        from ..context import current_context
+        executor = self.bind(ctx or current_context(), kwargs)
+        return executor.forward()
+
+
+def _clone(entries, memo):
+    def clone(node):
+        if id(node) not in memo:
+            memo[id(node)] = Node(node.op, node.name, node.attrs, [(clone(s), i) for s, i in node.inputs])
+        return memo[id(node)]
+
+    for node in topo_order(entries):
+        clone(node)
+    return [(memo[id(n)], i) for n, i in entries]
+
+
+def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, init=None, stype=None,
+             **kwargs):
+    """A graph input (data, label or parameter). Shape, dtype, init and learning-rate multipliers are stored
+    as MXNet's hidden attributes (`__shape__`, `__dtype__`, `__init__`, `__lr_mult__`, `__wd_mult__`)."""
+    if not isinstance(name, str):
+        raise TypeError("Expect a string for variable `name`")
+    attrs = AttrScope.current.get({hidden_key(k): v for k, v in (attr or {}).items()})
+    if shape is not None:
+        attrs["__shape__"] = str(tuple(shape))
+    if lr_mult is not None:
+        attrs["__lr_mult__"] = str(lr_mult)
+    if wd_mult is not None:
+        attrs["__wd_mult__"] = str(wd_mult)
+    if dtype is not None:
+        from ..base import DTYPE_NAMES
+        attrs["__dtype__"] = str(DTYPE_NAMES.index(normalize_dtype(dtype).name))
+    if init is not None:
+        if not isinstance(init, str):
+            init = init.dumps()
+        attrs["__init__"] = init
+    if stype is not None:
+        attrs["__storage_type__"] = str({"default": 0, "row_sparse": 1, "csr": 2}.get(stype, stype))
+    for key, value in kwargs.items():
+        if key.startswith("__") and key.endswith("__"):
+            attrs[key] = str(value)
+        else:
+            raise ValueError("Attribute name=%s is not supported. Additional attributes must start and end "
+                             "with double underscores, e.g. __yourattr__" % key)
+    return Symbol([(Node(None, name, attrs), 0)])
+
+
+var = Variable
+
+
+def Group(symbols):
+    """One symbol whose outputs are the outputs of `symbols`, in order."""
+    if not symbols or any(not isinstance(s, Symbol) for s in symbols):
+        raise TypeError("Expected a list of symbols as input")
+    return Symbol([entry for s in symbols for entry in s._outputs])
+
+
+def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
+    """Apply the registered op `func_name` (an MXNet name or alias) to symbols, as MXNet's generated
+    `mx.sym.<Op>` functions do: automatic name from the function name, missing inputs as `{name}_{input}`."""
+    from ..ops.registry import bind_inputs, split_call
+    opcls = _lazy_op(func_name)
+    for value in args:
+        if isinstance(value, Symbol) and len(value) != 1:
+            raise MXNetError("%s: cannot compose with a symbol of %d outputs (%s); select one with sym[i]"
+                             % (func_name, len(value), ", ".join(value.list_outputs())))
+    inputs, named, params = split_call(opcls, args, kwargs, lambda v: isinstance(v, Symbol))
+    for key, value in named.items():
+        if len(value) != 1:
+            raise MXNetError("%s: input '%s' is a symbol of %d outputs; select one with sym[i]"
+                             % (func_name, key, len(value)))
+    name = NameManager.current.get(name, func_name.lower())
+    op = opcls.from_attrs(params, node_name=name)
+    slots = bind_inputs(op, name, inputs, named)
+    entries = []
+    for input_name, value in zip(op.input_names(), slots):
+        if value is None:
+            entries.append((Node(None, "%s_%s" % (name, input_name), op.input_attrs(input_name)), 0))
+        else:
+            entries.append(value._outputs[0])
+    attrs = AttrScope.current.get({hidden_key(k): v for k, v in (attr or {}).items()})
+    attrs.update(params)
+    node = Node(op, name, attrs, entries)
+    return Symbol([(node, i) for i in range(op.num_visible_outputs())])

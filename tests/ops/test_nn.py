@@ -1,0 +1,54 @@
+"""FullyConnected and Activation against numpy."""
+import numpy as np
+import pytest
+
+from .opcase import OpCase, run_case
+
+
+def _softrelu(data):
+    return np.logaddexp(0, data.astype(np.float64)).astype(data.dtype)
+
+
+CASES = [
+    OpCase("FullyConnected", dict(num_hidden=4), {"data": (2, 3, 5)},
+           lambda data, weight, bias: data.reshape(2, -1) @ weight.T + bias),
+    OpCase("FullyConnected", dict(num_hidden=4, no_bias=True), {"data": (2, 6)},
+           lambda data, weight: data @ weight.T),
+    OpCase("FullyConnected", dict(num_hidden=4, flatten=False), {"data": (2, 3, 5)},
+           lambda data, weight, bias: data @ weight.T + bias),
+    OpCase("FullyConnected", dict(num_hidden=4, flatten=False, no_bias=True), {"data": (2, 3, 5)},
+           lambda data, weight: data @ weight.T),
+    OpCase("FullyConnected", dict(num_hidden=3), {"data": (2, 5)},
+           lambda data, weight, bias: data @ weight.T + bias, dtype="float64"),
+    OpCase("Activation", dict(act_type="relu"), {"data": (2, 3)}, lambda data: np.maximum(data, 0)),
+    OpCase("Activation", dict(act_type="sigmoid"), {"data": (2, 3)}, lambda data: 1 / (1 + np.exp(-data))),
+    OpCase("Activation", dict(act_type="tanh"), {"data": (2, 3)}, lambda data: np.tanh(data)),
+    OpCase("Activation", dict(act_type="softrelu"), {"data": (2, 3)}, _softrelu, low=-30, high=30),
+    OpCase("Activation", dict(act_type="softsign"), {"data": (2, 3)}, lambda data: data / (1 + np.abs(data))),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    run_case(case)
+
+
+def test_fully_connected_infers_weight_shapes():
+    import onnxsym as mx
+    fc = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=128, name="fc1")
+    assert fc.infer_shape(data=(5, 3, 28, 28)) == ([(5, 3, 28, 28), (128, 2352), (128,)], [(5, 128)], [])
+
+
+def test_fully_connected_weight_conflict_names_node_and_shapes():
+    import onnxsym as mx
+    fc = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=128, name="fc1")
+    with pytest.raises(mx.MXNetError) as err:
+        fc.infer_shape(data=(5, 784), fc1_weight=(128, 100))
+    message = str(err.value)
+    assert "fc1" in message and "weight" in message and "(128, 784)" in message and "(128, 100)" in message
+
+
+def test_activation_rejects_unknown_type():
+    import onnxsym as mx
+    with pytest.raises(mx.MXNetError, match="act_type"):
+        mx.sym.Activation(mx.sym.Variable("x"), act_type="swish")
