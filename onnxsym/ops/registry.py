@@ -38,6 +38,7 @@ class OpDef:
     inputs: typing.ClassVar[tuple] = ("data",)
     outputs: typing.ClassVar[tuple] = ("output",)
     aux: typing.ClassVar[tuple] = ()
+    differentiable: typing.ClassVar[bool] = True    # False: gradient undefined (argmax, comparisons): zeros
     _kinds: typing.ClassVar[dict] = {}
 
     # ----- names -----

@@ -120,7 +120,7 @@ class NDArray:
         reverse = kwargs.pop("reverse", False)
         if kwargs:
             raise TypeError("reshape() got unexpected keyword arguments %s" % sorted(kwargs))
-        from ..ops.tensor import reshape_target
+        from ..ops.shape import reshape_target
         target = reshape_target(self.shape, tuple(shape), reverse)
         return NDArray(self._data.reshape(target), self._ctx)
 
