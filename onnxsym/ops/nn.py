@@ -55,3 +55,75 @@ class Activation(OpDef):
 
     def lower(self, g, data):
         return _ACTIVATIONS[self.act_type](g, data)
+
+
+def _relu_neg(g, x):
+    """min(x, 0) as -Relu(-x): differentiable with ORT's stock gradient ops."""
+    return g.Neg(g.Relu(g.Neg(x)))
+
+
+def _elu(g, x, alpha):
+    one = g.scalar(1, g.dtype(x))
+    return g.Add(g.Relu(x), g.Mul(g.scalar(alpha, g.dtype(x)), g.Sub(g.Exp(_relu_neg(g, x)), one)))
+
+
+_SELU_LAMBDA = 1.0507009873538
+_SELU_ALPHA = 1.6732632423543772
+
+
+@register
+class LeakyReLU(OpDef):
+    """Leaky family of rectifiers. Mirrors MXNet src/operator/leaky_relu-inl.h.
+
+    leaky: x>0 ? x : slope*x; prelu: x>0 ? x : gamma[c]*x (gamma (C,) or (1,)); elu: x>0 ? x : slope*(e^x-1);
+    selu: lambda*elu_alpha(x); gelu: x*Phi(x) (erf form); rrelu: random slope in [lower, upper] when training,
+    (lower+upper)/2 at inference.
+    """
+    act_type: str = param("leaky", choices=("elu", "gelu", "leaky", "prelu", "rrelu", "selu"),
+                          doc="Activation function to be applied.")
+    slope: float = param(0.25, doc="Init slope for the activation (for leaky and elu).")
+    lower_bound: float = param(0.125, doc="Lower bound of random slope (for rrelu only).")
+    upper_bound: float = param(0.334, doc="Upper bound of random slope (for rrelu only).")
+
+    def input_names(self):
+        return ("data", "gamma") if self.act_type == "prelu" else ("data",)
+
+    def output_names(self):
+        return ("output", "mask") if self.act_type == "rrelu" else ("output",)
+
+    def num_visible_outputs(self):
+        return 1
+
+    def input_attrs(self, input_name):
+        return {"__init__": '["Constant", {"value": 0.25}]'} if input_name == "gamma" else {}
+
+    def infer_shape(self, data, gamma=None):
+        if data is None:
+            return None
+        outs = [data] * self.num_outputs()
+        if self.act_type != "prelu":
+            return [data], outs
+        channels = data[1] if len(data) > 1 else 1
+        if gamma is not None and tuple(gamma) not in ((channels,), (1,)):
+            raise MXNetError("LeakyReLU(prelu): gamma must have shape (%d,) or (1,), got %s" % (channels, gamma))
+        return [data, gamma if gamma is not None else (channels,)], outs
+
+    def lower(self, g, data, gamma=None):
+        dtype = g.dtype(data)
+        kind = self.act_type
+        if kind == "leaky":
+            out = g.LeakyRelu(data, alpha=self.slope)
+        elif kind == "rrelu":
+            out = g.LeakyRelu(data, alpha=(self.lower_bound + self.upper_bound) / 2.0)
+        elif kind == "prelu":
+            ndim = len(g.shape(data))
+            slope = gamma if ndim <= 1 else g.Reshape(gamma, g.int64s([1, -1] + [1] * (ndim - 2)))
+            out = g.Sub(g.Relu(data), g.Mul(slope, g.Relu(g.Neg(data))))
+        elif kind == "elu":
+            out = _elu(g, data, self.slope)
+        elif kind == "selu":
+            out = g.Mul(g.scalar(_SELU_LAMBDA, dtype), _elu(g, data, _SELU_ALPHA))
+        else:
+            half, root = g.scalar(0.5, dtype), g.scalar(1.0 / math.sqrt(2.0), dtype)
+            out = g.Mul(g.Mul(half, data), g.Add(g.scalar(1, dtype), g.Erf(g.Mul(data, root))))
+        return (out, None) if kind == "rrelu" else out

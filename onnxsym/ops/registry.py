@@ -85,9 +85,13 @@ class OpDef:
         """Parse MXNet attribute strings. Unknown non-hidden keys raise when `strict` (op creation)."""
         where = " (node '%s')" % node_name if node_name else ""
         values = {}
-        names = set()
+        names = {f.name for f in dataclasses.fields(cls)}
+        if strict:
+            unknown = [k for k in attrs if k not in names and not (k.startswith("__") and k.endswith("__"))]
+            if unknown:
+                raise MXNetError("Cannot find argument '%s' of operator %s%s. Possible arguments: %s"
+                                 % (unknown[0], cls.op_name, where, ", ".join(sorted(names)) or "(none)"))
         for field in dataclasses.fields(cls):
-            names.add(field.name)
             if field.name in attrs:
                 try:
                     values[field.name] = parse_value(cls._kinds[field.name], attrs[field.name])
@@ -99,11 +103,6 @@ class OpDef:
                                  % (field.name, cls.op_name, where))
             if field.name in values:
                 check_choice(cls.op_name, field, values[field.name])
-        if strict:
-            unknown = [k for k in attrs if k not in names and not (k.startswith("__") and k.endswith("__"))]
-            if unknown:
-                raise MXNetError("Cannot find argument '%s' of operator %s%s. Possible arguments: %s"
-                                 % (unknown[0], cls.op_name, where, ", ".join(sorted(names)) or "(none)"))
         try:
             op = cls(**values)
         except (ValueError, TypeError, MXNetError) as err:

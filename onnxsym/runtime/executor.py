@@ -87,11 +87,10 @@ def bind(symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, s
 
 
 def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_exec=None, shapes=None):
-    from .ndarray import NDArray as _ND
-    arg_shapes, _, aux_shapes = symbol.infer_shape(**(shapes or {}))
-    if arg_shapes is None:
-        partial = symbol.infer_shape_partial(**(shapes or {}))[0]
-        unknown = [n for n, s in zip(symbol.list_arguments(), partial) if not s]
+    arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**(shapes or {}))
+    names = symbol.list_arguments() + symbol.list_auxiliary_states()
+    unknown = [n for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s]
+    if unknown:
         raise MXNetError("simple_bind: cannot infer the shapes of %s; give them as keyword arguments"
                          % ", ".join(unknown))
     arg_types, _, aux_types = symbol.infer_type(**(type_dict or {}))
@@ -102,9 +101,9 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_exec=None,
     arg_names = symbol.list_arguments()
     reqs = _grad_reqs(grad_req, arg_names)
     ctx = ctx or current_context()
-    args = [_ND(np.zeros(s, t), ctx) for s, t in zip(arg_shapes, arg_types)]
-    grads = [None if r == "null" else _ND(np.zeros(s, t), ctx) for s, t, r in zip(arg_shapes, arg_types, reqs)]
-    aux = [_ND(np.zeros(s, t), ctx) for s, t in zip(aux_shapes, aux_types)]
+    args = [NDArray(np.zeros(s, t), ctx) for s, t in zip(arg_shapes, arg_types)]
+    grads = [None if r == "null" else NDArray(np.zeros(s, t), ctx) for s, t, r in zip(arg_shapes, arg_types, reqs)]
+    aux = [NDArray(np.zeros(s, t), ctx) for s, t in zip(aux_shapes, aux_types)]
     return Executor(symbol, ctx, args, grads, reqs, aux)
 
 

@@ -29,7 +29,7 @@ class NDArray:
         if not isinstance(data, np.ndarray):
             raise TypeError("NDArray wraps a numpy array, got %s" % type(data).__name__)
         self._data = data
-        self._ctx = ctx if isinstance(ctx, Context) else _check_ctx(ctx)
+        self._ctx = ctx if isinstance(ctx, Context) and ctx.device_type != "gpu" else _check_ctx(ctx)
 
     # ----- properties -----
     @property

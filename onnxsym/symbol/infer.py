@@ -50,7 +50,11 @@ def _run_rules(heads, seeds, rule, merge, what):
             try:
                 result = rule(node, ins)
             except MXNetError as err:
-                raise MXNetError("Error in operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
+                known = ", ".join("%s=%s %s" % (_describe_input(node, i), src.output_name(idx),
+                                                "?" if v is None else _fmt(v))
+                                  for i, ((src, idx), v) in enumerate(zip(node.inputs, ins)))
+                raise MXNetError("Error in operator %s (%s): %s [inputs: %s]"
+                                 % (node.name, node.op.op_name, err, known)) from None
             if result is None:
                 continue
             new_ins, new_outs = result

@@ -360,13 +360,18 @@ def _clone(entries, memo):
     return [(memo[id(n)], i) for n, i in entries]
 
 
+def _scoped_attrs(attr):
+    """The current AttrScope's attributes updated with `attr`, hidden keys stored as `__key__`."""
+    return {hidden_key(k): v for k, v in AttrScope.current.get(attr).items()}
+
+
 def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, init=None, stype=None,
              **kwargs):
     """A graph input (data, label or parameter). Shape, dtype, init and learning-rate multipliers are stored
     as MXNet's hidden attributes (`__shape__`, `__dtype__`, `__init__`, `__lr_mult__`, `__wd_mult__`)."""
     if not isinstance(name, str):
         raise TypeError("Expect a string for variable `name`")
-    attrs = AttrScope.current.get({hidden_key(k): v for k, v in (attr or {}).items()})
+    attrs = _scoped_attrs(attr)
     if shape is not None:
         attrs["__shape__"] = str(tuple(shape))
     if lr_mult is not None:
@@ -424,7 +429,7 @@ def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
             entries.append((Node(None, "%s_%s" % (name, input_name), op.input_attrs(input_name)), 0))
         else:
             entries.append(value._outputs[0])
-    attrs = AttrScope.current.get({hidden_key(k): v for k, v in (attr or {}).items()})
+    attrs = _scoped_attrs(attr)
     attrs.update(params)
     node = Node(op, name, attrs, entries)
     return Symbol([(node, i) for i in range(op.num_visible_outputs())])

@@ -25,7 +25,27 @@ CASES = [
     OpCase("Activation", dict(act_type="tanh"), {"data": (2, 3)}, lambda data: np.tanh(data)),
     OpCase("Activation", dict(act_type="softrelu"), {"data": (2, 3)}, _softrelu, low=-30, high=30),
     OpCase("Activation", dict(act_type="softsign"), {"data": (2, 3)}, lambda data: data / (1 + np.abs(data))),
+    OpCase("LeakyReLU", {}, {"data": (2, 3)}, lambda data: np.where(data > 0, data, 0.25 * data)),
+    OpCase("LeakyReLU", dict(act_type="leaky", slope=0.1), {"data": (2, 3, 4)},
+           lambda data: np.where(data > 0, data, 0.1 * data)),
+    OpCase("LeakyReLU", dict(act_type="prelu"), {"data": (2, 3, 4, 5)},
+           lambda data, gamma: np.where(data > 0, data, gamma.reshape(1, 3, 1, 1) * data)),
+    OpCase("LeakyReLU", dict(act_type="prelu"), {"data": (4, 3)},
+           lambda data, gamma: np.where(data > 0, data, gamma * data)),
+    OpCase("LeakyReLU", dict(act_type="elu", slope=0.7), {"data": (2, 5)},
+           lambda data: np.where(data > 0, data, 0.7 * np.expm1(data)), low=-3, high=3),
+    OpCase("LeakyReLU", dict(act_type="selu"), {"data": (2, 5)},
+           lambda data: 1.0507009873538 * np.where(data > 0, data, 1.6732632423543772 * np.expm1(data)),
+           low=-3, high=3),
+    OpCase("LeakyReLU", dict(act_type="gelu"), {"data": (2, 5)}, lambda data: _gelu(data), low=-3, high=3),
+    OpCase("LeakyReLU", dict(act_type="rrelu", lower_bound=0.1, upper_bound=0.3), {"data": (2, 5)},
+           lambda data: np.where(data > 0, data, 0.2 * data)),
 ]
+
+
+def _gelu(data):
+    from math import erf
+    return (0.5 * data * (1 + np.vectorize(erf)(data / np.sqrt(2.0)))).astype(data.dtype)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -52,3 +72,13 @@ def test_activation_rejects_unknown_type():
     import onnxsym as mx
     with pytest.raises(mx.MXNetError, match="act_type"):
         mx.sym.Activation(mx.sym.Variable("x"), act_type="swish")
+
+
+def test_prelu_gamma_defaults():
+    import onnxsym as mx
+    act = mx.sym.LeakyReLU(mx.sym.Variable("x"), act_type="prelu", name="p")
+    assert act.list_arguments() == ["x", "p_gamma"]
+    assert act.infer_shape(x=(2, 7, 3, 3))[0][1] == (7,)
+    assert act.attr_dict()["p_gamma"]["__init__"] == '["Constant", {"value": 0.25}]'
+    with pytest.raises(mx.MXNetError, match="gamma"):
+        act.infer_shape(x=(2, 7, 3, 3), p_gamma=(3,))

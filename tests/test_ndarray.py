@@ -1,0 +1,122 @@
+"""NDArray: creation, dtype rules, repr, indexing, arithmetic and imperative ops, against numpy."""
+import numpy as np
+import pytest
+
+import onnxsym as mx
+
+
+def test_creation_and_dtype_rules():
+    assert mx.nd.array([[1, 2]]).dtype == np.float32          # lists become float32
+    assert mx.nd.array(np.arange(3)).dtype == np.float32      # so do numpy arrays, as in MXNet 1.x
+    assert mx.nd.array(np.arange(3), dtype="int32").dtype == np.int32
+    assert mx.nd.array(mx.nd.array([1], dtype=np.float64)).dtype == np.float64   # NDArray sources keep theirs
+    assert mx.nd.zeros((2, 3)).asnumpy().tolist() == [[0] * 3] * 2
+    assert mx.nd.ones(2, dtype="float16").dtype == np.float16
+    assert mx.nd.full((2,), 7).asnumpy().tolist() == [7, 7]
+    assert mx.nd.empty((1, 2)).shape == (1, 2)
+    np.testing.assert_array_equal(mx.nd.arange(0, 3, 0.5).asnumpy(), np.arange(0, 3, 0.5, dtype=np.float32))
+    np.testing.assert_array_equal(mx.nd.arange(3, repeat=2).asnumpy(), [0, 0, 1, 1, 2, 2])
+    a = mx.nd.array([[1, 2], [3, 4]])
+    assert (a.shape, a.size, a.ndim, a.context, a.stype) == ((2, 2), 4, 2, mx.cpu(0), "default")
+    with pytest.raises(TypeError):
+        mx.nd.array([[1, 2], [3]])
+
+
+def test_repr_like_mxnet():
+    assert repr(mx.nd.ones((1, 2))) == "\n[[1. 1.]]\n<NDArray 1x2 @cpu(0)>"
+    assert repr(mx.nd.zeros(3)) == "\n[0. 0. 0.]\n<NDArray 3 @cpu(0)>"
+
+
+def test_conversions():
+    a = mx.nd.array([[1.5, 2], [3, 4]])
+    n = a.asnumpy()
+    n[0, 0] = 100
+    assert a.asnumpy()[0, 0] == 1.5                           # asnumpy copies
+    assert mx.nd.array([3]).asscalar() == 3
+    with pytest.raises(ValueError, match="not a scalar"):
+        a.asscalar()
+    b = a.copy()
+    b[:] = 0
+    assert a.asnumpy().sum() == 10.5
+    c = mx.nd.zeros((2, 2))
+    assert a.copyto(c) is c and c.asnumpy().sum() == 10.5
+    with pytest.raises(ValueError, match="shape"):
+        a.copyto(mx.nd.zeros((3,)))
+    assert a.as_in_context(mx.cpu()) is a
+    assert a.astype("int32").dtype == np.int32 and a.astype("int32").asnumpy()[0, 0] == 1
+    assert a.astype(np.float32, copy=False) is a
+
+
+def test_setitem_getitem():
+    a = mx.nd.zeros((3, 4))
+    a[:] = 5
+    assert a.asnumpy().sum() == 60
+    a[1] = np.arange(4)
+    a[2, 1:3] = mx.nd.array([7, 8])
+    expected = np.full((3, 4), 5, np.float32)
+    expected[1] = np.arange(4)
+    expected[2, 1:3] = [7, 8]
+    np.testing.assert_array_equal(a.asnumpy(), expected)
+    row = a[1]
+    row[:] = -1                                                # basic slices on axis 0 are views
+    assert a.asnumpy()[1].tolist() == [-1] * 4
+    assert a[0:2].shape == (2, 4)
+    assert a[1, 2].shape == (1,)
+    with pytest.raises(ValueError, match="shape"):
+        a[:] = np.ones((2, 2))
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/", "**", "%", "==", "!=", ">", ">=", "<", "<="])
+def test_arithmetic_matches_numpy(op):
+    rng = np.random.RandomState(0)
+    x = rng.uniform(0.5, 2, (2, 3)).astype(np.float32)
+    y = rng.uniform(0.5, 2, (1, 3)).astype(np.float32)
+    fn = eval("lambda a, b: a %s b" % op)
+    a, b = mx.nd.array(x), mx.nd.array(y)
+    np.testing.assert_allclose(fn(a, b).asnumpy(), fn(x, y).astype(np.float32), rtol=1e-6)     # broadcasting
+    np.testing.assert_allclose(fn(a, 1.5).asnumpy(), fn(x, np.float32(1.5)).astype(np.float32), rtol=1e-6)
+    np.testing.assert_allclose(fn(1.5, a).asnumpy(), fn(np.float32(1.5), x).astype(np.float32), rtol=1e-6)
+    assert fn(a, b).dtype == np.float32
+
+
+def test_inplace_and_unary():
+    a = mx.nd.array([1.0, -2.0])
+    buffer = a.handle
+    a += 1
+    a *= mx.nd.array([2.0, 2.0])
+    assert a.handle is buffer and a.asnumpy().tolist() == [4.0, -2.0]
+    assert (-a).asnumpy().tolist() == [-4.0, 2.0] and abs(a).asnumpy().tolist() == [4.0, 2.0]
+    np.testing.assert_allclose(a.exp().asnumpy(), np.exp([4.0, -2.0]), rtol=1e-6)
+    with pytest.raises(ValueError):
+        bool(mx.nd.ones(2))
+    with pytest.raises(TypeError):
+        mx.nd.ones(2) + "x"
+
+
+def test_imperative_ops_share_the_registry():
+    x = np.random.RandomState(1).uniform(-1, 1, (4, 5)).astype(np.float32)
+    w = np.random.RandomState(2).uniform(-1, 1, (3, 5)).astype(np.float32)
+    b = np.arange(3, dtype=np.float32)
+    out = mx.nd.FullyConnected(mx.nd.array(x), mx.nd.array(w), mx.nd.array(b), num_hidden=3)
+    np.testing.assert_allclose(out.asnumpy(), x @ w.T + b, rtol=1e-5)
+    np.testing.assert_allclose(mx.nd.relu(mx.nd.array(x)).asnumpy(), np.maximum(x, 0))
+    target = mx.nd.zeros((4, 5))
+    mx.nd.sigmoid(mx.nd.array(x), out=target)
+    np.testing.assert_allclose(target.asnumpy(), 1 / (1 + np.exp(-x)), rtol=1e-6)
+    with pytest.raises(mx.MXNetError, match="weight"):
+        mx.nd.FullyConnected(mx.nd.array(x), num_hidden=3)
+
+
+def test_gpu_context_without_cuda_is_a_clear_error():
+    if mx.num_gpus():
+        pytest.skip("a CUDA-enabled onnxruntime is installed")
+    with pytest.raises(mx.MXNetError, match="CUDAExecutionProvider"):
+        mx.nd.zeros((2,), ctx=mx.gpu(0))
+
+
+def test_context_objects():
+    assert str(mx.cpu()) == "cpu(0)" and mx.gpu(1).device_id == 1 and mx.gpu(1).device_type == "gpu"
+    assert mx.current_context() == mx.cpu()
+    with mx.Context("cpu", 2):
+        assert mx.current_context() == mx.cpu(2)
+    assert mx.current_context() == mx.cpu(0)
