@@ -4,7 +4,6 @@ Files written by MXNet 1.x (also the older `attr`/`param` keys, 2-element input 
 without auxiliary variables) load here; files written here load in MXNet 1.9.1.
 """
 import json
-import re
 import os
 import tempfile
 
@@ -17,29 +16,52 @@ MXNET_VERSION = 10901
 
 
 def to_json(symbol):
+    """MXNet's JSON text for `symbol`, laid out byte for byte as MXNet 1.9.1's dmlc writer does."""
     nodes = topo_order(symbol.outputs)
     index = {id(n): i for i, n in enumerate(nodes)}
     records, row_ptr = [], [0]
     for node in nodes:
-        record = {"op": "null" if node.is_variable else node.op.op_name, "name": node.name}
+        fields = ['"op": %s' % _q("null" if node.is_variable else node.op.op_name), '"name": %s' % _q(node.name)]
         if node.attrs:
-            record["attrs"] = {k: node.attrs[k] for k in sorted(node.attrs)}
-        record["inputs"] = [[index[id(src)], idx, 0] for src, idx in node.inputs]
-        records.append(record)
+            fields.append('"attrs": %s' % _object(node.attrs, 6))
+        fields.append('"inputs": %s' % _entries([[index[id(src)], idx, 0] for src, idx in node.inputs], 6))
+        records.append("    {\n" + ", \n".join("      " + f for f in fields) + "\n    }")
         row_ptr.append(row_ptr[-1] + node.num_outputs)
-    graph = {
-        "nodes": records,
-        "arg_nodes": [i for i, n in enumerate(nodes) if n.is_variable],
-        "node_row_ptr": row_ptr,
-        "heads": [[index[id(n)], i, 0] for n, i in symbol.outputs],
-        "attrs": {"mxnet_version": ["int", MXNET_VERSION]},
-    }
-    text = json.dumps(graph, indent=2)
-    # MXNet writes entries ([node, index, version]) and id lists on one line.
-    return _SHORT_LIST.sub(lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+    arg_nodes = [i for i, n in enumerate(nodes) if n.is_variable]
+    heads = [[index[id(n)], i, 0] for n, i in symbol.outputs]
+    return ("{\n" + '  "nodes": [\n' + ", \n".join(records) + "\n  ], \n"
+            + '  "arg_nodes": %s, \n' % _ints(arg_nodes)
+            + '  "node_row_ptr": %s, \n' % _ints(row_ptr)
+            + '  "heads": %s, \n' % _entries(heads)
+            + '  "attrs": {"mxnet_version": ["int", %d]}\n}' % MXNET_VERSION)
 
 
-_SHORT_LIST = re.compile(r"\[\s*((?:-?\d+,\s*)*-?\d+)\s*\]")
+def _q(text):
+    return json.dumps(str(text))
+
+
+def _list(items, indent):
+    """dmlc's JSON writer puts lists of more than 10 items one item per line."""
+    if len(items) <= 10:
+        return "[" + ", ".join(items) + "]"
+    pad = " " * (indent + 2)
+    return "[\n" + ", \n".join(pad + item for item in items) + "\n" + " " * indent + "]"
+
+
+def _ints(values, indent=2):
+    return _list([str(v) for v in values], indent)
+
+
+def _entries(entries, indent=2):
+    return _list(["[%d, %d, %d]" % tuple(e) for e in entries], indent)
+
+
+def _object(attrs, indent):
+    items = ["%s: %s" % (_q(k), _q(attrs[k])) for k in sorted(attrs)]
+    if len(items) == 1:
+        return "{" + items[0] + "}"
+    pad = " " * (indent + 2)
+    return "{\n" + ", \n".join(pad + item for item in items) + "\n" + " " * indent + "}"
 
 
 def _version(graph):

@@ -4,7 +4,7 @@ import numbers
 
 from ..base import MXNetError, normalize_dtype
 from .naming import AttrScope, NameManager
-from .node import Node, hidden_key, topo_order
+from .node import HIDDEN_KEYS, Node, hidden_key, topo_order
 
 __all__ = ["Symbol", "Variable", "var", "Group", "create_symbol"]
 
@@ -30,9 +30,8 @@ class Symbol:
     @property
     def name(self):
         """The node name when the symbol has one output, else None."""
-        if len(self._outputs) != 1:
-            return None
-        return self._outputs[0][0].name
+        nodes = {id(node) for node, _ in self._outputs}
+        return self._outputs[0][0].name if len(nodes) == 1 else None
 
     def __repr__(self):
         if len(self._outputs) == 1:
@@ -106,7 +105,8 @@ class Symbol:
 
     def get_internals(self):
         """Every output of every node, in DFS order (`sym.get_internals()['fc1_output']`)."""
-        return Symbol([(n, i) for n in self._nodes() for i in range(n.num_outputs)])
+        return Symbol([(n, i) for n in self._nodes()
+                       for i in range(1 if n.is_variable else n.op.num_visible_outputs())])
 
     def get_children(self):
         """The inputs of this symbol's head node as a group, or None for a variable."""
@@ -128,11 +128,11 @@ class Symbol:
                                      "Please use attr_dict instead.")
         if len(self._outputs) != 1:
             return {}
-        return dict(self._outputs[0][0].attrs)
+        return _with_plain_keys(self._outputs[0][0].attrs)
 
     def attr_dict(self):
         """{node name: attributes} for every node with attributes."""
-        return {n.name: dict(n.attrs) for n in self._nodes() if n.attrs}
+        return {n.name: _with_plain_keys(n.attrs) for n in self._nodes() if n.attrs}
 
     def _set_attr(self, **kwargs):
         for key, value in kwargs.items():
@@ -349,6 +349,15 @@ class Symbol:
         return executor.forward()
 
 
+def _with_plain_keys(attrs):
+    """MXNet lists hidden attributes twice: `__lr_mult__` and `lr_mult`."""
+    result = dict(attrs)
+    for key in HIDDEN_KEYS:
+        if hidden_key(key) in attrs:
+            result[key] = attrs[hidden_key(key)]
+    return result
+
+
 def _clone(entries, memo):
     def clone(node):
         if id(node) not in memo:
@@ -421,15 +430,18 @@ def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
             raise MXNetError("%s: input '%s' is a symbol of %d outputs; select one with sym[i]"
                              % (func_name, key, len(value)))
     name = NameManager.current.get(name, func_name.lower())
-    op = opcls.from_attrs(params, node_name=name)
+    attrs = _scoped_attrs(attr)
+    attrs.update(params)
+    op = opcls.from_attrs(attrs, node_name=name)
     slots = bind_inputs(op, name, inputs, named)
     entries = []
     for input_name, value in zip(op.input_names(), slots):
         if value is None:
-            entries.append((Node(None, "%s_%s" % (name, input_name), op.input_attrs(input_name)), 0))
+            # MXNet copies the op's attributes (parameters, lr_mult, ctx_group, ...) onto auto-created inputs.
+            var_attrs = dict(attrs)
+            var_attrs.update(op.input_attrs(input_name))
+            entries.append((Node(None, "%s_%s" % (name, input_name), var_attrs), 0))
         else:
             entries.append(value._outputs[0])
-    attrs = _scoped_attrs(attr)
-    attrs.update(params)
     node = Node(op, name, attrs, entries)
     return Symbol([(node, i) for i in range(op.num_visible_outputs())])
