@@ -122,7 +122,7 @@ _ELEMWISE = {
     "elemwise_mul": ("mul", ("_Mul", "_mul")),
     "elemwise_div": ("div", ("_Div", "_div")),
     "_mod": ("mod", ("_Mod",)),
-    "_power": ("power", ("_Power", "_pow")),
+    "_power": ("power", ("_Power",)),
     "_maximum": ("maximum", ("_Maximum",)),
     "_minimum": ("minimum", ("_Minimum",)),
     "_hypot": ("hypot", ("_Hypot",)),
@@ -194,7 +194,7 @@ for _name, (_key, _reverse, _alias) in _SCALARS.items():
 @register
 class add_n(OpDef):
     """Sum of all inputs (MXNet add_n / ElementWiseSum). A chain of Add: ORT has no Sum gradient."""
-    aliases = ("ElementWiseSum", "_ElementWiseSum")
+    aliases = ("ElementWiseSum",)
     variadic = True
     num_args: int = param(min=1, doc="Number of inputs to be summed.")
 
@@ -203,6 +203,18 @@ class add_n(OpDef):
         for value in inputs[1:]:
             total = g.Add(total, value)
         return total if len(inputs) > 1 else g.Identity(total)
+
+
+@register
+class hard_sigmoid(OpDef):
+    """max(0, min(1, alpha*x + beta)) (MXNet hard_sigmoid)."""
+    alpha: float = param(0.2, doc="Slope of hard sigmoid.")
+    beta: float = param(0.5, doc="Bias of hard sigmoid.")
+
+    def lower(self, g, data):
+        dtype = g.dtype(data)
+        y = g.Add(g.Mul(data, g.scalar(self.alpha, dtype)), g.scalar(self.beta, dtype))
+        return g.Clip(y, g.scalar(0, dtype), g.scalar(1, dtype))
 
 
 # ---------------------------------------------------------------- unary math
@@ -227,7 +239,6 @@ UNARY = {
     "log2": (lambda g, x: g.Div(g.Log(x), _const_like(g, x, math.log(2.0))), True, True),
     "log10": (lambda g, x: g.Div(g.Log(x), _const_like(g, x, math.log(10.0))), True, True),
     "log1p": (lambda g, x: g.Log(g.Add(x, _const_like(g, x, 1))), True, True),
-    "log_sigmoid": (lambda g, x: g.Neg(g.Softplus(g.Neg(x))), True, True),
     "sqrt": (lambda g, x: g.Sqrt(x), True, True),
     "rsqrt": (lambda g, x: g.Reciprocal(g.Sqrt(x)), True, True),
     "cbrt": (lambda g, x: g.Mul(g.Sign(x), g.Pow(g.Abs(x), _const_like(g, x, 1.0 / 3))), True, True),

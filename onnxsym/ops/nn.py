@@ -91,9 +91,6 @@ class LeakyReLU(OpDef):
     def output_names(self):
         return ("output", "mask") if self.act_type == "rrelu" else ("output",)
 
-    def num_visible_outputs(self):
-        return 1
-
     def input_attrs(self, input_name):
         return {"__init__": '["Constant", {"value": 0.25}]'} if input_name == "gamma" else {}
 
@@ -126,4 +123,8 @@ class LeakyReLU(OpDef):
         else:
             half, root = g.scalar(0.5, dtype), g.scalar(1.0 / math.sqrt(2.0), dtype)
             out = g.Mul(g.Mul(half, data), g.Add(g.scalar(1, dtype), g.Erf(g.Mul(data, root))))
-        return (out, None) if kind == "rrelu" else out
+        if kind != "rrelu":
+            return out
+        # The mask holds the slope used per element; at inference that is the mean slope everywhere.
+        mask = g.Expand(g.scalar((self.lower_bound + self.upper_bound) / 2.0, dtype), g.Shape(data))
+        return out, mask

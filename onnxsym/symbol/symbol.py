@@ -215,7 +215,7 @@ class Symbol:
         return self._binary(other, "_Power", "_PowerScalar")
 
     def __rpow__(self, other):
-        return self._rscalar(other, "_RPowerScalar")
+        return self._rscalar(other, "_rpower_scalar")
 
     def __neg__(self):
         return self.__mul__(-1.0)
@@ -224,22 +224,22 @@ class Symbol:
         return create_symbol("abs", self)
 
     def __eq__(self, other):
-        return self._binary(other, "_equal", "_EqualScalar")
+        return self._binary(other, "_equal", "_equal_scalar")
 
     def __ne__(self, other):
-        return self._binary(other, "_not_equal", "_NotEqualScalar")
+        return self._binary(other, "_not_equal", "_not_equal_scalar")
 
     def __gt__(self, other):
-        return self._binary(other, "_greater", "_GreaterScalar")
+        return self._binary(other, "_greater", "_greater_scalar")
 
     def __ge__(self, other):
-        return self._binary(other, "_greater_equal", "_GreaterEqualScalar")
+        return self._binary(other, "_greater_equal", "_greater_equal_scalar")
 
     def __lt__(self, other):
-        return self._binary(other, "_lesser", "_LesserScalar")
+        return self._binary(other, "_lesser", "_lesser_scalar")
 
     def __le__(self, other):
-        return self._binary(other, "_lesser_equal", "_LesserEqualScalar")
+        return self._binary(other, "_lesser_equal", "_lesser_equal_scalar")
 
     __hash__ = object.__hash__
 

@@ -39,7 +39,7 @@ CASES = [
            low=-3, high=3),
     OpCase("LeakyReLU", dict(act_type="gelu"), {"data": (2, 5)}, lambda data: _gelu(data), low=-3, high=3),
     OpCase("LeakyReLU", dict(act_type="rrelu", lower_bound=0.1, upper_bound=0.3), {"data": (2, 5)},
-           lambda data: np.where(data > 0, data, 0.2 * data)),
+           lambda data: [np.where(data > 0, data, 0.2 * data), np.full(data.shape, 0.2, np.float32)]),
 ]
 
 
