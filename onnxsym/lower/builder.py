@@ -91,7 +91,7 @@ class GraphBuilder:
         if key is not None and key in self._consts:
             return self._consts[key]
         out = self.fresh(name or "%s/const" % self.scope)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), out))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), out))
         self.set_info(out, array.shape, array.dtype)
         if key is not None:
             self._consts[key] = out

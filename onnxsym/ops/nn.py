@@ -31,11 +31,14 @@ class FullyConnected(OpDef):
         return inputs[: len(self.input_names())], [out]
 
     def lower(self, g, data, weight, bias=None):
+        shape = g.shape(data)
         if self.flatten:
-            x = data if len(g.shape(data)) == 2 else g.Flatten(data, axis=1)
+            x = data if len(shape) == 2 else g.Flatten(data, axis=1)
             return g.Gemm(x, weight, bias, transB=1)
-        y = g.MatMul(data, g.Transpose(weight, perm=[1, 0]))
-        return y if bias is None else g.Add(y, bias)
+        # (..., K) -> (-1, K) @ W.T -> (..., num_hidden). Not MatMul(Transpose(W)): ORT fuses that into
+        # FusedMatMul, which has no float64 kernel in 1.19.2.
+        y = g.Gemm(g.Reshape(data, g.int64s([-1, shape[-1]])), weight, bias, transB=1)
+        return y if len(shape) == 2 else g.Reshape(y, g.int64s(list(shape[:-1]) + [self.num_hidden]))
 
 
 _ACTIVATIONS = {
@@ -97,7 +100,7 @@ class LeakyReLU(OpDef):
     def infer_shape(self, data, gamma=None):
         if data is None:
             return None
-        outs = [data] * self.num_outputs()
+        outs = [data] * self.count_outputs()
         if self.act_type != "prelu":
             return [data], outs
         channels = data[1] if len(data) > 1 else 1

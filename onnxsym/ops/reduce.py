@@ -1,1 +1,521 @@
-"""(being written)"""
+"""Reductions, softmax family and normalization layers: sum/mean/max/min/prod/nansum/nanprod, norm, softmax,
+log_softmax, softmin, SoftmaxActivation, BatchNorm (+ _contrib_SyncBatchNorm), Dropout, L2Normalization, LRN,
+InstanceNorm, LayerNorm, GroupNorm.
+
+Inference behaviour of MXNet 1.9.1. Lowerings avoid ops without an onnxruntime-training gradient where an exact
+arithmetic form exists (BatchNormalization, InstanceNormalization, ReduceL2, LpNormalization); ReduceMax/Min/Prod
+and LRN are used as they are (their gradients come later).
+"""
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from ..base import MXNetError
+from .params import Dtype, Shape, param
+from .registry import OpDef, register
+
+__all__ = ["reduce_axes"]
+
+
+def _onnx_type(dtype):
+    from ..lower.builder import onnx_dtype
+    return onnx_dtype(dtype)
+
+
+def _axis(op, axis, ndim, what="axis"):
+    """`axis` made non-negative; MXNetError when it is outside [-ndim, ndim)."""
+    real = axis + ndim if axis < 0 else axis
+    if not 0 <= real < ndim:
+        raise MXNetError("%s: %s %d is out of range for data with %d dimensions" % (op.op_name, what, axis, ndim))
+    return real
+
+
+def _param_shape(ndim, axis, size):
+    """(1, .., size, .., 1): a per-channel vector reshaped to broadcast along `axis`."""
+    shape = [1] * ndim
+    shape[axis] = size
+    return shape
+
+
+def _broadcast(g, vector, shape, axis, cast_to=None):
+    """Reshape a (shape[axis],) parameter to broadcast along `axis` of a tensor of `shape`; Cast if asked."""
+    out = g.Reshape(vector, g.int64s(_param_shape(len(shape), axis, shape[axis])))
+    return out if cast_to is None else g.Cast(out, to=_onnx_type(cast_to))
+
+
+def _expand(g, value, dtype, shape):
+    """A constant broadcast to the full `shape` (Where branches are expanded: ORT's Where gradient needs it)."""
+    return g.Expand(g.scalar(value, dtype), g.int64s(shape))
+
+
+def _reduce(g, x, shape, onnx_type, axes, keepdims, out_shape):
+    """Reduce*(x) (x of `shape`) over `axes`, reshaped to MXNet's output shape (legacy (1,) for a full
+    reduction)."""
+    if not axes:
+        return g.Identity(x)
+    if onnx_type == "ReduceSum":        # axes is an input from opset 13; the other Reduce* take an attribute at 17
+        y = g.ReduceSum(x, g.int64s(axes), keepdims=int(keepdims))
+    else:
+        y = getattr(g, onnx_type)(x, axes=list(axes), keepdims=int(keepdims))
+    kept = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else \
+        tuple(d for i, d in enumerate(shape) if i not in axes)
+    return y if kept == tuple(out_shape) else g.Reshape(y, g.int64s(list(out_shape)))
+
+
+def _moments(g, x, axes):
+    """(mean, x - mean, biased variance) over `axes`, all with keepdims."""
+    mean = g.ReduceMean(x, axes=list(axes), keepdims=1)
+    centered = g.Sub(x, mean)
+    return mean, centered, g.ReduceMean(g.Mul(centered, centered), axes=list(axes), keepdims=1)
+
+
+def reduce_axes(op, shape, axis, keepdims, exclude=False):
+    """(reduced axes, output shape) as MXNet 1.x ReduceAxesShapeImpl: no axis or () reduces everything into
+    shape (1,) (or all ones with keepdims); `exclude` reduces the axes not listed."""
+    ndim = len(shape)
+    if not axis:
+        return tuple(range(ndim)), (1,) * ndim if keepdims else (1,)
+    axes = sorted(a + ndim if a < 0 else a for a in axis)
+    if len(set(axes)) != len(axes):
+        raise MXNetError("%s: reduction axes have duplicates %s" % (op.op_name, tuple(axis)))
+    if axes[0] < 0 or axes[-1] >= ndim:
+        raise MXNetError("%s: reduction axis %s exceeds input dimensions %s"
+                         % (op.op_name, axes[-1] if axes[-1] >= ndim else axes[0] - ndim, tuple(shape)))
+    reduced = tuple(i for i in range(ndim) if (i in axes) != exclude)
+    if keepdims:
+        return reduced, tuple(1 if i in reduced else d for i, d in enumerate(shape))
+    return reduced, tuple(d for i, d in enumerate(shape) if i not in reduced) or (1,)
+
+
+# ---------------------------------------------------------------- sum, mean, max, min, prod, nansum, nanprod
+@dataclasses.dataclass(frozen=True)
+class _Reduce(OpDef):
+    """reduce(data) over `axis` (MXNet broadcast_reduce_op_value.cc)."""
+    axis: Optional[Shape] = param(None, doc="The axis or axes along which to reduce; None or () = all axes.")
+    keepdims: bool = param(False, doc="Keep the reduced axes as dimensions of size one.")
+    exclude: bool = param(False, doc="Reduce over the axes that are NOT in axis instead.")
+    _onnx = ""
+    _nan_fill = None            # nansum/nanprod: NaN counts as this value
+
+    def infer_shape(self, data):
+        if data is None:
+            return None
+        return [data], [reduce_axes(self, data, self.axis, self.keepdims, self.exclude)[1]]
+
+    def lower(self, g, data):
+        shape, dtype = g.shape(data), g.dtype(data)
+        axes, out = reduce_axes(self, shape, self.axis, self.keepdims, self.exclude)
+        x = data
+        if self._nan_fill is not None and np.issubdtype(dtype, np.floating):
+            x = g.Where(g.IsNaN(data), _expand(g, self._nan_fill, dtype, shape), data)
+        return _reduce(g, x, shape, self._onnx, axes, self.keepdims, out)
+
+
+_REDUCTIONS = {  # name: (ONNX op, NaN replacement, aliases)
+    "sum": ("ReduceSum", None, ("sum_axis",)),
+    "mean": ("ReduceMean", None, ()),
+    "max": ("ReduceMax", None, ("max_axis",)),
+    "min": ("ReduceMin", None, ("min_axis",)),
+    "prod": ("ReduceProd", None, ()),
+    "nansum": ("ReduceSum", 0.0, ()),
+    "nanprod": ("ReduceProd", 1.0, ()),
+}
+for _name, (_onnx_op, _fill, _aliases) in _REDUCTIONS.items():
+    register(type(_name, (_Reduce,), {
+        "__module__": __name__, "aliases": _aliases, "fluent": (_name,), "_onnx": _onnx_op, "_nan_fill": _fill,
+        "__doc__": "%s(data) over axis (%s; MXNet %s)." % (_name, _onnx_op, _name)}))
+del _name, _onnx_op, _fill, _aliases
+
+
+@register
+class norm(OpDef):
+    """ord=2: sqrt(sum(x^2)); ord=1: sum(|x|) over axis (MXNet broadcast_reduce_norm_value.cc)."""
+    fluent = ("norm",)
+    ord: int = param(2, choices=(1, 2), doc="Order of the norm (1 or 2).")
+    axis: Optional[Shape] = param(None, doc="The axis or axes along which to reduce; None or () = all axes.")
+    out_dtype: Optional[Dtype] = param(None, choices=("float16", "float32", "float64", "int64", "int32", "int8"),
+                                       doc="The data type of the output.")
+    keepdims: bool = param(False, doc="Keep the reduced axes as dimensions of size one.")
+
+    def infer_shape(self, data):
+        if data is None:
+            return None
+        return [data], [reduce_axes(self, data, self.axis, self.keepdims)[1]]
+
+    def infer_type(self, data):
+        if data is None:
+            return None
+        return [data], [np.dtype(self.out_dtype) if self.out_dtype else data]
+
+    def lower(self, g, data):
+        shape = g.shape(data)
+        axes, out = reduce_axes(self, shape, self.axis, self.keepdims)
+        # ReduceSum of squares + Sqrt, not ReduceL2: ORT's ReduceL2 gradient breaks with keepdims=0 at opset 17.
+        if self.ord == 2:
+            y = g.Sqrt(_reduce(g, g.Mul(data, data), shape, "ReduceSum", axes, self.keepdims, out))
+        else:
+            y = _reduce(g, g.Abs(data), shape, "ReduceSum", axes, self.keepdims, out)
+        if self.out_dtype and np.dtype(self.out_dtype) != g.dtype(data):
+            y = g.Cast(y, to=_onnx_type(self.out_dtype))
+        return y
+
+
+# ---------------------------------------------------------------- softmax family
+@dataclasses.dataclass(frozen=True)
+class _Softmax(OpDef):
+    """Softmax along `axis` of data / temperature; with use_length, only the first length[i] entries of each
+    row take part and the rest are 0 (MXNet nn/softmax.cc)."""
+    axis: int = param(-1, doc="The axis along which to compute softmax.")
+    temperature: Optional[float] = param(None, doc="Temperature parameter in softmax.")
+    dtype: Optional[Dtype] = param(None, choices=("float16", "float32", "float64"),
+                                   doc="Output dtype; defaults to the input's dtype.")
+    use_length: Optional[bool] = param(False, doc="Whether to use the length input as a mask over the data input.")
+    _onnx = "Softmax"
+    _negate = False
+
+    def input_names(self):
+        return ("data", "length") if self.use_length else ("data",)
+
+    def infer_shape(self, data, length=None):
+        if data is None:
+            return None
+        if not self.use_length:
+            return [data], [data]
+        axis = _axis(self, self.axis, len(data))
+        return [data, tuple(d for i, d in enumerate(data) if i != axis) or (1,)], [data]
+
+    def infer_type(self, data, length=None):
+        if data is None:
+            return None
+        out = np.dtype(self.dtype) if self.dtype else data
+        if not self.use_length:
+            return [data], [out]
+        return [data, np.dtype(np.int32) if length is None else length], [out]   # MXNet takes int32/int64 lengths
+
+    def lower(self, g, data, length=None):
+        shape = g.shape(data)
+        dtype = np.dtype(self.dtype) if self.dtype else g.dtype(data)
+        axis = _axis(self, self.axis, len(shape))
+        x = data if dtype == g.dtype(data) else g.Cast(data, to=_onnx_type(dtype))
+        if self._negate:
+            x = g.Neg(x)
+        if self.temperature is not None and self.temperature != 1.0:
+            x = g.Div(x, g.scalar(self.temperature, dtype))
+        softmax = getattr(g, self._onnx)
+        if length is None:
+            return softmax(x, axis=axis)
+        positions = g.const(np.arange(shape[axis], dtype=np.int64).reshape(_param_shape(len(shape), axis, -1)))
+        limits = g.Reshape(g.Cast(length, to=_onnx_type(np.int64)), g.int64s([1 if i == axis else d for i, d in enumerate(shape)]))
+        mask = g.Less(positions, limits)            # full shape by broadcasting
+        # Masked entries get the lowest finite value (not -inf) so an all-masked row stays finite; zeroed after.
+        y = softmax(g.Where(mask, x, _expand(g, np.finfo(dtype).min, dtype, shape)), axis=axis)
+        return g.Where(mask, y, _expand(g, 0, dtype, shape))
+
+
+@register
+class softmax(_Softmax):
+    """exp(x/T) / sum(exp(x/T)) along axis (MXNet softmax)."""
+    fluent = ("softmax",)
+
+
+@register
+class log_softmax(_Softmax):
+    """log(softmax(x/T)) along axis (MXNet log_softmax)."""
+    fluent = ("log_softmax",)
+    _onnx = "LogSoftmax"
+
+
+@register
+class softmin(_Softmax):
+    """softmax(-x/T) along axis (MXNet softmin)."""
+    fluent = ("softmin",)
+    _negate = True
+
+
+@register
+class SoftmaxActivation(OpDef):
+    """instance: softmax over the last axis (MXNet flattens to (size / last, last) with FlatTo2D); channel:
+    softmax over axis 1 (MXNet nn/softmax_activation-inl.h; checked against mxnet 1.9.1)."""
+    mode: str = param("instance", choices=("instance", "channel"),
+                      doc="instance: softmax per instance; channel: softmax across channels at each position.")
+
+    def lower(self, g, data):
+        return g.Softmax(data, axis=1 if self.mode == "channel" else -1)
+
+
+# ---------------------------------------------------------------- batch normalization
+@dataclasses.dataclass(frozen=True)
+class _BatchNormBase(OpDef):
+    """Inference: y = (x - moving_mean) / sqrt(moving_var + eps) * gamma + beta along the channel axis, gamma = 1
+    when fix_gamma. The hidden outputs are MXNet's inference values: mean = moving_mean and var =
+    1/sqrt(moving_var + eps) (MXNet stores the inverse std there, apache/mxnet#9216)."""
+    inputs = ("data", "gamma", "beta", "moving_mean", "moving_var")
+    aux = ("moving_mean", "moving_var")
+    outputs = ("output", "mean", "var")
+    eps: float = param(1e-3, doc="Epsilon to prevent div 0.")
+    momentum: float = param(0.9, doc="Momentum for moving average.")
+    fix_gamma: bool = param(True, doc="Fix gamma while training (gamma = 1).")
+    use_global_stats: bool = param(False, doc="Use the moving statistics instead of the batch ones when training.")
+    output_mean_var: bool = param(False, doc="Output the mean and var as well.")
+
+    def channel_axis(self, ndim):
+        return 1
+
+    def num_visible_outputs(self):
+        return 3 if self.output_mean_var else 1
+
+    def infer_shape(self, data, *params):
+        if data is None:
+            return None
+        channels = (data[self.channel_axis(len(data))],)
+        return [data] + [channels] * 4, [data, channels, channels]
+
+    def infer_type(self, data, *params):
+        if data is None:
+            return None
+        # float16 data keeps gamma/beta/moving stats in float32 (MXNet BatchNormType); otherwise the data dtype.
+        param_dtype = np.dtype(np.float32) if np.dtype(data) == np.float16 else data
+        return [data] + [param_dtype] * 4, [data, param_dtype, param_dtype]
+
+    def lower(self, g, data, gamma, beta, moving_mean, moving_var):
+        shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
+        axis, cast_to = self.channel_axis(len(shape)), (dtype if dtype != param_dtype else None)
+        inv_std = g.Reciprocal(g.Sqrt(g.Add(moving_var, g.scalar(self.eps, param_dtype))))
+        scale = inv_std if self.fix_gamma else g.Mul(inv_std, gamma)
+        centered = g.Sub(data, _broadcast(g, moving_mean, shape, axis, cast_to))
+        y = g.Add(g.Mul(centered, _broadcast(g, scale, shape, axis, cast_to)),
+                  _broadcast(g, beta, shape, axis, cast_to))
+        return y, moving_mean, inv_std
+
+
+@register
+class BatchNorm(_BatchNormBase):
+    __doc__ = _BatchNormBase.__doc__ + " Mirrors MXNet src/operator/nn/batch_norm.cc."
+    axis: int = param(1, doc="The channel axis.")
+    cudnn_off: bool = param(False, doc="Do not select CUDNN operator, if available.")
+    min_calib_range: Optional[float] = param(None, doc="Minimum calibration value (quantization only).")
+    max_calib_range: Optional[float] = param(None, doc="Maximum calibration value (quantization only).")
+
+    def channel_axis(self, ndim):
+        real = self.axis + ndim if self.axis < 0 else self.axis
+        if not 0 <= real < ndim:
+            raise MXNetError("BatchNorm: channel axis out of range: %d (data has %d dimensions)" % (self.axis, ndim))
+        return real
+
+    def input_attrs(self, input_name):
+        # MXNet's FSetInputVarAttrOnCompose for inputs 3 and 4.
+        return {"moving_mean": {"__init__": '["zero", {}]'}, "moving_var": {"__init__": '["one", {}]'}}.get(
+            input_name, {})
+
+
+@register(name="_contrib_SyncBatchNorm")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SyncBatchNorm(_BatchNormBase):
+    __doc__ = _BatchNormBase.__doc__ + (" Channel axis 1; mirrors MXNet src/operator/contrib/sync_batch_norm-inl.h"
+                                        " (the cross-device sync only matters when training).")
+    ndev: int = param(1, doc="The count of GPU devices.")
+    key: str = param(doc="Hash key for synchronization.")
+
+
+# ---------------------------------------------------------------- dropout
+@register
+class Dropout(OpDef):
+    """Inference: identity in mode 'training'; mode 'always' zeroes each element with probability p and scales
+    the rest by 1/(1-p), the mask shared along `axes`. Mirrors MXNet src/operator/nn/dropout.cc; the hidden mask
+    is MXNet 1.x's: the factor (0 or 1/(1-p)) per element, of data's shape with `axes` set to 1."""
+    outputs = ("output", "mask")
+    p: float = param(0.5, min=0, doc="Fraction of the input that gets dropped out during training time.")
+    mode: str = param("training", choices=("training", "always"),
+                      doc="'training': dropout only when training; 'always': also at inference.")
+    axes: Shape = param((), doc="Axes along which the dropout mask is shared.")
+    cudnn_off: Optional[bool] = param(False, doc="Whether to turn off cudnn in dropout operator.")
+
+    def __post_init__(self):
+        if self.p > 1:
+            raise MXNetError("Dropout: p must be in [0, 1], got %s" % self.p)
+
+    def num_visible_outputs(self):
+        return 1
+
+    def infer_shape(self, data):
+        if data is None:
+            return None
+        mask = list(data)
+        for axis in self.axes:
+            mask[_axis(self, axis, len(data), "axes entry")] = 1
+        return [data], [data, tuple(mask)]
+
+    def lower(self, g, data):
+        return self.dropout(g, data, training=self.mode == "always")
+
+    def dropout(self, g, data, training):
+        """(output, mask) when dropping (training, or mode 'always'); (data, None) otherwise."""
+        if not training or self.p == 0:
+            return data, None
+        shape, dtype = g.shape(data), g.dtype(data)
+        ratio, on = g.scalar(self.p, dtype), g.const(np.array(True))
+        factor = g.scalar(1.0 / (1.0 - self.p) if self.p < 1 else 0.0, dtype)
+        if not self.axes:       # ONNX Dropout scales the kept values by 1/(1-ratio) itself
+            y, keep = g.Dropout(data, ratio, on, _outputs=2)
+            return y, g.Mul(g.Cast(keep, to=_onnx_type(dtype)), factor)
+        mask_shape = self.infer_shape(tuple(shape))[1][1]
+        mask, _ = g.Dropout(_expand(g, 1, dtype, mask_shape), ratio, on, _outputs=2)
+        return g.Mul(data, mask), mask
+
+
+# ---------------------------------------------------------------- other normalizations
+@register
+class L2Normalization(OpDef):
+    """y = x / sqrt(sum(x^2) + eps) over all axes but 0 (instance), axis 1 (channel) or axes >= 2 (spatial).
+    Mirrors MXNet src/operator/l2_normalization-inl.h (hidden output: the norm)."""
+    outputs = ("output", "norm")
+    eps: float = param(1e-10, doc="A small constant for numerical stability.")
+    mode: str = param("instance", choices=("instance", "channel", "spatial"),
+                      doc="Specify the dimension along which to compute L2 norm.")
+
+    def num_visible_outputs(self):
+        return 1
+
+    def infer_shape(self, data):
+        if data is None:
+            return None
+        if self.mode == "instance":
+            return [data], [data, data[:1]]
+        if len(data) < 3:
+            raise MXNetError("L2Normalization: at least 3 dimensions required in %s mode, got data of shape %s"
+                             % (self.mode, tuple(data)))
+        if self.mode == "channel":
+            return [data], [data, (data[0], 1) + tuple(data[2:])]
+        return [data], [data, tuple(data[:2])]
+
+    def lower(self, g, data):
+        shape = g.shape(data)
+        axes = {"instance": range(1, len(shape)), "channel": [1], "spatial": range(2, len(shape))}[self.mode]
+        squares = g.Mul(data, data)
+        total = g.ReduceSum(squares, g.int64s(list(axes)), keepdims=1) if len(axes) else squares
+        norm = g.Sqrt(g.Add(total, g.scalar(self.eps, g.dtype(data))))
+        return g.Div(data, norm), g.Reshape(norm, g.int64s(list(self.infer_shape(tuple(shape))[1][1])))
+
+
+@register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LRN(OpDef):
+    """y = x * (knorm + alpha/nsize * sum of x^2 over nsize neighbouring channels)^-beta (MXNet nn/lrn-inl.h).
+    ONNX LRN divides alpha by size the same way."""
+    outputs = ("output", "tmp_norm")
+    alpha: float = param(1e-4, doc="The variance scaling parameter alpha.")
+    beta: float = param(0.75, doc="The power parameter beta.")
+    knorm: float = param(2.0, doc="The parameter k.")
+    nsize: int = param(min=1, doc="Normalization window width in elements (odd).")
+
+    def num_visible_outputs(self):
+        return 1
+
+    def infer_shape(self, data):
+        if self.nsize % 2 != 1:
+            raise MXNetError("LRN only supports odd values for nsize (local_size), got %d" % self.nsize)
+        if data is None:
+            return None
+        if len(data) != 4:
+            raise MXNetError("LRN: input data should be 4D in batch-num_filter-y-x, got shape %s" % (tuple(data),))
+        return [data], [data, data]
+
+    def lower(self, g, data):
+        return g.LRN(data, size=self.nsize, alpha=self.alpha, beta=self.beta, bias=self.knorm), None
+
+
+@register
+class InstanceNorm(OpDef):
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta, moments over the axes >= 2 of each (n, c)
+    (MXNet src/operator/instance_norm-inl.h). ReduceMean arithmetic: ORT has no InstanceNormalization gradient."""
+    inputs = ("data", "gamma", "beta")
+    outputs = ("output", "mean", "var")
+    eps: float = param(1e-3, doc="An epsilon parameter to prevent division by 0.")
+
+    def num_visible_outputs(self):
+        return 1
+
+    def infer_shape(self, data, gamma=None, beta=None):
+        if data is None:
+            return None
+        if len(data) < 3:
+            raise MXNetError("InstanceNorm only supports input tensors of rank >= 3, got shape %s" % (tuple(data),))
+        channels, moments = (data[1],), tuple(data[:2])
+        return [data, channels, channels], [data, moments, moments]
+
+    def lower(self, g, data, gamma, beta):
+        shape, dtype = g.shape(data), g.dtype(data)
+        mean, centered, var = _moments(g, data, range(2, len(shape)))
+        normed = g.Div(centered, g.Sqrt(g.Add(var, g.scalar(self.eps, dtype))))
+        y = g.Add(g.Mul(normed, _broadcast(g, gamma, shape, 1)), _broadcast(g, beta, shape, 1))
+        moments = g.int64s(list(shape[:2]))
+        return y, g.Reshape(mean, moments), g.Reshape(var, moments)
+
+
+@register
+class LayerNorm(OpDef):
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta along `axis`; outputs mean and std = sqrt(var + eps) with
+    the axis kept (MXNet src/operator/nn/layer_norm.cc)."""
+    inputs = ("data", "gamma", "beta")
+    outputs = ("output", "mean", "std")
+    axis: int = param(-1, doc="The axis to perform layer normalization.")
+    eps: float = param(1e-5, doc="An epsilon parameter to prevent division by 0.")
+    output_mean_var: bool = param(False, doc="Output the mean and std calculated along the given axis.")
+
+    def num_visible_outputs(self):
+        return 3 if self.output_mean_var else 1
+
+    def infer_shape(self, data, gamma=None, beta=None):
+        if data is None:
+            return None
+        axis = _axis(self, self.axis, len(data))
+        moments = tuple(1 if i == axis else d for i, d in enumerate(data))
+        return [data, (data[axis],), (data[axis],)], [data, moments, moments]
+
+    def lower(self, g, data, gamma, beta):
+        shape, dtype = g.shape(data), g.dtype(data)
+        axis = _axis(self, self.axis, len(shape))
+        if axis == len(shape) - 1 and dtype == np.float32:
+            # Declare all 3 outputs and pass the bias: ORT's LayerNormalization gradient needs both.
+            y, mean, inv_std = g.LayerNormalization(data, gamma, beta, axis=-1, epsilon=self.eps, _outputs=3)
+            return (y, mean, g.Reciprocal(inv_std)) if self.output_mean_var else (y, None, None)
+        mean, centered, var = _moments(g, data, [axis])
+        std = g.Sqrt(g.Add(var, g.scalar(self.eps, dtype)))
+        y = g.Add(g.Mul(g.Div(centered, std), _broadcast(g, gamma, shape, axis)), _broadcast(g, beta, shape, axis))
+        return y, mean, std
+
+
+@register
+class GroupNorm(OpDef):
+    """Channels split into num_groups groups; y = (x - mean) / sqrt(var + eps) * gamma + beta per group, with
+    gamma and beta of shape (num_groups,) as in MXNet 1.x (src/operator/nn/group_norm.cc)."""
+    inputs = ("data", "gamma", "beta")
+    outputs = ("output", "mean", "std")
+    num_groups: int = param(1, min=1, doc="Total number of groups.")
+    eps: float = param(1e-5, doc="An epsilon parameter to prevent division by 0.")
+    output_mean_var: bool = param(False, doc="Output the mean and std calculated per group.")
+
+    def num_visible_outputs(self):
+        return 3 if self.output_mean_var else 1
+
+    def infer_shape(self, data, gamma=None, beta=None):
+        if data is None:
+            return None
+        if len(data) < 3:
+            raise MXNetError("GroupNorm needs data of rank >= 3, got shape %s" % (tuple(data),))
+        if data[1] % self.num_groups:
+            raise MXNetError("GroupNorm: # of channels (%d) must be divisible by # of groups (%d)"
+                             % (data[1], self.num_groups))
+        groups, moments = (self.num_groups,), (data[0], self.num_groups)
+        return [data, groups, groups], [data, moments, moments]
+
+    def lower(self, g, data, gamma, beta):
+        shape, dtype = g.shape(data), g.dtype(data)
+        grouped = g.Reshape(data, g.int64s([shape[0], self.num_groups, -1]))
+        mean, centered, var = _moments(g, grouped, [2])
+        std = g.Sqrt(g.Add(var, g.scalar(self.eps, dtype)))
+        groups = (1, self.num_groups, 1)
+        y = g.Add(g.Mul(g.Div(centered, std), _broadcast(g, gamma, groups, 1)), _broadcast(g, beta, groups, 1))
+        moments = g.int64s([shape[0], self.num_groups])
+        return g.Reshape(y, g.int64s(list(shape))), g.Reshape(mean, moments), g.Reshape(std, moments)

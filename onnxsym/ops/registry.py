@@ -56,11 +56,12 @@ class OpDef:
         """All outputs (hidden ones included); list_outputs shows the first num_visible_outputs()."""
         return self.outputs
 
-    def num_outputs(self):
+    def count_outputs(self):
+        """How many outputs the op has (not `num_outputs`: that is an MXNet attribute of SliceChannel)."""
         return len(self.output_names())
 
     def num_visible_outputs(self):
-        return self.num_outputs()
+        return self.count_outputs()
 
     def input_attrs(self, input_name):
         """Attributes of an auto-created input variable (e.g. BatchNorm's moving_var `__init__`)."""
@@ -128,7 +129,7 @@ def same_shape(op, in_shapes):
         if other is not None and tuple(other) != tuple(shape):
             raise MXNetError("%s: input '%s' has shape %s but the inputs must all have shape %s"
                              % (op.op_name, name, tuple(other), tuple(shape)))
-    return [shape] * len(in_shapes), [shape] * op.num_outputs()
+    return [shape] * len(in_shapes), [shape] * op.count_outputs()
 
 
 def same_type(op, in_types):
@@ -136,7 +137,7 @@ def same_type(op, in_types):
     known = [t for t in in_types if t is not None]
     if not known:
         return None
-    return [known[0]] * len(in_types), [known[0]] * op.num_outputs()
+    return [known[0]] * len(in_types), [known[0]] * op.count_outputs()
 
 
 def register(cls=None, *, name=None):

@@ -17,13 +17,17 @@ def hidden_key(key):
 
 
 class Node:
-    __slots__ = ("op", "name", "attrs", "inputs", "__weakref__")
+    __slots__ = ("op", "name", "attrs", "inputs", "versions", "version", "__weakref__")
 
-    def __init__(self, op, name, attrs=None, inputs=()):
+    def __init__(self, op, name, attrs=None, inputs=(), versions=None):
         self.op = op
         self.name = name
         self.attrs = dict(attrs or {})
         self.inputs = tuple(inputs)
+        # nnvm entry versions: a variable's version grows each time an op mutates it (auxiliary states); they
+        # only appear in the JSON, where MXNet writes them as the third number of an input entry.
+        self.versions = tuple(versions) if versions is not None else (0,) * len(self.inputs)
+        self.version = 0
 
     @property
     def is_variable(self):
@@ -31,7 +35,7 @@ class Node:
 
     @property
     def num_outputs(self):
-        return 1 if self.op is None else self.op.num_outputs()
+        return 1 if self.op is None else self.op.count_outputs()
 
     def output_name(self, index):
         """MXNet's output name: the variable's own name, else `{node}_{output}`."""

@@ -24,7 +24,8 @@ def to_json(symbol):
         fields = ['"op": %s' % _q("null" if node.is_variable else node.op.op_name), '"name": %s' % _q(node.name)]
         if node.attrs:
             fields.append('"attrs": %s' % _object(node.attrs, 6))
-        fields.append('"inputs": %s' % _entries([[index[id(src)], idx, 0] for src, idx in node.inputs], 6))
+        entries = [[index[id(src)], idx, version] for (src, idx), version in zip(node.inputs, node.versions)]
+        fields.append('"inputs": %s' % _entries(entries, 6))
         records.append("    {\n" + ", \n".join("      " + f for f in fields) + "\n    }")
         row_ptr.append(row_ptr[-1] + node.num_outputs)
     arg_nodes = [i for i, n in enumerate(nodes) if n.is_variable]
@@ -85,6 +86,16 @@ def _node_attrs(record, version):
     return attrs
 
 
+def _move_input_multipliers(attrs, input_names, inputs):
+    """Old files put `weight_lr_mult` on the op; MXNet moves it to `__lr_mult__` of the `weight` input."""
+    for key in [k for k in attrs if k.endswith(("_lr_mult", "_wd_mult")) and not k.startswith("__")]:
+        prefix, kind = key[: -len("_lr_mult")], key[-len("lr_mult"):]
+        if prefix in input_names:
+            src = inputs[input_names.index(prefix)][0]
+            if src.is_variable:
+                src.attrs["__%s__" % kind] = attrs.pop(key)
+
+
 def load_json(json_str):
     """A Symbol from MXNet's JSON text. Raises MXNetError naming the node on an unknown op or bad entry."""
     from ..ops.registry import get_op
@@ -101,7 +112,7 @@ def load_json(json_str):
         if not isinstance(record, dict) or "op" not in record or "name" not in record:
             raise MXNetError("Invalid symbol JSON: node %d needs 'op' and 'name'" % nid)
         name, attrs = str(record["name"]), _node_attrs(record, version)
-        inputs = []
+        inputs, versions = [], []
         for entry in record.get("inputs", []):
             if not isinstance(entry, list) or len(entry) < 2 or not 0 <= entry[0] < nid:
                 raise MXNetError("Invalid symbol JSON: node '%s' has a bad input entry %r" % (name, entry))
@@ -110,6 +121,8 @@ def load_json(json_str):
                 raise MXNetError("Invalid symbol JSON: node '%s' reads output %d of '%s', which has %d outputs"
                                  % (name, entry[1], src.name, src.num_outputs))
             inputs.append((src, int(entry[1])))
+            versions.append(int(entry[2]) if len(entry) > 2 else 0)
+            src.version = max(src.version, versions[-1])
         if record["op"] == "null":
             nodes.append(Node(None, name, attrs))
             continue
@@ -117,13 +130,19 @@ def load_json(json_str):
         op = opcls.from_attrs(attrs, node_name=name, strict=False)
         expected = op.input_names()
         if len(inputs) < len(expected) and version < 900:
-            # Before 0.9 auxiliary states were not stored: add them as variables `{node}_{input}`.
+            # Before 0.9 auxiliary states were not stored: add them as variables `{node}_{input}`, which get the
+            # op's attributes as any auto-created input does.
             for input_name in expected[len(inputs):]:
-                inputs.append((Node(None, "%s_%s" % (name, input_name), op.input_attrs(input_name)), 0))
+                var_attrs = dict(attrs)
+                var_attrs.update(op.input_attrs(input_name))
+                inputs.append((Node(None, "%s_%s" % (name, input_name), var_attrs), 0))
+                versions.append(0)
+        if version < MXNET_VERSION:
+            _move_input_multipliers(attrs, expected, inputs)
         if len(inputs) != len(expected):
             raise MXNetError("Invalid symbol JSON: node '%s' (%s) has %d inputs, expected %d (%s)"
                              % (name, opcls.op_name, len(inputs), len(expected), ", ".join(expected)))
-        nodes.append(Node(op, name, attrs, inputs))
+        nodes.append(Node(op, name, attrs, inputs, versions))
     heads = graph.get("heads")
     if not heads:
         raise MXNetError("Invalid symbol JSON: no 'heads'")

@@ -361,7 +361,9 @@ def _with_plain_keys(attrs):
 def _clone(entries, memo):
     def clone(node):
         if id(node) not in memo:
-            memo[id(node)] = Node(node.op, node.name, node.attrs, [(clone(s), i) for s, i in node.inputs])
+            memo[id(node)] = Node(node.op, node.name, node.attrs, [(clone(s), i) for s, i in node.inputs],
+                                  node.versions)
+            memo[id(node)].version = node.version
         return memo[id(node)]
 
     for node in topo_order(entries):
@@ -443,5 +445,10 @@ def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
             entries.append((Node(None, "%s_%s" % (name, input_name), var_attrs), 0))
         else:
             entries.append(value._outputs[0])
-    node = Node(op, name, attrs, entries)
+    versions = []
+    for (src, _), mutated in zip(entries, [n in op.aux_names() for n in op.input_names()]):
+        if mutated and src.is_variable:
+            src.version += 1
+        versions.append(src.version if mutated and src.is_variable else 0)
+    node = Node(op, name, attrs, entries, versions)
     return Symbol([(node, i) for i in range(op.num_visible_outputs())])

@@ -20,6 +20,8 @@ CASES = [
            lambda data, weight: data @ weight.T),
     OpCase("FullyConnected", dict(num_hidden=3), {"data": (2, 5)},
            lambda data, weight, bias: data @ weight.T + bias, dtype="float64"),
+    OpCase("FullyConnected", dict(num_hidden=3, flatten=False), {"data": (2, 4, 5)},
+           lambda data, weight, bias: data @ weight.T + bias, dtype="float64"),
     OpCase("Activation", dict(act_type="relu"), {"data": (2, 3)}, lambda data: np.maximum(data, 0)),
     OpCase("Activation", dict(act_type="sigmoid"), {"data": (2, 3)}, lambda data: 1 / (1 + np.exp(-data))),
     OpCase("Activation", dict(act_type="tanh"), {"data": (2, 3)}, lambda data: np.tanh(data)),

@@ -1,0 +1,438 @@
+"""Reductions, softmax family and normalization layers against numpy references (MXNet 1.9.1 semantics)."""
+import numpy as np
+import onnx
+import pytest
+
+import onnxsym as mx
+from onnxsym.test_utils import lowered_model
+
+from .opcase import OpCase, run_case
+
+RNG = np.random.RandomState(42)
+NAN_DATA = np.array([[1.5, np.nan, -2.0], [np.nan, np.nan, 3.0]], dtype=np.float32)
+DOC_SUM = np.array([[[1, 2], [2, 3], [1, 3]], [[1, 4], [4, 3], [5, 2]], [[7, 1], [7, 2], [7, 3]]], np.float32)
+DOC_NORM = np.array([[[1, 2], [3, 4]], [[2, 2], [5, 6]]], np.float32)
+
+
+# ---------------------------------------------------------------- numpy references
+def _axes(ndim, axis, exclude=False):
+    if axis is None or axis == ():
+        return tuple(range(ndim))
+    listed = {a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(i for i in range(ndim) if (i in listed) != exclude)
+
+
+def reduce_ref(fn, axis=None, keepdims=False, exclude=False):
+    """MXNet 1.x legacy reduce: everything reduced without keepdims gives shape (1,), not ()."""
+    def ref(data):
+        all_axes = axis is None or axis == ()
+        axes = _axes(data.ndim, axis, exclude and not all_axes)
+        out = fn(data, axis=axes, keepdims=keepdims) if axes else data
+        return np.asarray(out, dtype=data.dtype).reshape(out.shape or (1,))
+    return ref
+
+
+def norm_ref(ord_, axis=None, keepdims=False):
+    def ref(data):
+        axes = _axes(data.ndim, axis)
+        x = np.abs(data) if ord_ == 1 else data * data
+        out = x.sum(axis=axes, keepdims=keepdims)
+        out = out if ord_ == 1 else np.sqrt(out)
+        return out.reshape(out.shape or (1,))
+    return ref
+
+
+def softmax_ref(axis=-1, temperature=1.0, log=False, negate=False, dtype=None):
+    def ref(data, length=None):
+        x = (-data if negate else data).astype(dtype or data.dtype) / (temperature or 1.0)
+        x = np.moveaxis(x, axis, -1)
+        out = np.zeros_like(x)
+        rows = x.reshape(-1, x.shape[-1])
+        lengths = np.full(len(rows), x.shape[-1]) if length is None else length.reshape(-1)
+        flat = out.reshape(-1, x.shape[-1])
+        for i, (row, n) in enumerate(zip(rows, lengths)):
+            e = np.exp(row[:n] - row[:n].max()) if n else row[:0]
+            flat[i, :n] = np.log(e / e.sum()) if log else e / e.sum()
+        return np.moveaxis(flat.reshape(x.shape), -1, axis)
+    return ref
+
+
+def batch_norm_ref(axis=1, eps=1e-3, fix_gamma=True, output_mean_var=False):
+    def ref(data, gamma, beta, moving_mean, moving_var):
+        shape = [1] * data.ndim
+        shape[axis] = -1
+        g = np.ones_like(gamma) if fix_gamma else gamma
+        out = (data - moving_mean.reshape(shape)) / np.sqrt(moving_var.reshape(shape) + eps) * g.reshape(shape) \
+            + beta.reshape(shape)
+        # MXNet's inference-time hidden outputs: the moving mean and the inverse std.
+        return [out, moving_mean, 1 / np.sqrt(moving_var + eps)] if output_mean_var else out
+    return ref
+
+
+def l2_normalization_ref(mode, eps=1e-10):
+    def ref(data):
+        axes = {"instance": tuple(range(1, data.ndim)), "channel": (1,), "spatial": tuple(range(2, data.ndim))}[mode]
+        return data / np.sqrt((data.astype(np.float64) ** 2).sum(axis=axes, keepdims=True) + eps)
+    return ref
+
+
+def lrn_ref(nsize, alpha=1e-4, beta=0.75, knorm=2.0):
+    def ref(data):
+        out = np.empty_like(data)
+        channels, half = data.shape[1], nsize // 2
+        for c in range(channels):
+            window = data[:, max(0, c - half):min(channels, c + half + 1)]
+            out[:, c] = data[:, c] / (knorm + alpha / nsize * (window ** 2).sum(axis=1)) ** beta
+        return out
+    return ref
+
+
+def instance_norm_ref(eps=1e-3):
+    def ref(data, gamma, beta):
+        axes = tuple(range(2, data.ndim))
+        shape = (1, -1) + (1,) * (data.ndim - 2)
+        mean, var = data.mean(axis=axes, keepdims=True), data.var(axis=axes, keepdims=True)
+        return (data - mean) / np.sqrt(var + eps) * gamma.reshape(shape) + beta.reshape(shape)
+    return ref
+
+
+def layer_norm_ref(axis=-1, eps=1e-5, output_mean_var=False):
+    def ref(data, gamma, beta):
+        shape = [1] * data.ndim
+        shape[axis] = -1
+        mean = data.mean(axis=axis, keepdims=True)
+        std = np.sqrt(data.var(axis=axis, keepdims=True) + eps)
+        out = (data - mean) / std * gamma.reshape(shape) + beta.reshape(shape)
+        return [out, mean, std] if output_mean_var else out
+    return ref
+
+
+def group_norm_ref(num_groups=1, eps=1e-5, output_mean_var=False):
+    def ref(data, gamma, beta):
+        grouped = data.reshape(data.shape[0], num_groups, -1)
+        mean = grouped.mean(axis=2, keepdims=True)
+        std = np.sqrt(grouped.var(axis=2, keepdims=True) + eps)
+        out = ((grouped - mean) / std * gamma.reshape(1, -1, 1) + beta.reshape(1, -1, 1)).reshape(data.shape)
+        return [out, mean[..., 0], std[..., 0]] if output_mean_var else out
+    return ref
+
+
+def bn_values(channels, **extra):
+    """Positive moving variances (random ones in [-1, 1] would give NaN), other inputs random."""
+    return dict(moving_var=RNG.uniform(0.5, 1.5, channels).astype(np.float32), **extra)
+
+
+# ---------------------------------------------------------------- cases
+REDUCE_CASES = [
+    OpCase("sum", {}, {"data": (2, 3, 4)}, reduce_ref(np.sum), name="sum-all-is-(1,)"),
+    OpCase("sum", dict(axis=()), {"data": (2, 3, 4)}, reduce_ref(np.sum), name="sum-axis-()-is-(1,)"),
+    OpCase("sum", dict(keepdims=True), {"data": (2, 3, 4)}, reduce_ref(np.sum, keepdims=True)),
+    OpCase("sum", dict(axis=-1), {"data": (2, 3, 4)}, reduce_ref(np.sum, -1)),
+    OpCase("sum", dict(axis=(0, 2), keepdims=True), {"data": (2, 3, 4)}, reduce_ref(np.sum, (0, 2), True)),
+    OpCase("sum", dict(axis=1, exclude=True), {"data": (2, 3, 4)}, reduce_ref(np.sum, 1, exclude=True)),
+    OpCase("sum", dict(axis=(0, 1, 2), exclude=True), {"data": (2, 3, 4)},
+           reduce_ref(np.sum, (0, 1, 2), exclude=True), name="sum-exclude-every-axis-is-identity"),
+    OpCase("sum", dict(axis=(0, 1)), {"data": (2, 3)}, reduce_ref(np.sum, (0, 1)), name="sum-every-axis-listed"),
+    OpCase("sum_axis", dict(axis=1), {"data": (3, 3, 2)}, lambda data: np.array([[4, 8], [10, 9], [21, 6]], "f"),
+           values={"data": DOC_SUM}, name="sum-doc-axis-1"),
+    OpCase("sum", dict(axis=(1, 2)), {"data": (3, 3, 2)}, lambda data: np.array([12, 19, 27], "f"),
+           values={"data": DOC_SUM}, name="sum-doc-axis-1-2"),
+    OpCase("sum", dict(axis=1), {"data": (2, 3)}, reduce_ref(np.sum, 1), dtype="float64"),
+    OpCase("mean", dict(axis=(0, -1), exclude=True, keepdims=True), {"data": (2, 3, 4)},
+           reduce_ref(np.mean, (0, -1), True, True)),
+    OpCase("mean", {}, {"data": (4, 5)}, reduce_ref(np.mean)),
+    OpCase("mean", dict(axis=-2), {"data": (2, 3, 4)}, reduce_ref(np.mean, -2)),
+    OpCase("max", {}, {"data": (2, 3, 4)}, reduce_ref(np.max)),
+    OpCase("max_axis", dict(axis=1), {"data": (2, 3, 4)}, reduce_ref(np.max, 1)),
+    OpCase("max", dict(axis=(1, 2), exclude=True), {"data": (2, 3, 4)}, reduce_ref(np.max, (1, 2), exclude=True)),
+    OpCase("min", dict(axis=0, keepdims=True), {"data": (2, 3, 4)}, reduce_ref(np.min, 0, True)),
+    OpCase("min_axis", dict(axis=-2), {"data": (2, 3, 4)}, reduce_ref(np.min, -2)),
+    OpCase("prod", dict(axis=(1, 2)), {"data": (2, 3, 4)}, reduce_ref(np.prod, (1, 2)), low=0.5, high=1.5),
+    OpCase("prod", {}, {"data": (2, 3)}, reduce_ref(np.prod), low=0.5, high=1.5),
+    OpCase("nansum", dict(axis=1), {"data": (2, 3)}, reduce_ref(np.nansum, 1), values={"data": NAN_DATA}),
+    OpCase("nansum", {}, {"data": (2, 3)}, reduce_ref(np.nansum), values={"data": NAN_DATA}),
+    OpCase("nanprod", dict(axis=0), {"data": (2, 3)}, reduce_ref(np.nanprod, 0), values={"data": NAN_DATA}),
+    OpCase("nanprod", dict(keepdims=True), {"data": (2, 3)}, reduce_ref(np.nanprod, keepdims=True),
+           values={"data": NAN_DATA}),
+    OpCase("norm", {}, {"data": (2, 3, 4)}, norm_ref(2), name="norm-all-is-(1,)"),
+    OpCase("norm", dict(ord=1, axis=1), {"data": (2, 2, 2)}, lambda data: np.array([[4, 6], [7, 8]], "f"),
+           values={"data": DOC_NORM}, name="norm-doc-ord-1"),
+    OpCase("norm", dict(ord=2, axis=1), {"data": (2, 2, 2)},
+           lambda data: np.array([[3.1622777, 4.472136], [5.3851647, 6.3245554]], "f"),
+           values={"data": DOC_NORM}, name="norm-doc-ord-2"),
+    OpCase("norm", {}, {"data": (2, 2, 2)}, lambda data: np.array([np.sqrt(99.0)], "f"), values={"data": DOC_NORM},
+           name="norm-all-exact"),
+    OpCase("norm", dict(axis=(0, 2), keepdims=True), {"data": (2, 3, 4)}, norm_ref(2, (0, 2), True)),
+    OpCase("norm", dict(ord=1, axis=-1, out_dtype="float64"), {"data": (2, 3)},
+           lambda data: norm_ref(1, -1)(data).astype(np.float64)),
+]
+
+SOFTMAX_LENGTH = {"data": RNG.uniform(-1, 1, (2, 3, 4)).astype(np.float32),
+                  "length": np.array([[4, 1, 0], [2, 3, 4]], np.int32)}
+SOFTMAX_CASES = [
+    OpCase("softmax", {}, {"data": (2, 3, 4)}, softmax_ref()),
+    OpCase("softmax", dict(axis=1, temperature=2.0), {"data": (2, 3, 4)}, softmax_ref(1, 2.0)),
+    OpCase("softmax", dict(axis=0), {"data": (2, 3)}, lambda data: np.full((2, 3), 0.5, "f"),
+           values={"data": np.ones((2, 3), "f")}, name="softmax-doc-axis-0"),
+    OpCase("softmax", dict(axis=-2, dtype="float64"), {"data": (2, 3, 4)}, softmax_ref(-2, dtype=np.float64)),
+    OpCase("softmax", dict(use_length=True), {"data": (2, 3, 4)}, softmax_ref(), values=SOFTMAX_LENGTH,
+           name="softmax-use_length"),
+    OpCase("softmax", dict(use_length=True, axis=1), {"data": (2, 3, 4)}, softmax_ref(1),
+           values={"data": SOFTMAX_LENGTH["data"], "length": np.array([[3, 1, 0, 2], [2, 3, 3, 1]], np.int64)},
+           name="softmax-use_length-axis-1"),
+    OpCase("softmax", {}, {"data": (3, 5)}, softmax_ref(), dtype="float64"),
+    OpCase("log_softmax", {}, {"data": (3,)}, lambda data: np.array([-1.41702998, -0.41702995, -2.31702995], "f"),
+           values={"data": np.array([1, 2, .1], "f")}, name="log_softmax-doc"),
+    OpCase("log_softmax", dict(axis=0), {"data": (2, 3)},
+           lambda data: np.array([[-0.34115392, -0.69314718, -1.24115396], [-1.24115396, -0.69314718, -0.34115392]],
+                                 "f"),
+           values={"data": np.array([[1, 2, .1], [.1, 2, 1]], "f")}, name="log_softmax-doc-axis-0"),
+    OpCase("log_softmax", dict(axis=1, temperature=0.5), {"data": (2, 3, 4)}, softmax_ref(1, 0.5, log=True)),
+    OpCase("log_softmax", dict(use_length=True), {"data": (2, 3, 4)}, softmax_ref(log=True), values=SOFTMAX_LENGTH,
+           name="log_softmax-use_length"),
+    OpCase("softmin", dict(axis=0), {"data": (2, 3)},
+           lambda data: np.array([[0.88079703, 0.5, 0.11920292], [0.11920292, 0.5, 0.88079703]], "f"),
+           values={"data": np.array([[1, 2, 3], [3, 2, 1]], "f")}, name="softmin-doc-axis-0"),
+    OpCase("softmin", dict(axis=1), {"data": (2, 3)},
+           lambda data: np.array([[0.66524094, 0.24472848, 0.09003057], [0.09003057, 0.24472848, 0.66524094]], "f"),
+           values={"data": np.array([[1, 2, 3], [3, 2, 1]], "f")}, name="softmin-doc-axis-1"),
+    OpCase("softmin", dict(temperature=3.0), {"data": (2, 3, 4)}, softmax_ref(temperature=3.0, negate=True)),
+    OpCase("SoftmaxActivation", {}, {"data": (2, 3, 4)},
+           softmax_ref(-1), name="SoftmaxActivation-instance"),    # MXNet: last axis (FlatTo2D), not (N, -1)
+    OpCase("SoftmaxActivation", {}, {"data": (2, 5)}, softmax_ref(), name="SoftmaxActivation-instance-2d"),
+    OpCase("SoftmaxActivation", dict(mode="channel"), {"data": (2, 3, 4, 5)}, softmax_ref(1)),
+]
+
+NORM_CASES = [
+    OpCase("BatchNorm", {}, {"data": (2, 3, 4, 5)}, batch_norm_ref(), values=bn_values(3), name="BatchNorm-fix_gamma"),
+    OpCase("BatchNorm", dict(fix_gamma=False, eps=1e-5), {"data": (2, 3, 4, 5)},
+           batch_norm_ref(eps=1e-5, fix_gamma=False), values=bn_values(3)),
+    OpCase("BatchNorm", dict(fix_gamma=False, axis=-1), {"data": (2, 4, 3)}, batch_norm_ref(-1, fix_gamma=False),
+           values=bn_values(3)),
+    OpCase("BatchNorm", dict(fix_gamma=False, axis=3), {"data": (2, 3, 4, 5)}, batch_norm_ref(3, fix_gamma=False),
+           values=bn_values(5)),
+    OpCase("BatchNorm", dict(fix_gamma=False, axis=0), {"data": (3, 2)}, batch_norm_ref(0, fix_gamma=False),
+           values=bn_values(3)),
+    OpCase("BatchNorm", dict(fix_gamma=False), {"data": (4, 3)}, batch_norm_ref(fix_gamma=False),
+           values=bn_values(3), name="BatchNorm-2d"),
+    OpCase("BatchNorm", dict(output_mean_var=True, fix_gamma=False), {"data": (2, 3, 4)},
+           batch_norm_ref(fix_gamma=False, output_mean_var=True), values=bn_values(3)),
+    OpCase("BatchNorm", dict(fix_gamma=False), {"data": (2, 3, 4)}, batch_norm_ref(fix_gamma=False),
+           values={"moving_var": np.array([0.5, 1.0, 2.0])}, dtype="float64"),
+    OpCase("_contrib_SyncBatchNorm", dict(key="bn0", fix_gamma=False), {"data": (2, 3, 4, 5)},
+           batch_norm_ref(fix_gamma=False), values=bn_values(3)),
+    OpCase("_contrib_SyncBatchNorm", dict(key="bn1", ndev=2, output_mean_var=True), {"data": (2, 3, 4)},
+           batch_norm_ref(output_mean_var=True), values=bn_values(3)),
+    OpCase("Dropout", {}, {"data": (2, 5)}, lambda data: data,
+           values={"data": np.array([[3., 0.5, -0.5, 2., 7.], [2., -0.4, 7., 3., 0.2]], "f")},
+           name="Dropout-doc-inference-is-identity"),
+    OpCase("Dropout", dict(p=0.9, axes=(1,)), {"data": (2, 3, 4)}, lambda data: data),
+    OpCase("Dropout", dict(p=0.0, mode="always"), {"data": (2, 3)}, lambda data: data),
+    OpCase("L2Normalization", {}, {"data": (2, 2, 2)},
+           lambda data: np.array([[[0.18257418, 0.36514837], [0.54772252, 0.73029673]],
+                                  [[0.24077171, 0.24077171], [0.60192931, 0.72231513]]], "f"),
+           values={"data": DOC_NORM}, name="L2Normalization-doc-instance"),
+    OpCase("L2Normalization", dict(mode="channel"), {"data": (2, 2, 2)},
+           lambda data: np.array([[[0.31622776, 0.44721359], [0.94868326, 0.89442718]],
+                                  [[0.37139067, 0.31622776], [0.92847669, 0.94868326]]], "f"),
+           values={"data": DOC_NORM}, name="L2Normalization-doc-channel"),
+    OpCase("L2Normalization", dict(mode="spatial"), {"data": (2, 2, 2)},
+           lambda data: np.array([[[0.44721359, 0.89442718], [0.60000002, 0.80000001]],
+                                  [[0.70710677, 0.70710677], [0.6401844, 0.76822126]]], "f"),
+           values={"data": DOC_NORM}, name="L2Normalization-doc-spatial"),
+    OpCase("L2Normalization", {}, {"data": (3, 4)}, l2_normalization_ref("instance")),
+    OpCase("L2Normalization", dict(mode="channel", eps=1e-3), {"data": (2, 3, 4, 5)},
+           l2_normalization_ref("channel", 1e-3)),
+    OpCase("L2Normalization", dict(mode="spatial"), {"data": (2, 3, 4, 5)}, l2_normalization_ref("spatial")),
+    OpCase("L2Normalization", {}, {"data": (2, 3, 4)}, l2_normalization_ref("instance"), dtype="float64"),
+    OpCase("LRN", dict(nsize=3), {"data": (2, 6, 3, 3)}, lrn_ref(3), low=-3, high=3),
+    OpCase("LRN", dict(nsize=5, alpha=0.5, beta=0.6, knorm=1.5), {"data": (2, 7, 2, 3)},
+           lrn_ref(5, 0.5, 0.6, 1.5), low=-3, high=3),
+    OpCase("LRN", dict(nsize=1, alpha=0.2), {"data": (1, 2, 2, 2)}, lrn_ref(1, 0.2)),
+    OpCase("InstanceNorm", {}, {"data": (2, 1, 2)},
+           lambda data, gamma, beta: np.array([[[-0.997527, 1.99752665]], [[-0.99752653, 1.99752724]]], "f"),
+           values={"data": np.array([[[1.1, 2.2]], [[3.3, 4.4]]], "f"), "gamma": np.array([1.5], "f"),
+                   "beta": np.array([0.5], "f")}, name="InstanceNorm-doc"),
+    OpCase("InstanceNorm", dict(eps=1e-5), {"data": (2, 3, 4, 5)}, instance_norm_ref(1e-5)),
+    OpCase("LayerNorm", {}, {"data": (2, 3, 4)}, layer_norm_ref()),
+    OpCase("LayerNorm", dict(axis=1), {"data": (2, 3, 4)}, layer_norm_ref(1), name="LayerNorm-non-last-axis"),
+    OpCase("LayerNorm", dict(axis=-1, eps=1e-3, output_mean_var=True), {"data": (2, 5)},
+           layer_norm_ref(-1, 1e-3, True)),
+    OpCase("LayerNorm", dict(axis=0, output_mean_var=True), {"data": (3, 4)}, layer_norm_ref(0, output_mean_var=True)),
+    OpCase("LayerNorm", {}, {"data": (2, 3)}, layer_norm_ref(), dtype="float64"),
+    OpCase("GroupNorm", {}, {"data": (2, 3, 4)}, group_norm_ref()),
+    OpCase("GroupNorm", dict(num_groups=2, eps=1e-3), {"data": (2, 4, 3, 3)}, group_norm_ref(2, 1e-3)),
+    OpCase("GroupNorm", dict(num_groups=3, output_mean_var=True), {"data": (2, 6, 5)},
+           group_norm_ref(3, output_mean_var=True)),
+]
+
+CASES = REDUCE_CASES + SOFTMAX_CASES + NORM_CASES
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    run_case(case)
+
+
+# ---------------------------------------------------------------- shapes, names and defaults
+def test_reduce_shapes_follow_mxnet_legacy_rules():
+    x = mx.sym.Variable("x")
+    shape = (2, 3, 4)
+    assert mx.sym.sum(x).infer_shape(x=shape)[1] == [(1,)]
+    assert mx.sym.mean(x, keepdims=True).infer_shape(x=shape)[1] == [(1, 1, 1)]
+    assert mx.sym.max(x, axis=(0, 2), exclude=True).infer_shape(x=shape)[1] == [(2, 4)]
+    assert mx.sym.min(x, axis=1, exclude=True, keepdims=True).infer_shape(x=shape)[1] == [(1, 3, 1)]
+    assert mx.sym.prod(x, axis=-1).infer_shape(x=shape)[1] == [(2, 3)]
+    assert mx.sym.norm(x, axis=(1,)).infer_shape(x=shape)[1] == [(2, 4)]
+
+
+def test_reduce_aliases_and_fluent_methods():
+    x = mx.sym.Variable("x")
+    assert mx.sym.sum_axis(x, axis=1).name.startswith("sum_axis")
+    reduced, same = (2, 4), (2, 3, 4)
+    expected = dict(sum=reduced, mean=reduced, max=reduced, min=reduced, prod=reduced, nansum=reduced,
+                    nanprod=reduced, norm=reduced, softmax=same, log_softmax=same, softmin=same)
+    for method, shape in expected.items():
+        out = getattr(x, method)(axis=1)
+        assert out.name.startswith(method) and out.infer_shape(x=(2, 3, 4))[1] == [shape], method
+    data = mx.nd.array(np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_allclose(data.sum(axis=0).asnumpy(), [3, 5, 7])
+    np.testing.assert_allclose(data.max().asnumpy(), [5])
+    np.testing.assert_allclose(mx.nd.max_axis(data, axis=1).asnumpy(), [2, 5])
+    np.testing.assert_allclose(data.norm().asnumpy(), [np.sqrt(55)], rtol=1e-6)
+
+
+def test_reduce_rejects_out_of_range_and_duplicate_axes():
+    x = mx.sym.Variable("x")
+    with pytest.raises(mx.MXNetError) as err:
+        mx.sym.sum(x, axis=3, name="s").infer_shape(x=(2, 3, 4))
+    assert "s" in str(err.value) and "3" in str(err.value) and "(2, 3, 4)" in str(err.value)
+    with pytest.raises(mx.MXNetError, match="-4"):
+        mx.sym.mean(x, axis=-4).infer_shape(x=(2, 3, 4))
+    with pytest.raises(mx.MXNetError, match="duplicate"):
+        mx.sym.max(x, axis=(1, -2)).infer_shape(x=(2, 3, 4))
+
+
+def test_norm_attribute_checks():
+    x = mx.sym.Variable("x")
+    with pytest.raises(mx.MXNetError, match="ord"):
+        mx.sym.norm(x, ord=3)
+    assert mx.sym.norm(x, out_dtype="float64").infer_type(x=np.float32)[1] == [np.float64]
+
+
+def test_softmax_inputs_and_dtype():
+    x = mx.sym.Variable("x")
+    assert mx.sym.softmax(x, name="sm").list_arguments() == ["x"]
+    masked = mx.sym.softmax(x, use_length=True, axis=1, name="sm")
+    assert masked.list_arguments() == ["x", "sm_length"]
+    assert masked.infer_shape(x=(2, 3, 4))[0] == [(2, 3, 4), (2, 4)]
+    assert mx.sym.softmax(x, dtype="float64").infer_type(x=np.float32)[1] == [np.float64]
+    assert mx.sym.log_softmax(x).infer_type(x=np.float64)[1] == [np.float64]
+
+
+def test_batch_norm_names_shapes_and_init_attrs():
+    data = mx.sym.Variable("data")
+    bn = mx.sym.BatchNorm(data, name="bn")
+    assert bn.list_arguments() == ["data", "bn_gamma", "bn_beta"]
+    assert bn.list_auxiliary_states() == ["bn_moving_mean", "bn_moving_var"]
+    assert bn.list_outputs() == ["bn_output"]
+    args, outs, aux = bn.infer_shape(data=(2, 3, 4, 5))
+    assert args == [(2, 3, 4, 5), (3,), (3,)] and outs == [(2, 3, 4, 5)] and aux == [(3,), (3,)]
+    attrs = bn.attr_dict()
+    assert attrs["bn_moving_mean"]["__init__"] == '["zero", {}]'
+    assert attrs["bn_moving_var"]["__init__"] == '["one", {}]'
+    with_stats = mx.sym.BatchNorm(data, output_mean_var=True, axis=-1, name="bn")
+    assert with_stats.list_outputs() == ["bn_output", "bn_mean", "bn_var"]
+    assert with_stats.infer_shape(data=(2, 3, 7))[1] == [(2, 3, 7), (7,), (7,)]
+    assert mx.sym.BatchNorm(data).infer_type(data=np.float16)[0] == [np.float16] + [np.float32] * 2
+
+
+def test_batch_norm_defaults():
+    op = mx.sym.BatchNorm(mx.sym.Variable("data"), name="bn")
+    bn_def = op.outputs[0][0].op
+    assert (bn_def.eps, bn_def.momentum, bn_def.fix_gamma, bn_def.use_global_stats, bn_def.axis) == \
+        (1e-3, 0.9, True, False, 1)
+
+
+def test_batch_norm_gamma_shape_conflict_names_gamma_and_shapes():
+    bn = mx.sym.BatchNorm(mx.sym.Variable("data"), name="bn")
+    with pytest.raises(mx.MXNetError) as err:
+        bn.infer_shape(data=(2, 3, 4, 5), bn_gamma=(4,))
+    message = str(err.value)
+    assert "gamma" in message and "(3,)" in message and "(4,)" in message
+
+
+def test_batch_norm_axis_out_of_range():
+    with pytest.raises(mx.MXNetError, match="axis"):
+        mx.sym.BatchNorm(mx.sym.Variable("data"), axis=4).infer_shape(data=(2, 3, 4, 5))
+
+
+def test_sync_batch_norm_attributes():
+    data = mx.sym.Variable("data")
+    with pytest.raises(mx.MXNetError, match="key"):
+        mx.sym.contrib.SyncBatchNorm(data)
+    with pytest.raises(mx.MXNetError, match="axis"):
+        mx.sym.contrib.SyncBatchNorm(data, key="k", axis=1)
+    sync = mx.sym.contrib.SyncBatchNorm(data, key="k", name="sbn")
+    assert sync.list_auxiliary_states() == ["sbn_moving_mean", "sbn_moving_var"]
+
+
+def test_hidden_outputs_and_visible_counts():
+    x = mx.sym.Variable("x")
+    assert mx.sym.Dropout(x, name="d").list_outputs() == ["d_output"]
+    assert mx.sym.L2Normalization(x, name="l2").list_outputs() == ["l2_output"]
+    assert mx.sym.LRN(x, nsize=3, name="lrn").list_outputs() == ["lrn_output"]
+    assert mx.sym.InstanceNorm(x, name="in").list_outputs() == ["in_output"]
+    assert mx.sym.LayerNorm(x, name="ln").list_outputs() == ["ln_output"]
+    ln = mx.sym.LayerNorm(x, axis=1, output_mean_var=True, name="ln")
+    assert ln.list_outputs() == ["ln_output", "ln_mean", "ln_std"]
+    assert ln.infer_shape(x=(2, 3, 4)) == ([(2, 3, 4), (3,), (3,)], [(2, 3, 4), (2, 1, 4), (2, 1, 4)], [])
+    gn = mx.sym.GroupNorm(x, num_groups=2, output_mean_var=True, name="gn")
+    assert gn.infer_shape(x=(2, 4, 3)) == ([(2, 4, 3), (2,), (2,)], [(2, 4, 3), (2, 2), (2, 2)], [])
+
+
+def test_normalization_shape_errors():
+    x = mx.sym.Variable("x")
+    with pytest.raises(mx.MXNetError, match="odd"):
+        mx.sym.LRN(x, nsize=4).infer_shape(x=(1, 5, 2, 2))
+    with pytest.raises(mx.MXNetError, match="4D"):
+        mx.sym.LRN(x, nsize=3).infer_shape(x=(1, 5, 2))
+    with pytest.raises(mx.MXNetError, match="channel"):
+        mx.sym.L2Normalization(x, mode="channel").infer_shape(x=(2, 3))
+    with pytest.raises(mx.MXNetError, match="divisible"):
+        mx.sym.GroupNorm(x, num_groups=2).infer_shape(x=(2, 3, 4))
+    with pytest.raises(mx.MXNetError, match="rank"):
+        mx.sym.InstanceNorm(x).infer_shape(x=(2, 3))
+    with pytest.raises(mx.MXNetError, match="axis"):
+        mx.sym.LayerNorm(x, axis=2).infer_shape(x=(2, 3))
+    with pytest.raises(mx.MXNetError, match="p"):
+        mx.sym.Dropout(x, p=1.5)
+
+
+# ---------------------------------------------------------------- Dropout mode='always' (random)
+def _run(sym, data):
+    ex = sym.bind(mx.cpu(), args={"x": mx.nd.array(data)})
+    return ex.forward()[0].asnumpy()
+
+
+@pytest.mark.parametrize("p", [0.3, 0.75])
+def test_dropout_always_drops_at_inference(p):
+    sym = mx.sym.Dropout(mx.sym.Variable("x"), p=p, mode="always")
+    data = RNG.uniform(1, 2, (200, 300)).astype(np.float32)
+    out = _run(sym, data)
+    dropped = out == 0
+    assert abs(dropped.mean() - p) < 0.01                       # 60000 draws: std ~0.002
+    np.testing.assert_allclose(out[~dropped], data[~dropped] / (1 - p), rtol=1e-6)
+    assert not np.array_equal(out, _run(sym, data))             # a new mask per run
+    onnx.checker.check_model(lowered_model(sym, {"x": data.shape}).model, full_check=True)
+
+
+def test_dropout_always_shares_the_mask_along_axes():
+    sym = mx.sym.Dropout(mx.sym.Variable("x"), p=0.5, mode="always", axes=(1,))
+    data = RNG.uniform(1, 2, (2000, 4)).astype(np.float32)
+    out = _run(sym, data)
+    kept = out != 0
+    assert (kept == kept[:, :1]).all()                          # whole rows are kept or dropped
+    assert abs(kept[:, 0].mean() - 0.5) < 0.05
+    np.testing.assert_allclose(out[kept], data[kept] * 2, rtol=1e-6)
+    onnx.checker.check_model(lowered_model(sym, {"x": data.shape}).model, full_check=True)
