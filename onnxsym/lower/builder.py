@@ -104,6 +104,10 @@ class GraphBuilder:
         """A 0-d constant of `dtype` (scalar operands follow the tensor's dtype, as in MXNet)."""
         return self.const(np.asarray(value, dtype=dtype))
 
+    def cast(self, value, dtype):
+        """Cast `value` to a numpy dtype (ONNX Cast with the matching element type)."""
+        return self.Cast(value, to=onnx_dtype(dtype))
+
     def emit(self, op_type, inputs, attrs=None, outputs=1, domain=""):
         inputs = list(inputs)
         while inputs and inputs[-1] is None:

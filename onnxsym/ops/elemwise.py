@@ -28,25 +28,21 @@ def python_mod(g, a, b):
 
 def _compare(onnx_type):
     def lower(g, a, b):
-        return g.Cast(getattr(g, onnx_type)(a, b), to=_onnx_type(g.dtype(a)))
+        return g.cast(getattr(g, onnx_type)(a, b), g.dtype(a))
     return lower
 
 
 def _not_equal(g, a, b):
-    return g.Cast(g.Not(g.Equal(a, b)), to=_onnx_type(g.dtype(a)))
+    return g.cast(g.Not(g.Equal(a, b)), g.dtype(a))
 
 
 def _logical(onnx_type):
     def lower(g, a, b):
         zero = g.scalar(0, g.dtype(a))
         result = getattr(g, onnx_type)(g.Not(g.Equal(a, zero)), g.Not(g.Equal(b, zero)))
-        return g.Cast(result, to=_onnx_type(g.dtype(a)))
+        return g.cast(result, g.dtype(a))
     return lower
 
-
-def _onnx_type(dtype):
-    from ..lower.builder import onnx_dtype
-    return onnx_dtype(dtype)
 
 
 def _binary_table():
@@ -271,7 +267,7 @@ UNARY = {
     "erf": (lambda g, x: g.Erf(x), False, True),
     "gamma": (lambda g, x: g.Exp(_lgamma(g, x)), False, True),
     "gammaln": (lambda g, x: _lgamma(g, x), False, True),
-    "logical_not": (lambda g, x: g.Cast(g.Not(g.Cast(x, to=9)), to=_onnx_type(g.dtype(x))), False, False),
+    "logical_not": (lambda g, x: g.cast(g.Not(g.cast(x, np.bool_)), g.dtype(x)), False, False),
     "_copy": (lambda g, x: g.Identity(x), False, True),
 }
 UNARY_ALIASES = {"_copy": ("identity",)}

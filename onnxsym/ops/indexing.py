@@ -23,10 +23,6 @@ def _prod(dims):
     return int(math.prod(dims))
 
 
-def _onnx_type(dtype):
-    from ..lower.builder import onnx_dtype
-    return onnx_dtype(dtype)
-
 
 def _axis(op, axis, ndim):
     """`axis` normalized into [0, ndim); MXNetError naming the op when out of range."""
@@ -41,7 +37,7 @@ def _reshape(g, value, old, new):
 
 def _index(g, value):
     """Float or integer indices as int64, truncated toward zero (MXNet's static_cast<index_t>)."""
-    return g.Cast(value, to=_onnx_type(np.int64))
+    return g.cast(value, np.int64)
 
 
 def _clip_index(g, index, size):
@@ -402,7 +398,7 @@ class _SearchAxis(OpDef):
             flat, axis = data, _axis(self, self.axis, len(shape))
         index = getattr(g, self.onnx_op)(flat, axis=axis, keepdims=1)
         out = g.Reshape(index, g.int64s(_reduce_axis_shape(shape, self.axis, self.keepdims)))
-        return g.Cast(out, to=_onnx_type(g.dtype(data)))
+        return g.cast(out, g.dtype(data))
 
 
 @register
@@ -495,11 +491,11 @@ class topk(OpDef):
             dtype, kshape = g.dtype(data), _sorted_shape(self, g.shape(data), self.k)
             mask = g.ScatterElements(_full(g, 0, dtype, shape), indices, _full(g, 1, dtype, kshape), axis=axis)
             return _reshape(g, mask, shape, g.shape(data))
-        index = g.Cast(indices, to=_onnx_type(self.dtype))
+        index = g.cast(indices, self.dtype)
         if self.ret_typ == "indices":
             return index
         if self.ret_typ == "value":
-            return values, g.Cast(indices, to=_onnx_type(_HIDDEN_INDEX))
+            return values, g.cast(indices, _HIDDEN_INDEX)
         return values, index
 
 
@@ -522,7 +518,7 @@ class sort(OpDef):
 
     def lower(self, g, data):
         values, indices, _, _ = _top(self, g, data, 0, not self.is_ascend)
-        return values, g.Cast(indices, to=_onnx_type(_HIDDEN_INDEX))
+        return values, g.cast(indices, _HIDDEN_INDEX)
 
 
 @register
@@ -542,7 +538,7 @@ class argsort(OpDef):
 
     def lower(self, g, data):
         _, indices, _, _ = _top(self, g, data, 0, not self.is_ascend)
-        return g.Cast(indices, to=_onnx_type(self.dtype))
+        return g.cast(indices, self.dtype)
 
 
 # ---------------------------------------------------------------- sequences ([time, batch, ...] or [batch, time, ...])

@@ -18,10 +18,6 @@ from .registry import OpDef, register
 __all__ = ["reduce_axes"]
 
 
-def _onnx_type(dtype):
-    from ..lower.builder import onnx_dtype
-    return onnx_dtype(dtype)
-
 
 def _axis(op, axis, ndim, what="axis"):
     """`axis` made non-negative; MXNetError when it is outside [-ndim, ndim)."""
@@ -41,7 +37,7 @@ def _param_shape(ndim, axis, size):
 def _broadcast(g, vector, shape, axis, cast_to=None):
     """Reshape a (shape[axis],) parameter to broadcast along `axis` of a tensor of `shape`; Cast if asked."""
     out = g.Reshape(vector, g.int64s(_param_shape(len(shape), axis, shape[axis])))
-    return out if cast_to is None else g.Cast(out, to=_onnx_type(cast_to))
+    return out if cast_to is None else g.cast(out, cast_to)
 
 
 def _expand(g, value, dtype, shape):
@@ -157,7 +153,7 @@ class norm(OpDef):
         else:
             y = _reduce(g, g.Abs(data), shape, "ReduceSum", axes, self.keepdims, out)
         if self.out_dtype and np.dtype(self.out_dtype) != g.dtype(data):
-            y = g.Cast(y, to=_onnx_type(self.out_dtype))
+            y = g.cast(y, self.out_dtype)
         return y
 
 
@@ -197,7 +193,7 @@ class _Softmax(OpDef):
         shape = g.shape(data)
         dtype = np.dtype(self.dtype) if self.dtype else g.dtype(data)
         axis = _axis(self, self.axis, len(shape))
-        x = data if dtype == g.dtype(data) else g.Cast(data, to=_onnx_type(dtype))
+        x = data if dtype == g.dtype(data) else g.cast(data, dtype)
         if self._negate:
             x = g.Neg(x)
         if self.temperature is not None and self.temperature != 1.0:
@@ -206,7 +202,7 @@ class _Softmax(OpDef):
         if length is None:
             return softmax(x, axis=axis)
         positions = g.const(np.arange(shape[axis], dtype=np.int64).reshape(_param_shape(len(shape), axis, -1)))
-        limits = g.Reshape(g.Cast(length, to=_onnx_type(np.int64)), g.int64s([1 if i == axis else d for i, d in enumerate(shape)]))
+        limits = g.Reshape(g.cast(length, np.int64), g.int64s([1 if i == axis else d for i, d in enumerate(shape)]))
         mask = g.Less(positions, limits)            # full shape by broadcasting
         # Masked entries get the lowest finite value (not -inf) so an all-masked row stays finite; zeroed after.
         y = softmax(g.Where(mask, x, _expand(g, np.finfo(dtype).min, dtype, shape)), axis=axis)
@@ -358,7 +354,7 @@ class Dropout(OpDef):
         factor = g.scalar(1.0 / (1.0 - self.p) if self.p < 1 else 0.0, dtype)
         if not self.axes:       # ONNX Dropout scales the kept values by 1/(1-ratio) itself
             y, keep = g.Dropout(data, ratio, on, _outputs=2)
-            return y, g.Mul(g.Cast(keep, to=_onnx_type(dtype)), factor)
+            return y, g.Mul(g.cast(keep, dtype), factor)
         mask_shape = self.infer_shape(tuple(shape))[1][1]
         mask, _ = g.Dropout(_expand(g, 1, dtype, mask_shape), ratio, on, _outputs=2)
         return g.Mul(data, mask), mask

@@ -22,10 +22,6 @@ def _prod(dims):
     return int(math.prod(dims))
 
 
-def _onnx_type(dtype):
-    from ..lower.builder import onnx_dtype
-    return onnx_dtype(dtype)
-
 
 def _axis(op, axis, ndim, name="axis", extra=0):
     """`axis` (negative counts from the end) of an ndim-array, where `extra` more positions are allowed."""
@@ -726,7 +722,7 @@ class Cast(OpDef):
         return [data], [np.dtype(self.dtype)]
 
     def lower(self, g, data):
-        return g.Cast(data, to=_onnx_type(self.dtype))
+        return g.cast(data, self.dtype)
 
 
 _AMP_CASTABLE = (np.dtype(np.float32), np.dtype(np.float16))
@@ -744,7 +740,7 @@ class amp_cast(OpDef):
 
     def lower(self, g, data):
         if g.dtype(data) in _AMP_CASTABLE:
-            return g.Cast(data, to=_onnx_type(self.dtype))
+            return g.cast(data, self.dtype)
         return g.Identity(data)
 
 
