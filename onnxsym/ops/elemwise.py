@@ -44,7 +44,6 @@ def _logical(onnx_type):
     return lower
 
 
-
 def _binary_table():
     """(mx name suffix, lowering(g, a, b)) shared by the elemwise_, broadcast_ and _scalar families."""
     return {

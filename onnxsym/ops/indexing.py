@@ -23,7 +23,6 @@ def _prod(dims):
     return int(math.prod(dims))
 
 
-
 def _axis(op, axis, ndim):
     """`axis` normalized into [0, ndim); MXNetError naming the op when out of range."""
     if not -ndim <= axis < max(ndim, 1):

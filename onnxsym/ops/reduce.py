@@ -18,7 +18,6 @@ from .registry import OpDef, register
 __all__ = ["reduce_axes"]
 
 
-
 def _axis(op, axis, ndim, what="axis"):
     """`axis` made non-negative; MXNetError when it is outside [-ndim, ndim)."""
     real = axis + ndim if axis < 0 else axis

@@ -22,7 +22,6 @@ def _prod(dims):
     return int(math.prod(dims))
 
 
-
 def _axis(op, axis, ndim, name="axis", extra=0):
     """`axis` (negative counts from the end) of an ndim-array, where `extra` more positions are allowed."""
     real = axis + ndim + extra if axis < 0 else axis
