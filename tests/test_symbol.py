@@ -236,3 +236,24 @@ def test_debug_str():
 def test_symbol_is_not_a_boolean():
     with pytest.raises(NotImplementedError):
         bool(mx.sym.Variable("x"))
+
+
+def test_fluent_methods_name_like_mxnet():
+    """Checked against mxnet 1.9.1: fluent calls are named after the method."""
+    x = mx.sym.Variable("x")
+    assert [x.astype("float16").name, x.reshape((2, 3)).name, x.sum().name] == ["cast0", "reshape0", "sum0"]
+    assert x.astype("float16").infer_type(x="float32")[1] == [np.float16]
+
+
+def test_public_namespace():
+    for name in ("sym", "symbol", "nd", "ndarray", "cpu", "gpu", "Context", "current_context", "name",
+                 "AttrScope", "MXNetError", "base"):
+        assert hasattr(mx, name), name
+    assert mx.sym is mx.symbol and mx.nd is mx.ndarray
+    assert issubclass(mx.base.MXNetError, RuntimeError) and mx.MXNetError is mx.base.MXNetError
+    assert mx.name.NameManager and mx.name.Prefix and mx.sym.Variable is mx.sym.var
+    for name in ("Variable", "var", "Group", "load", "load_json", "Symbol", "FullyConnected", "Convolution",
+                 "BatchNorm", "SoftmaxOutput", "Reshape", "sum", "softmax", "Pooling"):
+        assert hasattr(mx.sym, name), name
+    for name in ("array", "empty", "zeros", "ones", "full", "arange", "NDArray", "FullyConnected", "relu"):
+        assert hasattr(mx.nd, name), name

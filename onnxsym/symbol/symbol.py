@@ -246,6 +246,10 @@ class Symbol:
     def __bool__(self):
         raise NotImplementedError("The truth value of a Symbol is not defined (it is a graph, not a value)")
 
+    def astype(self, dtype):
+        """Cast to `dtype` (MXNet: `cast`, so the node is named cast0, cast1, ...)."""
+        return create_symbol("cast", self, dtype=dtype)
+
     # ------------------------------------------------------------------ inference
     def _shape_query(self, args, kwargs):
         if args and kwargs:
