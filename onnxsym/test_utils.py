@@ -8,7 +8,8 @@ from .context import cpu
 from .runtime.ndarray import NDArray
 
 __all__ = ["default_context", "set_default_context", "assert_almost_equal", "almost_equal", "same",
-           "check_symbolic_forward", "default_rtols", "default_atols", "lowered_model"]
+           "check_symbolic_forward", "check_symbolic_backward", "check_numeric_gradient", "numeric_grad",
+           "default_rtols", "default_atols", "lowered_model", "random_projection"]
 
 _DEFAULT_CTX = [cpu()]
 
@@ -110,6 +111,106 @@ def check_symbolic_forward(sym, location, expected, rtol=None, atol=None, aux_st
             raise AssertionError("output %s: shape %s, expected %s" % (name, out.shape, exp.shape))
         assert_almost_equal(out, exp, rtol, atol, ("output " + name, "expected"), equal_nan=equal_nan)
     return outputs
+
+
+def check_symbolic_backward(sym, location, out_grads, expected, rtol=None, atol=None, aux_states=None,
+                            grad_req="write", ctx=None, grad_stypes=None, equal_nan=False, dtype=np.float32):
+    """Bind with gradient arrays, forward(is_train=True), backward(out_grads) and compare the gradients with
+    `expected` (list in list_arguments order or dict by name). With grad_req='add' the gradient arrays start from
+    random values that `expected` must not include (they are added here). Returns the gradients (numpy)."""
+    ctx = ctx or default_context()
+    names = sym.list_arguments()
+    args = _arrays_for(names, location, "location", ctx, dtype)
+    aux = _arrays_for(sym.list_auxiliary_states(), aux_states or {}, "aux_states", ctx, dtype)
+    if isinstance(expected, (list, tuple)):
+        expected = dict(zip(names, expected))
+    rng = np.random.RandomState(0)
+    initial = {n: (rng.normal(size=args[n].shape).astype(args[n].dtype) if grad_req == "add"
+                   else np.zeros(args[n].shape, args[n].dtype)) for n in expected}
+    grads = {n: NDArray(initial[n].copy(), ctx) for n in expected}
+    reqs = {n: (grad_req if isinstance(grad_req, str) else grad_req.get(n, "null")) for n in expected}
+    executor = sym.bind(ctx, args=args, args_grad=grads, grad_req=reqs, aux_states=aux)
+    executor.forward(is_train=True)
+    if out_grads is not None:
+        if isinstance(out_grads, dict):
+            out_grads = [out_grads[n] for n in sym.list_outputs()]
+        out_grads = [g if isinstance(g, NDArray) else NDArray(np.ascontiguousarray(np.asarray(g, dtype)), ctx)
+                     for g in (out_grads if isinstance(out_grads, (list, tuple)) else [out_grads])]
+    executor.backward(out_grads)
+    results = {}
+    for name, exp in expected.items():
+        got = grads[name].asnumpy()
+        want = np.asarray(exp) + (initial[name] if reqs[name] == "add" else 0)
+        if reqs[name] == "null":
+            want = initial[name]
+        assert_almost_equal(got, want, rtol, atol, ("gradient of " + name, "expected"), equal_nan=equal_nan)
+        results[name] = got
+    return results
+
+
+def random_projection(shape, seed=0):
+    """A random head gradient `uniform + 0.1` (away from zero) used by check_numeric_gradient."""
+    return np.random.RandomState(seed).uniform(size=shape) + 0.1
+
+
+def numeric_grad(executor, location, aux_states=None, eps=1e-4, use_forward_train=True, dtype=np.float32,
+                 names=None):
+    """Central differences of sum(outputs) with respect to each array of `location` ({name: numpy})."""
+    grads = {}
+    for name in names or location:
+        array = executor.arg_dict[name]
+        flat = array.handle.reshape(-1)
+        result = np.zeros(flat.shape, np.float64)
+        for i in range(flat.size):
+            original = flat[i].copy()
+            flat[i] = original + eps / 2
+            plus = sum(float(o.asnumpy().astype(np.float64).sum()) for o in executor.forward(use_forward_train))
+            flat[i] = original - eps / 2
+            minus = sum(float(o.asnumpy().astype(np.float64).sum()) for o in executor.forward(use_forward_train))
+            flat[i] = original
+            result[i] = (plus - minus) / eps
+        grads[name] = result.reshape(array.shape)
+    return grads
+
+
+def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rtol=None, atol=None,
+                           grad_nodes=None, use_forward_train=True, ctx=None, grad_stype_dict=None,
+                           dtype=np.float32):
+    """Compare Executor.backward with central finite differences of sum(sym * projection), as MXNet does:
+    `sym` (one output) times a random projection is minimised through MakeLoss, so the symbolic gradient is the
+    vector-Jacobian product with that projection. `grad_nodes`: the arguments to check (default: all)."""
+    from .symbol.symbol import Variable, create_symbol
+    ctx = ctx or default_context()
+    if len(sym.list_outputs()) != 1:
+        raise ValueError("check_numeric_gradient takes a symbol with one output, got %d" % len(sym.list_outputs()))
+    names = sym.list_arguments()
+    if not isinstance(location, dict):
+        location = dict(zip(names, location))
+    location = {k: np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype) for k, v in location.items()}
+    _, out_shapes, _ = sym.infer_shape(**{k: v.shape for k, v in location.items()})
+    proj_name = "__random_proj"
+    projection = random_projection(out_shapes[0]).astype(dtype)
+    loss = create_symbol("MakeLoss", create_symbol("elemwise_mul", sym, Variable(proj_name)))
+    grad_nodes = list(grad_nodes or [n for n in names if n in location])
+    args = {n: NDArray(np.ascontiguousarray(location[n]), ctx) for n in names}
+    args[proj_name] = NDArray(projection, ctx)
+    aux = {k: NDArray(np.ascontiguousarray(np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype)), ctx)
+           for k, v in (aux_states or {}).items()}
+    grads = {n: NDArray(np.zeros(location[n].shape, dtype), ctx) for n in grad_nodes}
+    executor = loss.bind(ctx, args=args, args_grad=grads, grad_req={n: "write" for n in grad_nodes},
+                         aux_states=aux)
+    executor.forward(is_train=True)
+    executor.backward()
+    symbolic = {n: grads[n].asnumpy() for n in grad_nodes}
+    eps = numeric_eps if numeric_eps is not None else (1e-2 if np.dtype(dtype) == np.float32 else 1e-4)
+    numeric = numeric_grad(executor, location, aux_states, eps=eps, use_forward_train=use_forward_train,
+                           dtype=dtype, names=grad_nodes)
+    rtol = rtol if rtol is not None else (2e-2 if np.dtype(dtype) == np.float32 else 1e-4)
+    atol = atol if atol is not None else (1e-3 if np.dtype(dtype) == np.float32 else 1e-6)
+    for name in grad_nodes:
+        assert_almost_equal(symbolic[name], numeric[name], rtol, atol,
+                            ("symbolic gradient of " + name, "numeric gradient"))
+    return symbolic
 
 
 def lowered_model(sym, shapes, dtypes=None):

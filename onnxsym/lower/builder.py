@@ -8,10 +8,17 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype"]
+__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY",
+           "strip_stop_gradients"]
 
 OPSET = 17
 IR_VERSION = 8        # onnxruntime-training 1.19.2 accepts ir_version <= 10
+
+# Stop-gradient marker of training graphs: an ATen node whose input 0 the gradient builders treat as a stop edge
+# (ORT only consults custom stop edges for ATen nodes, ORT_NOTES.md §2B). It becomes Identity after the build.
+ATEN_DOMAIN = "org.pytorch.aten"
+STOP_GRADIENT_OPERATOR = "onnxsym_blockgrad"
+STOP_GRADIENT_KEY = "%s::ATen::%s::" % (ATEN_DOMAIN, STOP_GRADIENT_OPERATOR)
 
 
 def onnx_dtype(dtype):
@@ -36,6 +43,12 @@ class GraphBuilder:
         self._dtypes = {}
         self._producer = {}
         self._renames = {}
+        self.value_infos = []
+        # Training graphs: ops read `is_train`; loss heads add `head_gradients` (input value, MXNet's gradient
+        # for it); training-mode ops report new auxiliary-state values in `aux_updates` (aux input -> value).
+        self.is_train = False
+        self.head_gradients = []
+        self.aux_updates = {}
 
     # ----- names and static information -----
     def fresh(self, base):
@@ -108,6 +121,24 @@ class GraphBuilder:
         """Cast `value` to a numpy dtype (ONNX Cast with the matching element type)."""
         return self.Cast(value, to=onnx_dtype(dtype))
 
+    def stop_gradient(self, value, dtype=None):
+        """`value` unchanged, with no gradient flowing back through it when training (Identity otherwise)."""
+        if not self.is_train:
+            return self.Identity(value)
+        dtype = dtype if dtype is not None else self.dtype(value)
+        out = self.emit("ATen", [value], {"operator": STOP_GRADIENT_OPERATOR}, domain=ATEN_DOMAIN)
+        self.value_infos.append(helper.make_tensor_value_info(out, onnx_dtype(dtype), None))
+        self.set_info(out, self._shapes.get(value), dtype)
+        return out
+
+    def add_head_gradient(self, value, gradient):
+        """Training: MXNet's backward of a loss head gives `gradient` for `value` (head gradients ignored)."""
+        self.head_gradients.append((value, gradient))
+
+    def update_aux(self, aux_value, new_value):
+        """Training: the auxiliary-state input `aux_value` takes `new_value` after this step."""
+        self.aux_updates[aux_value] = self.stop_gradient(new_value, self.dtype(aux_value))
+
     def emit(self, op_type, inputs, attrs=None, outputs=1, domain=""):
         inputs = list(inputs)
         while inputs and inputs[-1] is None:
@@ -146,13 +177,14 @@ class GraphBuilder:
                 for i, name in enumerate(seq):
                     if name in self._renames:
                         seq[i] = self._renames[name]
-        for value in list(self.inputs) + list(self.outputs):
+        for value in list(self.inputs) + list(self.outputs) + list(self.value_infos):
             value.name = self._renames.get(value.name, value.name)
         self._renames = {}
 
     def model(self, name="onnxsym", doc=""):
         self._apply_renames()
-        graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers)
+        graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers,
+                                  value_info=self.value_infos)
         opsets = [helper.make_opsetid(d, v) for d, v in self.domains.items()]
         model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxsym",
                                   doc_string=doc)
@@ -170,3 +202,15 @@ def _attr_value(value):
 
 
 onnx_version = onnx.__version__
+
+
+def strip_stop_gradients(model):
+    """Turn the stop-gradient markers of a built training graph back into Identity nodes (in place)."""
+    for node in model.graph.node:
+        if node.domain == ATEN_DOMAIN and node.op_type == "ATen":
+            node.op_type, node.domain = "Identity", ""
+            del node.attribute[:]
+    keep = [o for o in model.opset_import if o.domain != ATEN_DOMAIN]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return model

@@ -11,12 +11,14 @@ class Lowered:
     """The lowered model and how its values map back to the symbol: `input_names` (graph inputs in list_inputs
     order), `output_names` (one ONNX output per symbol output), `shapes`/`dtypes` of every symbol entry."""
 
-    def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes):
+    def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates=None, loss=None):
         self.model = model
         self.input_names = input_names
         self.output_names = output_names
         self.entry_shapes = entry_shapes
         self.entry_dtypes = entry_dtypes
+        self.aux_updates = aux_updates or {}     # training: aux input name -> output with its new value
+        self.loss = loss                         # training: the scalar objective of the loss heads, or None
 
 
 def infer_all(symbol, shapes, dtypes):
@@ -49,10 +51,16 @@ def _visible(node):
     return 1 if node.is_variable else node.op.num_visible_outputs()
 
 
-def lower_symbol(symbol, shapes, dtypes=None, builder=None):
-    """Lower `symbol` with input `shapes` ({name: shape}) and `dtypes` ({name: dtype}) to ONNX."""
+def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
+    """Lower `symbol` with input `shapes` ({name: shape}) and `dtypes` ({name: dtype}) to ONNX.
+
+    training=True gives the training forward graph: training-mode ops, loss-head outputs behind stop-gradient
+    markers, the auxiliary-state updates as extra outputs, and a scalar `loss` output whose gradient is the loss
+    heads' MXNet backward (sum of stop(gradient) * input over the heads).
+    """
     nodes, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes or {})
     g = builder or GraphBuilder()
+    g.is_train = training
     values = {}
     input_names = []
     for node in nodes:
@@ -72,6 +80,14 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None):
         except MXNetError as err:
             raise MXNetError("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
         result = result if isinstance(result, (tuple, list)) else (result,)
+        if training:
+            gradients = node.op.head_gradients(g, ins, result)
+            if gradients is not None:
+                for value, gradient in zip(ins, gradients):
+                    if gradient is not None:
+                        g.add_head_gradient(value, gradient)
+                result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
+                          for i, r in enumerate(result)]
         for i, value in enumerate(result):
             if value is None:
                 continue
@@ -96,5 +112,28 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None):
         used.add(final)
         g.add_output(final, entry_shapes[key], entry_dtypes[key])
         output_names.append(final)
+    aux_updates, loss = {}, None
+    if training:
+        for name in input_names:
+            if name in g.aux_updates:
+                key = (id(_variable(nodes, name)), 0)
+                final = g.Identity(g.aux_updates[name])
+                g.rename(final, g.fresh(name + "_new"))
+                aux_updates[name] = g._renames[final]
+                g.add_output(aux_updates[name], entry_shapes[key], entry_dtypes[key])
+        if g.head_gradients:
+            g.scope = "loss"
+            terms = [g.ReduceSum(g.Mul(g.stop_gradient(grad, g.dtype(value)), value), keepdims=0)
+                     for value, grad in g.head_gradients]
+            total = terms[0]
+            for term in terms[1:]:
+                total = g.Add(total, term)
+            loss = g.fresh("__loss__")
+            g.rename(total, loss)
+            g.add_output(loss, (), g.dtype(g.head_gradients[0][0]))
     model = g.model()
-    return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes)
+    return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss)
+
+
+def _variable(nodes, name):
+    return next(n for n in nodes if n.is_variable and n.name == name)

@@ -1,10 +1,12 @@
-"""Loss heads: SoftmaxOutput, the regression outputs, MakeLoss and SVMOutput (forward behaviour).
+"""Loss heads: SoftmaxOutput, the regression outputs, MakeLoss and SVMOutput.
 
-Their backward is not the derivative of their forward (MXNet defines it directly and ignores head gradients);
-the training side lives with the gradients. Forward: SoftmaxOutput is a softmax, LogisticRegressionOutput a
-sigmoid, the others pass data through.
+Their backward is not the derivative of their forward: MXNet defines it directly and ignores head gradients.
+Forward: SoftmaxOutput is a softmax, LogisticRegressionOutput a sigmoid, the others pass data through. Backward:
+`head_gradients` writes MXNet's formula as graph values; the training graph turns them into gradients.
 """
 import math
+
+import numpy as np
 
 from ..base import MXNetError
 from .params import param
@@ -50,11 +52,57 @@ class SoftmaxOutput(OpDef):
     def lower(self, g, data, label):
         shape = g.shape(data)
         if self.multi_output:
-            return g.Softmax(data, axis=1)
-        if self.preserve_shape or len(shape) == 2:
-            return g.Softmax(data, axis=-1)
-        flat = g.Softmax(g.Flatten(data, axis=1), axis=-1)
-        return g.Reshape(flat, g.int64s(shape))
+            out = g.Softmax(data, axis=1)
+        elif self.preserve_shape or len(shape) == 2:
+            out = g.Softmax(data, axis=-1)
+        else:
+            out = g.Reshape(g.Softmax(g.Flatten(data, axis=1), axis=-1), g.int64s(shape))
+        if g.is_train and self.out_grad:
+            # out_grad=True multiplies MXNet's gradient by the head gradient: out keeps its value and passes
+            # head_grad * gradient back to data (x - stop(x) is 0 with derivative 1).
+            g.set_info(out, shape, g.dtype(data))
+            grad = g.stop_gradient(self._gradient(g, data, label, out))
+            return g.Add(g.stop_gradient(out), g.Mul(g.Sub(data, g.stop_gradient(data)), grad))
+        return out
+
+    def head_gradients(self, g, inputs, outputs):
+        if self.out_grad:
+            return None
+        data, label = inputs
+        return [self._gradient(g, data, label, outputs[0]), None]
+
+    def _gradient(self, g, data, label, out):
+        """(softmax - target) * grad_scale / normalization, zero where label == ignore_label (use_ignore)."""
+        shape, dtype = g.shape(data), g.dtype(data)
+        if tuple(g.shape(label)) == tuple(shape):            # probabilities as labels
+            return g.Mul(g.Sub(out, label), g.scalar(self.grad_scale, dtype))
+        n = shape[0]
+        if self.multi_output:
+            k = shape[1]
+            view, label_view, axis = (n, k, int(math.prod(shape)) // n // k), (n, -1), 1
+        else:
+            k = shape[-1] if self.preserve_shape else int(math.prod(shape)) // n
+            view, label_view, axis = (int(math.prod(shape)) // k, k), (-1,), 1
+        probs = g.Reshape(out, g.int64s(view))
+        labels = g.Reshape(label, g.int64s(label_view))
+        index = g.cast(g.Clip(labels, g.scalar(0, dtype), g.scalar(k - 1, dtype)), np.int64)
+        target = g.OneHot(index, g.int64s([k]), g.const(np.array([0, 1], dtype)), axis=axis)
+        if self.smooth_alpha:
+            off = self.smooth_alpha / (k - 1)
+            target = g.Add(g.Mul(target, g.scalar(1 - self.smooth_alpha - off, dtype)), g.scalar(off, dtype))
+        grad = g.Sub(probs, target)
+        valid = g.cast(g.Not(g.Equal(labels, g.scalar(self.ignore_label, dtype))), dtype)
+        if self.use_ignore:
+            grad = g.Mul(grad, g.Unsqueeze(valid, g.int64s([axis])))
+        scale = g.scalar(self.grad_scale, dtype)
+        if self.normalization == "batch":
+            scale = g.scalar(self.grad_scale / (n if self.multi_output else view[0]), dtype)
+        elif self.normalization == "valid":
+            count = g.Max(g.ReduceSum(valid, keepdims=0), g.scalar(1, dtype))
+            scale = g.Div(scale, count)
+        elif self.multi_output:
+            scale = g.scalar(self.grad_scale / view[2], dtype)
+        return g.Reshape(g.Mul(grad, scale), g.int64s(shape))
 
 
 class _Regression(OpDef):
@@ -72,6 +120,34 @@ class _Regression(OpDef):
     def lower(self, g, data, label):
         return g.Identity(data)
 
+    def head_gradients(self, g, inputs, outputs):
+        """L1: -c*[margin > x_y] at the label, c*[margin > -x_j] elsewhere; L2: -2c*max(margin - x_y, 0) at the
+        label, 2c*max(margin + x_j, 0) elsewhere (MXNet svm_output.cc)."""
+        data, label = inputs
+        shape, dtype = g.shape(data), g.dtype(data)
+        k = shape[1]
+        index = g.cast(g.Clip(g.Reshape(label, g.int64s([-1])), g.scalar(0, dtype), g.scalar(k - 1, dtype)),
+                       np.int64)
+        onehot = g.OneHot(index, g.int64s([k]), g.const(np.array([0, 1], dtype)), axis=1)
+        sign = g.Sub(g.scalar(1, dtype), g.Mul(onehot, g.scalar(2, dtype)))       # -1 at the label, +1 elsewhere
+        slack = g.Relu(g.Add(g.scalar(self.margin, dtype), g.Mul(sign, data)))    # margin - x_y | margin + x_j
+        if self.use_linear:
+            magnitude = g.cast(g.Greater(slack, g.scalar(0, dtype)), dtype)
+        else:
+            magnitude = g.Mul(slack, g.scalar(2, dtype))
+        return [g.Mul(g.Mul(sign, magnitude), g.scalar(self.regularization_coefficient, dtype)), None]
+
+    def head_gradients(self, g, inputs, outputs):
+        data, label = inputs
+        shape, dtype = g.shape(data), g.dtype(data)
+        num_output = int(math.prod(g.shape(label))) // g.shape(label)[0]
+        diff = g.Sub(outputs[0], g.Reshape(label, g.int64s(shape)))
+        return [g.Mul(self._backward(g, diff), g.scalar(self.grad_scale / num_output, dtype)), None]
+
+    @staticmethod
+    def _backward(g, diff):
+        return diff
+
 
 @register
 class LinearRegressionOutput(_Regression):
@@ -83,6 +159,10 @@ class LinearRegressionOutput(_Regression):
 class MAERegressionOutput(_Regression):
     """Identity forward; backward grad_scale/num_output * sign(out - label)."""
     grad_scale: float = param(1.0, doc="Scale the gradient by a float factor.")
+
+    @staticmethod
+    def _backward(g, diff):
+        return g.Sign(diff)
 
 
 @register
@@ -104,6 +184,17 @@ class MakeLoss(OpDef):
 
     def lower(self, g, data):
         return g.Identity(data)
+
+    def head_gradients(self, g, inputs, outputs):
+        data, = inputs
+        shape, dtype = g.shape(data), g.dtype(data)
+        ones = g.Expand(g.scalar(self.grad_scale, dtype), g.int64s(shape))
+        if self.normalization == "batch":
+            return [g.Mul(ones, g.scalar(1.0 / shape[0], dtype))]
+        if self.normalization == "valid":
+            valid = g.cast(g.Greater(data, g.scalar(self.valid_thresh, dtype)), dtype)
+            return [g.Div(ones, g.Max(g.ReduceSum(valid, keepdims=0), g.scalar(1, dtype)))]
+        return [ones]
 
 
 @register

@@ -274,6 +274,8 @@ class _BatchNormBase(OpDef):
         return [data] + [param_dtype] * 4, [data, param_dtype, param_dtype]
 
     def lower(self, g, data, gamma, beta, moving_mean, moving_var):
+        if g.is_train and not self.use_global_stats:
+            return self._lower_train(g, data, gamma, beta, moving_mean, moving_var)
         shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
         axis, cast_to = self.channel_axis(len(shape)), (dtype if dtype != param_dtype else None)
         inv_std = g.Reciprocal(g.Sqrt(g.Add(moving_var, g.scalar(self.eps, param_dtype))))
@@ -282,6 +284,31 @@ class _BatchNormBase(OpDef):
         y = g.Add(g.Mul(centered, _broadcast(g, scale, shape, axis, cast_to)),
                   _broadcast(g, beta, shape, axis, cast_to))
         return y, moving_mean, inv_std
+
+    def _lower_train(self, g, data, gamma, beta, moving_mean, moving_var):
+        """Batch statistics (biased variance) over every axis but the channel one; the moving statistics become
+        moving * momentum + batch * (1 - momentum). Written with plain ops, its gradient is MXNet's (the exact
+        derivative through the batch statistics, zero for gamma when fix_gamma)."""
+        shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
+        axis = self.channel_axis(len(shape))
+        axes = [i for i in range(len(shape)) if i != axis]
+        cast_to = dtype if dtype != param_dtype else None
+        mean = g.ReduceMean(data, axes=axes, keepdims=1)
+        centered = g.Sub(data, mean)
+        var = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
+        inv_std = g.Reciprocal(g.Sqrt(g.Add(var, g.scalar(self.eps, dtype))))
+        y = g.Mul(centered, inv_std)
+        if not self.fix_gamma:
+            y = g.Mul(y, _broadcast(g, gamma, shape, axis, cast_to))
+        y = g.Add(y, _broadcast(g, beta, shape, axis, cast_to))
+        flat = [shape[axis]]
+        batch_mean, batch_var = (g.Reshape(v, g.int64s(flat)) for v in (mean, var))
+        if cast_to is not None:
+            batch_mean, batch_var = g.cast(batch_mean, param_dtype), g.cast(batch_var, param_dtype)
+        keep, take = g.scalar(self.momentum, param_dtype), g.scalar(1 - self.momentum, param_dtype)
+        g.update_aux(moving_mean, g.Add(g.Mul(moving_mean, keep), g.Mul(batch_mean, take)))
+        g.update_aux(moving_var, g.Add(g.Mul(moving_var, keep), g.Mul(batch_var, take)))
+        return y, batch_mean, g.Reshape(inv_std, g.int64s(flat))
 
 
 @register
@@ -342,7 +369,7 @@ class Dropout(OpDef):
         return [data], [data, tuple(mask)]
 
     def lower(self, g, data):
-        return self.dropout(g, data, training=self.mode == "always")
+        return self.dropout(g, data, training=g.is_train or self.mode == "always")
 
     def dropout(self, g, data, training):
         """(output, mask) when dropping (training, or mode 'always'); (data, None) otherwise."""

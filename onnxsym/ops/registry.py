@@ -77,8 +77,14 @@ class OpDef:
         return same_type(self, in_types)
 
     def lower(self, g, *inputs):
-        """Emit ONNX nodes through the builder `g`; returns the output value name(s)."""
+        """Emit ONNX nodes through the builder `g`; returns the output value name(s). Training behaviour reads
+        `g.is_train` (BatchNorm batch statistics, Dropout masks) and reports aux updates with `g.update_aux`."""
         raise NotImplementedError("%s has no ONNX lowering" % self.op_name)
+
+    def head_gradients(self, g, inputs, outputs):
+        """Loss heads only: MXNet's backward as values of the training graph, one per input (None = no
+        gradient). Their outputs pass no gradient back and head gradients are ignored, as in MXNet."""
+        return None
 
     # ----- attributes -----
     @classmethod

@@ -782,10 +782,8 @@ class ones_like(_FillLike):
 class BlockGrad(OpDef):
     """out = data; the gradient stops here (zero for data). Mirrors MXNet BlockGrad."""
     aliases = ("stop_gradient",)
-    stop_gradient = True    # found by the gradient builder: forward is Identity, backward passes nothing
-
     def lower(self, g, data):
-        return g.Identity(data)
+        return g.stop_gradient(data)
 
 
 class _ShapeQuery(OpDef):

@@ -131,8 +131,11 @@ class Executor:
             shape, dtype = self._lowered.entry_shapes[key], self._lowered.entry_dtypes[key]
             self.outputs.append(NDArray(np.zeros(shape, dtype), self._ctx))
         self._by_name = dict(zip(names, arrays))
+        self._shapes, self._dtypes = shapes, dtypes
         self._bind_io()
         self._monitor = None
+        self._training = None       # TrainingGraph, built at the first forward(is_train=True)
+        self._pending = None        # forward state kept for backward
 
     @staticmethod
     def _check_unique(names):
@@ -180,14 +183,88 @@ class Executor:
 
     # ----- running -----
     def forward(self, is_train=False, **kwargs):
-        """Run the graph on the bound arrays (after copying any `name=array` keyword arguments into them)."""
+        """Run the graph on the bound arrays (after copying any `name=array` keyword arguments into them).
+
+        is_train=True runs the training graph: BatchNorm uses batch statistics and updates the moving ones in
+        aux_dict, Dropout drops, and the activations are kept for `backward`."""
         if kwargs:
             self._copy_inputs(kwargs)
+        if is_train:
+            return self._forward_train()
         try:
             self._run(self._io_handle, None)
         except Exception as err:
             raise run_error(err) from None
         return self.outputs
+
+    def _training_graph(self):
+        if self._training is None:
+            from ..autograd import TrainingGraph
+            wrt = [n for n, r in self._grad_req.items() if r != "null"]
+            self._training = TrainingGraph(self._symbol, self._shapes, self._dtypes, wrt, self._ctx)
+        return self._training
+
+    def _forward_train(self):
+        graph = self._training_graph()
+        feeds = {name: array._data for name, array in self._by_name.items()}
+        values, self._pending = graph.forward(feeds)
+        for name, out in zip(self._lowered.output_names, self.outputs):
+            out._data[...] = values[graph.lowered.output_names[self._lowered.output_names.index(name)]]
+        for aux_name, output in graph.lowered.aux_updates.items():
+            self._by_name[aux_name]._data[...] = values[output]
+        return self.outputs
+
+    def backward(self, out_grads=None, is_train=True):
+        """Gradients of the last forward(is_train=True) into grad_arrays ('write' replaces, 'add' accumulates).
+
+        Loss heads (SoftmaxOutput, MakeLoss, *RegressionOutput) need no out_grads; any other output needs its
+        head gradient in `out_grads` (an NDArray, or a list in output order)."""
+        if self._pending is None:
+            raise MXNetError("backward() needs a forward(is_train=True) first (each backward consumes the "
+                             "activations of one training forward)")
+        graph = self._training
+        heads = self._head_gradients(graph, out_grads)
+        state, self._pending = self._pending, None
+        grads = graph.backward(state, heads)
+        for name, array, req in zip(self._symbol.list_arguments(), self.grad_arrays, self._grad_req.values()):
+            if req == "null" or array is None:
+                continue
+            grad = grads.get(name)
+            if req == "add":
+                if grad is not None:
+                    array._data += grad
+            elif grad is None:
+                array._data[...] = 0
+            else:
+                array._data[...] = grad
+
+    def _head_gradients(self, graph, out_grads):
+        if out_grads is not None and not isinstance(out_grads, (list, tuple)):
+            out_grads = [out_grads]
+        symbol_outputs = graph.lowered.output_names
+        heads = {}
+        for index in graph.differentiable:
+            name = graph.output_names[index]
+            if name == graph.lowered.loss:
+                heads[name] = np.ones((), graph.output_dtypes[name])
+                continue
+            if name not in symbol_outputs:
+                continue
+            position = symbol_outputs.index(name)
+            label = self._symbol.list_outputs()[position]
+            if out_grads is None or position >= len(out_grads) or out_grads[position] is None:
+                raise MXNetError("backward: output '%s' is not a loss, so it needs a head gradient. Pass out_grads "
+                                 "(one NDArray per output), or wrap the output in MakeLoss to minimise it."
+                                 % label)
+            grad = out_grads[position]
+            if not isinstance(grad, (NDArray, np.ndarray)):
+                raise TypeError("out_grads must be NDArrays, got %s for output '%s'" % (type(grad).__name__, label))
+            grad = grad.asnumpy() if isinstance(grad, NDArray) else np.asarray(grad)
+            if grad.shape != self.outputs[position].shape:
+                raise MXNetError("backward: out_grads for output '%s' has shape %s, the output has shape %s"
+                                 % (label, grad.shape, self.outputs[position].shape))
+            heads[name] = grad.astype(graph.output_dtypes[name], copy=False)
+        return heads
 
     def _copy_inputs(self, kwargs):
         arg_dict = self._by_name
@@ -201,9 +278,6 @@ class Executor:
                 raise ValueError("Shape not match! Argument %s, need: %s, received: %s"
                                  % (name, arg_dict[name].shape, array.shape))
             arg_dict[name][:] = array
-
-    def backward(self, out_grads=None, is_train=True):
-        raise MXNetError("Executor.backward: gradients are not available in this build of onnxsym yet")
 
     def set_monitor_callback(self, callback, monitor_all=False):
         self._monitor = callback

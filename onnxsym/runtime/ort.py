@@ -3,12 +3,16 @@
 Sessions run with intra-op spinning off, because onnxsym keeps several sessions per process (forward, gradient,
 imperative one-op graphs) and spinning idle threads slow the others down (ORT_NOTES.md §4).
 """
+import contextlib
+import os
+import sys
+
 import onnxruntime as ort
 from onnxruntime.capi import _pybind_state as C
 
 from ..base import MXNetError
 
-__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error"]
+__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging"]
 
 _config = {"intra_op_num_threads": 0}
 
@@ -54,3 +58,19 @@ def create_session(model, ctx=None):
 
 def run_error(err):
     return MXNetError("ONNX Runtime failed while running the graph: %s" % err)
+
+
+@contextlib.contextmanager
+def quiet_logging():
+    """Hide what ORT's gradient builders print to stderr (warnings about nodes that only feed BlockGrad):
+    OrtModuleGraphBuilder takes no session options and ignores the default logger's severity. Errors still
+    arrive as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
