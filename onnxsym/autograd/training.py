@@ -13,11 +13,13 @@ import onnx
 from ..base import MXNetError
 from ..lower.builder import STOP_GRADIENT_KEY, strip_stop_gradients
 from ..lower.to_onnx import lower_symbol
-from ..runtime.ort import C, create_session, quiet_logging
+from ..runtime.ort import C, create_session, ort_message, quiet_logging
 
 __all__ = ["TrainingGraph"]
 
-_UNREACHABLE = re.compile(r"Cannot compute the partial derivative for '([^']+)'")
+# Inputs the builder cannot differentiate: unreachable from the outputs, or not consumed at all (BatchNorm's
+# gamma with fix_gamma). Both get zero gradients.
+_UNREACHABLE = re.compile(r"Cannot compute the partial derivative for '([^']+)'|(\S+) couldn't find the consumer node")
 _REGISTERED = []
 
 
@@ -43,10 +45,12 @@ def _build(model_bytes, wrt):
                 builder.build(C.TrainingGraphTransformerConfiguration())
         except RuntimeError as err:
             match = _UNREACHABLE.search(str(err))
-            if match and match.group(1) in wrt:
-                wrt.remove(match.group(1))
+            name = match and (match.group(1) or match.group(2))
+            if name in wrt:
+                wrt.remove(name)
                 continue
-            raise MXNetError("onnxruntime-training could not build the gradient graph: %s" % err) from None
+            raise MXNetError("onnxruntime-training could not build the gradient graph: %s" % ort_message(err)) \
+                from None
         return builder, wrt
 
 

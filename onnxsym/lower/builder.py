@@ -131,6 +131,25 @@ class GraphBuilder:
         self.set_info(out, self._shapes.get(value), dtype)
         return out
 
+    def with_gradient(self, output, partials, reduce_axes=None):
+        """`output` unchanged, differentiated through `partials` [(input, d output / d input), ...] when training.
+
+        For ops whose ONNX form has no onnxruntime-training gradient: output + sum((x - stop(x)) * stop(dydx)) adds
+        zero to the value and gives x the gradient head * dydx (broadcast inputs are summed back by Mul's
+        gradient). With `reduce_axes`, the output is a reduction over those axes (keepdims) of the Jacobian-shaped
+        terms. The derivative values are computed only in training graphs (`partials` may be a callable)."""
+        if not self.is_train:
+            return output
+        partials = partials() if callable(partials) else partials
+        total = self.stop_gradient(output, self.dtype(partials[0][0]))
+        for value, derivative in partials:
+            term = self.Mul(self.Sub(value, self.stop_gradient(value)), self.stop_gradient(derivative,
+                                                                                        self.dtype(value)))
+            if reduce_axes is not None:
+                term = self.ReduceSum(term, self.int64s(reduce_axes), keepdims=1)
+            total = self.Add(total, term)
+        return total
+
     def add_head_gradient(self, value, gradient):
         """Training: MXNet's backward of a loss head gives `gradient` for `value` (head gradients ignored)."""
         self.head_gradients.append((value, gradient))
@@ -181,10 +200,25 @@ class GraphBuilder:
             value.name = self._renames.get(value.name, value.name)
         self._renames = {}
 
+    def _live_nodes(self):
+        """The nodes the graph outputs depend on, in emission order. Dead nodes (outputs of a multi-output op
+        that nobody reads) are dropped: ORT's gradient builder mis-handles them (ORT_NOTES.md §1, Split)."""
+        needed = {o.name for o in self.outputs}
+        live = []
+        for node in reversed(self.nodes):
+            if any(name in needed for name in node.output):
+                live.append(node)
+                needed.update(i for i in node.input if i)
+        live.reverse()
+        used_inits = [t for t in self.initializers if t.name in needed]
+        return live, used_inits
+
     def model(self, name="onnxsym", doc=""):
         self._apply_renames()
-        graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers,
-                                  value_info=self.value_infos)
+        nodes, initializers = self._live_nodes()
+        names = {n for node in nodes for n in node.output}
+        graph = helper.make_graph(nodes, name, self.inputs, self.outputs, initializers,
+                                  value_info=[v for v in self.value_infos if v.name in names])
         opsets = [helper.make_opsetid(d, v) for d, v in self.domains.items()]
         model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxsym",
                                   doc_string=doc)

@@ -69,6 +69,12 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
             if node.name in input_names:
                 raise MXNetError("Two different variables are named '%s'; input names must be unique" % node.name)
             values[key] = g.add_input(node.name, entry_shapes[key], entry_dtypes[key])
+            if training:
+                # ORT's gradient builder defines x_grad twice for a node that reads graph input x twice
+                # (Mul(x, x)); reading it through an Identity avoids that.
+                g.scope = node.name
+                values[key] = g.Identity(values[key])
+                g.set_info(values[key], entry_shapes[key], entry_dtypes[key])
             input_names.append(node.name)
     for node in nodes:
         if node.is_variable:
@@ -80,7 +86,11 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
         except MXNetError as err:
             raise MXNetError("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
         result = result if isinstance(result, (tuple, list)) else (result,)
-        if training:
+        if training and not node.op.differentiable:
+            # No gradient is defined (argmax, comparisons, rounding): nothing flows back, inputs get zeros.
+            result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
+                      for i, r in enumerate(result)]
+        elif training:
             gradients = node.op.head_gradients(g, ins, result)
             if gradients is not None:
                 for value, gradient in zip(ins, gradients):
@@ -115,9 +125,9 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
     aux_updates, loss = {}, None
     if training:
         for name in input_names:
-            if name in g.aux_updates:
-                key = (id(_variable(nodes, name)), 0)
-                final = g.Identity(g.aux_updates[name])
+            key = (id(_variable(nodes, name)), 0)
+            if values[key] in g.aux_updates:
+                final = g.Identity(g.aux_updates[values[key]])
                 g.rename(final, g.fresh(name + "_new"))
                 aux_updates[name] = g._renames[final]
                 g.add_output(aux_updates[name], entry_shapes[key], entry_dtypes[key])

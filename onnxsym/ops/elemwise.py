@@ -69,6 +69,12 @@ def _binary_table():
 
 
 BINARY = _binary_table()
+
+# d(out)/d(lhs), d(out)/d(rhs) for the binary ops whose ONNX form ORT cannot differentiate (Mod; Pow's exponent).
+PARTIALS = {
+    "mod": lambda g, a, b, y: (g.Expand(g.scalar(1, g.dtype(a)), g.Shape(y)), g.Neg(g.Floor(g.Div(a, b)))),
+    "power": lambda g, a, b, y: (g.Mul(b, g.Pow(a, g.Sub(b, g.scalar(1, g.dtype(a))))), g.Mul(y, g.Log(a))),
+}
 NON_DIFFERENTIABLE = {"equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal",
                       "logical_and", "logical_or", "logical_xor"}
 
@@ -90,10 +96,14 @@ def broadcast_shapes(op, a, b):
 class _Binary(OpDef):
     inputs = ("lhs", "rhs")
     _lower = None
+    _partials = None
     differentiable = True
 
     def lower(self, g, lhs, rhs):
-        return type(self)._lower(g, lhs, rhs)
+        out = type(self)._lower(g, lhs, rhs)
+        if self._partials is None:
+            return out
+        return g.with_gradient(out, lambda: list(zip((lhs, rhs), type(self)._partials(g, lhs, rhs, out))))
 
 
 class _Broadcast(_Binary):
@@ -106,6 +116,7 @@ class _Broadcast(_Binary):
 def _make_binary(name, base, key, aliases=(), fluent=()):
     cls = type(name, (base,), {"__module__": __name__, "aliases": tuple(aliases), "fluent": tuple(fluent),
                                "_lower": staticmethod(BINARY[key]), "differentiable": key not in NON_DIFFERENTIABLE,
+                               "_partials": staticmethod(PARTIALS[key]) if key in PARTIALS else None,
                                "__doc__": "%s(lhs, rhs) elementwise (MXNet %s)." % (key, name)})
     return register(cls)
 
@@ -148,10 +159,15 @@ class _Scalar(OpDef):
     _lower = None
     differentiable = True
 
+    _partials = None
+
     def lower(self, g, data):
         s = g.scalar(self.scalar, g.dtype(data))
         a, b = (s, data) if self.reverse else (data, s)
-        return type(self)._lower(g, a, b)
+        out = type(self)._lower(g, a, b)
+        if self._partials is None:
+            return out
+        return g.with_gradient(out, lambda: [(data, type(self)._partials(g, a, b, out)[1 if self.reverse else 0])])
 
 
 _SCALARS = {
@@ -182,6 +198,7 @@ for _name, (_key, _reverse, _alias) in _SCALARS.items():
     register(type(_name, (_Scalar,), {
         "__module__": __name__, "aliases": (_alias,), "reverse": _reverse,
         "_lower": staticmethod(BINARY[_key]), "differentiable": _key not in NON_DIFFERENTIABLE,
+        "_partials": staticmethod(PARTIALS[_key]) if _key in PARTIALS else None,
         "__doc__": "%s(data, scalar)%s (MXNet %s)." % (_key, " reversed" if _reverse else "", _name)}))
 
 
@@ -287,12 +304,34 @@ def _lgamma(g, x):
                  g.Sub(g.Log(acc), t))
 
 
+def _one(g, x):
+    return g.scalar(1, g.dtype(x))
+
+
+# d(out)/d(data) for unary ops whose ONNX form has no onnxruntime-training gradient.
+DERIVATIVES = {
+    "arcsin": lambda g, x, y: g.Reciprocal(g.Sqrt(g.Sub(_one(g, x), g.Mul(x, x)))),
+    "arccos": lambda g, x, y: g.Neg(g.Reciprocal(g.Sqrt(g.Sub(_one(g, x), g.Mul(x, x))))),
+    "arctan": lambda g, x, y: g.Reciprocal(g.Add(_one(g, x), g.Mul(x, x))),
+    "sinh": lambda g, x, y: g.Cosh(x),
+    "cosh": lambda g, x, y: g.Sinh(x),
+    "tan": lambda g, x, y: g.Add(_one(g, x), g.Mul(y, y)),
+    "arcsinh": lambda g, x, y: g.Reciprocal(g.Sqrt(g.Add(g.Mul(x, x), _one(g, x)))),
+    "arccosh": lambda g, x, y: g.Reciprocal(g.Sqrt(g.Sub(g.Mul(x, x), _one(g, x)))),
+    "arctanh": lambda g, x, y: g.Reciprocal(g.Sub(_one(g, x), g.Mul(x, x))),
+    "cbrt": lambda g, x, y: g.Reciprocal(g.Mul(g.scalar(3, g.dtype(x)), g.Mul(y, y))),
+    "rcbrt": lambda g, x, y: g.Div(g.Neg(y), g.Mul(g.scalar(3, g.dtype(x)), x)),
+}
+
+
 class _Unary(OpDef):
     _lower = None
     differentiable = True
 
     def lower(self, g, data):
-        return type(self)._lower(g, data)
+        out = type(self)._lower(g, data)
+        derivative = DERIVATIVES.get(self.op_name)
+        return out if derivative is None else g.with_gradient(out, lambda: [(data, derivative(g, data, out))])
 
 
 for _name, (_fn, _fluent, _diff) in UNARY.items():

@@ -782,8 +782,10 @@ class ones_like(_FillLike):
 class BlockGrad(OpDef):
     """out = data; the gradient stops here (zero for data). Mirrors MXNet BlockGrad."""
     aliases = ("stop_gradient",)
+    differentiable = False      # the training graph puts a stop-gradient marker after it
+
     def lower(self, g, data):
-        return g.stop_gradient(data)
+        return g.Identity(data)
 
 
 class _ShapeQuery(OpDef):

@@ -5,6 +5,7 @@ imperative one-op graphs) and spinning idle threads slow the others down (ORT_NO
 """
 import contextlib
 import os
+import re
 import sys
 
 import onnxruntime as ort
@@ -12,7 +13,8 @@ from onnxruntime.capi import _pybind_state as C
 
 from ..base import MXNetError
 
-__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging"]
+__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging",
+           "ort_message"]
 
 _config = {"intra_op_num_threads": 0}
 
@@ -53,11 +55,21 @@ def create_session(model, ctx=None):
     except MXNetError:
         raise
     except Exception as err:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
-        raise MXNetError("ONNX Runtime could not load the lowered graph: %s" % err) from None
+        raise MXNetError("ONNX Runtime could not load the lowered graph: %s" % ort_message(err)) from None
+
+
+def ort_message(err):
+    """ORT's own words without its source-file prefix ('/onnxruntime_src/...cc:141 Func(...) message')."""
+    text = str(err)
+    match = re.search(r"\[ONNXRuntimeError\] : \d+ : \w+ : (.*)", text, re.S)
+    if match:
+        return match.group(1).strip()
+    match = re.match(r"\s*/\S+:\d+ .*?\) (.*)", text, re.S)
+    return match.group(1).strip() if match else text
 
 
 def run_error(err):
-    return MXNetError("ONNX Runtime failed while running the graph: %s" % err)
+    return MXNetError("ONNX Runtime failed while running the graph: %s" % ort_message(err))
 
 
 @contextlib.contextmanager

@@ -104,3 +104,22 @@ def run_case(case):
         assert ort_out.shape == out.shape
         np.testing.assert_array_equal(ort_out, out)
     return outputs
+
+
+def gradient_nodes(case, sym):
+    """The arguments whose gradient a finite-difference check can see: float inputs that are not integer-valued
+    (indices, labels) in this case."""
+    return [n for n in sym.list_arguments() if n not in case.int_inputs]
+
+
+def run_gradient_case(case, rtol=None, atol=None, numeric_eps=None):
+    """Executor.backward against central finite differences for every visible output of the case's symbol."""
+    from onnxsym.test_utils import check_numeric_gradient
+    sym = case.symbol()
+    arrays = case.inputs(sym)
+    nodes = gradient_nodes(case, sym)
+    aux = {n: arrays[n] for n in sym.list_auxiliary_states()}
+    location = {n: arrays[n] for n in sym.list_arguments()}
+    for index in range(len(sym.list_outputs())):
+        check_numeric_gradient(sym[index], location, aux_states=aux, grad_nodes=nodes, dtype=case.dtype,
+                               rtol=rtol, atol=atol, numeric_eps=numeric_eps)

@@ -130,7 +130,26 @@ CASES.append(OpCase("hard_sigmoid", dict(alpha=0.5, beta=0.1), {"data": (7,)},
 CASES.append(OpCase("exp", {}, {"data": (2, 3)}, lambda data: np.exp(data), dtype="float64"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+def _away_from_jumps(shape, divisor, seed=0):
+    """Values whose remainder by `divisor` stays 0.1 away from the jumps of mod (finite differences step 1e-2)."""
+    rng = np.random.RandomState(seed)
+    return ((rng.randint(-2, 3, size=shape) + rng.uniform(0.1, 0.9, size=shape)) * divisor).astype(np.float32)
+
+
+# mod jumps at multiples of the divisor; its gradient is checked on inputs away from them.
+GRADIENT_CASES = [
+    OpCase("_mod", {}, {"lhs": (2, 3), "rhs": (2, 3)}, _binary_ref(_mx_mod),
+           values={"lhs": _away_from_jumps((2, 3), 1.5), "rhs": np.full((2, 3), 1.5, np.float32)}),
+    OpCase("broadcast_mod", {}, {"lhs": (2, 3), "rhs": (1, 3)}, _binary_ref(_mx_mod),
+           values={"lhs": _away_from_jumps((2, 3), 1.5), "rhs": np.full((1, 3), 1.5, np.float32)}),
+    OpCase("_mod_scalar", {"scalar": 1.5}, {"data": (2, 3)}, lambda data: _mx_mod(data, np.float32(1.5)),
+           values={"data": _away_from_jumps((2, 3), 1.5)}),
+    OpCase("_rmod_scalar", {"scalar": 1.5}, {"data": (2, 3)}, lambda data: _mx_mod(np.float32(1.5) + 0 * data, data),
+           values={"data": np.array([[0.7, 0.8, 1.1], [2.0, 1.2, 0.9]], np.float32)}),
+]
+
+
+@pytest.mark.parametrize("case", CASES + GRADIENT_CASES, ids=str)
 def test_forward(case):
     run_case(case)
 
