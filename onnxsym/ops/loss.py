@@ -95,8 +95,8 @@ class SoftmaxOutput(OpDef):
         if self.use_ignore:
             grad = g.Mul(grad, g.Unsqueeze(valid, g.int64s([axis])))
         scale = g.scalar(self.grad_scale, dtype)
-        if self.normalization == "batch":
-            scale = g.scalar(self.grad_scale / (n if self.multi_output else view[0]), dtype)
+        if self.normalization == "batch":     # multi_output also divides by the spatial size (as MXNet)
+            scale = g.scalar(self.grad_scale / (n * view[2] if self.multi_output else view[0]), dtype)
         elif self.normalization == "valid":
             count = g.Max(g.ReduceSum(valid, keepdims=0), g.scalar(1, dtype))
             scale = g.Div(scale, count)
@@ -119,23 +119,6 @@ class _Regression(OpDef):
 
     def lower(self, g, data, label):
         return g.Identity(data)
-
-    def head_gradients(self, g, inputs, outputs):
-        """L1: -c*[margin > x_y] at the label, c*[margin > -x_j] elsewhere; L2: -2c*max(margin - x_y, 0) at the
-        label, 2c*max(margin + x_j, 0) elsewhere (MXNet svm_output.cc)."""
-        data, label = inputs
-        shape, dtype = g.shape(data), g.dtype(data)
-        k = shape[1]
-        index = g.cast(g.Clip(g.Reshape(label, g.int64s([-1])), g.scalar(0, dtype), g.scalar(k - 1, dtype)),
-                       np.int64)
-        onehot = g.OneHot(index, g.int64s([k]), g.const(np.array([0, 1], dtype)), axis=1)
-        sign = g.Sub(g.scalar(1, dtype), g.Mul(onehot, g.scalar(2, dtype)))       # -1 at the label, +1 elsewhere
-        slack = g.Relu(g.Add(g.scalar(self.margin, dtype), g.Mul(sign, data)))    # margin - x_y | margin + x_j
-        if self.use_linear:
-            magnitude = g.cast(g.Greater(slack, g.scalar(0, dtype)), dtype)
-        else:
-            magnitude = g.Mul(slack, g.scalar(2, dtype))
-        return [g.Mul(g.Mul(sign, magnitude), g.scalar(self.regularization_coefficient, dtype)), None]
 
     def head_gradients(self, g, inputs, outputs):
         data, label = inputs
@@ -217,3 +200,20 @@ class SVMOutput(OpDef):
 
     def lower(self, g, data, label):
         return g.Identity(data)
+
+    def head_gradients(self, g, inputs, outputs):
+        """L1: -c*[margin > x_y] at the label, c*[margin > -x_j] elsewhere; L2: -2c*max(margin - x_y, 0) at the
+        label, 2c*max(margin + x_j, 0) elsewhere (MXNet svm_output.cc)."""
+        data, label = inputs
+        shape, dtype = g.shape(data), g.dtype(data)
+        k = shape[1]
+        index = g.cast(g.Clip(g.Reshape(label, g.int64s([-1])), g.scalar(0, dtype), g.scalar(k - 1, dtype)),
+                       np.int64)
+        onehot = g.OneHot(index, g.int64s([k]), g.const(np.array([0, 1], dtype)), axis=1)
+        sign = g.Sub(g.scalar(1, dtype), g.Mul(onehot, g.scalar(2, dtype)))       # -1 at the label, +1 elsewhere
+        slack = g.Relu(g.Add(g.scalar(self.margin, dtype), g.Mul(sign, data)))    # margin - x_y | margin + x_j
+        if self.use_linear:
+            magnitude = g.cast(g.Greater(slack, g.scalar(0, dtype)), dtype)
+        else:
+            magnitude = g.Mul(slack, g.scalar(2, dtype))
+        return [g.Mul(g.Mul(sign, magnitude), g.scalar(self.regularization_coefficient, dtype)), None]
