@@ -188,8 +188,12 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
         location = dict(zip(names, location))
     location = {k: np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype) for k, v in location.items()}
     _, out_shapes, _ = sym.infer_shape(**{k: v.shape for k, v in location.items()})
+    _, out_types, _ = sym.infer_type(**{k: v.dtype for k, v in location.items()})
+    out_type = np.dtype(out_types[0] if out_types else dtype)
+    if not np.issubdtype(out_type, np.floating):
+        raise ValueError("check_numeric_gradient needs a floating-point output, got %s" % out_type.name)
     proj_name = "__random_proj"
-    projection = random_projection(out_shapes[0]).astype(dtype)
+    projection = random_projection(out_shapes[0]).astype(out_type)
     loss = create_symbol("MakeLoss", create_symbol("elemwise_mul", sym, Variable(proj_name)))
     grad_nodes = list(grad_nodes or [n for n in names if n in location])
     args = {n: NDArray(np.ascontiguousarray(location[n]), ctx) for n in names}

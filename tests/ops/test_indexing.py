@@ -234,7 +234,7 @@ CASES = [
     # where: same-shape condition and a 1-D (row) condition
     OpCase("where", {}, {"condition": (2, 2), "x": (2, 2), "y": (2, 2)}, _const([[5., 2.], [3., 8.]]),
            values={"condition": [[0., 1.], [-1., 0.]], "x": [[1., 2.], [3., 4.]], "y": [[5., 6.], [7., 8.]]},
-           name="where-docstring"),
+           int_inputs={"condition": (-1, 2)}, name="where-docstring"),
     OpCase("where", {}, {"condition": (3, 4), "x": (3, 4), "y": (3, 4)}, _where, int_inputs={"condition": (0, 2)}),
     OpCase("where", {}, {"condition": (3,), "x": (3, 4, 2), "y": (3, 4, 2)}, _where,
            values={"condition": [1., 0., 2.]}, name="where-rows"),
@@ -316,9 +316,131 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+# ---------------------------------------------------------------- gradient cases (tests/ops/test_gradients.py)
+def _distinct(*shape, dtype="float32", seed=0):
+    """Values 0.1 apart in random order: no ties within finite differences' step (sort, topk)."""
+    n = int(np.prod(shape))
+    return (np.random.RandomState(seed).permutation(n).reshape(shape) * 0.1 - 0.05 * n).astype(dtype)
+
+
+def _indexed(op, attrs, shapes, ref, index, dtype="float32"):
+    """A case whose index inputs (`index`: name -> integer values, with repeats and out-of-range entries) are
+    excluded from finite differences: MXNet gives them no gradient."""
+    fixed = {name: np.asarray(v, dtype) for name, v in index.items()}
+    return OpCase(op, attrs, shapes, ref, dtype=dtype, values=fixed,
+                  int_inputs={name: (int(v.min()), int(v.max()) + 1) for name, v in fixed.items()})
+
+
+GRADIENT_CASES = [
+    # products, float64 included (the batched non-float32 lowering avoids ORT's float32-only FusedMatMul)
+    OpCase("dot", dict(transpose_b=True), {"lhs": (2, 3), "rhs": (4, 3)}, _dot(False, True)),
+    OpCase("dot", dict(transpose_a=True), {"lhs": (4, 2, 3), "rhs": (4, 5)}, _dot(True), dtype="float64"),
+    OpCase("dot", {}, {"lhs": (4,), "rhs": (4, 3)}, _dot(), dtype="float64"),
+    OpCase("batch_dot", dict(transpose_a=True), {"lhs": (2, 4, 3), "rhs": (2, 4, 5)}, _matmul(True)),
+    OpCase("batch_dot", dict(transpose_b=True), {"lhs": (2, 3, 4), "rhs": (2, 5, 4)}, _matmul(False, True),
+           dtype="float64"),
+    OpCase("batch_dot", dict(transpose_a=True, transpose_b=True), {"lhs": (2, 3, 4, 3), "rhs": (2, 3, 5, 4)},
+           _matmul(True, True), dtype="float64"),
+    OpCase("linalg_gemm2", dict(transpose_a=True, alpha=0.5), {"A": (2, 4, 3), "B": (2, 4, 5)},
+           _matmul(True, alpha=0.5)),
+    OpCase("linalg_gemm2", dict(transpose_b=True, axis=1), {"A": (2, 3, 4, 5), "B": (2, 6, 4, 5)}, _gemm2_axis1,
+           dtype="float64"),
+    OpCase("linalg_gemm2", dict(transpose_a=True, transpose_b=True, alpha=2.0), {"A": (4, 3), "B": (5, 4)},
+           _matmul(True, True, 2.0), dtype="float64"),
+    # gathers: repeated indices accumulate, clipped / wrapped indices send the gradient to the row they read
+    _indexed("Embedding", dict(input_dim=4, output_dim=3), {"data": (2, 3)}, _embedding(4),
+             {"data": [[1, 3, 1], [7, -2, 1]]}),
+    _indexed("Embedding", dict(input_dim=5, output_dim=2, dtype="float64"), {"data": (4,)}, _embedding(5),
+             {"data": [4, 0, 4, 2]}, dtype="float64"),
+    _indexed("take", {}, {"a": (4, 3), "indices": (2, 3)}, _take(), {"indices": [[0, 2, 2], [-3, 9, 1]]}),
+    _indexed("take", dict(axis=1, mode="wrap"), {"a": (2, 4, 3), "indices": (2, 3)}, _take(1, "wrap"),
+             {"indices": [[-1, 5, 3], [7, 1, -4]]}),
+    _indexed("take", dict(axis=-1, mode="raise"), {"a": (3, 4), "indices": (4,)}, _take(-1, "raise"),
+             {"indices": [3, 0, 3, 1]}, dtype="float64"),
+    _indexed("pick", dict(axis=1), {"data": (3, 4), "index": (3,)}, _pick(1), {"index": [5, -1, 2]}),
+    _indexed("pick", dict(axis=0, keepdims=True, mode="wrap"), {"data": (3, 4), "index": (1, 4)},
+             _pick(0, True, "wrap"), {"index": [[4, -1, 2, -3]]}),
+    _indexed("pick", {}, {"data": (2, 3, 4), "index": (2, 3)}, _pick(), {"index": [[0, 3, 3], [1, 2, 0]]},
+             dtype="float64"),
+    _indexed("gather_nd", {}, {"data": (3, 4), "indices": (2, 5)}, _gather_nd,
+             {"indices": [[0, 2, 0, 1, 2], [1, 3, 1, 0, 3]]}),
+    _indexed("gather_nd", {}, {"data": (2, 3, 4), "indices": (1, 3)}, _gather_nd, {"indices": [[1, 0, 1]]},
+             dtype="float64"),
+    # where: the condition gets no gradient, x and y get out_grad where they are selected
+    OpCase("where", {}, {"condition": (3, 4), "x": (3, 4), "y": (3, 4)}, _where, int_inputs={"condition": (0, 2)}),
+    _indexed("where", {}, {"condition": (3,), "x": (3, 4, 2), "y": (3, 4, 2)}, _where, {"condition": [1, 0, -2]},
+             dtype="float64"),
+    # sorting: distinct values, so that no finite-difference step reorders them
+    OpCase("sort", {}, {"data": (3, 5)}, _sort(), values={"data": _distinct(3, 5)}),
+    OpCase("sort", dict(axis=None, is_ascend=False), {"data": (3, 4)}, _sort(None, False),
+           values={"data": _distinct(3, 4, seed=1)}),
+    OpCase("sort", dict(axis=0), {"data": (4, 3)}, _sort(0), values={"data": _distinct(4, 3, dtype="float64")},
+           dtype="float64"),
+    OpCase("topk", dict(axis=1, k=2, ret_typ="value"), {"data": (2, 5, 3)}, _topk(1, 2, "value"),
+           values={"data": _distinct(2, 5, 3)}),
+    OpCase("topk", dict(axis=None, k=3, ret_typ="both", is_ascend=True, dtype="float64"), {"data": (3, 4)},
+           _topk(None, 3, "both", True), values={"data": _distinct(3, 4, seed=2, dtype="float64")}, dtype="float64"),
+    OpCase("topk", dict(k=2, ret_typ="mask"), {"data": (3, 5)}, _topk(-1, 2, "mask"),
+           values={"data": _distinct(3, 5, seed=3)}),
+    # sequences: masked / unused steps get no gradient
+    _indexed("SequenceMask", dict(use_sequence_length=True, value=1.5), {"data": (4, 3, 2), "sequence_length": (3,)},
+             _sequence_mask(0, 1.5), {"sequence_length": [2, 4, 0]}),
+    _indexed("SequenceMask", dict(use_sequence_length=True, axis=1, value=-1.0),
+             {"data": (2, 5, 3), "sequence_length": (2,)}, _sequence_mask(1, -1.0), {"sequence_length": [3, 1]},
+             dtype="float64"),
+    OpCase("SequenceLast", {}, {"data": (4, 3, 2)}, _sequence_last()),
+    _indexed("SequenceLast", dict(use_sequence_length=True), {"data": (4, 3, 2), "sequence_length": (3,)},
+             _sequence_last(), {"sequence_length": [1, 4, 2]}),
+    _indexed("SequenceLast", dict(use_sequence_length=True, axis=1), {"data": (3, 5, 2), "sequence_length": (3,)},
+             _sequence_last(1), {"sequence_length": [5, 2, 3]}, dtype="float64"),
+    OpCase("SequenceReverse", {}, {"data": (4, 3, 2)}, _sequence_reverse),
+    _indexed("SequenceReverse", dict(use_sequence_length=True), {"data": (4, 3, 2), "sequence_length": (3,)},
+             _sequence_reverse, {"sequence_length": [1, 4, 0]}),
+    _indexed("SequenceReverse", dict(use_sequence_length=True), {"data": (5, 2), "sequence_length": (2,)},
+             _sequence_reverse, {"sequence_length": [3, 5]}, dtype="float64"),
+]
+
+
+@pytest.mark.parametrize("case", CASES + GRADIENT_CASES, ids=str)
 def test_forward(case):
     run_case(case)
+
+
+def _backward(sym, arrays, out_grad=None):
+    """Gradients of every argument after one training forward and a backward with out_grad (default ones)."""
+    args = {n: mx.nd.array(a, dtype=a.dtype) for n, a in arrays.items()}
+    grads = {n: mx.nd.array(np.full(a.shape, 7.0), dtype=a.dtype) for n, a in arrays.items()}
+    exe = sym.bind(mx.cpu(), args=args, args_grad=grads)
+    exe.forward(is_train=True)
+    exe.backward([mx.nd.ones(exe.outputs[0].shape, dtype=exe.outputs[0].dtype) if out_grad is None else out_grad])
+    return {n: g.asnumpy() for n, g in grads.items()}
+
+
+@pytest.mark.parametrize("case", [c for c in GRADIENT_CASES if c.int_inputs], ids=str)
+def test_index_inputs_get_zero_gradient(case):
+    """MXNet gives indices, sequence lengths and where's condition a zero gradient."""
+    sym = case.symbol()
+    grads = _backward(sym[0], case.inputs(sym))
+    for name in case.int_inputs:
+        np.testing.assert_array_equal(grads[name], 0, err_msg=name)
+
+
+def test_embedding_gradient_accumulates_repeated_and_clipped_rows():
+    data, = _var("data")
+    emb = mx.sym.Embedding(data, input_dim=4, output_dim=3, name="e")
+    indices = np.array([[1., 3., 1.], [7., -2., 1.]], np.float32)      # 7 -> row 3, -2 -> row 0
+    weight = np.arange(12, dtype=np.float32).reshape(4, 3)
+    grads = _backward(emb, {"data": indices, "e_weight": weight})
+    expected = np.array([[1.] * 3, [3.] * 3, [0.] * 3, [2.] * 3], np.float32)
+    np.testing.assert_array_equal(grads["e_weight"], expected)
+
+
+def test_take_wrap_gradient_lands_on_wrapped_columns():
+    a, i = _var("a", "i")
+    out_grad = mx.nd.array(np.array([[1., 10., 100.]], np.float32))
+    grads = _backward(mx.sym.take(a, i, axis=1, mode="wrap"),
+                      {"a": np.zeros((1, 3), np.float32), "i": np.array([-1., 5., 3.], np.float32)}, out_grad)
+    np.testing.assert_array_equal(grads["a"], [[100., 0., 11.]])      # -1 -> 2, 5 -> 2, 3 -> 0
 
 
 # ---------------------------------------------------------------- shapes, dtypes, names and defaults
