@@ -713,7 +713,11 @@ class space_to_depth(OpDef):
 # ---------------------------------------------------------------- values: casts, clip, fills, identity
 @register
 class Cast(OpDef):
-    """out = data converted to `dtype` (C casts: truncation toward zero). Mirrors MXNet Cast."""
+    """out = data converted to `dtype` (C casts: truncation toward zero). Mirrors MXNet Cast.
+
+    Gradient: the head gradient cast back to data's dtype (ORT's Cast gradient). Integer outputs are not
+    differentiable in onnxruntime-training, so a cast to an integer dtype gives data a zero gradient (MXNet would
+    cast the integer head gradient back)."""
     aliases = ("cast",)
     dtype: Dtype = param(doc="Output data type.")
 
@@ -745,14 +749,19 @@ class amp_cast(OpDef):
 
 @register
 class clip(OpDef):
-    """out = min(max(data, a_min), a_max), bounds in data's dtype. Mirrors MXNet clip."""
+    """out = min(max(data, a_min), a_max); d out / d data = 1 where a_min <= data <= a_max (bounds included), else 0.
+    Mirrors MXNet clip: the bounds are float32 (real_t) and compared in float32 for float16 data."""
     fluent = ("clip",)
     a_min: float = param(doc="Minimum value.")
     a_max: float = param(doc="Maximum value.")
 
     def lower(self, g, data):
         dtype = g.dtype(data)
-        return g.Clip(data, g.scalar(self.a_min, dtype), g.scalar(self.a_max, dtype))
+        lo, hi = np.float32(self.a_min), np.float32(self.a_max)
+        if dtype == np.float16:     # float16(0.1) < 0.1f: MXNet zeroes its gradient, a float16 Clip would not
+            y = g.Clip(g.cast(data, np.float32), g.scalar(lo, np.float32), g.scalar(hi, np.float32))
+            return g.cast(y, np.float16)
+        return g.Clip(data, g.scalar(lo, dtype), g.scalar(hi, dtype))
 
 
 class _FillLike(OpDef):

@@ -4,6 +4,7 @@ import pytest
 
 import onnxsym as mx
 from onnxsym.ops.shape import reshape_target
+from onnxsym.test_utils import check_numeric_gradient, check_symbolic_backward
 from .opcase import OpCase, run_case
 
 
@@ -236,6 +237,12 @@ CASES = [_reshape_case(*r) for r in RESHAPES] + [
            int_inputs={"data": (-9, 9)}),
     OpCase("clip", dict(a_min=0.0, a_max=6.0), {"data": (3, 4)}, lambda data: np.clip(data, 0, 6), dtype="float64",
            low=-10, high=10),
+    # float64 data is clipped at the float32 bound (MXNet's a_min/a_max are real_t): 0.1 < float32(0.1) stays
+    OpCase("clip", dict(a_min=-0.5, a_max=0.1), {"data": (4,)},
+           lambda data: np.array([-0.5, 0.1, 0.1000000001, float(np.float32(0.1))]), dtype="float64",
+           values={"data": np.array([-0.7, 0.1, 0.1000000001, 0.2])}, rtol=0, atol=0, name="clip-float64-f32-bounds"),
+    OpCase("clip", dict(a_min=0.1, a_max=0.5), {"data": (2, 3)}, lambda data: np.clip(data, 0.1, 0.5).astype(np.float16),
+           dtype="float16"),
     # zeros_like / ones_like: NaN and inf inputs must not leak
     OpCase("zeros_like", {}, {"data": (2, 2)}, lambda data: np.zeros((2, 2), np.float32), values={"data": NAN_INF}),
     OpCase("ones_like", {}, {"data": (2, 2)}, lambda data: np.ones((2, 2), np.float32), values={"data": NAN_INF}),
@@ -252,9 +259,107 @@ CASES = [_reshape_case(*r) for r in RESHAPES] + [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+# Gradient cases (tests/ops/test_gradients.py). Its finite differences multiply the output by a projection of the
+# input's dtype, so only casts that keep the dtype fit there; casts across dtypes are checked below.
+CLIP_X = np.linspace(-1, 1, 12).reshape(3, 4)      # >= 0.02 from the bounds -0.25 and 0.5: no kink inside +-eps
+GRADIENT_CASES = [
+    OpCase("Cast", dict(dtype="float32"), {"data": (2, 3)}, lambda data: data.copy()),
+    OpCase("Cast", dict(dtype="float64"), {"data": (2, 3)}, lambda data: data.copy(), dtype="float64"),
+    OpCase("amp_cast", dict(dtype="float32"), {"data": (2, 3)}, lambda data: data.copy()),
+    OpCase("amp_cast", dict(dtype="float16"), {"data": (2, 3)}, lambda data: data.copy(), dtype="float64",
+           name="amp_cast-float64-passes-through-grad"),
+    OpCase("clip", dict(a_min=-0.25, a_max=0.5), {"data": (3, 4)}, lambda data: np.clip(data, -0.25, 0.5),
+           values={"data": CLIP_X.astype(np.float32)}, name="clip-away-from-bounds"),
+    OpCase("clip", dict(a_min=-0.25, a_max=0.5), {"data": (3, 4)}, lambda data: np.clip(data, -0.25, 0.5),
+           dtype="float64", values={"data": CLIP_X}, name="clip-away-from-bounds-float64"),
+]
+
+
+@pytest.mark.parametrize("case", CASES + GRADIENT_CASES, ids=str)
 def test_forward(case):
     run_case(case)
+
+
+# ---------------------------------------------------------------- gradients that finite differences cannot see
+CAST_X = np.array([[0.5, -1.25, 2.0], [3.5, -0.75, 1e-3]])
+CAST_HEAD = np.array([[1.3, 2.0, -3.1], [0.1, 1e4, -7.7]])
+
+
+@pytest.mark.parametrize("op,src,dst", [
+    ("Cast", "float32", "float64"), ("Cast", "float32", "float16"), ("Cast", "float64", "float32"),
+    ("Cast", "float16", "float32"), ("Cast", "float64", "float16"),
+    ("amp_cast", "float32", "float16"), ("amp_cast", "float16", "float32"),
+])
+def test_cast_gradient_is_head_cast_back(op, src, dst):
+    """MXNet Cast backward: d data = head gradient (of dtype dst) cast to data's dtype."""
+    sym = getattr(mx.sym, op)(mx.sym.var("data"), dtype=dst)
+    head = CAST_HEAD.astype(dst)
+    grads = check_symbolic_backward(sym, {"data": CAST_X.astype(src)}, [mx.nd.array(head, dtype=dst)],
+                                    {"data": head.astype(src)}, rtol=0, atol=0, dtype=None)
+    assert grads["data"].dtype == np.dtype(src)
+
+
+def test_cast_round_trip_numeric_gradient():
+    """Finite differences through float32 -> float64 -> float32 and float64 -> float32 -> float64."""
+    x = mx.sym.var("data")
+    data = np.random.RandomState(1).uniform(-2, 2, (3, 4))
+    check_numeric_gradient(mx.sym.Cast(mx.sym.Cast(x, dtype="float64"), dtype="float32"), {"data": data},
+                           dtype=np.float32)
+    check_numeric_gradient(mx.sym.Cast(mx.sym.Cast(x, dtype="float32"), dtype="float64"), {"data": data},
+                           dtype=np.float64, numeric_eps=1e-2, rtol=2e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("src,dst", [("float32", "int32"), ("float32", "uint8"), ("float64", "int64"),
+                                     ("float16", "int32"), ("int32", "float32")])
+def test_cast_integer_gradient_is_zero(src, dst):
+    """Integer values carry no gradient: training forward + backward work and give data zero."""
+    sym = mx.sym.Cast(mx.sym.var("data"), dtype=dst)
+    head = mx.nd.array(np.full((2, 3), 3), dtype=dst)
+    check_symbolic_backward(sym, {"data": CAST_X.astype(src)}, [head], {"data": np.zeros((2, 3), src)},
+                            rtol=0, atol=0, dtype=None)
+
+
+def _clip_grad_ref(data, head, a_min, a_max):
+    """MXNet clip backward: head where a_min <= data <= a_max (bounds pass), 0 outside; the bounds are float32
+    and the comparison runs in the wider of data's dtype and float32."""
+    wide = np.promote_types(data.dtype, np.float32)
+    x, lo, hi = data.astype(wide), np.float32(a_min).astype(wide), np.float32(a_max).astype(wide)
+    return np.where((x >= lo) & (x <= hi), head, 0).astype(data.dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("a_min,a_max", [(1, 8), (0.1, 8), (-3, 0.1)])
+def test_clip_gradient_at_and_outside_bounds(dtype, a_min, a_max):
+    data = np.array([0, 1, 2, 7.5, 8, 9, np.float32(0.1), -3, 0.1, -4], dtype)
+    head = np.arange(1, 11).astype(dtype)
+    expected = _clip_grad_ref(data, head, a_min, a_max)
+    check_symbolic_backward(mx.sym.clip(mx.sym.var("data"), a_min=a_min, a_max=a_max), {"data": data},
+                            [mx.nd.array(head, dtype=dtype)], {"data": expected}, rtol=0, atol=0, dtype=None)
+
+
+def test_clip_gradient_measured_in_mxnet():
+    """MXNet 1.9.1's numbers: the docstring array with bounds (1, 8); float16 0.1 lies below float32 0.1 (grad 0),
+    float64(float32(0.1)) equals the float32 bound (grad passes)."""
+    clip = lambda **kw: mx.sym.clip(mx.sym.var("data"), **kw)
+    data = np.arange(10, dtype=np.float32)
+    check_symbolic_backward(clip(a_min=1, a_max=8), {"data": data}, [np.ones(10, np.float32)],
+                            {"data": [0, 1, 1, 1, 1, 1, 1, 1, 1, 0]}, rtol=0, atol=0)
+    near = np.array([np.float32(0.1), 0.1, 0.5])
+    check_symbolic_backward(clip(a_min=0.1, a_max=8), {"data": near.astype(np.float16)},
+                            [mx.nd.ones((3,), dtype="float16")], {"data": [0, 0, 1]}, rtol=0, atol=0, dtype=None)
+    check_symbolic_backward(clip(a_min=-3, a_max=0.1), {"data": near}, [mx.nd.ones((3,), dtype="float64")],
+                            {"data": [1, 1, 0]}, rtol=0, atol=0, dtype=None)
+
+
+def test_stop_ops_block_only_their_path():
+    """d/dx [x * BlockGrad(x) + zeros_like(x) * x + ones_like(x) + size_array(x) + shape_array(x)] = BlockGrad(x)."""
+    x = mx.sym.var("data")
+    sizes = mx.sym.broadcast_add(mx.sym.Cast(mx.sym.size_array(x), dtype="float32"),
+                                 mx.sym.Cast(mx.sym.shape_array(x), dtype="float32"))
+    sym = mx.sym.broadcast_add(x * mx.sym.BlockGrad(x) + mx.sym.zeros_like(x) * x + mx.sym.ones_like(x), sizes)
+    data = np.random.RandomState(2).uniform(-1, 1, (3, 2)).astype(np.float32)
+    head = np.random.RandomState(3).uniform(-1, 1, (3, 2)).astype(np.float32)
+    check_symbolic_backward(sym, {"data": data}, [head], {"data": head * data}, rtol=1e-6, atol=1e-7)
 
 
 # ---------------------------------------------------------------- reshape_target and NDArray.reshape
