@@ -1,4 +1,4 @@
 """Training graphs: the forward graph in training mode, differentiated by onnxruntime-training."""
-from .training import TrainingGraph
+from .training import make_training
 
-__all__ = ["TrainingGraph"]
+__all__ = ["make_training"]

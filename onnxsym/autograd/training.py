@@ -1,9 +1,13 @@
-"""The split forward/backward training graph of a bound symbol (ORT_NOTES.md §3).
+"""Training graphs of a bound symbol: the forward in training mode and its gradient, run once per step.
 
-The symbol is lowered in training mode (loss heads contribute a scalar `loss` whose gradient is their MXNet
-backward, BatchNorm/Dropout run their training behaviour, aux updates are extra outputs). OrtModuleGraphBuilder
-differentiates it; a TrainingAgent runs the forward part when `forward(is_train=True)` is called and keeps the
-activations until `backward`, so the forward never runs twice.
+The symbol is lowered in training mode: loss heads contribute a scalar `loss` whose gradient is their MXNet
+backward, BatchNorm and Dropout run their training behaviour, aux updates are extra outputs. Two ways to run it,
+chosen per bind, and neither ever runs the forward twice:
+- Fused (every output is a loss head or has no gradient, the usual training graph): onnxruntime-training's
+  GradientGraphBuilder makes one forward+backward graph, run by `forward(is_train=True)` with all arrays bound
+  zero-copy (gradients land in the gradient arrays); `backward()` then only applies grad_req 'add'.
+- Split (some output needs a head gradient from `backward(out_grads)`): OrtModuleGraphBuilder + TrainingAgent
+  run the forward part at `forward(is_train=True)` and keep the activations until `backward` (ORT_NOTES.md §3).
 """
 import re
 
@@ -13,14 +17,15 @@ import onnx
 from ..base import MXNetError
 from ..lower.builder import STOP_GRADIENT_KEY, strip_stop_gradients
 from ..lower.to_onnx import lower_symbol
-from ..runtime.ort import C, create_session, ort_message, quiet_logging
+from ..runtime.ort import C, create_session, ort_message, quiet_logging, session_options
 
-__all__ = ["TrainingGraph"]
+__all__ = ["make_training"]
 
-# Inputs the builder cannot differentiate: unreachable from the outputs, or not consumed at all (BatchNorm's
+# Inputs the builders cannot differentiate: unreachable from the outputs, or not consumed at all (BatchNorm's
 # gamma with fix_gamma). Both get zero gradients.
 _UNREACHABLE = re.compile(r"Cannot compute the partial derivative for '([^']+)'|(\S+) couldn't find the consumer node")
 _REGISTERED = []
+_CPU = C.OrtDevice(C.OrtDevice.cpu(), C.OrtDevice.default_memory(), 0)
 
 
 def _register_stop_gradient():
@@ -29,20 +34,13 @@ def _register_stop_gradient():
         _REGISTERED.append(True)
 
 
-def _build(model_bytes, wrt):
-    """OrtModuleGraphBuilder on `model_bytes` for the inputs `wrt`; unreachable ones are dropped (zero grads)."""
+def _build(make, wrt):
+    """Run a gradient builder `make(wrt)`, dropping inputs it cannot differentiate (they get zero gradients)."""
     wrt = list(wrt)
     while True:
-        config = C.OrtModuleGraphBuilderConfiguration()
-        config.initializer_names = []
-        config.initializer_names_to_train = []
-        config.input_names_require_grad = wrt
-        config.build_gradient_graph = True
-        builder = C.OrtModuleGraphBuilder()
         try:
             with quiet_logging():
-                builder.initialize(model_bytes, config)
-                builder.build(C.TrainingGraphTransformerConfiguration())
+                return make(wrt), wrt
         except RuntimeError as err:
             match = _UNREACHABLE.search(str(err))
             name = match and (match.group(1) or match.group(2))
@@ -51,16 +49,120 @@ def _build(model_bytes, wrt):
                 continue
             raise MXNetError("onnxruntime-training could not build the gradient graph: %s" % ort_message(err)) \
                 from None
-        return builder, wrt
 
 
-class TrainingGraph:
-    """Forward (training mode) and backward of one symbol for fixed input shapes and dtypes."""
+def make_training(symbol, shapes, dtypes, wrt, ctx, executor):
+    """The training graph for `executor` (its arrays are bound in place)."""
+    _register_stop_gradient()
+    lowered = lower_symbol(symbol, shapes, dtypes, training=True)
+    loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
+                     onnx.TensorProto.FLOAT)
+    # GradientGraphBuilder seeds the loss gradient with a float32 1.0, so other loss dtypes go the split way.
+    if lowered.head_outputs or loss_type != onnx.TensorProto.FLOAT:
+        return SplitTraining(lowered, wrt, ctx, executor)
+    return FusedTraining(lowered, wrt, ctx, executor)
 
-    def __init__(self, symbol, shapes, dtypes, wrt, ctx):
-        _register_stop_gradient()
-        self.lowered = lower_symbol(symbol, shapes, dtypes, training=True)
-        builder, self.wrt = _build(self.lowered.model.SerializeToString(), wrt)
+
+class _Training:
+    def __init__(self, lowered, executor):
+        self.lowered = lowered
+        self.executor = executor
+        self.output_dtypes = {o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
+                              for o in lowered.model.graph.output}
+        self.aux_buffers = {name: np.zeros_like(executor._by_name[name]._data) for name in lowered.aux_updates}
+
+    def _write_aux(self):
+        for name, buffer in self.aux_buffers.items():
+            self.executor._by_name[name]._data[...] = buffer
+
+    def _store_grads(self, grads):
+        """grads: {argument name: array or None}; 'write' replaces, 'add' accumulates, unreachable -> zeros."""
+        ex = self.executor
+        for name, array in zip(ex._arg_names, ex.grad_arrays):
+            req = ex._grad_req[name]
+            if req == "null" or array is None:
+                continue
+            grad = grads.get(name)
+            if req == "add":
+                if grad is not None:
+                    array._data += grad
+            elif grad is None:
+                array._data[...] = 0
+            elif grad is not array._data:
+                array._data[...] = grad
+
+
+class FusedTraining(_Training):
+    """One forward+backward graph, every array bound through IOBinding."""
+
+    def __init__(self, lowered, wrt, ctx, executor):
+        super().__init__(lowered, executor)
+        model = lowered.model
+        if lowered.loss is None or not wrt:
+            self.wrt = []
+            full = model
+        else:
+            builder, self.wrt = _build(lambda names: self._builder(model, names), wrt)
+            full = onnx.load_from_string(builder.get_model()) if self.wrt else model
+        full = strip_stop_gradients(full)
+        self.session = create_session(full, ctx)
+        ex = executor
+        io = self.session.io_binding()
+        names = {i.name for i in full.graph.input}
+        for name in names:
+            io.bind_cpu_input(name, ex._by_name[name]._data)
+        by_output = dict(zip(lowered.output_names, ex.outputs))
+        self.add_buffers = {}
+        for value in full.graph.output:
+            name = value.name
+            if name in by_output:
+                target = by_output[name]._data
+            elif name in lowered.aux_updates.values():
+                aux = next(a for a, o in lowered.aux_updates.items() if o == name)
+                target = self.aux_buffers[aux]
+            elif name.endswith("_grad") and name[:-5] in ex._grad_req:
+                arg = name[:-5]
+                grad = ex.grad_arrays[ex._arg_names.index(arg)]
+                if ex._grad_req[arg] == "write":
+                    target = grad._data
+                else:
+                    target = self.add_buffers[arg] = np.zeros_like(grad._data)
+            else:
+                target = np.zeros([d.dim_value for d in value.type.tensor_type.shape.dim],
+                                  self.output_dtypes.get(name, np.float32))
+                self.add_buffers.setdefault("__scratch__" + name, target)
+            io.bind_output(name, "cpu", 0, target.dtype, list(target.shape), target.ctypes.data)
+        self.io = io
+        self._run = self.session._sess.run_with_iobinding
+        self._written = {n for n in self.wrt if ex._grad_req[n] == "write"}
+
+    def _builder(self, model, wrt):
+        loss = self.lowered.loss
+        builder = C.GradientGraphBuilder(model.SerializeToString(), {loss}, set(wrt), loss, session_options())
+        builder.build()
+        return builder
+
+    def forward(self):
+        try:
+            self._run(self.io._iobinding, None)
+        except Exception as err:
+            raise MXNetError("ONNX Runtime failed in the training step: %s" % ort_message(err)) from None
+        self._write_aux()
+        return True
+
+    def backward(self, state, head_grads):
+        ex = self.executor
+        grads = {name: self.add_buffers[name] for name in self.wrt if name in self.add_buffers}
+        grads.update({name: ex.grad_arrays[ex._arg_names.index(name)]._data for name in self._written})
+        self._store_grads(grads)
+
+
+class SplitTraining(_Training):
+    """Forward and backward as two runs of one session (TrainingAgent), activations kept in between."""
+
+    def __init__(self, lowered, wrt, ctx, executor):
+        super().__init__(lowered, executor)
+        builder, self.wrt = _build(lambda names: self._builder(lowered.model, names), wrt)
         info = builder.get_graph_info()
         model = strip_stop_gradients(onnx.load_from_string(builder.get_gradient_model()))
         self.session = create_session(model, ctx)
@@ -69,47 +171,55 @@ class TrainingGraph:
         self.grad_names = [o.name for o in model.graph.output]
         skip = set(info.output_grad_indices_non_differentiable)
         self.differentiable = [i for i in range(len(self.output_names)) if i not in skip]
-        self.grad_of = {name: grad for name, grad in info.user_input_grad_names.items()}
-        device = C.OrtDevice(C.OrtDevice.cpu(), C.OrtDevice.default_memory(), 0)
-        self._device = device
-        self.agent = C.TrainingAgent(self.session._sess, self.input_names, [device] * len(self.output_names),
-                                     self.grad_names, [device] * len(self.grad_names), 0)
-        self.output_shapes = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim]
-                              for o in self.lowered.model.graph.output}
-        self.output_dtypes = {o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
-                              for o in self.lowered.model.graph.output}
+        self.grad_of = dict(info.user_input_grad_names)
+        self.agent = C.TrainingAgent(self.session._sess, self.input_names, [_CPU] * len(self.output_names),
+                                     self.grad_names, [_CPU] * len(self.grad_names), 0)
 
-    def value(self, array):
-        return C.OrtValue.ortvalue_from_numpy(array, self._device)
+    @staticmethod
+    def _builder(model, wrt):
+        config = C.OrtModuleGraphBuilderConfiguration()
+        config.initializer_names = []
+        config.initializer_names_to_train = []
+        config.input_names_require_grad = wrt
+        config.build_gradient_graph = True
+        builder = C.OrtModuleGraphBuilder()
+        builder.initialize(model.SerializeToString(), config)
+        builder.build(C.TrainingGraphTransformerConfiguration())
+        return builder
 
-    def forward(self, feeds):
-        """Run the forward part on {input name: contiguous numpy array}. Returns ({output name: array view of
-        ORT memory}, state for backward)."""
+    def forward(self):
+        ex = self.executor
         inputs = C.OrtValueVector()
         for name in self.input_names:
-            inputs.push_back(self.value(feeds[name]))
+            inputs.push_back(C.OrtValue.ortvalue_from_numpy(ex._by_name[name]._data, _CPU))
         outputs = C.OrtValueVector()
         state = C.PartialGraphExecutionState()
         try:
             self.agent.run_forward(inputs, outputs, state, C.OrtValueCache())
         except Exception as err:
-            raise MXNetError("ONNX Runtime failed in the training forward: %s" % err) from None
-        return {name: outputs[i].numpy() for i, name in enumerate(self.output_names)}, (state, inputs, outputs)
+            raise MXNetError("ONNX Runtime failed in the training forward: %s" % ort_message(err)) from None
+        values = {name: outputs[i].numpy() for i, name in enumerate(self.output_names)}
+        for name, out in zip(self.lowered.output_names, ex.outputs):
+            out._data[...] = values[name]
+        for aux, output in self.lowered.aux_updates.items():
+            self.aux_buffers[aux][...] = values[output]
+        self._write_aux()
+        return state, inputs, outputs
 
     def backward(self, state, head_grads):
-        """Run the backward part with {output name: gradient array} for the differentiable outputs. Returns
-        {input name: gradient array} for the inputs in `wrt`."""
         state, _inputs, _outputs = state
         grads_in = C.OrtValueVector()
         keep = []
         for index in self.differentiable:
-            array = np.ascontiguousarray(head_grads[self.output_names[index]])
+            name = self.output_names[index]
+            array = np.ascontiguousarray(head_grads[name]) if name in head_grads else \
+                np.ones((), self.output_dtypes[name])
             keep.append(array)
-            grads_in.push_back(self.value(array))
+            grads_in.push_back(C.OrtValue.ortvalue_from_numpy(array, _CPU))
         grads_out = C.OrtValueVector()
         try:
             self.agent.run_backward(grads_in, grads_out, state)
         except Exception as err:
-            raise MXNetError("ONNX Runtime failed in the backward pass: %s" % err) from None
+            raise MXNetError("ONNX Runtime failed in the backward pass: %s" % ort_message(err)) from None
         by_grad_name = {name: grads_out[i].numpy() for i, name in enumerate(self.grad_names)}
-        return {name: by_grad_name[grad] for name, grad in self.grad_of.items() if grad in by_grad_name}
+        self._store_grads({name: by_grad_name[grad] for name, grad in self.grad_of.items() if grad in by_grad_name})

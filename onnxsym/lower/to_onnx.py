@@ -11,7 +11,8 @@ class Lowered:
     """The lowered model and how its values map back to the symbol: `input_names` (graph inputs in list_inputs
     order), `output_names` (one ONNX output per symbol output), `shapes`/`dtypes` of every symbol entry."""
 
-    def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates=None, loss=None):
+    def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates=None, loss=None,
+                 head_outputs=()):
         self.model = model
         self.input_names = input_names
         self.output_names = output_names
@@ -19,6 +20,7 @@ class Lowered:
         self.entry_dtypes = entry_dtypes
         self.aux_updates = aux_updates or {}     # training: aux input name -> output with its new value
         self.loss = loss                         # training: the scalar objective of the loss heads, or None
+        self.head_outputs = tuple(head_outputs)  # training: positions of outputs that need a head gradient
 
 
 def infer_all(symbol, shapes, dtypes):
@@ -61,6 +63,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
     nodes, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes or {})
     g = builder or GraphBuilder()
     g.is_train = training
+    blocked = set()         # training: entries behind a stop-gradient marker (loss heads, non-differentiable)
     values = {}
     input_names = []
     for node in nodes:
@@ -90,6 +93,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
             # No gradient is defined (argmax, comparisons, rounding): nothing flows back, inputs get zeros.
             result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
                       for i, r in enumerate(result)]
+            blocked.update((id(node), i) for i in range(len(result)))
         elif training:
             gradients = node.op.head_gradients(g, ins, result)
             if gradients is not None:
@@ -98,6 +102,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
                         g.add_head_gradient(value, gradient)
                 result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
                           for i, r in enumerate(result)]
+                blocked.update((id(node), i) for i in range(len(result)))
         for i, value in enumerate(result):
             if value is None:
                 continue
@@ -142,7 +147,8 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
             g.rename(total, loss)
             g.add_output(loss, (), g.dtype(g.head_gradients[0][0]))
     model = g.model()
-    return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss)
+    heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked]
+    return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads)
 
 
 def _variable(nodes, name):

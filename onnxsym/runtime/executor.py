@@ -118,7 +118,10 @@ class Executor:
         self.grad_arrays = list(grad_arrays)
         self.aux_arrays = list(aux_arrays)
         self._grad_req = dict(zip(symbol.list_arguments(), grad_reqs))
-        names = symbol.list_arguments() + symbol.list_auxiliary_states()
+        self._arg_names = symbol.list_arguments()
+        self._aux_names = symbol.list_auxiliary_states()
+        self._out_names = symbol.list_outputs()
+        names = self._arg_names + self._aux_names
         arrays = self.arg_arrays + self.aux_arrays
         self._check_unique(names)
         shapes = {n: a.shape for n, a in zip(names, arrays)}
@@ -197,21 +200,28 @@ class Executor:
             raise run_error(err) from None
         return self.outputs
 
+    def _copy_inputs(self, kwargs):
+        arg_dict = self._by_name
+        for name, array in kwargs.items():
+            if not isinstance(array, (NDArray, np.ndarray)):
+                raise ValueError("only accept keyword argument of NDArrays and numpy.ndarray, got %s for '%s'"
+                                 % (type(array).__name__, name))
+            if name not in arg_dict:
+                raise TypeError("Unknown argument %s (arguments: %s)" % (name, ", ".join(arg_dict)))
+            if arg_dict[name].shape != array.shape:
+                raise ValueError("Shape not match! Argument %s, need: %s, received: %s"
+                                 % (name, arg_dict[name].shape, array.shape))
+            arg_dict[name][:] = array
+
     def _training_graph(self):
         if self._training is None:
-            from ..autograd import TrainingGraph
+            from ..autograd import make_training
             wrt = [n for n, r in self._grad_req.items() if r != "null"]
-            self._training = TrainingGraph(self._symbol, self._shapes, self._dtypes, wrt, self._ctx)
+            self._training = make_training(self._symbol, self._shapes, self._dtypes, wrt, self._ctx, self)
         return self._training
 
     def _forward_train(self):
-        graph = self._training_graph()
-        feeds = {name: array._data for name, array in self._by_name.items()}
-        values, self._pending = graph.forward(feeds)
-        for name, out in zip(self._lowered.output_names, self.outputs):
-            out._data[...] = values[graph.lowered.output_names[self._lowered.output_names.index(name)]]
-        for aux_name, output in graph.lowered.aux_updates.items():
-            self._by_name[aux_name]._data[...] = values[output]
+        self._pending = self._training_graph().forward()
         return self.outputs
 
     def backward(self, out_grads=None, is_train=True):
@@ -225,33 +235,14 @@ class Executor:
         graph = self._training
         heads = self._head_gradients(graph, out_grads)
         state, self._pending = self._pending, None
-        grads = graph.backward(state, heads)
-        for name, array, req in zip(self._symbol.list_arguments(), self.grad_arrays, self._grad_req.values()):
-            if req == "null" or array is None:
-                continue
-            grad = grads.get(name)
-            if req == "add":
-                if grad is not None:
-                    array._data += grad
-            elif grad is None:
-                array._data[...] = 0
-            else:
-                array._data[...] = grad
+        graph.backward(state, heads)
 
     def _head_gradients(self, graph, out_grads):
         if out_grads is not None and not isinstance(out_grads, (list, tuple)):
             out_grads = [out_grads]
-        symbol_outputs = graph.lowered.output_names
         heads = {}
-        for index in graph.differentiable:
-            name = graph.output_names[index]
-            if name == graph.lowered.loss:
-                heads[name] = np.ones((), graph.output_dtypes[name])
-                continue
-            if name not in symbol_outputs:
-                continue
-            position = symbol_outputs.index(name)
-            label = self._symbol.list_outputs()[position]
+        for position in graph.lowered.head_outputs:
+            label = self._out_names[position]
             if out_grads is None or position >= len(out_grads) or out_grads[position] is None:
                 raise MXNetError("backward: output '%s' is not a loss, so it needs a head gradient. Pass out_grads "
                                  "(one NDArray per output), or wrap the output in MakeLoss to minimise it."
@@ -263,21 +254,9 @@ class Executor:
             if grad.shape != self.outputs[position].shape:
                 raise MXNetError("backward: out_grads for output '%s' has shape %s, the output has shape %s"
                                  % (label, grad.shape, self.outputs[position].shape))
-            heads[name] = grad.astype(graph.output_dtypes[name], copy=False)
+            name = graph.lowered.output_names[position]
+            heads[name] = grad.astype(self.outputs[position]._data.dtype, copy=False)
         return heads
-
-    def _copy_inputs(self, kwargs):
-        arg_dict = self._by_name
-        for name, array in kwargs.items():
-            if not isinstance(array, (NDArray, np.ndarray)):
-                raise ValueError("only accept keyword argument of NDArrays and numpy.ndarray, got %s for '%s'"
-                                 % (type(array).__name__, name))
-            if name not in arg_dict:
-                raise TypeError("Unknown argument %s (arguments: %s)" % (name, ", ".join(arg_dict)))
-            if arg_dict[name].shape != array.shape:
-                raise ValueError("Shape not match! Argument %s, need: %s, received: %s"
-                                 % (name, arg_dict[name].shape, array.shape))
-            arg_dict[name][:] = array
 
     def set_monitor_callback(self, callback, monitor_all=False):
         self._monitor = callback

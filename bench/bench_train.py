@@ -1,0 +1,113 @@
+"""Training step time: Executor.forward(is_train=True) + backward() vs raw ORT running the same gradient graph.
+
+    python bench/bench_train.py [--repeat 5]
+
+Raw ORT = one InferenceSession of the fused forward+backward graph that onnxruntime-training's
+GradientGraphBuilder makes from the same training-mode ONNX model onnxsym lowers, with inputs and outputs bound
+once through IOBinding, run in a loop in this process. Prints milliseconds per step and the ratio.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnx
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import onnxsym as mx  # noqa: E402
+from models import resnet  # noqa: E402
+from onnxsym.autograd.training import _register_stop_gradient  # noqa: E402
+from onnxsym.lower.builder import strip_stop_gradients  # noqa: E402
+from onnxsym.lower.to_onnx import lower_symbol  # noqa: E402
+from onnxsym.runtime.ort import C, create_session, quiet_logging, session_options  # noqa: E402
+
+
+def mlp():
+    data = mx.sym.Variable("data")
+    net = mx.sym.FullyConnected(data, num_hidden=128, name="fc1")
+    net = mx.sym.Activation(net, act_type="relu")
+    net = mx.sym.FullyConnected(net, num_hidden=64, name="fc2")
+    net = mx.sym.Activation(net, act_type="relu")
+    net = mx.sym.FullyConnected(net, num_hidden=10, name="fc3")
+    return mx.sym.SoftmaxOutput(net, name="softmax"), {"data": (100, 784)}, 10
+
+
+def resnet18():
+    sym = resnet.get_symbol(num_classes=10, num_layers=18, image_shape=(3, 224, 224))
+    return sym, {"data": (8, 3, 32, 32)}, 10
+
+
+def bind(sym, shapes, classes):
+    exe = sym.simple_bind(mx.cpu(), **shapes)
+    rng = np.random.RandomState(0)
+    for name, array in exe.arg_dict.items():
+        if name == "softmax_label":
+            array[:] = rng.randint(0, classes, array.shape)
+        else:
+            array[:] = rng.uniform(-0.1, 0.1, array.shape)
+    for name, array in exe.aux_dict.items():
+        array[:] = 1.0 if name.endswith("var") else 0.0
+    return exe
+
+
+def raw_step(exe):
+    """The fused gradient graph of the same training model, run by a plain session with IOBinding."""
+    _register_stop_gradient()
+    lowered = lower_symbol(exe._symbol, exe._shapes, exe._dtypes, training=True)
+    model = lowered.model
+    wrt = set(exe._training.wrt)
+    builder = C.GradientGraphBuilder(model.SerializeToString(), {lowered.loss}, wrt, lowered.loss,
+                                     session_options())
+    with quiet_logging():
+        builder.build()
+    fused = strip_stop_gradients(onnx.load_from_string(builder.get_model()))
+    session = create_session(fused)
+    io = session.io_binding()
+    feeds = {n: a._data.copy() for n, a in exe._by_name.items()}
+    for value in fused.graph.input:
+        io.bind_cpu_input(value.name, feeds[value.name])
+    keep = []
+    for value in fused.graph.output:
+        io.bind_output(value.name, "cpu")
+        keep.append(value.name)
+    return lambda: session.run_with_iobinding(io)
+
+
+def timed(fn, repeat, number):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print("%-34s %12s %12s %8s" % ("model", "onnxsym ms", "raw ORT ms", "ratio"))
+    for name, make, number in (("MLP 784-128-64-10, batch 100", mlp, 200),
+                               ("ResNet-18 (32x32, batch 8)", resnet18, 5)):
+        sym, shapes, classes = make()
+        exe = bind(sym, shapes, classes)
+
+        def step():
+            exe.forward(is_train=True)
+            exe.backward()
+
+        step()
+        raw = raw_step(exe)
+        for fn in (step, raw, step, raw):
+            fn()
+        ours = min(timed(step, args.repeat, number) for _ in range(2))
+        theirs = min(timed(raw, args.repeat, number) for _ in range(2))
+        print("%-34s %12.3f %12.3f %7.2fx" % (name, ours * 1e3, theirs * 1e3, ours / theirs))
+
+
+if __name__ == "__main__":
+    main()
