@@ -153,3 +153,22 @@ def test_training_graph_built_once_and_reshape_keeps_grads():
     assert small.grad_dict['fc_weight'] is grads['fc_weight']
     small.forward(is_train=True)
     small.backward(mx.nd.ones((1, 3)))
+
+
+def test_softmax_output_out_grad_multiplies_the_head_gradient():
+    """out_grad=True: grad = grad_scale * (softmax - onehot) * head_grad (MXNet softmax_output-inl.h). The MXNet
+    1.9.1 wheel gives (softmax - onehot) * softmax instead (its output buffer is reused for the head gradient);
+    onnxsym follows the operator's definition."""
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, (3, 4)).astype(np.float32)
+    label = np.array([1, 0, 3], np.float32)
+    head = rng.uniform(-1, 1, (3, 4)).astype(np.float32)
+    sym = mx.sym.SoftmaxOutput(mx.sym.Variable('x'), name='so', out_grad=True, grad_scale=2.0)
+    grad = mx.nd.zeros((3, 4))
+    exe = sym.bind(mx.cpu(), {'x': mx.nd.array(x), 'so_label': mx.nd.array(label)}, args_grad={'x': grad})
+    p = exe.forward(is_train=True)[0].asnumpy()
+    exe.backward(mx.nd.array(head))
+    np.testing.assert_allclose(grad.asnumpy(), 2.0 * (p - np.eye(4)[[1, 0, 3]]) * head, rtol=1e-5, atol=1e-6)
+    with pytest.raises(mx.MXNetError, match="head gradient"):
+        exe.forward(is_train=True)
+        exe.backward()

@@ -61,7 +61,7 @@ class SoftmaxOutput(OpDef):
             # out_grad=True multiplies MXNet's gradient by the head gradient: out keeps its value and passes
             # head_grad * gradient back to data (x - stop(x) is 0 with derivative 1).
             g.set_info(out, shape, g.dtype(data))
-            grad = g.stop_gradient(self._gradient(g, data, label, out))
+            grad = g.stop_gradient(self._gradient(g, data, label, out), g.dtype(data))
             return g.Add(g.stop_gradient(out), g.Mul(g.Sub(data, g.stop_gradient(data)), grad))
         return out
 

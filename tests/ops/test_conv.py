@@ -1,4 +1,5 @@
 """Convolution, Deconvolution, Pooling, UpSampling, Pad and Crop against naive numpy loops of MXNet's semantics."""
+import dataclasses
 import math
 
 import numpy as np
@@ -267,9 +268,85 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+def _distinct(shape, low=None):
+    """Inputs 0.03 apart in a random order (from `low`, default centred on 0): no ties within a finite-difference
+    step, which would move max pooling's gradient to another element."""
+    size = math.prod(shape)
+    low = -0.015 * size if low is None else low
+    return (low + 0.03 * np.random.RandomState(0).permutation(size)).astype(np.float32).reshape(shape)
+
+
+def _pool_gradient_case(attrs, shape, low=None):
+    case = _pool_case(attrs, shape, values={"data": _distinct(shape, low)})
+    return dataclasses.replace(case, name=case.name + "-distinct")
+
+
+_SMOOTH_OPS = ("Convolution", "Convolution_v1", "_npx_convolution", "Deconvolution", "UpSampling", "Pad", "pad",
+               "Crop")
+# Gradient checks only. Deconvolution: a pad beyond the dilated kernel (the training decomposition crops the input),
+# grouped 1-D with bias, target_shape with bias. Pooling: tie-free inputs, no max window that lies wholly in the
+# padding (its output, the lowest float, overflows the finite differences), lp with p=3 away from a zero sum (the
+# cube root's infinite slope), 3-D avg/sum with overlapping windows (ORT's AveragePoolGrad is wrong there).
+_GRADIENT_ONLY = [
+    _deconv_case(dict(kernel=(2, 2), num_filter=2, stride=(3, 2), pad=(2, 1), no_bias=False), (1, 2, 4, 3)),
+    _deconv_case(dict(kernel=(3,), num_filter=4, num_group=2, stride=(2,), dilate=(2,), adj=(1,), no_bias=False),
+                 (2, 4, 5)),
+    _deconv_case(dict(kernel=(3, 3), num_filter=3, stride=(2, 2), target_shape=(9, 8), no_bias=False), (1, 2, 4, 4),
+                 pad=(0, 1), adj=(0, 1)),
+    _pool_gradient_case(dict(kernel=(2, 2), stride=(2, 2)), (2, 3, 6, 5)),
+    _pool_gradient_case(dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1)), (1, 2, 6, 7)),
+    _pool_gradient_case(dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pooling_convention="full"), (1, 2, 6, 6)),
+    _pool_gradient_case(dict(kernel=(2, 2), stride=(2, 2), pad=(1, 1), pooling_convention="full"), (1, 2, 4, 4)),
+    _pool_gradient_case(dict(kernel=(3,), stride=(2,), pad=(1,)), (2, 3, 8)),
+    _pool_gradient_case(dict(kernel=(3,), stride=(2,), pooling_convention="same"), (2, 3, 8)),
+    _pool_gradient_case(dict(kernel=(2, 2, 2), stride=(2, 2, 2), pad=(1, 0, 1), pooling_convention="full"),
+                        (1, 2, 4, 4, 4)),
+    _pool_gradient_case(dict(kernel=(2, 3, 2), stride=(1, 2, 1), pad=(1, 1, 0)), (1, 2, 3, 5, 3)),
+    _pool_gradient_case(dict(global_pool=True), (2, 3, 4, 5)),
+    _pool_gradient_case(dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="avg", pooling_convention="full"),
+                        (1, 2, 6, 6)),
+    _pool_gradient_case(dict(kernel=(2, 2), stride=(2, 2), pad=(1, 1), pool_type="avg", pooling_convention="full"),
+                        (1, 2, 3, 4)),
+    _pool_gradient_case(dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="avg", count_include_pad=False,
+                             pooling_convention="full"), (1, 2, 6, 7)),
+    _pool_gradient_case(dict(kernel=(3, 2), stride=(1, 2), pad=(1, 1), pool_type="avg", count_include_pad=False),
+                        (2, 2, 5, 5)),
+    _pool_gradient_case(dict(kernel=(3,), stride=(3,), pool_type="avg", pooling_convention="same"), (1, 2, 7)),
+    _pool_gradient_case(dict(kernel=(2, 3, 2), pad=(1, 1, 0), pool_type="avg", count_include_pad=False),
+                        (1, 2, 3, 4, 3)),
+    _pool_gradient_case(dict(kernel=(2, 2, 2), stride=(1, 2, 1), pool_type="avg", pooling_convention="full"),
+                        (1, 2, 3, 4, 3)),
+    _pool_gradient_case(dict(global_pool=True, pool_type="avg"), (1, 2, 2, 3, 4)),
+    _pool_gradient_case(dict(kernel=(2, 3), stride=(2, 2), pad=(1, 1), pool_type="sum", pooling_convention="full"),
+                        (2, 2, 5, 6)),
+    _pool_gradient_case(dict(kernel=(2, 2, 2), pool_type="sum"), (1, 2, 3, 3, 3)),
+    _pool_gradient_case(dict(kernel=(2, 2), stride=(2, 1), pool_type="lp", p_value=1), (1, 2, 4, 4)),
+    _pool_gradient_case(dict(kernel=(2, 2), stride=(2, 2), pad=(1, 0), pool_type="lp", p_value=2), (1, 2, 5, 4)),
+    _pool_gradient_case(dict(kernel=(2, 2, 2), pool_type="lp", p_value=2), (1, 1, 3, 3, 3)),
+    _pool_gradient_case(dict(kernel=(3, 3), stride=(2, 2), pool_type="lp", p_value=3, pooling_convention="full"),
+                        (1, 2, 6, 6), low=0.5),
+    _pool_gradient_case(dict(global_pool=True, pool_type="lp", p_value=2), (2, 3, 6)),
+]
+GRADIENT_CASES = [case for case in CASES if case.op in _SMOOTH_OPS] + _GRADIENT_ONLY
+
+
+@pytest.mark.parametrize("case", CASES + _GRADIENT_ONLY, ids=str)
 def test_forward(case):
     run_case(case)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES + _GRADIENT_ONLY if c.op == "Deconvolution" or
+                                  c.attrs.get("sample_type") == "bilinear"], ids=str)
+def test_transposed_convolution_training_forward(case):
+    """Training lowers ConvTranspose as zero insertion + Conv (ORT has no ConvTransposeGrad on CPU): same values."""
+    sym = case.symbol()
+    arrays = case.inputs(sym)
+    args = {n: mx.nd.array(a) for n, a in arrays.items()}
+    inference = sym.bind(mx.cpu(), args=args).forward()[0].asnumpy()
+    grads = {n: mx.nd.zeros(a.shape) for n, a in arrays.items()}
+    training = sym.bind(mx.cpu(), args=args, args_grad=grads).forward(is_train=True)[0].asnumpy()
+    np.testing.assert_allclose(training, inference, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(training, case.ref(**arrays), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- shape rules and defaults

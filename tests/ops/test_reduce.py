@@ -269,7 +269,95 @@ NORM_CASES = [
 CASES = REDUCE_CASES + SOFTMAX_CASES + NORM_CASES
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+def distinct(shape, dtype=np.float32):
+    """Values 0.05 apart in random order: max/min see no near-tie within the finite-difference step."""
+    return (RNG.permutation(int(np.prod(shape))).reshape(shape) * 0.05 - 0.5).astype(dtype)
+
+
+D234 = {"data": distinct((2, 3, 4))}
+PROD_ZEROS = {"data": np.array([[0.5, 0.0, 1.5, -1.2], [0.0, 0.0, 2.0, 0.7], [np.nan, 0.0, 1.1, 0.9]], "f")}
+GRADIENT_CASES = [
+    OpCase("max", {}, {"data": (2, 3, 4)}, reduce_ref(np.max), values=D234, name="max-grad-all"),
+    OpCase("max_axis", dict(axis=1), {"data": (2, 3, 4)}, reduce_ref(np.max, 1), values=D234),
+    OpCase("max", dict(axis=(1, 2), exclude=True), {"data": (2, 3, 4)}, reduce_ref(np.max, (1, 2), exclude=True),
+           values=D234, name="max-grad-exclude"),
+    OpCase("max", dict(axis=(0, 2), keepdims=True), {"data": (2, 3, 4)}, reduce_ref(np.max, (0, 2), True),
+           values=D234, name="max-grad-keepdims"),
+    OpCase("max", dict(axis=-1), {"data": (3, 5)}, reduce_ref(np.max, -1), values={"data": distinct((3, 5), "d")},
+           dtype="float64"),
+    OpCase("min", dict(keepdims=True), {"data": (2, 3, 4)}, reduce_ref(np.min, keepdims=True), values=D234,
+           name="min-grad-all-keepdims"),
+    OpCase("min_axis", dict(axis=-2), {"data": (2, 3, 4)}, reduce_ref(np.min, -2), values=D234),
+    OpCase("min", dict(axis=0, exclude=True), {"data": (2, 3, 4)}, reduce_ref(np.min, 0, exclude=True),
+           values=D234, name="min-grad-exclude"),
+    OpCase("min", dict(axis=-1), {"data": (3, 5)}, reduce_ref(np.min, -1), values={"data": distinct((3, 5), "d")},
+           dtype="float64"),
+    OpCase("prod", dict(axis=(1, 2)), {"data": (2, 3, 4)}, reduce_ref(np.prod, (1, 2)), low=0.5, high=1.5),
+    OpCase("prod", dict(keepdims=True), {"data": (2, 3)}, reduce_ref(np.prod, keepdims=True), low=0.5, high=1.5),
+    OpCase("prod", dict(axis=1), {"data": (3, 4)}, reduce_ref(np.prod, 1),
+           values={"data": np.nan_to_num(PROD_ZEROS["data"], nan=0.8)}, name="prod-grad-zeros"),
+    OpCase("prod", dict(axis=0, exclude=True), {"data": (2, 3)}, reduce_ref(np.prod, 0, exclude=True),
+           low=0.5, high=1.5, name="prod-grad-exclude"),
+    OpCase("nanprod", dict(axis=0), {"data": (2, 3)}, reduce_ref(np.nanprod, 0), values={"data": NAN_DATA}),
+    OpCase("nanprod", dict(axis=1, keepdims=True), {"data": (3, 4)}, reduce_ref(np.nanprod, 1, True),
+           values=PROD_ZEROS, name="nanprod-grad-zeros"),
+    OpCase("softmax", {}, {"data": (2, 3, 4)}, softmax_ref()),
+    OpCase("softmax", dict(axis=1, temperature=2.0), {"data": (2, 3, 4)}, softmax_ref(1, 2.0)),
+    OpCase("softmax", dict(use_length=True, axis=1, temperature=0.7), {"data": (2, 3, 4)}, softmax_ref(1, 0.7),
+           values={"data": SOFTMAX_LENGTH["data"], "length": np.array([[3, 1, 0, 2], [2, 3, 3, 1]], np.int64)},
+           int_inputs={"length": (0, 4)}, name="softmax-grad-use_length-temperature"),
+    OpCase("log_softmax", dict(axis=0), {"data": (2, 3)}, softmax_ref(0, log=True)),
+    OpCase("log_softmax", dict(use_length=True, temperature=2.0), {"data": (2, 3, 4)},
+           softmax_ref(temperature=2.0, log=True), values=SOFTMAX_LENGTH, int_inputs={"length": (0, 5)},
+           name="log_softmax-grad-use_length"),
+    OpCase("softmin", dict(temperature=3.0), {"data": (2, 3, 4)}, softmax_ref(temperature=3.0, negate=True)),
+    OpCase("softmin", dict(use_length=True), {"data": (2, 3, 4)}, softmax_ref(negate=True), values=SOFTMAX_LENGTH,
+           int_inputs={"length": (0, 5)}, name="softmin-grad-use_length"),
+    OpCase("norm", {}, {"data": (2, 3, 4)}, norm_ref(2), name="norm-grad-all"),
+    OpCase("norm", dict(ord=1, axis=1), {"data": (2, 2, 2)}, lambda data: np.array([[4, 6], [7, 8]], "f"),
+           values={"data": DOC_NORM}, name="norm-grad-ord-1"),
+    OpCase("norm", dict(axis=(0, 2), keepdims=True), {"data": (2, 3, 4)}, norm_ref(2, (0, 2), True)),
+    OpCase("norm", dict(axis=-1), {"data": (3, 4)}, norm_ref(2, -1), dtype="float64"),
+    OpCase("L2Normalization", {}, {"data": (3, 4)}, l2_normalization_ref("instance")),
+    OpCase("L2Normalization", dict(mode="channel", eps=1e-3), {"data": (2, 3, 2, 2)},
+           l2_normalization_ref("channel", 1e-3)),
+    OpCase("L2Normalization", dict(mode="spatial"), {"data": (2, 3, 2, 3)}, l2_normalization_ref("spatial")),
+    OpCase("L2Normalization", {}, {"data": (2, 3, 4)}, l2_normalization_ref("instance"), dtype="float64"),
+    OpCase("LRN", dict(nsize=3), {"data": (2, 6, 3, 3)}, lrn_ref(3), low=-3, high=3),
+    OpCase("LRN", dict(nsize=5, alpha=0.5, beta=0.6, knorm=1.5), {"data": (2, 7, 2, 3)},
+           lrn_ref(5, 0.5, 0.6, 1.5), low=-3, high=3),
+    OpCase("LRN", dict(nsize=1, alpha=0.2), {"data": (1, 2, 2, 2)}, lrn_ref(1, 0.2)),
+    OpCase("InstanceNorm", dict(eps=1e-5), {"data": (2, 3, 4, 5)}, instance_norm_ref(1e-5)),
+    OpCase("InstanceNorm", {}, {"data": (2, 3, 4)}, instance_norm_ref(), dtype="float64"),
+    OpCase("LayerNorm", {}, {"data": (2, 3, 4)}, layer_norm_ref()),
+    OpCase("LayerNorm", dict(axis=1), {"data": (2, 3, 4)}, layer_norm_ref(1), name="LayerNorm-grad-non-last-axis"),
+    OpCase("LayerNorm", dict(axis=0, eps=1e-3), {"data": (3, 4)}, layer_norm_ref(0, 1e-3)),
+    OpCase("LayerNorm", {}, {"data": (2, 3)}, layer_norm_ref(), dtype="float64"),
+    OpCase("GroupNorm", dict(num_groups=2, eps=1e-3), {"data": (2, 4, 3, 3)}, group_norm_ref(2, 1e-3)),
+    OpCase("GroupNorm", dict(num_groups=3), {"data": (2, 6, 5)}, group_norm_ref(3)),
+    OpCase("GroupNorm", {}, {"data": (2, 3, 4)}, group_norm_ref(), dtype="float64"),
+    # Training forwards use batch statistics (what backward differentiates); the moving ones only change aux.
+    OpCase("BatchNorm", {}, {"data": (2, 3, 4, 5)}, batch_norm_ref(), values=bn_values(3),
+           name="BatchNorm-grad-fix_gamma"),
+    OpCase("BatchNorm", dict(fix_gamma=False, eps=1e-5), {"data": (2, 3, 4)}, batch_norm_ref(eps=1e-5, fix_gamma=False),
+           values=bn_values(3), name="BatchNorm-grad"),
+    OpCase("BatchNorm", dict(fix_gamma=False, axis=-1), {"data": (4, 2, 3)}, batch_norm_ref(-1, fix_gamma=False),
+           values=bn_values(3), name="BatchNorm-grad-axis-last"),
+    OpCase("BatchNorm", dict(fix_gamma=False, use_global_stats=True), {"data": (2, 3, 4)},
+           batch_norm_ref(fix_gamma=False), values=bn_values(3), name="BatchNorm-grad-use_global_stats"),
+    OpCase("BatchNorm", dict(fix_gamma=False), {"data": (2, 3, 4)}, batch_norm_ref(fix_gamma=False),
+           values={"moving_var": np.array([0.5, 1.0, 2.0])}, dtype="float64", name="BatchNorm-grad-float64"),
+    OpCase("_contrib_SyncBatchNorm", dict(key="bn0", fix_gamma=False), {"data": (2, 3, 4, 5)},
+           batch_norm_ref(fix_gamma=False), values=bn_values(3), name="SyncBatchNorm-grad"),
+    OpCase("_contrib_SyncBatchNorm", dict(key="bn1", ndev=2), {"data": (3, 2, 4)}, batch_norm_ref(),
+           values=bn_values(2), name="SyncBatchNorm-grad-fix_gamma"),
+]
+# Dropout draws a new mask in every training forward, so finite differences cannot see its gradient.
+GRADIENT_SKIPS = {"Dropout": "random mask per forward: test_dropout_backward_uses_the_forward_mask checks "
+                             "grad == out_grad * mask / (1 - p) instead"}
+
+
+@pytest.mark.parametrize("case", CASES + GRADIENT_CASES, ids=str)
 def test_forward(case):
     run_case(case)
 
@@ -436,3 +524,171 @@ def test_dropout_always_shares_the_mask_along_axes():
     assert abs(kept[:, 0].mean() - 0.5) < 0.05
     np.testing.assert_allclose(out[kept], data[kept] * 2, rtol=1e-6)
     onnx.checker.check_model(lowered_model(sym, {"x": data.shape}).model, full_check=True)
+
+
+# ---------------------------------------------------------------- gradients finite differences cannot check
+def _bind_train(sym, args, aux=None):
+    """An executor with 'write' gradients for every argument."""
+    args = {n: mx.nd.array(v, dtype=np.asarray(v).dtype) for n, v in args.items()}
+    grads = {n: mx.nd.zeros(v.shape, dtype=v.dtype) for n, v in args.items()}
+    aux = {n: mx.nd.array(v, dtype=np.asarray(v).dtype) for n, v in (aux or {}).items()}
+    return sym.bind(mx.cpu(), args=args, args_grad=grads, aux_states=aux), grads
+
+
+@pytest.mark.parametrize("op, attrs, data, head, expected", [
+    # every position equal to the max/min gets the full head gradient (MXNet mshadow_op::eq; mxnet 1.9.1 output)
+    ("max", dict(axis=1), [[1, 3, 3], [2, 2, 0]], [5, 7], [[0, 5, 5], [7, 7, 0]]),
+    ("min", dict(axis=0, keepdims=True), [[1, 3, 3], [1, 2, 3]], [[5, 6, 7]], [[5, 0, 7], [5, 6, 7]]),
+    ("max", {}, [[4, 1, 4], [4, 0, 2]], [2], [[2, 0, 2], [2, 0, 0]]),
+    ("min", dict(axis=1, exclude=True), [[1, 3, 3], [1, 2, 3]], [5, 6, 7], [[5, 0, 7], [5, 6, 7]]),
+    # prod / x; at a zero the product of the others (MXNet's 0/0 there is NaN and would poison the output)
+    ("prod", dict(axis=1), [[2, 3, 4], [0, 3, 4], [0, 3, 0]], [1, 2, 3], [[12, 8, 6], [24, 0, 0], [0, 0, 0]]),
+    # NaN counts as 1 and gets no gradient (MXNet nanprod_grad)
+    ("nanprod", dict(axis=1), [[1, np.nan, 2], [0, 3, 4]], [1, 1], [[2, 0, 1], [12, 0, 0]]),
+    ("nansum", {}, [[1, np.nan, 2], [0, 3, 4]], [3], [[3, 0, 3], [3, 3, 3]]),
+    # infinite entries keep the forward exact and get no gradient (a with_gradient term x - x would be NaN)
+    ("max", dict(axis=1), [[1, -np.inf, 2], [0, 3, np.inf]], [5, 7], [[0, 0, 5], [0, 0, 0]]),
+    ("prod", dict(axis=1), [[1, -np.inf, 2], [0.5, 3, 2]], [1, 1], [[0, 0, 0], [6, 1, 1.5]]),
+])
+def test_reduce_gradient_ties_zeros_and_nan(op, attrs, data, head, expected):
+    sym = getattr(mx.sym, op)(mx.sym.Variable("data"), **attrs)
+    data = np.array(data, np.float32)
+    exe, grads = _bind_train(sym, {"data": data})
+    out = exe.forward(is_train=True)[0].asnumpy()
+    np.testing.assert_array_equal(out, exe.forward(is_train=False)[0].asnumpy())    # training forward stays exact
+    exe.forward(is_train=True)
+    exe.backward([mx.nd.array(np.array(head, np.float32))])
+    np.testing.assert_array_equal(grads["data"].asnumpy(), np.array(expected, np.float32))
+
+
+@pytest.mark.parametrize("attrs, shape", [(dict(nsize=3), (2, 6, 3, 3)),
+                                          (dict(nsize=5, alpha=0.5, beta=0.6, knorm=1.5), (2, 7, 2, 3))])
+def test_lrn_training_graph_matches_lrn(attrs, shape):
+    data = RNG.uniform(-3, 3, shape).astype(np.float32)
+    exe, _ = _bind_train(mx.sym.LRN(mx.sym.Variable("data"), **attrs), {"data": data})
+    expected = lrn_ref(**attrs)(data)
+    np.testing.assert_allclose(exe.forward(is_train=True)[0].asnumpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(exe.forward(is_train=False)[0].asnumpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attrs", [dict(p=0.4), dict(p=0.3, axes=(1,)), dict(p=0.5, axes=(0,)),
+                                   dict(p=0.4, mode="always")], ids=str)
+def test_dropout_backward_uses_the_forward_mask(attrs):
+    p, shape = attrs["p"], (40, 6, 8)
+    data = RNG.uniform(1, 2, shape).astype(np.float32)            # never 0: the output shows the mask
+    head = RNG.uniform(-1, 1, shape).astype(np.float32)
+    exe, grads = _bind_train(mx.sym.Dropout(mx.sym.Variable("x"), **attrs), {"x": data})
+
+    def train_forward():
+        out = exe.forward(is_train=True)[0].asnumpy()
+        mask = (out != 0).astype(np.float32)
+        np.testing.assert_allclose(out, data * mask / (1 - p), rtol=1e-6)
+        for axis in attrs.get("axes", ()):
+            assert (mask == mask.take([0], axis=axis)).all()        # shared along axes
+        draws = mask.size // int(np.prod([shape[a] for a in attrs.get("axes", ())]))
+        assert abs(mask.mean() - (1 - p)) < 4 * np.sqrt(p * (1 - p) / draws)
+        return mask
+
+    first, second = train_forward(), train_forward()
+    assert not np.array_equal(first, second)                        # a new mask per training forward
+    exe.backward([mx.nd.array(head)])                               # follows the latest forward
+    np.testing.assert_allclose(grads["x"].asnumpy(), head * second / (1 - p), rtol=1e-6)
+    if attrs.get("mode") != "always":
+        np.testing.assert_array_equal(exe.forward(is_train=False)[0].asnumpy(), data)
+
+
+def batch_norm_train_ref(data, gamma, beta, axis=1, eps=1e-3, fix_gamma=True):
+    """(output, batch mean, 1/sqrt(batch var + eps)) with the biased batch variance over every non-channel axis."""
+    axes = tuple(i for i in range(data.ndim) if i != axis % data.ndim)
+    shape = [1] * data.ndim
+    shape[axis] = -1
+    mean, var = data.mean(axis=axes), data.var(axis=axes)
+    scale = np.ones_like(gamma) if fix_gamma else gamma
+    out = (data - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps) * scale.reshape(shape) \
+        + beta.reshape(shape)
+    return out, mean, 1 / np.sqrt(var + eps)
+
+
+def _bn_train(op, data, momentum=0.9, **attrs):
+    channels = data.shape[attrs.get("axis", 1)]
+    extra = {"key": "k"} if op == "_contrib_SyncBatchNorm" else {}
+    sym = getattr(mx.sym, op)(mx.sym.Variable("data"), name="bn", momentum=momentum, **attrs, **extra)
+    params = {"data": data, "bn_gamma": RNG.uniform(0.5, 1.5, channels).astype(np.float32),
+              "bn_beta": RNG.uniform(-1, 1, channels).astype(np.float32)}
+    aux = {"bn_moving_mean": RNG.uniform(-1, 1, channels).astype(np.float32),
+           "bn_moving_var": RNG.uniform(0.5, 1.5, channels).astype(np.float32)}
+    exe, grads = _bind_train(sym, params, aux)
+    return exe, grads, params, aux
+
+
+@pytest.mark.parametrize("op, attrs", [("BatchNorm", dict(fix_gamma=False)), ("BatchNorm", {}),
+                                       ("BatchNorm", dict(fix_gamma=False, axis=-1, eps=1e-5)),
+                                       ("_contrib_SyncBatchNorm", dict(fix_gamma=False)),
+                                       ("_contrib_SyncBatchNorm", {})], ids=str)
+def test_batch_norm_training_uses_batch_stats_and_updates_moving_ones(op, attrs):
+    data = RNG.uniform(-2, 3, (4, 3, 5, 3)).astype(np.float32)
+    exe, _, params, aux = _bn_train(op, data, momentum=0.8, output_mean_var=True, **attrs)
+    out, mean, inv_std = batch_norm_train_ref(data, params["bn_gamma"], params["bn_beta"], **attrs)
+    got = [o.asnumpy() for o in exe.forward(is_train=True)]
+    for value, expected in zip(got, (out, mean, inv_std)):      # MXNet's training outputs: batch mean, inv std
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-5)
+    axes = tuple(i for i in range(4) if i != attrs.get("axis", 1) % 4)
+    np.testing.assert_allclose(exe.aux_dict["bn_moving_mean"].asnumpy(),
+                               aux["bn_moving_mean"] * 0.8 + data.mean(axis=axes) * 0.2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(exe.aux_dict["bn_moving_var"].asnumpy(),
+                               aux["bn_moving_var"] * 0.8 + data.var(axis=axes) * 0.2, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_use_global_stats_trains_with_moving_stats():
+    data = RNG.uniform(-2, 3, (4, 3, 5)).astype(np.float32)
+    exe, grads, params, aux = _bn_train("BatchNorm", data, use_global_stats=True, fix_gamma=False)
+    expected = batch_norm_ref(fix_gamma=False)(data, params["bn_gamma"], params["bn_beta"], **
+                                               {k[3:]: v for k, v in aux.items()})
+    np.testing.assert_allclose(exe.forward(is_train=True)[0].asnumpy(), expected, rtol=1e-5, atol=1e-6)
+    for name, value in aux.items():
+        np.testing.assert_array_equal(exe.aux_dict[name].asnumpy(), value)
+    head = RNG.uniform(-1, 1, data.shape).astype(np.float32)
+    exe.backward([mx.nd.array(head)])          # the moving stats are constants: d out / d data = gamma * inv_std
+    scale = params["bn_gamma"] / np.sqrt(aux["bn_moving_var"] + 1e-3)
+    np.testing.assert_allclose(grads["data"].asnumpy(), head * scale.reshape(1, 3, 1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["BatchNorm", "_contrib_SyncBatchNorm"])
+def test_batch_norm_training_gradients(op):
+    """fix_gamma: gamma gets 0; data gets the derivative through the batch statistics; beta the summed head."""
+    data = RNG.uniform(-2, 3, (4, 3, 2, 3)).astype(np.float32)
+    head = RNG.uniform(-1, 1, data.shape).astype(np.float32)
+    exe, grads, params, _ = _bn_train(op, data)
+    exe.forward(is_train=True)
+    exe.backward([mx.nd.array(head)])
+    np.testing.assert_array_equal(grads["bn_gamma"].asnumpy(), 0)
+    axes, count = (0, 2, 3), data.size // 3
+    np.testing.assert_allclose(grads["bn_beta"].asnumpy(), head.sum(axis=axes), rtol=1e-5, atol=1e-5)
+    _, _, inv_std = batch_norm_train_ref(data, params["bn_gamma"], params["bn_beta"])
+    inv_std = inv_std.reshape(1, 3, 1, 1)
+    normed = (data - data.mean(axis=axes, keepdims=True)) * inv_std
+    expected = inv_std / count * (count * head - head.sum(axis=axes, keepdims=True)
+                                  - normed * (head * normed).sum(axis=axes, keepdims=True))
+    np.testing.assert_allclose(grads["data"].asnumpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("BatchNorm", dict(fix_gamma=False)),
+    ("LayerNorm", dict()),                        # LayerNormalization path
+    ("LayerNorm", dict(axis=1)),                  # arithmetic path
+    ("GroupNorm", dict(num_groups=3)),
+], ids=str)
+def test_mean_and_std_outputs_pass_no_gradient(op, attrs):
+    """MXNet's backward ignores the head gradients of the mean/var (std) outputs (checked on mxnet 1.9.1)."""
+    data = RNG.uniform(-1, 1, (2, 3, 4)).astype(np.float32)
+    sym = getattr(mx.sym, op)(mx.sym.Variable("data"), name="n", output_mean_var=True, **attrs)
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=data.shape)
+    args = {n: RNG.uniform(0.5, 1.5, s).astype(np.float32) for n, s in zip(sym.list_arguments(), arg_shapes)}
+    args["data"] = data
+    aux = {n: np.ones(s, np.float32) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)}
+    exe, grads = _bind_train(sym, args, aux)
+    outs = exe.forward(is_train=True)
+    heads = [mx.nd.zeros(outs[0].shape)] + [mx.nd.ones(o.shape) for o in outs[1:]]
+    exe.backward(heads)
+    for name, grad in grads.items():
+        np.testing.assert_array_equal(grad.asnumpy(), 0, err_msg=name)
