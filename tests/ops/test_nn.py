@@ -84,3 +84,18 @@ def test_prelu_gamma_defaults():
     assert act.attr_dict()["p_gamma"]["__init__"] == '["Constant", {"value": 0.25}]'
     with pytest.raises(mx.MXNetError, match="gamma"):
         act.infer_shape(x=(2, 7, 3, 3), p_gamma=(3,))
+
+
+def test_rrelu_training_draws_slopes_and_backward_uses_them():
+    import onnxsym as mx
+    sym = mx.sym.LeakyReLU(mx.sym.Variable("x"), act_type="rrelu", lower_bound=0.1, upper_bound=0.3)
+    exe = sym.simple_bind(mx.cpu(), x=(200,))
+    x = np.linspace(-2, 2, 200).astype(np.float32)
+    exe.arg_dict["x"][:] = x
+    out, mask = [o.asnumpy() for o in exe.forward(is_train=True)]
+    negative = x < 0
+    assert np.all((mask >= 0.1) & (mask <= 0.3)) and mask[negative].std() > 0.01
+    np.testing.assert_allclose(out, np.where(negative, mask * x, x), rtol=1e-6)
+    head = np.random.RandomState(0).uniform(size=200).astype(np.float32)
+    exe.backward([mx.nd.array(head), mx.nd.zeros(200)])
+    np.testing.assert_allclose(exe.grad_dict["x"].asnumpy(), np.where(negative, mask * head, head), rtol=1e-5)
