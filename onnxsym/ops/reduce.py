@@ -2,9 +2,9 @@
 log_softmax, softmin, SoftmaxActivation, BatchNorm (+ _contrib_SyncBatchNorm), Dropout, L2Normalization, LRN,
 InstanceNorm, LayerNorm, GroupNorm.
 
-Inference behaviour of MXNet 1.9.1. Lowerings avoid ops without an onnxruntime-training gradient where an exact
-arithmetic form exists (BatchNormalization, InstanceNormalization, ReduceL2, LpNormalization); ReduceMax/Min/Prod
-and LRN are used as they are (their gradients come later).
+MXNet 1.9.1 semantics. Lowerings avoid ops without an onnxruntime-training gradient where an exact arithmetic
+form exists (BatchNormalization, InstanceNormalization, ReduceL2, LpNormalization). ReduceMax/Min/Prod get MXNet's
+gradients through g.with_gradient, and LRN is decomposed into differentiable ops in training graphs.
 """
 import dataclasses
 from typing import Optional
@@ -44,18 +44,38 @@ def _expand(g, value, dtype, shape):
     return g.Expand(g.scalar(value, dtype), g.int64s(shape))
 
 
-def _reduce(g, x, shape, onnx_type, axes, keepdims, out_shape):
+def _reduce(g, x, shape, onnx_type, axes, keepdims, out_shape, derivative=None):
     """Reduce*(x) (x of `shape`) over `axes`, reshaped to MXNet's output shape (legacy (1,) for a full
-    reduction)."""
+    reduction). `derivative(g, x, y, axes)`: d y / d x (x-shaped, y the keepdims reduction) for Reduce ops that
+    have no onnxruntime-training gradient; training graphs reduce with keepdims and attach it (g.with_gradient).
+    Infinite and NaN entries get no gradient there: with_gradient's x - x would turn the output into NaN."""
     if not axes:
         return g.Identity(x)
-    if onnx_type == "ReduceSum":        # axes is an input from opset 13; the other Reduce* take an attribute at 17
+    if derivative is not None and g.is_train:
+        keepdims, y = True, getattr(g, onnx_type)(x, axes=list(axes), keepdims=1)
+        y = g.with_gradient(y, lambda: [(_finite(g, x, shape), _finite(g, derivative(g, x, y, axes), shape))],
+                            reduce_axes=axes)
+    elif onnx_type == "ReduceSum":      # axes is an input from opset 13; the other Reduce* take an attribute at 17
         y = g.ReduceSum(x, g.int64s(axes), keepdims=int(keepdims))
     else:
         y = getattr(g, onnx_type)(x, axes=list(axes), keepdims=int(keepdims))
     kept = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else \
         tuple(d for i, d in enumerate(shape) if i not in axes)
     return y if kept == tuple(out_shape) else g.Reshape(y, g.int64s(list(out_shape)))
+
+
+def _statistics(g, dtype, *values):
+    """The mean/std outputs of the normalization layers: MXNet's backward ignores their head gradients
+    (checked against mxnet 1.9.1 for BatchNorm, LayerNorm and GroupNorm), so no gradient flows through them."""
+    return tuple(g.stop_gradient(v, dtype) for v in values)
+
+
+def _finite(g, x, shape):
+    """x (of `shape`) with its infinite and NaN entries replaced by 0 (x - x is 0 only for finite x)."""
+    dtype = g.dtype(x)
+    out = g.Where(g.Equal(g.Sub(x, x), g.scalar(0, dtype)), x, _expand(g, 0, dtype, shape))
+    g.set_info(out, shape, dtype)
+    return out
 
 
 def _moments(g, x, axes):
@@ -84,6 +104,29 @@ def reduce_axes(op, shape, axis, keepdims, exclude=False):
 
 
 # ---------------------------------------------------------------- sum, mean, max, min, prod, nansum, nanprod
+def _extremum_derivative(g, x, y, axes):
+    """d max / d x = (x == max): MXNet gives every tied position the full head gradient
+    (ReduceAxesBackwardUseInOut with mshadow_op::eq)."""
+    out = g.cast(g.Equal(x, y), g.dtype(x))
+    g.set_info(out, g.shape(x), g.dtype(x))
+    return out
+
+
+def _prod_derivative(g, x, y, axes):
+    """d prod / d x = prod / x (MXNet's mshadow_op::div). Where x == 0 MXNet's 0/0 is NaN, which would also
+    poison the forward value (with_gradient multiplies by the derivative); there the exact derivative is used:
+    the product of the other entries (0 when the slice holds another zero)."""
+    shape, dtype = g.shape(x), g.dtype(x)
+    zero = g.Equal(x, g.scalar(0, dtype))
+    nonzero = g.Where(zero, _expand(g, 1, dtype, shape), x)
+    zeros = g.ReduceSum(g.cast(zero, dtype), g.int64s(axes), keepdims=1)
+    others = g.Where(g.Equal(zeros, g.scalar(1, dtype)), g.ReduceProd(nonzero, axes=list(axes), keepdims=1),
+                     g.scalar(0, dtype))
+    out = g.Where(zero, g.Expand(others, g.int64s(shape)), g.Div(y, nonzero))
+    g.set_info(out, shape, dtype)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class _Reduce(OpDef):
     """reduce(data) over `axis` (MXNet broadcast_reduce_op_value.cc)."""
@@ -92,6 +135,7 @@ class _Reduce(OpDef):
     exclude: bool = param(False, doc="Reduce over the axes that are NOT in axis instead.")
     _onnx = ""
     _nan_fill = None            # nansum/nanprod: NaN counts as this value
+    _derivative = None          # d reduce / d x for Reduce ops without an ORT gradient
 
     def infer_shape(self, data):
         if data is None:
@@ -104,23 +148,26 @@ class _Reduce(OpDef):
         x = data
         if self._nan_fill is not None and np.issubdtype(dtype, np.floating):
             x = g.Where(g.IsNaN(data), _expand(g, self._nan_fill, dtype, shape), data)
-        return _reduce(g, x, shape, self._onnx, axes, self.keepdims, out)
+            g.set_info(x, shape, dtype)
+        # nanprod: NaN entries become 1 before the derivative, so they get no gradient (MXNet nanprod_grad).
+        return _reduce(g, x, shape, self._onnx, axes, self.keepdims, out, self._derivative)
 
 
-_REDUCTIONS = {  # name: (ONNX op, NaN replacement, aliases)
-    "sum": ("ReduceSum", None, ("sum_axis",)),
-    "mean": ("ReduceMean", None, ()),
-    "max": ("ReduceMax", None, ("max_axis",)),
-    "min": ("ReduceMin", None, ("min_axis",)),
-    "prod": ("ReduceProd", None, ()),
-    "nansum": ("ReduceSum", 0.0, ()),
-    "nanprod": ("ReduceProd", 1.0, ()),
+_REDUCTIONS = {  # name: (ONNX op, NaN replacement, derivative without an ORT gradient, aliases)
+    "sum": ("ReduceSum", None, None, ("sum_axis",)),
+    "mean": ("ReduceMean", None, None, ()),
+    "max": ("ReduceMax", None, _extremum_derivative, ("max_axis",)),
+    "min": ("ReduceMin", None, _extremum_derivative, ("min_axis",)),
+    "prod": ("ReduceProd", None, _prod_derivative, ()),
+    "nansum": ("ReduceSum", 0.0, None, ()),
+    "nanprod": ("ReduceProd", 1.0, _prod_derivative, ()),
 }
-for _name, (_onnx_op, _fill, _aliases) in _REDUCTIONS.items():
+for _name, (_onnx_op, _fill, _derivative, _aliases) in _REDUCTIONS.items():
     register(type(_name, (_Reduce,), {
         "__module__": __name__, "aliases": _aliases, "fluent": (_name,), "_onnx": _onnx_op, "_nan_fill": _fill,
+        "_derivative": staticmethod(_derivative) if _derivative else None,
         "__doc__": "%s(data) over axis (%s; MXNet %s)." % (_name, _onnx_op, _name)}))
-del _name, _onnx_op, _fill, _aliases
+del _name, _onnx_op, _fill, _derivative, _aliases
 
 
 @register
@@ -308,7 +355,10 @@ class _BatchNormBase(OpDef):
         keep, take = g.scalar(self.momentum, param_dtype), g.scalar(1 - self.momentum, param_dtype)
         g.update_aux(moving_mean, g.Add(g.Mul(moving_mean, keep), g.Mul(batch_mean, take)))
         g.update_aux(moving_var, g.Add(g.Mul(moving_var, keep), g.Mul(batch_var, take)))
-        return y, batch_mean, g.Reshape(inv_std, g.int64s(flat))
+        inv_std = g.Reshape(inv_std, g.int64s(flat))
+        if cast_to is not None:
+            inv_std = g.cast(inv_std, param_dtype)
+        return (y,) + _statistics(g, param_dtype, batch_mean, inv_std)
 
 
 @register
@@ -424,7 +474,8 @@ class L2Normalization(OpDef):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LRN(OpDef):
     """y = x * (knorm + alpha/nsize * sum of x^2 over nsize neighbouring channels)^-beta (MXNet nn/lrn-inl.h).
-    ONNX LRN divides alpha by size the same way."""
+    ONNX LRN divides alpha by size the same way; training graphs use a differentiable form of it (ORT has no LRN
+    gradient): the channel-window mean of x^2 as an AveragePool over (N, 1, C, H*W) with zero padding."""
     outputs = ("output", "tmp_norm")
     alpha: float = param(1e-4, doc="The variance scaling parameter alpha.")
     beta: float = param(0.75, doc="The power parameter beta.")
@@ -444,7 +495,15 @@ class LRN(OpDef):
         return [data], [data, data]
 
     def lower(self, g, data):
-        return g.LRN(data, size=self.nsize, alpha=self.alpha, beta=self.beta, bias=self.knorm), None
+        if not g.is_train:
+            return g.LRN(data, size=self.nsize, alpha=self.alpha, beta=self.beta, bias=self.knorm), None
+        (n, c, h, w), dtype, half = g.shape(data), g.dtype(data), self.nsize // 2
+        squares = g.Reshape(g.Mul(data, data), g.int64s([n, 1, c, h * w]))
+        window_mean = g.AveragePool(squares, kernel_shape=[self.nsize, 1], pads=[half, 0, half, 0],
+                                    count_include_pad=1)
+        scale = g.Add(g.scalar(self.knorm, dtype),
+                      g.Mul(g.Reshape(window_mean, g.int64s([n, c, h, w])), g.scalar(self.alpha, dtype)))
+        return g.Div(data, g.Pow(scale, g.scalar(self.beta, dtype))), None
 
 
 @register
@@ -501,11 +560,13 @@ class LayerNorm(OpDef):
         if axis == len(shape) - 1 and dtype == np.float32:
             # Declare all 3 outputs and pass the bias: ORT's LayerNormalization gradient needs both.
             y, mean, inv_std = g.LayerNormalization(data, gamma, beta, axis=-1, epsilon=self.eps, _outputs=3)
-            return (y, mean, g.Reciprocal(inv_std)) if self.output_mean_var else (y, None, None)
+            if not self.output_mean_var:
+                return y, None, None
+            return (y,) + _statistics(g, dtype, mean, g.Reciprocal(inv_std))
         mean, centered, var = _moments(g, data, [axis])
         std = g.Sqrt(g.Add(var, g.scalar(self.eps, dtype)))
         y = g.Add(g.Mul(g.Div(centered, std), _broadcast(g, gamma, shape, axis)), _broadcast(g, beta, shape, axis))
-        return y, mean, std
+        return (y,) + _statistics(g, dtype, mean, std)
 
 
 @register
@@ -540,4 +601,5 @@ class GroupNorm(OpDef):
         groups = (1, self.num_groups, 1)
         y = g.Add(g.Mul(g.Div(centered, std), _broadcast(g, gamma, groups, 1)), _broadcast(g, beta, groups, 1))
         moments = g.int64s([shape[0], self.num_groups])
-        return g.Reshape(y, g.int64s(list(shape))), g.Reshape(mean, moments), g.Reshape(std, moments)
+        return (g.Reshape(y, g.int64s(list(shape))),) + _statistics(g, dtype, g.Reshape(mean, moments),
+                                                                     g.Reshape(std, moments))
