@@ -4,7 +4,10 @@ UpSampling, Pad, Crop.
 Every lowering uses explicit pads (ORT's gradients of auto_pad SAME are wrong). Pooling pads the input itself and
 never relies on ceil_mode, because ONNX drops a last window that starts in the right padding while MXNet keeps it.
 Where it is easy, lowerings stay on ops that have ORT gradient builders: nearest upsampling is Reshape+Expand,
-edge/reflect padding is one Gather per axis.
+edge/reflect padding is one Gather per axis. Training graphs work around onnxruntime-training 1.19.2's CPU gradients:
+ConvTranspose (Deconvolution, bilinear UpSampling; no gradient kernel) becomes zero insertion + Conv, 3-D avg/sum/lp
+windows (wrong AveragePoolGrad) a ones-kernel Conv, and a grouped 3-D Conv (wrong ConvGrad after Pad/Tile) one Conv
+per group.
 """
 import dataclasses
 import math
@@ -44,6 +47,22 @@ def _check_rank(op, data, ndim, name="data"):
     if len(data) != ndim + 2:
         raise MXNetError("%s: input '%s' should be %d-D (batch, channel, %s) for a %d-D kernel, got shape %s"
                          % (op.op_name, name, ndim + 2, _DIM_NAMES[ndim], ndim, tuple(data)))
+
+
+def _conv(g, data, weight, bias, group, channels, filters, **attrs):
+    """Conv; a grouped 3-D one in training as one Conv per group (onnxruntime-training's ConvGrad gives later groups
+    a wrong data gradient when the Conv input comes from Pad or Tile)."""
+    if not (g.is_train and group > 1 and len(attrs["kernel_shape"]) == 3):
+        return g.Conv(data, weight, bias, group=group, **attrs)
+    cin, fout = channels // group, filters // group
+    axis = g.int64s([1])
+    outs = []
+    for i in range(group):
+        x = g.Slice(data, g.int64s([i * cin]), g.int64s([(i + 1) * cin]), axis)
+        w = g.Slice(weight, g.int64s([i * fout]), g.int64s([(i + 1) * fout]), g.int64s([0]))
+        b = None if bias is None else g.Slice(bias, g.int64s([i * fout]), g.int64s([(i + 1) * fout]), g.int64s([0]))
+        outs.append(g.Conv(x, w, b, **attrs))
+    return g.Concat(*outs, axis=1)
 
 
 class _Kernel(OpDef):
@@ -124,8 +143,8 @@ class Convolution(_Kernel):
 
     def lower(self, g, data, weight, bias=None):
         kernel, stride, dilate, pad = self.geometry()
-        return g.Conv(data, weight, bias, kernel_shape=list(kernel), strides=list(stride), dilations=list(dilate),
-                      pads=list(pad) * 2, group=self.num_group)
+        return _conv(g, data, weight, bias, self.num_group, g.shape(data)[1], self.num_filter,
+                     kernel_shape=list(kernel), strides=list(stride), dilations=list(dilate), pads=list(pad) * 2)
 
 
 @register
@@ -197,9 +216,40 @@ class Deconvolution(_Kernel):
     def lower(self, g, data, weight, bias=None):
         kernel, stride, dilate, _ = self.geometry()
         pad, adj = self.pads(g.shape(data))
+        return _conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, self.num_group)
+
+
+def _conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, group):
+    """ConvTranspose; in training the same values as zero insertion + padding by d*(k-1)-p (+adj on the right)
+    + a stride-1 Conv with the spatially flipped kernel, in/out channels swapped per group (ORT has no CPU
+    ConvTransposeGrad kernel)."""
+    if not g.is_train:
         return g.ConvTranspose(data, weight, bias, kernel_shape=list(kernel), strides=list(stride),
-                               dilations=list(dilate), pads=list(pad) * 2, output_padding=list(adj),
-                               group=self.num_group)
+                               dilations=list(dilate), pads=list(pad) * 2, output_padding=list(adj), group=group)
+    shape, dtype, ndim = g.shape(data), g.dtype(data), len(kernel)
+    x, size = data, list(shape[2:])
+    if any(s > 1 for s in stride):
+        # (N, C, X1, 1, X2, 1, ...) padded to (N, C, X1, s1, X2, s2, ...) and merged: pixel i lands at s*i
+        x = g.Reshape(x, g.int64s(list(shape[:2]) + [v for n in size for v in (n, 1)]))
+        pads = [0] * (2 + 2 * ndim) + [0, 0] + [v for s in stride for v in (0, s - 1)]
+        x = g.Pad(x, g.int64s(pads), g.scalar(0, dtype))
+        size = [n * s for n, s in zip(size, stride)]
+        x = g.Reshape(x, g.int64s(list(shape[:2]) + size))
+    # padding of the zero-inserted input; its last s-1 zeros are already there
+    begin = [d * (k - 1) - p for k, d, p in zip(kernel, dilate, pad)]
+    end = [b + a - (s - 1) for b, a, s in zip(begin, adj, stride)]
+    if min(begin + end) < 0:      # a pad beyond the dilated kernel crops the input instead
+        x = g.Slice(x, g.int64s([max(0, -b) for b in begin]), g.int64s([n - max(0, -e) for n, e in zip(size, end)]),
+                    g.int64s(range(2, 2 + ndim)))
+    cin, fpg = g.shape(weight)[:2]
+    w = g.Reshape(weight, g.int64s([group, cin // group, fpg] + list(kernel)))
+    w = g.Transpose(w, perm=[0, 2, 1] + list(range(3, 3 + ndim)))
+    w = g.Reshape(w, g.int64s([group * fpg, cin // group] + list(kernel)))
+    for axis, k in enumerate(kernel):
+        if k > 1:
+            w = g.Gather(w, g.int64s(range(k - 1, -1, -1)), axis=2 + axis)
+    return _conv(g, x, w, bias, group, cin, group * fpg, kernel_shape=list(kernel), strides=[1] * ndim,
+                 dilations=list(dilate), pads=[max(0, b) for b in begin] + [max(0, e) for e in end])
 
 
 # ---------------------------------------------------------------- pooling
@@ -306,14 +356,21 @@ class Pooling(OpDef):
         if self.pool_type == "lp" and self.p_value > 1:
             # Pow, not Mul(x, x): ORT's gradient builder emits a duplicate definition for Mul with one input twice
             x = g.Pow(data, g.scalar(self.p_value, dtype))
-        if any(pads):
-            x = g.Pad(x, g.int64s(pads), g.scalar(0, dtype))
         area = math.prod(kernel)
         scale = np.asarray(area, dtype=dtype)
         if self.pool_type == "avg":
             with np.errstate(divide="ignore"):      # an empty window divides by 0 in MXNet too
                 scale = area / self.divisor(shape)
-        y = g.AveragePool(x, **attrs)
+        if g.is_train and len(kernel) == 3:
+            # ORT's AveragePoolGrad is wrong for overlapping 3-D windows: sum them with a ones-kernel Conv over
+            # (N*C, 1, d, h, w), which needs no groups (see _conv)
+            y = g.Reshape(x, g.int64s([-1, 1] + list(shape[2:])))
+            y = g.Conv(y, g.const(np.ones((1, 1) + tuple(kernel), dtype)),
+                       pads=pads[2:2 + len(kernel)] + pads[4 + len(kernel):], **attrs)
+            y = g.Reshape(y, g.int64s(list(shape[:2]) + list(out)))
+            scale = scale / area
+        else:
+            y = g.AveragePool(g.Pad(x, g.int64s(pads), g.scalar(0, dtype)) if any(pads) else x, **attrs)
         if np.any(scale != 1):
             y = g.Mul(y, g.const(np.asarray(scale, dtype=dtype)))
         if self.pool_type == "lp" and self.p_value == 2:
@@ -407,8 +464,8 @@ class UpSampling(OpDef):
     def lower(self, g, *inputs):
         if self.sample_type == "bilinear":
             k, s, p = self.bilinear_geometry()
-            return g.ConvTranspose(inputs[0], inputs[1], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4,
-                                   group=g.shape(inputs[0])[1])
+            return _conv_transpose(g, inputs[0], inputs[1], None, (k, k), (s, s), (1, 1), (p, p), (0, 0),
+                                   g.shape(inputs[0])[1])
         oh, ow = (d * self.scale for d in g.shape(inputs[0])[2:])
         ups = [_nearest(g, x, oh // g.shape(x)[2], ow // g.shape(x)[3]) for x in inputs]
         if len(ups) == 1:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import onnxsym as mx
+from onnxsym.test_utils import check_numeric_gradient
 
 from .opcase import OpCase, run_case
 
@@ -293,6 +294,17 @@ _GRADIENT_ONLY = [
                  (2, 4, 5)),
     _deconv_case(dict(kernel=(3, 3), num_filter=3, stride=(2, 2), target_shape=(9, 8), no_bias=False), (1, 2, 4, 4),
                  pad=(0, 1), adj=(0, 1)),
+    _deconv_case(dict(kernel=(2, 2, 3), num_filter=4, num_group=2, stride=(2, 1, 2), pad=(0, 1, 1), no_bias=False),
+                 (1, 4, 2, 3, 3)),
+    _conv_case(dict(kernel=(2, 3, 2), num_filter=4, num_group=2, pad=(1, 0, 1)), (1, 4, 3, 4, 3)),
+    # float64 (Conv and the pooling ops have no float64 CPU kernels in ORT)
+    OpCase("Pad", dict(mode="reflect", pad_width=(0, 0, 0, 0, 1, 2, 2, 1)), {"data": (1, 2, 3, 4)},
+           lambda data: _pad(data, (0, 0, 0, 0, 1, 2, 2, 1), "reflect"), dtype="float64"),
+    OpCase("UpSampling", dict(scale=2, sample_type="nearest", multi_input_mode="sum"),
+           {"arg0": (1, 2, 2, 2), "arg1": (1, 2, 4, 4)},
+           lambda arg0, arg1: _upsample_nearest(arg0, arg1, scale=2, mode="sum"), nargs=2, dtype="float64"),
+    OpCase("Crop", dict(h_w=(2, 3), offset=(1, 0)), {"arg0": (1, 2, 4, 5)}, lambda arg0: arg0[:, :, 1:3, 0:3],
+           nargs=1, dtype="float64"),
     _pool_gradient_case(dict(kernel=(2, 2), stride=(2, 2)), (2, 3, 6, 5)),
     _pool_gradient_case(dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1)), (1, 2, 6, 7)),
     _pool_gradient_case(dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pooling_convention="full"), (1, 2, 6, 6)),
@@ -347,6 +359,20 @@ def test_transposed_convolution_training_forward(case):
     training = sym.bind(mx.cpu(), args=args, args_grad=grads).forward(is_train=True)[0].asnumpy()
     np.testing.assert_allclose(training, inference, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(training, case.ref(**arrays), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: mx.sym.Pad(x, mode="constant", pad_width=(0, 0, 0, 0, 1, 1, 1, 1, 1, 1)),
+    lambda x: mx.sym.tile(x, reps=(1, 1, 2, 1, 2)),
+], ids=["pad", "tile"])
+def test_grouped_3d_convolution_gradient_after_pad(make):
+    """onnxruntime-training's ConvGrad gives the second group a wrong data gradient for a grouped 3-D Conv fed by
+    Pad or Tile; training lowers such a Conv as one Conv per group."""
+    rng = np.random.RandomState(0)
+    sym = mx.sym.Convolution(make(_var()), kernel=(2, 3, 2), num_filter=4, num_group=2, name="c")
+    location = {"data": rng.uniform(-1, 1, (1, 4, 2, 3, 2)), "c_weight": rng.uniform(-1, 1, (4, 2, 2, 3, 2)),
+                "c_bias": rng.uniform(-1, 1, (4,))}
+    check_numeric_gradient(sym, location)
 
 
 # ---------------------------------------------------------------- shape rules and defaults
