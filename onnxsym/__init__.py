@@ -5,6 +5,7 @@
     net = mx.sym.FullyConnected(data, num_hidden=128, name='fc1')
 """
 from . import base, context, ops
+from . import custom as operator
 from . import ndarray
 from . import symbol
 from ._namespaces import populate as _populate
@@ -22,5 +23,5 @@ attribute = name
 
 __version__ = "0.1.0"
 
-__all__ = ["sym", "symbol", "nd", "ndarray", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
+__all__ = ["sym", "symbol", "nd", "ndarray", "operator", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__"]

@@ -9,15 +9,19 @@ chosen per bind, and neither ever runs the forward twice:
 - Split (some output needs a head gradient from `backward(out_grads)`): OrtModuleGraphBuilder + TrainingAgent
   run the forward part at `forward(is_train=True)` and keep the activations until `backward` (ORT_NOTES.md §3).
 """
+import json
 import re
+import weakref
 
 import numpy as np
 import onnx
 
 from ..base import MXNetError
-from ..lower.builder import STOP_GRADIENT_KEY, strip_stop_gradients
+from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
+    aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
 from ..lower.to_onnx import lower_symbol
-from ..runtime.ort import C, create_session, ort_message, quiet_logging, session_options
+from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
+from ..runtime.pyops import raise_pending
 
 __all__ = ["make_training"]
 
@@ -51,10 +55,36 @@ def _build(make, wrt):
                 from None
 
 
+def _attribute_definition(name, value):
+    attribute = C.GradientNodeAttributeDefinition()
+    attribute.name, attribute.value_json, attribute.dtype, attribute.is_tensor = name, json.dumps(value), "string", False
+    return attribute
+
+
+def _register_python_gradients(model):
+    """Each custom-op node's backward: its Python backward as one node taking (head gradients, inputs, outputs)
+    and giving the arguments' gradients. Registered per node key (process-global, first registration wins)."""
+    for op_type, key, n_inputs, n_outputs in aten_python_ops(model):
+        from ..custom.kernels import get_kernel
+        kernel = get_kernel(key)
+        in_names, out_names = python_op_dtypes(op_type)
+        n_out = kernel.num_outputs
+        node = C.GradientNodeDefinition()
+        node.op_type, node.domain = "ATen", ATEN_DOMAIN
+        node.inputs = (["GO(%d)" % i for i in range(n_out)] + ["I(%d)" % i for i in range(n_inputs)]
+                       + ["O(%d)" % i for i in range(n_out)])
+        node.outputs = ["GI(%d)" % i for i in range(kernel.num_args)]
+        grad_type = python_op_name(PYTHON_GRAD_PREFIX, out_names[:n_out] + in_names + out_names[:n_out],
+                                   in_names[:kernel.num_args])
+        node.attributes = [_attribute_definition("operator", grad_type), _attribute_definition("overload_name", key)]
+        C.register_gradient_definition("%s::ATen::%s::%s" % (ATEN_DOMAIN, op_type, key), [node])
+
+
 def make_training(symbol, shapes, dtypes, wrt, ctx, executor):
     """The training graph for `executor` (its arrays are bound in place)."""
     _register_stop_gradient()
     lowered = lower_symbol(symbol, shapes, dtypes, training=True)
+    _register_python_gradients(lowered.model)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
                      onnx.TensorProto.FLOAT)
     # GradientGraphBuilder seeds the loss gradient with a float32 1.0, so other loss dtypes go the split way.
@@ -66,10 +96,22 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor):
 class _Training:
     def __init__(self, lowered, executor):
         self.lowered = lowered
-        self.executor = executor
+        # A weak reference: no executor <-> graph cycle, so that objects die by reference counting in the order
+        # __del__ gives (ORT's IOBinding and TrainingAgent must go before the session they point into).
+        self._executor = weakref.ref(executor)
         self.output_dtypes = {o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
                               for o in lowered.model.graph.output}
         self.aux_buffers = {name: np.zeros_like(executor._by_name[name]._data) for name in lowered.aux_updates}
+
+    @property
+    def executor(self):
+        return self._executor()
+
+    def __del__(self):
+        for name in ("io", "agent"):
+            self.__dict__.pop(name, None)
+        self.__dict__.pop("_run", None)
+        self.__dict__.pop("session", None)
 
     def _write_aux(self):
         for name, buffer in self.aux_buffers.items():
@@ -146,7 +188,8 @@ class FusedTraining(_Training):
         try:
             self._run(self.io._iobinding, None)
         except Exception as err:
-            raise MXNetError("ONNX Runtime failed in the training step: %s" % ort_message(err)) from None
+            raise run_error(err) from None
+        raise_pending()
         self._write_aux()
         return True
 
@@ -197,7 +240,8 @@ class SplitTraining(_Training):
         try:
             self.agent.run_forward(inputs, outputs, state, C.OrtValueCache())
         except Exception as err:
-            raise MXNetError("ONNX Runtime failed in the training forward: %s" % ort_message(err)) from None
+            raise run_error(err) from None
+        raise_pending()
         values = {name: outputs[i].numpy() for i, name in enumerate(self.output_names)}
         for name, out in zip(self.lowered.output_names, ex.outputs):
             out._data[...] = values[name]
@@ -220,6 +264,7 @@ class SplitTraining(_Training):
         try:
             self.agent.run_backward(grads_in, grads_out, state)
         except Exception as err:
-            raise MXNetError("ONNX Runtime failed in the backward pass: %s" % ort_message(err)) from None
+            raise run_error(err) from None
+        raise_pending()
         by_grad_name = {name: grads_out[i].numpy() for i, name in enumerate(self.grad_names)}
         self._store_grads({name: by_grad_name[grad] for name, grad in self.grad_of.items() if grad in by_grad_name})

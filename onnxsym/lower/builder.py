@@ -8,7 +8,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY",
+__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY", "PYTHON_DOMAIN",
+           "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
            "strip_stop_gradients"]
 
 OPSET = 17
@@ -17,6 +18,11 @@ IR_VERSION = 8        # onnxruntime-training 1.19.2 accepts ir_version <= 10
 # Stop-gradient marker of training graphs: an ATen node whose input 0 the gradient builders treat as a stop edge
 # (ORT only consults custom stop edges for ATen nodes, ORT_NOTES.md §2B). It becomes Identity after the build.
 ATEN_DOMAIN = "org.pytorch.aten"
+PYTHON_DOMAIN = "ai.onnx.contrib"          # onnxruntime-extensions' Python ops
+PYTHON_OP_PREFIX = "MXCustom_"
+PYTHON_GRAD_PREFIX = "MXCustomGrad_"
+_DTYPE_CODES = {"float32": "f", "float64": "d", "float16": "h", "int64": "l", "int32": "i", "int8": "b", "uint8": "B",
+                "bool": "o", "int16": "s", "uint16": "S", "uint32": "I", "uint64": "L"}
 STOP_GRADIENT_OPERATOR = "onnxsym_blockgrad"
 STOP_GRADIENT_KEY = "%s::ATen::%s::" % (ATEN_DOMAIN, STOP_GRADIENT_OPERATOR)
 
@@ -150,6 +156,21 @@ class GraphBuilder:
             total = self.Add(total, term)
         return total
 
+    def python_op(self, inputs, in_dtypes, out_dtypes, key, n_args, n_outputs):
+        """A custom op's Python node: one PyOp type per dtype signature, dispatching on `key`. Training graphs
+        carry it as an ATen placeholder (how ORT's gradient builders accept a registered gradient for it)."""
+        name = python_op_name(PYTHON_OP_PREFIX, in_dtypes, out_dtypes)
+        if self.is_train:
+            outs = self.emit("ATen", inputs, {"operator": name, "overload_name": key}, len(out_dtypes),
+                             domain=ATEN_DOMAIN)
+        else:
+            outs = self.emit(name, inputs, {"key": key}, len(out_dtypes), domain=PYTHON_DOMAIN)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        for value, dtype in zip(outs, out_dtypes):
+            self.value_infos.append(helper.make_tensor_value_info(value, onnx_dtype(dtype), None))
+            self.set_info(value, None, dtype)
+        return outs if len(outs) > 1 else outs[0]
+
     def add_head_gradient(self, value, gradient):
         """Training: MXNet's backward of a loss head gives `gradient` for `value` (head gradients ignored)."""
         self.head_gradients.append((value, gradient))
@@ -238,13 +259,62 @@ def _attr_value(value):
 onnx_version = onnx.__version__
 
 
+def python_op_name(prefix, in_dtypes, out_dtypes):
+    """'MXCustom_ff_f': the PyOp type of a signature (two float32 inputs, one float32 output)."""
+    try:
+        return prefix + "".join(_DTYPE_CODES[np.dtype(t).name] for t in in_dtypes) + "_" + \
+            "".join(_DTYPE_CODES[np.dtype(t).name] for t in out_dtypes)
+    except KeyError as err:
+        from ..base import MXNetError
+        raise MXNetError("custom ops do not support dtype %s" % err) from None
+
+
+def python_op_dtypes(op_type):
+    """(input dtype names, output dtype names) of a PyOp type name."""
+    codes = {c: n for n, c in _DTYPE_CODES.items()}
+    body = op_type.split("_", 1)[1]
+    inputs, outputs = body.split("_")
+    return [codes[c] for c in inputs], [codes[c] for c in outputs]
+
+
+def _attribute(node, name):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return attribute.s.decode()
+    return ""
+
+
+def aten_python_ops(model):
+    """[(op type, key, number of inputs, number of outputs)] of the custom-op placeholders of a training graph."""
+    return [(_attribute(n, "operator"), _attribute(n, "overload_name"), len(n.input), len(n.output))
+            for n in model.graph.node
+            if n.domain == ATEN_DOMAIN and _attribute(n, "operator").startswith((PYTHON_OP_PREFIX,
+                                                                                 PYTHON_GRAD_PREFIX))]
+
+
 def strip_stop_gradients(model):
-    """Turn the stop-gradient markers of a built training graph back into Identity nodes (in place)."""
+    """After the gradient build: stop-gradient markers become Identity, custom-op placeholders (forward and the
+    backward nodes the builder added) become Python ops again (in place)."""
+    uses_python = False
     for node in model.graph.node:
-        if node.domain == ATEN_DOMAIN and node.op_type == "ATen":
+        if node.domain != ATEN_DOMAIN or node.op_type != "ATen":
+            continue
+        operator = _attribute(node, "operator")
+        if operator.startswith((PYTHON_OP_PREFIX, PYTHON_GRAD_PREFIX)):
+            key = _attribute(node, "overload_name")
+            node.op_type, node.domain = operator, PYTHON_DOMAIN
+            del node.attribute[:]
+            node.attribute.append(helper.make_attribute("key", key))
+            for i, name in enumerate(node.output):
+                if not name:        # a gradient the builder did not need (labels): Python ops need every output
+                    node.output[i] = "%s_unused%d" % (node.name, i)
+            uses_python = True
+        else:
             node.op_type, node.domain = "Identity", ""
             del node.attribute[:]
-    keep = [o for o in model.opset_import if o.domain != ATEN_DOMAIN]
+    keep = [o for o in model.opset_import if o.domain not in (ATEN_DOMAIN, PYTHON_DOMAIN)]
+    if uses_python:
+        keep.append(helper.make_opsetid(PYTHON_DOMAIN, 1))
     del model.opset_import[:]
     model.opset_import.extend(keep)
     return model

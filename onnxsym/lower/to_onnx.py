@@ -79,40 +79,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
                 values[key] = g.Identity(values[key])
                 g.set_info(values[key], entry_shapes[key], entry_dtypes[key])
             input_names.append(node.name)
-    for node in nodes:
-        if node.is_variable:
-            continue
-        g.scope = node.name
-        ins = [values[(id(src), idx)] for src, idx in node.inputs]
-        try:
-            result = node.op.lower(g, *ins)
-        except MXNetError as err:
-            raise MXNetError("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
-        result = result if isinstance(result, (tuple, list)) else (result,)
-        if training and not node.op.differentiable:
-            # No gradient is defined (argmax, comparisons, rounding): nothing flows back, inputs get zeros.
-            result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
-                      for i, r in enumerate(result)]
-            blocked.update((id(node), i) for i in range(len(result)))
-        elif training:
-            gradients = node.op.head_gradients(g, ins, result)
-            if gradients is not None:
-                for value, gradient in zip(ins, gradients):
-                    if gradient is not None:
-                        g.add_head_gradient(value, gradient)
-                result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
-                          for i, r in enumerate(result)]
-                blocked.update((id(node), i) for i in range(len(result)))
-        for i, value in enumerate(result):
-            if value is None:
-                continue
-            key = (id(node), i)
-            if key in entry_shapes:
-                g.set_info(value, entry_shapes[key], entry_dtypes.get(key))
-            if g.producer(value) is not None and value not in ins:
-                name = g.fresh(node.output_name(i))
-                g.rename(value, name)
-            values[key] = value
+    _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked)
     output_names, used = [], set(input_names)
     for node, index in symbol.outputs:
         key = (id(node), index)
@@ -149,6 +116,59 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
     model = g.model()
     heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked]
     return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads)
+
+
+def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):
+    """Lower the op nodes in order; `values` maps (id(node), index) to ONNX values and is filled in. In training
+    graphs, outputs of loss heads and of non-differentiable ops go behind stop-gradient markers (`blocked`)."""
+    training = g.is_train
+    for node in nodes:
+        if node.is_variable:
+            continue
+        g.scope = node.name
+        ins = [values[(id(src), idx)] for src, idx in node.inputs]
+        try:
+            result = node.op.lower(g, *ins)
+        except MXNetError as err:
+            raise MXNetError("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
+        result = result if isinstance(result, (tuple, list)) else (result,)
+        if training and not node.op.differentiable:
+            # No gradient is defined (argmax, comparisons, rounding): nothing flows back, inputs get zeros.
+            result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
+                      for i, r in enumerate(result)]
+            blocked.update((id(node), i) for i in range(len(result)))
+        elif training:
+            gradients = node.op.head_gradients(g, ins, result)
+            if gradients is not None:
+                for value, gradient in zip(ins, gradients):
+                    if gradient is not None:
+                        g.add_head_gradient(value, gradient)
+                result = [None if r is None else g.stop_gradient(r, entry_dtypes.get((id(node), i)))
+                          for i, r in enumerate(result)]
+                blocked.update((id(node), i) for i in range(len(result)))
+        for i, value in enumerate(result):
+            if value is None:
+                continue
+            key = (id(node), i)
+            if key in entry_shapes:
+                g.set_info(value, entry_shapes[key], entry_dtypes.get(key))
+            if g.producer(value) is not None and value not in ins:
+                name = g.fresh(node.output_name(i))
+                g.rename(value, name)
+            values[key] = value
+
+
+def lower_inline(g, symbol, inputs):
+    """Lower `symbol` into the builder `g` with its variables bound to the ONNX values `inputs` ({name: value});
+    returns its output values (composite custom ops)."""
+    shapes = {name: g.shape(value) for name, value in inputs.items()}
+    dtypes = {name: g.dtype(value) for name, value in inputs.items()}
+    nodes, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes)
+    values = {(id(n), 0): inputs[n.name] for n in nodes if n.is_variable}
+    scope = g.scope
+    _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, set())
+    g.scope = scope
+    return [values[(id(node), index)] for node, index in symbol.outputs]
 
 
 def _variable(nodes, name):

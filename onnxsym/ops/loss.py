@@ -18,6 +18,7 @@ class SoftmaxOutput(OpDef):
     """Softmax over the (N, -1) view (multi_output: axis 1; preserve_shape: last axis), trained with
     cross-entropy against `label`. Mirrors MXNet src/operator/softmax_output-inl.h."""
     aliases = ("Softmax",)
+    is_loss = True
     inputs = ("data", "label")
     grad_scale: float = param(1.0, doc="Scales the gradient by a float factor.")
     ignore_label: float = param(-1.0, doc="The instances whose labels == ignore_label will be ignored.")
@@ -106,6 +107,7 @@ class SoftmaxOutput(OpDef):
 
 
 class _Regression(OpDef):
+    is_loss = True
     inputs = ("data", "label")
 
     def infer_shape(self, data, label):
@@ -161,6 +163,7 @@ class LogisticRegressionOutput(_Regression):
 class MakeLoss(OpDef):
     """Identity forward; its gradient is grad_scale (÷ batch or ÷ valid count). MXNet make_loss-inl.h."""
     aliases = ("make_loss",)
+    is_loss = True
     grad_scale: float = param(1.0, doc="Gradient scale as a supplement to unary and binary operators.")
     valid_thresh: float = param(0.0, doc="Clip each element in the array to 0 when it is less than this.")
     normalization: str = param("null", choices=("batch", "null", "valid"), doc="How the gradient is normalized.")
@@ -183,6 +186,7 @@ class MakeLoss(OpDef):
 @register
 class SVMOutput(OpDef):
     """Identity forward; hinge-loss backward. MXNet svm_output-inl.h."""
+    is_loss = True
     inputs = ("data", "label")
     margin: float = param(1.0, doc="The loss function penalizes outputs that lie outside this margin.")
     regularization_coefficient: float = param(1.0, doc="Regularization parameter for the SVM.")

@@ -39,6 +39,7 @@ class OpDef:
     outputs: typing.ClassVar[tuple] = ("output",)
     aux: typing.ClassVar[tuple] = ()
     differentiable: typing.ClassVar[bool] = True    # False: gradient undefined (argmax, comparisons): zeros
+    is_loss: typing.ClassVar[bool] = False          # a loss head: backward is MXNet's formula (head_gradients)
     _kinds: typing.ClassVar[dict] = {}
 
     # ----- names -----

@@ -9,6 +9,7 @@ from ..symbol.node import Node
 from ..symbol.symbol import Symbol
 from .ndarray import NDArray
 from .ort import create_session, run_error
+from .pyops import raise_pending
 
 __all__ = ["invoke"]
 
@@ -53,6 +54,7 @@ def invoke(func_name, args, kwargs, out=None):
         results = session.run(output_names, {n: a._data for n, a in zip(names, slots)})
     except Exception as err:
         raise run_error(err) from None
+    raise_pending()
     if out is not None:
         outs = out if isinstance(out, (list, tuple)) else [out]
         for dst, value in zip(outs, results):

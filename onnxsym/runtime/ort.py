@@ -48,10 +48,17 @@ def session_options():
 
 
 def create_session(model, ctx=None):
-    """An InferenceSession for an onnx.ModelProto (or its bytes); MXNetError with ORT's reason on failure."""
-    data = model if isinstance(model, bytes) else model.SerializeToString()
+    """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first."""
+    from ..lower.builder import PYTHON_DOMAIN
+    options = session_options()
+    python_ops = {n.op_type for n in model.graph.node if n.domain == PYTHON_DOMAIN}
+    if python_ops:
+        from . import pyops
+        for op_type in sorted(python_ops):
+            pyops.ensure_registered(op_type)
+        options.register_custom_ops_library(pyops.library_path())
     try:
-        return ort.InferenceSession(data, session_options(), providers=providers_for(ctx))
+        return ort.InferenceSession(model.SerializeToString(), options, providers=providers_for(ctx))
     except MXNetError:
         raise
     except Exception as err:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
@@ -69,6 +76,9 @@ def ort_message(err):
 
 
 def run_error(err):
+    """The error to raise for a failed run: a custom op's own exception first (chained), else ORT's."""
+    from .pyops import raise_pending
+    raise_pending()
     return MXNetError("ONNX Runtime failed while running the graph: %s" % ort_message(err))
 
 

@@ -1,0 +1,5 @@
+"""Python custom operators (`mx.operator`): CustomOp / CustomOpProp / register, and composite ops defined from
+symbols (`register_function`)."""
+from .operator import CustomOp, CustomOpProp, get_function, get_prop, register, register_function
+
+__all__ = ["CustomOp", "CustomOpProp", "register", "register_function", "get_prop", "get_function"]

@@ -1,0 +1,87 @@
+"""Kernels of custom-op nodes: what the Python op inside the ORT graph calls, found by the node's `key`.
+
+A kernel holds one CustomOp instance (created once per lowered node, as MXNet creates one per bind) and turns the
+numpy arrays ORT hands over into NDArrays for `forward`/`backward`, returning numpy arrays (no list conversion).
+"""
+import itertools
+import json
+
+import numpy as np
+
+from ..base import MXNetError
+from ..context import cpu
+
+__all__ = ["Kernel", "new_kernel", "get_kernel"]
+
+_KERNELS = {}
+_IDS = itertools.count()
+
+
+def new_kernel(prop, op_type, kwargs, in_shapes, in_dtypes, num_args, is_train):
+    """Register a kernel; returns its key (a JSON string naming the op, its arguments and the mode)."""
+    key = json.dumps({"op_type": op_type, "kwargs": dict(kwargs), "train": bool(is_train), "id": next(_IDS)},
+                     sort_keys=True)
+    _KERNELS[key] = Kernel(prop, op_type, in_shapes, in_dtypes, num_args, is_train)
+    return key
+
+
+def get_kernel(key):
+    try:
+        return _KERNELS[key]
+    except KeyError:
+        raise MXNetError("No kernel for custom op node %s: the graph was built in another process or the op "
+                         "type was registered again; rebind it" % key) from None
+
+
+class Kernel:
+    def __init__(self, prop, op_type, in_shapes, in_dtypes, num_args, is_train):
+        self.prop = prop
+        self.op_type = op_type
+        self.num_args = num_args
+        self.is_train = is_train
+        self.num_outputs = len(prop.list_outputs())
+        self.op = prop.create_operator(cpu(), [list(s) for s in in_shapes], [np.dtype(t).type for t in in_dtypes])
+
+    def _outputs(self, inputs):
+        """Output arrays (zeros) shaped and typed by the prop for these inputs."""
+        shapes = [list(a.shape) for a in inputs]
+        out_shapes = self.prop.infer_shape(shapes[: self.num_args])[1]
+        out_types = self.prop.infer_type([a.dtype.type for a in inputs[: self.num_args]])[1]
+        return [np.zeros(tuple(s), np.dtype(t)) for s, t in zip(out_shapes, out_types)]
+
+    def placeholder_outputs(self, arrays, forward):
+        """Zeros shaped like the outputs, returned to ORT when the user's code raised (the error is re-raised
+        after the run)."""
+        if not forward:
+            first = self.num_outputs
+            return tuple(np.zeros_like(a) for a in arrays[first:first + self.num_args])
+        try:
+            outputs = self._outputs(arrays)
+        except Exception:
+            outputs = [np.zeros_like(arrays[0])] * self.num_outputs
+        return tuple(outputs) + tuple(np.array(a) for a in arrays[self.num_args:])
+
+    def forward(self, *arrays):
+        from ..runtime.ndarray import NDArray
+        ctx = cpu()
+        in_data = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[: self.num_args]]
+        aux = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[self.num_args:]]
+        out_data = [NDArray(o, ctx) for o in self._outputs(arrays)]
+        self.op.forward(is_train=self.is_train, req=["write"] * len(out_data), in_data=in_data, out_data=out_data,
+                        aux=aux)
+        return tuple(o._data for o in out_data) + tuple(a._data for a in aux)
+
+    def backward(self, *arrays):
+        """arrays: head gradients (one per output), inputs (arguments then aux), outputs."""
+        from ..runtime.ndarray import NDArray
+        ctx = cpu()
+        n_out, n_in = self.num_outputs, self.num_args + len(self.prop.list_auxiliary_states())
+        wrap = lambda group: [NDArray(np.ascontiguousarray(a), ctx) for a in group]
+        out_grad = wrap(arrays[:n_out])
+        in_data = wrap(arrays[n_out:n_out + self.num_args])
+        aux = wrap(arrays[n_out + self.num_args:n_out + n_in])
+        out_data = wrap(arrays[n_out + n_in:])
+        in_grad = [NDArray(np.zeros_like(d._data), ctx) for d in in_data]
+        self.op.backward(req=["write"] * len(in_grad), out_grad=out_grad, in_data=in_data, out_data=out_data,
+                         in_grad=in_grad, aux=aux)
+        return tuple(g._data for g in in_grad)

@@ -1,0 +1,80 @@
+"""Python ops inside ORT graphs (onnxruntime-extensions), for custom operators.
+
+One PyOp type per dtype signature (`MXCustom_<inputs>_<outputs>`, ORT's Python ops have a fixed arity), each
+dispatching on its string attribute `key` to a kernel (onnxsym/custom/kernels.py). Each op type is registered once
+per process (registering one twice breaks every later session, ORT_NOTES.md §5). The hooker returns arrays (not
+lists: 100x faster) and catches exceptions, which otherwise abort the process; they are re-raised after the run.
+"""
+import threading
+
+import numpy as np
+
+from ..base import MXNetError
+from ..lower.builder import PYTHON_OP_PREFIX, python_op_dtypes
+
+__all__ = ["ensure_registered", "library_path", "raise_pending", "PENDING"]
+
+_PYOP_TYPES = {"float32": "dt_float", "float64": "dt_double", "float16": "dt_float16", "int64": "dt_int64",
+               "int32": "dt_int32", "int8": "dt_int8", "uint8": "dt_uint8", "bool": "dt_bool", "int16": "dt_int16",
+               "uint16": "dt_uint16", "uint32": "dt_uint32", "uint64": "dt_uint64"}
+_REGISTERED = set()
+_LOCK = threading.Lock()
+PENDING = []
+
+
+def _install_hooker(ocos):
+    def hook(op_id, feeds, attributes):
+        op = ocos.Opdef._odlist[op_id]
+        try:
+            result = op.body(*feeds, **op.cast_attributes(attributes))
+        except BaseException as err:        # an exception escaping into ORT aborts the process
+            PENDING.append(err)
+            result = tuple(np.zeros((0,), np.float32) for _ in op._nativedef.output_types)
+        result = result if isinstance(result, tuple) else (result,)
+        return (op_id,) + tuple(v for array in result for v in (np.shape(array), np.ascontiguousarray(array)))
+
+    ocos.PyCustomOpDef.install_hooker(hook)
+
+
+def ensure_registered(op_type):
+    """Register the PyOp type `op_type` (a signature name) with onnxruntime-extensions, once per process."""
+    with _LOCK:
+        if op_type in _REGISTERED:
+            return
+        from onnxruntime_extensions import PyOp, onnx_op
+        import onnxruntime_extensions._ocos as ocos
+        if not _REGISTERED:
+            _install_hooker(ocos)
+        forward = op_type.startswith(PYTHON_OP_PREFIX)
+        types = [[getattr(PyOp, _PYOP_TYPES[name]) for name in part] for part in python_op_dtypes(op_type)]
+
+        def run(*arrays, key):
+            from ..custom.kernels import get_kernel
+            kernel = get_kernel(key)
+            try:
+                return kernel.forward(*arrays) if forward else kernel.backward(*arrays)
+            except BaseException as err:
+                err.onnxsym_custom_op = "%s of custom op '%s'" % ("forward" if forward else "backward",
+                                                                   kernel.op_type)
+                PENDING.append(err)
+                # Outputs of the expected shapes: ORT aborts the process on a shape it did not plan for.
+                return kernel.placeholder_outputs(arrays, forward)
+
+        onnx_op(op_type=op_type, inputs=types[0], outputs=types[1], attrs={"key": PyOp.dt_string})(run)
+        _REGISTERED.add(op_type)
+
+
+def library_path():
+    from onnxruntime_extensions import get_library_path
+    return get_library_path()
+
+
+def raise_pending():
+    """Re-raise the first exception a custom op's Python code raised during the last run (chained)."""
+    if not PENDING:
+        return
+    errors = list(PENDING)
+    del PENDING[:]
+    first = errors[0]
+    where = getattr(first, "onnxsym_custom_op", "a custom op")
+    raise MXNetError("%s raised %s: %s" % (where[0].upper() + where[1:], type(first).__name__, first)) from first

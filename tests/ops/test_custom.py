@@ -1,0 +1,229 @@
+"""Custom operators (mx.operator): Python ops inside the ORT graph, forward and backward; composite ops."""
+import numpy as np
+import pytest
+
+import onnxsym as mx
+from onnxsym.test_utils import check_numeric_gradient
+from .opcase import OpCase, run_case
+
+
+# ---------------------------------------------------------------- the ops under test
+class Softmax(mx.operator.CustomOp):
+    """MXNet's custom-op tutorial: softmax forward, (softmax - onehot) backward (a loss layer)."""
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        x = in_data[0].asnumpy()
+        y = np.exp(x - x.max(axis=1).reshape((x.shape[0], 1)))
+        y /= y.sum(axis=1).reshape((x.shape[0], 1))
+        self.assign(out_data[0], req[0], mx.nd.array(y))
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        lbl = in_data[1].asnumpy().ravel().astype(int)
+        y = out_data[0].asnumpy()
+        y[np.arange(lbl.shape[0]), lbl] -= 1.0
+        self.assign(in_grad[0], req[0], mx.nd.array(y))
+
+
+@mx.operator.register("test_softmax")
+class SoftmaxProp(mx.operator.CustomOpProp):
+    def __init__(self):
+        super().__init__(need_top_grad=False)
+
+    def list_arguments(self):
+        return ['data', 'label']
+
+    def list_outputs(self):
+        return ['output']
+
+    def infer_shape(self, in_shape):
+        return [in_shape[0], (in_shape[0][0],)], [in_shape[0]], []
+
+    def infer_type(self, in_type):
+        return in_type, [in_type[0]], []
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return Softmax()
+
+
+class ScaledProduct(mx.operator.CustomOp):
+    """out = scale * a * b, with its exact backward (need_top_grad=True, two inputs)."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        self.assign(out_data[0], req[0], in_data[0] * in_data[1] * self.scale)
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        self.assign(in_grad[0], req[0], out_grad[0] * in_data[1] * self.scale)
+        self.assign(in_grad[1], req[1], out_grad[0] * in_data[0] * self.scale)
+
+
+@mx.operator.register("test_scaled_product")
+class ScaledProductProp(mx.operator.CustomOpProp):
+    def __init__(self, scale="1.0"):
+        super().__init__(need_top_grad=True)
+        self.scale = float(scale)       # keyword arguments arrive as strings, as in MXNet
+
+    def list_arguments(self):
+        return ['a', 'b']
+
+    def infer_shape(self, in_shape):
+        return [in_shape[0], in_shape[0]], [in_shape[0]], []
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return ScaledProduct(self.scale)
+
+
+class RunningMean(mx.operator.CustomOp):
+    """out = data - running_mean; training updates the auxiliary running mean."""
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        if is_train:
+            aux[0][:] = aux[0].asnumpy() * 0.5 + in_data[0].asnumpy().mean(axis=0) * 0.5
+        self.assign(out_data[0], req[0], in_data[0] - mx.nd.array(aux[0].asnumpy()[None, :]))
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        self.assign(in_grad[0], req[0], out_grad[0])
+
+
+@mx.operator.register("test_running_mean")
+class RunningMeanProp(mx.operator.CustomOpProp):
+    def list_auxiliary_states(self):
+        return ['running_mean']
+
+    def infer_shape(self, in_shape):
+        return [in_shape[0]], [in_shape[0]], [(in_shape[0][1],)]
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return RunningMean()
+
+
+class Failing(mx.operator.CustomOp):
+    def forward(self, is_train, req, in_data, out_data, aux):
+        if in_data[0].asnumpy().sum() > 100:
+            raise ValueError("too large: %s" % in_data[0].asnumpy().sum())
+        self.assign(out_data[0], req[0], in_data[0])
+
+
+@mx.operator.register("test_failing")
+class FailingProp(mx.operator.CustomOpProp):
+    def create_operator(self, ctx, shapes, dtypes):
+        return Failing()
+
+
+@mx.operator.register_function("test_swish")
+def swish(data, beta="1.0"):
+    return data * mx.sym.sigmoid(data * float(beta))
+
+
+CASES = [
+    OpCase("Custom", dict(op_type="test_scaled_product", scale=2.5), {"a": (3, 4), "b": (3, 4)},
+           lambda a, b: 2.5 * a * b),
+    OpCase("Custom", dict(op_type="test_scaled_product"), {"a": (5,), "b": (5,)}, lambda a, b: a * b,
+           dtype="float64"),
+    OpCase("Custom", dict(op_type="test_swish", beta=2.0), {"arg0": (2, 5)},
+           lambda arg0: arg0 / (1 + np.exp(-2 * arg0)), low=-3, high=3),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    run_case(case)
+
+
+# ---------------------------------------------------------------- the tutorial
+def tutorial_net():
+    net = mx.sym.Variable('data')
+    net = mx.sym.FullyConnected(net, name='fc', num_hidden=6)
+    net = mx.sym.Activation(net, name='relu', act_type='relu')
+    return net
+
+
+def test_tutorial_names_and_shapes():
+    mlp = mx.symbol.Custom(data=tutorial_net(), name='softmax', op_type='test_softmax')
+    assert mlp.list_arguments() == ['data', 'fc_weight', 'fc_bias', 'softmax_label']
+    assert mlp.list_outputs() == ['softmax_output']
+    assert mlp.infer_shape(data=(5, 784)) == ([(5, 784), (6, 784), (6,), (5,)], [(5, 6)], [])
+    assert '"op": "Custom"' in mlp.tojson() and '"op_type": "test_softmax"' in mlp.tojson()
+    assert mx.sym.load_json(mlp.tojson()).list_arguments() == mlp.list_arguments()
+
+
+def test_tutorial_training_matches_builtin_softmax_output():
+    rng = np.random.RandomState(0)
+    args = {'data': rng.randn(8, 10), 'fc_weight': rng.randn(6, 10) * 0.3, 'fc_bias': rng.randn(6) * 0.1,
+            'softmax_label': rng.randint(0, 6, 8)}
+    results = []
+    for head in (lambda n: mx.symbol.Custom(data=n, name='softmax', op_type='test_softmax'),
+                 lambda n: mx.sym.SoftmaxOutput(n, name='softmax')):
+        sym = head(tutorial_net())
+        grads = {k: mx.nd.zeros(args[k].shape) for k in ('fc_weight', 'fc_bias')}
+        exe = sym.bind(mx.cpu(), {k: mx.nd.array(v) for k, v in args.items()}, args_grad=grads)
+        weights = []
+        for _ in range(3):      # a few SGD steps by hand
+            exe.forward(is_train=True)
+            exe.backward()
+            for k in grads:
+                exe.arg_dict[k][:] = exe.arg_dict[k] - 0.1 * grads[k]
+            weights.append(exe.arg_dict['fc_weight'].asnumpy().copy())
+        results.append((exe.outputs[0].asnumpy(), weights))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    for mine, builtin in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(mine, builtin, rtol=1e-5, atol=1e-6)
+
+
+def test_need_top_grad_op_matches_finite_differences():
+    rng = np.random.RandomState(1)
+    sym = mx.sym.Custom(mx.sym.Variable('a'), mx.sym.Variable('b'), op_type='test_scaled_product', scale=0.5)
+    check_numeric_gradient(sym, {'a': rng.randn(3, 2), 'b': rng.randn(3, 2)})
+    check_numeric_gradient(sym, {'a': rng.randn(3, 2), 'b': rng.randn(3, 2)}, dtype=np.float64)
+    composed = mx.sym.tanh(sym) * 2
+    check_numeric_gradient(composed, {'a': rng.randn(4), 'b': rng.randn(4)})
+
+
+def test_auxiliary_state_is_updated_by_training_forward():
+    sym = mx.sym.Custom(mx.sym.Variable('x'), op_type='test_running_mean', name='rm')
+    assert sym.list_auxiliary_states() == ['rm_running_mean']
+    exe = sym.simple_bind(mx.cpu(), x=(4, 3))
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    exe.arg_dict['x'][:] = x
+    exe.forward(is_train=True)
+    np.testing.assert_allclose(exe.aux_dict['rm_running_mean'].asnumpy(), x.mean(0) * 0.5)
+    exe.backward(mx.nd.ones((4, 3)))
+    np.testing.assert_allclose(exe.grad_dict['x'].asnumpy(), np.ones((4, 3)))
+    exe.forward(is_train=False)         # inference: the state is read, not updated
+    np.testing.assert_allclose(exe.aux_dict['rm_running_mean'].asnumpy(), x.mean(0) * 0.5)
+    np.testing.assert_allclose(exe.outputs[0].asnumpy(), x - x.mean(0) * 0.5)
+
+
+def test_exception_in_user_code_surfaces_and_the_next_call_works():
+    sym = mx.sym.Custom(mx.sym.Variable('x'), op_type='test_failing')
+    exe = sym.simple_bind(mx.cpu(), x=(2, 2))
+    exe.arg_dict['x'][:] = 100
+    with pytest.raises(mx.MXNetError, match="test_failing.*ValueError.*too large") as info:
+        exe.forward()
+    assert isinstance(info.value.__cause__, ValueError)        # the original exception and its traceback
+    exe.arg_dict['x'][:] = 1
+    np.testing.assert_array_equal(exe.forward()[0].asnumpy(), np.ones((2, 2)))
+    exe.arg_dict['x'][:] = 100
+    with pytest.raises(mx.MXNetError, match="test_failing"):
+        exe.forward(is_train=True)
+    with pytest.raises(mx.MXNetError, match="test_failing"):
+        mx.nd.Custom(mx.nd.full((2, 2), 100), op_type='test_failing')
+
+
+def test_imperative_custom_and_unknown_op_type():
+    a, b = mx.nd.array([1.0, 2.0]), mx.nd.array([3.0, 4.0])
+    out = mx.nd.Custom(a, b, op_type='test_scaled_product', scale=2)
+    np.testing.assert_allclose(out.asnumpy(), [6.0, 16.0])
+    with pytest.raises(mx.MXNetError, match="not registered.*mx.operator.register"):
+        mx.sym.Custom(mx.sym.Variable('x'), op_type='no_such_op')
+
+
+def test_composite_op_trains_without_python_in_the_graph():
+    sym = mx.sym.Custom(mx.sym.Variable('x'), op_type='test_swish', name='sw')
+    check_numeric_gradient(sym, {'x': np.random.RandomState(3).randn(3, 4)})
+    from onnxsym.test_utils import lowered_model
+    model = lowered_model(sym, {'x': (3, 4)}).model
+    assert all(node.domain in ("", None) for node in model.graph.node)
