@@ -21,7 +21,7 @@ from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, 
     aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
 from ..lower.to_onnx import lower_symbol
 from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
-from ..runtime.pyops import raise_pending
+from ..runtime.pyops import PENDING, raise_pending
 
 __all__ = ["make_training"]
 
@@ -239,9 +239,15 @@ class SplitTraining(_Training):
         state = C.PartialGraphExecutionState()
         try:
             self.agent.run_forward(inputs, outputs, state, C.OrtValueCache())
+            failure = None
         except Exception as err:
-            raise run_error(err) from None
-        raise_pending()
+            failure = err
+        if failure is not None or PENDING:
+            # ORT's execution state must not outlive the session, so no traceback may keep it alive.
+            state = inputs = outputs = None
+            if failure is not None:
+                raise run_error(failure) from None
+            raise_pending()
         values = {name: outputs[i].numpy() for i, name in enumerate(self.output_names)}
         for name, out in zip(self.lowered.output_names, ex.outputs):
             out._data[...] = values[name]
@@ -250,8 +256,8 @@ class SplitTraining(_Training):
         self._write_aux()
         return state, inputs, outputs
 
-    def backward(self, state, head_grads):
-        state, _inputs, _outputs = state
+    def backward(self, pending, head_grads):
+        state = pending[0]
         grads_in = C.OrtValueVector()
         keep = []
         for index in self.differentiable:
@@ -263,8 +269,12 @@ class SplitTraining(_Training):
         grads_out = C.OrtValueVector()
         try:
             self.agent.run_backward(grads_in, grads_out, state)
+            failure = None
         except Exception as err:
-            raise run_error(err) from None
+            failure = err
+        state = pending = None
+        if failure is not None:
+            raise run_error(failure) from None
         raise_pending()
         by_grad_name = {name: grads_out[i].numpy() for i, name in enumerate(self.grad_names)}
         self._store_grads({name: by_grad_name[grad] for name, grad in self.grad_of.items() if grad in by_grad_name})

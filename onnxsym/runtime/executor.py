@@ -141,6 +141,12 @@ class Executor:
         self._training = None       # TrainingGraph, built at the first forward(is_train=True)
         self._pending = None        # forward state kept for backward
 
+    def __del__(self):
+        # The IOBinding points into the session: release it first (attribute order would free the session
+        # first once the compile cache has dropped it).
+        for name in ("_pending", "_io_handle", "_io", "_run", "_training", "_session"):
+            self.__dict__.pop(name, None)
+
     @staticmethod
     def _check_unique(names):
         seen = set()
@@ -237,8 +243,11 @@ class Executor:
                              "activations of one training forward)")
         graph = self._training
         heads = self._head_gradients(graph, out_grads)
-        state, self._pending = self._pending, None
-        graph.backward(state, heads)
+        graph.backward(self._pop_pending(), heads)
+
+    def _pop_pending(self):
+        pending, self._pending = self._pending, None
+        return pending
 
     def _head_gradients(self, graph, out_grads):
         if out_grads is not None and not isinstance(out_grads, (list, tuple)):

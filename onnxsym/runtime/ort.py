@@ -57,6 +57,7 @@ def create_session(model, ctx=None):
         for op_type in sorted(python_ops):
             pyops.ensure_registered(op_type)
         options.register_custom_ops_library(pyops.library_path())
+        pyops.session_uses_library()
     try:
         return ort.InferenceSession(model.SerializeToString(), options, providers=providers_for(ctx))
     except MXNetError:

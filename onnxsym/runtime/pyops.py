@@ -4,6 +4,11 @@ One PyOp type per dtype signature (`MXCustom_<inputs>_<outputs>`, ORT's Python o
 dispatching on its string attribute `key` to a kernel (onnxsym/custom/kernels.py). Each op type is registered once
 per process (registering one twice breaks every later session, ORT_NOTES.md §5). The hooker returns arrays (not
 lists: 100x faster) and catches exceptions, which otherwise abort the process; they are re-raised after the run.
+
+Registering a new op type after a session has loaded the Python-op library makes that session crash when it runs
+or is freed (measured: segfault). So the usual signatures (float32 or float64 throughout, up to 6 arguments, 2
+auxiliary states and 3 outputs, forward and backward) are all registered before the first such session; another
+signature is accepted only while no such session exists yet.
 """
 import threading
 
@@ -19,7 +24,20 @@ _PYOP_TYPES = {"float32": "dt_float", "float64": "dt_double", "float16": "dt_flo
                "uint16": "dt_uint16", "uint32": "dt_uint32", "uint64": "dt_uint64"}
 _REGISTERED = set()
 _LOCK = threading.Lock()
+_SESSIONS = []          # set once a session has loaded the Python-op library
 PENDING = []
+
+
+def _standard_signatures():
+    from ..lower.builder import PYTHON_GRAD_PREFIX, python_op_name
+    for dtype in ("float32", "float64"):
+        for n_args in range(1, 7):
+            for n_aux in range(3):
+                for n_out in range(1, 4):
+                    inputs = [dtype] * (n_args + n_aux)
+                    yield python_op_name(PYTHON_OP_PREFIX, inputs, [dtype] * (n_out + n_aux))
+                    yield python_op_name(PYTHON_GRAD_PREFIX, [dtype] * (2 * n_out + n_args + n_aux),
+                                         [dtype] * n_args)
 
 
 def _install_hooker(ocos):
@@ -37,31 +55,48 @@ def _install_hooker(ocos):
 
 
 def ensure_registered(op_type):
-    """Register the PyOp type `op_type` (a signature name) with onnxruntime-extensions, once per process."""
+    """Make the PyOp type `op_type` (a signature name) available to the next session."""
     with _LOCK:
         if op_type in _REGISTERED:
             return
-        from onnxruntime_extensions import PyOp, onnx_op
-        import onnxruntime_extensions._ocos as ocos
-        if not _REGISTERED:
-            _install_hooker(ocos)
-        forward = op_type.startswith(PYTHON_OP_PREFIX)
-        types = [[getattr(PyOp, _PYOP_TYPES[name]) for name in part] for part in python_op_dtypes(op_type)]
+        if _SESSIONS:
+            raise MXNetError(
+                "custom op signature %s (dtypes %s) is not one onnxsym registers up front, and ONNX Runtime cannot "
+                "add Python op types once a session uses them: bind graphs with this signature before any other "
+                "graph with custom ops in this process" % (op_type, python_op_dtypes(op_type)))
+        for name in [op_type] + [n for n in _standard_signatures() if n not in _REGISTERED]:
+            _register(name)
 
-        def run(*arrays, key):
-            from ..custom.kernels import get_kernel
-            kernel = get_kernel(key)
-            try:
-                return kernel.forward(*arrays) if forward else kernel.backward(*arrays)
-            except BaseException as err:
-                err.onnxsym_custom_op = "%s of custom op '%s'" % ("forward" if forward else "backward",
-                                                                   kernel.op_type)
-                PENDING.append(err)
-                # Outputs of the expected shapes: ORT aborts the process on a shape it did not plan for.
-                return kernel.placeholder_outputs(arrays, forward)
 
-        onnx_op(op_type=op_type, inputs=types[0], outputs=types[1], attrs={"key": PyOp.dt_string})(run)
-        _REGISTERED.add(op_type)
+def session_uses_library():
+    """Called when a session loads the Python-op library: from now on no new op type may be registered."""
+    _SESSIONS.append(True)
+
+
+def _register(op_type):
+    """Register one PyOp type whose body dispatches to the kernel named by the node's `key` (under _LOCK)."""
+    if op_type in _REGISTERED:
+        return
+    from onnxruntime_extensions import PyOp, onnx_op
+    import onnxruntime_extensions._ocos as ocos
+    if not _REGISTERED:
+        _install_hooker(ocos)
+    forward = op_type.startswith(PYTHON_OP_PREFIX)
+    types = [[getattr(PyOp, _PYOP_TYPES[name]) for name in part] for part in python_op_dtypes(op_type)]
+
+    def run(*arrays, key):
+        from ..custom.kernels import get_kernel
+        kernel = get_kernel(key)
+        try:
+            return kernel.forward(*arrays) if forward else kernel.backward(*arrays)
+        except BaseException as err:
+            err.onnxsym_custom_op = "%s of custom op '%s'" % ("forward" if forward else "backward", kernel.op_type)
+            PENDING.append(err)
+            # Outputs of the expected shapes: ORT aborts the process on a shape it did not plan for.
+            return kernel.placeholder_outputs(arrays, forward)
+
+    onnx_op(op_type=op_type, inputs=types[0], outputs=types[1], attrs={"key": PyOp.dt_string})(run)
+    _REGISTERED.add(op_type)
 
 
 def library_path():

@@ -1,0 +1,1 @@
+"""MXNet's training front-end: Module, data iterators, metrics, initializers, optimizers, schedulers."""

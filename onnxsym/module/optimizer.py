@@ -1,0 +1,1091 @@
+"""`mx.optimizer`: MXNet 1.9.1's optimizers and `Updater`, as in-place numpy updates of NDArray buffers.
+
+Each optimizer reproduces the arithmetic of MXNet's update kernels (`sgd_mom_update`, `adam_update`, ...) on
+the contiguous numpy array behind an NDArray, so executors bound to a weight see the new values at once.
+
+    >>> opt = mx.optimizer.create('sgd', learning_rate=0.1, momentum=0.9, wd=1e-4)
+    >>> updater = mx.optimizer.get_updater(opt)
+    >>> updater(0, grad, weight)          # weight updated in place
+    >>> blob = updater.get_states()       # bytes in onnxsym's own format (see `Updater.get_states`)
+"""
+import json
+import logging
+import math
+import os
+import struct
+import warnings
+
+import numpy as np
+
+from ..base import MXNetError
+from ..runtime.ndarray import NDArray
+
+__all__ = ["Optimizer", "SGD", "Signum", "FTML", "LARS", "LAMB", "DCASGD", "NAG", "SGLD", "ccSGD", "Adam",
+           "AdaGrad", "LBSGD", "RMSProp", "AdaDelta", "Ftrl", "Adamax", "Nadam", "GroupAdaGrad", "Test", "Updater",
+           "create", "get_updater", "register"]
+
+
+def _pair(weight, grad):
+    """The numpy buffers of weight and grad, checked as MXNet's update operators check them."""
+    if not isinstance(weight, NDArray) or not isinstance(grad, NDArray):
+        raise TypeError("optimizer update expects NDArray weight and grad, got %s and %s"
+                        % (type(weight).__name__, type(grad).__name__))
+    if weight.shape != grad.shape:
+        raise MXNetError("optimizer update: weight shape %s does not match grad shape %s" % (weight.shape, grad.shape))
+    return weight._data, grad._data
+
+
+def _kernel_clip(values, clip_gradient):
+    """Clipping as the C++ kernels apply it: only for a truthy, non-negative bound."""
+    if clip_gradient and clip_gradient >= 0:
+        return np.clip(values, -clip_gradient, clip_gradient)
+    return values
+
+
+def _python_clip(values, clip_gradient):
+    """Clipping as MXNet's Python-level optimizers apply it: whenever the bound is not None."""
+    return values if clip_gradient is None else np.clip(values, -clip_gradient, clip_gradient)
+
+
+def _zeros(weight, dtype=None):
+    return NDArray(np.zeros(weight.shape, dtype if dtype is not None else weight._data.dtype), weight.context)
+
+
+def _as_list(index, weight, grad, state):
+    if isinstance(index, (tuple, list)):
+        return list(index), list(weight), list(grad), list(state)
+    return [index], [weight], [grad], [state]
+
+
+class Optimizer:
+    """The base class of all optimizers: learning rate, weight decay, per-parameter multipliers, update counts.
+
+    Parameters
+    ----------
+    rescale_grad : float, multiplies the gradient before the update (often ``1.0/batch_size``).
+    param_idx2name : dict of int to str, names the parameter indices (drives the default wd_mult).
+    wd : float, the weight decay (L2 penalty) coefficient.
+    clip_gradient : float or None, clips the gradient into ``[-clip_gradient, clip_gradient]``.
+    learning_rate : float or None, overrides the scheduler's base rate; 0.01 when neither is given.
+    lr_scheduler : callable ``num_update -> lr`` with a ``base_lr`` attribute (an LRScheduler).
+    sym : Symbol, whose ``__lr_mult__``/``__wd_mult__`` attributes set the multipliers.
+    begin_num_update : int, the initial update count.
+    multi_precision : bool, keep a float32 master copy of float16 weights.
+    param_dict : dict of int to a parameter with ``lr_mult``/``wd_mult`` (Gluon), looked up first.
+    """
+
+    opt_registry = {}
+
+    def __init__(self, rescale_grad=1., param_idx2name=None, wd=0., clip_gradient=None, learning_rate=None,
+                 lr_scheduler=None, sym=None, begin_num_update=0, multi_precision=False, param_dict=None):
+        self.rescale_grad = rescale_grad
+        self.lr_scheduler = lr_scheduler
+        if lr_scheduler is None and learning_rate is None:
+            learning_rate = 0.01
+        self.lr = learning_rate
+        if lr_scheduler is not None and learning_rate is not None and lr_scheduler.base_lr != learning_rate:
+            warnings.warn("learning rate from ``lr_scheduler`` has been overwritten by ``learning_rate`` in "
+                          "optimizer.", UserWarning)
+            lr_scheduler.base_lr = learning_rate
+        self.wd = wd
+        self.lr_mult = {}
+        self.wd_mult = {}
+        self.begin_num_update = begin_num_update
+        self.num_update = begin_num_update
+        self._all_index_update_counts = {0: {}}
+        self._index_update_count = self._all_index_update_counts[0]
+        self.clip_gradient = clip_gradient
+        self.multi_precision = multi_precision
+        self.aggregate_num = 0
+        if param_idx2name is None:
+            param_idx2name = {}
+        if not isinstance(param_idx2name, dict):
+            raise ValueError("param_idx2name should be a dict of param indexes to names.")
+        self.idx2name = param_idx2name.copy()
+        self.sym_info = (sym.attr_dict(), sym.list_arguments()) if sym is not None else ()
+        self.param_dict = param_dict if param_dict else {}
+        self.set_lr_mult({})
+        self.set_wd_mult({})
+
+    @staticmethod
+    def register(klass):
+        """Register an optimizer class under its lower-cased class name (for `create`)."""
+        if not isinstance(klass, type):
+            raise TypeError("register expects an Optimizer class, got %r" % (klass,))
+        name = klass.__name__.lower()
+        if name in Optimizer.opt_registry:
+            old = Optimizer.opt_registry[name]
+            warnings.warn("WARNING: New optimizer %s.%s is overriding existing optimizer %s.%s"
+                          % (klass.__module__, klass.__name__, old.__module__, old.__name__))
+        Optimizer.opt_registry[name] = klass
+        return klass
+
+    @staticmethod
+    def create_optimizer(name, **kwargs):
+        """An optimizer instance from its registered name (case-insensitive), e.g. ``create('adam')``."""
+        if name.lower() in Optimizer.opt_registry:
+            return Optimizer.opt_registry[name.lower()](**kwargs)
+        raise ValueError("Cannot find optimizer %s" % name)
+
+    @property
+    def learning_rate(self):
+        return self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+
+    def create_state(self, index, weight):
+        """The auxiliary state (e.g. momentum) of one weight; None when the optimizer keeps none."""
+        return None
+
+    def create_state_multi_precision(self, index, weight):
+        """`create_state`, plus a float32 master copy first when multi_precision is on for a float16 weight."""
+        if self.multi_precision and weight.dtype == np.float16:
+            master = weight.astype(np.float32)
+            return (master,) + (self.create_state(index, master),)
+        if weight.dtype == np.float16 and not self.multi_precision:
+            warnings.warn("Accumulating with float16 in optimizer can lead to poor accuracy or slow convergence. "
+                          "Consider using multi_precision=True option of the optimizer")
+        return self.create_state(index, weight)
+
+    def update(self, index, weight, grad, state):
+        """Update `weight` in place from `grad` and `state`."""
+        raise NotImplementedError("%s does not implement update" % type(self).__name__)
+
+    def update_multi_precision(self, index, weight, grad, state):
+        """`update`, run on the float32 master copy for float16 weights when multi_precision is on."""
+        if self.multi_precision and weight.dtype == np.float16:
+            master, original = state
+            self.update(index, master, grad.astype(np.float32), original)
+            weight._data[...] = master._data
+        else:
+            self.update(index, weight, grad, state)
+
+    def set_learning_rate(self, lr):
+        """Set the learning rate; not allowed once an lr_scheduler drives it."""
+        if self.lr_scheduler is not None:
+            raise UserWarning("LRScheduler of the optimizer has already been defined. Note that set_learning_rate "
+                              "can mutate the value of the learning rate of the optimizer only when the "
+                              "LRScheduler of the optimizer is undefined.")
+        self.lr = lr
+
+    def set_lr_scale(self, args_lrscale):
+        """[DEPRECATED] Use set_lr_mult."""
+        raise DeprecationWarning
+
+    def _sym_mults(self, key):
+        if not self.sym_info:
+            return {}
+        attr, arg_names = self.sym_info
+        return {name: float(attr[name][key]) for name in arg_names if name in attr and key in attr[name]}
+
+    def set_lr_mult(self, args_lr_mult):
+        """Per-parameter learning-rate multipliers (by name or index) on top of the symbol's ``__lr_mult__``."""
+        self.lr_mult = self._sym_mults("__lr_mult__")
+        self.lr_mult.update(args_lr_mult)
+
+    def set_wd_mult(self, args_wd_mult):
+        """Per-parameter weight-decay multipliers: 0 for named parameters not ending in ``_weight``/``_gamma``,
+        then the symbol's ``__wd_mult__``, then `args_wd_mult` (by name or index)."""
+        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not n.endswith(("_weight", "_gamma"))}
+        self.wd_mult.update(self._sym_mults("__wd_mult__"))
+        self.wd_mult.update(args_wd_mult)
+
+    def _set_current_context(self, device_id):
+        """Select the per-device update counts."""
+        self._index_update_count = self._all_index_update_counts.setdefault(device_id, {})
+
+    def _update_count(self, index):
+        """Count one more update of each index; num_update is the largest count."""
+        for idx in index if isinstance(index, (list, tuple)) else [index]:
+            count = self._index_update_count.get(idx, self.begin_num_update) + 1
+            self._index_update_count[idx] = count
+            self.num_update = max(count, self.num_update)
+
+    def _scaled(self, base, indices, mults, attr):
+        values = [base] * len(indices)
+        for i, index in enumerate(indices):
+            if index in self.param_dict:
+                values[i] *= getattr(self.param_dict[index], attr)
+            elif index in mults:
+                values[i] *= mults[index]
+            elif index in self.idx2name:
+                values[i] *= mults.get(self.idx2name[index], 1.0)
+        return values
+
+    def _get_lrs(self, indices):
+        return self._scaled(self.learning_rate, indices, self.lr_mult, "lr_mult")
+
+    def _get_lr(self, index):
+        """The learning rate of one index: the scheduled rate times its lr_mult."""
+        return self._get_lrs([index])[0]
+
+    def _get_wds(self, indices):
+        return self._scaled(self.wd, indices, self.wd_mult, "wd_mult")
+
+    def _get_wd(self, index):
+        """The weight decay of one index: wd times its wd_mult."""
+        return self._get_wds([index])[0]
+
+
+register = Optimizer.register
+create = Optimizer.create_optimizer
+
+
+def _sgd_kernel(opt, w, g, mom, lr, wd, momentum):
+    """MXNet's SGD kernels on numpy buffers: with a momentum array ``mom = momentum*mom - lr*wd*w - lr*g``,
+    ``w += mom``; without ``w = (1 - lr*wd)*w - lr*g``, where ``g = clip(rescale_grad*grad)``."""
+    g = _kernel_clip(opt.rescale_grad * g, opt.clip_gradient)
+    if mom is not None:
+        mom._data[...] = momentum * mom._data - lr * wd * w - lr * g
+        w += mom._data
+    else:
+        w[...] = (1 - lr * wd) * w - lr * g
+
+
+class _MasterLast:
+    """Multi-precision state laid out as (state, float32 master), as SGD, NAG and LARS keep it."""
+
+    def create_state_multi_precision(self, index, weight):
+        if self.multi_precision and weight.dtype == np.float16:
+            master = weight.astype(np.float32)
+            return (self.create_state(index, master), master)
+        if weight.dtype == np.float16 and not self.multi_precision:
+            warnings.warn("Accumulating with float16 in optimizer can lead to poor accuracy or slow convergence. "
+                          "Consider using multi_precision=True option of the %s optimizer" % type(self).__name__)
+        return self.create_state(index, weight)
+
+    def _sgd_step(self, weight, grad, state, lr, wd, momentum, multi_precision):
+        """sgd_update / sgd_mom_update and their mp_ variants (the master copy takes the update)."""
+        w, g = _pair(weight, grad)
+        if multi_precision:
+            state, master = state
+            _sgd_kernel(self, master._data, g.astype(np.float32), state, lr, wd, momentum)
+            w[...] = master._data
+        else:
+            _sgd_kernel(self, w, g, state, lr, wd, momentum)
+
+    def update(self, index, weight, grad, state):
+        self._update_impl(index, weight, grad, state, multi_precision=False)
+
+    def update_multi_precision(self, index, weight, grad, state):
+        first = weight[0] if isinstance(index, (tuple, list)) else weight
+        self._update_impl(index, weight, grad, state,
+                          multi_precision=self.multi_precision and first.dtype == np.float16)
+
+
+@register
+class SGD(_MasterLast, Optimizer):
+    """SGD with momentum and weight decay: ``state = momentum*state - lr*(clip(rescale*grad) + wd*weight)``,
+    ``weight += state`` (without momentum ``weight -= lr*(clip(rescale*grad) + wd*weight)``).
+    `lazy_update` only concerns row_sparse gradients, which onnxsym does not have."""
+
+    def __init__(self, momentum=0.0, lazy_update=True, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.lazy_update = lazy_update
+        self.aggregate_num = int(os.getenv("MXNET_OPTIMIZER_AGGREGATION_SIZE", "4"))
+
+    def create_state(self, index, weight):
+        return _zeros(weight) if self.momentum != 0.0 else None
+
+    def _update_impl(self, indices, weights, grads, states, multi_precision=False):
+        indices, weights, grads, states = _as_list(indices, weights, grads, states)
+        self._update_count(indices)
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        for weight, grad, state, lr, wd in zip(weights, grads, states, self._get_lrs(indices),
+                                               self._get_wds(indices)):
+            self._sgd_step(weight, grad, state, lr, wd, momentum, multi_precision)
+
+
+@register
+class ccSGD(SGD):
+    """[DEPRECATED] Same as `SGD`."""
+
+
+@register
+class NAG(_MasterLast, Optimizer):
+    """Nesterov accelerated gradient as MXNet's nag_mom_update computes it: ``m = momentum*mom``,
+    ``w += momentum*m - (1+momentum)*lr*(g + wd*w)``, ``mom = m - lr*(g + wd*w_new)`` with ``g = clip(rescale*grad)``
+    (plain SGD when momentum is 0)."""
+
+    def __init__(self, momentum=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+
+    def create_state(self, index, weight):
+        return _zeros(weight) if self.momentum != 0.0 else None
+
+    def _update_impl(self, index, weight, grad, state, multi_precision=False):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        mom = state[0] if multi_precision else state
+        if mom is None:
+            return self._sgd_step(weight, grad, state, lr, wd, 0.0, multi_precision)
+        w32 = state[1]._data if multi_precision else w
+        g = _kernel_clip(self.rescale_grad * g.astype(w32.dtype), self.clip_gradient)
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        mom._data *= momentum
+        w32 += momentum * mom._data - (1 + momentum) * lr * (g + wd * w32)
+        # MXNet's kernel writes the weight in place first, so the momentum's decay term sees the new weight.
+        mom._data -= lr * (g + wd * w32)
+        if multi_precision:
+            w[...] = w32
+        return None
+
+    def update_multi_precision(self, index, weight, grad, state):
+        self._update_impl(index, weight, grad, state, multi_precision=self.multi_precision
+                          and weight.dtype == np.float16 and isinstance(state, (tuple, list)))
+
+
+@register
+class LARS(_MasterLast, Optimizer):
+    """SGD with layer-wise adaptive rates: ``lr * eta*|w| / (|rescale*g| + wd*|w| + eps)`` for every parameter
+    whose name does not end in gamma, beta or bias; momentum is scaled by the scheduler's lr change."""
+
+    def __init__(self, momentum=0.0, lazy_update=True, eta=0.001, eps=0, momentum_correction=True, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.momentum_correction = momentum_correction
+        self.lazy_update = lazy_update
+        self.aggregate_num = int(os.getenv("MXNET_OPTIMIZER_AGGREGATION_SIZE", "4"))
+        self.eta = eta
+        self.eps = eps
+        self.skip = 0
+        self.last_lr = None
+        self.cur_lr = None
+
+    def _get_lrs(self, indices):
+        if self.cur_lr is not None:
+            self.last_lr = self.cur_lr
+        lr = self.learning_rate
+        if self.cur_lr is None:
+            self.last_lr = lr
+        self.cur_lr = lr
+        return self._scaled(lr, indices, self.lr_mult, "lr_mult")
+
+    def set_wd_mult(self, args_wd_mult):
+        """As Optimizer.set_wd_mult, but only names ending in ``_weight`` keep weight decay by default."""
+        self.wd_mult = {n: 0.0 for n in self.idx2name.values() if not n.endswith("_weight")}
+        self.wd_mult.update(self._sym_mults("__wd_mult__"))
+        self.wd_mult.update(args_wd_mult)
+
+    def create_state(self, index, weight):
+        return _zeros(weight) if self.momentum != 0.0 else None
+
+    def _get_lars(self, index, weight, grad, lr, wd):
+        name = self.idx2name.get(index, str(index))
+        if name.endswith(("gamma", "beta", "bias")):
+            return lr
+        w_norm = float(np.linalg.norm(weight._data.astype(np.float32).ravel()))
+        g_norm = float(np.linalg.norm((grad._data.astype(np.float32) * self.rescale_grad).ravel()))
+        if w_norm > 0.0 and g_norm > 0.0:
+            return lr * self.eta * w_norm / (g_norm + wd * w_norm + self.eps)
+        return lr
+
+    def _update_impl(self, indices, weights, grads, states, multi_precision=False):
+        indices, weights, grads, states = _as_list(indices, weights, grads, states)
+        self._update_count(indices)
+        lrs, wds = self._get_lrs(indices), self._get_wds(indices)
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        if momentum and self.momentum_correction and self.last_lr != 0:
+            momentum *= self.cur_lr / self.last_lr
+        for index, weight, grad, state, lr, wd in zip(indices, weights, grads, states, lrs, wds):
+            lr = self._get_lars(index, weight, grad, lr, wd)
+            self._sgd_step(weight, grad, state, lr, wd, momentum, multi_precision)
+
+
+@register
+class LBSGD(Optimizer):
+    """Large-batch SGD: gradients are summed over `batch_scale` calls, then one SGD step is taken with the
+    learning rate scaled by a warm-up multiplier ('linear', 'power2', 'sqrt') or a LARS-style ratio ('lars').
+    As in MXNet, the first gradient of a macro-batch is kept by reference, not copied."""
+
+    def __init__(self, momentum=0.0, multi_precision=False, warmup_strategy="linear", warmup_epochs=5,
+                 batch_scale=1, updates_per_epoch=32, begin_epoch=0, num_epochs=60, **kwargs):
+        super().__init__(**kwargs)
+        logging.info("Running Large-Batch SGD Algorithm")
+        logging.info("(Batch_scale=%f, warmup_epochs=%d, warmup_strategy=%s, updates_per_epoch=%d)",
+                     batch_scale, warmup_epochs, warmup_strategy, updates_per_epoch)
+        self.momentum = momentum
+        self.multi_precision = multi_precision
+        self.warmup_strategy = warmup_strategy
+        self.warmup_epochs = warmup_epochs
+        self.batch_scale = batch_scale
+        self.updates_per_epoch = updates_per_epoch
+        self.init_updates = begin_epoch * updates_per_epoch
+        self.num_epochs = num_epochs
+        self.lbmult = 1
+        self.cumgrads = {}
+        self.adaptive = False
+        self.admult = 1
+
+    def create_state(self, index, weight):
+        momentum = None
+        if self.multi_precision and weight.dtype == np.float16:
+            if self.momentum != 0.0:
+                momentum = _zeros(weight, np.float32)
+            return (momentum, weight.astype(np.float32))
+        if weight.dtype == np.float16 and not self.multi_precision:
+            warnings.warn("Accumulating with float16 in optimizer can lead to poor accuracy or slow convergence. "
+                          "Consider using multi_precision=True option of the SGD optimizer")
+        return _zeros(weight) if self.momentum != 0.0 else None
+
+    def _get_lbmult(self, nup):
+        """The warm-up multiplier after `nup` accumulated updates."""
+        nwup = self.warmup_epochs * self.updates_per_epoch
+        maxmult = float(self.batch_scale)
+        if nup >= nwup:
+            return maxmult
+        if nwup <= 1:
+            return 1.0
+        if self.warmup_strategy == "linear":
+            return 1.0 + (maxmult - 1) * nup / nwup
+        if self.warmup_strategy == "power2":
+            return 1.0 + (maxmult - 1) * (nup * nup) / (nwup * nwup)
+        if self.warmup_strategy == "sqrt":
+            return 1.0 + (maxmult - 1) * math.sqrt(float(nup) / nwup)
+        return 1.0
+
+    @staticmethod
+    def _get_lars(weight, grad, wd):
+        """sqrt(|w|² / (|g|² + wd*|w|²)), clamped into [0.01, 100]."""
+        weight2, grad2 = float(np.sum(weight * weight)), float(np.sum(grad * grad))
+        return min(max(math.sqrt(weight2 / (grad2 + wd * weight2 + 1e-18)), 0.01), 100)
+
+    def _cumulate_gradient(self, grad, index):
+        cgrad = self.cumgrads.get(index, {})
+        if cgrad and cgrad["num_cums"] > 0:
+            previous = cgrad["cum_grad"]
+            cum_grad = NDArray(grad._data + (previous._data if isinstance(previous, NDArray) else previous),
+                               grad.context)
+            num_cums = cgrad["num_cums"] + 1
+        else:
+            cum_grad, num_cums = grad, self.init_updates + 1
+        self.cumgrads[index] = {"cum_grad": cum_grad, "num_cums": num_cums}
+        return self.cumgrads[index]
+
+    def update(self, index, weight, grad, state):
+        w, _ = _pair(weight, grad)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        self._update_count(index)
+        cgrad = self._cumulate_gradient(grad, index)
+        if cgrad["num_cums"] % self.batch_scale != 0:
+            return  # MXNet runs sgd_update with lr=0 here, which leaves the weight as it is
+        g = cgrad["cum_grad"]._data / self.batch_scale
+        if self.warmup_strategy == "lars":
+            lr *= self._get_lars(w, g, wd)
+        else:
+            lr *= self._get_lbmult(cgrad["num_cums"])
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        if isinstance(state, (list, tuple)):
+            mom, master = state
+            _sgd_kernel(self, master._data, g.astype(np.float32), mom, lr, wd, momentum)
+            w[...] = master._data
+        else:
+            _sgd_kernel(self, w, g, state, lr, wd, momentum)
+        cgrad["cum_grad"] = 0
+
+
+@register
+class Signum(Optimizer):
+    """Signum: ``mom = momentum*mom - (1-momentum)*(clip(rescale*grad) + wd*w)``,
+    ``w = (1 - lr*wd_lh)*w + lr*sign(mom)``; signSGD when momentum is 0."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, wd_lh=0.0, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.momentum = momentum
+        self.wd_lh = wd_lh
+
+    def create_state(self, index, weight):
+        return _zeros(weight) if self.momentum != 0.0 else None
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        g = _kernel_clip(self.rescale_grad * g, self.clip_gradient)
+        if state is None:
+            if self.wd_lh:  # MXNet passes wd_lh on to signsgd_update, which has no such argument
+                raise MXNetError("Cannot find argument 'wd_lh' in operator signsgd_update")
+            w[...] = (1 - lr * wd) * w - lr * np.sign(g)
+            return
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        mom = state._data
+        mom[...] = momentum * mom - (1 - momentum) * wd * w - (1 - momentum) * g
+        w[...] = (1 - lr * self.wd_lh) * w + lr * np.sign(mom)
+
+
+@register
+class FTML(Optimizer):
+    """FTML (Follow the Moving Leader); state (d, v, z) as in MXNet's ftml_update."""
+
+    def __init__(self, beta1=0.6, beta2=0.999, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+
+    def create_state(self, index, weight):
+        return (_zeros(weight), _zeros(weight), _zeros(weight))
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        t = self._index_update_count[index]
+        d, v, z = (s._data for s in state)
+        g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
+        v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+        d_t = (1 - self.beta1 ** t) / lr * (np.sqrt(v / (1 - self.beta2 ** t)) + self.epsilon)
+        z[...] = self.beta1 * z + (1 - self.beta1) * g - (d_t - self.beta1 * d) * w
+        d[...] = d_t
+        w[...] = -z / d_t
+
+
+@register
+class LAMB(Optimizer):
+    """LAMB: Adam-style direction ``r = m̂/(sqrt(v̂)+eps) + wd*w`` scaled by the trust ratio |w|/|r|
+    (|w| clamped into [lower_bound, upper_bound] when given)."""
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-6, lower_bound=None,
+                 upper_bound=None, bias_correction=True, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.lower_bound = lower_bound
+        self.upper_bound = upper_bound
+        self.bias_correction = bias_correction
+        self.aggregate_num = max(1, min(45, int(os.getenv("MXNET_OPTIMIZER_AGGREGATION_SIZE", "45"))))
+
+    def create_state(self, index, weight):
+        return (_zeros(weight), _zeros(weight))
+
+    def _step(self, index, weight, grad, state, multi_precision):
+        w, g = _pair(weight, grad)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        t = self._index_update_count[index]
+        if multi_precision:
+            master, (mean, var) = state
+            w32, g = master._data, g.astype(np.float32)
+        else:
+            (mean, var), w32 = state, w
+        mean, var = mean._data, var._data
+        g = _kernel_clip(self.rescale_grad * g, self.clip_gradient)
+        mean[...] = self.beta1 * mean + (1 - self.beta1) * g
+        var[...] = self.beta2 * var + (1 - self.beta2) * g * g
+        if self.bias_correction:
+            direction = (mean / (1 - self.beta1 ** t)) / (np.sqrt(var / (1 - self.beta2 ** t)) + self.epsilon)
+        else:
+            direction = mean / (np.sqrt(var) + self.epsilon)
+        direction = direction + wd * w32
+        r1 = float(np.linalg.norm(w32.ravel()))
+        r2 = float(np.linalg.norm(direction.ravel()))
+        if self.lower_bound:
+            r1 = max(r1, self.lower_bound)
+        if self.upper_bound:
+            r1 = min(r1, self.upper_bound)
+        if r1 != 0 and r2 != 0:
+            lr = lr * r1 / r2
+        w32 -= lr * direction
+        if multi_precision:
+            w[...] = w32
+
+    def _update_impl(self, index, weight, grad, state, multi_precision=False):
+        indices, weights, grads, states = _as_list(index, weight, grad, state)
+        for i, w, g in zip(indices, weights, grads):
+            _pair(w, g)
+            self._update_count(i)
+        for i, w, g, s in zip(indices, weights, grads, states):
+            self._step(i, w, g, s, multi_precision)
+
+    def update(self, index, weight, grad, state):
+        self._update_impl(index, weight, grad, state, multi_precision=False)
+
+    def update_multi_precision(self, index, weight, grad, state):
+        first = weight[0] if isinstance(index, (tuple, list)) else weight
+        self._update_impl(index, weight, grad, state,
+                          multi_precision=self.multi_precision and first.dtype == np.float16)
+
+
+@register
+class DCASGD(Optimizer):
+    """Delay-compensated asynchronous SGD: ``mom = momentum*mom - lr*(g + wd*w + lamda*g*g*(w - w_prev))``,
+    ``w += mom``. (MXNet 1.9.1 tests ``if mom:`` on an array and so fails for momentum > 0; this tests
+    ``mom is not None``, the intended update.)"""
+
+    def __init__(self, momentum=0.0, lamda=0.04, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.weight_previous = {}
+        self.lamda = lamda
+
+    def create_state(self, index, weight):
+        return (_zeros(weight) if self.momentum != 0.0 else None, weight.copy())
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        g = _python_clip(g * self.rescale_grad, self.clip_gradient)
+        mom, previous = state
+        step = -lr * (g + wd * w + self.lamda * g * g * (w - previous._data))
+        if mom is not None:
+            mom._data[...] = self.momentum * mom._data + step
+            step = mom._data
+        previous._data[...] = w
+        w += step
+
+
+@register
+class SGLD(Optimizer):
+    """Stochastic gradient Langevin dynamics: ``w += -lr/2*(g + wd*w) + N(0, sqrt(lr))``.
+    The noise comes from numpy's global generator (seed it with ``np.random.seed``)."""
+
+    def create_state(self, index, weight):
+        return None
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        g = _python_clip(g * self.rescale_grad, self.clip_gradient)
+        w += -lr / 2 * (g + wd * w)
+        w += np.random.normal(0, math.sqrt(lr), size=w.shape).astype(w.dtype)
+
+
+@register
+class Adam(Optimizer):
+    """Adam: ``g = clip(rescale*grad + wd*w)``, ``m = b1*m + (1-b1)*g``, ``v = b2*v + (1-b2)*g²``,
+    ``w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)``."""
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, lazy_update=True, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.lazy_update = lazy_update
+
+    def create_state(self, index, weight):
+        return (_zeros(weight), _zeros(weight))
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        t = self._index_update_count[index]
+        lr *= math.sqrt(1. - self.beta2 ** t) / (1. - self.beta1 ** t)
+        mean, var = state[0]._data, state[1]._data
+        g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
+        mean[...] = self.beta1 * mean + (1 - self.beta1) * g
+        var[...] = self.beta2 * var + (1 - self.beta2) * g * g
+        w -= lr * mean / (np.sqrt(var) + self.epsilon)
+
+
+@register
+class AdaGrad(Optimizer):
+    """AdaGrad: ``history += g²``, ``w -= lr*(g/sqrt(history + eps) + wd*w)`` with ``g = clip(rescale*grad)``."""
+
+    def __init__(self, eps=1e-7, **kwargs):
+        super().__init__(**kwargs)
+        self.float_stable_eps = eps
+
+    def create_state(self, index, weight):
+        return _zeros(weight, np.float32)
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        g = _python_clip(g * self.rescale_grad, self.clip_gradient)
+        history = state._data
+        history += g * g
+        w[...] = w + (g / np.sqrt(history + self.float_stable_eps) + w * wd) * -lr
+
+
+@register
+class GroupAdaGrad(Optimizer):
+    """AdaGrad with one accumulator per row of a 2-D weight (``mean(g², axis=1)``); no weight decay."""
+
+    def __init__(self, eps=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.float_stable_eps = eps
+
+    def create_state(self, index, weight):
+        if len(weight.shape) != 2:
+            raise ValueError("GroupAdaGrad needs 2-D weights, got shape %s" % (weight.shape,))
+        return NDArray(np.zeros((weight.shape[0], 1), np.float32), weight.context)
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        if wd != 0:
+            raise ValueError("Weight decay is not supported for GroupAdaGrad")
+        g = _python_clip(g * self.rescale_grad, self.clip_gradient)
+        history = state._data
+        history += np.mean(g * g, axis=1, keepdims=True)
+        w -= lr * g / np.sqrt(history + self.float_stable_eps)
+
+
+@register
+class RMSProp(Optimizer):
+    """RMSProp: Tieleman & Hinton (``centered=False``, state n) or Graves (``centered=True``, state n, g, delta),
+    with ``g = clip(rescale*grad + wd*w)``; weights are clipped into ``[-clip_weights, clip_weights]`` when set."""
+
+    def __init__(self, learning_rate=0.001, gamma1=0.9, gamma2=0.9, epsilon=1e-8, centered=False,
+                 clip_weights=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.gamma1 = gamma1
+        self.gamma2 = gamma2
+        self.centered = centered
+        self.epsilon = epsilon
+        self.clip_weights = clip_weights
+
+    def create_state(self, index, weight):
+        if self.centered:
+            return (_zeros(weight, np.float32), _zeros(weight, np.float32), _zeros(weight, np.float32))
+        return (_zeros(weight, np.float32),)
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
+        n = state[0]._data
+        n[...] = (1 - self.gamma1) * g * g + self.gamma1 * n
+        if self.centered:
+            mean, delta = state[1]._data, state[2]._data
+            mean[...] = (1 - self.gamma1) * g + self.gamma1 * mean
+            delta[...] = self.gamma2 * delta - lr * (g / np.sqrt(n - mean * mean + self.epsilon))
+            new = w + delta
+        else:
+            new = w - lr * (g / np.sqrt(n + self.epsilon))
+        w[...] = _kernel_clip(new, self.clip_weights)
+
+
+@register
+class AdaDelta(Optimizer):
+    """AdaDelta: ``acc_g = rho*acc_g + (1-rho)*g²``, ``delta = sqrt(acc_delta+eps)/sqrt(acc_g+eps)*g``,
+    ``acc_delta = rho*acc_delta + (1-rho)*delta²``, ``w -= delta + wd*w``. (MXNet also rescales the caller's
+    gradient array in place; onnxsym leaves it untouched.)"""
+
+    def __init__(self, rho=0.90, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.rho = rho
+        self.epsilon = epsilon
+
+    def create_state(self, index, weight):
+        return (_zeros(weight, np.float32), _zeros(weight, np.float32))
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        wd = self._get_wd(index)
+        self._update_count(index)
+        g = _python_clip(g * self.rescale_grad, self.clip_gradient)
+        acc_g, acc_delta = state[0]._data, state[1]._data
+        acc_g[...] = self.rho * acc_g + (1. - self.rho) * g * g
+        delta = np.sqrt(acc_delta + self.epsilon) / np.sqrt(acc_g + self.epsilon) * g
+        acc_delta[...] = self.rho * acc_delta + (1. - self.rho) * delta * delta
+        w[...] = w - (delta + wd * w)
+
+
+@register
+class Ftrl(Optimizer):
+    """FTRL-proximal: state (z, n); ``w = (sign(z)*lamda1 - z) / ((beta + sqrt(n))/lr + wd)`` where |z| > lamda1."""
+
+    def __init__(self, lamda1=0.01, learning_rate=0.1, beta=1, **kwargs):
+        super().__init__(**kwargs)
+        self.lamda1 = lamda1
+        self.beta = beta
+        self.lr = learning_rate
+
+    def create_state(self, index, weight):
+        return (_zeros(weight, np.float32), _zeros(weight, np.float32))
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        wd, lr = self._get_wd(index), self._get_lr(index)
+        z, n = state[0]._data, state[1]._data
+        g = _kernel_clip(self.rescale_grad * g, self.clip_gradient)
+        z += g - (np.sqrt(n + g * g) - np.sqrt(n)) * w / lr
+        n += g * g
+        w[...] = (np.sign(z) * self.lamda1 - z) / ((self.beta + np.sqrt(n)) / lr + wd) * (np.abs(z) > self.lamda1)
+
+
+@register
+class Adamax(Optimizer):
+    """AdaMax: ``m = b1*m + (1-b1)*g``, ``u = max(b2*u, |g|)``, ``w -= lr/(1-b1^t) * m/u``,
+    ``g = clip(rescale*grad + wd*w)``."""
+
+    def __init__(self, learning_rate=0.002, beta1=0.9, beta2=0.999, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta1 = beta1
+        self.beta2 = beta2
+
+    def create_state(self, index, weight):
+        return (_zeros(weight), _zeros(weight))
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        lr /= (1. - self.beta1 ** self._index_update_count[index])
+        g = _python_clip(g * self.rescale_grad + wd * w, self.clip_gradient)
+        m, u = state[0]._data, state[1]._data
+        m[...] = self.beta1 * m + (1. - self.beta1) * g
+        u[...] = np.maximum(self.beta2 * u, np.abs(g))
+        w -= lr * m / u
+
+
+@register
+class Nadam(Optimizer):
+    """Nesterov Adam with MXNet's warming momentum schedule (one ``m_schedule`` shared by all parameters)."""
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, schedule_decay=0.004, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.schedule_decay = schedule_decay
+        self.m_schedule = 1.
+
+    def create_state(self, index, weight):
+        return (_zeros(weight), _zeros(weight))
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        t = self._index_update_count[index]
+        g = _python_clip(g * self.rescale_grad + wd * w, self.clip_gradient)
+        momentum_t = self.beta1 * (1. - 0.5 * (pow(0.96, t * self.schedule_decay)))
+        momentum_t_1 = self.beta1 * (1. - 0.5 * (pow(0.96, (t + 1) * self.schedule_decay)))
+        self.m_schedule = self.m_schedule * momentum_t
+        m_schedule_next = self.m_schedule * momentum_t_1
+        m, v = state[0]._data, state[1]._data
+        m[...] = self.beta1 * m + (1. - self.beta1) * g
+        v[...] = self.beta2 * v + (1. - self.beta2) * g * g
+        m_bar = (1. - momentum_t) * (g / (1. - self.m_schedule)) + momentum_t_1 * (m / (1. - m_schedule_next))
+        w -= lr * m_bar / (np.sqrt(v / (1. - pow(self.beta2, t))) + self.epsilon)
+
+
+@register
+class Test(Optimizer):
+    """MXNet's test optimizer: ``w += rescale*grad``, state = a copy of w."""
+
+    def create_state(self, index, weight):
+        return NDArray(np.zeros(weight.shape, np.float32), weight.context)
+
+    def update(self, index, weight, grad, state):
+        w, g = _pair(weight, grad)
+        w += g * self.rescale_grad
+        state._data[...] = w
+
+
+# ----- Updater and its state format -----
+# get_states() bytes: MAGIC, a little-endian u64 header length, a UTF-8 JSON header, then the raw C-order array
+# bytes back to back. The header is {"format": 1, "arrays": [{"dtype", "shape"}...], "states": V,
+# "optimizer": V or null}; V is JSON with tagged containers {"tuple": [...]}, {"list": [...]},
+# {"dict": [[k, v], ...]}, {"ndarray": i} (the i-th array) and, for the optimizer, {"optimizer": name,
+# "attrs": V} (a registered class) and {"scheduler": class name, "attrs": V} (a class of onnxsym's
+# lr_scheduler module). Nothing else is accepted, so loading never runs code named by the data.
+_MAGIC = b"ONNXSYM-UPDATER\n"
+_DTYPES = {np.dtype(t).str: np.dtype(t) for t in ("float16", "float32", "float64", "int8", "int32", "int64",
+                                                   "uint8", "bool")}
+
+
+class _Encoder:
+    def __init__(self):
+        self.arrays = []
+
+    def __call__(self, value):
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            return float(value)
+        if isinstance(value, NDArray):
+            self.arrays.append(np.ascontiguousarray(value._data))
+            return {"ndarray": len(self.arrays) - 1}
+        if isinstance(value, (tuple, list)):
+            return {type(value).__name__: [self(v) for v in value]}
+        if isinstance(value, dict):
+            return {"dict": [[self(k), self(v)] for k, v in value.items()]}
+        if isinstance(value, Optimizer):
+            return {"optimizer": type(value).__name__.lower(), "attrs": self(_optimizer_attrs(value))}
+        if type(value).__module__.endswith("lr_scheduler") and type(value).__module__.startswith("onnxsym."):
+            return {"scheduler": type(value).__name__, "attrs": self(dict(vars(value)))}
+        raise ValueError("Updater.get_states cannot store a %s" % type(value).__name__)
+
+
+def _optimizer_attrs(optimizer):
+    attrs = {k: v for k, v in vars(optimizer).items() if k not in ("param_dict", "_index_update_count")}
+    attrs["_current_device"] = next(k for k, v in optimizer._all_index_update_counts.items()
+                                    if v is optimizer._index_update_count)
+    return attrs
+
+
+class _Decoder:
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def __call__(self, value):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, dict) and len(value) == 1:
+            (tag, body), = value.items()
+            if tag == "ndarray" and isinstance(body, int) and 0 <= body < len(self.arrays):
+                return NDArray(self.arrays[body])
+            if tag in ("tuple", "list") and isinstance(body, list):
+                items = [self(v) for v in body]
+                return tuple(items) if tag == "tuple" else items
+            if tag == "dict" and isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 for p in body):
+                return {self._key(k): self(v) for k, v in body}
+        if isinstance(value, dict) and set(value) == {"optimizer", "attrs"}:
+            return self._optimizer(value["optimizer"], self(value["attrs"]))
+        if isinstance(value, dict) and set(value) == {"scheduler", "attrs"}:
+            return self._scheduler(value["scheduler"], self(value["attrs"]))
+        raise ValueError("Updater.set_states: malformed entry %.80r" % (value,))
+
+    def _key(self, key):
+        key = self(key)
+        return tuple(key) if isinstance(key, list) else key
+
+    @staticmethod
+    def _optimizer(name, attrs):
+        if name not in Optimizer.opt_registry or not isinstance(attrs, dict):
+            raise ValueError("Updater.set_states: unknown optimizer %r" % (name,))
+        optimizer = object.__new__(Optimizer.opt_registry[name])
+        device = attrs.pop("_current_device", 0)
+        optimizer.__dict__.update(attrs)
+        optimizer.param_dict = {}
+        optimizer._index_update_count = optimizer._all_index_update_counts.setdefault(device, {})
+        return optimizer
+
+    @staticmethod
+    def _scheduler(name, attrs):
+        from . import lr_scheduler
+        cls = getattr(lr_scheduler, name, None)
+        if not isinstance(cls, type) or cls.__module__ != lr_scheduler.__name__ or not isinstance(attrs, dict):
+            raise ValueError("Updater.set_states: unknown lr_scheduler %r" % (name,))
+        scheduler = object.__new__(cls)
+        scheduler.__dict__.update(attrs)
+        return scheduler
+
+
+def _dump(states, optimizer):
+    encode = _Encoder()
+    header = {"format": 1, "states": encode(states), "optimizer": encode(optimizer) if optimizer else None}
+    header["arrays"] = [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in encode.arrays]
+    text = json.dumps(header, allow_nan=True).encode("utf-8")
+    return b"".join([_MAGIC, struct.pack("<Q", len(text)), text] + [a.tobytes() for a in encode.arrays])
+
+
+def _load(blob):
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise TypeError("Updater.set_states expects bytes from Updater.get_states, got %s" % type(blob).__name__)
+    blob = bytes(blob)
+    if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 8:
+        raise ValueError("Updater.set_states: not an onnxsym optimizer-state blob (MXNet's pickled states are "
+                         "not loaded; save them again with onnxsym's Updater.get_states)")
+    (size,), start = struct.unpack_from("<Q", blob, len(_MAGIC)), len(_MAGIC) + 8
+    if size > len(blob) - start:
+        raise ValueError("Updater.set_states: truncated header (%d bytes announced, %d left)"
+                         % (size, len(blob) - start))
+    try:
+        header = json.loads(blob[start:start + size].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError("Updater.set_states: corrupt header: %s" % err) from None
+    if not isinstance(header, dict) or header.get("format") != 1 or not isinstance(header.get("arrays"), list):
+        raise ValueError("Updater.set_states: unsupported header (format %r)"
+                         % (header.get("format") if isinstance(header, dict) else None,))
+    arrays, offset = [], start + size
+    for spec in header["arrays"]:
+        dtype = _DTYPES.get(spec.get("dtype")) if isinstance(spec, dict) else None
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if dtype is None or not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ValueError("Updater.set_states: bad array entry %.80r" % (spec,))
+        nbytes = dtype.itemsize * math.prod(shape)
+        if offset + nbytes > len(blob):
+            raise ValueError("Updater.set_states: array data truncated")
+        arrays.append(np.frombuffer(blob, dtype, math.prod(shape), offset).reshape(shape).copy())
+        offset += nbytes
+    if offset != len(blob):
+        raise ValueError("Updater.set_states: %d unexpected trailing bytes" % (len(blob) - offset))
+    decode = _Decoder(arrays)
+    states = decode(header.get("states"))
+    if not isinstance(states, dict):
+        raise ValueError("Updater.set_states: states must be a dict of index to state")
+    optimizer = decode(header["optimizer"]) if header.get("optimizer") is not None else None
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise ValueError("Updater.set_states: the optimizer entry is not an optimizer")
+    return states, optimizer
+
+
+class Updater:
+    """Applies an optimizer to (index, grad, weight), creating each index's state on first use (kvstore's updater)."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.states = {}
+        self.states_synced = {}
+        self.aggregate_updates = optimizer.aggregate_num > 0
+
+    def __call__(self, index, grad, weight):
+        """Update `weight` in place; index, grad and weight may be lists of equal length."""
+        if isinstance(index, (list, tuple)):
+            indices, grads, weights = list(index), list(grad), list(weight)
+        else:
+            indices, grads, weights = [index], [grad], [weight]
+        if weights:
+            self.optimizer._set_current_context(weights[0].context.device_id)
+        for i, idx in enumerate(indices):
+            if isinstance(idx, bytes):
+                indices[i] = idx = idx.decode("utf-8")
+            if idx not in self.states:
+                self.states[idx] = self.optimizer.create_state_multi_precision(idx, weights[i])
+                self.states_synced[idx] = True
+            elif not self.states_synced[idx]:
+                self.states[idx] = self.sync_state_context(self.states[idx], weights[i].context)
+                self.states_synced[idx] = True
+        if not self.aggregate_updates:
+            for i, w, g in zip(indices, weights, grads):
+                self.optimizer.update_multi_precision(i, w, g, self.states[i])
+            return
+        by_dtype = {}
+        for i, w, g in zip(indices, weights, grads):
+            by_dtype.setdefault(w.dtype, []).append((i, w, g))
+        size = self.optimizer.aggregate_num
+        for group in by_dtype.values():
+            for start in range(0, len(group), size):
+                idx, w, g = zip(*group[start:start + size])
+                self.optimizer.update_multi_precision(list(idx), list(w), list(g), [self.states[i] for i in idx])
+
+    def sync_state_context(self, state, context):
+        """The state with every NDArray moved to `context`."""
+        if isinstance(state, NDArray):
+            return state.as_in_context(context)
+        if isinstance(state, (tuple, list)):
+            synced = [self.sync_state_context(s, context) for s in state]
+            return tuple(synced) if isinstance(state, tuple) else synced
+        return state
+
+    def set_states(self, states):
+        """Restore states (and the optimizer, if it was dumped) from `get_states` bytes; pickles are refused."""
+        loaded, optimizer = _load(states)
+        self.states = loaded
+        if optimizer is not None:
+            self.optimizer = optimizer
+        self.states_synced = dict.fromkeys(self.states.keys(), False)
+
+    def get_states(self, dump_optimizer=False):
+        """The states as bytes in onnxsym's format (a JSON header plus raw arrays; see the module comment),
+        with the optimizer's settings and counters too when `dump_optimizer`."""
+        return _dump(self.states, self.optimizer if dump_optimizer else None)
+
+
+def get_updater(optimizer):
+    """An `Updater` for `optimizer`."""
+    return Updater(optimizer)

@@ -1,0 +1,216 @@
+"""`mx.nd.save` / `mx.nd.load`: MXNet's `.params` binary container, byte-compatible with MXNet 1.9.1.
+
+Layout (MXNet `src/ndarray/ndarray.cc`, all integers little-endian)::
+
+    u64 0x112 | u64 0 | u64 n | NDArray x n | u64 n_names (0 or n) | (u64 len, utf-8 bytes) x n_names
+
+Each array is written as V2 (magic 0xF993FAC9, dense storage, cpu(0)); V1, V3 (np-shape) and pre-V1 legacy
+arrays are read too. Parsing uses `struct` and `numpy.frombuffer` only, never pickle.
+"""
+import math
+import os
+import struct
+import tempfile
+
+import numpy as np
+
+from ..base import DTYPE_NAMES, MXNetError
+from ..runtime.ndarray import NDArray
+
+__all__ = ["save", "load", "load_frombuffer"]
+
+LIST_MAGIC = 0x112
+V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
+_STORAGE_NAMES = {1: "row_sparse", 2: "csr"}
+_TYPE_FLAGS = {np.dtype(name): flag for flag, name in enumerate(DTYPE_NAMES)}
+_CPU = 1
+
+
+# ----- writing -----
+def _encode_array(array, label):
+    """The V2 record of one dense array (cpu(0), stype 0)."""
+    data = array._data
+    flag = _TYPE_FLAGS.get(data.dtype)
+    if flag is None:
+        raise MXNetError("cannot save %s: dtype %s has no MXNet type flag" % (label, data.dtype))
+    if data.ndim == 0:
+        # In MXNet 1.x files ndim 0 marks a 'none' array, so a 0-d value cannot be represented.
+        raise MXNetError("cannot save %s: 0-d arrays have no MXNet 1.x .params encoding; reshape it to (1,)"
+                         % label)
+    header = struct.pack("<Iii", V2_MAGIC, 0, data.ndim) + struct.pack("<%dq" % data.ndim, *data.shape)
+    header += struct.pack("<iii", _CPU, 0, flag)
+    return header + np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def _as_entries(data):
+    """(names or None, arrays) for MXNet's accepted `save` inputs; TypeError/ValueError as MXNet raises."""
+    if isinstance(data, NDArray):
+        return None, [data]
+    if isinstance(data, dict):
+        if any(not isinstance(k, str) for k in data) or any(not isinstance(v, NDArray) for v in data.values()):
+            raise TypeError("save only accept dict str->NDArray or list of NDArray")
+        return list(data.keys()), list(data.values())
+    if isinstance(data, (list, tuple)):
+        if any(not isinstance(v, NDArray) for v in data):
+            raise TypeError("save only accept dict str->NDArray or list of NDArray")
+        return None, list(data)
+    raise ValueError("data needs to either be a NDArray, dict of str, NDArray pairs or a list of NDarrays.")
+
+
+def dumps(data):
+    """The bytes `save(fname, data)` writes."""
+    names, arrays = _as_entries(data)
+    labels = names if names is not None else ["#%d" % i for i in range(len(arrays))]
+    parts = [struct.pack("<QQQ", LIST_MAGIC, 0, len(arrays))]
+    parts += [_encode_array(a, "array %r" % label) for a, label in zip(arrays, labels)]
+    parts.append(struct.pack("<Q", len(names or ())))
+    for name in names or ():
+        raw = name.encode("utf-8")
+        parts.append(struct.pack("<Q", len(raw)) + raw)
+    return b"".join(parts)
+
+
+def _path(fname):
+    if not isinstance(fname, (str, os.PathLike)):
+        raise TypeError("fname required to be a string or os.PathLike, got %s" % type(fname).__name__)
+    return os.fspath(fname)
+
+
+def save(fname, data):
+    """Save an NDArray, a list of NDArrays or a dict str->NDArray to `fname` in MXNet's `.params` format.
+
+    The file is written atomically: a temporary file in the same folder is renamed over `fname`.
+
+    >>> mx.nd.save('my_dict', {'x': mx.nd.zeros((2, 3)), 'y': mx.nd.ones((1, 4))})
+    """
+    path = _path(fname)
+    payload = dumps(data)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+# ----- reading -----
+class _Reader:
+    """A bounds-checked little-endian cursor over the file bytes."""
+
+    def __init__(self, buf):
+        self.buf = memoryview(buf)
+        self.pos = 0
+        self.where = "the file header"
+
+    def take(self, size, what):
+        if size < 0 or self.pos + size > len(self.buf):
+            raise MXNetError("truncated .params data in %s: %s needs %d bytes at offset %d, only %d left"
+                             % (self.where, what, size, self.pos, len(self.buf) - self.pos))
+        chunk = self.buf[self.pos:self.pos + size]
+        self.pos += size
+        return chunk
+
+    def unpack(self, fmt, what):
+        values = struct.unpack(fmt, self.take(struct.calcsize(fmt), what))
+        return values[0] if len(values) == 1 else values
+
+    def shape(self, dim_format="q"):
+        ndim = self.unpack("<i", "the shape's ndim")
+        if ndim < -1 or ndim > 32:
+            raise MXNetError("corrupt .params data in %s: shape ndim %d" % (self.where, ndim))
+        dims = self.unpack("<%d%s" % (ndim, dim_format), "a shape of %d dims" % ndim) if ndim > 0 else ()
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        if any(d < 0 for d in dims):
+            raise MXNetError("corrupt .params data in %s: negative dimension in shape %s" % (self.where, dims))
+        return ndim, dims
+
+
+def _dtype(flag, where):
+    if not 0 <= flag < len(DTYPE_NAMES):
+        name = "bfloat16" if flag == 12 else "unknown"
+        raise MXNetError("cannot load %s: %s dtype flag %d (supported: %s)"
+                         % (where, name, flag, ", ".join("%d %s" % kv for kv in enumerate(DTYPE_NAMES))))
+    return np.dtype(DTYPE_NAMES[flag]).newbyteorder("<")
+
+
+def _read_payload(reader, dims):
+    """Context, type flag and data that follow a shape (every format version shares this tail)."""
+    reader.unpack("<ii", "the context")  # saved device is ignored: everything loads on cpu, as MXNet does
+    dtype = _dtype(reader.unpack("<i", "the dtype flag"), reader.where)
+    count = math.prod(dims)
+    raw = reader.take(count * dtype.itemsize, "the data of shape %s %s" % (dims, dtype.name))
+    values = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
+    try:
+        return values.reshape(dims)
+    except ValueError:  # a zero-size shape whose other dims overflow numpy's limits
+        raise MXNetError("corrupt .params data in %s: shape %s is too large" % (reader.where, dims)) from None
+
+
+def _read_array(reader):
+    magic = reader.unpack("<I", "the array magic")
+    if magic in (V2_MAGIC, V3_MAGIC):
+        stype = reader.unpack("<i", "the storage type")
+        if stype != 0:
+            kind = _STORAGE_NAMES.get(stype, "storage type %d" % stype)
+            raise MXNetError("cannot load %s: sparse arrays (%s) are not supported; save it dense "
+                             "(arr.tostype('default')) in MXNet first" % (reader.where, kind))
+        ndim, dims = reader.shape()
+        if ndim == -1 or (ndim == 0 and magic == V2_MAGIC):
+            raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
+        return _read_payload(reader, dims)
+    if magic == V1_MAGIC:
+        ndim, dims = reader.shape()
+    else:  # pre-V1: the magic word is the ndim, followed by uint32 dims
+        if magic > 32:
+            raise MXNetError("cannot load %s: unknown array magic 0x%08X" % (reader.where, magic))
+        dims = reader.unpack("<%dI" % magic, "a legacy shape of %d dims" % magic) if magic else ()
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        ndim = magic
+    if ndim == 0:
+        raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
+    return _read_payload(reader, dims)
+
+
+def load_frombuffer(buf):
+    """Load a list or dict of NDArrays from the bytes of a `.params` file."""
+    if isinstance(buf, str):
+        buf = buf.encode("latin-1")
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError("buf required to be a string or bytes")
+    reader = _Reader(buf)
+    if reader.unpack("<Q", "the file magic") != LIST_MAGIC:
+        raise MXNetError("invalid NDArray file format: not an MXNet .params file (magic is not 0x112)")
+    reader.unpack("<Q", "the reserved field")
+    count = reader.unpack("<Q", "the array count")
+    if count > len(reader.buf):
+        raise MXNetError("invalid NDArray file format: %d arrays cannot fit in %d bytes" % (count, len(reader.buf)))
+    arrays = []
+    for index in range(count):
+        reader.where = "array %d of %d" % (index, count)
+        arrays.append(_read_array(reader))
+    reader.where = "the names table"
+    n_names = reader.unpack("<Q", "the name count")
+    if n_names not in (0, count):
+        raise MXNetError("invalid NDArray file format: %d names for %d arrays" % (n_names, count))
+    names = []
+    for index in range(n_names):
+        reader.where = "name %d of %d" % (index, n_names)
+        size = reader.unpack("<Q", "the name length")
+        try:
+            names.append(bytes(reader.take(size, "a name of %d bytes" % size)).decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise MXNetError("invalid NDArray file format: name %d is not UTF-8 (%s)" % (index, err)) from None
+    result = [NDArray(a) for a in arrays]
+    return dict(zip(names, result)) if n_names else result
+
+
+def load(fname):
+    """Load what `save` wrote (or MXNet 1.x's `mx.nd.save`): a list, or a dict when the file has names."""
+    with open(_path(fname), "rb") as source:
+        return load_frombuffer(source.read())
