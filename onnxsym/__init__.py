@@ -6,6 +6,10 @@
 """
 from . import base, context, ops
 from . import custom as operator
+from . import module as mod
+from .module import callback, io, lr_scheduler, metric, model, optimizer
+from .module import initializer
+from . import random
 from . import ndarray
 from . import symbol
 from ._namespaces import populate as _populate
@@ -19,9 +23,11 @@ _populate(symbol, ndarray)
 
 sym = symbol
 nd = ndarray
+init = initializer
 attribute = name
 
 __version__ = "0.1.0"
 
-__all__ = ["sym", "symbol", "nd", "ndarray", "operator", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
+__all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
+           "lr_scheduler", "callback", "model", "random", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__"]

@@ -1,1 +1,7 @@
-"""MXNet's training front-end: Module, data iterators, metrics, initializers, optimizers, schedulers."""
+"""MXNet's training front-end (`mx.mod`): Module, BucketingModule, and their data, metric, initializer and
+optimizer companions (`mx.io`, `mx.metric`, `mx.init`, `mx.optimizer`, `mx.lr_scheduler`, `mx.callback`)."""
+from .base_module import BaseModule
+from .bucketing_module import BucketingModule
+from .module import Module
+
+__all__ = ["BaseModule", "Module", "BucketingModule"]

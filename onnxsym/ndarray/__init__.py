@@ -3,9 +3,10 @@ import numpy as np
 
 from ..base import normalize_dtype
 from ..runtime.ndarray import NDArray, as_ndarray
+from .serialization import load, load_frombuffer, save
 
 __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zeros_like", "ones_like", "waitall",
-           "concatenate"]
+           "concatenate", "save", "load", "load_frombuffer"]
 
 
 def _shape(shape):

@@ -1,0 +1,51 @@
+"""`mx.model`: MXNet checkpoints (`prefix-symbol.json` + `prefix-%04d.params` with `arg:`/`aux:` keys)."""
+import logging
+from collections import namedtuple
+
+from ..base import MXNetError
+
+__all__ = ["BatchEndParam", "save_checkpoint", "load_checkpoint", "load_params"]
+
+BatchEndParam = namedtuple("BatchEndParams", ["epoch", "nbatch", "eval_metric", "locals"])
+
+
+def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, remove_amp_cast=True):
+    """Write `prefix-symbol.json` (when a symbol is given) and `prefix-%04d.params`, both atomically."""
+    from ..ndarray import save
+    if symbol is not None:
+        symbol.save("%s-symbol.json" % prefix, remove_amp_cast=remove_amp_cast)
+    save_dict = {("arg:%s" % k): v.as_in_context(_cpu()) for k, v in arg_params.items()}
+    save_dict.update({("aux:%s" % k): v.as_in_context(_cpu()) for k, v in aux_params.items()})
+    param_name = "%s-%04d.params" % (prefix, epoch)
+    save(param_name, save_dict)
+    logging.info('Saved checkpoint to "%s"', param_name)
+
+
+def _cpu():
+    from ..context import cpu
+    return cpu()
+
+
+def load_params(prefix, epoch):
+    """(arg_params, aux_params) from `prefix-%04d.params`."""
+    from ..ndarray import load
+    save_dict = load("%s-%04d.params" % (prefix, epoch))
+    if not isinstance(save_dict, dict):
+        raise MXNetError("%s-%04d.params holds an unnamed list of arrays, not a checkpoint (arg:/aux: names)"
+                         % (prefix, epoch))
+    arg_params, aux_params = {}, {}
+    for key, value in save_dict.items():
+        kind, _, name = key.partition(":")
+        if kind == "arg":
+            arg_params[name] = value
+        elif kind == "aux":
+            aux_params[name] = value
+    return arg_params, aux_params
+
+
+def load_checkpoint(prefix, epoch):
+    """(symbol, arg_params, aux_params) of an MXNet checkpoint."""
+    from ..symbol import load
+    symbol = load("%s-symbol.json" % prefix)
+    arg_params, aux_params = load_params(prefix, epoch)
+    return symbol, arg_params, aux_params

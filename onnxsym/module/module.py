@@ -1,0 +1,470 @@
+"""`mx.mod.Module`: a symbol bound for training and inference, as MXNet 1.9.1's python/mxnet/module/module.py.
+
+One executor per input shape: a batch whose shape differs from the bound one (the last batch, variable-length
+data) gets an executor of its own, cached and sharing every parameter, gradient and auxiliary array, so users
+never rebind. Parameters live in the executors' arrays; `get_params` copies them out as MXNet does.
+"""
+import logging
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from ..base import MXNetError
+from ..context import cpu
+from . import optimizer as _optimizer
+from .base_module import BaseModule
+from .initializer import InitDesc, Uniform
+from .io import DataDesc
+
+__all__ = ["Module"]
+
+
+def _check_input_names(symbol, names, typename, throw):
+    args = symbol.list_arguments()
+    for name in names:
+        if name in args:
+            continue
+        candidates = [a for a in args if not a.endswith(("_weight", "_bias", "_gamma", "_beta"))]
+        msg = ("You created Module with Module(..., %s_names=%s) but input with name '%s' is not found in "
+               "symbol.list_arguments(). Did you mean one of:\n\t%s" % (typename, list(names), name,
+                                                                          "\n\t".join(candidates)))
+        if throw:
+            raise ValueError(msg)
+        warnings.warn(msg)
+
+
+def _parse_descs(names, shapes, kind, throw):
+    """DataDesc list from (name, shape) tuples or DataDescs, checked against the module's names."""
+    if shapes is None:
+        return None
+    descs = [s if isinstance(s, DataDesc) else DataDesc(*s) for s in shapes]
+    provided = [d.name for d in descs]
+    if sorted(provided) != sorted(names):
+        msg = ("Data provided by %s_shapes don't match names specified by %s_names (%s vs. %s)"
+               % (kind, kind, provided, list(names)))
+        if throw:
+            raise ValueError(msg)
+        warnings.warn(msg)
+    return descs
+
+
+class Module(BaseModule):
+    """A symbol with its parameters, bound to input shapes; trains with an optimizer (MXNet Module)."""
+
+    def __init__(self, symbol, data_names=("data",), label_names=("softmax_label",), logger=logging,
+                 context=None, work_load_list=None, fixed_param_names=None, state_names=None, group2ctxs=None,
+                 compression_params=None):
+        super().__init__(logger=logger)
+        context = context if context is not None else cpu()
+        if isinstance(context, (list, tuple)):
+            if len(context) != 1:
+                raise MXNetError("onnxsym modules run on one device; got contexts %s" % (list(context),))
+            context = context[0]
+        self._context = context
+        self._symbol = symbol
+        self._data_names = list(data_names) if data_names is not None else []
+        self._label_names = list(label_names) if label_names is not None else []
+        self._state_names = list(state_names) if state_names is not None else []
+        self._fixed_param_names = list(fixed_param_names) if fixed_param_names is not None else []
+        _check_input_names(symbol, self._data_names, "data", True)
+        _check_input_names(symbol, self._label_names, "label", False)
+        _check_input_names(symbol, self._state_names, "state", True)
+        _check_input_names(symbol, self._fixed_param_names, "fixed_param", True)
+        inputs = set(self._data_names + self._label_names + self._state_names)
+        self._param_names = [n for n in symbol.list_arguments() if n not in inputs]
+        self._aux_names = symbol.list_auxiliary_states()
+        self._output_names = symbol.list_outputs()
+        self._arg_params = None
+        self._aux_params = None
+        self._params_dirty = False
+        self._optimizer = None
+        self._updater = None
+        self._preload_opt_states = None
+        self._reset_bind()
+
+    def _reset_bind(self):
+        self.binded = False
+        self._exec = None
+        self._execs = {}
+        self._data_shapes = None
+        self._label_shapes = None
+
+    # ----- checkpoints -----
+    @staticmethod
+    def load(prefix, epoch, load_optimizer_states=False, **kwargs):
+        """A Module of the checkpoint `prefix`, `epoch` (parameters set; call bind before use)."""
+        from .model import load_checkpoint
+        sym, args, auxs = load_checkpoint(prefix, epoch)
+        mod = Module(symbol=sym, **kwargs)
+        mod._arg_params, mod._aux_params = args, auxs
+        mod.params_initialized = True
+        if load_optimizer_states:
+            mod._preload_opt_states = "%s-%04d.states" % (prefix, epoch)
+        return mod
+
+    def save_checkpoint(self, prefix, epoch, save_optimizer_states=False, remove_amp_cast=True):
+        """prefix-symbol.json, prefix-%04d.params (and prefix-%04d.states with the optimizer's state)."""
+        self._symbol.save("%s-symbol.json" % prefix, remove_amp_cast=remove_amp_cast)
+        param_name = "%s-%04d.params" % (prefix, epoch)
+        self.save_params(param_name)
+        logging.info('Saved checkpoint to "%s"', param_name)
+        if save_optimizer_states:
+            state_name = "%s-%04d.states" % (prefix, epoch)
+            self.save_optimizer_states(state_name)
+            logging.info('Saved optimizer state to "%s"', state_name)
+
+    # ----- names and shapes -----
+    @property
+    def data_names(self):
+        return self._data_names
+
+    @property
+    def label_names(self):
+        return self._label_names
+
+    @property
+    def output_names(self):
+        return self._output_names
+
+    @property
+    def data_shapes(self):
+        self._check_bound()
+        return self._data_shapes
+
+    @property
+    def label_shapes(self):
+        self._check_bound()
+        return self._label_shapes
+
+    @property
+    def output_shapes(self):
+        self._check_bound()
+        return [(n, o.shape) for n, o in zip(self._output_names, self._exec.outputs)]
+
+    def _check_bound(self):
+        if not self.binded:
+            raise MXNetError("The module is not bound: call bind(data_shapes, label_shapes) first")
+
+    # ----- parameters -----
+    def get_params(self):
+        """(arg_params, aux_params): copies of the current parameter values."""
+        if not (self.binded and self.params_initialized):
+            raise MXNetError("get_params() needs a bound module with initialized parameters")
+        if self._params_dirty:
+            self._sync_params_from_devices()
+        return self._arg_params, self._aux_params
+
+    def _sync_params_from_devices(self):
+        exe = self._exec
+        for name in self._param_names:
+            self._arg_params[name]._data[...] = exe._by_name[name]._data
+        for name in self._aux_names:
+            self._aux_params[name]._data[...] = exe._by_name[name]._data
+        self._params_dirty = False
+
+    def init_params(self, initializer=Uniform(0.01), arg_params=None, aux_params=None, allow_missing=False,
+                    force_init=False, allow_extra=False):
+        """Initialize the parameters from arg_params/aux_params where given, else with `initializer` (names
+        in sorted order, dispatching on each variable's `__init__` attribute and name suffix)."""
+        if self.params_initialized and not force_init:
+            warnings.warn("Parameters already initialized and force_init=False. init_params call ignored.",
+                          stacklevel=2)
+            return
+        self._check_bound()
+        attrs = self._symbol.attr_dict()
+
+        def _impl(name, arr, cache):
+            if cache is not None and name in cache:
+                source = cache[name]
+                if source is not arr:
+                    if tuple(source.shape) != tuple(arr.shape):
+                        raise MXNetError("Parameter '%s' has shape %s, the module expects %s"
+                                         % (name, tuple(source.shape), tuple(arr.shape)))
+                    arr[:] = source
+            elif cache is not None and not allow_missing:
+                raise RuntimeError("%s is not presented" % name)
+            elif initializer is not None:
+                initializer(InitDesc(name, attrs.get(name, None)), arr)
+
+        for name, arr in sorted(self._arg_params.items()):
+            _impl(name, arr, arg_params)
+        for name, arr in sorted(self._aux_params.items()):
+            _impl(name, arr, aux_params)
+        self.params_initialized = True
+        self._params_dirty = False
+        self._copy_params_to_exec(allow_extra, arg_params, aux_params)
+
+    def _copy_params_to_exec(self, allow_extra=False, arg_params=None, aux_params=None):
+        if not allow_extra:
+            for given, known, kind in ((arg_params, self._arg_params, "arguments"),
+                                       (aux_params, self._aux_params, "auxiliary states")):
+                extra = sorted(set(given or ()) - set(known))
+                if extra:
+                    raise ValueError('Find name "%s" that is not in the %s' % (extra[0], kind))
+        exe = self._exec
+        for name, arr in list(self._arg_params.items()) + list(self._aux_params.items()):
+            target = exe._by_name.get(name)
+            if target is None:
+                if allow_extra:
+                    continue
+                raise ValueError('Find name "%s" that is not in the arguments' % name)
+            if tuple(target.shape) != tuple(arr.shape):
+                raise MXNetError("Parameter '%s' has shape %s, the module expects %s"
+                                 % (name, tuple(arr.shape), tuple(target.shape)))
+            target._data[...] = arr.asnumpy()
+
+    def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False):
+        """Set parameter values (all of them unless allow_missing)."""
+        if not allow_missing:
+            self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
+                             allow_missing=allow_missing, force_init=force_init, allow_extra=allow_extra)
+            return
+        if self.params_initialized and not force_init:
+            warnings.warn("Parameters already initialized and force_init=False. set_params call ignored.",
+                          stacklevel=2)
+            return
+        exe = self._exec
+        for name, arr in list((arg_params or {}).items()) + list((aux_params or {}).items()):
+            if name in exe._by_name:
+                exe._by_name[name]._data[...] = arr.asnumpy()
+            elif not allow_extra:
+                raise ValueError('Find name "%s" that is not in the arguments' % name)
+        self._params_dirty = True
+        self.params_initialized = True
+
+    # ----- binding -----
+    def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False, force_rebind=False,
+             shared_module=None, grad_req="write"):
+        """Allocate the executor for these input shapes (list of DataDesc or (name, shape))."""
+        if force_rebind:
+            self._reset_bind()
+        if self.binded:
+            self.logger.warning("Already bound, ignoring bind()")
+            return
+        if not for_training and inputs_need_grad:
+            raise AssertionError("inputs_need_grad needs for_training=True")
+        self.for_training = for_training
+        self.inputs_need_grad = inputs_need_grad
+        self._grad_req = grad_req
+        self._data_shapes = _parse_descs(self._data_names, data_shapes, "data", True)
+        self._label_shapes = _parse_descs(self._label_names, label_shapes, "label", False)
+        shared = shared_module._exec if shared_module is not None else None
+        self._exec = self._new_executor(self._data_shapes, self._label_shapes, shared)
+        self._execs[self._shape_key(self._data_shapes, self._label_shapes)] = self._exec
+        if self.params_initialized and self._arg_params is not None and shared is None:
+            self._copy_params_to_exec()
+        elif shared_module is not None:
+            self._arg_params, self._aux_params = shared_module._arg_params, shared_module._aux_params
+            self.params_initialized = shared_module.params_initialized
+        else:
+            exe = self._exec
+            self._arg_params = {n: exe._by_name[n].copy() for n in self._param_names}
+            self._aux_params = {n: exe._by_name[n].copy() for n in self._aux_names}
+        if shared_module is not None and shared_module.optimizer_initialized:
+            self.borrow_optimizer(shared_module)
+        self.binded = True
+
+    @staticmethod
+    def _shape_key(data_shapes, label_shapes):
+        return tuple((d.name, tuple(d.shape)) for d in list(data_shapes) + list(label_shapes or []))
+
+    def _grad_reqs(self):
+        reqs = {}
+        for name in self._symbol.list_arguments():
+            if name in self._param_names:
+                if not self.for_training or name in self._fixed_param_names:
+                    reqs[name] = "null"
+                elif isinstance(self._grad_req, dict):
+                    reqs[name] = self._grad_req.get(name, "null")
+                else:
+                    reqs[name] = self._grad_req
+            elif name in self._data_names:
+                reqs[name] = "write" if self.inputs_need_grad else "null"
+            else:
+                reqs[name] = "null"
+        return reqs
+
+    def _new_executor(self, data_shapes, label_shapes, shared=None):
+        """An executor for these shapes; arrays of `shared` with the same name and shape are reused."""
+        from ..runtime.executor import Executor
+        from ..runtime.ndarray import NDArray
+        descs = list(data_shapes) + list(label_shapes or [])
+        shapes = {d.name: tuple(d.shape) for d in descs}
+        types = {d.name: np.dtype(d.dtype) for d in descs}
+        arg_shapes, _, aux_shapes = self._symbol.infer_shape_partial(**shapes)
+        arg_names, aux_names = self._symbol.list_arguments(), self._aux_names
+        missing = [n for n, s in zip(arg_names + aux_names, list(arg_shapes) + list(aux_shapes)) if not s]
+        if missing:
+            hint = ""
+            absent_labels = [n for n in missing if n in self._label_names]
+            if absent_labels:
+                hint = (" The symbol's label input %s has no shape: the data iterator provides labels %s; pass "
+                        "label_names matching the iterator's provide_label to Module."
+                        % (absent_labels, [d.name for d in label_shapes or []]))
+            raise MXNetError("Module.bind: cannot infer the shapes of %s from the data shapes %s.%s"
+                             % (missing, [(d.name, tuple(d.shape)) for d in descs], hint))
+        arg_types, _, aux_types = self._symbol.infer_type(**{n: t for n, t in types.items()})
+        if arg_types is None:
+            defaults = {n: np.float32 for n in arg_names}
+            defaults.update(types)
+            arg_types, _, aux_types = self._symbol.infer_type(**defaults)
+        reqs = self._grad_reqs()
+        ctx = self._context
+
+        def array(name, shape, dtype, table):
+            source = table.get(name) if table is not None else None
+            if source is not None and tuple(source.shape) == tuple(shape) and source.dtype == np.dtype(dtype):
+                return source
+            return NDArray(np.zeros(shape, dtype), ctx)
+
+        shared_args = shared._by_name if shared is not None else None
+        shared_grads = dict(zip(shared._arg_names, shared.grad_arrays)) if shared is not None else None
+        args, grads = [], []
+        for name, shape, dtype in zip(arg_names, arg_shapes, arg_types):
+            args.append(array(name, shape, dtype, shared_args if name in self._param_names else None))
+            grads.append(None if reqs[name] == "null" else array(name, shape, dtype, shared_grads))
+        aux = [array(n, s, t, shared_args) for n, s, t in zip(aux_names, aux_shapes, aux_types)]
+        return Executor(self._symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux)
+
+    def reshape(self, data_shapes, label_shapes=None):
+        """Switch to executors for new input shapes (cached; parameters shared)."""
+        self._check_bound()
+        data_shapes = _parse_descs(self._data_names, data_shapes, "data", True)
+        label_shapes = _parse_descs(self._label_names, label_shapes, "label", False)
+        key = self._shape_key(data_shapes, label_shapes)
+        if key not in self._execs:
+            self._execs[key] = self._new_executor(data_shapes, label_shapes, self._exec)
+        self._exec = self._execs[key]
+        self._data_shapes, self._label_shapes = data_shapes, label_shapes
+
+    # ----- optimizer -----
+    def init_optimizer(self, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
+                       force_init=False):
+        """Create the optimizer (rescale_grad = 1/batch_size unless given) and its updater."""
+        self._check_bound()
+        if not self.params_initialized:
+            raise MXNetError("init_optimizer() needs initialized parameters (call init_params first)")
+        if self.optimizer_initialized and not force_init:
+            self.logger.warning("optimizer already initialized, ignoring...")
+            return
+        batch_size = self._data_shapes[0].shape[0]
+        rescale_grad = 1.0 / batch_size
+        idx2name = dict(enumerate(self._param_names))
+        if isinstance(optimizer, str):
+            optimizer_params = dict(optimizer_params)
+            optimizer_params.setdefault("rescale_grad", rescale_grad)
+            optimizer = _optimizer.create(optimizer, sym=self._symbol, param_idx2name=idx2name, **optimizer_params)
+        else:
+            if not isinstance(optimizer, _optimizer.Optimizer):
+                raise TypeError("optimizer must be a name or an mx.optimizer.Optimizer, got %r" % (optimizer,))
+            if optimizer.rescale_grad != rescale_grad:
+                warnings.warn("Optimizer created manually outside Module but rescale_grad is not normalized to "
+                              "1.0/batch_size/num_workers (%s vs. %s). Is this intended?"
+                              % (optimizer.rescale_grad, rescale_grad), stacklevel=2)
+            if not optimizer.idx2name:
+                optimizer.idx2name = idx2name.copy()
+        self._optimizer = optimizer
+        self._updater = _optimizer.get_updater(optimizer)
+        self.optimizer_initialized = True
+        if self._preload_opt_states is not None:
+            self.load_optimizer_states(self._preload_opt_states)
+            self._preload_opt_states = None
+
+    def borrow_optimizer(self, shared_module):
+        """Use shared_module's optimizer and updater (bucketing)."""
+        self._optimizer = shared_module._optimizer
+        self._updater = shared_module._updater
+        self.optimizer_initialized = True
+
+    def save_optimizer_states(self, fname):
+        """Write the updater's state (onnxsym's safe format, no pickle) atomically."""
+        from ..symbol.serialize import atomic_write
+        if not self.optimizer_initialized:
+            raise MXNetError("save_optimizer_states() needs init_optimizer first")
+        atomic_write(fname, self._updater.get_states(), mode="wb")
+
+    def load_optimizer_states(self, fname):
+        if not self.optimizer_initialized:
+            raise MXNetError("load_optimizer_states() needs init_optimizer first")
+        with open(fname, "rb") as handle:
+            self._updater.set_states(handle.read())
+
+    # ----- computation -----
+    def forward(self, data_batch, is_train=None):
+        """Copy the batch into the executor (switching executors when its shapes differ) and run forward."""
+        if not (self.binded and self.params_initialized):
+            raise MXNetError("forward() needs a bound module with initialized parameters")
+        if is_train is None:
+            is_train = self.for_training
+        data = data_batch.data
+        if len(data) != len(self._data_names):
+            raise MXNetError("The batch has %d data arrays, the module expects %d (%s)"
+                             % (len(data), len(self._data_names), self._data_names))
+        shapes = tuple(tuple(d.shape) for d in data)
+        if shapes != tuple(tuple(d.shape) for d in self._data_shapes):
+            self._reshape_for(data_batch)
+        by_name = self._exec._by_name
+        for name, array in zip(self._data_names, data):
+            by_name[name]._data[...] = array._data if hasattr(array, "_data") else array
+        labels = data_batch.label
+        if labels and self._label_names:
+            for name, array in zip(self._label_names, labels):
+                if name in by_name:
+                    by_name[name]._data[...] = array._data if hasattr(array, "_data") else array
+        self._exec.forward(is_train=is_train)
+
+    def _reshape_for(self, data_batch):
+        data_descs = getattr(data_batch, "provide_data", None) or [
+            DataDesc(d.name, tuple(a.shape), d.dtype, d.layout) for d, a in zip(self._data_shapes, data_batch.data)]
+        label_descs = getattr(data_batch, "provide_label", None)
+        if not label_descs and data_batch.label and self._label_shapes:
+            label_descs = [DataDesc(d.name, tuple(a.shape), d.dtype, d.layout)
+                           for d, a in zip(self._label_shapes, data_batch.label)]
+        self.reshape(data_descs, label_descs or None)
+
+    def backward(self, out_grads=None):
+        """Backward pass of the last training forward."""
+        if not (self.binded and self.params_initialized):
+            raise MXNetError("backward() needs a bound module with initialized parameters")
+        if not self.for_training:
+            raise MXNetError("backward() needs a module bound with for_training=True")
+        self._exec.backward(out_grads)
+
+    def update(self):
+        """One optimizer step on every trainable parameter (index = position in the parameter list)."""
+        if not (self.binded and self.params_initialized and self.optimizer_initialized):
+            raise MXNetError("update() needs bind, init_params and init_optimizer first")
+        self._params_dirty = True
+        by_name = self._exec._by_name
+        grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
+        updater = self._updater
+        for index, name in enumerate(self._param_names):
+            grad = grads.get(name)
+            if grad is not None:
+                updater(index, grad, by_name[name])
+
+    def get_outputs(self, merge_multi_context=True):
+        self._check_bound()
+        return self._exec.outputs
+
+    def get_input_grads(self, merge_multi_context=True):
+        if not (self.binded and self.params_initialized and self.inputs_need_grad):
+            raise MXNetError("get_input_grads() needs a module bound with inputs_need_grad=True")
+        grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
+        return [grads[name] for name in self._data_names]
+
+    def get_states(self, merge_multi_context=True):
+        self._check_bound()
+        return [self._exec._by_name[name] for name in self._state_names]
+
+    def set_states(self, states=None, value=None):
+        self._check_bound()
+        for i, name in enumerate(self._state_names):
+            target = self._exec._by_name[name]
+            target[:] = value if states is None else states[i]
+
+    def update_metric(self, eval_metric, labels, pre_sliced=False):
+        """Update eval_metric with the labels and the current outputs."""
+        eval_metric.update_dict(OrderedDict(zip(self._label_names, labels or [])),
+                                OrderedDict(zip(self._output_names, self._exec.outputs)))
