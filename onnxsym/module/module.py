@@ -248,7 +248,9 @@ class Module(BaseModule):
         self.inputs_need_grad = inputs_need_grad
         self._grad_req = grad_req
         self._data_shapes = _parse_descs(self._data_names, data_shapes, "data", True)
-        self._label_shapes = _parse_descs(self._label_names, label_shapes, "label", False)
+        # MXNet only warns when the iterator's label names differ from label_names, then trains on whatever
+        # the labels are; a clear error is kinder (no label_names at all still only warns, as for inference).
+        self._label_shapes = _parse_descs(self._label_names, label_shapes, "label", bool(self._label_names))
         shared = shared_module._exec if shared_module is not None else None
         self._exec = self._new_executor(self._data_shapes, self._label_shapes, shared)
         self._execs[self._shape_key(self._data_shapes, self._label_shapes)] = self._exec
@@ -290,8 +292,9 @@ class Module(BaseModule):
         from ..runtime.executor import Executor
         from ..runtime.ndarray import NDArray
         descs = list(data_shapes) + list(label_shapes or [])
-        shapes = {d.name: tuple(d.shape) for d in descs}
-        types = {d.name: np.dtype(d.dtype) for d in descs}
+        inputs = set(self._symbol.list_inputs())
+        shapes = {d.name: tuple(d.shape) for d in descs if d.name in inputs}
+        types = {d.name: np.dtype(d.dtype) for d in descs if d.name in inputs}
         arg_shapes, _, aux_shapes = self._symbol.infer_shape_partial(**shapes)
         arg_names, aux_names = self._symbol.list_arguments(), self._aux_names
         missing = [n for n, s in zip(arg_names + aux_names, list(arg_shapes) + list(aux_shapes)) if not s]

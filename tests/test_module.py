@@ -1,0 +1,160 @@
+"""mx.mod.Module against MXNet 1.9.1: same initial parameters, data order and optimizer settings give the same
+parameters after every epoch, the same scores and predictions (fixtures/make_module_fixtures.py)."""
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import onnxsym as mx
+from tests.fixtures.module_cases import CASES, data, initial_params
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
+
+
+def fit(name, **fit_kwargs):
+    case = CASES[name]
+    with mx.name.NameManager():
+        sym = case["build"](mx)
+    x, y = data(case)
+    train = mx.io.NDArrayIter(x[:case["train"]], y[:case["train"]], batch_size=case["batch"], shuffle=False,
+                              last_batch_handle=case.get("last", "pad"))
+    val = mx.io.NDArrayIter(x[case["train"]:], y[case["train"]:], batch_size=case["batch"], shuffle=False)
+    mod = mx.mod.Module(sym, context=mx.cpu())
+    mod.bind(data_shapes=train.provide_data, label_shapes=train.provide_label)
+    args, auxs = initial_params(sym, train.provide_data[0].shape)
+    mod.init_params(arg_params={k: mx.nd.array(v) for k, v in args.items()},
+                    aux_params={k: mx.nd.array(v) for k, v in auxs.items()})
+    per_epoch = {}
+
+    def snapshot(epoch, symbol, arg, aux):
+        for k, v in list(arg.items()) + list(aux.items()):
+            per_epoch["epoch%d:%s" % (epoch, k)] = v.asnumpy()
+
+    mod.fit(train, eval_data=val, optimizer=case["optimizer"], optimizer_params=case["optimizer_params"],
+            num_epoch=case["epochs"], epoch_end_callback=snapshot, eval_metric=case.get("metric", "acc"),
+            **fit_kwargs)
+    return mod, val, per_epoch
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fit_matches_mxnet(name):
+    expected = np.load(os.path.join(FIXTURES, "module_%s.npz" % name))
+    with open(os.path.join(FIXTURES, "module_%s.json" % name)) as handle:
+        meta = json.load(handle)
+    mod, val, per_epoch = fit(name)
+    keys = [k for k in expected.files if k.startswith("epoch")]
+    assert sorted(keys) == sorted(per_epoch)
+    for key in keys:
+        np.testing.assert_allclose(per_epoch[key], expected[key], rtol=2e-4, atol=2e-5, err_msg=key)
+    score = mod.score(val, CASES[name].get("metric", "acc"))
+    for (n1, v1), (n2, v2) in zip(score, meta["score"]):
+        assert n1 == n2 and abs(v1 - v2) < 1e-4, (score, meta["score"])
+    np.testing.assert_allclose(mod.predict(val).asnumpy(), expected["pred"], rtol=2e-4, atol=2e-5)
+
+
+def test_speedometer_and_epoch_logs(caplog):
+    with caplog.at_level(logging.INFO):
+        fit("mlp_sgd", batch_end_callback=mx.callback.Speedometer(20, 2))
+    text = caplog.text
+    assert "Epoch[0] Batch [2-4]\tSpeed:" in text and "samples/sec\taccuracy=" in text
+    assert "Epoch[2] Train-accuracy=" in text and "Epoch[2] Validation-accuracy=" in text
+    assert "Epoch[0] Time cost=" in text
+
+
+def test_mxnet_checkpoint_loads_and_trains(tmp_path):
+    prefix = os.path.join(FIXTURES, "checkpoint_mlp")
+    expected = np.load(os.path.join(FIXTURES, "module_mlp_sgd.npz"))
+    sym, args, auxs = mx.model.load_checkpoint(prefix, 3)
+    np.testing.assert_allclose(args["fc1_weight"].asnumpy(), expected["epoch2:fc1_weight"])
+    mod = mx.mod.Module.load(prefix, 3)
+    case = CASES["mlp_sgd"]
+    x, y = data(case)
+    it = mx.io.NDArrayIter(x[:case["train"]], y[:case["train"]], batch_size=20)
+    mod.bind(data_shapes=it.provide_data, label_shapes=it.provide_label)
+    before = mod.get_params()[0]["fc1_weight"].asnumpy().copy()
+    mod.fit(it, num_epoch=1, optimizer_params={"learning_rate": 0.1})
+    assert np.abs(mod.get_params()[0]["fc1_weight"].asnumpy() - before).max() > 0
+    out = str(tmp_path / "again")
+    mod.save_checkpoint(out, 1, save_optimizer_states=True)
+    sym2, args2, _ = mx.model.load_checkpoint(out, 1)
+    assert sym2.tojson() == sym.tojson()
+    np.testing.assert_array_equal(args2["fc1_weight"].asnumpy(), mod.get_params()[0]["fc1_weight"].asnumpy())
+    reloaded = mx.mod.Module.load(out, 1, load_optimizer_states=True)
+    reloaded.bind(data_shapes=it.provide_data, label_shapes=it.provide_label)
+    reloaded.init_optimizer(optimizer_params={"learning_rate": 0.1})
+    assert sorted(os.listdir(tmp_path)) == ["again-0001.params", "again-0001.states", "again-symbol.json"]
+
+
+def test_variable_batch_shapes_without_rebinding():
+    case = CASES["mlp_sgd"]
+    x, y = data(case)
+    mod, _, _ = fit("mlp_sgd")
+    odd = mx.io.DataBatch(data=[mx.nd.array(x[:7])], label=[mx.nd.array(y[:7])])
+    mod.forward(odd, is_train=False)
+    out7 = mod.get_outputs()[0].asnumpy()
+    assert out7.shape == (7, 3)
+    full = mx.io.DataBatch(data=[mx.nd.array(x[:20])], label=[mx.nd.array(y[:20])])
+    mod.forward(full, is_train=False)
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy()[:7], out7, rtol=1e-6)
+    mod.forward(odd, is_train=True)
+    mod.backward()
+    mod.update()
+    assert mod.data_shapes[0].shape == (7, 10)
+
+
+def test_predict_removes_padding_and_iter_predict():
+    mod, val, _ = fit("mlp_adam_pad")
+    pred = mod.predict(val)
+    assert pred.shape == (27, 3)
+    batches = list(mod.iter_predict(val))
+    assert [b[0][0].shape[0] for b in batches] == [16, 11]
+
+
+def test_bad_input_errors():
+    sym = CASES["mlp_sgd"]["build"](mx)
+    with pytest.raises(ValueError, match="datum"):
+        mx.mod.Module(sym, data_names=("datum",))
+    mod = mx.mod.Module(sym)
+    with pytest.raises(ValueError, match="label.*softmax_label"):
+        mod.bind(data_shapes=[("data", (4, 10))], label_shapes=[("label", (4,))])
+    mod = mx.mod.Module(sym)
+    with pytest.raises(mx.MXNetError, match=r"fc1_weight.*\(16, 10\)|\(16, 10\).*fc1_weight|inconsistent"):
+        mod.bind(data_shapes=[("data", (4, 10))], label_shapes=[("softmax_label", (4,))])
+        mod.init_params(arg_params={"fc1_weight": mx.nd.zeros((16, 9))}, allow_missing=True)
+    mod = mx.mod.Module(sym)
+    mod.bind(data_shapes=[("data", (4, 10))], label_shapes=[("softmax_label", (4,))])
+    mod.init_params()
+    with pytest.raises(ValueError, match="nosuchopt"):
+        mod.init_optimizer(optimizer="nosuchopt")
+    with pytest.raises(AssertionError):
+        mod.fit(mx.io.NDArrayIter(np.zeros((4, 10)), np.zeros(4), batch_size=4), eval_metric="nosuchmetric",
+                num_epoch=1)
+    with pytest.raises(mx.MXNetError, match="data"):
+        mod.forward(mx.io.DataBatch(data=[mx.nd.zeros((4, 10)), mx.nd.zeros((4, 10))], label=None))
+
+
+def test_bucketing_module_shares_parameters():
+    def sym_gen(seq_len):
+        data = mx.sym.Variable("data")
+        net = mx.sym.FullyConnected(mx.sym.mean(mx.sym.Reshape(data, shape=(0, seq_len, 4)), axis=1),
+                                    num_hidden=3, name="fc")
+        return mx.sym.SoftmaxOutput(net, name="softmax"), ("data",), ("softmax_label",)
+
+    mod = mx.mod.BucketingModule(sym_gen, default_bucket_key=5)
+    mod.bind(data_shapes=[("data", (2, 20))], label_shapes=[("softmax_label", (2,))])
+    mod.init_params()
+    mod.init_optimizer(optimizer_params={"learning_rate": 0.5})
+    rng = np.random.RandomState(0)
+    for key in (5, 3, 5, 3):
+        batch = mx.io.DataBatch(data=[mx.nd.array(rng.randn(2, key * 4))], label=[mx.nd.array([0, 1])],
+                                bucket_key=key, provide_data=[mx.io.DataDesc("data", (2, key * 4))],
+                                provide_label=[mx.io.DataDesc("softmax_label", (2,))])
+        before = mod.get_params()[0]["fc_weight"].asnumpy().copy()
+        mod.forward(batch, is_train=True)
+        mod.backward()
+        mod.update()
+        assert np.abs(mod.get_params()[0]["fc_weight"].asnumpy() - before).max() > 0
+    assert sorted(mod._buckets) == [3, 5]
+    assert mod._buckets[3]._exec._by_name["fc_weight"] is mod._buckets[5]._exec._by_name["fc_weight"]
