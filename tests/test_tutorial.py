@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import onnxsym as mx
 
@@ -63,3 +64,13 @@ def test_demo_script_runs():
     assert result.returncode == 0, result.stderr
     assert "MLP forward on ONNX Runtime: output (100, 10), rows sum to 1.0000" in result.stdout
     assert "'_plus0_output': [4.0]" in result.stdout or "[4.0]" in result.stdout
+
+
+SEED = os.path.join(ROOT, "..", "shared", "examples", "seed_tutorial.py")
+
+
+@pytest.mark.skipif(not os.path.exists(SEED), reason="the seed tutorial lives in ../shared (CI and sessions have it)")
+def test_seed_tutorial_passes_unchanged():
+    result = subprocess.run([sys.executable, SEED], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all sections passed" in result.stdout

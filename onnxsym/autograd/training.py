@@ -170,9 +170,8 @@ class FusedTraining(_Training):
                 else:
                     target = self.add_buffers[arg] = np.zeros_like(grad._data)
             else:
-                target = np.zeros([d.dim_value for d in value.type.tensor_type.shape.dim],
-                                  self.output_dtypes.get(name, np.float32))
-                self.add_buffers.setdefault("__scratch__" + name, target)
+                io.bind_output(name, "cpu")         # the loss, or anything else: ORT allocates it
+                continue
             io.bind_output(name, "cpu", 0, target.dtype, list(target.shape), target.ctypes.data)
         self.io = io
         self._run = self.session._sess.run_with_iobinding

@@ -361,9 +361,11 @@ def _init_data(data, allow_empty, default_name):
 
 
 def _slice(arr, start, end, axis):
+    """A batch of `arr`: a view when contiguous (batches along axis 0, as MXNet's NDArray slices), else a copy."""
     index = [slice(None)] * arr.ndim
     index[axis] = slice(start, end)
-    return NDArray(np.array(arr._data[tuple(index)], copy=True, order="C"), arr.context)
+    view = arr._data[tuple(index)]
+    return NDArray(view if view.flags.c_contiguous else np.ascontiguousarray(view), arr.context)
 
 
 def _join(first, second, axis):

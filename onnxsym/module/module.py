@@ -441,11 +441,15 @@ class Module(BaseModule):
         self._params_dirty = True
         by_name = self._exec._by_name
         grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
-        updater = self._updater
+        indices, grad_list, weights = [], [], []
         for index, name in enumerate(self._param_names):
             grad = grads.get(name)
             if grad is not None:
-                updater(index, grad, by_name[name])
+                indices.append(index)
+                grad_list.append(grad)
+                weights.append(by_name[name])
+        if indices:
+            self._updater(indices, grad_list, weights)      # one call, as MXNet's _update_params
 
     def get_outputs(self, merge_multi_context=True):
         self._check_bound()

@@ -231,13 +231,25 @@ create = Optimizer.create_optimizer
 
 def _sgd_kernel(opt, w, g, mom, lr, wd, momentum):
     """MXNet's SGD kernels on numpy buffers: with a momentum array ``mom = momentum*mom - lr*wd*w - lr*g``,
-    ``w += mom``; without ``w = (1 - lr*wd)*w - lr*g``, where ``g = clip(rescale_grad*grad)``."""
-    g = _kernel_clip(opt.rescale_grad * g, opt.clip_gradient)
-    if mom is not None:
-        mom._data[...] = momentum * mom._data - lr * wd * w - lr * g
-        w += mom._data
+    ``w += mom``; without ``w = (1 - lr*wd)*w - lr*g``, where ``g = clip(rescale_grad*grad)``. In place, with
+    one scratch array: the update is part of every training step."""
+    if opt.clip_gradient and opt.clip_gradient >= 0:
+        step = _kernel_clip(opt.rescale_grad * g, opt.clip_gradient)
+        step *= lr
     else:
-        w[...] = (1 - lr * wd) * w - lr * g
+        step = np.multiply(g, opt.rescale_grad * lr, dtype=w.dtype)
+    if mom is not None:
+        m = mom._data
+        m *= momentum
+        m -= step
+        if wd:
+            np.multiply(w, lr * wd, out=step)
+            m -= step
+        w += m
+    else:
+        if wd:
+            w *= 1 - lr * wd
+        w -= step
 
 
 class _MasterLast:
