@@ -9,7 +9,7 @@ from .runtime.ndarray import NDArray
 
 __all__ = ["default_context", "set_default_context", "assert_almost_equal", "almost_equal", "same",
            "check_symbolic_forward", "check_symbolic_backward", "check_numeric_gradient", "numeric_grad",
-           "default_rtols", "default_atols", "lowered_model", "random_projection"]
+           "default_rtols", "default_atols", "lowered_model", "random_projection", "get_mnist_iterator"]
 
 _DEFAULT_CTX = [cpu()]
 
@@ -215,6 +215,21 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
         assert_almost_equal(symbolic[name], numeric[name], rtol, atol,
                             ("symbolic gradient of " + name, "numeric gradient"))
     return symbolic
+
+
+def get_mnist_iterator(batch_size, input_shape, num_parts=1, part_index=0, path="data"):
+    """(train_iter, val_iter) over the MNIST IDX files in `path` (train-images-idx3-ubyte[.gz], ...), as MXNet's
+    helper; nothing is downloaded: a clear error says where to put the files when they are absent."""
+    import os
+    from .module.io import MNISTIter
+    flat = len(input_shape) != 3
+    train = MNISTIter(image=os.path.join(path, "train-images-idx3-ubyte"),
+                      label=os.path.join(path, "train-labels-idx1-ubyte"),
+                      batch_size=batch_size, shuffle=True, flat=flat, num_parts=num_parts, part_index=part_index)
+    val = MNISTIter(image=os.path.join(path, "t10k-images-idx3-ubyte"),
+                    label=os.path.join(path, "t10k-labels-idx1-ubyte"),
+                    batch_size=batch_size, flat=flat, num_parts=num_parts, part_index=part_index)
+    return train, val
 
 
 def lowered_model(sym, shapes, dtypes=None):

@@ -281,3 +281,10 @@ def test_unused_prefetching_iter_stops_its_thread():
     gc.collect()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_get_mnist_iterator_says_where_to_put_the_files(tmp_path):
+    import onnxsym as mx
+    from onnxsym.test_utils import get_mnist_iterator
+    with pytest.raises(mx.MXNetError, match="train-images-idx3-ubyte"):
+        get_mnist_iterator(10, (1, 28, 28), path=str(tmp_path))

@@ -42,12 +42,12 @@ class Kernel:
         self.num_outputs = len(prop.list_outputs())
         self.op = prop.create_operator(cpu(), [list(s) for s in in_shapes], [np.dtype(t).type for t in in_dtypes])
 
-    def _outputs(self, inputs):
-        """Output arrays (zeros) shaped and typed by the prop for these inputs."""
+    def _outputs(self, inputs, fill=np.empty):
+        """Output arrays shaped and typed by the prop for these inputs (uninitialised, as MXNet's out_data)."""
         shapes = [list(a.shape) for a in inputs]
         out_shapes = self.prop.infer_shape(shapes[: self.num_args])[1]
         out_types = self.prop.infer_type([a.dtype.type for a in inputs[: self.num_args]])[1]
-        return [np.zeros(tuple(s), np.dtype(t)) for s, t in zip(out_shapes, out_types)]
+        return [fill(tuple(s), np.dtype(t)) for s, t in zip(out_shapes, out_types)]
 
     def placeholder_outputs(self, arrays, forward):
         """Zeros shaped like the outputs, returned to ORT when the user's code raised (the error is re-raised
@@ -56,7 +56,7 @@ class Kernel:
             first = self.num_outputs
             return tuple(np.zeros_like(a) for a in arrays[first:first + self.num_args])
         try:
-            outputs = self._outputs(arrays)
+            outputs = self._outputs(arrays, np.zeros)
         except Exception:
             outputs = [np.zeros_like(arrays[0])] * self.num_outputs
         return tuple(outputs) + tuple(np.array(a) for a in arrays[self.num_args:])

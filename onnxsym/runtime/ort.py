@@ -8,8 +8,23 @@ import os
 import re
 import sys
 
-import onnxruntime as ort
-from onnxruntime.capi import _pybind_state as C
+import logging
+
+
+def _import_onnxruntime():
+    """onnxruntime-training adds a handler to the root logger when imported, which silently turns a user's
+    later logging.basicConfig(level=logging.INFO) into a no-op (fit's progress logs vanish); undo that."""
+    handlers, level = list(logging.root.handlers), logging.root.level
+    import onnxruntime
+    from onnxruntime.capi import _pybind_state
+    for handler in list(logging.root.handlers):
+        if handler not in handlers:
+            logging.root.removeHandler(handler)
+    logging.root.setLevel(level)
+    return onnxruntime, _pybind_state
+
+
+ort, C = _import_onnxruntime()
 
 from ..base import MXNetError
 
