@@ -11,6 +11,7 @@ from .module import callback, io, lr_scheduler, metric, model, optimizer
 from .module import initializer
 from . import random
 from . import viz
+from . import onnx
 from . import ndarray
 from . import symbol
 from ._namespaces import populate as _populate
@@ -30,5 +31,5 @@ attribute = name
 __version__ = "0.1.0"
 
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
-           "lr_scheduler", "callback", "model", "random", "viz", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
+           "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__"]

@@ -19,6 +19,7 @@ IR_VERSION = 8        # onnxruntime-training 1.19.2 accepts ir_version <= 10
 # (ORT only consults custom stop edges for ATen nodes, ORT_NOTES.md §2B). It becomes Identity after the build.
 ATEN_DOMAIN = "org.pytorch.aten"
 PYTHON_DOMAIN = "ai.onnx.contrib"          # onnxruntime-extensions' Python ops
+FUNCTION_DOMAIN = "onnxsym.functions"       # composite custom ops exported as ONNX functions
 PYTHON_OP_PREFIX = "MXCustom_"
 PYTHON_GRAD_PREFIX = "MXCustomGrad_"
 _DTYPE_CODES = {"float32": "f", "float64": "d", "float16": "h", "int64": "l", "int32": "i", "int8": "b", "uint8": "B",
@@ -53,6 +54,8 @@ class GraphBuilder:
         # Training graphs: ops read `is_train`; loss heads add `head_gradients` (input value, MXNet's gradient
         # for it); training-mode ops report new auxiliary-state values in `aux_updates` (aux input -> value).
         self.is_train = False
+        self.export_functions = False   # composite custom ops as ONNX functions (export) instead of inline
+        self.functions = {}             # (domain, name) -> FunctionProto
         self.head_gradients = []
         self.aux_updates = {}
 
@@ -156,6 +159,30 @@ class GraphBuilder:
             total = self.Add(total, term)
         return total
 
+    def function_op(self, name, inputs, build_body):
+        """A call of the model-local ONNX function `name` (domain onnxsym.functions) whose body
+        `build_body(sub_builder, input_names)` lowers into a fresh builder and returns its output values."""
+        body = GraphBuilder()
+        body.scope = name
+        formal = ["x%d" % i for i in range(len(inputs))]
+        for arg, value in zip(formal, inputs):
+            body.add_input(arg, self.shape(value), self.dtype(value))
+        outputs = build_body(body, formal)
+        outputs = [body._renames.get(o, o) for o in outputs]
+        body._apply_renames()
+        nodes = [helper.make_node("Constant", [], [t.name], value=t) for t in body.initializers] + body.nodes
+        key = (FUNCTION_DOMAIN, name)
+        proto = helper.make_function(FUNCTION_DOMAIN, name, formal, [o for o in outputs], nodes,
+                                     [helper.make_opsetid(d, v) for d, v in body.domains.items()])
+        existing = self.functions.get(key)
+        if existing is not None and existing.SerializeToString() != proto.SerializeToString():
+            key = (FUNCTION_DOMAIN, self.fresh(name))
+            proto.name = key[1]
+        self.functions[key] = proto
+        self.domains.setdefault(FUNCTION_DOMAIN, 1)
+        outs = self.emit(key[1], inputs, None, len(outputs), domain=FUNCTION_DOMAIN)
+        return outs if isinstance(outs, tuple) else (outs,)
+
     def python_op(self, inputs, in_dtypes, out_dtypes, key, n_args, n_outputs):
         """A custom op's Python node: one PyOp type per dtype signature, dispatching on `key`. Training graphs
         carry it as an ATen placeholder (how ORT's gradient builders accept a registered gradient for it)."""
@@ -242,7 +269,7 @@ class GraphBuilder:
                                   value_info=[v for v in self.value_infos if v.name in names])
         opsets = [helper.make_opsetid(d, v) for d, v in self.domains.items()]
         model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxsym",
-                                  doc_string=doc)
+                                  doc_string=doc, functions=list(self.functions.values()))
         return model
 
 

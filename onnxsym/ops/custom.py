@@ -111,7 +111,11 @@ class Custom(OpDef):
         if self._function is not None:
             body, names = self._body()
             from ..lower.to_onnx import lower_inline
-            outputs = lower_inline(g, body, dict(zip(names, inputs)))
+            if g.export_functions and not g.is_train:
+                outputs = g.function_op(self.op_type, list(inputs),
+                                        lambda sub, formal: lower_inline(sub, body, dict(zip(names, formal))))
+            else:
+                outputs = lower_inline(g, body, dict(zip(names, inputs)))
             return outputs if len(outputs) > 1 else outputs[0]
         from ..custom.kernels import new_kernel
         n_args = len(self._prop.list_arguments())

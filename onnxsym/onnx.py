@@ -1,0 +1,18 @@
+"""`mx.onnx`: export Symbols to `.onnx` and import `.onnx` files as Symbols (MXNet's mx.onnx API)."""
+
+__all__ = ["export_model", "import_model", "get_model_metadata"]
+
+
+def export_model(*args, **kwargs):
+    from converters.onnx_export import export_model as export
+    return export(*args, **kwargs)
+
+
+def import_model(model_file):
+    from converters.onnx_import import import_model as load
+    return load(model_file)
+
+
+def get_model_metadata(model_file):
+    from converters.onnx_import import get_model_metadata as metadata
+    return metadata(model_file)

@@ -1,0 +1,140 @@
+"""mx.onnx export/import: the .onnx runs in ORT with onnxsym's numbers, passes onnx.checker, and comes back as
+the same Symbol (custom ops included); unsafe or broken files are clear errors."""
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import onnxsym as mx
+from tests.ops import test_custom  # noqa: F401  (registers the custom ops used below)
+
+
+def bound(sym, shapes, seed=0):
+    exe = sym.simple_bind(mx.cpu(), grad_req="null", **shapes)
+    rng = np.random.RandomState(seed)
+    for name, array in exe.arg_dict.items():
+        array[:] = rng.uniform(-0.5, 0.5, array.shape)
+    for name, array in exe.aux_dict.items():
+        array[:] = rng.uniform(0.5, 1.5, array.shape)
+    params = {n: a for n, a in exe.arg_dict.items() if n not in shapes and not n.endswith("label")}
+    params.update(exe.aux_dict)
+    return exe, params
+
+
+def convnet():
+    data = mx.sym.Variable("data")
+    net = mx.sym.Convolution(data, kernel=(3, 3), num_filter=4, pad=(1, 1), name="conv")
+    net = mx.sym.BatchNorm(net, name="bn")                        # fix_gamma=True: gamma must be ignored
+    net = mx.sym.LeakyReLU(net, act_type="prelu", name="prelu")
+    net = mx.sym.Pooling(net, kernel=(2, 2), stride=(2, 2), pool_type="max")
+    net = mx.sym.Dropout(net, p=0.3)
+    net = mx.sym.Reshape(net, shape=(0, -1))
+    net = mx.sym.FullyConnected(net, num_hidden=5, name="fc")
+    return mx.sym.SoftmaxOutput(net, name="softmax")
+
+
+def test_export_runs_in_ort_and_round_trips(tmp_path):
+    sym = convnet()
+    exe, params = bound(sym, {"data": (2, 3, 8, 8)})
+    params["bn_gamma"][:] = 5.0                                     # ignored: fix_gamma
+    path = mx.onnx.export_model(sym, params, [(2, 3, 8, 8)], onnx_file_path=str(tmp_path / "net.onnx"))
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert model.ir_version <= 10 and [i.name for i in model.graph.input] == ["data"]
+    x = np.random.RandomState(1).rand(2, 3, 8, 8).astype(np.float32)
+    exe.arg_dict["data"][:] = x
+    ours = exe.forward()[0].asnumpy()
+    theirs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"data": x})[0]
+    np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-6)
+    sym2, args, auxs = mx.onnx.import_model(path)
+    assert sym2.tojson() == sym.tojson()
+    assert sorted(args) == sorted(n for n in params if n in sym.list_arguments())
+    np.testing.assert_array_equal(args["fc_weight"].asnumpy(), params["fc_weight"].asnumpy())
+    assert mx.onnx.get_model_metadata(path) == {"input_tensor_data": [("data", (2, 3, 8, 8))],
+                                                "output_tensor_data": [("softmax_output", (2, 5))]}
+    # the imported model trains on
+    mod = mx.mod.Module(sym2)
+    it = mx.io.NDArrayIter(np.random.RandomState(2).rand(8, 3, 8, 8).astype(np.float32), np.arange(8) % 5,
+                           batch_size=2)
+    mod.fit(it, arg_params=args, aux_params=auxs, num_epoch=1)
+    assert np.abs(mod.get_params()[0]["fc_weight"].asnumpy() - args["fc_weight"].asnumpy()).max() > 0
+
+
+def test_export_from_checkpoint_files(tmp_path):
+    sym = convnet()
+    exe, params = bound(sym, {"data": (1, 3, 8, 8)})
+    prefix = str(tmp_path / "net")
+    mx.model.save_checkpoint(prefix, 0, sym, {k: v for k, v in params.items() if k in sym.list_arguments()},
+                             {k: v for k, v in params.items() if k in sym.list_auxiliary_states()})
+    path = mx.onnx.export_model(prefix + "-symbol.json", prefix + "-0000.params", [(1, 3, 8, 8)],
+                                onnx_file_path=str(tmp_path / "from_files.onnx"))
+    x = np.random.RandomState(3).rand(1, 3, 8, 8).astype(np.float32)
+    exe.arg_dict["data"][:] = x
+    np.testing.assert_allclose(ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+        None, {"data": x})[0], exe.forward()[0].asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_python_custom_op_survives_export_and_import(tmp_path):
+    from onnxsym.custom import operator as registry
+    net = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=6, name="fc")
+    sym = mx.sym.Custom(net, name="softmax", op_type="test_softmax")
+    exe, params = bound(sym, {"data": (4, 5)})
+    # a Python op reads its label input even at inference, so the label stays an input of the file
+    path = mx.onnx.export_model(sym, params, [(4, 5), (4,)], onnx_file_path=str(tmp_path / "custom.onnx"))
+    nodes = [n for n in onnx.load(path).graph.node if n.domain == "ai.onnx.contrib"]
+    assert len(nodes) == 1 and '"op_type": "test_softmax"' in nodes[0].attribute[0].s.decode()
+    sym2, args, auxs = mx.onnx.import_model(path)
+    assert sym2.list_arguments() == sym.list_arguments()
+    exe2 = sym2.bind(mx.cpu(), {**args, "data": exe.arg_dict["data"], "softmax_label": mx.nd.array([0, 1, 2, 3])},
+                     args_grad={"fc_weight": mx.nd.zeros((6, 5))})
+    exe2.forward(is_train=True)
+    exe2.backward()
+    np.testing.assert_allclose(exe2.outputs[0].asnumpy(), exe.forward()[0].asnumpy(), rtol=1e-6)
+    assert np.abs(exe2.grad_dict["fc_weight"].asnumpy()).sum() > 0
+    saved = registry._PROPS.pop("test_softmax")
+    try:
+        with pytest.raises(mx.MXNetError, match="test_softmax.*not registered"):
+            mx.onnx.import_model(path)
+    finally:
+        registry._PROPS["test_softmax"] = saved
+
+
+def test_composite_op_exports_as_an_onnx_function(tmp_path):
+    x = mx.sym.Variable("x")
+    sym = mx.sym.Custom(x, op_type="test_swish", beta=1.5) * 2
+    path = mx.onnx.export_model(sym, {}, [(3, 4)], onnx_file_path=str(tmp_path / "swish.onnx"))
+    model = onnx.load(path)
+    assert [f.name for f in model.functions] == ["test_swish"]
+    assert all(n.domain != "ai.onnx.contrib" for n in model.graph.node)
+    data = np.random.RandomState(4).randn(3, 4).astype(np.float32)
+    out = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": data})[0]
+    np.testing.assert_allclose(out, 2 * data / (1 + np.exp(-1.5 * data)), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    sym = convnet()
+    _, params = bound(sym, {"data": (1, 3, 8, 8)})
+    path = mx.onnx.export_model(sym, params, [(1, 3, 8, 8)], onnx_file_path=str(tmp_path / "ok.onnx"))
+    data = open(path, "rb").read()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(mx.MXNetError, match="not a readable ONNX model"):
+        mx.onnx.import_model(str(truncated))
+    model = onnx.load(path)
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(model.SerializeToString())
+    with pytest.raises(mx.MXNetError, match="outside the model's folder"):
+        mx.onnx.import_model(str(outside))
+    with pytest.raises(mx.MXNetError, match="in_shapes"):
+        mx.onnx.export_model(sym, params, None, onnx_file_path=str(tmp_path / "x.onnx"))
+    with pytest.raises(mx.MXNetError, match="2 shapes given for the 1 data inputs"):
+        mx.onnx.export_model(sym, params, [(1, 3, 8, 8), (1,)], onnx_file_path=str(tmp_path / "x.onnx"))
+    assert not os.path.exists(tmp_path / "x.onnx")
