@@ -227,3 +227,29 @@ def test_composite_op_trains_without_python_in_the_graph():
     from onnxsym.test_utils import lowered_model
     model = lowered_model(sym, {'x': (3, 4)}).model
     assert all(node.domain in ("", None) for node in model.graph.node)
+
+
+def test_gradient_of_a_later_input_when_the_first_needs_none():
+    a, b = mx.sym.Variable('a'), mx.sym.Variable('b')
+    sym = mx.sym.Custom(a, b, op_type='test_scaled_product', scale=2.0)
+    exe = sym.bind(mx.cpu(), {'a': mx.nd.array([1., 2.]), 'b': mx.nd.array([3., 4.])},
+                   args_grad={'b': mx.nd.zeros(2)}, grad_req={'a': 'null', 'b': 'write'})
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.array([1., 0.5]))
+    np.testing.assert_allclose(exe.grad_dict['b'].asnumpy(), [2.0, 2.0])
+
+
+def test_module_fit_with_the_custom_softmax_equals_softmax_output():
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(40, 10).astype(np.float32), rng.randint(0, 6, 40).astype(np.float32)
+    init = {'fc_weight': rng.randn(6, 10) * 0.3, 'fc_bias': np.zeros(6)}
+    results = []
+    for head in (lambda n: mx.symbol.Custom(data=n, name='softmax', op_type='test_softmax'),
+                 lambda n: mx.sym.SoftmaxOutput(n, name='softmax')):
+        mod = mx.mod.Module(head(tutorial_net()))
+        it = mx.io.NDArrayIter(x, y, batch_size=10)
+        mod.fit(it, num_epoch=2, arg_params={k: mx.nd.array(v) for k, v in init.items()},
+                optimizer_params={'learning_rate': 0.1, 'momentum': 0.9})
+        results.append(mod.get_params()[0]['fc_weight'].asnumpy())
+    # the custom op's backward is not divided by the batch; Module's rescale_grad=1/batch applies to both
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)
