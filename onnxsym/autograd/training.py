@@ -175,7 +175,7 @@ class FusedTraining(_Training):
             io.bind_output(name, "cpu", 0, target.dtype, list(target.shape), target.ctypes.data)
         self.io = io
         self._run = self.session._sess.run_with_iobinding
-        self._written = {n for n in self.wrt if ex._grad_req[n] == "write"}
+        self._plan = None
 
     def _builder(self, model, wrt):
         loss = self.lowered.loss
@@ -193,10 +193,18 @@ class FusedTraining(_Training):
         return True
 
     def backward(self, state, head_grads):
-        ex = self.executor
-        grads = {name: self.add_buffers[name] for name in self.wrt if name in self.add_buffers}
-        grads.update({name: ex.grad_arrays[ex._arg_names.index(name)]._data for name in self._written})
-        self._store_grads(grads)
+        """The gradients are already in place ('write'); add the 'add' ones, zero the unreachable ones."""
+        if self._plan is None:
+            ex = self.executor
+            grads = dict(zip(ex._arg_names, ex.grad_arrays))
+            self._plan = ([(grads[n]._data, self.add_buffers[n]) for n in self.wrt if n in self.add_buffers],
+                          [grads[n]._data for n, r in ex._grad_req.items()
+                           if r == "write" and grads[n] is not None and n not in self.wrt])
+        adds, zeros = self._plan
+        for target, value in adds:
+            target += value
+        for target in zeros:
+            target[...] = 0
 
 
 class SplitTraining(_Training):

@@ -81,6 +81,7 @@ class Module(BaseModule):
         self._optimizer = None
         self._updater = None
         self._preload_opt_states = None
+        self._arena = None          # trainable weights and gradients as views of two flat buffers (fast SGD)
         self._reset_bind()
 
     def _reset_bind(self):
@@ -323,12 +324,34 @@ class Module(BaseModule):
 
         shared_args = shared._by_name if shared is not None else None
         shared_grads = dict(zip(shared._arg_names, shared.grad_arrays)) if shared is not None else None
+        if shared is None:
+            shared_args, shared_grads = self._make_arena(arg_names, arg_shapes, arg_types, reqs, ctx)
         args, grads = [], []
         for name, shape, dtype in zip(arg_names, arg_shapes, arg_types):
             args.append(array(name, shape, dtype, shared_args if name in self._param_names else None))
             grads.append(None if reqs[name] == "null" else array(name, shape, dtype, shared_grads))
         aux = [array(n, s, t, shared_args) for n, s, t in zip(aux_names, aux_shapes, aux_types)]
         return Executor(self._symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux)
+
+    def _make_arena(self, names, shapes, dtypes, reqs, ctx):
+        """Trainable float32 parameters and their gradients as views of one flat buffer each, so that SGD
+        updates every parameter with a few vectorized numpy operations instead of a loop over arrays."""
+        from ..runtime.ndarray import NDArray
+        train = [(n, tuple(s)) for n, s, t in zip(names, shapes, dtypes)
+                 if n in self._param_names and reqs[n] != "null" and np.dtype(t) == np.float32]
+        if not train:
+            self._arena = None
+            return None, None
+        sizes = [int(np.prod(s)) for _, s in train]
+        weights, grads = np.zeros(sum(sizes), np.float32), np.zeros(sum(sizes), np.float32)
+        views_w, views_g, offset = {}, {}, 0
+        for (name, shape), size in zip(train, sizes):
+            views_w[name] = NDArray(weights[offset:offset + size].reshape(shape), ctx)
+            views_g[name] = NDArray(grads[offset:offset + size].reshape(shape), ctx)
+            offset += size
+        self._arena = {"names": [n for n, _ in train], "sizes": sizes, "weights": weights, "grads": grads,
+                       "momentum": None, "key": None, "lr": None, "lrwd": None}
+        return views_w, views_g
 
     def reshape(self, data_shapes, label_shapes=None):
         """Switch to executors for new input shapes (cached; parameters shared)."""
@@ -392,6 +415,8 @@ class Module(BaseModule):
             raise MXNetError("load_optimizer_states() needs init_optimizer first")
         with open(fname, "rb") as handle:
             self._updater.set_states(handle.read())
+        if self._arena is not None:
+            self._arena["momentum"] = None      # rebuilt from the loaded states at the next update
 
     # ----- computation -----
     def forward(self, data_batch, is_train=None):
@@ -404,8 +429,7 @@ class Module(BaseModule):
         if len(data) != len(self._data_names):
             raise MXNetError("The batch has %d data arrays, the module expects %d (%s)"
                              % (len(data), len(self._data_names), self._data_names))
-        shapes = tuple(tuple(d.shape) for d in data)
-        if shapes != tuple(tuple(d.shape) for d in self._data_shapes):
+        if any(tuple(d.shape) != tuple(desc.shape) for d, desc in zip(data, self._data_shapes)):
             self._reshape_for(data_batch)
         by_name = self._exec._by_name
         for name, array in zip(self._data_names, data):
@@ -439,6 +463,8 @@ class Module(BaseModule):
         if not (self.binded and self.params_initialized and self.optimizer_initialized):
             raise MXNetError("update() needs bind, init_params and init_optimizer first")
         self._params_dirty = True
+        if self._fast_sgd_update():
+            return
         by_name = self._exec._by_name
         grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
         indices, grad_list, weights = [], [], []
@@ -450,6 +476,61 @@ class Module(BaseModule):
                 weights.append(by_name[name])
         if indices:
             self._updater(indices, grad_list, weights)      # one call, as MXNet's _update_params
+
+    def _fast_sgd_update(self):
+        """MXNet's SGD (momentum, wd, lr/wd multipliers, clip, rescale) over the whole parameter arena at once;
+        the updater's per-index momentum states are views of one buffer, so its saved states are unchanged.
+        Returns False when this path does not apply (another optimizer, float16, no arena)."""
+        arena, opt = self._arena, self._optimizer
+        if arena is None or type(opt) is not _optimizer.SGD or opt.multi_precision:
+            return False
+        index_of = {n: i for i, n in enumerate(self._param_names)}
+        indices = [index_of[n] for n in arena["names"]]
+        opt._update_count(indices)
+        lrs, wds = opt._get_lrs(indices), opt._get_wds(indices)
+        key = (tuple(lrs), tuple(wds))
+        if key != arena["key"]:
+            expand = lambda values: values[0] if len(set(values)) == 1 else np.repeat(
+                np.asarray(values, np.float32), arena["sizes"])
+            arena["lr"] = expand(lrs)
+            arena["lrwd"] = expand([lr * wd for lr, wd in zip(lrs, wds)])
+            arena["key"] = key
+        w, g = arena["weights"], arena["grads"]
+        if opt.clip_gradient and opt.clip_gradient >= 0:
+            step = np.clip(g * opt.rescale_grad, -opt.clip_gradient, opt.clip_gradient)
+            step *= arena["lr"]
+        else:
+            step = g * (opt.rescale_grad * arena["lr"])
+        lrwd = arena["lrwd"]
+        if np.any(lrwd):
+            step += lrwd * w
+        if opt.momentum > 0:
+            momentum = self._arena_momentum(indices)
+            momentum *= opt.momentum
+            momentum -= step
+            w += momentum
+        else:
+            w -= step
+        return True
+
+    def _arena_momentum(self, indices):
+        """The momentum buffer, registered as the updater's state of each index (views), created on first use
+        and filled from states loaded earlier."""
+        arena = self._arena
+        if arena["momentum"] is None:
+            from ..runtime.ndarray import NDArray
+            buffer = np.zeros_like(arena["weights"])
+            offset = 0
+            states = self._updater.states
+            for index, name, size in zip(indices, arena["names"], arena["sizes"]):
+                view = NDArray(buffer[offset:offset + size].reshape(self._exec._by_name[name].shape))
+                if states.get(index) is not None:
+                    view[:] = states[index]
+                states[index] = view
+                self._updater.states_synced[index] = True
+                offset += size
+            arena["momentum"] = buffer
+        return arena["momentum"]
 
     def get_outputs(self, merge_multi_context=True):
         self._check_bound()
