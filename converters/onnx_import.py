@@ -58,13 +58,14 @@ def get_model_metadata(model_file):
             "output_tensor_data": [(o.name, shape(o)) for o in model.graph.output]}
 
 
-def import_model(model_file):
-    """(sym, arg_params, aux_params) of an ONNX model file."""
+def import_model(model_file, input_shapes=None):
+    """(sym, arg_params, aux_params) of an ONNX model file. Files onnxsym wrote come back as the identical
+    Symbol; any other model becomes one op per ONNX node (`input_shapes` fixes dynamic input dimensions)."""
     model = load_model(model_file)
     meta = _metadata(model)
     if METADATA_SYMBOL not in meta:
         from .onnx_graph import graph_to_symbol
-        return graph_to_symbol(model)
+        return graph_to_symbol(model, input_shapes)
     sym = mx.sym.load_json(meta[METADATA_SYMBOL])
     arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     args = set(sym.list_arguments())

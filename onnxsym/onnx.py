@@ -8,9 +8,10 @@ def export_model(*args, **kwargs):
     return export(*args, **kwargs)
 
 
-def import_model(model_file):
+def import_model(model_file, input_shapes=None):
+    """(sym, arg_params, aux_params) of an .onnx file (see converters/onnx_import.py)."""
     from converters.onnx_import import import_model as load
-    return load(model_file)
+    return load(model_file, input_shapes)
 
 
 def get_model_metadata(model_file):

@@ -88,7 +88,7 @@ def _arrays_for(names, values, what, ctx, dtype):
         arr = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value)
         if dtype is not None and np.issubdtype(arr.dtype, np.floating):
             arr = arr.astype(dtype)
-        out[name] = NDArray(np.ascontiguousarray(arr), ctx)
+        out[name] = NDArray(np.array(arr, order="C"), ctx)
     return out
 
 
@@ -196,7 +196,7 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     projection = random_projection(out_shapes[0]).astype(out_type)
     loss = create_symbol("MakeLoss", create_symbol("elemwise_mul", sym, Variable(proj_name)))
     grad_nodes = list(grad_nodes or [n for n in names if n in location])
-    args = {n: NDArray(np.ascontiguousarray(location[n]), ctx) for n in names}
+    args = {n: NDArray(np.array(location[n], order="C"), ctx) for n in names}
     args[proj_name] = NDArray(projection, ctx)
     aux = {k: NDArray(np.ascontiguousarray(np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype)), ctx)
            for k, v in (aux_states or {}).items()}

@@ -223,6 +223,19 @@ class GraphBuilder:
             self._producer[n] = node
         return names[0] if outputs == 1 else tuple(names)
 
+    def emit_with_attributes(self, op_type, inputs, attributes, outputs=1, domain=""):
+        """A node with ready-made AttributeProtos (imported ONNX nodes); empty strings are absent inputs."""
+        names = [self.fresh("%s/%s:%d" % (self.scope, op_type, i)) for i in range(outputs)]
+        node = helper.make_node(op_type, list(inputs), names, name=self.fresh("%s/%s" % (self.scope, op_type)),
+                                domain=domain or None)
+        node.attribute.extend(attributes)
+        if domain and domain not in self.domains:
+            self.domains[domain] = 1
+        self.nodes.append(node)
+        for n in names:
+            self._producer[n] = node
+        return names[0] if outputs == 1 else tuple(names)
+
     def __getattr__(self, op_type):
         if not op_type[:1].isupper():
             raise AttributeError(op_type)

@@ -1,0 +1,71 @@
+"""`_onnx`: an ONNX node kept as it is, for imported models whose ops have no MXNet counterpart.
+
+The node's type, domain and attributes travel as attributes of the op (the attributes as a base64 NodeProto:
+protobuf, no pickle); its output shapes and dtypes come from ONNX shape inference at import. It lowers back to the
+same ONNX node, so an imported graph runs, exports and trains (wherever onnxruntime-training has the gradient).
+"""
+import base64
+import json
+
+import numpy as np
+
+from ..base import MXNetError
+from .params import param
+from .registry import OpDef, register
+
+__all__ = ["ONNXNode"]
+
+# onnxruntime-training builds these gradients only with optional outputs declared (ORT_NOTES.md §1).
+TRAINING_OUTPUTS = {"LayerNormalization": 3, "Dropout": 2, "SoftmaxCrossEntropyLoss": 2}
+
+
+@register(name="_onnx")
+class ONNXNode(OpDef):
+    """An ONNX operator applied as is (imported models)."""
+    op_type: str = param(doc="ONNX operator type.")
+    domain: str = param("", doc="ONNX domain ('' = ai.onnx).")
+    node_attributes: str = param("", doc="The node's attributes, as a base64 serialized NodeProto.")
+    input_slots: str = param("", doc="One character per ONNX input: '1' given, '0' left empty (optional).")
+    output_count: int = param(1, min=1, doc="Number of outputs.")
+    out_shapes: str = param("", doc="JSON list of the output shapes found at import.")
+    out_types: str = param("", doc="JSON list of the output dtype names found at import.")
+
+    def input_names(self):
+        return tuple("input%d" % i for i, flag in enumerate(self.input_slots) if flag == "1")
+
+    def output_names(self):
+        return ("output",) if self.output_count == 1 else tuple("output%d" % i for i in range(self.output_count))
+
+    def infer_shape(self, *in_shapes):
+        shapes = json.loads(self.out_shapes) if self.out_shapes else []
+        if len(shapes) != self.output_count or any(s is None for s in shapes):
+            raise MXNetError("ONNX node %s: its output shapes could not be decided at import (a dynamic "
+                             "dimension?); import the model with input_shapes={...} giving static shapes"
+                             % self.op_type)
+        return list(in_shapes), [tuple(s) for s in shapes]
+
+    def infer_type(self, *in_types):
+        types = json.loads(self.out_types) if self.out_types else []
+        if len(types) != self.output_count:
+            return None
+        return list(in_types), [np.dtype(t) for t in types]
+
+    def attributes(self):
+        """The node's AttributeProtos."""
+        if not self.node_attributes:
+            return []
+        from onnx import NodeProto
+        node = NodeProto()
+        node.ParseFromString(base64.b64decode(self.node_attributes))
+        return list(node.attribute)
+
+    def lower(self, g, *inputs):
+        values = iter(inputs)
+        ordered = [next(values) if flag == "1" else "" for flag in self.input_slots]
+        count = self.output_count
+        if g.is_train and not self.domain:
+            count = max(count, TRAINING_OUTPUTS.get(self.op_type, count))
+        outputs = g.emit_with_attributes(self.op_type, ordered, self.attributes(), count, self.domain)
+        if count == self.output_count:
+            return outputs
+        return outputs[0] if self.output_count == 1 else outputs[:self.output_count]

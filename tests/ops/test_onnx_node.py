@@ -1,0 +1,31 @@
+"""`_onnx`: ONNX nodes kept as they are (imported models) run, infer and differentiate like native ops."""
+import base64
+import json
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from .opcase import OpCase, run_case
+
+
+def onnx_attrs(op_type, inputs, out_shapes, out_types=("float32",), **attributes):
+    holder = helper.make_node(op_type, [], [], **attributes)
+    return dict(op_type=op_type, node_attributes=base64.b64encode(holder.SerializeToString()).decode(),
+                input_slots="1" * inputs, output_count=len(out_shapes), out_shapes=json.dumps(out_shapes),
+                out_types=json.dumps(list(out_types) * len(out_shapes)))
+
+
+CASES = [
+    OpCase("_onnx", onnx_attrs("Tanh", 1, [[2, 3]]), {"input0": (2, 3)}, lambda input0: np.tanh(input0)),
+    OpCase("_onnx", onnx_attrs("Gemm", 3, [[2, 4]], transB=1, alpha=0.5), {"input0": (2, 3), "input1": (4, 3),
+                                                                           "input2": (4,)},
+           lambda input0, input1, input2: 0.5 * input0 @ input1.T + input2),
+    OpCase("_onnx", onnx_attrs("LeakyRelu", 1, [[5]], alpha=0.2), {"input0": (5,)},
+           lambda input0: np.where(input0 > 0, input0, 0.2 * input0)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    run_case(case)

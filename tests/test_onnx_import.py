@@ -1,0 +1,145 @@
+"""Importing ONNX models that onnxsym did not write (built here with onnx.helper): the Symbol runs with the
+numbers ORT gives for the original file, and trains."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto as TP
+from onnx import helper, numpy_helper
+
+import onnxsym as mx
+
+RNG = np.random.RandomState(0)
+
+
+def init(name, *shape, scale=0.3):
+    return numpy_helper.from_array((RNG.randn(*shape) * scale).astype(np.float32), name)
+
+
+def save(tmp_path, name, nodes, inputs, outputs, initializers, opset=17):
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    onnx.checker.check_model(model)
+    path = str(tmp_path / (name + ".onnx"))
+    onnx.save(model, path)
+    return path
+
+
+def conv_net(tmp_path, opset=17):
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p1"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1)]
+    return save(tmp_path, "convnet", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3, 8, 8])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, [2, 4])],
+                [init("w1", 6, 3, 3, 3), init("b1", 6), init("w2", 4, 6), init("b2", 4)], opset)
+
+
+def attention(tmp_path):
+    d = 8
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"]), helper.make_node("MatMul", ["x", "wk"], ["k"]),
+             helper.make_node("MatMul", ["x", "wv"], ["v"]),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"]),
+             helper.make_node("Mul", ["s", "scale"], ["ss"]),
+             helper.make_node("Softmax", ["ss"], ["a"], axis=-1),
+             helper.make_node("MatMul", ["a", "v"], ["o"]),
+             helper.make_node("Add", ["o", "x"], ["res"]),
+             helper.make_node("LayerNormalization", ["res", "gamma", "beta"], ["y"], axis=-1, epsilon=1e-5)]
+    inits = [init("wq", d, d), init("wk", d, d), init("wv", d, d),
+             numpy_helper.from_array(np.array(1 / np.sqrt(d), np.float32), "scale"),
+             numpy_helper.from_array(np.ones(d, np.float32), "gamma"),
+             numpy_helper.from_array(np.zeros(d, np.float32), "beta")]
+    return save(tmp_path, "attention", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, [2, 5, d])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, [2, 5, d])], inits)
+
+
+def embedding_where_resize(tmp_path):
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], axis=0),
+             helper.make_node("Greater", ["e", "zero"], ["pos"]),
+             helper.make_node("Where", ["pos", "e", "neg"], ["w"]),
+             helper.make_node("Unsqueeze", ["w", "axes"], ["u"]),
+             helper.make_node("Resize", ["u", "", "scales"], ["r"], mode="nearest"),
+             helper.make_node("ReduceSum", ["r", "rax"], ["y"], keepdims=0)]
+    inits = [init("table", 10, 4), numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
+             numpy_helper.from_array(np.full((3, 4), -1.0, np.float32), "neg"),
+             numpy_helper.from_array(np.array([0], np.int64), "axes"),
+             numpy_helper.from_array(np.array([1, 1, 2], np.float32), "scales"),
+             numpy_helper.from_array(np.array([2], np.int64), "rax")]
+    return save(tmp_path, "misc", nodes, [helper.make_tensor_value_info("ids", TP.INT64, [3])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, [1, 3])], inits)
+
+
+def run_both(path, feeds, **kwargs):
+    sym, args, auxs = mx.onnx.import_model(path, **kwargs)
+    arrays = {k: mx.nd.array(v, dtype=v.dtype) for k, v in feeds.items()}
+    exe = sym.bind(mx.cpu(), {**args, **arrays}, aux_states=auxs)
+    ours = [o.asnumpy() for o in exe.forward()]
+    theirs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
+    return sym, args, ours, theirs
+
+
+@pytest.mark.parametrize("opset", [13, 17, 18, 21])
+def test_conv_net_any_opset(tmp_path, opset):
+    path = conv_net(tmp_path, opset)
+    x = RNG.rand(2, 3, 8, 8).astype(np.float32)
+    _, _, ours, theirs = run_both(path, {"x": x})
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_attention_block(tmp_path):
+    path = attention(tmp_path)
+    _, _, ours, theirs = run_both(path, {"x": RNG.rand(2, 5, 8).astype(np.float32)})
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4, atol=1e-5)
+
+
+def test_embedding_where_resize(tmp_path):
+    path = embedding_where_resize(tmp_path)
+    _, _, ours, theirs = run_both(path, {"ids": np.array([1, 7, 3], np.int64)})
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_imported_model_fine_tunes_with_module(tmp_path):
+    path = conv_net(tmp_path)
+    sym, args, auxs = mx.onnx.import_model(path)
+    net = mx.sym.SoftmaxOutput(sym, name="softmax")
+    mod = mx.mod.Module(net, data_names=("x",))
+    x = RNG.rand(8, 3, 8, 8).astype(np.float32)
+    it = mx.io.NDArrayIter({"x": x}, {"softmax_label": np.arange(8) % 4}, batch_size=2)
+    mod.fit(it, arg_params=args, aux_params=auxs, num_epoch=2, optimizer_params={"learning_rate": 0.1})
+    new = mod.get_params()[0]
+    assert np.abs(new["w1"].asnumpy() - args["w1"].asnumpy()).max() > 0
+
+
+def test_imported_graph_gradients_match_finite_differences(tmp_path):
+    from onnxsym.test_utils import check_numeric_gradient
+    path = attention(tmp_path)
+    sym, args, _ = mx.onnx.import_model(path)
+    location = {k: v.asnumpy() for k, v in args.items()}
+    location["x"] = RNG.rand(2, 5, 8).astype(np.float32)
+    check_numeric_gradient(sym, location, grad_nodes=["wq", "wv", "x"], rtol=3e-2, atol=2e-3)
+
+
+def test_dynamic_input_needs_shapes(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    path = save(tmp_path, "dyn", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, ["N", 4])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, ["N", 4])], [])
+    with pytest.raises(mx.MXNetError, match="input 'x' has a dynamic shape.*input_shapes"):
+        mx.onnx.import_model(path)
+    _, _, ours, theirs = run_both(path, {"x": RNG.randn(3, 4).astype(np.float32)}, input_shapes={"x": (3, 4)})
+    np.testing.assert_allclose(ours[0], theirs[0])
+
+
+def test_unknown_op_is_a_clear_error(tmp_path):
+    nodes = [helper.make_node("NoSuchOp", ["x"], ["y"], domain="my.domain")]
+    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TP.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("my.domain", 1)], ir_version=8)
+    path = str(tmp_path / "bad.onnx")
+    onnx.save(model, path)
+    with pytest.raises(mx.MXNetError, match="NoSuchOp"):
+        sym, args, _ = mx.onnx.import_model(path)
+        sym.bind(mx.cpu(), {"x": mx.nd.ones(2)}).forward()
