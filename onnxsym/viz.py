@@ -64,7 +64,8 @@ def plot_network(symbol, title="plot", save_format="pdf", shape=None, dtype=None
     graph = json.loads(symbol.tojson())
     nodes = graph["nodes"]
     heads = {h[0] for h in graph["heads"]}
-    node_attr = {"shape": "box", "fixedsize": "true", "width": "1.3", "height": "0.8034", "style": "filled"}
+    # MXNet fixes the box size; a minimum size instead keeps long labels (elemwise_add, softmax_label) inside
+    node_attr = {"shape": "box", "fixedsize": "false", "width": "1.3", "height": "0.8034", "style": "filled"}
     node_attr.update(node_attrs or {})
     dot = Digraph(name=title, format=save_format)
     hidden = set()
