@@ -56,18 +56,21 @@ def data_inputs(sym, params):
 
 
 def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_path="model.onnx", verbose=False,
-                 dynamic=False, dynamic_input_shapes=None, run_shape_inference=False, input_type=None,
+                 dynamic=None, dynamic_input_shapes=None, run_shape_inference=False, input_type=None,
                  input_shape=None, large_model=False):
     """Write `sym` with `params` as an ONNX model to onnx_file_path (returns the path).
 
     in_shapes / in_types: one shape / dtype per data input (the symbol's inputs that are neither parameters nor
-    labels), in list_inputs order. dynamic=True is not supported yet (shapes are static, as MXNet's default)."""
+    labels), in list_inputs order. The batch (first) dimension is symbolic ('N') whenever the exported graph is
+    checked to give onnxsym's numbers at two other batch sizes; dynamic=None (default) falls back to static
+    shapes with a warning otherwise, dynamic=True makes that an error, dynamic=False keeps static shapes."""
     if input_shape is not None:
         in_shapes = input_shape
     if input_type is not None:
         in_types = input_type
-    if dynamic or dynamic_input_shapes:
-        raise MXNetError("export_model(dynamic=True) is not supported yet: onnxsym exports static shapes")
+    if dynamic_input_shapes:
+        raise MXNetError("export_model: dynamic_input_shapes is not supported; the batch dimension is made "
+                         "symbolic automatically (dynamic=True/None)")
     sym, params = _load_inputs(sym, params)
     names = data_inputs(sym, params)
     if in_shapes is None:
@@ -88,6 +91,8 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
     lowered = lower_symbol(sym, shapes, dtypes, builder=builder)
     model = lowered.model
     _inputs_to_initializers(model, params)
+    if dynamic is not False:
+        model = _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict=bool(dynamic))
     model.producer_name, model.producer_version = "onnxsym", mx.__version__
     onnx.helper.set_model_props(model, {METADATA_SYMBOL: sym.tojson(), "onnxsym_version": mx.__version__,
                                         "data_inputs": json.dumps(names)})
@@ -112,3 +117,85 @@ def _inputs_to_initializers(model, params):
             keep.append(value)
     del model.graph.input[:]
     model.graph.input.extend(keep)
+
+
+def _reshape_targets_copy_dim0(model):
+    """Reshape targets whose first entry equals the input's first dimension become 0 ('copy that dimension'):
+    the same static result, and batch-independent."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    dims = {}
+    for value in list(inferred.graph.input) + list(inferred.graph.value_info):
+        shape = value.type.tensor_type.shape.dim
+        if shape and shape[0].HasField("dim_value"):
+            dims[value.name] = shape[0].dim_value
+    initializers = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or node.input[1] not in initializers or node.input[0] not in dims:
+            continue
+        target = onnx.numpy_helper.to_array(initializers[node.input[1]]).copy()
+        if target.size and target[0] == dims[node.input[0]] and target[0] > 0:
+            target[0] = 0
+            name = node.input[1] + "/dim0"
+            if name not in initializers:
+                initializers[name] = onnx.numpy_helper.from_array(target, name)
+                model.graph.initializer.append(initializers[name])
+            node.input[1] = name
+
+
+def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
+    """`model` with a symbolic first dimension on the data inputs and outputs, if the result is checked to
+    match onnxsym at two other batch sizes; else the static model (a warning) or an error (strict)."""
+    import copy
+    import warnings
+    import onnxruntime as ort
+    candidate = copy.deepcopy(model)
+    _reshape_targets_copy_dim0(candidate)
+    batch = shapes[names[0]][0] if names else None
+    for value in list(candidate.graph.input) + list(candidate.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == batch:
+            dims[0].dim_param = "N"
+    del candidate.graph.value_info[:]
+    problem = None
+    try:
+        onnx.checker.check_model(candidate, full_check=True)
+        for other in (batch + 1, batch + 3):
+            rng = np.random.RandomState(other)
+            feeds = {n: (rng.uniform(-1, 1, (other,) + tuple(shapes[n][1:]))).astype(dtypes[n]) for n in names}
+            session = _session(candidate, ort)
+            theirs = session.run(None, feeds)
+            exe = sym.bind(mx.cpu(), {**{k: v for k, v in params.items() if k in sym.list_arguments()},
+                                      **{n: mx.nd.array(v, dtype=v.dtype) for n, v in feeds.items()},
+                                      **_labels(sym, params, names, feeds)},
+                           aux_states={k: v for k, v in params.items() if k in sym.list_auxiliary_states()})
+            ours = [o.asnumpy() for o in exe.forward()]
+            for a, b in zip(ours, theirs):
+                if a.shape != b.shape or not np.allclose(a, b, rtol=1e-4, atol=1e-5):
+                    problem = "outputs differ at batch size %d" % other
+                    break
+            if problem:
+                break
+    except Exception as err:        # any failure means the batch is not symbolic-safe for this graph
+        problem = "%s: %s" % (type(err).__name__, err)
+    if problem is None:
+        return candidate
+    message = "export_model: the graph does not run with a symbolic batch dimension (%s)" % problem
+    if strict:
+        raise MXNetError(message)
+    warnings.warn(message + "; exported with static shapes", stacklevel=3)
+    return model
+
+
+def _session(model, ort):
+    from onnxsym.runtime.ort import create_session
+    return create_session(model)
+
+
+def _labels(sym, params, names, feeds):
+    """Label arrays for the loss heads (their values do not matter at inference), shaped for the feeds."""
+    labels = [n for n in sym.list_arguments() if n not in params and n not in names]
+    if not labels:
+        return {}
+    arg_shapes, _, _ = sym.infer_shape_partial(**{n: v.shape for n, v in feeds.items()})
+    by_name = dict(zip(sym.list_arguments(), arg_shapes))
+    return {n: mx.nd.zeros(by_name[n]) for n in labels}

@@ -52,8 +52,15 @@ def test_export_runs_in_ort_and_round_trips(tmp_path):
     assert sym2.tojson() == sym.tojson()
     assert sorted(args) == sorted(n for n in params if n in sym.list_arguments())
     np.testing.assert_array_equal(args["fc_weight"].asnumpy(), params["fc_weight"].asnumpy())
-    assert mx.onnx.get_model_metadata(path) == {"input_tensor_data": [("data", (2, 3, 8, 8))],
-                                                "output_tensor_data": [("softmax_output", (2, 5))]}
+    assert mx.onnx.get_model_metadata(path) == {"input_tensor_data": [("data", ("N", 3, 8, 8))],
+                                                "output_tensor_data": [("softmax_output", ("N", 5))]}
+    # the batch dimension is symbolic: other batch sizes give onnxsym's numbers too
+    x5 = np.random.RandomState(5).rand(5, 3, 8, 8).astype(np.float32)
+    served = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"data": x5})[0]
+    exe5 = sym.bind(mx.cpu(), {**{k: v for k, v in params.items() if k in sym.list_arguments()},
+                               "data": mx.nd.array(x5), "softmax_label": mx.nd.zeros(5)},
+                    aux_states={k: v for k, v in params.items() if k in sym.list_auxiliary_states()})
+    np.testing.assert_allclose(served, exe5.forward()[0].asnumpy(), rtol=1e-5, atol=1e-6)
     # the imported model trains on
     mod = mx.mod.Module(sym2)
     it = mx.io.NDArrayIter(np.random.RandomState(2).rand(8, 3, 8, 8).astype(np.float32), np.arange(8) % 5,
@@ -138,3 +145,15 @@ def test_bad_files_are_clear_errors(tmp_path):
     with pytest.raises(mx.MXNetError, match="2 shapes given for the 1 data inputs"):
         mx.onnx.export_model(sym, params, [(1, 3, 8, 8), (1,)], onnx_file_path=str(tmp_path / "x.onnx"))
     assert not os.path.exists(tmp_path / "x.onnx")
+
+
+def test_batch_dependent_graph_falls_back_to_static_shapes(tmp_path):
+    x = mx.sym.Variable("x")
+    sym = mx.sym.Reshape(x, shape=(8, -1)) * 2          # the batch size is baked into the graph
+    with pytest.warns(UserWarning, match="symbolic batch"):
+        path = mx.onnx.export_model(sym, {}, [(4, 6)], onnx_file_path=str(tmp_path / "static.onnx"))
+    assert mx.onnx.get_model_metadata(path)["input_tensor_data"] == [("x", (4, 6))]
+    with pytest.raises(mx.MXNetError, match="symbolic batch"):
+        mx.onnx.export_model(sym, {}, [(4, 6)], onnx_file_path=str(tmp_path / "s2.onnx"), dynamic=True)
+    path = mx.onnx.export_model(sym, {}, [(4, 6)], onnx_file_path=str(tmp_path / "s3.onnx"), dynamic=False)
+    assert mx.onnx.get_model_metadata(path)["input_tensor_data"] == [("x", (4, 6))]
