@@ -38,6 +38,25 @@ def _load_inputs(sym, params):
     return sym, clean
 
 
+def strip_amp_cast(sym):
+    """A copy of `sym` without amp_cast / amp_multicast nodes (MXNet strips them when saving for deployment):
+    their consumers read the original values."""
+    import copy
+    if not any(not n.is_variable and n.op.op_name in ("amp_cast", "amp_multicast") for n in topo_order(sym.outputs)):
+        return sym
+    sym = copy.deepcopy(sym)
+
+    def source(entry):
+        node, index = entry
+        while not node.is_variable and node.op.op_name in ("amp_cast", "amp_multicast"):
+            node, index = node.inputs[index if node.op.op_name == "amp_multicast" else 0]
+        return node, index
+
+    for node in topo_order(sym.outputs):
+        node.inputs = tuple(source(e) for e in node.inputs)
+    return mx.sym.Symbol([source(e) for e in sym.outputs])
+
+
 def data_inputs(sym, params):
     """The inputs a user feeds: not parameters, not the labels that only loss heads read."""
     label_only = set()
@@ -72,6 +91,7 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
         raise MXNetError("export_model: dynamic_input_shapes is not supported; the batch dimension is made "
                          "symbolic automatically (dynamic=True/None)")
     sym, params = _load_inputs(sym, params)
+    sym = strip_amp_cast(sym)
     names = data_inputs(sym, params)
     if in_shapes is None:
         raise MXNetError("export_model needs in_shapes for the inputs %s" % names)

@@ -157,3 +157,25 @@ def test_batch_dependent_graph_falls_back_to_static_shapes(tmp_path):
         mx.onnx.export_model(sym, {}, [(4, 6)], onnx_file_path=str(tmp_path / "s2.onnx"), dynamic=True)
     path = mx.onnx.export_model(sym, {}, [(4, 6)], onnx_file_path=str(tmp_path / "s3.onnx"), dynamic=False)
     assert mx.onnx.get_model_metadata(path)["input_tensor_data"] == [("x", (4, 6))]
+
+
+def test_amp_casts_are_stripped(tmp_path):
+    x = mx.sym.Variable("x")
+    sym = mx.sym.FullyConnected(mx.sym.amp_cast(x, dtype="float16"), num_hidden=3, name="fc")
+    sym = mx.sym.amp_cast(sym, dtype="float32")
+    params = {"fc_weight": mx.nd.ones((3, 4)), "fc_bias": mx.nd.zeros(3)}
+    path = mx.onnx.export_model(sym, params, [(2, 4)], onnx_file_path=str(tmp_path / "amp.onnx"))
+    model = onnx.load(path)
+    assert "Cast" not in [n.op_type for n in model.graph.node]
+    out = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": np.ones((2, 4), np.float32)})
+    np.testing.assert_allclose(out[0], np.full((2, 3), 4.0))
+
+
+def test_rendering_with_graphviz(tmp_path):
+    import shutil
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed (.ci/run installs it)")
+    graph = mx.viz.plot_network(convnet(), shape={"data": (1, 3, 8, 8)}, save_format="svg")
+    out = graph.render(str(tmp_path / "net"), cleanup=True)
+    text = open(out).read()
+    assert text.startswith("<?xml") and "Convolution" in text and "3x8x8" in text
