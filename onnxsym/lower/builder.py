@@ -216,12 +216,7 @@ class GraphBuilder:
         attrs = {k: _attr_value(v) for k, v in (attrs or {}).items() if v is not None}
         node = helper.make_node(op_type, inputs, names, name=self.fresh("%s/%s" % (self.scope, op_type)),
                                 domain=domain or None, **attrs)
-        if domain and domain not in self.domains:
-            self.domains[domain] = 1
-        self.nodes.append(node)
-        for n in names:
-            self._producer[n] = node
-        return names[0] if outputs == 1 else tuple(names)
+        return self._add_node(node, names, domain)
 
     def emit_with_attributes(self, op_type, inputs, attributes, outputs=1, domain=""):
         """A node with ready-made AttributeProtos (imported ONNX nodes); empty strings are absent inputs."""
@@ -229,12 +224,15 @@ class GraphBuilder:
         node = helper.make_node(op_type, list(inputs), names, name=self.fresh("%s/%s" % (self.scope, op_type)),
                                 domain=domain or None)
         node.attribute.extend(attributes)
+        return self._add_node(node, names, domain)
+
+    def _add_node(self, node, names, domain):
         if domain and domain not in self.domains:
             self.domains[domain] = 1
         self.nodes.append(node)
         for n in names:
             self._producer[n] = node
-        return names[0] if outputs == 1 else tuple(names)
+        return names[0] if len(names) == 1 else tuple(names)
 
     def __getattr__(self, op_type):
         if not op_type[:1].isupper():

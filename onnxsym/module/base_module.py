@@ -189,24 +189,10 @@ class BaseModule:
     def save_params(self, fname):
         """Save the parameters (`arg:`/`aux:` names) in MXNet's .params format."""
         from ..ndarray import save
-        arg_params, aux_params = self.get_params()
-        save_dict = {("arg:%s" % k): v for k, v in arg_params.items()}
-        save_dict.update({("aux:%s" % k): v for k, v in aux_params.items()})
-        save(fname, save_dict)
+        from .model import param_dict
+        save(fname, param_dict(*self.get_params()))
 
     def load_params(self, fname):
         """Load parameters saved by save_params (or MXNet)."""
-        from ..ndarray import load
-        save_dict = load(fname)
-        if not isinstance(save_dict, dict):
-            raise MXNetError("%s holds an unnamed list of arrays, not module parameters" % fname)
-        arg_params, aux_params = {}, {}
-        for key, value in save_dict.items():
-            kind, _, name = key.partition(":")
-            if kind == "arg":
-                arg_params[name] = value
-            elif kind == "aux":
-                aux_params[name] = value
-            else:
-                raise ValueError("Invalid param file " + str(fname))
-        self.set_params(arg_params, aux_params)
+        from .model import split_params
+        self.set_params(*split_params(fname))

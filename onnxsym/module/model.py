@@ -14,10 +14,8 @@ def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, remove_amp_ca
     from ..ndarray import save
     if symbol is not None:
         symbol.save("%s-symbol.json" % prefix, remove_amp_cast=remove_amp_cast)
-    save_dict = {("arg:%s" % k): v.as_in_context(_cpu()) for k, v in arg_params.items()}
-    save_dict.update({("aux:%s" % k): v.as_in_context(_cpu()) for k, v in aux_params.items()})
     param_name = "%s-%04d.params" % (prefix, epoch)
-    save(param_name, save_dict)
+    save(param_name, param_dict(arg_params, aux_params))
     logging.info('Saved checkpoint to "%s"', param_name)
 
 
@@ -26,13 +24,19 @@ def _cpu():
     return cpu()
 
 
-def load_params(prefix, epoch):
-    """(arg_params, aux_params) from `prefix-%04d.params`."""
+def param_dict(arg_params, aux_params):
+    """{'arg:name': array, 'aux:name': array}: how checkpoints name parameters."""
+    save_dict = {("arg:%s" % k): v.as_in_context(_cpu()) for k, v in arg_params.items()}
+    save_dict.update({("aux:%s" % k): v.as_in_context(_cpu()) for k, v in aux_params.items()})
+    return save_dict
+
+
+def split_params(fname):
+    """(arg_params, aux_params) of a parameter file with `arg:`/`aux:` names."""
     from ..ndarray import load
-    save_dict = load("%s-%04d.params" % (prefix, epoch))
+    save_dict = load(fname)
     if not isinstance(save_dict, dict):
-        raise MXNetError("%s-%04d.params holds an unnamed list of arrays, not a checkpoint (arg:/aux: names)"
-                         % (prefix, epoch))
+        raise MXNetError("%s holds an unnamed list of arrays, not parameters with arg:/aux: names" % fname)
     arg_params, aux_params = {}, {}
     for key, value in save_dict.items():
         kind, _, name = key.partition(":")
@@ -40,7 +44,15 @@ def load_params(prefix, epoch):
             arg_params[name] = value
         elif kind == "aux":
             aux_params[name] = value
+        else:
+            raise ValueError("Invalid param file %s: parameter names start with arg: or aux:, got '%s'"
+                             % (fname, key))
     return arg_params, aux_params
+
+
+def load_params(prefix, epoch):
+    """(arg_params, aux_params) from `prefix-%04d.params`."""
+    return split_params("%s-%04d.params" % (prefix, epoch))
 
 
 def load_checkpoint(prefix, epoch):
