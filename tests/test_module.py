@@ -8,34 +8,13 @@ import numpy as np
 import pytest
 
 import onnxsym as mx
-from tests.fixtures.module_cases import CASES, data, initial_params
+from tests.fixtures.module_cases import CASES, data, train
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
 
 
 def fit(name, **fit_kwargs):
-    case = CASES[name]
-    with mx.name.NameManager():
-        sym = case["build"](mx)
-    x, y = data(case)
-    train = mx.io.NDArrayIter(x[:case["train"]], y[:case["train"]], batch_size=case["batch"], shuffle=False,
-                              last_batch_handle=case.get("last", "pad"))
-    val = mx.io.NDArrayIter(x[case["train"]:], y[case["train"]:], batch_size=case["batch"], shuffle=False)
-    mod = mx.mod.Module(sym, context=mx.cpu())
-    mod.bind(data_shapes=train.provide_data, label_shapes=train.provide_label)
-    args, auxs = initial_params(sym, train.provide_data[0].shape)
-    mod.init_params(arg_params={k: mx.nd.array(v) for k, v in args.items()},
-                    aux_params={k: mx.nd.array(v) for k, v in auxs.items()})
-    per_epoch = {}
-
-    def snapshot(epoch, symbol, arg, aux):
-        for k, v in list(arg.items()) + list(aux.items()):
-            per_epoch["epoch%d:%s" % (epoch, k)] = v.asnumpy()
-
-    mod.fit(train, eval_data=val, optimizer=case["optimizer"], optimizer_params=case["optimizer_params"],
-            num_epoch=case["epochs"], epoch_end_callback=snapshot, eval_metric=case.get("metric", "acc"),
-            **fit_kwargs)
-    return mod, val, per_epoch
+    return train(mx, name, **fit_kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
