@@ -179,3 +179,31 @@ def test_rendering_with_graphviz(tmp_path):
     out = graph.render(str(tmp_path / "net"), cleanup=True)
     text = open(out).read()
     assert text.startswith("<?xml") and "Convolution" in text and "3x8x8" in text
+
+
+def test_custom_op_onnx_runs_in_a_fresh_process(tmp_path):
+    """A saved .onnx with a Python op runs through a plain session in another process once the module that
+    registers the op is imported (the node's key names the op type and its arguments)."""
+    import subprocess
+    import sys
+    net = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3, name="fc")
+    sym = mx.sym.Custom(net, mx.sym.Variable("b"), op_type="test_scaled_product", scale=2.0)
+    exe, params = bound(sym, {"data": (2, 4), "b": (2, 3)})
+    path = mx.onnx.export_model(sym, params, [(2, 4), (2, 3)], onnx_file_path=str(tmp_path / "c.onnx"))
+    x, b = np.ones((2, 4), np.float32), np.full((2, 3), 0.5, np.float32)
+    exe.arg_dict["data"][:] = x
+    exe.arg_dict["b"][:] = b
+    expected = exe.forward()[0].asnumpy()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "b.npy", b)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = ("import sys, numpy as np, onnx; sys.path.insert(0, %r)\n"
+              "import tests.ops.test_custom\n"
+              "from onnxsym.runtime.ort import create_session\n"
+              "s = create_session(onnx.load(%r))\n"
+              "out = s.run(None, {'data': np.load(%r), 'b': np.load(%r)})[0]\n"
+              "np.save(%r, out)\n" % (root, path, str(tmp_path / "x.npy"), str(tmp_path / "b.npy"),
+                                     str(tmp_path / "out.npy")))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6)

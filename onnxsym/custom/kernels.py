@@ -26,21 +26,45 @@ def new_kernel(prop, op_type, kwargs, in_shapes, in_dtypes, num_args, is_train):
 
 
 def get_kernel(key):
-    try:
-        return _KERNELS[key]
-    except KeyError:
-        raise MXNetError("No kernel for custom op node %s: the graph was built in another process or the op "
-                         "type was registered again; rebind it" % key) from None
+    """The kernel of a node key; a key from another process (a saved .onnx) gets a new kernel from the
+    registered op type and arguments it names."""
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        try:
+            spec = json.loads(key)
+            op_type, kwargs, is_train = spec["op_type"], spec["kwargs"], spec["train"]
+        except (ValueError, KeyError, TypeError):
+            raise MXNetError("Custom op node key %r does not name an op type" % (key,)) from None
+        from .operator import get_prop
+        prop_cls = get_prop(op_type)
+        if prop_cls is None:
+            raise MXNetError("Custom op_type '%s' is not registered: import the module that registers it with "
+                             "mx.operator.register('%s')" % (op_type, op_type))
+        kernel = _KERNELS[key] = Kernel(prop_cls(**kwargs), op_type, None, None, None, is_train)
+    return kernel
 
 
 class Kernel:
     def __init__(self, prop, op_type, in_shapes, in_dtypes, num_args, is_train):
         self.prop = prop
         self.op_type = op_type
-        self.num_args = num_args
+        self.num_args = num_args if num_args is not None else len(prop.list_arguments())
         self.is_train = is_train
         self.num_outputs = len(prop.list_outputs())
-        self.op = prop.create_operator(cpu(), [list(s) for s in in_shapes], [np.dtype(t).type for t in in_dtypes])
+        self._op = None
+        if in_shapes is not None:
+            self._op = prop.create_operator(cpu(), [list(s) for s in in_shapes],
+                                            [np.dtype(t).type for t in in_dtypes])
+
+    @property
+    def op(self):
+        """The CustomOp (created at the first call for kernels rebuilt from a saved model's key)."""
+        return self._op
+
+    def _ensure_op(self, arrays):
+        if self._op is None:
+            self._op = self.prop.create_operator(cpu(), [list(a.shape) for a in arrays[: self.num_args]],
+                                                 [a.dtype.type for a in arrays[: self.num_args]])
 
     def _outputs(self, inputs, fill=np.empty):
         """Output arrays shaped and typed by the prop for these inputs (uninitialised, as MXNet's out_data)."""
@@ -63,6 +87,7 @@ class Kernel:
 
     def forward(self, *arrays):
         from ..runtime.ndarray import NDArray
+        self._ensure_op(arrays)
         ctx = cpu()
         in_data = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[: self.num_args]]
         aux = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[self.num_args:]]
@@ -74,6 +99,7 @@ class Kernel:
     def backward(self, *arrays):
         """arrays: head gradients (one per output), inputs (arguments then aux), outputs."""
         from ..runtime.ndarray import NDArray
+        self._ensure_op(arrays[self.num_outputs:])
         ctx = cpu()
         n_out, n_in = self.num_outputs, self.num_args + len(self.prop.list_auxiliary_states())
         wrap = lambda group: [NDArray(np.ascontiguousarray(a), ctx) for a in group]
