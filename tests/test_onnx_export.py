@@ -207,3 +207,22 @@ def test_custom_op_onnx_runs_in_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
     assert result.returncode == 0, result.stderr
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fix_gamma", [True, False])
+def test_batchnorm_exports_as_the_standard_node(tmp_path, fix_gamma):
+    """Inference BatchNorm is ONNX BatchNormalization (what serving runtimes fuse into Conv), with MXNet's numbers:
+    (x - moving_mean) / sqrt(moving_var + eps) * gamma + beta, gamma = 1 when fix_gamma."""
+    sym = mx.sym.BatchNorm(mx.sym.Variable("data"), fix_gamma=fix_gamma, eps=1e-4, name="bn")
+    rng = np.random.RandomState(4)
+    gamma, beta, mean = rng.uniform(-2, 2, (3, 3))
+    var = rng.uniform(0.1, 2, 3)
+    params = {k: mx.nd.array(v) for k, v in dict(bn_gamma=gamma, bn_beta=beta, bn_moving_mean=mean,
+                                                 bn_moving_var=var).items()}
+    path = mx.onnx.export_model(sym, params, [(2, 3, 4, 5)], onnx_file_path=str(tmp_path / "bn.onnx"))
+    assert [n.op_type for n in onnx.load(path).graph.node] == ["BatchNormalization"]
+    x = rng.rand(2, 3, 4, 5).astype(np.float32)
+    served = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"data": x})[0]
+    scale = (np.ones(3) if fix_gamma else gamma) / np.sqrt(var + 1e-4)
+    expected = (x - mean[:, None, None]) * scale[:, None, None] + beta[:, None, None]
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)

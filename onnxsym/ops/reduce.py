@@ -326,6 +326,12 @@ class _BatchNormBase(OpDef):
         shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
         axis, cast_to = self.channel_axis(len(shape)), (dtype if dtype != param_dtype else None)
         inv_std = g.Reciprocal(g.Sqrt(g.Add(moving_var, g.scalar(self.eps, param_dtype))))
+        if not g.is_train and axis == 1 and len(shape) >= 2 and cast_to is None and dtype != np.float16:
+            # the standard node: what serving runtimes recognise (ORT folds it into the preceding Conv)
+            ones = g.const(np.ones(shape[1], dtype))
+            y = g.BatchNormalization(data, ones if self.fix_gamma else gamma, beta, moving_mean, moving_var,
+                                     epsilon=float(self.eps))
+            return y, moving_mean, inv_std
         scale = inv_std if self.fix_gamma else g.Mul(inv_std, gamma)
         centered = g.Sub(data, _broadcast(g, moving_mean, shape, axis, cast_to))
         y = g.Add(g.Mul(centered, _broadcast(g, scale, shape, axis, cast_to)),
