@@ -2,8 +2,10 @@
 tests/fixtures/make_mxnet_fixtures.py): JSON text, names, inferred shapes and forward numbers."""
 import json
 import os
+import warnings
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 import onnxsym as mx
@@ -74,5 +76,26 @@ def test_mxnet_json_loads_and_runs(name):
     assert sym.list_outputs() == meta["list_outputs"]
     assert sym.tojson() == meta["tojson"]
     for out_name, out, exp in zip(meta["list_outputs"], run(sym, inputs), expected):
+        if out_name not in UNDEFINED_AT_INFERENCE:
+            np.testing.assert_allclose(out, exp, rtol=1e-4, atol=1e-5, err_msg=out_name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exported_onnx_serves_mxnet_numbers(name, tmp_path):
+    """mx.onnx.export_model (first argument as the data input, every other input a parameter) gives a file that
+    plain ORT serves with MXNet's output names and numbers: pass-through outputs (Dropout, BatchNorm's mean) keep
+    their MXNet names."""
+    meta, inputs, expected = load(name)
+    sym = build(name)
+    data = sym.list_arguments()[0]
+    params = {n: mx.nd.array(inputs[n]) for n in sym.list_arguments()[1:] + sym.list_auxiliary_states()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # graphs whose shapes depend on the batch fall back to a static one
+        path = mx.onnx.export_model(sym, params, [inputs[data].shape], in_types=[inputs[data].dtype],
+                                    onnx_file_path=str(tmp_path / (name + ".onnx")))
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == meta["list_outputs"]
+    outputs = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})
+    for out_name, out, exp in zip(meta["list_outputs"], outputs, expected):
         if out_name not in UNDEFINED_AT_INFERENCE:
             np.testing.assert_allclose(out, exp, rtol=1e-4, atol=1e-5, err_msg=out_name)

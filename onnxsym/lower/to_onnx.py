@@ -89,7 +89,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
         final = g._renames.get(value, value)
         if final in used or g.producer(value) is None:
             final = g.Identity(value)
-            g.rename(final, g.fresh(node.output_name(index) + "_out"))
+            g.rename(final, g.fresh(node.output_name(index)))
             final = g._renames[final]
         used.add(final)
         g.add_output(final, entry_shapes[key], entry_dtypes[key])
