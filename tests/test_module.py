@@ -137,3 +137,34 @@ def test_bucketing_module_shares_parameters():
         assert np.abs(mod.get_params()[0]["fc_weight"].asnumpy() - before).max() > 0
     assert sorted(mod._buckets) == [3, 5]
     assert mod._buckets[3]._exec._by_name["fc_weight"] is mod._buckets[5]._exec._by_name["fc_weight"]
+
+
+@pytest.mark.parametrize("momentum,clip", [(0.9, 0.05), (0.0, None)])
+def test_sgd_update_equals_mxnet_formula(momentum, clip):
+    """Module.update (SGD over the flat parameter arena) is MXNet's sgd(_mom)_update per parameter:
+    g = clip(rescale_grad * grad), mom = momentum * mom - lr * lr_mult * (g + wd * wd_mult * w), w += mom."""
+    data = mx.sym.Variable("data")
+    weight = mx.sym.Variable("fc_weight", lr_mult=0.5, wd_mult=2.0)
+    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(data, weight=weight, num_hidden=3, name="fc"), name="softmax")
+    mod = mx.mod.Module(net)
+    mod.bind(data_shapes=[("data", (4, 5))], label_shapes=[("softmax_label", (4,))])
+    mod.init_params(initializer=mx.init.Uniform(0.5))
+    lr, wd, rescale = 0.1, 0.01, 0.25
+    mod.init_optimizer(optimizer="sgd", optimizer_params=dict(learning_rate=lr, wd=wd, momentum=momentum,
+                                                              rescale_grad=rescale, clip_gradient=clip))
+    rng = np.random.RandomState(0)
+    mults = {"fc_weight": (0.5, 2.0), "fc_bias": (1.0, 0.0)}     # MXNet: no weight decay on *_bias
+    moms = {n: 0.0 for n in mults}
+    for _ in range(3):
+        batch = mx.io.DataBatch([mx.nd.array(rng.uniform(-4, 4, (4, 5)))], [mx.nd.array(rng.randint(0, 3, 4))])
+        mod.forward_backward(batch)
+        weights = {n: a.asnumpy().astype(np.float64) for n, a in mod._exec.arg_dict.items() if n in mults}
+        grads = {n: mod._exec.grad_dict[n].asnumpy().astype(np.float64) for n in mults}
+        mod.update()
+        for name, (lr_mult, wd_mult) in mults.items():
+            g = rescale * grads[name]
+            if clip is not None:
+                g = np.clip(g, -clip, clip)
+            moms[name] = momentum * moms[name] - lr * lr_mult * (g + wd * wd_mult * weights[name])
+            np.testing.assert_allclose(mod._exec.arg_dict[name].asnumpy(), weights[name] + moms[name],
+                                       rtol=1e-5, atol=1e-7, err_msg=name)
