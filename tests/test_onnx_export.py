@@ -226,3 +226,24 @@ def test_batchnorm_exports_as_the_standard_node(tmp_path, fix_gamma):
     scale = (np.ones(3) if fix_gamma else gamma) / np.sqrt(var + 1e-4)
     expected = (x - mean[:, None, None]) * scale[:, None, None] + beta[:, None, None]
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_module_and_symbol_export_conveniences(tmp_path):
+    """Module.export_onnx writes the trained module with the shapes it is bound with; ORT serves it with
+    Module.predict's numbers. Symbol.export_onnx is mx.onnx.export_model's shorthand."""
+    rng = np.random.RandomState(6)
+    x, y = rng.rand(12, 3, 8, 8).astype(np.float32), np.arange(12) % 5
+    it = mx.io.NDArrayIter(x, y, batch_size=4)
+    mod = mx.mod.Module(convnet())
+    mod.fit(it, num_epoch=1, optimizer_params={"learning_rate": 0.1})
+    path = mod.export_onnx(str(tmp_path / "mod.onnx"))
+    served = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"data": x[:4]})[0]
+    np.testing.assert_allclose(served, mod.predict(mx.io.NDArrayIter(x[:4], batch_size=4)).asnumpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    args, auxs = mod.get_params()
+    path2 = mod.symbol.export_onnx({**args, **auxs}, [(4, 3, 8, 8)], onnx_file_path=str(tmp_path / "sym.onnx"))
+    served2 = ort.InferenceSession(path2, providers=["CPUExecutionProvider"]).run(None, {"data": x[:4]})[0]
+    np.testing.assert_array_equal(served2, served)
+    with pytest.raises(mx.MXNetError, match="bound module"):
+        mx.mod.Module(convnet()).export_onnx(str(tmp_path / "unbound.onnx"))

@@ -192,6 +192,22 @@ class BaseModule:
         from .model import param_dict
         save(fname, param_dict(*self.get_params()))
 
+    def export_onnx(self, onnx_file_path="model.onnx", **kwargs):
+        """Write the bound module (its symbol, current parameters, and the data shapes and dtypes it is bound
+        with) as an ONNX model via mx.onnx.export_model; kwargs go there (dynamic, verbose, ...)."""
+        if not (self.binded and self.params_initialized):
+            raise MXNetError("export_onnx() needs a bound module with initialized parameters")
+        from converters.onnx_export import data_inputs
+        arg_params, aux_params = self.get_params()
+        params = {**arg_params, **aux_params}
+        descs = {d.name: d for d in list(self.data_shapes) + list(self.label_shapes or [])}
+        names = data_inputs(self.symbol, params)
+        missing = [n for n in names if n not in descs]
+        if missing:
+            raise MXNetError("export_onnx: the module is not bound with shapes for the inputs %s" % missing)
+        return self.symbol.export_onnx(params, [descs[n].shape for n in names],
+                                       [np.dtype(descs[n].dtype) for n in names], onnx_file_path, **kwargs)
+
     def load_params(self, fname):
         """Load parameters saved by save_params (or MXNet)."""
         from .model import split_params

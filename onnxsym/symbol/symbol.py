@@ -333,6 +333,12 @@ class Symbol:
         from .serialize import debug_str
         return debug_str(self)
 
+    def export_onnx(self, params, in_shapes=None, in_types="float32", onnx_file_path="model.onnx", **kwargs):
+        """Write this symbol with `params` (name -> NDArray, or a .params file) as an ONNX model: shorthand for
+        mx.onnx.export_model(self, params, in_shapes, in_types, onnx_file_path, **kwargs). Returns the path."""
+        from ..onnx import export_model
+        return export_model(self, params, in_shapes, in_types, onnx_file_path, **kwargs)
+
     # ------------------------------------------------------------------ execution (runtime is imported lazily)
     def bind(self, ctx, args, args_grad=None, grad_req="write", aux_states=None, group2ctx=None,
              shared_exec=None):
