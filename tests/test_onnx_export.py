@@ -50,6 +50,7 @@ def test_export_runs_in_ort_and_round_trips(tmp_path):
     np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-6)
     sym2, args, auxs = mx.onnx.import_model(path)
     assert sym2.tojson() == sym.tojson()
+    assert mx.sym.load(path).tojson() == sym.tojson()
     assert sorted(args) == sorted(n for n in params if n in sym.list_arguments())
     np.testing.assert_array_equal(args["fc_weight"].asnumpy(), params["fc_weight"].asnumpy())
     assert mx.onnx.get_model_metadata(path) == {"input_tensor_data": [("data", ("N", 3, 8, 8))],
@@ -129,6 +130,8 @@ def test_bad_files_are_clear_errors(tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(mx.MXNetError, match="not a readable ONNX model"):
         mx.onnx.import_model(str(truncated))
+    with pytest.raises(mx.MXNetError, match="not a readable ONNX model"):
+        mx.sym.load(str(truncated))
     model = onnx.load(path)
     tensor = model.graph.initializer[0]
     tensor.ClearField("raw_data")

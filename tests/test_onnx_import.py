@@ -87,6 +87,8 @@ def test_conv_net_any_opset(tmp_path, opset):
     x = RNG.rand(2, 3, 8, 8).astype(np.float32)
     _, _, ours, theirs = run_both(path, {"x": x})
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
+    # mx.sym.load reads an .onnx too (the Symbol import_model gives)
+    assert mx.sym.load(path).tojson() == mx.onnx.import_model(path)[0].tojson()
 
 
 def test_attention_block(tmp_path):

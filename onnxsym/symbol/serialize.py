@@ -176,11 +176,22 @@ def save(symbol, fname):
 
 
 def load(fname):
-    """A Symbol from an MXNet `-symbol.json` file."""
+    """A Symbol from an MXNet `-symbol.json` file, or from an `.onnx` model (as mx.onnx.import_model gives it; its
+    parameters come from import_model)."""
     if not isinstance(fname, (str, os.PathLike)):
         raise TypeError("fname must be a string")
-    with open(fname, "r", encoding="utf-8") as handle:
-        return load_json(handle.read())
+    with open(fname, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.lstrip().startswith("{"):
+        return load_json(text)
+    if str(fname).lower().endswith(".onnx") or text is None:
+        from converters.onnx_import import import_model
+        return import_model(os.fspath(fname))[0]
+    return load_json(text)
 
 
 def debug_str(symbol):
