@@ -12,6 +12,7 @@ from .module import initializer
 from . import random
 from . import viz
 from . import onnx
+from . import test_utils
 from . import ndarray
 from . import symbol
 from ._namespaces import populate as _populate
