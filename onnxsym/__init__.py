@@ -13,6 +13,7 @@ from . import random
 from . import viz
 from . import onnx
 from . import test_utils
+from . import kvstore
 from . import ndarray
 from . import symbol
 from ._namespaces import populate as _populate
@@ -28,9 +29,14 @@ sym = symbol
 nd = ndarray
 init = initializer
 attribute = name
+kv = kvstore
+opt = optimizer
+rnd = random
+visualization = viz
 
 __version__ = "0.1.0"
 
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
-           "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__"]
+           "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__", "kv", "kvstore", "opt",
+           "rnd", "visualization", "test_utils"]

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import kvstore as _kvstore
 from ..base import MXNetError
 from ..context import cpu
 from . import optimizer as _optimizer
@@ -367,8 +368,13 @@ class Module(BaseModule):
     # ----- optimizer -----
     def init_optimizer(self, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
                        force_init=False):
-        """Create the optimizer (rescale_grad = 1/batch_size unless given) and its updater."""
+        """Create the optimizer (rescale_grad = 1/batch_size unless given) and its updater. `kvstore` ('local',
+        'device', an mx.kv.KVStore or None) is checked; with one device the update runs here either way."""
         self._check_bound()
+        if isinstance(kvstore, str):
+            _kvstore.create(kvstore)        # refuses distributed types
+        elif kvstore is not None and not isinstance(kvstore, _kvstore.KVStore):
+            raise TypeError("kvstore must be a type name or an mx.kv.KVStore, got %s" % type(kvstore).__name__)
         if not self.params_initialized:
             raise MXNetError("init_optimizer() needs initialized parameters (call init_params first)")
         if self.optimizer_initialized and not force_init:
