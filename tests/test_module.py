@@ -168,3 +168,26 @@ def test_sgd_update_equals_mxnet_formula(momentum, clip):
             moms[name] = momentum * moms[name] - lr * lr_mult * (g + wd * wd_mult * weights[name])
             np.testing.assert_allclose(mod._exec.arg_dict[name].asnumpy(), weights[name] + moms[name],
                                        rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_predict_idiom_with_a_namedtuple_batch(tmp_path):
+    """MXNet's inference tutorial: a checkpoint bound with label_names=None and fed `namedtuple('Batch', ['data'])`
+    batches (no label attribute) gives the same probabilities as predict()."""
+    from collections import namedtuple
+    Batch = namedtuple("Batch", ["data"])
+    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3, name="fc"),
+                               name="softmax")
+    x = np.random.RandomState(0).rand(4, 5).astype(np.float32)
+    mod = mx.mod.Module(net)
+    mod.bind(data_shapes=[("data", (4, 5))], label_shapes=[("softmax_label", (4,))])
+    mod.init_params(initializer=mx.init.Uniform(0.5))
+    mod.save_checkpoint(str(tmp_path / "net"), 1)
+    sym, args, auxs = mx.model.load_checkpoint(str(tmp_path / "net"), 1)
+    infer = mx.mod.Module(symbol=sym, context=mx.cpu(), label_names=None)
+    infer.bind(for_training=False, data_shapes=[("data", (1, 5))], label_shapes=infer._label_shapes)
+    infer.set_params(args, auxs, allow_missing=True)
+    infer.forward(Batch([mx.nd.array(x[:1])]))
+    w, b = args["fc_weight"].asnumpy(), args["fc_bias"].asnumpy()
+    logits = x[:1] @ w.T + b
+    expected = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(infer.get_outputs()[0].asnumpy(), expected, rtol=1e-5)

@@ -440,7 +440,7 @@ class Module(BaseModule):
         by_name = self._exec._by_name
         for name, array in zip(self._data_names, data):
             by_name[name]._data[...] = array._data if hasattr(array, "_data") else array
-        labels = data_batch.label
+        labels = getattr(data_batch, "label", None)     # (namedtuple("Batch", ["data"]) batches have none)
         if labels and self._label_names:
             for name, array in zip(self._label_names, labels):
                 if name in by_name:
@@ -451,7 +451,7 @@ class Module(BaseModule):
         data_descs = getattr(data_batch, "provide_data", None) or [
             DataDesc(d.name, tuple(a.shape), d.dtype, d.layout) for d, a in zip(self._data_shapes, data_batch.data)]
         label_descs = getattr(data_batch, "provide_label", None)
-        if not label_descs and data_batch.label and self._label_shapes:
+        if not label_descs and getattr(data_batch, "label", None) and self._label_shapes:
             label_descs = [DataDesc(d.name, tuple(a.shape), d.dtype, d.layout)
                            for d, a in zip(self._label_shapes, data_batch.label)]
         self.reshape(data_descs, label_descs or None)
