@@ -352,13 +352,14 @@ class ROIAlign(_RoiOp):
         else:
             # ceil(bin) samples; those inside [-1, size] are consecutive and >= 0.5 apart (bin/ceil(bin) > 0.5
             # when ceil(bin) >= 2), so 2*size + 4 of them from the first one at or above -1 (minus one) cover all
-            grid = g.Ceil(bin_size)
+            count = g.Ceil(bin_size)
+            grid = g.Max(count, c(1))   # an empty ROI (aligned=True) samples nothing: 0 as MXNet, not 0/0
             step = g.Div(bin_size, grid)
             first = g.Sub(g.Ceil(g.Sub(g.Div(g.Sub(c(-1), base), step), c(0.5))), c(1))
             first = g.Max(first, c(0))
             index = g.Add(g.Unsqueeze(first, g.int64s([2])),
                           _grid(g, np.arange(2 * size + 4).reshape(1, 1, -1), calc))            # (R, P, G)
-            in_grid = g.Less(index, g.Unsqueeze(grid, g.int64s([2])))
+            in_grid = g.Less(index, g.Unsqueeze(count, g.int64s([2])))
         grid3 = grid if self.sample_ratio > 0 else g.Unsqueeze(grid, g.int64s([2]))
         offsets = g.Div(g.Mul(g.Add(index, c(0.5)), g.Unsqueeze(bin_size, g.int64s([2]))), grid3)
         y = g.Add(g.Unsqueeze(base, g.int64s([2])), offsets)                                       # (R, P, G)

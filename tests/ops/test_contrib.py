@@ -423,6 +423,26 @@ def test_roi_align_negative_batch_index_gives_zeros():
         np.testing.assert_allclose(out[[0, 2, 3, 4]], arrays["out:0"][[0, 2, 3, 4]], rtol=1e-5, atol=1e-6)
 
 
+def test_roi_align_empty_roi_gives_zeros_not_nan():
+    """aligned=True with a zero-width or zero-height ROI samples nothing: zeros (ORT's kernel) in inference and in
+    the training form, and a zero gradient (MXNet 1.9.1 aborts the process on a CHECK there)."""
+    sym = mx.sym.contrib.ROIAlign(mx.sym.Variable("data"), mx.sym.Variable("rois"), pooled_size=(2, 2),
+                                  spatial_scale=1.0, aligned=True)
+    data = np.random.RandomState(0).rand(1, 2, 6, 6).astype(np.float32)
+    rois = np.array([[0, 2, 2, 2, 2], [0, 2, 2, 4, 2], [0, 1, 1, 4, 4]], np.float32)
+    grad = mx.nd.zeros(data.shape)
+    exe = sym.bind(mx.cpu(), {"data": mx.nd.array(data), "rois": mx.nd.array(rois)}, args_grad={"data": grad})
+    served = exe.forward()[0].asnumpy()
+    trained = exe.forward(is_train=True)[0].asnumpy()
+    np.testing.assert_array_equal(served[:2], 0)
+    np.testing.assert_array_equal(trained[:2], 0)
+    np.testing.assert_allclose(trained[2], served[2], rtol=1e-5, atol=1e-6)
+    head = np.zeros(trained.shape, np.float32)
+    head[:2] = 1                                    # only the empty ROIs' outputs: nothing flows back
+    exe.backward(mx.nd.array(head))
+    np.testing.assert_array_equal(grad.asnumpy(), 0)
+
+
 @pytest.mark.parametrize("aligned", [False, True])
 def test_roi_align_gather_form_matches_ort_kernel(aligned):
     """The training (gather) form equals ORT's RoiAlign (checked against MXNet above) on ROIs far larger than the
