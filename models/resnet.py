@@ -63,41 +63,60 @@ def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, b
     return body + shortcut
 
 
-def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck=True, bn_mom=0.9, workspace=256,
-           dtype="float32"):
-    """The whole pre-activation network for the given stage layout."""
-    if len(units) != num_stages:
-        raise ValueError("resnet: %d unit counts for %d stages" % (len(units), num_stages))
+def input_data(dtype):
+    """The data variable as MXNet's ResNet family feeds it: through identity `id` (float32) or a Cast (float16)."""
     data = mx.sym.Variable(name="data")
     if dtype == "float32":
-        data = mx.sym.identity(data=data, name="id")
-    elif dtype == "float16":
-        data = mx.sym.Cast(data=data, dtype="float16")
-    data = mx.sym.BatchNorm(data=data, fix_gamma=True, eps=2e-5, momentum=bn_mom, name="bn_data")
-    height = parse_image_shape(image_shape)[1]
-    if height <= 32:            # CIFAR-sized: 3x3 stem, no pooling
-        body = mx.sym.Convolution(data=data, num_filter=filter_list[0], kernel=(3, 3), stride=(1, 1), pad=(1, 1),
-                                  no_bias=True, name="conv0", workspace=workspace)
-    else:
-        body = mx.sym.Convolution(data=data, num_filter=filter_list[0], kernel=(7, 7), stride=(2, 2), pad=(3, 3),
-                                  no_bias=True, name="conv0", workspace=workspace)
-        body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name="bn0")
-        body = mx.sym.Activation(data=body, act_type="relu", name="relu0")
-        body = mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max")
-    for i in range(num_stages):
-        stride = (1, 1) if i == 0 else (2, 2)
-        body = residual_unit(body, filter_list[i + 1], stride, False, "stage%d_unit%d" % (i + 1, 1), bottle_neck,
-                             bn_mom, workspace)
-        for j in range(units[i] - 1):
-            body = residual_unit(body, filter_list[i + 1], (1, 1), True, "stage%d_unit%d" % (i + 1, j + 2),
-                                 bottle_neck, bn_mom, workspace)
-    body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name="bn1")
-    body = mx.sym.Activation(data=body, act_type="relu", name="relu1")
+        return mx.sym.identity(data=data, name="id")
+    if dtype == "float16":
+        return mx.sym.Cast(data=data, dtype="float16")
+    return data
+
+
+def stem(data, num_filter, image_shape, bn_mom, workspace, cifar_bn=False):
+    """conv0: 3x3 for CIFAR-sized inputs (height <= 32; then BN bn0 when cifar_bn), else 7x7/2, BN, ReLU, max pool."""
+    conv = lambda kernel, stride, pad: mx.sym.Convolution(data=data, num_filter=num_filter, kernel=kernel,
+                                                          stride=stride, pad=pad, no_bias=True, name="conv0",
+                                                          workspace=workspace)
+    bn0 = lambda x: mx.sym.BatchNorm(data=x, fix_gamma=False, eps=2e-5, momentum=bn_mom, name="bn0")
+    if parse_image_shape(image_shape)[1] <= 32:
+        body = conv((3, 3), (1, 1), (1, 1))
+        return bn0(body) if cifar_bn else body
+    body = mx.sym.Activation(data=bn0(conv((7, 7), (2, 2), (3, 3))), act_type="relu", name="relu0")
+    return mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max")
+
+
+def stages(body, units, filter_list, unit):
+    """units[i] residual units per stage (stride 2 entering every stage but the first), named stage<i>_unit<j>;
+    unit(data, num_filter, stride, dim_match, name) builds one."""
+    for i, count in enumerate(units):
+        body = unit(body, filter_list[i + 1], (1, 1) if i == 0 else (2, 2), False, "stage%d_unit1" % (i + 1))
+        for j in range(count - 1):
+            body = unit(body, filter_list[i + 1], (1, 1), True, "stage%d_unit%d" % (i + 1, j + 2))
+    return body
+
+
+def classifier(body, num_classes, dtype):
+    """Global average pool1, fc1 (cast back to float32 for float16 nets), SoftmaxOutput `softmax`."""
     pool1 = mx.sym.Pooling(data=body, global_pool=True, kernel=(7, 7), pool_type="avg", name="pool1")
     fc1 = mx.sym.FullyConnected(data=mx.sym.Flatten(data=pool1), num_hidden=num_classes, name="fc1")
     if dtype == "float16":
         fc1 = mx.sym.Cast(data=fc1, dtype="float32")
     return mx.sym.SoftmaxOutput(data=fc1, name="softmax")
+
+
+def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck=True, bn_mom=0.9, workspace=256,
+           dtype="float32"):
+    """The whole pre-activation network for the given stage layout."""
+    if len(units) != num_stages:
+        raise ValueError("resnet: %d unit counts for %d stages" % (len(units), num_stages))
+    data = mx.sym.BatchNorm(data=input_data(dtype), fix_gamma=True, eps=2e-5, momentum=bn_mom, name="bn_data")
+    body = stem(data, filter_list[0], image_shape, bn_mom, workspace)
+    body = stages(body, units, filter_list, lambda x, filters, stride, dim_match, name: residual_unit(
+        x, filters, stride, dim_match, name, bottle_neck, bn_mom, workspace))
+    body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name="bn1")
+    body = mx.sym.Activation(data=body, act_type="relu", name="relu1")
+    return classifier(body, num_classes, dtype)
 
 
 def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype="float32", **kwargs):

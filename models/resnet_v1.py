@@ -5,7 +5,7 @@ the stride on its first convolution, the projection shortcut is Conv-BN, and the
 """
 import onnxsym as mx
 
-from .resnet import cifar_units, imagenet_units, parse_image_shape
+from .resnet import cifar_units, classifier, imagenet_units, input_data, parse_image_shape, stages, stem
 
 __all__ = ["get_symbol", "residual_unit", "resnet"]
 
@@ -42,34 +42,10 @@ def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck
     """The whole v1 network for the given stage layout."""
     if len(units) != num_stages:
         raise ValueError("resnet: %d unit counts for %d stages" % (len(units), num_stages))
-    data = mx.sym.Variable(name="data")
-    if dtype == "float32":
-        data = mx.sym.identity(data=data, name="id")
-    elif dtype == "float16":
-        data = mx.sym.Cast(data=data, dtype="float16")
-    height = parse_image_shape(image_shape)[1]
-    if height <= 32:            # CIFAR-sized: 3x3 stem and BN (MXNet's example has no ReLU here)
-        body = mx.sym.Convolution(data=data, num_filter=filter_list[0], kernel=(3, 3), stride=(1, 1), pad=(1, 1),
-                                  no_bias=True, name="conv0", workspace=workspace)
-        body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name="bn0")
-    else:
-        body = mx.sym.Convolution(data=data, num_filter=filter_list[0], kernel=(7, 7), stride=(2, 2), pad=(3, 3),
-                                  no_bias=True, name="conv0", workspace=workspace)
-        body = mx.sym.BatchNorm(data=body, fix_gamma=False, eps=2e-5, momentum=bn_mom, name="bn0")
-        body = mx.sym.Activation(data=body, act_type="relu", name="relu0")
-        body = mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max")
-    for i in range(num_stages):
-        stride = (1, 1) if i == 0 else (2, 2)
-        body = residual_unit(body, filter_list[i + 1], stride, False, "stage%d_unit%d" % (i + 1, 1), bottle_neck,
-                             workspace=workspace)
-        for j in range(units[i] - 1):
-            body = residual_unit(body, filter_list[i + 1], (1, 1), True, "stage%d_unit%d" % (i + 1, j + 2),
-                                 bottle_neck, workspace=workspace)
-    pool1 = mx.sym.Pooling(data=body, global_pool=True, kernel=(7, 7), pool_type="avg", name="pool1")
-    fc1 = mx.sym.FullyConnected(data=mx.sym.Flatten(data=pool1), num_hidden=num_classes, name="fc1")
-    if dtype == "float16":
-        fc1 = mx.sym.Cast(data=fc1, dtype="float32")
-    return mx.sym.SoftmaxOutput(data=fc1, name="softmax")
+    body = stem(input_data(dtype), filter_list[0], image_shape, bn_mom, workspace, cifar_bn=True)
+    body = stages(body, units, filter_list, lambda x, filters, stride, dim_match, name: residual_unit(
+        x, filters, stride, dim_match, name, bottle_neck, workspace=workspace))     # (MXNet passes no bn_mom)
+    return classifier(body, num_classes, dtype)
 
 
 def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype="float32", **kwargs):
