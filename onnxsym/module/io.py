@@ -121,7 +121,24 @@ class DataIter:
         """How many examples at the end of the current batch are padding."""
 
 
-class ResizeIter(DataIter):
+class _HeldBatchIter(DataIter):
+    """An iterator whose iter_next() sets `current_batch`, which the accessors read."""
+    current_batch = None
+
+    def getdata(self):
+        return self.current_batch.data
+
+    def getlabel(self):
+        return self.current_batch.label
+
+    def getindex(self):
+        return self.current_batch.index
+
+    def getpad(self):
+        return self.current_batch.pad
+
+
+class ResizeIter(_HeldBatchIter):
     """Makes `data_iter` yield exactly `size` batches per epoch, restarting it when it runs out.
 
     >>> it = mx.io.ResizeIter(mx.io.NDArrayIter(mx.nd.ones((100, 10)), batch_size=25), 2)
@@ -155,18 +172,6 @@ class ResizeIter(DataIter):
             self.current_batch = self.data_iter.next()
         self.cur += 1
         return True
-
-    def getdata(self):
-        return self.current_batch.data
-
-    def getlabel(self):
-        return self.current_batch.label
-
-    def getindex(self):
-        return self.current_batch.index
-
-    def getpad(self):
-        return self.current_batch.pad
 
 
 class _Prefetcher:
@@ -227,7 +232,7 @@ class _Prefetcher:
             self.thread.join(timeout=5)
 
 
-class PrefetchingIter(DataIter):
+class PrefetchingIter(_HeldBatchIter):
     """Reads the next batch of every iterator in `iters` on a background thread; batches are concatenated.
 
     `rename_data` / `rename_label`: one {old_name: new_name} dict per iterator. An exception raised by an
@@ -316,18 +321,6 @@ class PrefetchingIter(DataIter):
         if self.iter_next():
             return self.current_batch
         raise StopIteration
-
-    def getdata(self):
-        return self.current_batch.data
-
-    def getlabel(self):
-        return self.current_batch.label
-
-    def getindex(self):
-        return self.current_batch.index
-
-    def getpad(self):
-        return self.current_batch.pad
 
 
 def _init_data(data, allow_empty, default_name):
@@ -516,31 +509,18 @@ class NDArrayIter(DataIter):
         self.label = [(k, NDArray(v._data[self.idx], v.context)) for k, v in self.label]
 
 
-class _FileIter(DataIter):
+class _FileIter(_HeldBatchIter):
     """Batches cut from arrays loaded up front (the shared part of CSVIter and MNISTIter)."""
 
     def __init__(self, data, label, batch_size, data_name, label_name):
         super().__init__(batch_size)
         self._data, self._label = data, label
-        self._batch = None
         self.provide_data = [DataDesc(data_name, (batch_size,) + data.shape[1:], data.dtype.type)]
         self.provide_label = [DataDesc(label_name, (batch_size,) + label.shape[1:], label.dtype.type)]
 
-    def getdata(self):
-        return self._batch.data
-
-    def getlabel(self):
-        return self._batch.label
-
-    def getindex(self):
-        return self._batch.index
-
-    def getpad(self):
-        return self._batch.pad
-
     def next(self):
         if self.iter_next():
-            return self._batch
+            return self.current_batch
         raise StopIteration
 
 
@@ -650,7 +630,7 @@ class CSVIter(_FileIter):
                 self._fill(top, 0, pad)
                 self._pos, self._overflow = pad, pad
         data, label = (NDArray(b.copy()) for b in self._buffers)
-        self._batch = DataBatch([data], [label], pad=pad, index=self._index.copy())
+        self.current_batch = DataBatch([data], [label], pad=pad, index=self._index.copy())
         return True
 
 
@@ -732,6 +712,6 @@ class MNISTIter(_FileIter):
         self._cursor += self.batch_size
         stop = self._cursor
         # MXNet's MNISTIter reports an all-zero index.
-        self._batch = DataBatch([NDArray(self._data[start:stop].copy())], [NDArray(self._label[start:stop].copy())],
+        self.current_batch = DataBatch([NDArray(self._data[start:stop].copy())], [NDArray(self._label[start:stop].copy())],
                                 pad=0, index=np.zeros(self.batch_size, np.uint64))
         return True
