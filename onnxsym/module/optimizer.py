@@ -252,7 +252,20 @@ def _sgd_kernel(opt, w, g, mom, lr, wd, momentum):
         w -= step
 
 
-class _MasterLast:
+class _ImplDispatch:
+    """update / update_multi_precision through one `_update_impl(index, weight, grad, state, multi_precision)`
+    (multi-precision when asked for and the weight is float16)."""
+
+    def update(self, index, weight, grad, state):
+        self._update_impl(index, weight, grad, state, multi_precision=False)
+
+    def update_multi_precision(self, index, weight, grad, state):
+        first = weight[0] if isinstance(index, (tuple, list)) else weight
+        self._update_impl(index, weight, grad, state,
+                          multi_precision=self.multi_precision and first.dtype == np.float16)
+
+
+class _MasterLast(_ImplDispatch):
     """Multi-precision state laid out as (state, float32 master), as SGD, NAG and LARS keep it."""
 
     def create_state_multi_precision(self, index, weight):
@@ -273,14 +286,6 @@ class _MasterLast:
             w[...] = master._data
         else:
             _sgd_kernel(self, w, g, state, lr, wd, momentum)
-
-    def update(self, index, weight, grad, state):
-        self._update_impl(index, weight, grad, state, multi_precision=False)
-
-    def update_multi_precision(self, index, weight, grad, state):
-        first = weight[0] if isinstance(index, (tuple, list)) else weight
-        self._update_impl(index, weight, grad, state,
-                          multi_precision=self.multi_precision and first.dtype == np.float16)
 
 
 @register
@@ -554,7 +559,7 @@ class FTML(Optimizer):
 
 
 @register
-class LAMB(Optimizer):
+class LAMB(_ImplDispatch, Optimizer):
     """LAMB: Adam-style direction ``r = m̂/(sqrt(v̂)+eps) + wd*w`` scaled by the trust ratio |w|/|r|
     (|w| clamped into [lower_bound, upper_bound] when given)."""
 
@@ -609,14 +614,6 @@ class LAMB(Optimizer):
             self._update_count(i)
         for i, w, g, s in zip(indices, weights, grads, states):
             self._step(i, w, g, s, multi_precision)
-
-    def update(self, index, weight, grad, state):
-        self._update_impl(index, weight, grad, state, multi_precision=False)
-
-    def update_multi_precision(self, index, weight, grad, state):
-        first = weight[0] if isinstance(index, (tuple, list)) else weight
-        self._update_impl(index, weight, grad, state,
-                          multi_precision=self.multi_precision and first.dtype == np.float16)
 
 
 @register
