@@ -3,12 +3,11 @@ Identity plus one numpy copy, both through Executor.forward in the same process.
 
     python bench/bench_custom.py
 """
-import statistics
-import time
 
 import numpy as np
 
 import onnxsym as mx
+from _common import per_call
 
 
 class Identity(mx.operator.CustomOp):
@@ -25,16 +24,6 @@ class IdentityProp(mx.operator.CustomOpProp):
         return Identity()
 
 
-def per_call(fn, number=50, repeat=7):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return min(times)
-
-
 def main():
     x = mx.sym.Variable("x")
     data = np.random.RandomState(0).rand(1000, 1000).astype(np.float32)
@@ -45,9 +34,9 @@ def main():
         exe.forward()
     np.testing.assert_array_equal(custom.outputs[0].asnumpy(), data)
     copy_target = np.empty_like(data)
-    t_custom = per_call(custom.forward)
-    t_builtin = per_call(builtin.forward)
-    t_copy = per_call(lambda: np.copyto(copy_target, data))
+    t_custom = per_call(custom.forward, 50, 7, min)
+    t_builtin = per_call(builtin.forward, 50, 7, min)
+    t_copy = per_call(lambda: np.copyto(copy_target, data), 50, 7, min)
     budget = 2 * (t_builtin + t_copy)
     print("custom identity (1M floats)   %8.3f ms" % (t_custom * 1e3))
     print("ORT Identity                  %8.3f ms" % (t_builtin * 1e3))

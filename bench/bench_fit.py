@@ -13,16 +13,12 @@ import sys
 import time
 
 import numpy as np
-import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import onnxsym as mx  # noqa: E402
+from _common import fused_training_session  # noqa: E402
 from models import lenet, mlp  # noqa: E402
-from onnxsym.autograd.training import _register_stop_gradient  # noqa: E402
-from onnxsym.lower.builder import strip_stop_gradients  # noqa: E402
-from onnxsym.lower.to_onnx import lower_symbol  # noqa: E402
-from onnxsym.runtime.ort import C, create_session, quiet_logging, session_options  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -58,16 +54,8 @@ def run_fit(sym, shape, batches):
 
 
 def run_raw(mod, shape, batches):
-    _register_stop_gradient()
     exe = mod._exec
-    lowered = lower_symbol(exe._symbol, exe._shapes, exe._dtypes, training=True)
-    wrt = [n for n in mod._param_names]
-    builder = C.GradientGraphBuilder(lowered.model.SerializeToString(), {lowered.loss}, set(wrt), lowered.loss,
-                                     session_options())
-    with quiet_logging():
-        builder.build()
-    model = strip_stop_gradients(onnx.load_from_string(builder.get_model()))
-    session = create_session(model)
+    model, session = fused_training_session(exe, mod._param_names)
     io = session.io_binding()
     arrays = {n: a._data.copy() for n, a in exe._by_name.items()}
     for value in model.graph.input:

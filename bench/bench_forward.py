@@ -6,24 +6,13 @@ Raw ORT = an InferenceSession with the same session options and IOBinding (input
 pre-allocated buffers), calling run_with_iobinding in a loop. Prints per-call times and the ratio.
 """
 import argparse
-import statistics
-import time
 
 import numpy as np
 import onnxruntime as ort
 
 import onnxsym as mx
 from onnxsym.runtime.ort import session_options
-
-
-def per_call(fn, number, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+from _common import per_call
 
 
 def raw_ort(executor):

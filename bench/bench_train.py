@@ -8,21 +8,15 @@ once through IOBinding, run in a loop in this process. Prints milliseconds per s
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
-import onnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import onnxsym as mx  # noqa: E402
+from _common import fused_training_session, per_call  # noqa: E402
 from models import resnet  # noqa: E402
-from onnxsym.autograd.training import _register_stop_gradient  # noqa: E402
-from onnxsym.lower.builder import strip_stop_gradients  # noqa: E402
-from onnxsym.lower.to_onnx import lower_symbol  # noqa: E402
-from onnxsym.runtime.ort import C, create_session, quiet_logging, session_options  # noqa: E402
 
 
 def mlp():
@@ -55,16 +49,7 @@ def bind(sym, shapes, classes):
 
 def raw_step(exe):
     """The fused gradient graph of the same training model, run by a plain session with IOBinding."""
-    _register_stop_gradient()
-    lowered = lower_symbol(exe._symbol, exe._shapes, exe._dtypes, training=True)
-    model = lowered.model
-    wrt = set(exe._training.wrt)
-    builder = C.GradientGraphBuilder(model.SerializeToString(), {lowered.loss}, wrt, lowered.loss,
-                                     session_options())
-    with quiet_logging():
-        builder.build()
-    fused = strip_stop_gradients(onnx.load_from_string(builder.get_model()))
-    session = create_session(fused)
+    fused, session = fused_training_session(exe, exe._training.wrt)
     io = session.io_binding()
     feeds = {n: a._data.copy() for n, a in exe._by_name.items()}
     for value in fused.graph.input:
@@ -74,16 +59,6 @@ def raw_step(exe):
         io.bind_output(value.name, "cpu")
         keep.append(value.name)
     return lambda: session.run_with_iobinding(io)
-
-
-def timed(fn, repeat, number):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
 
 
 def main():
@@ -104,8 +79,8 @@ def main():
         raw = raw_step(exe)
         for fn in (step, raw, step, raw):
             fn()
-        ours = min(timed(step, args.repeat, number) for _ in range(2))
-        theirs = min(timed(raw, args.repeat, number) for _ in range(2))
+        ours = min(per_call(step, number, args.repeat) for _ in range(2))
+        theirs = min(per_call(raw, number, args.repeat) for _ in range(2))
         print("%-34s %12.3f %12.3f %7.2fx" % (name, ours * 1e3, theirs * 1e3, ours / theirs))
 
 
