@@ -63,6 +63,13 @@ def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, b
     return body + shortcut
 
 
+def stage_layout(num_layers, image_shape, cifar_height=28):
+    """(units, filter_list, bottle_neck): the CIFAR layout up to `cifar_height` pixels high, else ImageNet's."""
+    if parse_image_shape(image_shape)[1] <= cifar_height:
+        return cifar_units(num_layers)
+    return imagenet_units(num_layers)
+
+
 def input_data(dtype):
     """The data variable as MXNet's ResNet family feeds it: through identity `id` (float32) or a Cast (float16)."""
     data = mx.sym.Variable(name="data")
@@ -121,10 +128,6 @@ def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck
 
 def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype="float32", **kwargs):
     """MXNet's resnet get_symbol; image_shape like "3,224,224" (a tuple works too)."""
-    image_shape = parse_image_shape(image_shape)
-    if image_shape[1] <= 28:
-        units, filter_list, bottle_neck = cifar_units(num_layers)
-    else:
-        units, filter_list, bottle_neck = imagenet_units(num_layers)
+    units, filter_list, bottle_neck = stage_layout(num_layers, image_shape)
     return resnet(units, len(units), filter_list, num_classes, image_shape, bottle_neck, workspace=conv_workspace,
                   dtype=dtype)

@@ -5,7 +5,7 @@ the stride on its first convolution, the projection shortcut is Conv-BN, and the
 """
 import onnxsym as mx
 
-from .resnet import cifar_units, classifier, imagenet_units, input_data, parse_image_shape, stages, stem
+from .resnet import classifier, input_data, stage_layout, stages, stem
 
 __all__ = ["get_symbol", "residual_unit", "resnet"]
 
@@ -50,10 +50,6 @@ def resnet(units, num_stages, filter_list, num_classes, image_shape, bottle_neck
 
 def get_symbol(num_classes, num_layers, image_shape, conv_workspace=256, dtype="float32", **kwargs):
     """MXNet's resnet-v1 get_symbol; image_shape like "3,224,224" (a tuple works too)."""
-    image_shape = parse_image_shape(image_shape)
-    if image_shape[1] <= 28:
-        units, filter_list, bottle_neck = cifar_units(num_layers)
-    else:
-        units, filter_list, bottle_neck = imagenet_units(num_layers)
+    units, filter_list, bottle_neck = stage_layout(num_layers, image_shape)
     return resnet(units, len(units), filter_list, num_classes, image_shape, bottle_neck, workspace=conv_workspace,
                   dtype=dtype)

@@ -3,7 +3,7 @@ is grouped (num_group, default 32) over num_filter/2 bottleneck channels. Unit c
 here images up to 32 pixels high (not 28) get the 3-stage CIFAR layout."""
 import onnxsym as mx
 
-from .resnet import cifar_units, classifier, imagenet_units, input_data, parse_image_shape, stages, stem
+from .resnet import classifier, input_data, stage_layout, stages, stem
 
 __all__ = ["get_symbol", "residual_unit", "resnext"]
 
@@ -51,10 +51,6 @@ def resnext(units, num_stages, filter_list, num_classes, num_group, image_shape,
 
 def get_symbol(num_classes, num_layers, image_shape, num_group=32, conv_workspace=256, dtype="float32", **kwargs):
     """MXNet's resnext get_symbol; image_shape like "3,224,224" (a tuple works too)."""
-    image_shape = parse_image_shape(image_shape)
-    if image_shape[1] <= 32:
-        units, filter_list, bottle_neck = cifar_units(num_layers)
-    else:
-        units, filter_list, bottle_neck = imagenet_units(num_layers)
+    units, filter_list, bottle_neck = stage_layout(num_layers, image_shape, cifar_height=32)
     return resnext(units, len(units), filter_list, num_classes, num_group, image_shape, bottle_neck,
                    workspace=conv_workspace, dtype=dtype)

@@ -13,29 +13,12 @@ import pytest
 from onnxsym.base import MXNetError
 from onnxsym.module import io
 from onnxsym.runtime.ndarray import NDArray
+from tests.fixtures.recorded import batches, descs
 
 with open(os.path.join(os.path.dirname(__file__), "fixtures", "mxnet", "io_iterators.json")) as _f:
     MX = json.load(_f)
 DATA = np.arange(14, dtype=np.float32).reshape(7, 2)
 LABEL = np.arange(7, dtype=np.float32)
-
-
-def batches(it, epochs):
-    result = []
-    for _ in range(epochs):
-        epoch = []
-        for batch in it:
-            epoch.append({"data": [d.asnumpy().tolist() for d in batch.data],
-                          "label": [lab.asnumpy().tolist() for lab in batch.label or []],
-                          "pad": batch.pad,
-                          "index": None if batch.index is None else [int(i) for i in batch.index]})
-        result.append(epoch)
-        it.reset()
-    return result
-
-
-def descs(items):
-    return [[d.name, list(d.shape), np.dtype(d.dtype).name, d.layout] for d in items]
 
 
 @pytest.mark.parametrize("case", MX["ndarrayiter"],

@@ -13,7 +13,7 @@ import pytest
 import onnxsym as mx
 from onnxsym.base import MXNetError
 from onnxsym.module import metric
-from tests.fixtures.make_metric_fixtures import CASES, FEVALS
+from tests.fixtures.make_metric_fixtures import CASES, FEVALS, build_metric, run_step
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
 with open(os.path.join(FIXTURES, "metric_cases.json")) as _handle:
@@ -55,35 +55,6 @@ def assert_error(error, expected, where):
         assert message.replace("MXNetError: ", "") in str(error), (where, str(error), message)
 
 
-def build(spec):
-    """The metric a case describes (see make_metric_fixtures.CASES)."""
-    name, args = spec["metric"], [FEVALS[a["feval"]] if isinstance(a, dict) else a for a in spec.get("args", [])]
-    if isinstance(name, dict) and "feval" in name:
-        name = FEVALS[name["feval"]]
-    elif isinstance(name, dict) and "np" in name:
-        return metric.np(FEVALS[name["np"]], *args, **spec.get("kwargs", {}))
-    elif isinstance(name, dict) and "instance" in name:
-        name = metric.create(name["instance"])
-    return metric.create(name, *args, **spec.get("kwargs", {}))
-
-
-def run_step(m, step, array):
-    op = step[0]
-    if op == "update":
-        return m.update([array(k) for k in step[1]], [array(k) for k in step[2]])
-    if op == "update_single":
-        return m.update(array(step[1]), array(step[2]))
-    if op == "update_dict":
-        return m.update_dict({n: array(k) for n, k in step[1].items()}, {n: array(k) for n, k in step[2].items()})
-    if op == "add":
-        return m.add(step[1])
-    if op == "get_metric":
-        return m.get_metric(step[1]).get_config()
-    if op == "str":
-        return str(m)
-    return getattr(m, op)()
-
-
 def assert_state(m, expected, where):
     assert_close(list(m.get()), expected["get"], where + " get()")
     assert_close(list(m.get_global()), expected["get_global"], where + " get_global()")
@@ -104,10 +75,10 @@ def test_case_matches_mxnet(case, inputs):
     expected = EXPECTED["cases"][name]
     if "create_error" in expected:
         with pytest.raises(Exception) as info:
-            build(spec)
+            build_metric(metric, spec)
         assert_error(info.value, expected["create_error"], name)
         return
-    m = build(spec)
+    m = build_metric(metric, spec)
     assert (type(m).__name__, m.name) == (expected["class"], expected["name"])
     assert_state(m, expected["initial"], name + " initial")
     assert len(steps) == len(expected["steps"])

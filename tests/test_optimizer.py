@@ -11,6 +11,7 @@ import pytest
 import onnxsym as mx
 from onnxsym.base import MXNetError
 from onnxsym.module import lr_scheduler, optimizer
+from tests.fixtures.recorded import leaves
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
 with open(os.path.join(FIXTURES, "optimizer_updates.json")) as _handle:
@@ -37,14 +38,6 @@ def split(flat, shapes, dtype):
         out.append(mx.nd.array(flat[offset:offset + size].reshape(shape), dtype=dtype))
         offset += size
     return out
-
-
-def leaves(state):
-    if state is None:
-        return []
-    if isinstance(state, mx.nd.NDArray):
-        return [state.asnumpy().astype(np.float32).ravel()]
-    return [x for s in state for x in leaves(s)]
 
 
 def build(case):

@@ -130,7 +130,19 @@ class MultiFactorScheduler(LRScheduler):
 
 class _DecayScheduler(LRScheduler):
     """After the warm-up, base_lr = final_lr + (base_lr_orig - final_lr) * decay(t) for t = num_update - warmup_steps
-    up to max_update (then it stays); subclasses give `_decay(t)` (1 at t = 0, 0 at t = max_update - warmup_steps)."""
+    up to max_update (then it stays); subclasses give `_decay(t)` (1 at t = 0, 0 at t = max_update - warmup_steps).
+
+    Parameters
+    ----------
+    max_update : int
+        Number of updates at which the decay reaches final_lr.
+    base_lr : float
+        Learning rate to start from.
+    final_lr : float
+        Learning rate after max_update.
+    warmup_steps, warmup_begin_lr, warmup_mode
+        As in LRScheduler.
+    """
 
     def __init__(self, max_update, base_lr=0.01, final_lr=0, warmup_steps=0, warmup_begin_lr=0,
                  warmup_mode="linear"):
@@ -156,20 +168,8 @@ class _DecayScheduler(LRScheduler):
 class PolyScheduler(_DecayScheduler):
     """Polynomial decay after the warm-up: final_lr + (base_lr - final_lr) * (1 - t / T) ** pwr.
 
-    t = num_update - warmup_steps, T = max_update - warmup_steps; the lr stays at final_lr past max_update.
-
-    Parameters
-    ----------
-    max_update : int
-        Number of updates at which the decay reaches final_lr.
-    base_lr : float
-        Learning rate to start from.
-    pwr : int
-        Power of the decay term.
-    final_lr : float
-        Learning rate after max_update.
-    warmup_steps, warmup_begin_lr, warmup_mode
-        As in LRScheduler.
+    t = num_update - warmup_steps, T = max_update - warmup_steps; `pwr` is the power of the decay term, the other
+    parameters are _DecayScheduler's.
     """
 
     def __init__(self, max_update, base_lr=0.01, pwr=2, final_lr=0,
@@ -184,18 +184,7 @@ class PolyScheduler(_DecayScheduler):
 class CosineScheduler(_DecayScheduler):
     """Cosine decay after the warm-up: final_lr + (base_lr - final_lr) * (1 + cos(pi * t / T)) / 2.
 
-    t = num_update - warmup_steps, T = max_update - warmup_steps; the lr stays at final_lr past max_update.
-
-    Parameters
-    ----------
-    max_update : int
-        Number of updates at which the decay reaches final_lr.
-    base_lr : float
-        Learning rate to start from.
-    final_lr : float
-        Learning rate after max_update.
-    warmup_steps, warmup_begin_lr, warmup_mode
-        As in LRScheduler.
+    t = num_update - warmup_steps, T = max_update - warmup_steps; parameters as _DecayScheduler's.
     """
 
     def _decay(self, done):

@@ -149,6 +149,12 @@ class Optimizer:
         """Update `weight` in place from `grad` and `state`."""
         raise NotImplementedError("%s does not implement update" % type(self).__name__)
 
+    def _begin(self, index, weight, grad):
+        """The start of one update: count it, then (weight and grad as numpy arrays, lr, wd) for `index`."""
+        w, g = _pair(weight, grad)
+        self._update_count(index)
+        return w, g, self._get_lr(index), self._get_wd(index)
+
     def update_multi_precision(self, index, weight, grad, state):
         """`update`, run on the float32 master copy for float16 weights when multi_precision is on."""
         if self.multi_precision and weight.dtype == np.float16:
@@ -331,9 +337,7 @@ class NAG(_MasterLast, Optimizer):
         return _zeros(weight) if self.momentum != 0.0 else None
 
     def _update_impl(self, index, weight, grad, state, multi_precision=False):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         mom = state[0] if multi_precision else state
         if mom is None:
             return self._sgd_step(weight, grad, state, lr, wd, 0.0, multi_precision)
@@ -516,9 +520,7 @@ class Signum(Optimizer):
         return _zeros(weight) if self.momentum != 0.0 else None
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         g = _kernel_clip(self.rescale_grad * g, self.clip_gradient)
         if state is None:
             if self.wd_lh:  # MXNet passes wd_lh on to signsgd_update, which has no such argument
@@ -545,9 +547,7 @@ class FTML(Optimizer):
         return (_zeros(weight), _zeros(weight), _zeros(weight))
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         t = self._index_update_count[index]
         d, v, z = (s._data for s in state)
         g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
@@ -632,9 +632,7 @@ class DCASGD(Optimizer):
         return (_zeros(weight) if self.momentum != 0.0 else None, weight.copy())
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         mom, previous = state
         step = -lr * (g + wd * w + self.lamda * g * g * (w - previous._data))
@@ -654,9 +652,7 @@ class SGLD(Optimizer):
         return None
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         w += -lr / 2 * (g + wd * w)
         w += np.random.normal(0, math.sqrt(lr), size=w.shape).astype(w.dtype)
@@ -678,9 +674,7 @@ class Adam(Optimizer):
         return (_zeros(weight), _zeros(weight))
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         t = self._index_update_count[index]
         lr *= math.sqrt(1. - self.beta2 ** t) / (1. - self.beta1 ** t)
         mean, var = state[0]._data, state[1]._data
@@ -702,9 +696,7 @@ class AdaGrad(Optimizer):
         return _zeros(weight, np.float32)
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         history = state._data
         history += g * g
@@ -725,9 +717,7 @@ class GroupAdaGrad(Optimizer):
         return NDArray(np.zeros((weight.shape[0], 1), np.float32), weight.context)
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         if wd != 0:
             raise ValueError("Weight decay is not supported for GroupAdaGrad")
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
@@ -756,9 +746,7 @@ class RMSProp(Optimizer):
         return (_zeros(weight, np.float32),)
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
         n = state[0]._data
         n[...] = (1 - self.gamma1) * g * g + self.gamma1 * n
@@ -836,9 +824,7 @@ class Adamax(Optimizer):
         return (_zeros(weight), _zeros(weight))
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         lr /= (1. - self.beta1 ** self._index_update_count[index])
         g = _python_clip(g * self.rescale_grad + wd * w, self.clip_gradient)
         m, u = state[0]._data, state[1]._data
@@ -863,9 +849,7 @@ class Nadam(Optimizer):
         return (_zeros(weight), _zeros(weight))
 
     def update(self, index, weight, grad, state):
-        w, g = _pair(weight, grad)
-        self._update_count(index)
-        lr, wd = self._get_lr(index), self._get_wd(index)
+        w, g, lr, wd = self._begin(index, weight, grad)
         t = self._index_update_count[index]
         g = _python_clip(g * self.rescale_grad + wd * w, self.clip_gradient)
         momentum_t = self.beta1 * (1. - 0.5 * (pow(0.96, t * self.schedule_decay)))
