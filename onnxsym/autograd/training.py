@@ -18,7 +18,7 @@ import onnx
 
 from ..base import MXNetError
 from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
-    aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
+    aten_python_ops, float64_concats_as_pads, python_op_dtypes, python_op_name, strip_stop_gradients
 from ..lower.to_onnx import lower_symbol
 from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
 from ..runtime.pyops import PENDING, raise_pending
@@ -84,6 +84,7 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor):
     """The training graph for `executor` (its arrays are bound in place)."""
     _register_stop_gradient()
     lowered = lower_symbol(symbol, shapes, dtypes, training=True)
+    float64_concats_as_pads(lowered.model)
     _register_python_gradients(lowered.model)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
                      onnx.TensorProto.FLOAT)

@@ -479,7 +479,7 @@ class RNN(OpDef):
             cy += cs
         if not self.state_outputs:
             return x
-        stack = lambda values: _join(g, values, 0, [1] * len(values), 3, dtype)
+        stack = lambda values: values[0] if len(values) == 1 else g.Concat(*values, axis=0)
         return (x, stack(hy), stack(cy)) if self.mode == "lstm" else (x, stack(hy))
 
     @staticmethod
@@ -540,30 +540,11 @@ class RNN(OpDef):
                     s = g.Add(gx, hx)
                     hid = g.Tanh(s) if self.mode == "rnn_tanh" else g.Relu(s)
                 steps[step] = g.Unsqueeze(hid, g.int64s([0]))
-            outputs.append(_join(g, steps, 0, [1] * t, 3, dtype))
+            outputs.append(g.Concat(*steps, axis=0) if t > 1 else steps[0])
             hy.append(steps[-1 if direction == 0 else 0])
             if cell is not None:
                 cy.append(g.Unsqueeze(cell, g.int64s([0])))
-        return _join(g, outputs, 2, [h] * len(outputs), 3, dtype), hy, cy
-
-
-def _join(g, values, axis, sizes, rank, dtype):
-    """Concat of values (sizes along axis, rank dims). float64 training graphs sum zero-padded copies instead:
-    Concat's gradient in onnxruntime-training (SplitTraining) has no float64 kernel, Pad's (a Slice) has."""
-    if len(values) == 1:
-        return values[0]
-    if dtype != np.float64 or not g.is_train:
-        return g.Concat(*values, axis=axis)
-    total, start, padded = sum(sizes), 0, []
-    for value, size in zip(values, sizes):
-        pads = [0] * (2 * rank)
-        pads[axis], pads[rank + axis] = start, total - start - size
-        padded.append(g.Pad(value, g.int64s(pads)))
-        start += size
-    out = padded[0]
-    for value in padded[1:]:        # (Sum has no gradient builder)
-        out = g.Add(out, value)
-    return out
+        return (outputs[0] if len(outputs) == 1 else g.Concat(*outputs, axis=2)), hy, cy
 
 
 # ---------------------------------------------------------------- box_nms
