@@ -686,6 +686,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("onnxsym %s: interrupted" % args.command, file=sys.stderr)
         return 130
+    except BrokenPipeError:         # `onnxsym info model.onnx | head`: the reader left; stop quietly as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as err:
         if getattr(args, "debug", False):
             raise

@@ -377,3 +377,16 @@ def test_debug_raises_the_original_exception(models):
     corrupt.write_bytes(b"not a model at all")
     with pytest.raises(mx.MXNetError, match="not a readable ONNX model"):
         cli.main(["info", str(corrupt), "--debug"])
+
+
+def test_reader_leaving_early_is_not_an_error(capsys, models, monkeypatch):
+    """`onnxsym info model.onnx | head -2`: a closed pipe ends the command quietly (exit 141, as cat), no error."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = os.fdopen(write_end, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert cli.main(["info", str(models["mlp_onnx"])]) == 141
+    finally:
+        closed.close()
+    assert capsys.readouterr().err == ""
