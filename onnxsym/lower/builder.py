@@ -362,8 +362,13 @@ def float64_concats_as_pads(model):
     """Training graphs, before the gradient build: each float64 Concat becomes its inputs zero-padded to the full
     size and added (Pad + Add), because the gradient of Concat in onnxruntime-training 1.19.2 (SplitTraining) has
     no float64 kernel while Pad's (a Slice) has. Concats whose input shapes are not all static stay. In place."""
-    if not any(n.op_type == "Concat" and n.domain in ("", "ai.onnx") for n in model.graph.node):
-        return model
+    graph, double = model.graph, onnx.TensorProto.DOUBLE
+    has_double = any(v.type.tensor_type.elem_type == double
+                     for v in list(graph.input) + list(graph.value_info) + list(graph.output)) or \
+        any(t.data_type == double for t in graph.initializer) or \
+        any(n.op_type == "Cast" and any(a.name == "to" and a.i == double for a in n.attribute) for n in graph.node)
+    if not has_double or not any(n.op_type == "Concat" and n.domain in ("", "ai.onnx") for n in graph.node):
+        return model        # (shape inference below costs a full pass over the graph)
     inferred = onnx.shape_inference.infer_shapes(model).graph
     known = {t.name: (t.data_type, list(t.dims)) for t in inferred.initializer}
     for value in list(inferred.value_info) + list(inferred.input) + list(inferred.output):
