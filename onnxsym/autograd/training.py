@@ -19,6 +19,7 @@ import onnx
 from ..base import MXNetError
 from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
     aten_python_ops, float64_concats_as_pads, python_op_dtypes, python_op_name, strip_stop_gradients
+from ..lower.promote import float16_as_float32
 from ..lower.to_onnx import lower_symbol
 from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
 from ..runtime.pyops import PENDING, raise_pending
@@ -29,6 +30,9 @@ __all__ = ["make_training"]
 # gamma with fix_gamma). Both get zero gradients.
 _UNREACHABLE = re.compile(r"Cannot compute the partial derivative for '([^']+)'|(\S+) couldn't find the consumer node")
 _REGISTERED = []
+# ONNX ops whose output differs between two runs on the same inputs
+_RANDOM_OPS = {"Dropout", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
+               "Bernoulli"}
 _CPU = C.OrtDevice(C.OrtDevice.cpu(), C.OrtDevice.default_memory(), 0)
 
 
@@ -84,6 +88,7 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor):
     """The training graph for `executor` (its arrays are bound in place)."""
     _register_stop_gradient()
     lowered = lower_symbol(symbol, shapes, dtypes, training=True)
+    float16_as_float32(lowered.model, keep_outputs={lowered.loss})
     float64_concats_as_pads(lowered.model)
     _register_python_gradients(lowered.model)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
@@ -103,20 +108,36 @@ class _Training:
         self.output_dtypes = {o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
                               for o in lowered.model.graph.output}
         self.aux_buffers = {name: np.zeros_like(executor._by_name[name]._data) for name in lowered.aux_updates}
+        self._forward_aux, self._backward_aux = [], []
+        for name, buffer in self.aux_buffers.items():
+            target = executor._by_name[name]._data
+            momentum = lowered.aux_momentum.get(name)
+            if momentum is None:
+                self._forward_aux.append((target, buffer))
+            else:       # the same scalars as MXNet's update: state * m + batch * (1 - m), in the state's dtype
+                self._backward_aux.append((target, buffer, target.dtype.type(momentum),
+                                           target.dtype.type(1 - momentum)))
 
     @property
     def executor(self):
         return self._executor()
 
     def __del__(self):
-        for name in ("io", "agent"):
+        for name in ("_state", "io", "agent"):
             self.__dict__.pop(name, None)
         self.__dict__.pop("_run", None)
         self.__dict__.pop("session", None)
 
-    def _write_aux(self):
-        for name, buffer in self.aux_buffers.items():
-            self.executor._by_name[name]._data[...] = buffer
+    def _write_forward_aux(self):
+        """Aux states written by the forward (custom ops)."""
+        for target, buffer in self._forward_aux:
+            target[...] = buffer
+
+    def _update_moving_aux(self):
+        """Moving averages (BatchNorm): updated in the backward pass, once per backward() call, from the batch
+        statistics of the last training forward (MXNet 1.x: a training forward alone leaves them unchanged)."""
+        for target, batch, keep, take in self._backward_aux:
+            target[...] = target * keep + batch * take
 
     def _store_grads(self, grads):
         """grads: {argument name: array or None}; 'write' replaces, 'add' accumulates, unreachable -> zeros."""
@@ -131,7 +152,7 @@ class _Training:
                     array._data += grad
             elif grad is None:
                 array._data[...] = 0
-            elif grad is not array._data:
+            else:
                 array._data[...] = grad
 
 
@@ -155,7 +176,9 @@ class FusedTraining(_Training):
         for name in names:
             io.bind_cpu_input(name, ex._by_name[name]._data)
         by_output = dict(zip(lowered.output_names, ex.outputs))
-        self.add_buffers = {}
+        # Gradients land in buffers of their own and reach the gradient arrays at backward(), as in MXNet: a
+        # training forward alone leaves them unchanged, and each backward() writes or adds them again.
+        self.grad_buffers = {}
         for value in full.graph.output:
             name = value.name
             if name in by_output:
@@ -166,10 +189,7 @@ class FusedTraining(_Training):
             elif name.endswith("_grad") and name[:-5] in ex._grad_req:
                 arg = name[:-5]
                 grad = ex.grad_arrays[ex._arg_names.index(arg)]
-                if ex._grad_req[arg] == "write":
-                    target = grad._data
-                else:
-                    target = self.add_buffers[arg] = np.zeros_like(grad._data)
+                target = self.grad_buffers[arg] = np.zeros_like(grad._data)
             else:
                 io.bind_output(name, "cpu")         # the loss, or anything else: ORT allocates it
                 continue
@@ -190,22 +210,27 @@ class FusedTraining(_Training):
         except Exception as err:
             raise run_error(err) from None
         raise_pending()
-        self._write_aux()
-        return True
+        self._write_forward_aux()
 
-    def backward(self, state, head_grads):
-        """The gradients are already in place ('write'); add the 'add' ones, zero the unreachable ones."""
+    def backward(self, head_grads):
+        """The gradients of the last forward: every output is a loss head (head gradients do not matter), so each
+        call gives the same ones ('write' copies them, 'add' adds them again; unreachable arguments get zeros)."""
         if self._plan is None:
             ex = self.executor
             grads = dict(zip(ex._arg_names, ex.grad_arrays))
-            self._plan = ([(grads[n]._data, self.add_buffers[n]) for n in self.wrt if n in self.add_buffers],
-                          [grads[n]._data for n, r in ex._grad_req.items()
+            reqs = ex._grad_req
+            self._plan = ([(grads[n]._data, self.grad_buffers[n]) for n in self.wrt if reqs[n] == "write"],
+                          [(grads[n]._data, self.grad_buffers[n]) for n in self.wrt if reqs[n] == "add"],
+                          [grads[n]._data for n, r in reqs.items()
                            if r == "write" and grads[n] is not None and n not in self.wrt])
-        adds, zeros = self._plan
+        writes, adds, zeros = self._plan
+        for target, value in writes:
+            np.copyto(target, value)
         for target, value in adds:
             target += value
         for target in zeros:
             target[...] = 0
+        self._update_moving_aux()
 
 
 class SplitTraining(_Training):
@@ -238,7 +263,8 @@ class SplitTraining(_Training):
         builder.build(C.TrainingGraphTransformerConfiguration())
         return builder
 
-    def forward(self):
+    def _run_forward(self):
+        """The forward part; ORT keeps its activations in the returned state until one backward run."""
         ex = self.executor
         inputs = C.OrtValueVector()
         for name in self.input_names:
@@ -256,15 +282,37 @@ class SplitTraining(_Training):
             if failure is not None:
                 raise run_error(failure) from None
             raise_pending()
+        return state, inputs, outputs
+
+    def forward(self):
+        self._state = None
+        state, inputs, outputs = self._run_forward()
         values = {name: outputs[i].numpy() for i, name in enumerate(self.output_names)}
+        ex = self.executor
         for name, out in zip(self.lowered.output_names, ex.outputs):
             out._data[...] = values[name]
         for aux, output in self.lowered.aux_updates.items():
             self.aux_buffers[aux][...] = values[output]
-        self._write_aux()
-        return state, inputs, outputs
+        self._write_forward_aux()
+        self._state = (state, inputs, outputs)
 
-    def backward(self, pending, head_grads):
+    def _replayable(self):
+        """A second backward() after one forward needs the activations again, and ORT's state serves one backward
+        run: the forward part runs again, which gives the same activations unless the graph draws random numbers
+        (Dropout masks) or its forward wrote aux states (custom ops) that it reads."""
+        model = self.lowered.model
+        random = [n.op_type for n in model.graph.node if n.op_type in _RANDOM_OPS]
+        if random or self._forward_aux:
+            raise MXNetError("backward() was already called for this forward(is_train=True), and the graph %s, so "
+                             "its activations cannot be recomputed for another backward; run forward(is_train=True) "
+                             "again first" % ("draws random numbers (%s)" % ", ".join(sorted(set(random))) if random
+                                              else "writes auxiliary states in its forward"))
+        return self._run_forward()
+
+    def backward(self, head_grads):
+        pending, self._state = self._state, None
+        if pending is None:
+            pending = self._replayable()
         state = pending[0]
         grads_in = C.OrtValueVector()
         keep = []
@@ -286,3 +334,4 @@ class SplitTraining(_Training):
         raise_pending()
         by_grad_name = {name: grads_out[i].numpy() for i, name in enumerate(self.grad_names)}
         self._store_grads({name: by_grad_name[grad] for name, grad in self.grad_of.items() if grad in by_grad_name})
+        self._update_moving_aux()

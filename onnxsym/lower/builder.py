@@ -202,9 +202,12 @@ class GraphBuilder:
         """Training: MXNet's backward of a loss head gives `gradient` for `value` (head gradients ignored)."""
         self.head_gradients.append((value, gradient))
 
-    def update_aux(self, aux_value, new_value):
-        """Training: the auxiliary-state input `aux_value` takes `new_value` after this step."""
-        self.aux_updates[aux_value] = self.stop_gradient(new_value, self.dtype(aux_value))
+    def update_aux(self, aux_value, new_value, momentum=None):
+        """Training: how the auxiliary-state input `aux_value` changes. Without `momentum` it takes `new_value`
+        when the forward runs (a custom op writes its aux states in forward). With `momentum` m it is a moving
+        average that MXNet updates in the backward pass, once per backward() call:
+        state = state * m + new_value * (1 - m) (BatchNorm's moving statistics)."""
+        self.aux_updates[aux_value] = (self.stop_gradient(new_value, self.dtype(aux_value)), momentum)
 
     def emit(self, op_type, inputs, attrs=None, outputs=1, domain=""):
         inputs = list(inputs)

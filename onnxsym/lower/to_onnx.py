@@ -12,13 +12,16 @@ class Lowered:
     order), `output_names` (one ONNX output per symbol output), `shapes`/`dtypes` of every symbol entry."""
 
     def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates=None, loss=None,
-                 head_outputs=()):
+                 head_outputs=(), aux_momentum=None):
         self.model = model
         self.input_names = input_names
         self.output_names = output_names
         self.entry_shapes = entry_shapes
         self.entry_dtypes = entry_dtypes
         self.aux_updates = aux_updates or {}     # training: aux input name -> output with its new value
+        # training: aux input name -> None (takes the new value at forward) or the momentum of a moving average
+        # updated at each backward (state * m + value * (1 - m))
+        self.aux_momentum = aux_momentum or {}
         self.loss = loss                         # training: the scalar objective of the loss heads, or None
         self.head_outputs = tuple(head_outputs)  # training: positions of outputs that need a head gradient
 
@@ -94,14 +97,16 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
         used.add(final)
         g.add_output(final, entry_shapes[key], entry_dtypes[key])
         output_names.append(final)
-    aux_updates, loss = {}, None
+    aux_updates, aux_momentum, loss = {}, {}, None
     if training:
         for name in input_names:
             key = (id(_variable(nodes, name)), 0)
             if values[key] in g.aux_updates:
-                final = g.Identity(g.aux_updates[values[key]])
+                value, momentum = g.aux_updates[values[key]]
+                final = g.Identity(value)
                 g.rename(final, g.fresh(name + "_new"))
                 aux_updates[name] = g._renames[final]
+                aux_momentum[name] = momentum
                 g.add_output(aux_updates[name], entry_shapes[key], entry_dtypes[key])
         if g.head_gradients:
             g.scope = "loss"
@@ -115,7 +120,8 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False):
             g.add_output(loss, (), g.dtype(g.head_gradients[0][0]))
     model = g.model()
     heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked]
-    return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads)
+    return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads,
+                   aux_momentum)
 
 
 def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):

@@ -323,16 +323,31 @@ class Module(BaseModule):
                 return source
             return NDArray(np.zeros(shape, dtype), ctx)
 
-        shared_args = shared._by_name if shared is not None else None
-        shared_grads = dict(zip(shared._arg_names, shared.grad_arrays)) if shared is not None else None
         if shared is None:
             shared_args, shared_grads = self._make_arena(arg_names, arg_shapes, arg_types, reqs, ctx)
+        else:
+            shared_args, shared_grads = shared._by_name, dict(zip(shared._arg_names, shared.grad_arrays))
+            self._check_state_shapes(shared, arg_names, arg_shapes, aux_names, aux_shapes, descs)
         args, grads = [], []
         for name, shape, dtype in zip(arg_names, arg_shapes, arg_types):
             args.append(array(name, shape, dtype, shared_args if name in self._param_names else None))
             grads.append(None if reqs[name] == "null" else array(name, shape, dtype, shared_grads))
         aux = [array(n, s, t, shared_args) for n, s, t in zip(aux_names, aux_shapes, aux_types)]
         return Executor(self._symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux)
+
+    def _check_state_shapes(self, shared, arg_names, arg_shapes, aux_names, aux_shapes, descs):
+        """Parameters and auxiliary states keep their shapes across input shapes: a batch whose shapes imply
+        other ones is a mistake (MXNet refuses it too), never a reason to run on fresh zero weights."""
+        states = [(n, s) for n, s in zip(arg_names, arg_shapes) if n in self._param_names]
+        for name, shape in states + list(zip(aux_names, aux_shapes)):
+            old = shared._by_name.get(name)
+            if old is not None and tuple(old.shape) != tuple(shape):
+                raise MXNetError(
+                    "The input shapes %s imply shape %s for %s '%s', which is bound with shape %s. Parameters "
+                    "and auxiliary states keep their shapes when the batch shape changes; check the data (or bind "
+                    "again with force_rebind=True and initialize the parameters for the new shapes)."
+                    % ([(d.name, tuple(d.shape)) for d in descs], tuple(shape),
+                       "parameter" if name in self._param_names else "auxiliary state", name, tuple(old.shape)))
 
     def _make_arena(self, names, shapes, dtypes, reqs, ctx):
         """Trainable float32 parameters and their gradients as views of one flat buffer each, so that SGD

@@ -340,7 +340,7 @@ class _BatchNormBase(OpDef):
 
     def _lower_train(self, g, data, gamma, beta, moving_mean, moving_var):
         """Batch statistics (biased variance) over every axis but the channel one; the moving statistics become
-        moving * momentum + batch * (1 - momentum). Written with plain ops, its gradient is MXNet's (the exact
+        moving * momentum + batch * (1 - momentum) in the backward pass, as in MXNet (`update_aux`). Written with plain ops, its gradient is MXNet's (the exact
         derivative through the batch statistics, zero for gamma when fix_gamma)."""
         shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
         axis = self.channel_axis(len(shape))
@@ -358,9 +358,8 @@ class _BatchNormBase(OpDef):
         batch_mean, batch_var = (g.Reshape(v, g.int64s(flat)) for v in (mean, var))
         if cast_to is not None:
             batch_mean, batch_var = g.cast(batch_mean, param_dtype), g.cast(batch_var, param_dtype)
-        keep, take = g.scalar(self.momentum, param_dtype), g.scalar(1 - self.momentum, param_dtype)
-        g.update_aux(moving_mean, g.Add(g.Mul(moving_mean, keep), g.Mul(batch_mean, take)))
-        g.update_aux(moving_var, g.Add(g.Mul(moving_var, keep), g.Mul(batch_var, take)))
+        g.update_aux(moving_mean, batch_mean, momentum=self.momentum)
+        g.update_aux(moving_var, batch_var, momentum=self.momentum)
         inv_std = g.Reshape(inv_std, g.int64s(flat))
         if cast_to is not None:
             inv_std = g.cast(inv_std, param_dtype)

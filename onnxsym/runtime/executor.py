@@ -87,10 +87,16 @@ def bind(symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, s
     return Executor(symbol, ctx, arg_arrays, grad_arrays, reqs, aux_arrays)
 
 
-def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_exec=None, shapes=None):
+def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=None, shared_exec=None,
+                shared_buffer=None, shapes=None):
+    """Allocate every array from the inferred shapes (zeros), as MXNet's simple_bind:
+    - aux states are `shared_exec`'s own arrays, and so are the arguments named in `shared_arg_names` (with their
+      gradients): their shapes and dtypes must equal the inferred ones (MXNetError naming the array otherwise);
+    - other arguments (and gradients) reuse the memory of `shared_buffer[name]` when it is large enough, else get
+      a new array that is stored back into `shared_buffer`."""
     arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**(shapes or {}))
     names = symbol.list_arguments() + symbol.list_auxiliary_states()
-    unknown = [n for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s]
+    unknown = [n for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
     if unknown:
         raise MXNetError("simple_bind: cannot infer the shapes of %s; give them as keyword arguments"
                          % ", ".join(unknown))
@@ -99,12 +105,51 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_exec=None,
         defaults = {n: np.float32 for n in symbol.list_arguments()}
         defaults.update(type_dict or {})
         arg_types, _, aux_types = symbol.infer_type(**defaults)
-    arg_names = symbol.list_arguments()
+    arg_names, aux_names = symbol.list_arguments(), symbol.list_auxiliary_states()
     reqs = _grad_reqs(grad_req, arg_names)
     ctx = ctx or current_context()
-    args = [NDArray(np.zeros(s, t), ctx) for s, t in zip(arg_shapes, arg_types)]
-    grads = [None if r == "null" else NDArray(np.zeros(s, t), ctx) for s, t, r in zip(arg_shapes, arg_types, reqs)]
-    aux = [NDArray(np.zeros(s, t), ctx) for s, t in zip(aux_shapes, aux_types)]
+    shared_names = set(shared_arg_names or ())
+    if shared_buffer is not None and not isinstance(shared_buffer, dict):
+        raise TypeError("shared_buffer must be a dict of str to NDArray, got %s" % type(shared_buffer).__name__)
+
+    def from_shared_exec(table, name, kind, shape, dtype):
+        array = table.get(name)
+        if array is None:
+            raise MXNetError("simple_bind: shared_exec has no %s '%s' to share" % (kind, name))
+        if tuple(array.shape) != tuple(shape) or np.dtype(array.dtype) != np.dtype(dtype):
+            raise MXNetError("simple_bind: the inferred shape %s (%s) of %s '%s' does not match shared_exec's "
+                             "array %s (%s), so it cannot be shared" % (tuple(shape), np.dtype(dtype).name, kind,
+                                                                       name, tuple(array.shape),
+                                                                       np.dtype(array.dtype).name))
+        return array
+
+    def reshape_or_create(key, shape, dtype):
+        if shared_buffer is None:
+            return NDArray(np.zeros(shape, dtype), ctx)
+        pooled = shared_buffer.get(key)
+        size = int(np.prod(shape))
+        if pooled is not None and pooled.size >= size and np.dtype(pooled.dtype) == np.dtype(dtype):
+            return NDArray(pooled._data.reshape(-1)[:size].reshape(shape), ctx)
+        shared_buffer[key] = NDArray(np.zeros(shape, dtype), ctx)
+        return shared_buffer[key]
+
+    args, grads = [], []
+    for name, shape, dtype, req in zip(arg_names, arg_shapes, arg_types, reqs):
+        if name in shared_names and shared_exec is not None:
+            args.append(from_shared_exec(shared_exec.arg_dict, name, "argument", shape, dtype))
+            grads.append(None if req == "null" else
+                         from_shared_exec(shared_exec.grad_dict, name, "gradient of argument", shape, dtype))
+        elif name in shared_names:
+            args.append(NDArray(np.zeros(shape, dtype), ctx))
+            grads.append(None if req == "null" else NDArray(np.zeros(shape, dtype), ctx))
+        else:
+            args.append(reshape_or_create(name, shape, dtype))
+            grads.append(None if req == "null" else reshape_or_create("grad of " + name, shape, dtype))
+    if shared_exec is not None:
+        aux = [from_shared_exec(shared_exec.aux_dict, n, "auxiliary state", s, t)
+               for n, s, t in zip(aux_names, aux_shapes, aux_types)]
+    else:
+        aux = [NDArray(np.zeros(s, t), ctx) for s, t in zip(aux_shapes, aux_types)]
     return Executor(symbol, ctx, args, grads, reqs, aux)
 
 
@@ -139,7 +184,7 @@ class Executor:
         self._bind_io()
         self._monitor = None
         self._training = None       # TrainingGraph, built at the first forward(is_train=True)
-        self._pending = None        # forward state kept for backward
+        self._pending = None        # True once a training forward ran (its state stays in _training)
 
     def __del__(self):
         # The IOBinding points into the session: release it first (attribute order would free the session
@@ -230,24 +275,21 @@ class Executor:
         return self._training
 
     def _forward_train(self):
-        self._pending = self._training_graph().forward()
+        self._training_graph().forward()
+        self._pending = True
         return self.outputs
 
     def backward(self, out_grads=None, is_train=True):
         """Gradients of the last forward(is_train=True) into grad_arrays ('write' replaces, 'add' accumulates).
 
         Loss heads (SoftmaxOutput, MakeLoss, *RegressionOutput) need no out_grads; any other output needs its
-        head gradient in `out_grads` (an NDArray, or a list in output order)."""
+        head gradient in `out_grads` (an NDArray, or a list in output order). As in MXNet, backward may run
+        several times after one training forward (each call computes the gradients again from its out_grads),
+        and BatchNorm's moving statistics are updated here, once per call."""
         if self._pending is None:
-            raise MXNetError("backward() needs a forward(is_train=True) first (each backward consumes the "
-                             "activations of one training forward)")
+            raise MXNetError("backward() needs a forward(is_train=True) first")
         graph = self._training
-        heads = self._head_gradients(graph, out_grads)
-        graph.backward(self._pop_pending(), heads)
-
-    def _pop_pending(self):
-        pending, self._pending = self._pending, None
-        return pending
+        graph.backward(self._head_gradients(graph, out_grads))
 
     def _head_gradients(self, graph, out_grads):
         if out_grads is not None and not isinstance(out_grads, (list, tuple)):
@@ -303,18 +345,18 @@ class Executor:
         def resized(name, kind, arr, shape):
             if arr.shape == shape:
                 return arr
-            if not (partial_shaping or name in kwargs):
-                raise AssertionError("Shape of unspecified array %s:%s changed. This can cause the new executor "
-                                     "to not share parameters with the old one. Please check for error in "
-                                     "network. If this is intended, set partial_shaping=True to suppress this "
-                                     "warning." % (kind, name))
+            if not (partial_shaping or (kind == "arg" and name in kwargs)):
+                raise MXNetError("Shape of unspecified %s: %s changed from %s to %s. This can cause the new "
+                                 "executor to not share parameters with the old one. Please check for error in "
+                                 "network. If this is intended, set partial_shaping=True to suppress this "
+                                 "warning." % (kind, name, arr.shape, shape))
             size = int(np.prod(shape))
             if size > arr.size:
                 if not allow_up_sizing:
-                    raise AssertionError("New shape of %s:%s larger than original. First making a big executor "
-                                         "and then down sizing it is more efficient than the reverse. If you "
-                                         "really want to up size, set allow_up_sizing=True to enable allocation "
-                                         "of new arrays." % (kind, name))
+                    raise MXNetError("New shape of %s: %s %s is larger than original %s. First making a big "
+                                     "executor and then down sizing it is more efficient than the reverse. If you "
+                                     "really want to up size, set allow_up_sizing=True to enable allocation of "
+                                     "new arrays." % (kind, name, shape, arr.shape))
                 return NDArray(np.zeros(shape, arr._data.dtype), arr.context)
             return NDArray(arr._data.reshape(-1)[:size].reshape(shape), arr.context)
 

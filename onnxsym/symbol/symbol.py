@@ -350,7 +350,8 @@ class Symbol:
                     shared_arg_names=None, shared_exec=None, shared_buffer=None, **kwargs):
         """An Executor with every array allocated from the inferred shapes (zeros)."""
         from ..runtime.executor import simple_bind
-        return simple_bind(self, ctx, grad_req, type_dict, shared_exec=shared_exec, shapes=kwargs)
+        return simple_bind(self, ctx, grad_req, type_dict, shared_arg_names=shared_arg_names,
+                           shared_exec=shared_exec, shared_buffer=shared_buffer, shapes=kwargs)
 
     def eval(self, ctx=None, **kwargs):
         """Bind the given arrays, run forward once and return the outputs."""

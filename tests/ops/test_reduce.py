@@ -632,7 +632,10 @@ def test_batch_norm_training_uses_batch_stats_and_updates_moving_ones(op, attrs)
     got = [o.asnumpy() for o in exe.forward(is_train=True)]
     for value, expected in zip(got, (out, mean, inv_std)):      # MXNet's training outputs: batch mean, inv std
         np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-5)
+    for name, value in aux.items():         # MXNet 1.x updates the moving statistics in the backward pass
+        np.testing.assert_array_equal(exe.aux_dict[name].asnumpy(), value)
     axes = tuple(i for i in range(4) if i != attrs.get("axis", 1) % 4)
+    exe.backward([mx.nd.array(np.ones(o.shape, np.float32)) for o in got])
     np.testing.assert_allclose(exe.aux_dict["bn_moving_mean"].asnumpy(),
                                aux["bn_moving_mean"] * 0.8 + data.mean(axis=axes) * 0.2, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(exe.aux_dict["bn_moving_var"].asnumpy(),
