@@ -130,6 +130,19 @@ class GraphBuilder:
         """Cast `value` to a numpy dtype (ONNX Cast with the matching element type)."""
         return self.Cast(value, to=onnx_dtype(dtype))
 
+    # onnxruntime(-training) 1.19.2 has no float64 kernel for ReluGrad and no OneHot with float64 values: those
+    # emit equivalent ops that have one (the same numbers; ReLU's derivative at 0 stays 0).
+    def Relu(self, x):
+        if self.is_train and self._dtypes.get(x) == np.float64:
+            return self.Mul(x, self.cast(self.Greater(x, self.scalar(0, np.float64)), np.float64))
+        return self.emit("Relu", [x])
+
+    def OneHot(self, indices, depth, values, axis=-1):
+        dtype = self._dtypes.get(values)
+        if dtype is None or np.dtype(dtype) in (np.float32, np.int64, np.int32):
+            return self.emit("OneHot", [indices, depth, values], {"axis": axis})
+        return self.cast(self.emit("OneHot", [indices, depth, self.cast(values, np.float32)], {"axis": axis}), dtype)
+
     def stop_gradient(self, value, dtype=None):
         """`value` unchanged, with no gradient flowing back through it when training (Identity otherwise)."""
         if not self.is_train:

@@ -89,11 +89,12 @@ def bind(symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, s
 
 def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=None, shared_exec=None,
                 shared_buffer=None, shapes=None):
-    """Allocate every array from the inferred shapes (zeros), as MXNet's simple_bind:
+    """Allocate every array from the inferred shapes (zeros). With a `shared_buffer` dict, as MXNet's simple_bind:
     - aux states are `shared_exec`'s own arrays, and so are the arguments named in `shared_arg_names` (with their
       gradients): their shapes and dtypes must equal the inferred ones (MXNetError naming the array otherwise);
     - other arguments (and gradients) reuse the memory of `shared_buffer[name]` when it is large enough, else get
-      a new array that is stored back into `shared_buffer`."""
+      a new array that is stored back into `shared_buffer`.
+    Without `shared_buffer` every array is new (MXNet then shares only scratch memory with `shared_exec`)."""
     arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**(shapes or {}))
     names = symbol.list_arguments() + symbol.list_auxiliary_states()
     unknown = [n for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
@@ -108,9 +109,13 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
     arg_names, aux_names = symbol.list_arguments(), symbol.list_auxiliary_states()
     reqs = _grad_reqs(grad_req, arg_names)
     ctx = ctx or current_context()
-    shared_names = set(shared_arg_names or ())
+    if shared_arg_names is not None and not isinstance(shared_arg_names, list):
+        raise ValueError("shared_arg_names in simple_bind must be a list or None")
     if shared_buffer is not None and not isinstance(shared_buffer, dict):
-        raise TypeError("shared_buffer must be a dict of str to NDArray, got %s" % type(shared_buffer).__name__)
+        raise ValueError("shared_buffer in simple_bind must be dict or None")
+    if shared_buffer is None:
+        shared_exec = None
+    shared_names = set(shared_arg_names or ())
 
     def from_shared_exec(table, name, kind, shape, dtype):
         array = table.get(name)
