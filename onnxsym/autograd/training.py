@@ -18,8 +18,8 @@ import onnx
 
 from ..base import MXNetError
 from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
-    aten_python_ops, float64_concats_as_pads, python_op_dtypes, python_op_name, strip_stop_gradients
-from ..lower.promote import float16_as_float32
+    aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
+from ..lower.dtype_passes import float16_as_float32, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
 from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
 from ..runtime.pyops import PENDING, raise_pending
@@ -89,7 +89,7 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor):
     _register_stop_gradient()
     lowered = lower_symbol(symbol, shapes, dtypes, training=True)
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
-    float64_concats_as_pads(lowered.model)
+    float64_without_missing_kernels(lowered.model)
     _register_python_gradients(lowered.model)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
                      onnx.TensorProto.FLOAT)

@@ -10,7 +10,7 @@ from onnx import helper, numpy_helper
 
 __all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY", "PYTHON_DOMAIN",
            "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
-           "strip_stop_gradients", "float64_concats_as_pads"]
+           "strip_stop_gradients"]
 
 OPSET = 17
 IR_VERSION = 8        # onnxruntime-training 1.19.2 accepts ir_version <= 10
@@ -130,13 +130,7 @@ class GraphBuilder:
         """Cast `value` to a numpy dtype (ONNX Cast with the matching element type)."""
         return self.Cast(value, to=onnx_dtype(dtype))
 
-    # onnxruntime(-training) 1.19.2 has no float64 kernel for ReluGrad and no OneHot with float64 values: those
-    # emit equivalent ops that have one (the same numbers; ReLU's derivative at 0 stays 0).
-    def Relu(self, x):
-        if self.is_train and self._dtypes.get(x) == np.float64:
-            return self.Mul(x, self.cast(self.Greater(x, self.scalar(0, np.float64)), np.float64))
-        return self.emit("Relu", [x])
-
+    # onnxruntime 1.19.2 has no OneHot kernel with float64 values: float32 values, then a Cast.
     def OneHot(self, indices, depth, values, axis=-1):
         dtype = self._dtypes.get(values)
         if dtype is None or np.dtype(dtype) in (np.float32, np.int64, np.int32):
@@ -371,51 +365,4 @@ def strip_stop_gradients(model):
         keep.append(helper.make_opsetid(PYTHON_DOMAIN, 1))
     del model.opset_import[:]
     model.opset_import.extend(keep)
-    return model
-
-
-def float64_concats_as_pads(model):
-    """Training graphs, before the gradient build: each float64 Concat becomes its inputs zero-padded to the full
-    size and added (Pad + Add), because the gradient of Concat in onnxruntime-training 1.19.2 (SplitTraining) has
-    no float64 kernel while Pad's (a Slice) has. Concats whose input shapes are not all static stay. In place."""
-    graph, double = model.graph, onnx.TensorProto.DOUBLE
-    has_double = any(v.type.tensor_type.elem_type == double
-                     for v in list(graph.input) + list(graph.value_info) + list(graph.output)) or \
-        any(t.data_type == double for t in graph.initializer) or \
-        any(n.op_type == "Cast" and any(a.name == "to" and a.i == double for a in n.attribute) for n in graph.node)
-    if not has_double or not any(n.op_type == "Concat" and n.domain in ("", "ai.onnx") for n in graph.node):
-        return model        # (shape inference below costs a full pass over the graph)
-    inferred = onnx.shape_inference.infer_shapes(model).graph
-    known = {t.name: (t.data_type, list(t.dims)) for t in inferred.initializer}
-    for value in list(inferred.value_info) + list(inferred.input) + list(inferred.output):
-        tensor = value.type.tensor_type
-        if all(d.HasField("dim_value") for d in tensor.shape.dim):
-            known[value.name] = (tensor.elem_type, [d.dim_value for d in tensor.shape.dim])
-    nodes = []
-    for node in model.graph.node:
-        infos = [known.get(name) for name in node.input] if node.op_type == "Concat" else [None]
-        if node.domain not in ("", "ai.onnx") or any(i is None or i[0] != onnx.TensorProto.DOUBLE for i in infos):
-            nodes.append(node)
-            continue
-        rank = len(infos[0][1])
-        axis = next(a.i for a in node.attribute if a.name == "axis") % rank
-        sizes = [shape[axis] for _, shape in infos]
-        total, start, parts = sum(sizes), 0, []
-        for k, (name, size) in enumerate(zip(node.input, sizes)):
-            pads = [0] * (2 * rank)
-            pads[axis], pads[rank + axis] = start, total - start - size
-            start += size
-            prefix = "%s/as_pad%d" % (node.name, k)
-            nodes.append(helper.make_node("Constant", [], [prefix + "/pads"], name=prefix + "/pads",
-                                          value=numpy_helper.from_array(np.array(pads, np.int64))))
-            nodes.append(helper.make_node("Pad", [name, prefix + "/pads"], [prefix], name=prefix))
-            parts.append(prefix)
-        for k in range(1, len(parts)):      # (Sum has no gradient builder)
-            out = node.output[0] if k == len(parts) - 1 else "%s/as_sum%d" % (node.name, k)
-            nodes.append(helper.make_node("Add", [parts[0], parts[k]], [out], name="%s/as_add%d" % (node.name, k)))
-            parts[0] = out
-        if len(parts) == 1:
-            nodes.append(helper.make_node("Identity", [parts[0]], [node.output[0]], name=node.name))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
     return model

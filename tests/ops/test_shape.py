@@ -272,7 +272,7 @@ GRADIENT_CASES = [
            values={"data": CLIP_X.astype(np.float32)}, name="clip-away-from-bounds"),
     OpCase("clip", dict(a_min=-0.25, a_max=0.5), {"data": (3, 4)}, lambda data: np.clip(data, -0.25, 0.5),
            dtype="float64", values={"data": CLIP_X}, name="clip-away-from-bounds-float64"),
-    # float64 Concat trains through the Pad + Add rewrite (float64_concats_as_pads): ORT has no float64 Concat grad
+    # float64 Concat trains through the Pad + Add rewrite (float64_without_missing_kernels): ORT has no float64 Concat grad
     OpCase("Concat", dict(dim=-1), {"arg0": (2, 3), "arg1": (2, 2), "arg2": (2, 1)},
            lambda arg0, arg1, arg2: np.concatenate([arg0, arg1, arg2], axis=-1), nargs=3),
     OpCase("Concat", dict(dim=1), {"arg0": (2, 3, 2), "arg1": (2, 1, 2)},
