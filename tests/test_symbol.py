@@ -131,8 +131,11 @@ def test_attr_and_list_attr_of_ops():
     assert fc.attr_dict() == {"fc_weight": attrs, "fc_bias": attrs, "fc": attrs}
     with pytest.raises(mx.MXNetError, match="Cannot find argument 'mood'"):
         mx.sym.FullyConnected(mx.sym.Variable("d"), num_hidden=7, attr={"mood": "x"})
-    fc._set_attr(mood="ok")
-    assert fc.attr("mood") == "ok"
+    # MXNet 1.9.1 parses an op node again after _set_attr: an unknown plain key is refused, a hidden one is kept
+    with pytest.raises(mx.MXNetError, match="Cannot find argument 'mood'"):
+        fc._set_attr(mood="ok")
+    fc._set_attr(__mood__="ok")
+    assert fc.attr("__mood__") == "ok"
 
 
 def test_indexing_children_group_iteration():
@@ -160,8 +163,8 @@ def test_copy_and_deepcopy():
     net = mlp()
     shallow, deep = copy.copy(net), copy.deepcopy(net)
     assert shallow.tojson() == net.tojson() == deep.tojson()
-    deep._set_attr(mood="x")
-    assert net.attr("mood") is None and deep.attr("mood") == "x"
+    deep._set_attr(__mood__="x")
+    assert net.attr("__mood__") is None and deep.attr("__mood__") == "x"
 
 
 def test_compose_replaces_variables():
@@ -203,7 +206,7 @@ def test_op_argument_errors():
     data = mx.sym.Variable("data")
     with pytest.raises(mx.MXNetError, match="Cannot find argument 'num_hiden'"):
         mx.sym.FullyConnected(data, num_hiden=3)
-    with pytest.raises(mx.MXNetError, match="Required parameter 'num_hidden'"):
+    with pytest.raises(mx.MXNetError, match="Required parameter num_hidden of int is not presented"):
         mx.sym.FullyConnected(data)
     with pytest.raises(mx.MXNetError, match="num_hidden"):
         mx.sym.FullyConnected(data, num_hidden="many")

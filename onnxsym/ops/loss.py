@@ -109,6 +109,7 @@ class SoftmaxOutput(OpDef):
 class _Regression(OpDef):
     is_loss = True
     inputs = ("data", "label")
+    strict_attrs = False    # MXNet 1.9.1 stores unknown keywords of the regression outputs (no parser at creation)
 
     def infer_shape(self, data, label):
         if data is None:

@@ -4,14 +4,16 @@ MXNet keeps every op attribute as a string in the graph ("(3, 3)", "True", "0.00
 says how to parse it. Formatting follows MXNet's Python front-end, which stores `str(value)` (dtypes by name).
 """
 import dataclasses
-import math
+import re
 import typing
 
 import numpy as np
 
 from ..base import MXNetError, normalize_dtype
+from ..symbol.naming import format_value
 
-__all__ = ["REQUIRED", "param", "Shape", "OptShape", "Dtype", "parse_value", "format_value", "parse_shape"]
+__all__ = ["REQUIRED", "param", "Shape", "OptShape", "Dtype", "parse_value", "format_value", "format_dtype",
+           "format_param", "parse_shape", "type_name"]
 
 REQUIRED = dataclasses.MISSING
 
@@ -45,15 +47,15 @@ def _parse_bool(text):
     raise ValueError("expected a boolean (True/False), got %r" % text)
 
 
+_INT = re.compile(r"\s*[+-]?\d+\s*$")
+
+
 def _parse_int(text):
-    text = text.strip()
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)
-        if value.is_integer():
-            return int(value)
-        raise ValueError("expected an integer, got %r" % text) from None
+    # dmlc reads an int with `istream >> int` and refuses any other character after it: "4.0" and "True" are
+    # errors (MXNet 1.9.1: num_hidden=4.0 or np.float32(4) raises "expect int but value='4.0'").
+    if not _INT.match(text):
+        raise ValueError("expected an integer, got %r" % text)
+    return int(text)
 
 
 def _parse_float(text):
@@ -99,13 +101,9 @@ def parse_value(kind, value):
             if isinstance(value, (int, np.integer)):
                 return (int(value),)
             return tuple(None if v is None else int(v) for v in value)
-        if kind is bool:
-            return bool(value)
-        if kind is float:
-            return float(value)
-        if kind is int:
-            return _parse_int(str(value))
-        return kind(value)
+        if kind not in (bool, int, float):
+            return kind(value)
+        value = format_value(value)
     if kind is bool:
         return _parse_bool(value)
     if kind is int:
@@ -119,25 +117,37 @@ def parse_value(kind, value):
     return value
 
 
-def format_value(value):
-    """The string MXNet's Python front-end stores for a user-given value."""
-    if isinstance(value, (np.dtype, type)) and value is not bool:
-        try:
-            return normalize_dtype(value).name
-        except TypeError:
-            return str(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(value)
-    if isinstance(value, np.generic):
-        return str(value.item())
-    return str(value)
+def format_dtype(value):
+    """MXNet's `dtype=` keyword: stored as `np.dtype(value).name` (so dtype=None gives 'float64', as in MXNet)."""
+    dtype = np.dtype(value)
+    return dtype.names[0] if dtype.names else dtype.name
+
+
+def format_param(kind, key, value):
+    """The attribute string for keyword `key` of an op call (`kind`: the OpDef field's type, None when the op has
+    no such field: then even `dtype=` is a plain str(), as in MXNet's generated functions)."""
+    if key == "dtype" and kind is not None:
+        return format_dtype(value)
+    if isinstance(value, (np.dtype, type)) and _strip_optional(kind)[0] is Dtype:
+        return Dtype(normalize_dtype(value).name)     # onnxsym also takes numpy types for other dtype fields
+    return format_value(value)
+
+
+def type_name(kind):
+    """The type MXNet names in a parameter error ("int", "Shape(tuple)", "Shape or None")."""
+    kind, optional = _strip_optional(kind)
+    if optional:
+        return "%s or None" % ("Shape" if kind in (Shape, OptShape) else type_name(kind))
+    return {int: "int", float: "float", bool: "boolean", Shape: "Shape(tuple)", OptShape: "Shape(tuple)",
+            Dtype: "dtype"}.get(kind, "string")
 
 
 def check_choice(op_name, field, value):
+    """MXNet's enum and lower-bound checks, with dmlc's messages."""
     meta = field.metadata
     if meta.get("choices") and value is not None and value not in meta["choices"]:
-        raise MXNetError("Invalid value %r for parameter %s of %s: expected one of %s"
-                         % (value, field.name, op_name, ", ".join(map(repr, meta["choices"]))))
+        raise MXNetError("Invalid Input: %r, valid values are: {%s} (parameter %s of %s)"
+                         % (value, ", ".join(map(repr, sorted(meta["choices"], key=str))), field.name, op_name))
     if meta.get("min") is not None and value is not None and value < meta["min"]:
-        raise MXNetError("Invalid value %r for parameter %s of %s: must be >= %s"
-                         % (value, field.name, op_name, meta["min"]))
+        raise MXNetError("value %s for Parameter %s should be greater equal to %s (operator %s)"
+                         % (value, field.name, meta["min"], op_name))

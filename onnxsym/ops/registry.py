@@ -9,10 +9,11 @@ import dataclasses
 import typing
 
 from ..base import MXNetError
-from .params import REQUIRED, check_choice, format_value, parse_value
+from ..symbol.naming import op_attr_key
+from .params import REQUIRED, check_choice, format_param, format_value, parse_value, type_name
 
 __all__ = ["OpDef", "register", "get_op", "all_ops", "names", "fluent_methods", "same_shape", "same_type",
-           "shape_error"]
+           "shape_error", "split_call", "symbol_attrs", "bind_inputs"]
 
 _REGISTRY = {}      # every MXNet name and alias -> OpDef subclass
 _CANONICAL = {}     # canonical name -> OpDef subclass
@@ -40,6 +41,9 @@ class OpDef:
     aux: typing.ClassVar[tuple] = ()
     differentiable: typing.ClassVar[bool] = True    # False: gradient undefined (argmax, comparisons): zeros
     is_loss: typing.ClassVar[bool] = False          # a loss head: backward is MXNet's formula (head_gradients)
+    # Unknown keywords are an error (MXNet: the op has a dmlc parameter parser); None: when the op has parameters.
+    # MXNet stores unknown keywords of parser-less ops (relu(x, foo=2) keeps foo='2').
+    strict_attrs: typing.ClassVar[typing.Optional[bool]] = None
     _kinds: typing.ClassVar[dict] = {}
 
     # ----- names -----
@@ -89,26 +93,33 @@ class OpDef:
 
     # ----- attributes -----
     @classmethod
+    def rejects_unknown_attrs(cls):
+        return bool(dataclasses.fields(cls)) if cls.strict_attrs is None else cls.strict_attrs
+
+    @classmethod
     def from_attrs(cls, attrs, node_name=None, strict=True):
-        """Parse MXNet attribute strings. Unknown non-hidden keys raise when `strict` (op creation)."""
-        where = " (node '%s')" % node_name if node_name else ""
+        """Parse MXNet attribute strings. Unknown non-hidden keys raise when `strict` (op creation) and the op
+        has a parameter parser in MXNet. Errors are MXNetErrors worded as dmlc's."""
+        where = _where(cls.op_name, node_name, attrs)
         values = {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        if strict:
-            unknown = [k for k in attrs if k not in names and not (k.startswith("__") and k.endswith("__"))]
+        fields = dataclasses.fields(cls)
+        names_ = {f.name for f in fields}
+        if strict and cls.rejects_unknown_attrs():
+            unknown = [k for k in attrs if k not in names_ and not _is_hidden(k)]
             if unknown:
-                raise MXNetError("Cannot find argument '%s' of operator %s%s. Possible arguments: %s"
-                                 % (unknown[0], cls.op_name, where, ", ".join(sorted(names)) or "(none)"))
-        for field in dataclasses.fields(cls):
+                raise MXNetError("Cannot find argument '%s', Possible Arguments: %s%s"
+                                 % (unknown[0], ", ".join(f.name for f in fields), where))
+        for field in fields:
+            kind = cls._kinds[field.name]
             if field.name in attrs:
                 try:
-                    values[field.name] = parse_value(cls._kinds[field.name], attrs[field.name])
-                except (ValueError, TypeError) as err:
-                    raise MXNetError("Invalid value %r for parameter '%s' of operator %s%s: %s"
-                                     % (attrs[field.name], field.name, cls.op_name, where, err)) from None
+                    values[field.name] = parse_value(kind, attrs[field.name])
+                except (ValueError, TypeError):
+                    raise MXNetError("Invalid Parameter format for %s expect %s but value='%s'%s"
+                                     % (field.name, type_name(kind), attrs[field.name], where)) from None
             elif field.default is REQUIRED and field.default_factory is dataclasses.MISSING:
-                raise MXNetError("Required parameter '%s' of operator %s is missing%s"
-                                 % (field.name, cls.op_name, where))
+                raise MXNetError("Required parameter %s of %s is not presented%s"
+                                 % (field.name, type_name(kind), where))
             if field.name in values:
                 check_choice(cls.op_name, field, values[field.name])
         try:
@@ -124,6 +135,17 @@ class OpDef:
     def params(self):
         """The attribute values, as a dict of Python values."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _is_hidden(key):
+    """dmlc's kAllowHidden: `__name__` keys pass every parameter parser."""
+    return len(key) > 4 and key.startswith("__") and key.endswith("__")
+
+
+def _where(op_name, node_name, attrs):
+    """dmlc's error suffix: `, in operator FullyConnected(name="fc", num_hidden="4")`."""
+    shown = "".join(', %s="%s"' % item for item in attrs.items())
+    return ', in operator %s(name="%s"%s)' % (op_name, node_name or "", shown)
 
 
 def same_shape(op, in_shapes):
@@ -191,8 +213,9 @@ def fluent_methods():
 
 
 def split_call(opcls, args, kwargs, is_input):
-    """Split an op call into input values (positional + by name) and attribute values, as MXNet's generated
-    functions do: positional inputs first, then positional attributes in declaration order."""
+    """Split an op call into input values (positional + by name) and attribute strings, as MXNet's generated
+    functions do: positional inputs first, then positional attributes in declaration order. Every keyword is an
+    attribute (`out=` is the caller's); values are stored as MXNet 1.9.1 stores them (params.format_param)."""
     inputs, params = [], {}
     positional_params = [f for f in opcls.param_names() if f not in kwargs and f != "num_args"]
     for value in args:
@@ -206,11 +229,23 @@ def split_call(opcls, args, kwargs, is_input):
     for key, value in kwargs.items():
         if is_input(value):
             named_inputs[key] = value
-        elif value is not None or key in opcls.param_names():
+        elif key != "out":
             params[key] = value
     if opcls.variadic and "num_args" not in params:
         params["num_args"] = len(inputs) + len(named_inputs)
-    return inputs, named_inputs, {k: format_value(v) for k, v in params.items()}
+    return inputs, named_inputs, {k: format_param(opcls._kinds.get(k), k, v) for k, v in params.items()}
+
+
+def symbol_attrs(params, scope_attrs):
+    """The attributes MXNet stores on an op node (MXSymbolCreateAtomicSymbol): the call's parameters, overridden by
+    the `attr=` dict and AttrScope values (MXNet's generated functions pass those first to a first-wins map), each
+    value as str() gives it, hidden keys renamed (`lr_mult` -> `__lr_mult__`, naming.op_attr_key)."""
+    merged = dict(params)
+    merged.update((key, format_value(value)) for key, value in (scope_attrs or {}).items())
+    attrs = {}
+    for key, value in merged.items():
+        attrs.setdefault(op_attr_key(key, value), value)
+    return attrs
 
 
 def bind_inputs(op, node_name, inputs, named_inputs):

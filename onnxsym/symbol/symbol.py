@@ -3,7 +3,7 @@ import copy as _copy
 import numbers
 
 from ..base import MXNetError, normalize_dtype
-from .naming import AttrScope, NameManager
+from .naming import AttrScope, NameManager, format_value, set_attr_key
 from .node import HIDDEN_KEYS, Node, hidden_key, topo_order
 
 __all__ = ["Symbol", "Variable", "var", "Group", "create_symbol"]
@@ -18,6 +18,7 @@ class Symbol:
     """A list of graph outputs `(node, index)`. Immutable apart from `_set_attr`, as in MXNet."""
 
     __slots__ = ("_outputs", "__weakref__")
+    __array_priority__ = 1000.0     # numpy scalars defer to Symbol's operators: np.float64(2) / x is _rdiv_scalar
 
     def __init__(self, outputs):
         self._outputs = tuple(outputs)
@@ -115,31 +116,42 @@ class Symbol:
 
     # ------------------------------------------------------------------ attributes
     def attr(self, key):
-        """The attribute `key` of the (single) head node, or None."""
+        """The attribute `key` of the (single) head node, or None; 'name' and 'op_name' as nnvm answers them."""
         if len(self._outputs) != 1:
             return None
-        attrs = self._outputs[0][0].attrs
-        value = attrs.get(key)
-        return attrs.get(hidden_key(key)) if value is None else value
+        node = self._outputs[0][0]
+        if key == "name":
+            return node.name
+        if key == "op_name":
+            return "null" if node.op is None else node.op.op_name
+        value = node.attrs.get(key)
+        return node.attrs.get(hidden_key(key)) if value is None else value
 
     def list_attr(self, recursive=False):
         if recursive:
             raise DeprecationWarning("Symbol.list_attr with recursive=True has been deprecated. "
                                      "Please use attr_dict instead.")
-        if len(self._outputs) != 1:
-            return {}
-        return _with_plain_keys(self._outputs[0][0].attrs)
+        return _with_plain_keys(self._outputs[0][0].attrs)     # a group answers for its first output, as nnvm
 
     def attr_dict(self):
         """{node name: attributes} for every node with attributes."""
         return {n.name: _with_plain_keys(n.attrs) for n in self._nodes() if n.attrs}
 
     def _set_attr(self, **kwargs):
-        for key, value in kwargs.items():
-            if not isinstance(value, str):
-                raise ValueError("Set Attr only accepts string values: %s=%r" % (key, value))
-            for node, _ in self._outputs:
-                node.attrs[hidden_key(key)] = value
+        """Set attributes of the head node (MXSymbolSetAttr): string values only, `name` renames the node, an op
+        node's parameters are parsed again (so `num_hidden='9'` changes the op, and an unknown key is an error)."""
+        nodes = {id(node) for node, _ in self._outputs}
+        if len(nodes) != 1:
+            raise MXNetError("Symbol.SetAttrs only works for non-grouped symbol")
+        node = self._outputs[0][0]
+        for key, value in _settable(kwargs).items():
+            if key == "name":
+                node.name = value
+                continue
+            attrs = dict(node.attrs, **{key: value})
+            if node.op is not None:
+                node.op = type(node.op).from_attrs(attrs, node_name=node.name, strict=key not in node.attrs)
+            node.attrs = attrs
 
     # ------------------------------------------------------------------ composition
     def __call__(self, *args, **kwargs):
@@ -174,12 +186,12 @@ class Symbol:
             return create_symbol(sym_op, self, other)
         if isinstance(other, numbers.Number):
             return create_symbol(scalar_op, self, scalar=other)
-        raise TypeError("type %s not supported" % type(other).__name__)
+        raise TypeError("type %s not supported" % str(type(other)))
 
     def _rscalar(self, other, scalar_op):
         if isinstance(other, numbers.Number):
             return create_symbol(scalar_op, self, scalar=other)
-        raise TypeError("type %s not supported" % type(other).__name__)
+        raise TypeError("type %s not supported" % str(type(other)))
 
     def __add__(self, other):
         return self._binary(other, "_Plus", "_PlusScalar")
@@ -382,9 +394,14 @@ def _clone(entries, memo):
     return [(memo[id(n)], i) for n, i in entries]
 
 
-def _scoped_attrs(attr):
-    """The current AttrScope's attributes updated with `attr`, hidden keys stored as `__key__`."""
-    return {hidden_key(k): v for k, v in AttrScope.current.get(attr).items()}
+def _settable(attrs):
+    """Attributes as MXSymbolSetAttr stores them: string values only, exact hidden keys as `__key__`."""
+    result = {}
+    for key, value in attrs.items():
+        if not isinstance(value, str):
+            raise ValueError("Set Attr only accepts string values: %s=%r" % (key, value))
+        result[set_attr_key(key, value)] = value
+    return result
 
 
 def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, init=None, stype=None,
@@ -393,13 +410,15 @@ def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None
     as MXNet's hidden attributes (`__shape__`, `__dtype__`, `__init__`, `__lr_mult__`, `__wd_mult__`)."""
     if not isinstance(name, str):
         raise TypeError("Expect a string for variable `name`")
-    attrs = _scoped_attrs(attr)
+    attrs = dict(AttrScope.current.get(attr))
+    # stored as str(value) with numpy scalars printed plainly, as MXNet 1.9.1 (numpy < 1.24) stores them:
+    # shape=(np.int64(3), 4) -> "(3, 4)", shape=[3, 4] -> "[3, 4]", lr_mult=np.float32(2) -> "2.0"
     if shape is not None:
-        attrs["__shape__"] = str(tuple(shape))
+        attrs["__shape__"] = format_value(shape)
     if lr_mult is not None:
-        attrs["__lr_mult__"] = str(lr_mult)
+        attrs["__lr_mult__"] = format_value(lr_mult)
     if wd_mult is not None:
-        attrs["__wd_mult__"] = str(wd_mult)
+        attrs["__wd_mult__"] = format_value(wd_mult)
     if dtype is not None:
         from ..base import DTYPE_NAMES
         attrs["__dtype__"] = str(DTYPE_NAMES.index(normalize_dtype(dtype).name))
@@ -411,11 +430,12 @@ def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None
         attrs["__storage_type__"] = str({"default": 0, "row_sparse": 1, "csr": 2}.get(stype, stype))
     for key, value in kwargs.items():
         if key.startswith("__") and key.endswith("__"):
-            attrs[key] = str(value)
+            attrs[key] = format_value(value)
         else:
             raise ValueError("Attribute name=%s is not supported. Additional attributes must start and end "
-                             "with double underscores, e.g. __yourattr__" % key)
-    return Symbol([(Node(None, name, attrs), 0)])
+                             "with double underscores, e.g, __yourattr__" % key)
+    attrs = _settable(attrs)
+    return Symbol([(Node(None, attrs.pop("name", name), attrs), 0)])
 
 
 var = Variable
@@ -431,7 +451,7 @@ def Group(symbols):
 def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
     """Apply the registered op `func_name` (an MXNet name or alias) to symbols, as MXNet's generated
     `mx.sym.<Op>` functions do: automatic name from the function name, missing inputs as `{name}_{input}`."""
-    from ..ops.registry import bind_inputs, split_call
+    from ..ops.registry import bind_inputs, split_call, symbol_attrs
     opcls = _lazy_op(func_name)
     for value in args:
         if isinstance(value, Symbol) and len(value) != 1:
@@ -443,8 +463,7 @@ def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
             raise MXNetError("%s: input '%s' is a symbol of %d outputs; select one with sym[i]"
                              % (func_name, key, len(value)))
     name = NameManager.current.get(name, func_name.lower())
-    attrs = _scoped_attrs(attr)
-    attrs.update(params)
+    attrs = symbol_attrs(params, AttrScope.current.get(attr))
     op = opcls.from_attrs(attrs, node_name=name)
     slots = bind_inputs(op, name, inputs, named)
     entries = []
