@@ -59,6 +59,16 @@ def _build(make, wrt):
                 from None
 
 
+def _transformer_configuration():
+    """OrtModuleGraphBuilder's graph transformations, without cast propagation: by default it moves Casts to float16
+    up the graph (FLOOD_FILL), which undoes the float32 computation of float16 graphs (dtype_passes.py) and runs
+    float16 gradient kernels that are missing (ReluGrad, SliceGrad) or wrong (TanhGrad gave garbage)."""
+    config = C.TrainingGraphTransformerConfiguration()
+    config.propagate_cast_ops_config.strategy = C.PropagateCastOpsStrategy.NONE
+    config.propagate_cast_ops_config.level = -1
+    return config
+
+
 def _attribute_definition(name, value):
     attribute = C.GradientNodeAttributeDefinition()
     attribute.name, attribute.value_json, attribute.dtype, attribute.is_tensor = name, json.dumps(value), "string", False
@@ -260,7 +270,7 @@ class SplitTraining(_Training):
         config.build_gradient_graph = True
         builder = C.OrtModuleGraphBuilder()
         builder.initialize(model.SerializeToString(), config)
-        builder.build(C.TrainingGraphTransformerConfiguration())
+        builder.build(_transformer_configuration())
         return builder
 
     def _run_forward(self):

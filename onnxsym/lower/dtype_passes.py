@@ -6,14 +6,14 @@ missing or wrong for a dtype. One place for them, each a pass over the lowered m
   float16 value in float32 gives MXNet's numbers within float16 precision: float16 graph inputs are cast to
   float32 on entry, float16 outputs (and so the gradients of float16 inputs) are cast back on exit, and a Cast to
   float16 inside the graph keeps its rounding (Cast to float16, then back to float32).
-- float64: no Concat gradient kernel (SplitTraining) and no ReluGrad kernel: Concat becomes zero-padded inputs
-  added up (Pad's gradient is a Slice), Relu becomes x * (x > 0) (the same derivative, 0 at 0).
+- float64: no gradient kernels for Concat (SplitTraining), Relu, LeakyRelu, Softmax and LogSoftmax: they become
+  equivalent ops that have them (`_FLOAT64_REWRITES`).
 """
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .builder import PYTHON_DOMAIN, aten_python_ops
+from .builder import ATEN_DOMAIN, PYTHON_DOMAIN, STOP_GRADIENT_OPERATOR, aten_python_ops
 
 __all__ = ["float16_as_float32", "float64_without_missing_kernels"]
 
@@ -89,62 +89,106 @@ def float16_as_float32(model, keep_outputs=()):
 
 
 def float64_without_missing_kernels(model):
-    """Each float64 Concat becomes its inputs zero-padded to the full size and added (Pad + Add); Concats whose
-    input shapes are not all static stay. Each float64 Relu becomes x * Cast(x > 0)."""
+    """Each float64 node whose kernel (or gradient kernel) onnxruntime-training 1.19.2 lacks becomes equivalent
+    ops that have float64 kernels (`_FLOAT64_REWRITES`). Concats whose input shapes are not all static stay."""
     graph, double = model.graph, onnx.TensorProto.DOUBLE
     has_double = any(v.type.tensor_type.elem_type == double
                      for v in list(graph.input) + list(graph.value_info) + list(graph.output)) or \
         any(t.data_type == double for t in graph.initializer) or \
         any(n.op_type == "Cast" and any(a.name == "to" and a.i == double for a in n.attribute) for n in graph.node)
-    if not has_double or not any(n.op_type in ("Concat", "Relu") and n.domain in ("", "ai.onnx") for n in graph.node):
+    if not has_double or not any(n.op_type in _FLOAT64_REWRITES and n.domain in ("", "ai.onnx") for n in graph.node):
         return model        # (shape inference below costs a full pass over the graph)
     inferred = onnx.shape_inference.infer_shapes(model).graph
     known = {t.name: (t.data_type, list(t.dims)) for t in inferred.initializer}
     for value in list(inferred.value_info) + list(inferred.input) + list(inferred.output):
         tensor = value.type.tensor_type
-        if all(d.HasField("dim_value") for d in tensor.shape.dim):
-            known[value.name] = (tensor.elem_type, [d.dim_value for d in tensor.shape.dim])
-        else:
-            known[value.name] = (tensor.elem_type, None)
+        static = all(d.HasField("dim_value") for d in tensor.shape.dim)
+        known[value.name] = (tensor.elem_type, [d.dim_value for d in tensor.shape.dim] if static else None)
     nodes = []
-    for node in model.graph.node:
-        if node.op_type == "Relu" and node.domain in ("", "ai.onnx") and known.get(node.input[0], (None,))[0] == double:
-            nodes.extend(_relu_as_mul(node))
-            continue
-        infos = [known.get(name) for name in node.input] if node.op_type == "Concat" else [None]
-        if node.domain not in ("", "ai.onnx") or any(i is None or i[0] != double or i[1] is None for i in infos):
-            nodes.append(node)
-            continue
-        rank = len(infos[0][1])
-        axis = next(a.i for a in node.attribute if a.name == "axis") % rank
-        sizes = [shape[axis] for _, shape in infos]
-        total, start, parts = sum(sizes), 0, []
-        for k, (name, size) in enumerate(zip(node.input, sizes)):
-            pads = [0] * (2 * rank)
-            pads[axis], pads[rank + axis] = start, total - start - size
-            start += size
-            prefix = "%s/as_pad%d" % (node.name, k)
-            nodes.append(helper.make_node("Constant", [], [prefix + "/pads"], name=prefix + "/pads",
-                                          value=numpy_helper.from_array(np.array(pads, np.int64))))
-            nodes.append(helper.make_node("Pad", [name, prefix + "/pads"], [prefix], name=prefix))
-            parts.append(prefix)
-        for k in range(1, len(parts)):      # (Sum has no gradient builder)
-            out = node.output[0] if k == len(parts) - 1 else "%s/as_sum%d" % (node.name, k)
-            nodes.append(helper.make_node("Add", [parts[0], parts[k]], [out], name="%s/as_add%d" % (node.name, k)))
-            parts[0] = out
-        if len(parts) == 1:
-            nodes.append(helper.make_node("Identity", [parts[0]], [node.output[0]], name=node.name))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    for node in graph.node:
+        rewrite = _FLOAT64_REWRITES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        infos = [known.get(name) for name in node.input]
+        replaced = rewrite(node, infos) if rewrite and infos and infos[0] and infos[0][0] == double else None
+        nodes.extend(replaced if replaced is not None else [node])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    stopped = [n.output[0] for n in nodes if n.op_type == "ATen" and n.name.endswith("/float64_stop")]
+    graph.value_info.extend(helper.make_tensor_value_info(name, double, None) for name in stopped)
+    if stopped and not any(o.domain == ATEN_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(ATEN_DOMAIN, 1))
     return model
 
 
-def _relu_as_mul(node):
-    """Relu(x) as x * Cast(x > 0) (float64): ORT has the float64 kernels of these gradients."""
+def _constant(name, value):
+    return helper.make_node("Constant", [], [name], name=name, value=numpy_helper.from_array(np.asarray(value)))
+
+
+def _attribute(node, name, default):
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def _concat_as_pads(node, infos):
+    """Concat as its inputs zero-padded to the full size and added (Pad's gradient is a Slice; Sum has none)."""
+    if any(i is None or i[1] is None for i in infos):
+        return None
+    rank = len(infos[0][1])
+    axis = _attribute(node, "axis", 0) % rank
+    sizes = [shape[axis] for _, shape in infos]
+    total, start, parts, nodes = sum(sizes), 0, [], []
+    for k, (name, size) in enumerate(zip(node.input, sizes)):
+        pads = [0] * (2 * rank)
+        pads[axis], pads[rank + axis] = start, total - start - size
+        start += size
+        prefix = "%s/as_pad%d" % (node.name, k)
+        nodes.append(_constant(prefix + "/pads", np.array(pads, np.int64)))
+        nodes.append(helper.make_node("Pad", [name, prefix + "/pads"], [prefix], name=prefix))
+        parts.append(prefix)
+    for k in range(1, len(parts)):
+        out = node.output[0] if k == len(parts) - 1 else "%s/as_sum%d" % (node.name, k)
+        nodes.append(helper.make_node("Add", [parts[0], parts[k]], [out], name="%s/as_add%d" % (node.name, k)))
+        parts[0] = out
+    if len(parts) == 1:
+        nodes.append(helper.make_node("Identity", [parts[0]], [node.output[0]], name=node.name))
+    return nodes
+
+
+def _leaky_relu_as_mul(node, infos):
+    """LeakyRelu(x) (Relu: alpha 0) as x * (alpha + (1 - alpha) * Cast(x > 0)): the same derivative, alpha at 0."""
     x, prefix = node.input[0], node.name or node.output[0]
-    return [helper.make_node("Constant", [], [prefix + "/zero"], name=prefix + "/zero",
-                             value=numpy_helper.from_array(np.zeros((), np.float64))),
+    alpha = _attribute(node, "alpha", 0.01) if node.op_type == "LeakyRelu" else 0.0
+    return [_constant(prefix + "/zero", np.zeros((), np.float64)),
+            _constant(prefix + "/alpha", np.asarray(alpha, np.float64)),
+            _constant(prefix + "/rest", np.asarray(1.0 - alpha, np.float64)),
             helper.make_node("Greater", [x, prefix + "/zero"], [prefix + "/positive"], name=prefix + "/positive"),
             helper.make_node("Cast", [prefix + "/positive"], [prefix + "/mask"], to=onnx.TensorProto.DOUBLE,
                              name=prefix + "/mask"),
-            helper.make_node("Mul", [x, prefix + "/mask"], [node.output[0]], name=prefix)]
+            helper.make_node("Mul", [prefix + "/mask", prefix + "/rest"], [prefix + "/scaled"], name=prefix + "/scaled"),
+            helper.make_node("Add", [prefix + "/scaled", prefix + "/alpha"], [prefix + "/slope"],
+                             name=prefix + "/slope"),
+            helper.make_node("Mul", [x, prefix + "/slope"], [node.output[0]], name=prefix)]
+
+
+def _softmax_as_exp(node, infos):
+    """(Log)Softmax over one axis from Exp, ReduceSum and Log. The shift by the maximum is a constant for the
+    gradient (its exact derivative cancels), so it goes through a stop-gradient (ReduceMax has no gradient)."""
+    x, prefix = node.input[0], node.name or node.output[0]
+    axis = _attribute(node, "axis", -1)
+    axes = prefix + "/axes"
+    nodes = [_constant(axes, np.array([axis], np.int64)),
+             helper.make_node("ReduceMax", [x], [prefix + "/max"], axes=[axis], keepdims=1, name=prefix + "/max"),
+             helper.make_node("ATen", [prefix + "/max"], [prefix + "/shift"], domain=ATEN_DOMAIN,
+                              operator=STOP_GRADIENT_OPERATOR, name=prefix + "/float64_stop"),
+             helper.make_node("Sub", [x, prefix + "/shift"], [prefix + "/shifted"], name=prefix + "/shifted"),
+             helper.make_node("Exp", [prefix + "/shifted"], [prefix + "/exp"], name=prefix + "/exp"),
+             helper.make_node("ReduceSum", [prefix + "/exp", axes], [prefix + "/sum"], keepdims=1,
+                              name=prefix + "/sum")]
+    if node.op_type == "Softmax":
+        return nodes + [helper.make_node("Div", [prefix + "/exp", prefix + "/sum"], [node.output[0]], name=prefix)]
+    return nodes + [helper.make_node("Log", [prefix + "/sum"], [prefix + "/log_sum"], name=prefix + "/log_sum"),
+                    helper.make_node("Sub", [prefix + "/shifted", prefix + "/log_sum"], [node.output[0]],
+                                     name=prefix)]
+
+
+# ONNX op -> rewrite(node, [(elem type, static shape or None) of each input]) -> nodes, or None to keep the node
+_FLOAT64_REWRITES = {"Concat": _concat_as_pads, "Relu": _leaky_relu_as_mul, "LeakyRelu": _leaky_relu_as_mul,
+                     "Softmax": _softmax_as_exp, "LogSoftmax": _softmax_as_exp}
