@@ -19,7 +19,7 @@ import onnx
 from ..base import MXNetError
 from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
     aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
-from ..lower.dtype_passes import float16_as_float32, float64_without_missing_kernels
+from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
 from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
 from ..runtime.pyops import PENDING, raise_pending
@@ -178,7 +178,7 @@ class FusedTraining(_Training):
         else:
             builder, self.wrt = _build(lambda names: self._builder(model, names), wrt)
             full = onnx.load_from_string(builder.get_model()) if self.wrt else model
-        full = strip_stop_gradients(full)
+        full = float64_unfused(strip_stop_gradients(full))
         self.session = create_session(full, ctx)
         ex = executor
         io = self.session.io_binding()
@@ -250,7 +250,7 @@ class SplitTraining(_Training):
         super().__init__(lowered, executor)
         builder, self.wrt = _build(lambda names: self._builder(lowered.model, names), wrt)
         info = builder.get_graph_info()
-        model = strip_stop_gradients(onnx.load_from_string(builder.get_gradient_model()))
+        model = float64_unfused(strip_stop_gradients(onnx.load_from_string(builder.get_gradient_model())))
         self.session = create_session(model, ctx)
         self.input_names = [i.name for i in model.graph.input]
         self.output_names = list(info.user_output_names)

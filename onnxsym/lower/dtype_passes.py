@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 
 from .builder import ATEN_DOMAIN, PYTHON_DOMAIN, STOP_GRADIENT_OPERATOR, aten_python_ops
 
-__all__ = ["float16_as_float32", "float64_without_missing_kernels"]
+__all__ = ["float16_as_float32", "float64_without_missing_kernels", "float64_unfused", "has_elem_type"]
 
 _HALF, _FLOAT = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
 
@@ -24,12 +24,13 @@ def _as_float(tensor):
     return numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float32), tensor.name)
 
 
-def _has_half(model):
+def has_elem_type(model, elem_type):
+    """Whether any graph input, output, annotated value, initializer or Cast target of `model` has `elem_type`."""
     graph = model.graph
     values = list(graph.input) + list(graph.output) + list(graph.value_info)
-    return any(v.type.tensor_type.elem_type == _HALF for v in values) or \
-        any(t.data_type == _HALF for t in graph.initializer) or \
-        any(a.name == "to" and a.i == _HALF for n in graph.node for a in n.attribute)
+    return any(v.type.tensor_type.elem_type == elem_type for v in values) or \
+        any(t.data_type == elem_type for t in graph.initializer) or \
+        any(a.name == "to" and a.i == elem_type for n in graph.node if n.op_type == "Cast" for a in n.attribute)
 
 
 def float16_as_float32(model, keep_outputs=()):
@@ -37,7 +38,7 @@ def float16_as_float32(model, keep_outputs=()):
     their float16 types through Casts, except the outputs named in `keep_outputs` (the training objective), which
     become float32. Graphs with Python ops (their kernels are typed) are left as they are."""
     graph = model.graph
-    if not _has_half(model) or aten_python_ops(model) or any(n.domain == PYTHON_DOMAIN for n in graph.node):
+    if not has_elem_type(model, _HALF) or aten_python_ops(model) or any(n.domain == PYTHON_DOMAIN for n in graph.node):
         return model
     renames = {}
     entry = []
@@ -92,11 +93,7 @@ def float64_without_missing_kernels(model):
     """Each float64 node whose kernel (or gradient kernel) onnxruntime-training 1.19.2 lacks becomes equivalent
     ops that have float64 kernels (`_FLOAT64_REWRITES`). Concats whose input shapes are not all static stay."""
     graph, double = model.graph, onnx.TensorProto.DOUBLE
-    has_double = any(v.type.tensor_type.elem_type == double
-                     for v in list(graph.input) + list(graph.value_info) + list(graph.output)) or \
-        any(t.data_type == double for t in graph.initializer) or \
-        any(n.op_type == "Cast" and any(a.name == "to" and a.i == double for a in n.attribute) for n in graph.node)
-    if not has_double or not any(n.op_type in _FLOAT64_REWRITES and n.domain in ("", "ai.onnx") for n in graph.node):
+    if not has_elem_type(model, double) or not any(n.op_type in _FLOAT64_REWRITES and n.domain in ("", "ai.onnx") for n in graph.node):
         return model        # (shape inference below costs a full pass over the graph)
     inferred = onnx.shape_inference.infer_shapes(model).graph
     known = {t.name: (t.data_type, list(t.dims)) for t in inferred.initializer}
@@ -192,3 +189,40 @@ def _softmax_as_exp(node, infos):
 # ONNX op -> rewrite(node, [(elem type, static shape or None) of each input]) -> nodes, or None to keep the node
 _FLOAT64_REWRITES = {"Concat": _concat_as_pads, "Relu": _leaky_relu_as_mul, "LeakyRelu": _leaky_relu_as_mul,
                      "Softmax": _softmax_as_exp, "LogSoftmax": _softmax_as_exp}
+
+
+def float64_unfused(model):
+    """After the gradient build: OrtModuleGraphBuilder fuses x * sigmoid(a * x) into com.microsoft QuickGelu (and
+    its gradient QuickGeluGrad), which have float32 kernels only, also in float64 graphs; they go back to standard
+    ops (sessions of float64 graphs run without that fusion, onnxsym/runtime/ort.py). In place."""
+    graph = model.graph
+    if not any(n.op_type in ("QuickGelu", "QuickGeluGrad") for n in graph.node) or \
+            not has_elem_type(model, onnx.TensorProto.DOUBLE):
+        return model
+    nodes = []
+    for node in graph.node:
+        if node.domain != "com.microsoft" or node.op_type not in ("QuickGelu", "QuickGeluGrad"):
+            nodes.append(node)
+            continue
+        grad = node.op_type == "QuickGeluGrad"
+        x = node.input[1] if grad else node.input[0]
+        prefix = node.name or node.output[0]
+        alpha = _attribute(node, "alpha", 1.702)
+        nodes += [_constant(prefix + "/alpha", np.asarray(alpha, np.float64)),
+                  helper.make_node("Mul", [x, prefix + "/alpha"], [prefix + "/ax"], name=prefix + "/ax"),
+                  helper.make_node("Sigmoid", [prefix + "/ax"], [prefix + "/s"], name=prefix + "/s")]
+        if not grad:        # y = x * s
+            nodes.append(helper.make_node("Mul", [x, prefix + "/s"], [node.output[0]], name=prefix))
+            continue
+        # dx = dy * (s + a * x * s * (1 - s))
+        nodes += [_constant(prefix + "/one", np.ones((), np.float64)),
+                  helper.make_node("Sub", [prefix + "/one", prefix + "/s"], [prefix + "/1-s"], name=prefix + "/1-s"),
+                  helper.make_node("Mul", [prefix + "/s", prefix + "/1-s"], [prefix + "/ds"], name=prefix + "/ds"),
+                  helper.make_node("Mul", [prefix + "/ax", prefix + "/ds"], [prefix + "/axds"],
+                                   name=prefix + "/axds"),
+                  helper.make_node("Add", [prefix + "/s", prefix + "/axds"], [prefix + "/dydx"],
+                                   name=prefix + "/dydx"),
+                  helper.make_node("Mul", [node.input[0], prefix + "/dydx"], [node.output[0]], name=prefix)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model

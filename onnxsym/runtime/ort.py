@@ -26,7 +26,10 @@ def _import_onnxruntime():
 
 ort, C = _import_onnxruntime()
 
-from ..base import MXNetError
+import onnx  # noqa: E402
+
+from ..base import MXNetError  # noqa: E402
+from ..lower.dtype_passes import has_elem_type  # noqa: E402
 
 __all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging",
            "ort_message"]
@@ -62,6 +65,11 @@ def session_options():
     return so
 
 
+# ORT's graph fusions that emit com.microsoft ops with float32 kernels only, and fire on float64 graphs too
+# (x * sigmoid(a * x) -> QuickGelu, Transpose -> MatMul -> FusedMatMul): "Failed to find kernel" at load time.
+_FLOAT32_ONLY_FUSIONS = ["QuickGeluFusion", "MatmulTransposeFusion"]
+
+
 def create_session(model, ctx=None):
     """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first."""
     from ..lower.builder import PYTHON_DOMAIN
@@ -73,8 +81,10 @@ def create_session(model, ctx=None):
             pyops.ensure_registered(op_type)
         options.register_custom_ops_library(pyops.library_path())
         pyops.session_uses_library()
+    disabled = _FLOAT32_ONLY_FUSIONS if has_elem_type(model, onnx.TensorProto.DOUBLE) else []
     try:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=providers_for(ctx))
+        return ort.InferenceSession(model.SerializeToString(), options, providers=providers_for(ctx),
+                                    disabled_optimizers=disabled)
     except MXNetError:
         raise
     except Exception as err:  # ORT raises its own exception types (Fail, InvalidGraph, ...)

@@ -94,3 +94,25 @@ def test_gradient_in_dtype(case, dtype):
         scale = max(1.0, float(np.abs(want).max()))
         np.testing.assert_allclose(grad.asnumpy().astype(np.float64), want, rtol=0,
                                    atol=TOLERANCE[dtype] * scale, err_msg="%s d%s" % (dtype, name))
+
+
+def test_float64_graphs_that_ort_would_fuse_into_float32_only_ops():
+    """x * sigmoid(a * x) (ORT fuses it into QuickGelu) and a transposed matrix product (FusedMatMul): ORT's fused
+    ops have float32 kernels only; float64 graphs run and train without them, with numpy's numbers."""
+    x, w = mx.sym.Variable("x"), mx.sym.Variable("w")
+    sym = mx.sym.Group([x * mx.sym.sigmoid(x * 2.0), mx.sym.dot(mx.sym.transpose(w), x)])
+    values = {"x": np.linspace(-1, 1, 12).reshape(3, 4), "w": np.arange(6.0).reshape(3, 2) / 7}
+    exe = sym.simple_bind(mx.cpu(), x=(3, 4), w=(3, 2), type_dict={"x": "float64", "w": "float64"})
+    for name, value in values.items():
+        exe.arg_dict[name][:] = value
+    s = 1 / (1 + np.exp(-2 * values["x"]))
+    outputs = exe.forward()
+    np.testing.assert_allclose(outputs[0].asnumpy(), values["x"] * s, rtol=1e-12)
+    np.testing.assert_allclose(outputs[1].asnumpy(), values["w"].T @ values["x"], rtol=1e-12)
+    exe.forward(is_train=True)
+    heads = [np.ones((3, 4)), np.ones((2, 4))]
+    exe.backward([mx.nd.array(h, dtype="float64") for h in heads])
+    dx = s + 2 * values["x"] * s * (1 - s) + values["w"] @ heads[1]
+    np.testing.assert_allclose(exe.grad_dict["x"].asnumpy(), dx, rtol=1e-12)
+    np.testing.assert_allclose(exe.grad_dict["w"].asnumpy(), values["x"] @ heads[1].T, rtol=1e-12)
+    assert exe.grad_dict["x"].dtype == np.float64
