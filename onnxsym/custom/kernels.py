@@ -96,8 +96,9 @@ class Kernel:
                         aux=aux)
         return tuple(o._data for o in out_data) + tuple(a._data for a in aux)
 
-    def backward(self, *arrays):
-        """arrays: head gradients (one per output), inputs (arguments then aux), outputs."""
+    def backward(self, *arrays, req=None):
+        """arrays: head gradients (one per output), arguments, aux states (as the forward left them), outputs;
+        req: per argument, 'write' or 'null' (no gradient wanted; its in_grad is discarded)."""
         from ..runtime.ndarray import NDArray
         self._ensure_op(arrays[self.num_outputs:])
         ctx = cpu()
@@ -108,6 +109,6 @@ class Kernel:
         aux = wrap(arrays[n_out + self.num_args:n_out + n_in])
         out_data = wrap(arrays[n_out + n_in:])
         in_grad = [NDArray(np.zeros_like(d._data), ctx) for d in in_data]
-        self.op.backward(req=["write"] * len(in_grad), out_grad=out_grad, in_data=in_data, out_data=out_data,
+        self.op.backward(req=list(req or ["write"] * len(in_grad)), out_grad=out_grad, in_data=in_data, out_data=out_data,
                          in_grad=in_grad, aux=aux)
         return tuple(g._data for g in in_grad)

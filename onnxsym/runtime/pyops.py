@@ -15,7 +15,7 @@ import threading
 import numpy as np
 
 from ..base import MXNetError
-from ..lower.builder import PYTHON_OP_PREFIX, python_op_dtypes
+from ..lower.builder import PYTHON_OP_PREFIX, python_op_dtypes, split_python_grad_key
 
 __all__ = ["ensure_registered", "library_path", "raise_pending", "PENDING"]
 
@@ -86,9 +86,12 @@ def _register(op_type):
 
     def run(*arrays, key):
         from ..custom.kernels import get_kernel
+        req = None
+        if not forward:
+            key, req = split_python_grad_key(key)
         kernel = get_kernel(key)
         try:
-            return kernel.forward(*arrays) if forward else kernel.backward(*arrays)
+            return kernel.forward(*arrays) if forward else kernel.backward(*arrays, req=req)
         except BaseException as err:
             err.onnxsym_custom_op = "%s of custom op '%s'" % ("forward" if forward else "backward", kernel.op_type)
             PENDING.append(err)

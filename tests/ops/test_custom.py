@@ -253,3 +253,99 @@ def test_module_fit_with_the_custom_softmax_equals_softmax_output():
         results.append(mod.get_params()[0]['fc_weight'].asnumpy())
     # the custom op's backward is not divided by the batch; Module's rescale_grad=1/batch applies to both
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the matrix recorded under MXNet 1.9.1
+from tests.fixtures import custom_cases  # noqa: E402
+
+MATRIX_LOG = custom_cases.define(mx)
+
+
+def _matrix_fixture():
+    import json
+    import os
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "mxnet")
+    with open(os.path.join(folder, "custom_matrix.json")) as handle:
+        meta = json.load(handle)
+    return meta, np.load(os.path.join(folder, "custom_matrix.npz"))
+
+
+MATRIX_META, MATRIX_ARRAYS = _matrix_fixture()
+
+
+def _recorded(case, prefix):
+    start = "%s/%s:" % (case, prefix)
+    return {k[len(start):]: MATRIX_ARRAYS[k] for k in MATRIX_ARRAYS.files if k.startswith(start)}
+
+
+def _as_list(values):
+    return [values[str(i)] for i in range(len(values))]
+
+
+def _recorded_results(case):
+    results = {key: _recorded(case, key) for key in ("grad", "aux_after_forward", "aux_after_backward",
+                                                      "aux_after_inference")}
+    results.update({key: _as_list(_recorded(case, key)) for key in ("train_out", "infer_out")})
+    return results
+
+
+def _assert_results(result, expected, dtype):
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    for key in ("train_out", "infer_out"):
+        assert len(result[key]) == len(expected[key]), key
+        for i, (mine, theirs) in enumerate(zip(result[key], expected[key])):
+            assert mine.dtype == theirs.dtype, (key, i)
+            np.testing.assert_allclose(mine, theirs, err_msg="%s %d" % (key, i), **tol)
+    for key in ("grad", "aux_after_forward", "aux_after_backward", "aux_after_inference"):
+        assert sorted(result[key]) == sorted(expected[key]), key
+        for name, value in expected[key].items():
+            assert result[key][name].dtype == value.dtype, (key, name)
+            np.testing.assert_allclose(result[key][name], value, err_msg="%s %s" % (key, name), **tol)
+
+
+@pytest.mark.parametrize("case", sorted(custom_cases.CASES))
+def test_matrix_matches_mxnet(case):
+    """1-3 arguments, 1-3 outputs, 0-2 aux states, need_top_grad True/False, grad_req write/add/null, outputs
+    unused or behind BlockGrad/MakeLoss, a backward writing zeros or leaving in_grad alone, two custom ops in a
+    row, float64: outputs, gradients and aux states equal MXNet 1.9.1's."""
+    spec, meta = custom_cases.CASES[case], MATRIX_META[case]
+    args, aux, grads = _recorded(case, "arg"), _recorded(case, "aux"), _recorded(case, "grad_in")
+    heads = _as_list(_recorded(case, "head"))
+    del MATRIX_LOG[:]
+    with mx.name.NameManager():
+        sym, result = custom_cases.train_step(mx, spec, args, aux, grads, heads)
+    for key in ("list_arguments", "list_outputs", "list_auxiliary_states"):
+        assert getattr(sym, key)() == meta[key], key
+    assert sym.get_internals().list_outputs() == meta["internals"]
+    arg_shapes, out_shapes, aux_shapes = sym.infer_shape(**{n: v.shape for n, v in args.items()})
+    assert [list(s) for s in arg_shapes] == meta["arg_shapes"] and [list(s) for s in aux_shapes] == \
+        meta["aux_shapes"] and [list(s) for s in out_shapes] == meta["out_shapes"]
+    # What each backward call was given: req 'null' where no gradient is wanted, as MXNet; MXNet's 'add' comes
+    # as 'write' (onnxsym adds to the gradient array afterwards, the same for a backward that honours req).
+    # need_top_grad=False: MXNet's out_grad arrays are empty (unreadable), onnxsym's are zeros.
+    theirs = [[r.replace("add", "write") for r in call["req"]] for call in meta["backward_calls"]]
+    assert [call["req"] for call in MATRIX_LOG] == theirs
+    _assert_results(result, _recorded_results(case), spec["dtype"])
+
+
+@pytest.mark.parametrize("case", sorted(c for c, spec in custom_cases.CASES.items() if spec["use"] != "chain"))
+def test_matrix_reference_agrees_with_mxnet(case):
+    """The numpy reference that checks the shapes MXNet cannot train (below) agrees with MXNet on the others."""
+    spec = custom_cases.CASES[case]
+    expected = custom_cases.reference(spec, _recorded(case, "arg"), _recorded(case, "aux"),
+                                      _recorded(case, "grad_in"), _as_list(_recorded(case, "head")))
+    _assert_results(expected, _recorded_results(case), spec["dtype"])
+
+
+@pytest.mark.parametrize("case", sorted(custom_cases.UNRECORDABLE))
+def test_shapes_mxnet_cannot_train_match_the_reference(case):
+    """More outputs than arguments with aux states: MXNet 1.9.1's simple_bind fails (custom_cases.UNRECORDABLE);
+    onnxsym trains them."""
+    spec = custom_cases.UNRECORDABLE[case]
+    sym = custom_cases.build(mx, spec)
+    shapes = {n: tuple(spec["shape"]) for n in sym.list_arguments()}
+    arg_shapes, out_shapes, aux_shapes = sym.infer_shape(**shapes)
+    args, aux, grads, heads = custom_cases.inputs(spec, arg_shapes, aux_shapes, sym.list_arguments(),
+                                                  sym.list_auxiliary_states(), out_shapes, seed=7)
+    _, result = custom_cases.train_step(mx, spec, args, aux, grads, heads)
+    _assert_results(result, custom_cases.reference(spec, args, aux, grads, heads), spec["dtype"])
