@@ -91,7 +91,7 @@ class Kernel:
         self._ensure_op(arrays)
         ctx = cpu()
         in_data = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[: self.num_args]]
-        aux = [NDArray(np.array(a), ctx) for a in arrays[self.num_args:]]
+        aux = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[self.num_args:]]
         out_data = [NDArray(o, ctx) for o in self._outputs(arrays)]
         expected = [(o.shape, o.dtype) for o in out_data + aux]
         self.op.forward(is_train=self.is_train, req=["write"] * len(out_data), in_data=list(in_data),
