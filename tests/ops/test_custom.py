@@ -7,6 +7,7 @@ import pytest
 
 import onnxsym as mx
 from onnxsym.test_utils import check_numeric_gradient
+from tests.fixtures import custom_cases
 from .opcase import OpCase, run_case
 
 
@@ -259,8 +260,6 @@ def test_module_fit_with_the_custom_softmax_equals_softmax_output():
 
 
 # ---------------------------------------------------------------- the matrix recorded under MXNet 1.9.1
-from tests.fixtures import custom_cases  # noqa: E402
-
 MATRIX_LOG = custom_cases.define(mx)
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "mxnet")
 
