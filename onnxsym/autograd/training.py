@@ -76,8 +76,10 @@ def _attribute_definition(name, value):
 
 
 def _register_python_gradients(model):
-    """Each custom-op node's backward: its Python backward as one node taking (head gradients, inputs, outputs)
-    and giving the arguments' gradients. Registered per node key (process-global, first registration wins)."""
+    """Each custom-op node's backward: its Python backward as one node taking (head gradients, arguments, aux
+    states, outputs) and giving the arguments' gradients. The aux states are the forward's updated ones (its
+    outputs after the real outputs): MXNet's backward sees the arrays the forward wrote. Registered per node key
+    (process-global, first registration wins)."""
     for op_type, key, n_inputs, n_outputs in aten_python_ops(model):
         from ..custom.kernels import get_kernel
         kernel = get_kernel(key)
@@ -85,8 +87,8 @@ def _register_python_gradients(model):
         n_out = kernel.num_outputs
         node = C.GradientNodeDefinition()
         node.op_type, node.domain = "ATen", ATEN_DOMAIN
-        node.inputs = (["GO(%d)" % i for i in range(n_out)] + ["I(%d)" % i for i in range(n_inputs)]
-                       + ["O(%d)" % i for i in range(n_out)])
+        node.inputs = (["GO(%d)" % i for i in range(n_out)] + ["I(%d)" % i for i in range(kernel.num_args)]
+                       + ["O(%d)" % i for i in range(n_out, n_outputs)] + ["O(%d)" % i for i in range(n_out)])
         node.outputs = ["GI(%d)" % i for i in range(kernel.num_args)]
         grad_type = python_op_name(PYTHON_GRAD_PREFIX, out_names[:n_out] + in_names + out_names[:n_out],
                                    in_names[:kernel.num_args])

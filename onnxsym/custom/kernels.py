@@ -86,18 +86,22 @@ class Kernel:
         return tuple(outputs) + tuple(np.array(a) for a in arrays[self.num_args:])
 
     def forward(self, *arrays):
+        """arrays: arguments then aux states; returns the outputs then the aux states as the forward left them."""
         from ..runtime.ndarray import NDArray
         self._ensure_op(arrays)
         ctx = cpu()
         in_data = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[: self.num_args]]
         aux = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[self.num_args:]]
         out_data = [NDArray(o, ctx) for o in self._outputs(arrays)]
-        self.op.forward(is_train=self.is_train, req=["write"] * len(out_data), in_data=in_data, out_data=out_data,
-                        aux=aux)
-        return tuple(o._data for o in out_data) + tuple(a._data for a in aux)
+        expected = [(o.shape, o.dtype) for o in out_data + aux]
+        self.op.forward(is_train=self.is_train, req=["write"] * len(out_data), in_data=list(in_data),
+                        out_data=list(out_data), aux=list(aux))
+        return self._results(out_data + aux, expected, ["out_data[%d]" % i for i in range(len(out_data))] +
+                             ["aux[%d]" % i for i in range(len(aux))])
 
-    def backward(self, *arrays):
-        """arrays: head gradients (one per output), inputs (arguments then aux), outputs."""
+    def backward(self, *arrays, req=None):
+        """arrays: head gradients (one per output), arguments, aux states (as the forward left them), outputs;
+        req: per argument, 'write' or 'null' (no gradient wanted; its in_grad is discarded)."""
         from ..runtime.ndarray import NDArray
         self._ensure_op(arrays[self.num_outputs:])
         ctx = cpu()
@@ -108,6 +112,20 @@ class Kernel:
         aux = wrap(arrays[n_out + self.num_args:n_out + n_in])
         out_data = wrap(arrays[n_out + n_in:])
         in_grad = [NDArray(np.zeros_like(d._data), ctx) for d in in_data]
-        self.op.backward(req=["write"] * len(in_grad), out_grad=out_grad, in_data=in_data, out_data=out_data,
-                         in_grad=in_grad, aux=aux)
-        return tuple(g._data for g in in_grad)
+        expected = [(g.shape, g.dtype) for g in in_grad]
+        self.op.backward(req=list(req or ["write"] * len(in_grad)), out_grad=out_grad, in_data=in_data,
+                         out_data=out_data, in_grad=list(in_grad), aux=aux)
+        return self._results(in_grad, expected, ["in_grad[%d]" % i for i in range(len(in_grad))])
+
+    def _results(self, arrays, expected, names):
+        """The arrays handed to the user's code, as they are now (rebinding a list element does nothing, as in
+        MXNet, where the lists hold the op's own arrays). A shape or dtype ORT did not plan for would abort the
+        process, so it is an error here."""
+        results = []
+        for array, (shape, dtype), name in zip(arrays, expected, names):
+            data = array._data
+            if data.shape != shape or data.dtype != dtype:
+                raise MXNetError("%s of custom op '%s' became %s %s; it must stay %s %s (write into it with "
+                                 "self.assign or [:])" % (name, self.op_type, data.dtype, data.shape, dtype, shape))
+            results.append(data)
+        return tuple(results)

@@ -10,7 +10,7 @@ from onnx import helper, numpy_helper
 
 __all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY", "PYTHON_DOMAIN",
            "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
-           "strip_stop_gradients"]
+           "python_grad_key", "split_python_grad_key", "strip_stop_gradients"]
 
 OPSET = 17
 IR_VERSION = 8        # onnxruntime-training 1.19.2 accepts ir_version <= 10
@@ -332,6 +332,18 @@ def _attribute(node, name):
     return ""
 
 
+def python_grad_key(key, req):
+    """The `key` of a custom op's backward node: its forward node's key and, after '|', the req of each argument's
+    gradient ('null' where the gradient builder needs none, as MXNet passes to CustomOp.backward)."""
+    return "%s|%s" % (key, ",".join(req))
+
+
+def split_python_grad_key(key):
+    """(forward key, req list) of a backward node's key."""
+    key, _, req = key.rpartition("|")
+    return key, req.split(",")
+
+
 def aten_python_ops(model):
     """[(op type, key, number of inputs, number of outputs)] of the custom-op placeholders of a training graph."""
     return [(_attribute(n, "operator"), _attribute(n, "overload_name"), len(n.input), len(n.output))
@@ -344,12 +356,16 @@ def strip_stop_gradients(model):
     """After the gradient build: stop-gradient markers become Identity, custom-op placeholders (forward and the
     backward nodes the builder added) become Python ops again (in place)."""
     uses_python = False
+    missing = []
     for node in model.graph.node:
         if node.domain != ATEN_DOMAIN or node.op_type != "ATen":
             continue
         operator = _attribute(node, "operator")
         if operator.startswith((PYTHON_OP_PREFIX, PYTHON_GRAD_PREFIX)):
             key = _attribute(node, "overload_name")
+            if operator.startswith(PYTHON_GRAD_PREFIX):
+                key = python_grad_key(key, ["write" if name else "null" for name in node.output])
+                missing.append(node)
             node.op_type, node.domain = operator, PYTHON_DOMAIN
             del node.attribute[:]
             node.attribute.append(helper.make_attribute("key", key))
@@ -360,9 +376,38 @@ def strip_stop_gradients(model):
         else:
             node.op_type, node.domain = "Identity", ""
             del node.attribute[:]
+    _zero_missing_head_gradients(model, missing)
     keep = [o for o in model.opset_import if o.domain not in (ATEN_DOMAIN, PYTHON_DOMAIN)]
     if uses_python:
         keep.append(helper.make_opsetid(PYTHON_DOMAIN, 1))
     del model.opset_import[:]
     model.opset_import.extend(keep)
     return model
+
+
+def _zero_missing_head_gradients(model, grad_nodes):
+    """A custom op's backward takes one head gradient per output (GO(i), which the builders name
+    `<output>_grad`), but they define it only for outputs that reach the loss or a head. The others (unused
+    outputs, outputs behind a BlockGrad) get zeros of the output's shape here, as MXNet passes zeros for them."""
+    if not grad_nodes:
+        return
+    graph = model.graph
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer} | \
+        {name for node in graph.node for name in node.output}
+    fills = []
+    for node in grad_nodes:
+        dtypes = dict(zip(node.input, python_op_dtypes(node.op_type)[0]))
+        for name in node.input:
+            output = name[:-len("_grad")]
+            if name in defined or not name.endswith("_grad") or output not in dtypes:
+                continue
+            shape = "%s/zero_head/%s" % (node.name, output)
+            zero = numpy_helper.from_array(np.zeros((1,), np.dtype(dtypes[output])))
+            fills.append(helper.make_node("Shape", [output], [shape], name=shape))
+            fills.append(helper.make_node("ConstantOfShape", [shape], [name], name=shape + "/zeros", value=zero))
+            defined.add(name)
+    if fills:
+        nodes = list(graph.node)
+        first = min(nodes.index(n) for n in grad_nodes)
+        del graph.node[:]
+        graph.node.extend(nodes[:first] + fills + nodes[first:])

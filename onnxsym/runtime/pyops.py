@@ -15,7 +15,7 @@ import threading
 import numpy as np
 
 from ..base import MXNetError
-from ..lower.builder import PYTHON_OP_PREFIX, python_op_dtypes
+from ..lower.builder import PYTHON_OP_PREFIX, python_op_dtypes, split_python_grad_key
 
 __all__ = ["ensure_registered", "library_path", "raise_pending", "PENDING"]
 
@@ -86,14 +86,25 @@ def _register(op_type):
 
     def run(*arrays, key):
         from ..custom.kernels import get_kernel
+        req = None
+        if not forward:
+            key, req = split_python_grad_key(key)
         kernel = get_kernel(key)
+        # Errors of this run so far: set aside while the user's code runs, whose NDArray operations run sessions
+        # of their own (each raises its own errors afterwards, and must not raise this run's).
+        outer = PENDING[:]
+        del PENDING[:]
         try:
-            return kernel.forward(*arrays) if forward else kernel.backward(*arrays)
+            if outer and not forward:       # a forward failed: its error is the one to report, skip the backward
+                return kernel.placeholder_outputs(arrays, forward)
+            return kernel.forward(*arrays) if forward else kernel.backward(*arrays, req=req)
         except BaseException as err:
             err.onnxsym_custom_op = "%s of custom op '%s'" % ("forward" if forward else "backward", kernel.op_type)
-            PENDING.append(err)
+            outer.append(err)
             # Outputs of the expected shapes: ORT aborts the process on a shape it did not plan for.
             return kernel.placeholder_outputs(arrays, forward)
+        finally:
+            PENDING[:0] = outer
 
     onnx_op(op_type=op_type, inputs=types[0], outputs=types[1], attrs={"key": PyOp.dt_string})(run)
     _REGISTERED.add(op_type)
