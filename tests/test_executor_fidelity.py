@@ -67,6 +67,7 @@ SHAPE_CASES = ["module_score_more_features", "module_predict_more_features", "mo
                "simple_bind_shared_parameter_mismatch", "simple_bind_shared_parameter_match",
                "simple_bind_without_shared_buffer", "simple_bind_shared_buffer_data",
                "simple_bind_shared_aux_mismatch", "simple_bind_shared_aux_match",
+               "copy_params_from_wrong_shape", "copy_params_from_aux_wrong_shape", "module_init_params_wrong_shape",
                "bucketing_bucket_changes_parameter"]
 
 

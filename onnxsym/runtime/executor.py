@@ -321,25 +321,19 @@ class Executor:
         self._monitor = callback
 
     def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):
-        """Copy parameter values into the bound arrays (cast to their dtype)."""
-        arg_dict = self.arg_dict
-        for name, array in arg_params.items():
-            if name in arg_dict:
-                dst = arg_dict[name]
-                if dst.shape != array.shape:
-                    raise ValueError("copy_params_from: '%s' has shape %s, the bound array %s"
-                                     % (name, array.shape, dst.shape))
+        """Copy parameter values into the bound arrays (cast to their dtype); the shapes must be equal."""
+        for params, bound, kind in ((arg_params, self.arg_dict, "arguments"),
+                                    (aux_params or {}, self.aux_dict, "auxiliary states")):
+            for name, array in params.items():
+                if name not in bound:
+                    if not allow_extra_params:
+                        raise ValueError('Find name "%s" that is not in the %s' % (name, kind))
+                    continue
+                dst = bound[name]
+                if tuple(dst.shape) != tuple(array.shape):
+                    raise MXNetError("copy_params_from: '%s' has shape %s, the bound array %s"
+                                     % (name, tuple(array.shape), tuple(dst.shape)))
                 dst[:] = array.astype(dst.dtype)
-            elif not allow_extra_params:
-                raise ValueError('Find name "%s" that is not in the arguments' % name)
-        if aux_params is None:
-            return
-        aux_dict = self.aux_dict
-        for name, array in aux_params.items():
-            if name in aux_dict:
-                aux_dict[name][:] = array.astype(aux_dict[name].dtype)
-            elif not allow_extra_params:
-                raise ValueError('Find name %s that is not in the auxiliary states' % name)
 
     def reshape(self, partial_shaping=False, allow_up_sizing=False, **kwargs):
         """A new executor for new input shapes, sharing the memory of arrays whose size allows it."""
