@@ -251,6 +251,9 @@ class Executor:
             self._copy_inputs(kwargs)
         if is_train:
             return self._forward_train()
+        # backward() after an inference forward would give the gradients of the earlier training forward's
+        # activations, not of these outputs: it asks for a training forward instead (DEVIATIONS.md).
+        self._pending = None
         try:
             self._run(self._io_handle, None)
         except Exception as err:
@@ -292,7 +295,8 @@ class Executor:
         several times after one training forward (each call computes the gradients again from its out_grads),
         and BatchNorm's moving statistics are updated here, once per call."""
         if self._pending is None:
-            raise MXNetError("backward() needs a forward(is_train=True) first")
+            raise MXNetError("backward() needs a forward(is_train=True) first (the activations of an inference "
+                             "forward, is_train=False, are not kept for backward)")
         graph = self._training
         graph.backward(self._head_gradients(graph, out_grads))
 
