@@ -12,7 +12,7 @@ from ..base import MXNetError
 from .params import param
 from .registry import OpDef, register
 
-__all__ = ["broadcast_shapes", "python_mod"]
+__all__ = ["broadcast_shapes", "python_mod", "power_partials"]
 
 
 # ---------------------------------------------------------------- helpers shared by the lowering bodies
@@ -70,10 +70,22 @@ def _binary_table():
 
 BINARY = _binary_table()
 
+def power_partials(g, a, b, y):
+    """(d a^b / d a, d a^b / d b) for y = a^b: b a^(b-1), 0 where b == 0 (a^0 is constant; MXNet's 0 * 0^-1 is
+    NaN); and a^b ln a where a > 0, 0 elsewhere: the limit at a = 0 (a^b is 0 for every b > 0), and for a < 0,
+    where a^b is not real for non-integer b, no derivative exists (0, as TensorFlow; MXNet gives NaN)."""
+    dtype = g.dtype(a)
+    zero, one = g.scalar(0, dtype), g.scalar(1, dtype)
+    positive = g.Greater(a, zero)
+    d_base = g.Where(g.Equal(b, zero), zero, g.Mul(b, g.Pow(a, g.Sub(b, one))))
+    d_exponent = g.Where(positive, g.Mul(y, g.Log(g.Where(positive, a, one))), zero)
+    return d_base, d_exponent
+
+
 # d(out)/d(lhs), d(out)/d(rhs) for the binary ops whose ONNX form ORT cannot differentiate (Mod; Pow's exponent).
 PARTIALS = {
     "mod": lambda g, a, b, y: (g.Expand(g.scalar(1, g.dtype(a)), g.Shape(y)), g.Neg(g.Floor(g.Div(a, b)))),
-    "power": lambda g, a, b, y: (g.Mul(b, g.Pow(a, g.Sub(b, g.scalar(1, g.dtype(a))))), g.Mul(y, g.Log(a))),
+    "power": power_partials,
 }
 NON_DIFFERENTIABLE = {"equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal",
                       "logical_and", "logical_or", "logical_xor"}
