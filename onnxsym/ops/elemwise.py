@@ -44,6 +44,18 @@ def _logical(onnx_type):
     return lower
 
 
+def _extremum(onnx_type, keeps_lhs):
+    """Max / Min; in training Where(lhs >= rhs, lhs, rhs) (<= for Min) with both branches expanded to the output
+    shape: MXNet's backward gives a tie wholly to lhs (mshadow_op::ge / le), ORT's Max/Min gradient splits it."""
+    def lower(g, a, b):
+        if not g.is_train:
+            return getattr(g, onnx_type)(a, b)
+        shape = tuple(np.broadcast_shapes(g.shape(a), g.shape(b)))
+        full = lambda v: v if tuple(g.shape(v)) == shape else g.Expand(v, g.int64s(shape))
+        return g.Where(getattr(g, keeps_lhs)(a, b), full(a), full(b))
+    return lower
+
+
 def _binary_table():
     """(mx name suffix, lowering(g, a, b)) shared by the elemwise_, broadcast_ and _scalar families."""
     return {
@@ -53,8 +65,8 @@ def _binary_table():
         "div": lambda g, a, b: g.Div(a, b),
         "mod": python_mod,
         "power": lambda g, a, b: g.Pow(a, b),
-        "maximum": lambda g, a, b: g.Max(a, b),
-        "minimum": lambda g, a, b: g.Min(a, b),
+        "maximum": _extremum("Max", "GreaterOrEqual"),
+        "minimum": _extremum("Min", "LessOrEqual"),
         "hypot": lambda g, a, b: g.Sqrt(g.Add(g.Mul(a, a), g.Mul(b, b))),
         "equal": _compare("Equal"),
         "not_equal": _not_equal,
@@ -237,8 +249,12 @@ class hard_sigmoid(OpDef):
 
     def lower(self, g, data):
         dtype = g.dtype(data)
+        zero, one = g.scalar(0, dtype), g.scalar(1, dtype)
         y = g.Add(g.Mul(data, g.scalar(self.alpha, dtype)), g.scalar(self.beta, dtype))
-        return g.Clip(y, g.scalar(0, dtype), g.scalar(1, dtype))
+        out = g.Clip(y, zero, one)
+        # MXNet's backward is alpha strictly inside (0, 1); ORT's Clip gradient also passes at the bounds
+        return g.with_gradient(out, lambda: [(data, g.Where(g.And(g.Greater(y, zero), g.Less(y, one)),
+                                                            g.scalar(self.alpha, dtype), zero))])
 
 
 # ---------------------------------------------------------------- unary math

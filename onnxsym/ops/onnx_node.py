@@ -86,7 +86,7 @@ class ONNXNode(OpDef):
 
 class _NodeView:
     """What a training rule (ops/onnx_training.py) reads of an `_onnx` node: op type, attributes as Python
-    values, static output shapes and count, and `emit` for the node itself."""
+    values, static output shapes and dtypes, and `emit` for the node itself."""
 
     def __init__(self, op):
         from onnx import helper
@@ -95,6 +95,7 @@ class _NodeView:
         self.attrs = {a.name: helper.get_attribute_value(a) for a in self.raw}
         self.attrs = {k: _text(v) for k, v in self.attrs.items()}
         self.out_shapes = json.loads(op.out_shapes) if op.out_shapes else []
+        self.out_types = [np.dtype(t) for t in json.loads(op.out_types)] if op.out_types else []
         self.output_count = op.output_count
         self._op = op
 

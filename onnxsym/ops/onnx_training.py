@@ -4,7 +4,8 @@ One rule per ONNX op type: `rule(g, node, inputs)` returns the node's outputs, b
 onnxruntime-training 1.19.2 gets right (or with `g.with_gradient` for elementwise ops), with exactly the values of
 the original node. Inference graphs keep the original node. Each rule is checked against float64 finite differences
 of onnx's reference implementation in tests/ops/test_input_gradients.py. Why each op needs one (ORT_NOTES.md §1):
-- no gradient builder: Sum, Mean, Mod, PRelu, Einsum, InstanceNormalization, RNN, NegativeLogLikelihoodLoss;
+- no gradient builder: Sum, Mean, Mod, PRelu, CastLike, Einsum, InstanceNormalization, RNN, GridSample,
+  RoiAlign, MaxRoiPool, NegativeLogLikelihoodLoss;
 - silently wrong or zero: Pow (exponent), Clip (min, max), Pad (constant_value), OneHot (values), Where with a
   broadcast branch (wrong shape), BatchNormalization (made BatchNormInternal: batch statistics even with
   training_mode=0), LSTM (peepholes ignored);
@@ -16,6 +17,7 @@ import string
 import numpy as np
 
 from ..base import MXNetError
+from .contrib import ROIAlign, ROIPooling
 from .conv import conv_transpose
 from .elemwise import power_partials
 from .indexing import batch_matmul
@@ -114,6 +116,12 @@ def _sum(g, node, inputs):
     return total if len(inputs) > 1 else g.Identity(total)
 
 
+@_rule("CastLike")
+def _cast_like(g, node, inputs):
+    """Cast to the second input's dtype (no CastLike gradient builder)."""
+    return g.cast(inputs[0], g.dtype(inputs[1]))
+
+
 @_rule("PRelu")
 def _prelu(g, node, inputs):
     """x where x > 0, else slope * x (the slope broadcasts to x): d/dx at 0 is the slope, as in PyTorch."""
@@ -180,20 +188,25 @@ def _scatter(g, node, inputs):
 # ---------------------------------------------------------------- linear algebra
 @_rule("MatMul")
 def _matmul(g, node, inputs):
-    """float64 with other batch shapes: (..., M, K) @ (K, N) as one 2-D MatMul, otherwise both operands expanded
-    to the output's batch shape and multiplied by batch_matmul: ORT's gradient of a batched MatMul uses
-    FusedMatMul, which has no float64 kernel."""
+    """Other dtypes than float32 (ORT's gradient of a batched or vector MatMul uses FusedMatMul, which has no
+    float64 kernel): vectors made matrices, (..., M, K) @ (K, N) one 2-D MatMul, other batch shapes expanded to the
+    output's and multiplied by batch_matmul."""
     a, b = inputs
-    sa, sb, out_shape = list(g.shape(a)), list(g.shape(b)), node.out_shapes[0]
-    if g.dtype(a) == np.float32 or len(sa) < 2 or len(sb) < 2 or (len(sa) == 2 and len(sb) == 2):
+    sa, sb, out_shape, dtype = list(g.shape(a)), list(g.shape(b)), node.out_shapes[0], g.dtype(a)
+    if dtype == np.float32 or (len(sa) == 2 and len(sb) == 2):
         return g.MatMul(a, b)
+    if len(sa) == 1:
+        a, sa = g.Unsqueeze(a, g.int64s([0])), [1] + sa
+    if len(sb) == 1:
+        b, sb = g.Unsqueeze(b, g.int64s([1])), sb + [1]
     if len(sb) == 2:
-        flat = g.MatMul(g.Reshape(a, g.int64s([-1, sa[-1]])), b)
-        return g.Reshape(flat, g.int64s(out_shape))
-    batch = list(out_shape[:-2])
-    a = g.Expand(a, g.int64s(batch + sa[-2:])) if sa[:-2] != batch else a
-    b = g.Expand(b, g.int64s(batch + sb[-2:])) if sb[:-2] != batch else b
-    return batch_matmul(g, a, b, False, False, len(out_shape), g.dtype(a))
+        product = g.MatMul(g.Reshape(a, g.int64s([-1, sa[-1]])), b)
+    else:
+        batch = [max(x, y) for x, y in zip([1] * (len(sb) - len(sa)) + sa[:-2], [1] * (len(sa) - len(sb)) + sb[:-2])]
+        a = g.Expand(a, g.int64s(batch + sa[-2:])) if sa[:-2] != batch else a
+        b = g.Expand(b, g.int64s(batch + sb[-2:])) if sb[:-2] != batch else b
+        product = batch_matmul(g, a, b, False, False, len(batch) + 2, dtype)
+    return g.Reshape(product, g.int64s(out_shape))
 
 
 def _einsum_terms(equation, shapes):
@@ -310,6 +323,105 @@ def _conv_transpose(g, node, inputs):
     return conv_transpose(g, x, w, bias, kernel, stride, dilate, pads[:ndim], adj, group, pad_end=pads[ndim:])
 
 
+# ---------------------------------------------------------------- sampling
+def _sample_axis(g, coordinate, size, align_corners, padding, dtype):
+    """Pixel coordinate of a normalized one (border: clamped; reflection: reflected, derivative +-1)."""
+    c = lambda v: g.scalar(v, dtype)
+    if align_corners:
+        x = g.Mul(g.Add(coordinate, c(1)), c((size - 1) / 2.0))
+    else:
+        x = g.Div(g.Sub(g.Mul(g.Add(coordinate, c(1)), c(size)), c(1)), c(2))
+    if padding == "border":
+        return g.Clip(x, c(0), c(size - 1))
+    if padding == "reflection":
+        low, high = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
+        span = high - low
+        if span <= 0:           # a single pixel with align_corners: every coordinate reflects onto it
+            return g.Mul(x, c(0))
+        frozen = g.stop_gradient(x, dtype)
+        below, above = g.Less(frozen, c(low)), g.Greater(frozen, c(high))
+        distance = g.Where(below, g.Sub(c(low), frozen), g.Where(above, g.Sub(frozen, c(high)), c(0)))
+        turns = g.Floor(g.Div(distance, c(span)))
+        rest = g.Sub(distance, g.Mul(turns, c(span)))
+        even = g.Equal(g.Mod(turns, c(2), fmod=1), c(0))
+        near, far = g.Where(below, c(low), c(high)), g.Where(below, c(high), c(low))
+        toward = g.Where(below, c(1), c(-1))          # from the near border into the image
+        reflected = g.Where(even, g.Add(near, g.Mul(toward, rest)), g.Sub(far, g.Mul(toward, rest)))
+        reflected = g.Where(g.Or(below, above), reflected, frozen)
+        sign = g.Where(g.And(g.Or(below, above), even), c(-1), c(1))   # d reflected / d x
+        return g.Add(g.stop_gradient(reflected, dtype), g.Mul(g.Sub(x, frozen), g.stop_gradient(sign, dtype)))
+    return x
+
+
+@_rule("GridSample", float64=True)
+def _grid_sample(g, node, inputs):
+    """Bilinear / nearest sampling as GatherElements of the corner pixels times interpolation weights that are
+    differentiable in the grid (ORT has no GridSample gradient, nor a float64 kernel)."""
+    x, grid = inputs
+    mode, padding = node.attrs.get("mode", "bilinear"), node.attrs.get("padding_mode", "zeros")
+    if mode not in ("bilinear", "nearest"):
+        raise MXNetError("GridSample: mode %s is not supported in training graphs (bilinear, nearest are)" % mode)
+    align = bool(node.attrs.get("align_corners", 0))
+    n, channels, height, width = g.shape(x)
+    _, out_h, out_w, _ = g.shape(grid)
+    dtype = g.dtype(x)
+    c = lambda v: g.scalar(v, dtype)
+    part = lambda k: g.Reshape(g.Slice(grid, g.int64s([k]), g.int64s([k + 1]), g.int64s([3])),
+                               g.int64s([n, 1, out_h * out_w]))
+    ix = _sample_axis(g, part(0), width, align, padding, dtype)
+    iy = _sample_axis(g, part(1), height, align, padding, dtype)
+    flat = g.Reshape(x, g.int64s([n, channels, height * width]))
+
+    def fetch(row, col):
+        """x at integer (row, col) (float-valued), 0 outside the image (zeros padding) or the nearest edge."""
+        valid = g.And(g.And(g.GreaterOrEqual(row, c(0)), g.LessOrEqual(row, c(height - 1))),
+                      g.And(g.GreaterOrEqual(col, c(0)), g.LessOrEqual(col, c(width - 1))))
+        row, col = g.Clip(row, c(0), c(height - 1)), g.Clip(col, c(0), c(width - 1))
+        index = g.cast(g.Add(g.Mul(row, c(width)), col), np.int64)
+        value = g.GatherElements(flat, g.Expand(index, g.int64s([n, channels, out_h * out_w])), axis=2)
+        return value if padding != "zeros" else g.Mul(value, g.cast(valid, dtype))
+
+    if mode == "nearest":
+        out = fetch(g.Round(g.stop_gradient(iy, dtype)), g.Round(g.stop_gradient(ix, dtype)))
+    else:
+        y0, x0 = g.Floor(g.stop_gradient(iy, dtype)), g.Floor(g.stop_gradient(ix, dtype))
+        y1, x1 = g.Add(y0, c(1)), g.Add(x0, c(1))
+        wy1, wx1 = g.Sub(iy, y0), g.Sub(ix, x0)
+        wy0, wx0 = g.Sub(c(1), wy1), g.Sub(c(1), wx1)
+        out = None
+        for row, wy in ((y0, wy0), (y1, wy1)):
+            for col, wx in ((x0, wx0), (x1, wx1)):
+                term = g.Mul(fetch(row, col), g.Mul(wy, wx))
+                out = term if out is None else g.Add(out, term)
+    return g.Reshape(out, g.int64s([n, channels, out_h, out_w]))
+
+
+@_rule("RoiAlign")
+def _roi_align(g, node, inputs):
+    """mode avg: MXNet's ROIAlign gather form (ORT has no RoiAlign gradient; its CPU kernel equals MXNet's,
+    half_pixel being MXNet's aligned=True). The box coordinates get no gradient, as in MXNet."""
+    x, rois, batch = inputs
+    if node.attrs.get("mode", "avg") != "avg":
+        raise MXNetError("RoiAlign: mode %s has no gradient in training graphs (avg has)" % node.attrs["mode"])
+    op = ROIAlign(pooled_size=(node.attrs.get("output_height", 1), node.attrs.get("output_width", 1)),
+                  spatial_scale=node.attrs.get("spatial_scale", 1.0),
+                  sample_ratio=node.attrs.get("sampling_ratio", 0) or -1,
+                  aligned=node.attrs.get("coordinate_transformation_mode", "half_pixel") == "half_pixel")
+    dtype = g.dtype(rois)
+    rois = g.Concat(g.cast(g.Unsqueeze(batch, g.int64s([1])), dtype), rois, axis=1)
+    g.set_info(rois, None, dtype)
+    return op.lower(g, x, rois)
+
+
+@_rule("MaxRoiPool")
+def _max_roi_pool(g, node, inputs):
+    """MXNet's ROIPooling gather form (ORT has no MaxRoiPool gradient; its CPU kernel equals MXNet's). The boxes
+    get no gradient, as in MXNet."""
+    x, rois = inputs
+    op = ROIPooling(pooled_size=tuple(node.attrs["pooled_shape"]), spatial_scale=node.attrs.get("spatial_scale", 1.0))
+    return op.lower(g, x, rois)[0]
+
+
 # ---------------------------------------------------------------- normalization
 def _per_channel(g, vector, ndim):
     return g.Reshape(vector, g.int64s([-1] + [1] * (ndim - 2))) if ndim > 2 else vector
@@ -356,11 +468,22 @@ def _batch_norm(g, node, inputs):
 
 @_rule("LayerNormalization")
 def _layer_norm(g, node, inputs):
-    """ORT's LayerNormalization gradient needs a bias input (zeros when the node has none) and 3 outputs."""
+    """Only Y used: ORT's LayerNormalization, given a bias (zeros when the node has none) and its 3 outputs, which
+    its gradient needs; Mean or InvStdDev used too: the arithmetic form (ORT's gradient ignores theirs)."""
     x, scale = inputs[:2]
-    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else \
-        g.const(np.zeros(g.shape(scale), g.dtype(scale)))
-    return node.emit(g, [x, scale, bias], 3)[:node.output_count]
+    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    if node.output_count == 1:
+        bias = bias if bias is not None else g.const(np.zeros(g.shape(scale), g.dtype(scale)))
+        return node.emit(g, [x, scale, bias], 3)[0]
+    shape, dtype = g.shape(x), g.dtype(x)
+    axes = list(range(node.attrs.get("axis", -1) % len(shape), len(shape)))
+    mean = g.ReduceMean(x, axes=axes, keepdims=1)
+    centered = g.Sub(x, mean)
+    inv_std = g.Reciprocal(g.Sqrt(g.Add(g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1),
+                                        g.scalar(node.attrs.get("epsilon", 1e-5), dtype))))
+    y = g.Mul(g.Mul(centered, inv_std), scale)
+    stats = [g.cast(v, t) if t != dtype else v for v, t in zip((mean, inv_std), node.out_types[1:])]  # stash_type
+    return (y if bias is None else g.Add(y, bias), *stats)[:node.output_count]
 
 
 # ---------------------------------------------------------------- recurrent

@@ -3,12 +3,13 @@ derivative of the node, by central finite differences in float64 of onnx's own r
 (`onnx.reference.ReferenceEvaluator`), independent of ONNX Runtime and of onnxsym.
 
 The node is written into a one-node model (checked inputs as graph inputs, the others as initializers so that
-shape inference sees their values), saved and imported with `mx.onnx.import_model`, bound with a gradient array for each
-checked input, run with `forward(is_train=True)` and `backward(projection)`. The training forward must equal the
+shape inference sees their values), saved and imported with `mx.onnx.import_model`, bound with a gradient array for
+each checked input, run with `forward(is_train=True)` and `backward(projection)`. The training forward must equal the
 reference too (a gradient fix must never change the values).
 """
 import dataclasses
-from typing import Callable, Optional
+import os
+import tempfile
 
 import numpy as np
 import onnx
@@ -24,7 +25,7 @@ OPSET = 17
 @dataclasses.dataclass
 class OnnxCase:
     op_type: str
-    inputs: list                      # [(name, spec)]: a shape (random floats), an array (given values) or None (absent)
+    inputs: list                      # [(name, spec)]: a shape (random floats), given values, or None (absent)
     attrs: dict = dataclasses.field(default_factory=dict)
     outputs: int = 1
     exclude: dict = dataclasses.field(default_factory=dict)   # float input -> why its gradient is not checked
@@ -34,7 +35,7 @@ class OnnxCase:
     ranges: dict = dataclasses.field(default_factory=dict)    # input -> (low, high)
     skip_outputs: tuple = ()          # outputs that are not differentiable (indices, masks)
     fixed_dtype: tuple = ()           # given float arrays that keep their own dtype (Resize scales)
-    reference: Optional[Callable] = None   # reference(**float64 arrays) -> outputs, where onnx's has a bug
+    reference: object = None          # reference(**float64 arrays) -> outputs where onnx's has a bug, or "onnxsym"
     name: str = ""
     seed: int = 0
 
@@ -81,12 +82,32 @@ class OnnxCase:
 
 
 def _evaluator(case, model, arrays):
-    """feeds -> outputs of the float64 reference."""
+    """feeds -> outputs of the float64 reference: onnx's ReferenceEvaluator, the case's own function, or (for
+    features the ReferenceEvaluator ignores, "onnxsym") onnxsym's float64 forward, whose float32 values the case
+    checks against ONNX Runtime's own kernel."""
+    if case.reference == "onnxsym":
+        return _onnxsym_evaluator(model, arrays)
     if case.reference is not None:
         constants = {n: a for n, a in arrays.items()}
         return lambda feeds: [np.asarray(o) for o in case.reference(**{**constants, **feeds})]
     session = ReferenceEvaluator(model)
     return lambda feeds: [np.asarray(o) for o in session.run(None, feeds)]
+
+
+def _onnxsym_evaluator(model, arrays):
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "reference.onnx")
+        onnx.save(model, path)
+        sym, params, _ = mx.onnx.import_model(path)
+    bound = {n: mx.nd.NDArray(np.array(arrays[n], order="C")) if n in arrays else p for n, p in params.items()}
+    bound.update({n: mx.nd.NDArray(np.array(arrays[n], order="C")) for n in sym.list_arguments() if n in arrays})
+    exe = sym.bind(mx.cpu(), args=bound)
+
+    def evaluate(feeds):
+        for name, value in feeds.items():
+            exe.arg_dict[name][:] = value
+        return [o.asnumpy().copy() for o in exe.forward(is_train=False)]
+    return evaluate
 
 
 def reference_outputs(case, model, arrays):
@@ -135,6 +156,7 @@ def run_onnx_gradient_case(case, tmp_path):
     args.update({n: mx.nd.NDArray(np.array(arrays[n], order="C")) for n in sym.list_arguments() if n in arrays})
     grads = {n: mx.nd.NDArray(np.zeros(arrays[n].shape, dtype)) for n in wrt}
     exe = sym.bind(mx.cpu(), args=args, args_grad=grads, grad_req={n: "write" for n in wrt})
+    inference = [o.asnumpy().copy() for o in exe.forward(is_train=False)]
     outputs = exe.forward(is_train=True)
     rtol, atol = (1e-6, 1e-9) if case.float64 else (2e-4, 1e-5)
     for index, (out, exp) in enumerate(zip(outputs, expected)):
@@ -142,6 +164,9 @@ def run_onnx_gradient_case(case, tmp_path):
             continue
         assert_almost_equal(out.asnumpy(), exp.astype(out.dtype), rtol, atol,
                             names=("training forward output %d" % index, "reference"))
+        # the training rule computes what the node computes
+        assert_almost_equal(out.asnumpy(), inference[index], rtol, atol,
+                            names=("training forward output %d" % index, "inference forward"))
     heads = [mx.nd.NDArray(np.asarray(p if p is not None else np.zeros(e.shape), dtype=out.dtype))
              for p, e, out in zip(projections, expected, outputs)]
     exe.backward(heads)
