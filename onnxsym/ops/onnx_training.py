@@ -5,12 +5,13 @@ onnxruntime-training 1.19.2 gets right (or with `g.with_gradient` for elementwis
 the original node. Inference graphs keep the original node. Each rule is checked against float64 finite differences
 of onnx's reference implementation in tests/ops/test_input_gradients.py. Why each op needs one (ORT_NOTES.md §1):
 - no gradient builder: Sum, Mean, Mod, PRelu, CastLike, Einsum, InstanceNormalization, RNN, GridSample,
-  RoiAlign, MaxRoiPool, NegativeLogLikelihoodLoss;
+  RoiAlign, MaxRoiPool, NegativeLogLikelihoodLoss, and the elementwise UNARY_DERIVATIVES (Elu, Asin, Floor, ...);
 - silently wrong or zero: Pow (exponent), Clip (min, max), Pad (constant_value), OneHot (values), Where with a
   broadcast branch (wrong shape), BatchNormalization (made BatchNormInternal: batch statistics even with
   training_mode=0), LSTM (peepholes ignored);
-- fails to build or run: ConvTranspose (no CPU kernel), LayerNormalization without B, LSTM/GRU without initial
-  states or not forward, SoftmaxCrossEntropyLoss with weights, MatMul with broadcast batches in float64 (FusedMatMul).
+- fails to build or run: ConvTranspose and Resize (no CPU gradient kernel), LayerNormalization without B or with its
+  Mean/InvStdDev outputs used, LSTM/GRU without initial states or not forward, SoftmaxCrossEntropyLoss with weights,
+  CastLike, MatMul/Einsum with batches and Scatter* in float64 (FusedMatMul, float32 zeros).
 """
 import string
 
@@ -68,6 +69,57 @@ def _pow(g, node, inputs):
     same = g.dtype(exponent) == g.dtype(base)
     return g.with_gradient(out, lambda: list(zip((base, exponent), power_partials(
         g, base, exponent if same else g.cast(exponent, g.dtype(base)), out))))
+
+
+def _unary_derivatives():
+    """d y / d x of the elementwise ops that have no onnxruntime-training gradient builder: (g, x, y, attrs, c)
+    with c(value) a scalar of x's dtype. Piecewise-constant ops (Floor, Ceil, Round, Sign) have derivative 0."""
+    one_minus_square = lambda g, x, c: g.Sub(c(1), g.Mul(x, x))
+    positive = lambda g, x, c: g.Greater(x, c(0))
+    return {
+        "Asin": lambda g, x, y, a, c: g.Reciprocal(g.Sqrt(one_minus_square(g, x, c))),
+        "Acos": lambda g, x, y, a, c: g.Neg(g.Reciprocal(g.Sqrt(one_minus_square(g, x, c)))),
+        "Atan": lambda g, x, y, a, c: g.Reciprocal(g.Add(c(1), g.Mul(x, x))),
+        "Asinh": lambda g, x, y, a, c: g.Reciprocal(g.Sqrt(g.Add(g.Mul(x, x), c(1)))),
+        "Acosh": lambda g, x, y, a, c: g.Reciprocal(g.Sqrt(g.Sub(g.Mul(x, x), c(1)))),
+        "Atanh": lambda g, x, y, a, c: g.Reciprocal(one_minus_square(g, x, c)),
+        "Sinh": lambda g, x, y, a, c: g.Cosh(x),
+        "Cosh": lambda g, x, y, a, c: g.Sinh(x),
+        "Tan": lambda g, x, y, a, c: g.Add(c(1), g.Mul(y, y)),
+        "Elu": lambda g, x, y, a, c: g.Where(positive(g, x, c), c(1), g.Add(y, c(a.get("alpha", 1.0)))),
+        "Celu": lambda g, x, y, a, c: g.Where(positive(g, x, c), c(1), g.Exp(g.Div(x, c(a.get("alpha", 1.0))))),
+        "Selu": lambda g, x, y, a, c: g.Mul(c(a.get("gamma", 1.0507009873554805)), g.Where(
+            positive(g, x, c), c(1), g.Mul(c(a.get("alpha", 1.6732632423543772)), g.Exp(x)))),
+        "HardSigmoid": lambda g, x, y, a, c: _inside(
+            g, g.Add(g.Mul(x, c(a.get("alpha", 0.2))), c(a.get("beta", 0.5))), c, c(a.get("alpha", 0.2))),
+        "HardSwish": lambda g, x, y, a, c: g.Where(g.Greater(x, c(3)), c(1), g.Where(
+            g.Less(x, c(-3)), c(0), g.Add(g.Div(x, c(3)), c(0.5)))),
+        "Shrink": lambda g, x, y, a, c: g.cast(g.Greater(g.Abs(x), c(a.get("lambd", 0.5))), g.dtype(x)),
+        "Softplus": lambda g, x, y, a, c: g.Sigmoid(x),
+        "Softsign": lambda g, x, y, a, c: g.Reciprocal(g.Mul(g.Add(c(1), g.Abs(x)), g.Add(c(1), g.Abs(x)))),
+        "ThresholdedRelu": lambda g, x, y, a, c: g.cast(g.Greater(x, c(a.get("alpha", 1.0))), g.dtype(x)),
+        "Floor": None, "Ceil": None, "Round": None, "Sign": None,
+    }
+
+
+def _inside(g, value, c, slope):
+    """slope where 0 < value < 1, else 0."""
+    return g.Where(g.And(g.Greater(value, c(0)), g.Less(value, c(1))), slope, c(0))
+
+
+UNARY_DERIVATIVES = _unary_derivatives()
+
+
+@_rule(*UNARY_DERIVATIVES)
+def _unary(g, node, inputs):
+    """The node, differentiated through its derivative (g.with_gradient); 0 for piecewise-constant ops."""
+    x = inputs[0]
+    out = node.emit(g, inputs)
+    derivative = UNARY_DERIVATIVES[node.op_type]
+    if derivative is None:
+        return g.stop_gradient(out, g.dtype(x))
+    c = lambda v: g.scalar(v, g.dtype(x))
+    return g.with_gradient(out, lambda: [(x, derivative(g, x, out, node.attrs, c))])
 
 
 @_rule("Clip")
@@ -394,6 +446,83 @@ def _grid_sample(g, node, inputs):
                 term = g.Mul(fetch(row, col), g.Mul(wy, wx))
                 out = term if out is None else g.Add(out, term)
     return g.Reshape(out, g.int64s([n, channels, out_h, out_w]))
+
+
+def _resize_coordinates(g, node, axis, n_in, n_out, scales, dtype):
+    """The input coordinate of each output position along `axis` (n_out,), from the runtime scale (held
+    constant: scales are sizes) or, with `sizes`, n_out / n_in."""
+    c = lambda v: g.scalar(v, dtype)
+    mode = node.attrs.get("coordinate_transformation_mode", "half_pixel")
+    position = g.const(np.arange(n_out, dtype=dtype))
+    if mode == "align_corners":
+        return g.Mul(position, c((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0))
+    if scales is None:
+        scale = c(n_out / n_in)
+    else:
+        scale = g.stop_gradient(g.cast(g.Gather(scales, g.int64s(axis), axis=0), dtype), dtype)
+    if mode == "asymmetric":
+        return g.Div(position, scale)
+    if mode in ("half_pixel", "pytorch_half_pixel"):
+        coordinate = g.Sub(g.Div(g.Add(position, c(0.5)), scale), c(0.5))
+        return g.Mul(coordinate, c(0.0)) if mode == "pytorch_half_pixel" and n_out == 1 else coordinate
+    raise MXNetError("Resize: coordinate_transformation_mode %s is not supported in training graphs" % mode)
+
+
+def _resize_taps(g, node, coordinate, n_in, dtype):
+    """[(input index (n_out,) int64, weight (n_out,) or None)] of the interpolation along one axis."""
+    c = lambda v: g.scalar(v, dtype)
+    clamp = lambda v: g.Clip(v, c(0), c(n_in - 1))
+    index = lambda v: g.cast(clamp(v), np.int64)
+    mode = node.attrs.get("mode", "nearest")
+    if mode == "nearest":
+        rounding = node.attrs.get("nearest_mode", "round_prefer_floor")
+        rounded = {"round_prefer_floor": lambda v: g.Ceil(g.Sub(v, c(0.5))),
+                   "round_prefer_ceil": lambda v: g.Floor(g.Add(v, c(0.5))),
+                   "floor": g.Floor, "ceil": g.Ceil}[rounding](coordinate)
+        return [(index(rounded), None)]
+    if mode == "linear":
+        coordinate = clamp(coordinate)
+        low = g.Floor(coordinate)
+        weight = g.Sub(coordinate, low)
+        return [(index(low), g.Sub(c(1), weight)), (index(g.Add(low, c(1))), weight)]
+    a = node.attrs.get("cubic_coeff_a", -0.75)
+    low = g.Floor(coordinate)
+    t = g.Sub(coordinate, low)
+    far = lambda d: g.Sub(g.Mul(g.Add(g.Mul(g.Sub(g.Mul(c(a), d), c(5 * a)), d), c(8 * a)), d), c(4 * a))
+    near = lambda d: g.Add(g.Mul(g.Mul(g.Sub(g.Mul(c(a + 2), d), c(a + 3)), d), d), c(1))
+    one_minus = g.Sub(c(1), t)
+    weights = [far(g.Add(t, c(1))), near(t), near(one_minus), far(g.Add(one_minus, c(1)))]
+    taps = [g.Add(low, c(k)) for k in (-1, 0, 1, 2)]
+    if node.attrs.get("exclude_outside", 0):
+        inside = [g.cast(g.And(g.GreaterOrEqual(v, c(0)), g.LessOrEqual(v, c(n_in - 1))), dtype) for v in taps]
+        weights = [g.Mul(w, m) for w, m in zip(weights, inside)]
+        total = g.Add(g.Add(weights[0], weights[1]), g.Add(weights[2], weights[3]))
+        weights = [g.Div(w, total) for w in weights]
+    return [(index(v), w) for v, w in zip(taps, weights)]
+
+
+@_rule("Resize", float64=True)
+def _resize(g, node, inputs):
+    """One axis at a time: Gather of the interpolation taps times their weights (ORT has no CPU ResizeGrad
+    kernel). An axis whose size does not change is taken as scale 1 (the identity)."""
+    x = inputs[0]
+    scales = inputs[2] if len(inputs) > 2 and inputs[2] is not None and g.shape(inputs[2])[0] else None
+    if node.attrs.get("mode", "nearest") not in ("nearest", "linear", "cubic"):
+        raise MXNetError("Resize: mode %s is not supported in training graphs" % node.attrs["mode"])
+    shape, out_shape, dtype = list(g.shape(x)), node.out_shapes[0], g.dtype(x)
+    out = x
+    for axis, (n_in, n_out) in enumerate(zip(shape, out_shape)):
+        if n_in == n_out:
+            continue
+        coordinate = _resize_coordinates(g, node, axis, n_in, n_out, scales, dtype)
+        result = None
+        for index, weight in _resize_taps(g, node, coordinate, n_in, dtype):
+            value = g.Gather(out, index, axis=axis)
+            if weight is not None:
+                value = g.Mul(value, g.Reshape(weight, g.int64s([n_out] + [1] * (len(shape) - axis - 1))))
+            result = value if result is None else g.Add(result, value)
+        out = result
+    return out
 
 
 @_rule("RoiAlign")

@@ -226,6 +226,21 @@ ONNX_CASES = [
              reference=lambda x, g: _grid_sample(x, g, padding="reflection", align=1)),
     OnnxCase("GridSample", [("x", (1, 2, 3, 4)), ("g", (1, 3, 2, 2))], attrs={"mode": "nearest"},
              name="GridSample-nearest", reference=lambda x, g: _grid_sample(x, g, mode="nearest")),
+    OnnxCase("Resize", [("x", (1, 2, 3, 4)), ("roi", None), ("sc", np.array([1, 1, 2, 1.5], np.float32))],
+             attrs={"mode": "linear"}, exclude={"sc": "the scale factors size the output"}, fixed_dtype=("sc",)),
+    OnnxCase("Resize", [("x", (1, 2, 3, 4)), ("roi", None), ("sc", np.array([1, 1, 1.7, 0.6], np.float32))],
+             attrs={"mode": "cubic", "coordinate_transformation_mode": "asymmetric"}, fixed_dtype=("sc",),
+             float64=False,    # onnx's reference weighs cubic taps in float32 precision
+             exclude={"sc": "the scale factors size the output"}, name="Resize-cubic-fractional"),
+    OnnxCase("Resize", [("x", (1, 2, 3, 4)), ("roi", None), ("sc", None), ("sz", np.array([1, 2, 5, 3], I64))],
+             attrs={"mode": "cubic", "exclude_outside": 1, "cubic_coeff_a": -0.5}, name="Resize-cubic-sizes",
+             float64=False),
+    OnnxCase("Resize", [("x", (1, 2, 3, 4)), ("roi", None), ("sc", np.array([1, 1, 2, 0.5], np.float32))],
+             attrs={"mode": "nearest", "nearest_mode": "round_prefer_ceil"}, fixed_dtype=("sc",),
+             exclude={"sc": "the scale factors size the output"}, name="Resize-nearest"),
+    OnnxCase("Resize", [("x", (1, 1, 3, 4)), ("roi", None), ("sc", None), ("sz", np.array([1, 1, 5, 7], I64))],
+             attrs={"mode": "linear", "coordinate_transformation_mode": "align_corners"},
+             name="Resize-linear-align-corners"),
     OnnxCase("RoiAlign", [("x", (2, 2, 5, 5)), ("r", np.array([[0.5, 0.7, 3.2, 3.9], [1.1, 0.2, 2.6, 4.3]])),
                           ("bi", np.array([1, 0], I64))],
              attrs={"output_height": 2, "output_width": 3, "sampling_ratio": 2},
@@ -257,13 +272,8 @@ NOT_DIFFERENTIABLE = {
     "differentiated", "SequenceConstruct": "sequence values", "SequenceMap": "sequence values",
 }
 # Ops whose gradient onnxsym still cannot give (xfail: the case passes once fixed).
-NOT_YET = {
-    "Resize": "onnxruntime-training has no CPU ResizeGrad kernel (X's gradient; roi and scales are sizes)",
-    "STFT": "no gradient builder in onnxruntime-training (signal and window)",
-}
+NOT_YET = {"STFT": "no gradient builder in onnxruntime-training (signal and window)"}
 NOT_YET_CASES = [
-    OnnxCase("Resize", [("x", (1, 1, 2, 3)), ("roi", None), ("sc", np.array([1, 1, 2, 2], np.float32))],
-             attrs={"mode": "linear"}, exclude={"sc": "the scale factors size the output"}, fixed_dtype=("sc",)),
     OnnxCase("STFT", [("x", (1, 8, 1)), ("step", np.array(2, I64)), ("win", (4,))], float64=False),
 ]
 
@@ -305,6 +315,46 @@ def test_every_onnx_op_with_several_float_inputs_is_checked():
     assert not missing, "ONNX ops with two or more float inputs and no gradient case: %s" % sorted(missing)
     for case in ONNX_CASES:
         assert case.checked(), "%s checks no input" % case
+
+
+# Elementwise ONNX ops that onnxruntime-training cannot differentiate at all (no builder): checked in float32 (ORT
+# has no float64 kernels for most) against float64 finite differences of numpy.
+_STEPS = np.array([[-1.7, -0.6, 0.3], [0.8, 1.4, 2.2]])      # away from the jumps of floor, ceil, round, sign
+_SELU = (1.6732632423543772, 1.0507009873554805)
+UNARY = {  # op: (numpy reference, attributes, input range or values)
+    "Asin": (np.arcsin, {}, (-0.9, 0.9)), "Acos": (np.arccos, {}, (-0.9, 0.9)), "Atan": (np.arctan, {}, (-2, 2)),
+    "Asinh": (np.arcsinh, {}, (-2, 2)), "Acosh": (np.arccosh, {}, (1.2, 3)), "Atanh": (np.arctanh, {}, (-0.9, 0.9)),
+    "Sinh": (np.sinh, {}, (-2, 2)), "Cosh": (np.cosh, {}, (-2, 2)), "Tan": (np.tan, {}, (-1.2, 1.2)),
+    "Elu": (lambda x: np.where(x > 0, x, 0.7 * np.expm1(x)), {"alpha": 0.7}, (-2, 2)),
+    "Celu": (lambda x: np.maximum(x, 0) + np.minimum(0, 0.8 * np.expm1(x / 0.8)), {"alpha": 0.8}, (-2, 2)),
+    "Selu": (lambda x: _SELU[1] * np.where(x > 0, x, _SELU[0] * np.expm1(x)), {}, (-2, 2)),
+    "HardSigmoid": (lambda x: np.clip(0.3 * x + 0.4, 0, 1), {"alpha": 0.3, "beta": 0.4}, (-3, 3)),
+    "HardSwish": (lambda x: x * np.clip(x / 6 + 0.5, 0, 1), {}, (-4, 4)),
+    "Shrink": (lambda x: np.where(x > 0.3, x - 0.1, np.where(x < -0.3, x + 0.1, 0)), {"lambd": 0.3, "bias": 0.1},
+               (-1, 1)),
+    "Softplus": (lambda x: np.log1p(np.exp(x)), {}, (-2, 2)), "Softsign": (lambda x: x / (1 + np.abs(x)), {}, (-2, 2)),
+    "ThresholdedRelu": (lambda x: np.where(x > 0.2, x, 0), {"alpha": 0.2}, (-1, 1)),
+    "Floor": (np.floor, {}, _STEPS), "Ceil": (np.ceil, {}, _STEPS), "Round": (np.round, {}, _STEPS),
+    "Sign": (np.sign, {}, _STEPS),
+}
+
+
+def _unary_case(op):
+    fn, attrs, values = UNARY[op]
+    spec = values if isinstance(values, np.ndarray) else (2, 3)
+    low, high = (-1, 1) if isinstance(values, np.ndarray) else values
+    return OnnxCase(op, [("x", spec)], attrs=attrs, low=low, high=high, float64=False,
+                    reference=lambda x, fn=fn: [fn(x)])
+
+
+@pytest.mark.parametrize("op", sorted(UNARY))
+def test_onnx_elementwise_gradients_without_builder(op, tmp_path):
+    run_onnx_gradient_case(_unary_case(op), tmp_path)
+
+
+def test_every_elementwise_training_rule_is_checked():
+    from onnxsym.ops.onnx_training import UNARY_DERIVATIVES
+    assert set(UNARY_DERIVATIVES) == set(UNARY)
 
 
 # ---------------------------------------------------------------- conventions where the derivative is undefined
