@@ -73,7 +73,7 @@ def _pow(g, node, inputs):
 
 def _unary_derivatives():
     """d y / d x of the elementwise ops that have no onnxruntime-training gradient builder: (g, x, y, attrs, c)
-    with c(value) a scalar of x's dtype. Piecewise-constant ops (Floor, Ceil, Round, Sign) have derivative 0."""
+    with c(value) a scalar of x's dtype. Piecewise-constant ops (Floor, Ceil, Round, Sign, Hardmax): derivative 0."""
     one_minus_square = lambda g, x, c: g.Sub(c(1), g.Mul(x, x))
     positive = lambda g, x, c: g.Greater(x, c(0))
     return {
@@ -98,7 +98,7 @@ def _unary_derivatives():
         "Softplus": lambda g, x, y, a, c: g.Sigmoid(x),
         "Softsign": lambda g, x, y, a, c: g.Reciprocal(g.Mul(g.Add(c(1), g.Abs(x)), g.Add(c(1), g.Abs(x)))),
         "ThresholdedRelu": lambda g, x, y, a, c: g.cast(g.Greater(x, c(a.get("alpha", 1.0))), g.dtype(x)),
-        "Floor": None, "Ceil": None, "Round": None, "Sign": None,
+        "Floor": None, "Ceil": None, "Round": None, "Sign": None, "Hardmax": None,
     }
 
 

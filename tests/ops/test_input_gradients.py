@@ -336,6 +336,7 @@ UNARY = {  # op: (numpy reference, attributes, input range or values)
     "ThresholdedRelu": (lambda x: np.where(x > 0.2, x, 0), {"alpha": 0.2}, (-1, 1)),
     "Floor": (np.floor, {}, _STEPS), "Ceil": (np.ceil, {}, _STEPS), "Round": (np.round, {}, _STEPS),
     "Sign": (np.sign, {}, _STEPS),
+    "Hardmax": (lambda x: np.eye(x.shape[-1])[np.argmax(x, axis=-1)], {}, (-1, 1)),
 }
 
 
