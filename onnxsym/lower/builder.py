@@ -150,19 +150,26 @@ class GraphBuilder:
     def with_gradient(self, output, partials, reduce_axes=None):
         """`output` unchanged, differentiated through `partials` [(input, d output / d input), ...] when training.
 
-        For ops whose ONNX form has no onnxruntime-training gradient: output + sum((x - stop(x)) * stop(dydx)) adds
-        zero to the value and gives x the gradient head * dydx (broadcast inputs are summed back by Mul's
-        gradient). With `reduce_axes`, the output is a reduction over those axes (keepdims) of the Jacobian-shaped
-        terms. The derivative values are computed only in training graphs (`partials` may be a callable)."""
+        For ops whose ONNX form has no (or a wrong) onnxruntime-training gradient: output + sum((x - stop(x)) *
+        stop(dydx)) adds zero to the value and gives x the gradient head * dydx (broadcast inputs are summed back by
+        Mul's gradient; an input of another float dtype than the output goes through Cast). With `reduce_axes`, the
+        output is a reduction over those axes (keepdims) of the Jacobian-shaped terms. A term's value is 0 * dydx,
+        NaN where the derivative (or x) is infinite or NaN: such terms are dropped from the value, which therefore
+        never changes (that element's gradient is then NaN: head * inf). The derivative values are computed only
+        in training graphs (`partials` may be a callable)."""
         if not self.is_train:
             return output
         partials = partials() if callable(partials) else partials
-        total = self.stop_gradient(output, self.dtype(partials[0][0]))
+        out_dtype = self._dtypes.get(output, self.dtype(partials[0][0]))
+        total = self.stop_gradient(output, out_dtype)
         for value, derivative in partials:
-            term = self.Mul(self.Sub(value, self.stop_gradient(value)), self.stop_gradient(derivative,
-                                                                                        self.dtype(value)))
+            dtype = self.dtype(value)
+            term = self.Mul(self.Sub(value, self.stop_gradient(value)), self.stop_gradient(derivative, dtype))
+            term = self.Where(self.Equal(self.Sub(term, term), self.scalar(0, dtype)), term, self.scalar(0, dtype))
             if reduce_axes is not None:
                 term = self.ReduceSum(term, self.int64s(reduce_axes), keepdims=1)
+            if dtype != out_dtype:
+                term = self.cast(term, out_dtype)
             total = self.Add(total, term)
         return total
 

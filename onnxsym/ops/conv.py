@@ -216,16 +216,18 @@ class Deconvolution(_Kernel):
     def lower(self, g, data, weight, bias=None):
         kernel, stride, dilate, _ = self.geometry()
         pad, adj = self.pads(g.shape(data))
-        return _conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, self.num_group)
+        return conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, self.num_group)
 
 
-def _conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, group):
-    """ConvTranspose; in training the same values as zero insertion + padding by d*(k-1)-p (+adj on the right)
-    + a stride-1 Conv with the spatially flipped kernel, in/out channels swapped per group (ORT has no CPU
-    ConvTransposeGrad kernel)."""
+def conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, group, pad_end=None):
+    """ConvTranspose (`pad` at the start of each axis, `pad_end` at its end, default `pad`); in training the same
+    values as zero insertion + padding by d*(k-1)-p (+adj at the end) + a stride-1 Conv with the spatially flipped
+    kernel, in/out channels swapped per group (ORT has no CPU ConvTransposeGrad kernel)."""
+    pad_end = list(pad) if pad_end is None else list(pad_end)
     if not g.is_train:
         return g.ConvTranspose(data, weight, bias, kernel_shape=list(kernel), strides=list(stride),
-                               dilations=list(dilate), pads=list(pad) * 2, output_padding=list(adj), group=group)
+                               dilations=list(dilate), pads=list(pad) + pad_end, output_padding=list(adj),
+                               group=group)
     shape, dtype, ndim = g.shape(data), g.dtype(data), len(kernel)
     x, size = data, list(shape[2:])
     if any(s > 1 for s in stride):
@@ -237,7 +239,7 @@ def _conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, gro
         x = g.Reshape(x, g.int64s(list(shape[:2]) + size))
     # padding of the zero-inserted input; its last s-1 zeros are already there
     begin = [d * (k - 1) - p for k, d, p in zip(kernel, dilate, pad)]
-    end = [b + a - (s - 1) for b, a, s in zip(begin, adj, stride)]
+    end = [d * (k - 1) - p + a - (s - 1) for k, d, p, a, s in zip(kernel, dilate, pad_end, adj, stride)]
     if min(begin + end) < 0:      # a pad beyond the dilated kernel crops the input instead
         x = g.Slice(x, g.int64s([max(0, -b) for b in begin]), g.int64s([n - max(0, -e) for n, e in zip(size, end)]),
                     g.int64s(range(2, 2 + ndim)))
@@ -464,7 +466,7 @@ class UpSampling(OpDef):
     def lower(self, g, *inputs):
         if self.sample_type == "bilinear":
             k, s, p = self.bilinear_geometry()
-            return _conv_transpose(g, inputs[0], inputs[1], None, (k, k), (s, s), (1, 1), (p, p), (0, 0),
+            return conv_transpose(g, inputs[0], inputs[1], None, (k, k), (s, s), (1, 1), (p, p), (0, 0),
                                    g.shape(inputs[0])[1])
         oh, ow = (d * self.scale for d in g.shape(inputs[0])[2:])
         ups = [_nearest(g, x, oh // g.shape(x)[2], ow // g.shape(x)[3]) for x in inputs]

@@ -12,7 +12,7 @@ from ..base import MXNetError
 from .params import param
 from .registry import OpDef, register
 
-__all__ = ["broadcast_shapes", "python_mod"]
+__all__ = ["broadcast_shapes", "python_mod", "power_partials"]
 
 
 # ---------------------------------------------------------------- helpers shared by the lowering bodies
@@ -44,6 +44,18 @@ def _logical(onnx_type):
     return lower
 
 
+def _extremum(onnx_type, keeps_lhs):
+    """Max / Min; in training Where(lhs >= rhs, lhs, rhs) (<= for Min) with both branches expanded to the output
+    shape: MXNet's backward gives a tie wholly to lhs (mshadow_op::ge / le), ORT's Max/Min gradient splits it."""
+    def lower(g, a, b):
+        if not g.is_train:
+            return getattr(g, onnx_type)(a, b)
+        shape = tuple(np.broadcast_shapes(g.shape(a), g.shape(b)))
+        full = lambda v: v if tuple(g.shape(v)) == shape else g.Expand(v, g.int64s(shape))
+        return g.Where(getattr(g, keeps_lhs)(a, b), full(a), full(b))
+    return lower
+
+
 def _binary_table():
     """(mx name suffix, lowering(g, a, b)) shared by the elemwise_, broadcast_ and _scalar families."""
     return {
@@ -53,8 +65,8 @@ def _binary_table():
         "div": lambda g, a, b: g.Div(a, b),
         "mod": python_mod,
         "power": lambda g, a, b: g.Pow(a, b),
-        "maximum": lambda g, a, b: g.Max(a, b),
-        "minimum": lambda g, a, b: g.Min(a, b),
+        "maximum": _extremum("Max", "GreaterOrEqual"),
+        "minimum": _extremum("Min", "LessOrEqual"),
         "hypot": lambda g, a, b: g.Sqrt(g.Add(g.Mul(a, a), g.Mul(b, b))),
         "equal": _compare("Equal"),
         "not_equal": _not_equal,
@@ -70,10 +82,22 @@ def _binary_table():
 
 BINARY = _binary_table()
 
+def power_partials(g, a, b, y):
+    """(d a^b / d a, d a^b / d b) for y = a^b: b a^(b-1), 0 where b == 0 (a^0 is constant; MXNet's 0 * 0^-1 is
+    NaN); and a^b ln a where a > 0, 0 elsewhere: the limit at a = 0 (a^b is 0 for every b > 0), and for a < 0,
+    where a^b is not real for non-integer b, no derivative exists (0, as TensorFlow; MXNet gives NaN)."""
+    dtype = g.dtype(a)
+    zero, one = g.scalar(0, dtype), g.scalar(1, dtype)
+    positive = g.Greater(a, zero)
+    d_base = g.Where(g.Equal(b, zero), zero, g.Mul(b, g.Pow(a, g.Sub(b, one))))
+    d_exponent = g.Where(positive, g.Mul(y, g.Log(g.Where(positive, a, one))), zero)
+    return d_base, d_exponent
+
+
 # d(out)/d(lhs), d(out)/d(rhs) for the binary ops whose ONNX form ORT cannot differentiate (Mod; Pow's exponent).
 PARTIALS = {
     "mod": lambda g, a, b, y: (g.Expand(g.scalar(1, g.dtype(a)), g.Shape(y)), g.Neg(g.Floor(g.Div(a, b)))),
-    "power": lambda g, a, b, y: (g.Mul(b, g.Pow(a, g.Sub(b, g.scalar(1, g.dtype(a))))), g.Mul(y, g.Log(a))),
+    "power": power_partials,
 }
 NON_DIFFERENTIABLE = {"equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal",
                       "logical_and", "logical_or", "logical_xor"}
@@ -225,8 +249,12 @@ class hard_sigmoid(OpDef):
 
     def lower(self, g, data):
         dtype = g.dtype(data)
+        zero, one = g.scalar(0, dtype), g.scalar(1, dtype)
         y = g.Add(g.Mul(data, g.scalar(self.alpha, dtype)), g.scalar(self.beta, dtype))
-        return g.Clip(y, g.scalar(0, dtype), g.scalar(1, dtype))
+        out = g.Clip(y, zero, one)
+        # MXNet's backward is alpha strictly inside (0, 1); ORT's Clip gradient also passes at the bounds
+        return g.with_gradient(out, lambda: [(data, g.Where(g.And(g.Greater(y, zero), g.Less(y, one)),
+                                                            g.scalar(self.alpha, dtype), zero))])
 
 
 # ---------------------------------------------------------------- unary math

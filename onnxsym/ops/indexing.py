@@ -138,13 +138,13 @@ def _batch_matmul_shape(op, lhs, rhs, min_ndim):
     return tuple(lhs[:-2]) + (m, n)
 
 
-# Axes to unsqueeze in A and B, and the axis to sum, for a batched non-float32 product (see _batch_matmul).
+# Axes to unsqueeze in A and B, and the axis to sum, for a batched non-float32 product (see batch_matmul).
 _CONTRACTIONS = {(False, False): (-1, -3, -2),     # (.., M, K, 1) * (.., 1, K, N)
                  (True, False): (-1, -2, -3),      # (.., K, M, 1) * (.., K, 1, N)
                  (False, True): (-2, -3, -1)}      # (.., M, 1, K) * (.., 1, N, K)
 
 
-def _batch_matmul(g, lhs, rhs, ta, tb, ndim, dtype):
+def batch_matmul(g, lhs, rhs, ta, tb, ndim, dtype):
     """op(lhs) @ op(rhs) over the last two axes (op transposes when ta / tb)."""
     if ndim == 2:
         return g.Gemm(lhs, rhs, transA=int(ta), transB=int(tb))
@@ -153,7 +153,7 @@ def _batch_matmul(g, lhs, rhs, ta, tb, ndim, dtype):
     # ORT 1.19 has only float32 kernels for com.microsoft FusedMatMul, which both its Transpose -> MatMul fusion
     # and its batched MatMul gradient emit: contract with a broadcast Mul and ReduceSum instead.
     if ta and tb:                                   # A^T B^T = (B A)^T
-        return _swap_last(g, _batch_matmul(g, rhs, lhs, False, False, ndim, dtype), ndim)
+        return _swap_last(g, batch_matmul(g, rhs, lhs, False, False, ndim, dtype), ndim)
     a_axis, b_axis, sum_axis = _CONTRACTIONS[ta, tb]
     prod = g.Mul(g.Unsqueeze(lhs, g.int64s([a_axis])), g.Unsqueeze(rhs, g.int64s([b_axis])))
     return g.ReduceSum(prod, g.int64s([sum_axis]), keepdims=0)
@@ -174,7 +174,7 @@ class batch_dot(OpDef):
         return [lhs, rhs], [_batch_matmul_shape(self, lhs, rhs, 3)]
 
     def lower(self, g, lhs, rhs):
-        return _batch_matmul(g, lhs, rhs, self.transpose_a, self.transpose_b, len(g.shape(lhs)), g.dtype(lhs))
+        return batch_matmul(g, lhs, rhs, self.transpose_a, self.transpose_b, len(g.shape(lhs)), g.dtype(lhs))
 
 
 @register(name="_linalg_gemm2")
@@ -212,7 +212,7 @@ class linalg_gemm2(OpDef):
         moved = perm != list(range(ndim))
         if moved:
             a, b = g.Transpose(a, perm=perm), g.Transpose(b, perm=perm)
-        out = _batch_matmul(g, a, b, self.transpose_a, self.transpose_b, ndim, dtype)
+        out = batch_matmul(g, a, b, self.transpose_a, self.transpose_b, ndim, dtype)
         if self.alpha != 1.0:
             out = g.Mul(out, g.scalar(self.alpha, dtype))
         return g.Transpose(out, perm=perm) if moved else out

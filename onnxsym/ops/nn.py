@@ -122,7 +122,9 @@ class LeakyReLU(OpDef):
         elif kind == "prelu":
             ndim = len(g.shape(data))
             slope = gamma if ndim <= 1 else g.Reshape(gamma, g.int64s([1, -1] + [1] * (ndim - 2)))
-            out = g.Sub(g.Relu(data), g.Mul(slope, g.Relu(g.Neg(data))))
+            # x where x > 0, else gamma * x: MXNet's backward (gamma's gradient where x <= 0), and a Where has
+            # float64 gradient kernels (ReluGrad has not)
+            out = g.Where(g.Greater(data, g.scalar(0, dtype)), data, g.Mul(slope, data))
         elif kind == "elu":
             out = _elu(g, data, self.slope)
         elif kind == "selu":

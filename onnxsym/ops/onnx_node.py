@@ -11,12 +11,14 @@ import numpy as np
 
 from ..base import MXNetError
 from .params import param
+from .onnx_training import rule_for
 from .registry import OpDef, register
 
 __all__ = ["ONNXNode"]
 
-# onnxruntime-training builds these gradients only with optional outputs declared (ORT_NOTES.md §1).
-TRAINING_OUTPUTS = {"LayerNormalization": 3, "Dropout": 2, "SoftmaxCrossEntropyLoss": 2}
+# onnxruntime-training builds these gradients only with optional outputs declared (ORT_NOTES.md §1); the ops whose
+# gradient it lacks or gets wrong have a training rule in ops/onnx_training.py.
+TRAINING_OUTPUTS = {"Dropout": 2}
 
 
 @register(name="_onnx")
@@ -62,6 +64,17 @@ class ONNXNode(OpDef):
     def lower(self, g, *inputs):
         values = iter(inputs)
         ordered = [next(values) if flag == "1" else "" for flag in self.input_slots]
+        rule = None if self.domain else rule_for(self.op_type, g.is_train, [g.dtype(v) for v in inputs])
+        if rule is not None:
+            outputs = rule(g, _NodeView(self), [v or None for v in ordered])
+            outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+            return outputs[0] if self.output_count == 1 else tuple(outputs[:self.output_count])
+        return self.emit(g, ordered)
+
+    def emit(self, g, ordered, count=None):
+        """The ONNX node itself on `ordered` inputs ('' = absent): its outputs, or all `count` of them."""
+        if count is not None:
+            return g.emit_with_attributes(self.op_type, ordered, self.attributes(), count, self.domain)
         count = self.output_count
         if g.is_train and not self.domain:
             count = max(count, TRAINING_OUTPUTS.get(self.op_type, count))
@@ -69,3 +82,32 @@ class ONNXNode(OpDef):
         if count == self.output_count:
             return outputs
         return outputs[0] if self.output_count == 1 else outputs[:self.output_count]
+
+
+class _NodeView:
+    """What a training rule (ops/onnx_training.py) reads of an `_onnx` node: op type, attributes as Python
+    values, static output shapes and dtypes, and `emit` for the node itself."""
+
+    def __init__(self, op):
+        from onnx import helper
+        self.op_type = op.op_type
+        self.raw = op.attributes()
+        self.attrs = {a.name: helper.get_attribute_value(a) for a in self.raw}
+        self.attrs = {k: _text(v) for k, v in self.attrs.items()}
+        self.out_shapes = json.loads(op.out_shapes) if op.out_shapes else []
+        self.out_types = [np.dtype(t) for t in json.loads(op.out_types)] if op.out_types else []
+        self.output_count = op.output_count
+        self._op = op
+
+    def emit(self, g, inputs, count=None):
+        """The original node on `inputs` (None = absent); a tuple of all outputs when count > 1."""
+        return self._op.emit(g, ["" if v is None else v for v in inputs], count)
+
+
+def _text(value):
+    """Attribute values with bytes (ONNX strings) decoded."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value

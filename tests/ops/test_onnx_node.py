@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 from onnx import helper
 
+import onnxsym as mx
+from onnxsym.lower.to_onnx import lower_symbol
+
 from .opcase import OpCase, run_case
 
 
@@ -29,3 +32,21 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_forward(case):
     run_case(case)
+
+
+def _lowered_op_types(attrs, shapes, training):
+    names = ["input%d" % i for i in range(len(shapes))]
+    sym = mx.sym.create_symbol("_onnx", *[mx.sym.Variable(n) for n in names], **attrs)
+    lowered = lower_symbol(sym, dict(zip(names, shapes)), {n: np.float32 for n in names}, training=training)
+    return {node.op_type for node in lowered.model.graph.node}
+
+
+def test_training_rules_apply_to_training_graphs_only():
+    """Inference keeps the ONNX node itself; training graphs use its rule (ops/onnx_training.py)."""
+    power = onnx_attrs("Pow", 2, [[2, 3]])
+    assert "Pow" in _lowered_op_types(power, [(2, 3), (2, 3)], training=False)
+    assert "ATen" in _lowered_op_types(power, [(2, 3), (2, 3)], training=True)       # with_gradient's stops
+    lstm = onnx_attrs("LSTM", 3, [[2, 1, 1, 3]], hidden_size=3)
+    shapes = [(2, 1, 4), (1, 12, 4), (1, 12, 3)]
+    assert "LSTM" in _lowered_op_types(lstm, shapes, training=False)
+    assert "LSTM" not in _lowered_op_types(lstm, shapes, training=True)                # unrolled

@@ -1,0 +1,817 @@
+"""Training lowerings of imported ONNX nodes (`_onnx`) whose onnxruntime-training gradient is missing or wrong.
+
+One rule per ONNX op type: `rule(g, node, inputs)` returns the node's outputs, built from ops whose gradients
+onnxruntime-training 1.19.2 gets right (or with `g.with_gradient` for elementwise ops), with exactly the values of
+the original node. Inference graphs keep the original node. Each rule is checked against float64 finite differences
+of onnx's reference implementation in tests/ops/test_input_gradients.py. Why each op needs one (ORT_NOTES.md §1):
+- no gradient builder: Sum, Mean, Mod, PRelu, CastLike, Einsum, InstanceNormalization, RNN, GridSample,
+  RoiAlign, MaxRoiPool, NegativeLogLikelihoodLoss, and the elementwise UNARY_DERIVATIVES (Elu, Asin, Floor, ...);
+- silently wrong or zero: Pow (exponent), Clip (min, max), Pad (constant_value), OneHot (values), Where with a
+  broadcast branch (wrong shape), BatchNormalization (made BatchNormInternal: batch statistics even with
+  training_mode=0), LSTM (peepholes ignored);
+- fails to build or run: ConvTranspose and Resize (no CPU gradient kernel), LayerNormalization without B or with its
+  Mean/InvStdDev outputs used, LSTM/GRU without initial states or not forward, SoftmaxCrossEntropyLoss with weights,
+  CastLike, MatMul/Einsum with batches and Scatter* in float64 (FusedMatMul, float32 zeros).
+"""
+import string
+
+import numpy as np
+
+from ..base import MXNetError
+from .contrib import ROIAlign, ROIPooling
+from .conv import conv_transpose
+from .elemwise import power_partials
+from .indexing import batch_matmul
+
+__all__ = ["rule_for"]
+
+_RULES = {}          # op type -> rule
+_FLOAT64_RULES = set()   # op types whose rule also lowers float64 inference graphs (ORT has no float64 CPU kernel)
+
+
+def _rule(*op_types, float64=False):
+    def register(fn):
+        for op_type in op_types:
+            _RULES[op_type] = fn
+            if float64:
+                _FLOAT64_RULES.add(op_type)
+        return fn
+    return register
+
+
+def rule_for(op_type, training, dtypes):
+    """The rule lowering an ai.onnx node of `op_type` with input `dtypes`, or None for the node as it is."""
+    if training or (op_type in _FLOAT64_RULES and any(np.dtype(d) == np.float64 for d in dtypes)):
+        return _RULES.get(op_type)
+    return None
+
+
+def _zero(g, like):
+    return g.scalar(0, g.dtype(like))
+
+
+def _one(g, like):
+    return g.scalar(1, g.dtype(like))
+
+
+def _mask(g, condition, like):
+    return g.cast(condition, g.dtype(like))
+
+
+# ---------------------------------------------------------------- elementwise
+@_rule("Pow")
+def _pow(g, node, inputs):
+    base, exponent = inputs
+    out = g.Pow(base, exponent)
+    if not np.issubdtype(g.dtype(exponent), np.floating):
+        return g.with_gradient(out, lambda: [(base, power_partials(g, base, g.cast(exponent, g.dtype(base)),
+                                                                   out)[0])])
+    same = g.dtype(exponent) == g.dtype(base)
+    return g.with_gradient(out, lambda: list(zip((base, exponent), power_partials(
+        g, base, exponent if same else g.cast(exponent, g.dtype(base)), out))))
+
+
+def _unary_derivatives():
+    """d y / d x of the elementwise ops that have no onnxruntime-training gradient builder: (g, x, y, attrs, c)
+    with c(value) a scalar of x's dtype. Piecewise-constant ops (Floor, Ceil, Round, Sign, Hardmax): derivative 0."""
+    one_minus_square = lambda g, x, c: g.Sub(c(1), g.Mul(x, x))
+    positive = lambda g, x, c: g.Greater(x, c(0))
+    return {
+        "Asin": lambda g, x, y, a, c: g.Reciprocal(g.Sqrt(one_minus_square(g, x, c))),
+        "Acos": lambda g, x, y, a, c: g.Neg(g.Reciprocal(g.Sqrt(one_minus_square(g, x, c)))),
+        "Atan": lambda g, x, y, a, c: g.Reciprocal(g.Add(c(1), g.Mul(x, x))),
+        "Asinh": lambda g, x, y, a, c: g.Reciprocal(g.Sqrt(g.Add(g.Mul(x, x), c(1)))),
+        "Acosh": lambda g, x, y, a, c: g.Reciprocal(g.Sqrt(g.Sub(g.Mul(x, x), c(1)))),
+        "Atanh": lambda g, x, y, a, c: g.Reciprocal(one_minus_square(g, x, c)),
+        "Sinh": lambda g, x, y, a, c: g.Cosh(x),
+        "Cosh": lambda g, x, y, a, c: g.Sinh(x),
+        "Tan": lambda g, x, y, a, c: g.Add(c(1), g.Mul(y, y)),
+        "Elu": lambda g, x, y, a, c: g.Where(positive(g, x, c), c(1), g.Add(y, c(a.get("alpha", 1.0)))),
+        "Celu": lambda g, x, y, a, c: g.Where(positive(g, x, c), c(1), g.Exp(g.Div(x, c(a.get("alpha", 1.0))))),
+        "Selu": lambda g, x, y, a, c: g.Mul(c(a.get("gamma", 1.0507009873554805)), g.Where(
+            positive(g, x, c), c(1), g.Mul(c(a.get("alpha", 1.6732632423543772)), g.Exp(x)))),
+        "HardSigmoid": lambda g, x, y, a, c: _inside(
+            g, g.Add(g.Mul(x, c(a.get("alpha", 0.2))), c(a.get("beta", 0.5))), c, c(a.get("alpha", 0.2))),
+        "HardSwish": lambda g, x, y, a, c: g.Where(g.Greater(x, c(3)), c(1), g.Where(
+            g.Less(x, c(-3)), c(0), g.Add(g.Div(x, c(3)), c(0.5)))),
+        "Shrink": lambda g, x, y, a, c: g.cast(g.Greater(g.Abs(x), c(a.get("lambd", 0.5))), g.dtype(x)),
+        "Softplus": lambda g, x, y, a, c: g.Sigmoid(x),
+        "Softsign": lambda g, x, y, a, c: g.Reciprocal(g.Mul(g.Add(c(1), g.Abs(x)), g.Add(c(1), g.Abs(x)))),
+        "ThresholdedRelu": lambda g, x, y, a, c: g.cast(g.Greater(x, c(a.get("alpha", 1.0))), g.dtype(x)),
+        "Floor": None, "Ceil": None, "Round": None, "Sign": None, "Hardmax": None,
+    }
+
+
+def _inside(g, value, c, slope):
+    """slope where 0 < value < 1, else 0."""
+    return g.Where(g.And(g.Greater(value, c(0)), g.Less(value, c(1))), slope, c(0))
+
+
+UNARY_DERIVATIVES = _unary_derivatives()
+
+
+@_rule(*UNARY_DERIVATIVES)
+def _unary(g, node, inputs):
+    """The node, differentiated through its derivative (g.with_gradient); 0 for piecewise-constant ops."""
+    x = inputs[0]
+    out = node.emit(g, inputs)
+    derivative = UNARY_DERIVATIVES[node.op_type]
+    if derivative is None:
+        return g.stop_gradient(out, g.dtype(x))
+    c = lambda v: g.scalar(v, g.dtype(x))
+    return g.with_gradient(out, lambda: [(x, derivative(g, x, out, node.attrs, c))])
+
+
+@_rule("Clip")
+def _clip(g, node, inputs):
+    """d/dx where min <= x <= max, d/dmin where x < min, d/dmax where max(x, min) > max (ONNX's Clip is
+    min(max(x, min), max): ties go to x, as in PyTorch's clamp; with min > max everything goes to max)."""
+    x, low, high = (list(inputs) + [None, None])[:3]
+    out = g.Clip(x, low, high)
+
+    def partials():
+        below = g.Less(x, low) if low is not None else None
+        above = g.Greater(x if low is None else g.Max(x, low), high) if high is not None else None
+        inside = below if above is None else above if below is None else g.Or(below, above)
+        result = [(x, _mask(g, g.Not(inside), x) if inside is not None else _one(g, x))]
+        if low is not None:
+            result.append((low, _mask(g, below if above is None else g.And(below, g.Not(above)), x)))
+        if high is not None:
+            result.append((high, _mask(g, above, x)))
+        return result
+    return g.with_gradient(out, partials)
+
+
+@_rule("Mod")
+def _mod(g, node, inputs):
+    """fmod (the only Mod of floats): d/da = 1, d/db = -trunc(a / b)."""
+    a, b = inputs
+    out = node.emit(g, inputs)
+    if not np.issubdtype(g.dtype(a), np.floating):
+        return out
+
+    def partials():
+        ratio = g.Div(a, b)
+        trunc = g.Mul(g.Sign(ratio), g.Floor(g.Abs(ratio)))
+        return [(a, g.Expand(_one(g, a), g.int64s(node.out_shapes[0]))), (b, g.Neg(trunc))]
+    return g.with_gradient(out, partials)
+
+
+@_rule("Sum", "Mean", float64=True)
+def _sum(g, node, inputs):
+    """A chain of Add (no Sum/Mean gradient builder; no float64 Mean kernel)."""
+    total = inputs[0]
+    for value in inputs[1:]:
+        total = g.Add(total, value)
+    if node.op_type == "Mean" and len(inputs) > 1:
+        return g.Div(total, g.scalar(len(inputs), g.dtype(inputs[0])))
+    return total if len(inputs) > 1 else g.Identity(total)
+
+
+@_rule("CastLike")
+def _cast_like(g, node, inputs):
+    """Cast to the second input's dtype (no CastLike gradient builder)."""
+    return g.cast(inputs[0], g.dtype(inputs[1]))
+
+
+@_rule("PRelu")
+def _prelu(g, node, inputs):
+    """x where x > 0, else slope * x (the slope broadcasts to x): d/dx at 0 is the slope, as in PyTorch."""
+    x, slope = inputs
+    return g.Where(g.Greater(x, _zero(g, x)), x, g.Mul(x, slope))
+
+
+@_rule("Where")
+def _where(g, node, inputs):
+    """Both branches expanded to the output shape (ORT's Where gradient keeps the broadcast shape)."""
+    condition, x, y = inputs
+    shape = g.int64s(node.out_shapes[0])
+    return g.Where(condition, g.Expand(x, shape), g.Expand(y, shape))
+
+
+@_rule("OneHot", float64=True)
+def _one_hot(g, node, inputs):
+    """Where(index == range(depth), on, off) with both values expanded: ORT's OneHot has no gradient for values
+    (and no float64 kernel). Negative indices count from the end, out-of-range ones select no class."""
+    indices, _, values = inputs
+    shape = node.out_shapes[0]
+    axis = node.attrs.get("axis", -1) % len(shape)
+    depth = shape[axis]
+    index = g.cast(indices, np.int64)
+    index = g.Where(g.Less(index, g.int64s(0)), g.Add(index, g.int64s(depth)), index)
+    classes = np.arange(depth, dtype=np.int64).reshape([depth] + [1] * (len(shape) - 1 - axis))
+    hit = g.Equal(g.Unsqueeze(index, g.int64s([axis])), g.const(classes))
+    full = g.int64s(shape)
+    pick = lambda k: g.Expand(g.Gather(values, g.int64s(k), axis=0), full)
+    return g.Where(hit, pick(1), pick(0))
+
+
+@_rule("Pad")
+def _pad(g, node, inputs):
+    """constant mode with a value: Pad(x, 0) + value * (padded positions), so that the value gets its gradient
+    (ORT's Pad gradient ignores it)."""
+    x, pads = inputs[:2]
+    value = inputs[2] if len(inputs) > 2 else None
+    if node.attrs.get("mode", "constant") != "constant" or value is None:
+        return node.emit(g, inputs)
+    zero = _zero(g, x)
+    inside = g.Pad(g.Expand(_one(g, x), g.int64s(g.shape(x))), pads, zero)
+    return g.Add(g.Pad(x, pads, zero), g.Mul(g.Reshape(value, g.int64s([])), g.Sub(_one(g, x), inside)))
+
+
+@_rule("ScatterElements", "ScatterND")
+def _scatter(g, node, inputs):
+    """Other dtypes than float32, reduction none or add: data * (1 - hit) + scatter(zeros, updates) (ORT's
+    Scatter* gradient builders make float32 zeros, a type error in float64 graphs)."""
+    data, indices, updates = inputs
+    reduction = node.attrs.get("reduction", "none")
+    dtype = g.dtype(data)
+    if np.dtype(dtype) == np.float32 or reduction not in ("none", "add"):
+        return node.emit(g, inputs)
+    scatter = lambda base, values: g.emit_with_attributes(node.op_type, [base, indices, values], node.raw, 1)
+    zeros = g.const(np.zeros(g.shape(data), dtype))
+    spread = scatter(zeros, updates)
+    if reduction == "add":
+        return g.Add(data, spread)
+    hit = scatter(zeros, g.const(np.ones(g.shape(updates), dtype)))
+    return g.Add(g.Mul(data, g.Sub(g.scalar(1, dtype), hit)), spread)
+
+
+# ---------------------------------------------------------------- linear algebra
+@_rule("MatMul")
+def _matmul(g, node, inputs):
+    """Other dtypes than float32 (ORT's gradient of a batched or vector MatMul uses FusedMatMul, which has no
+    float64 kernel): vectors made matrices, (..., M, K) @ (K, N) one 2-D MatMul, other batch shapes expanded to the
+    output's and multiplied by batch_matmul."""
+    a, b = inputs
+    sa, sb, out_shape, dtype = list(g.shape(a)), list(g.shape(b)), node.out_shapes[0], g.dtype(a)
+    if dtype == np.float32 or (len(sa) == 2 and len(sb) == 2):
+        return g.MatMul(a, b)
+    if len(sa) == 1:
+        a, sa = g.Unsqueeze(a, g.int64s([0])), [1] + sa
+    if len(sb) == 1:
+        b, sb = g.Unsqueeze(b, g.int64s([1])), sb + [1]
+    if len(sb) == 2:
+        product = g.MatMul(g.Reshape(a, g.int64s([-1, sa[-1]])), b)
+    else:
+        batch = [max(x, y) for x, y in zip([1] * (len(sb) - len(sa)) + sa[:-2], [1] * (len(sa) - len(sb)) + sb[:-2])]
+        a = g.Expand(a, g.int64s(batch + sa[-2:])) if sa[:-2] != batch else a
+        b = g.Expand(b, g.int64s(batch + sb[-2:])) if sb[:-2] != batch else b
+        product = batch_matmul(g, a, b, False, False, len(batch) + 2, dtype)
+    return g.Reshape(product, g.int64s(out_shape))
+
+
+def _einsum_terms(equation, shapes):
+    """(operand subscripts, output subscripts) with the ellipsis spelt out as letters of its own."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise MXNetError("Einsum: equation %r names %d operands, the node has %d" % (equation, len(terms),
+                                                                                   len(shapes)))
+    spare = [c for c in string.ascii_letters if c not in equation]
+    width = max([len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes) if "..." in t] or [0])
+    ellipsis = "".join(spare[:width])
+    terms = [t.replace("...", ellipsis[width - (len(s) - len(t.replace("...", ""))):]) for t, s in
+             zip(terms, shapes)]
+    if arrow:
+        output = rhs.replace("...", ellipsis)
+    else:
+        letters = "".join(terms)
+        output = ellipsis + "".join(sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ellipsis))
+    return terms, output
+
+
+def _einsum_reduce(g, value, term, sizes, keep, dtype):
+    """`value` (subscripts `term`) with repeated letters taken on the diagonal and letters not in `keep` summed."""
+    for letter in set(term):
+        while term.count(letter) > 1:
+            first, second = term.index(letter), term.index(letter, term.index(letter) + 1)
+            n = sizes[letter]
+            eye = np.eye(n).reshape([n if i in (first, second) else 1 for i in range(len(term))])
+            value = g.ReduceSum(g.Mul(value, g.const(eye.astype(dtype))), g.int64s([second]), keepdims=0)
+            term = term[:second] + term[second + 1:]
+    drop = [i for i, c in enumerate(term) if c not in keep]
+    if drop:
+        value = g.ReduceSum(value, g.int64s(drop), keepdims=0)
+        term = "".join(c for c in term if c in keep)
+    return value, term
+
+
+def _einsum_pair(g, a, ta, b, tb, keep, sizes, dtype):
+    """Contract two operands with one (batched) MatMul: (batch, left, shared) @ (batch, shared, right)."""
+    batch = [c for c in ta if c in tb and c in keep]
+    shared = [c for c in ta if c in tb and c not in keep]
+    left = [c for c in ta if c not in tb]
+    right = [c for c in tb if c not in ta]
+    size = lambda letters: int(np.prod([sizes[c] for c in letters])) if letters else 1
+    a = g.Transpose(a, perm=[ta.index(c) for c in batch + left + shared])
+    b = g.Transpose(b, perm=[tb.index(c) for c in batch + shared + right])
+    if batch:
+        a = g.Reshape(a, g.int64s([size(batch), size(left), size(shared)]))
+        b = g.Reshape(b, g.int64s([size(batch), size(shared), size(right)]))
+        product = batch_matmul(g, a, b, False, False, 3, dtype)
+    else:
+        a = g.Reshape(a, g.int64s([size(left), size(shared)]))
+        product = g.MatMul(a, g.Reshape(b, g.int64s([size(shared), size(right)])))
+    out = g.Reshape(product, g.int64s([sizes[c] for c in batch + left + right]))
+    return out, "".join(batch + left + right)
+
+
+@_rule("Einsum")
+def _einsum(g, node, inputs):
+    """Diagonals as a Mul by an identity, summed letters as ReduceSum, each pair of operands as one batched
+    MatMul (ORT has no Einsum gradient)."""
+    shapes = [list(g.shape(v)) for v in inputs]
+    terms, output = _einsum_terms(node.attrs["equation"], shapes)
+    sizes = {}
+    for term, shape in zip(terms, shapes):
+        for letter, size in zip(term, shape):
+            sizes[letter] = max(size, sizes.get(letter, 1))
+    values = []
+    for value, term, shape in zip(inputs, terms, shapes):
+        full = [sizes[c] for c in term]
+        if full != list(shape):        # size-1 dimensions broadcast
+            value = g.Expand(value, g.int64s(full))
+        values.append(value)
+    dtype, value, term = g.dtype(inputs[0]), None, ""
+    for index, (operand, operand_term) in enumerate(zip(values, terms)):
+        needed = set(output).union(*[set(t) for t in terms[index + 1:]])    # by later operands or the output
+        operand, operand_term = _einsum_reduce(g, operand, operand_term, sizes, needed | set(term), dtype)
+        if value is None:
+            value, term = operand, operand_term
+            continue
+        value, term = _einsum_reduce(g, value, term, sizes, needed | set(operand_term), dtype)
+        value, term = _einsum_pair(g, value, term, operand, operand_term, needed, sizes, dtype)
+    value, term = _einsum_reduce(g, value, term, sizes, set(output), dtype)
+    if term != output:
+        value = g.Transpose(value, perm=[term.index(c) for c in output])
+    return g.Reshape(value, g.int64s(node.out_shapes[0]))
+
+
+# ---------------------------------------------------------------- convolution
+@_rule("ConvTranspose")
+def _conv_transpose(g, node, inputs):
+    """A stride-1 Conv of the zero-inserted input with the flipped kernel (no CPU ConvTransposeGrad kernel)."""
+    x, w = inputs[:2]
+    bias = inputs[2] if len(inputs) > 2 else None
+    shape, wshape, out_shape = g.shape(x), g.shape(w), node.out_shapes[0]
+    ndim = len(shape) - 2
+    kernel = node.attrs.get("kernel_shape") or list(wshape[2:])
+    stride = node.attrs.get("strides") or [1] * ndim
+    dilate = node.attrs.get("dilations") or [1] * ndim
+    adj = node.attrs.get("output_padding") or [0] * ndim
+    group = node.attrs.get("group", 1)
+    auto_pad = node.attrs.get("auto_pad", "NOTSET")
+    pads = node.attrs.get("pads") or [0] * (2 * ndim)
+    if auto_pad != "NOTSET" or node.attrs.get("output_shape"):
+        pads = [0] * (2 * ndim)
+        if auto_pad != "VALID":
+            for i in range(ndim):
+                full = stride[i] * (shape[2 + i] - 1) + adj[i] + (kernel[i] - 1) * dilate[i] + 1
+                total = full - out_shape[2 + i]
+                small, large = total // 2, total - total // 2
+                pads[i], pads[ndim + i] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    return conv_transpose(g, x, w, bias, kernel, stride, dilate, pads[:ndim], adj, group, pad_end=pads[ndim:])
+
+
+# ---------------------------------------------------------------- sampling
+def _sample_axis(g, coordinate, size, align_corners, padding, dtype):
+    """Pixel coordinate of a normalized one (border: clamped; reflection: reflected, derivative +-1)."""
+    c = lambda v: g.scalar(v, dtype)
+    if align_corners:
+        x = g.Mul(g.Add(coordinate, c(1)), c((size - 1) / 2.0))
+    else:
+        x = g.Div(g.Sub(g.Mul(g.Add(coordinate, c(1)), c(size)), c(1)), c(2))
+    if padding == "border":
+        return g.Clip(x, c(0), c(size - 1))
+    if padding == "reflection":
+        low, high = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
+        span = high - low
+        if span <= 0:           # a single pixel with align_corners: every coordinate reflects onto it
+            return g.Mul(x, c(0))
+        frozen = g.stop_gradient(x, dtype)
+        below, above = g.Less(frozen, c(low)), g.Greater(frozen, c(high))
+        distance = g.Where(below, g.Sub(c(low), frozen), g.Where(above, g.Sub(frozen, c(high)), c(0)))
+        turns = g.Floor(g.Div(distance, c(span)))
+        rest = g.Sub(distance, g.Mul(turns, c(span)))
+        even = g.Equal(g.Mod(turns, c(2), fmod=1), c(0))
+        near, far = g.Where(below, c(low), c(high)), g.Where(below, c(high), c(low))
+        toward = g.Where(below, c(1), c(-1))          # from the near border into the image
+        reflected = g.Where(even, g.Add(near, g.Mul(toward, rest)), g.Sub(far, g.Mul(toward, rest)))
+        reflected = g.Where(g.Or(below, above), reflected, frozen)
+        sign = g.Where(g.And(g.Or(below, above), even), c(-1), c(1))   # d reflected / d x
+        return g.Add(g.stop_gradient(reflected, dtype), g.Mul(g.Sub(x, frozen), g.stop_gradient(sign, dtype)))
+    return x
+
+
+@_rule("GridSample", float64=True)
+def _grid_sample(g, node, inputs):
+    """Bilinear / nearest sampling as GatherElements of the corner pixels times interpolation weights that are
+    differentiable in the grid (ORT has no GridSample gradient, nor a float64 kernel)."""
+    x, grid = inputs
+    mode, padding = node.attrs.get("mode", "bilinear"), node.attrs.get("padding_mode", "zeros")
+    if mode not in ("bilinear", "nearest"):
+        raise MXNetError("GridSample: mode %s is not supported in training graphs (bilinear, nearest are)" % mode)
+    align = bool(node.attrs.get("align_corners", 0))
+    n, channels, height, width = g.shape(x)
+    _, out_h, out_w, _ = g.shape(grid)
+    dtype = g.dtype(x)
+    c = lambda v: g.scalar(v, dtype)
+    part = lambda k: g.Reshape(g.Slice(grid, g.int64s([k]), g.int64s([k + 1]), g.int64s([3])),
+                               g.int64s([n, 1, out_h * out_w]))
+    ix = _sample_axis(g, part(0), width, align, padding, dtype)
+    iy = _sample_axis(g, part(1), height, align, padding, dtype)
+    flat = g.Reshape(x, g.int64s([n, channels, height * width]))
+
+    def fetch(row, col):
+        """x at integer (row, col) (float-valued), 0 outside the image (zeros padding) or the nearest edge."""
+        valid = g.And(g.And(g.GreaterOrEqual(row, c(0)), g.LessOrEqual(row, c(height - 1))),
+                      g.And(g.GreaterOrEqual(col, c(0)), g.LessOrEqual(col, c(width - 1))))
+        row, col = g.Clip(row, c(0), c(height - 1)), g.Clip(col, c(0), c(width - 1))
+        index = g.cast(g.Add(g.Mul(row, c(width)), col), np.int64)
+        value = g.GatherElements(flat, g.Expand(index, g.int64s([n, channels, out_h * out_w])), axis=2)
+        return value if padding != "zeros" else g.Mul(value, g.cast(valid, dtype))
+
+    if mode == "nearest":
+        out = fetch(g.Round(g.stop_gradient(iy, dtype)), g.Round(g.stop_gradient(ix, dtype)))
+    else:
+        y0, x0 = g.Floor(g.stop_gradient(iy, dtype)), g.Floor(g.stop_gradient(ix, dtype))
+        y1, x1 = g.Add(y0, c(1)), g.Add(x0, c(1))
+        wy1, wx1 = g.Sub(iy, y0), g.Sub(ix, x0)
+        wy0, wx0 = g.Sub(c(1), wy1), g.Sub(c(1), wx1)
+        out = None
+        for row, wy in ((y0, wy0), (y1, wy1)):
+            for col, wx in ((x0, wx0), (x1, wx1)):
+                term = g.Mul(fetch(row, col), g.Mul(wy, wx))
+                out = term if out is None else g.Add(out, term)
+    return g.Reshape(out, g.int64s([n, channels, out_h, out_w]))
+
+
+def _resize_coordinates(g, node, axis, n_in, n_out, scales, dtype):
+    """The input coordinate of each output position along `axis` (n_out,), from the runtime scale (held
+    constant: scales are sizes) or, with `sizes`, n_out / n_in."""
+    c = lambda v: g.scalar(v, dtype)
+    mode = node.attrs.get("coordinate_transformation_mode", "half_pixel")
+    position = g.const(np.arange(n_out, dtype=dtype))
+    if mode == "align_corners":
+        return g.Mul(position, c((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0))
+    if scales is None:
+        scale = c(n_out / n_in)
+    else:
+        scale = g.stop_gradient(g.cast(g.Gather(scales, g.int64s(axis), axis=0), dtype), dtype)
+    if mode == "asymmetric":
+        return g.Div(position, scale)
+    if mode in ("half_pixel", "pytorch_half_pixel"):
+        coordinate = g.Sub(g.Div(g.Add(position, c(0.5)), scale), c(0.5))
+        return g.Mul(coordinate, c(0.0)) if mode == "pytorch_half_pixel" and n_out == 1 else coordinate
+    raise MXNetError("Resize: coordinate_transformation_mode %s is not supported in training graphs" % mode)
+
+
+def _resize_taps(g, node, coordinate, n_in, dtype):
+    """[(input index (n_out,) int64, weight (n_out,) or None)] of the interpolation along one axis."""
+    c = lambda v: g.scalar(v, dtype)
+    clamp = lambda v: g.Clip(v, c(0), c(n_in - 1))
+    index = lambda v: g.cast(clamp(v), np.int64)
+    mode = node.attrs.get("mode", "nearest")
+    if mode == "nearest":
+        rounding = node.attrs.get("nearest_mode", "round_prefer_floor")
+        rounded = {"round_prefer_floor": lambda v: g.Ceil(g.Sub(v, c(0.5))),
+                   "round_prefer_ceil": lambda v: g.Floor(g.Add(v, c(0.5))),
+                   "floor": g.Floor, "ceil": g.Ceil}[rounding](coordinate)
+        return [(index(rounded), None)]
+    if mode == "linear":
+        coordinate = clamp(coordinate)
+        low = g.Floor(coordinate)
+        weight = g.Sub(coordinate, low)
+        return [(index(low), g.Sub(c(1), weight)), (index(g.Add(low, c(1))), weight)]
+    a = node.attrs.get("cubic_coeff_a", -0.75)
+    low = g.Floor(coordinate)
+    t = g.Sub(coordinate, low)
+    far = lambda d: g.Sub(g.Mul(g.Add(g.Mul(g.Sub(g.Mul(c(a), d), c(5 * a)), d), c(8 * a)), d), c(4 * a))
+    near = lambda d: g.Add(g.Mul(g.Mul(g.Sub(g.Mul(c(a + 2), d), c(a + 3)), d), d), c(1))
+    one_minus = g.Sub(c(1), t)
+    weights = [far(g.Add(t, c(1))), near(t), near(one_minus), far(g.Add(one_minus, c(1)))]
+    taps = [g.Add(low, c(k)) for k in (-1, 0, 1, 2)]
+    if node.attrs.get("exclude_outside", 0):
+        inside = [g.cast(g.And(g.GreaterOrEqual(v, c(0)), g.LessOrEqual(v, c(n_in - 1))), dtype) for v in taps]
+        weights = [g.Mul(w, m) for w, m in zip(weights, inside)]
+        total = g.Add(g.Add(weights[0], weights[1]), g.Add(weights[2], weights[3]))
+        weights = [g.Div(w, total) for w in weights]
+    return [(index(v), w) for v, w in zip(taps, weights)]
+
+
+@_rule("Resize", float64=True)
+def _resize(g, node, inputs):
+    """One axis at a time: Gather of the interpolation taps times their weights (ORT has no CPU ResizeGrad
+    kernel). An axis whose size does not change is taken as scale 1 (the identity)."""
+    x = inputs[0]
+    scales = inputs[2] if len(inputs) > 2 and inputs[2] is not None and g.shape(inputs[2])[0] else None
+    if node.attrs.get("mode", "nearest") not in ("nearest", "linear", "cubic"):
+        raise MXNetError("Resize: mode %s is not supported in training graphs" % node.attrs["mode"])
+    shape, out_shape, dtype = list(g.shape(x)), node.out_shapes[0], g.dtype(x)
+    out = x
+    for axis, (n_in, n_out) in enumerate(zip(shape, out_shape)):
+        if n_in == n_out:
+            continue
+        coordinate = _resize_coordinates(g, node, axis, n_in, n_out, scales, dtype)
+        result = None
+        for index, weight in _resize_taps(g, node, coordinate, n_in, dtype):
+            value = g.Gather(out, index, axis=axis)
+            if weight is not None:
+                value = g.Mul(value, g.Reshape(weight, g.int64s([n_out] + [1] * (len(shape) - axis - 1))))
+            result = value if result is None else g.Add(result, value)
+        out = result
+    return out
+
+
+@_rule("RoiAlign")
+def _roi_align(g, node, inputs):
+    """mode avg: MXNet's ROIAlign gather form (ORT has no RoiAlign gradient; its CPU kernel equals MXNet's,
+    half_pixel being MXNet's aligned=True). The box coordinates get no gradient, as in MXNet."""
+    x, rois, batch = inputs
+    if node.attrs.get("mode", "avg") != "avg":
+        raise MXNetError("RoiAlign: mode %s has no gradient in training graphs (avg has)" % node.attrs["mode"])
+    op = ROIAlign(pooled_size=(node.attrs.get("output_height", 1), node.attrs.get("output_width", 1)),
+                  spatial_scale=node.attrs.get("spatial_scale", 1.0),
+                  sample_ratio=node.attrs.get("sampling_ratio", 0) or -1,
+                  aligned=node.attrs.get("coordinate_transformation_mode", "half_pixel") == "half_pixel")
+    dtype = g.dtype(rois)
+    rois = g.Concat(g.cast(g.Unsqueeze(batch, g.int64s([1])), dtype), rois, axis=1)
+    g.set_info(rois, None, dtype)
+    return op.lower(g, x, rois)
+
+
+@_rule("MaxRoiPool")
+def _max_roi_pool(g, node, inputs):
+    """MXNet's ROIPooling gather form (ORT has no MaxRoiPool gradient; its CPU kernel equals MXNet's). The boxes
+    get no gradient, as in MXNet."""
+    x, rois = inputs
+    op = ROIPooling(pooled_size=tuple(node.attrs["pooled_shape"]), spatial_scale=node.attrs.get("spatial_scale", 1.0))
+    return op.lower(g, x, rois)[0]
+
+
+# ---------------------------------------------------------------- normalization
+def _per_channel(g, vector, ndim):
+    return g.Reshape(vector, g.int64s([-1] + [1] * (ndim - 2))) if ndim > 2 else vector
+
+
+def _normalize(g, x, mean, var, scale, bias, epsilon):
+    """(x - mean) * scale / sqrt(var + epsilon) + bias."""
+    inv = g.Div(scale, g.Sqrt(g.Add(var, g.scalar(epsilon, g.dtype(x)))))
+    return g.Add(g.Mul(g.Sub(x, mean), inv), bias)
+
+
+@_rule("InstanceNormalization", float64=True)
+def _instance_norm(g, node, inputs):
+    x, scale, bias = inputs
+    ndim = len(g.shape(x))
+    axes = list(range(2, ndim))
+    mean = g.ReduceMean(x, axes=axes, keepdims=1)
+    centered = g.Sub(x, mean)
+    var = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
+    return _normalize(g, x, mean, var, _per_channel(g, scale, ndim), _per_channel(g, bias, ndim),
+                      node.attrs.get("epsilon", 1e-5))
+
+
+@_rule("BatchNormalization")
+def _batch_norm(g, node, inputs):
+    """training_mode=0: the given statistics, differentiable too (ORT would use batch statistics); training_mode=1:
+    batch statistics, biased variance, and running statistics blended with `momentum`."""
+    x, scale, bias, mean, var = inputs
+    ndim = len(g.shape(x))
+    epsilon = node.attrs.get("epsilon", 1e-5)
+    channel = lambda v: _per_channel(g, v, ndim)
+    if not node.attrs.get("training_mode", 0):
+        return _normalize(g, x, channel(mean), channel(var), channel(scale), channel(bias), epsilon)
+    axes = [0] + list(range(2, ndim))
+    batch_mean = g.ReduceMean(x, axes=axes, keepdims=1)
+    centered = g.Sub(x, batch_mean)
+    batch_var = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
+    y = _normalize(g, x, batch_mean, batch_var, channel(scale), channel(bias), epsilon)
+    momentum = node.attrs.get("momentum", 0.9)
+    blend = lambda running, batch: g.Add(g.Mul(running, g.scalar(momentum, g.dtype(x))), g.Mul(
+        g.Reshape(batch, g.int64s([-1])), g.scalar(1 - momentum, g.dtype(x))))
+    return (y, blend(mean, batch_mean), blend(var, batch_var))[:node.output_count]
+
+
+@_rule("LayerNormalization")
+def _layer_norm(g, node, inputs):
+    """Only Y used: ORT's LayerNormalization, given a bias (zeros when the node has none) and its 3 outputs, which
+    its gradient needs; Mean or InvStdDev used too: the arithmetic form (ORT's gradient ignores theirs)."""
+    x, scale = inputs[:2]
+    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    if node.output_count == 1:
+        bias = bias if bias is not None else g.const(np.zeros(g.shape(scale), g.dtype(scale)))
+        return node.emit(g, [x, scale, bias], 3)[0]
+    shape, dtype = g.shape(x), g.dtype(x)
+    axes = list(range(node.attrs.get("axis", -1) % len(shape), len(shape)))
+    mean = g.ReduceMean(x, axes=axes, keepdims=1)
+    centered = g.Sub(x, mean)
+    inv_std = g.Reciprocal(g.Sqrt(g.Add(g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1),
+                                        g.scalar(node.attrs.get("epsilon", 1e-5), dtype))))
+    y = g.Mul(g.Mul(centered, inv_std), scale)
+    stats = [g.cast(v, t) if t != dtype else v for v, t in zip((mean, inv_std), node.out_types[1:])]  # stash_type
+    return (y if bias is None else g.Add(y, bias), *stats)[:node.output_count]
+
+
+# ---------------------------------------------------------------- recurrent
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+_DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+_ACTIVATIONS = {   # name -> (number of parameters, function(g, x, alpha, beta, dtype))
+    "Sigmoid": (0, lambda g, x, a, b, t: g.Sigmoid(x)),
+    "Tanh": (0, lambda g, x, a, b, t: g.Tanh(x)),
+    "Relu": (0, lambda g, x, a, b, t: g.Max(x, g.scalar(0, t))),
+    "LeakyRelu": (1, lambda g, x, a, b, t: g.Where(g.Greater(x, g.scalar(0, t)), x, g.Mul(x, g.scalar(a, t)))),
+    "HardSigmoid": (2, lambda g, x, a, b, t: g.Clip(g.Add(g.Mul(x, g.scalar(a, t)), g.scalar(b, t)), g.scalar(0, t),
+                                                   g.scalar(1, t))),
+    "Affine": (2, lambda g, x, a, b, t: g.Add(g.Mul(x, g.scalar(a, t)), g.scalar(b, t))),
+    "ScaledTanh": (2, lambda g, x, a, b, t: g.Mul(g.Tanh(g.Mul(x, g.scalar(b, t))), g.scalar(a, t))),
+    "Softsign": (0, lambda g, x, a, b, t: g.Div(x, g.Add(g.Abs(x), g.scalar(1, t)))),
+}
+
+
+def _activations(node, directions, dtype):
+    names = node.attrs.get("activations") or _DEFAULT_ACTIVATIONS[node.op_type] * directions
+    alphas, betas = list(node.attrs.get("activation_alpha") or []), list(node.attrs.get("activation_beta") or [])
+    defaults = {"LeakyRelu": (0.01, 0.0), "HardSigmoid": (0.2, 0.5), "Affine": (1.0, 0.0), "ScaledTanh": (1.0, 1.0)}
+    result = []
+    for name in names:
+        name = name.decode() if isinstance(name, bytes) else name
+        if name not in _ACTIVATIONS:
+            raise MXNetError("%s: activation %s is not supported in training graphs" % (node.op_type, name))
+        count, fn = _ACTIVATIONS[name]
+        alpha, beta = defaults.get(name, (0.0, 0.0))
+        if count >= 1 and alphas:
+            alpha = alphas.pop(0)
+        if count >= 2 and betas:
+            beta = betas.pop(0)
+        result.append(lambda g, x, fn=fn, alpha=alpha, beta=beta: fn(g, x, alpha, beta, dtype))
+    per = len(_DEFAULT_ACTIVATIONS[node.op_type])
+    return [result[d * per:(d + 1) * per] for d in range(directions)]
+
+
+@_rule("RNN", "GRU", "LSTM", float64=True)
+def _recurrent(g, node, inputs):
+    """The cell unrolled over the static sequence length, ONNX's equations and gate orders (LSTM i,o,f,c with
+    peepholes; GRU z,r,h), masked per sequence length: ORT has no RNN gradient, ignores LSTM peepholes, and fails
+    on LSTM/GRU without initial states or not forward."""
+    op_type, count = node.op_type, _GATES[node.op_type]
+    x, w, r = inputs[:3]
+    bias, lengths, h0 = (list(inputs[3:6]) + [None] * 3)[:3]
+    c0 = inputs[6] if op_type == "LSTM" and len(inputs) > 6 else None
+    peephole = inputs[7] if op_type == "LSTM" and len(inputs) > 7 else None
+    if op_type == "LSTM" and node.attrs.get("input_forget", 0):
+        raise MXNetError("LSTM: input_forget=1 is not supported in training graphs")
+    dtype = g.dtype(x)
+    layout = node.attrs.get("layout", 0)
+    hidden = node.attrs["hidden_size"]
+    direction = node.attrs.get("direction", "forward")
+    directions = 2 if direction == "bidirectional" else 1
+    clip = node.attrs.get("clip")
+    if layout:
+        x = g.Transpose(x, perm=[1, 0, 2])
+        h0 = None if h0 is None else g.Transpose(h0, perm=[1, 0, 2])
+        c0 = None if c0 is None else g.Transpose(c0, perm=[1, 0, 2])
+    shape = g.shape(inputs[0])
+    seq, batch, size = (shape[1], shape[0], shape[2]) if layout else tuple(shape)
+    acts = _activations(node, directions, dtype)
+    one = g.scalar(1, dtype)
+    row = lambda value, d, rows: g.Reshape(g.Slice(value, g.int64s([d]), g.int64s([d + 1]), g.int64s([0])),
+                                           g.int64s(rows))
+    piece = lambda value, k, axis=1: g.Slice(value, g.int64s([k * hidden]), g.int64s([(k + 1) * hidden]),
+                                             g.int64s([axis]))
+    zeros = lambda: g.Expand(g.scalar(0, dtype), g.int64s([batch, hidden]))
+    cut = (lambda v: g.Clip(v, g.scalar(-clip, dtype), g.scalar(clip, dtype))) if clip else (lambda v: v)
+    masks = None
+    if lengths is not None:
+        steps = g.const(np.arange(seq, dtype=np.int64).reshape(seq, 1, 1))
+        valid = g.Less(steps, g.Reshape(g.cast(lengths, np.int64), g.int64s([1, batch, 1])))
+        masks = g.cast(valid, dtype)
+    outputs, last_h, last_c = [], [], []
+    for d in range(directions):
+        wd, rd = row(w, d, [count * hidden, size]), row(r, d, [count * hidden, hidden])
+        bd = None if bias is None else row(bias, d, [2 * count * hidden])
+        bx = None if bd is None else g.Slice(bd, g.int64s([0]), g.int64s([count * hidden]), g.int64s([0]))
+        bh = None if bd is None else g.Slice(bd, g.int64s([count * hidden]), g.int64s([2 * count * hidden]),
+                                              g.int64s([0]))
+        f = acts[d]
+        xw = g.Reshape(g.Gemm(g.Reshape(x, g.int64s([seq * batch, size])), wd, bx, transB=1),
+                       g.int64s([seq, batch, count * hidden]))
+        h = zeros() if h0 is None else row(h0, d, [batch, hidden])
+        c = None
+        if op_type == "GRU":
+            split = lambda v, a, b: None if v is None else g.Slice(v, g.int64s([a * hidden]), g.int64s([b * hidden]),
+                                                                   g.int64s([0]))
+            r_zr, r_h, b_zr, b_h = split(rd, 0, 2), split(rd, 2, 3), split(bh, 0, 2), split(bh, 2, 3)
+        if op_type == "LSTM":
+            c = zeros() if c0 is None else row(c0, d, [batch, hidden])
+            pd = None if peephole is None else row(peephole, d, [3 * hidden])
+            p_i, p_o, p_f = [None if pd is None else piece(pd, k, 0) for k in range(3)]
+        ys = [None] * seq
+        forward = direction == "forward" or (direction == "bidirectional" and d == 0)
+        for t in (range(seq) if forward else reversed(range(seq))):
+            gx = g.Reshape(g.Slice(xw, g.int64s([t]), g.int64s([t + 1]), g.int64s([0])),
+                           g.int64s([batch, count * hidden]))
+            if op_type == "RNN":
+                new_h, new_c = f[0](g, cut(g.Add(gx, g.Gemm(h, rd, bh, transB=1)))), None
+            elif op_type == "LSTM":
+                s = g.Add(gx, g.Gemm(h, rd, bh, transB=1))
+                gate_i, gate_o, gate_f, gate_c = [piece(s, k) for k in range(4)]
+                if p_i is not None:
+                    gate_i, gate_f = g.Add(gate_i, g.Mul(p_i, c)), g.Add(gate_f, g.Mul(p_f, c))
+                i, fg, cand = f[0](g, cut(gate_i)), f[0](g, cut(gate_f)), f[1](g, cut(gate_c))
+                new_c = g.Add(g.Mul(fg, c), g.Mul(i, cand))
+                if p_o is not None:
+                    gate_o = g.Add(gate_o, g.Mul(p_o, new_c))
+                new_h = g.Mul(f[0](g, cut(gate_o)), f[2](g, new_c))
+            else:
+                hr = g.Gemm(h, r_zr, b_zr, transB=1)
+                z = f[0](g, cut(g.Add(piece(gx, 0), piece(hr, 0))))
+                reset = f[0](g, cut(g.Add(piece(gx, 1), piece(hr, 1))))
+                if node.attrs.get("linear_before_reset", 0):
+                    hh = g.Mul(reset, g.Gemm(h, r_h, b_h, transB=1))
+                else:
+                    hh = g.Gemm(g.Mul(reset, h), r_h, b_h, transB=1)
+                cand = f[1](g, cut(g.Add(piece(gx, 2), hh)))
+                new_h, new_c = g.Add(g.Mul(g.Sub(one, z), cand), g.Mul(z, h)), None
+            if masks is not None:
+                m = g.Reshape(g.Slice(masks, g.int64s([t]), g.int64s([t + 1]), g.int64s([0])), g.int64s([batch, 1]))
+                keep = g.Sub(one, m)
+                ys[t] = g.Mul(new_h, m)
+                new_h = g.Add(ys[t], g.Mul(h, keep))
+                if new_c is not None:
+                    new_c = g.Add(g.Mul(new_c, m), g.Mul(c, keep))
+            else:
+                ys[t] = new_h
+            h, c = new_h, new_c
+        outputs.append(g.Concat(*[g.Unsqueeze(y, g.int64s([0, 1])) for y in ys], axis=0) if seq > 1 else
+                       g.Unsqueeze(ys[0], g.int64s([0, 1])))
+        last_h.append(g.Unsqueeze(h, g.int64s([0])))
+        if c is not None:
+            last_c.append(g.Unsqueeze(c, g.int64s([0])))
+    join = lambda values, axis: values[0] if len(values) == 1 else g.Concat(*values, axis=axis)
+    y, y_h = join(outputs, 1), join(last_h, 0)
+    y_c = join(last_c, 0) if last_c else None
+    if layout:
+        y = g.Transpose(y, perm=[2, 0, 1, 3])
+        y_h = g.Transpose(y_h, perm=[1, 0, 2])
+        y_c = None if y_c is None else g.Transpose(y_c, perm=[1, 0, 2])
+    results = (y, y_h, y_c)[:node.output_count]
+    return results
+
+
+# ---------------------------------------------------------------- losses
+def _class_weights(g, weight, labels, dtype, ignore_index, label_shape):
+    """Per-position weight[label] (1 without weights), 0 where label == ignore_index."""
+    safe = labels
+    ignored = None
+    if ignore_index is not None:
+        ignored = g.Equal(labels, g.const(np.asarray(ignore_index, dtype=g.dtype(labels))))
+        safe = g.Where(ignored, g.const(np.zeros((), g.dtype(labels))), labels)
+    per = g.Gather(weight, safe, axis=0) if weight is not None else g.Expand(g.scalar(1, dtype),
+                                                                            g.int64s(label_shape))
+    if ignored is not None:
+        per = g.Where(ignored, g.Expand(g.scalar(0, dtype), g.int64s(label_shape)), per)
+    return per, safe
+
+
+def _nll(g, node, log_prob, labels, weight, dtype):
+    """NegativeLogLikelihoodLoss of log-probabilities (N, C, ...) with `reduction` none / sum / mean."""
+    label_shape = list(g.shape(labels))
+    ignore = node.attrs.get("ignore_index")
+    per, safe = _class_weights(g, weight, labels, dtype, ignore, label_shape)
+    picked = g.Squeeze(g.GatherElements(log_prob, g.Unsqueeze(safe, g.int64s([1])), axis=1), g.int64s([1]))
+    loss = g.Neg(g.Mul(picked, per))
+    reduction = node.attrs.get("reduction", "mean")
+    if reduction == "none":
+        return loss
+    total = g.ReduceSum(loss, keepdims=0)
+    if reduction == "sum":
+        return total
+    return g.Div(total, g.ReduceSum(per, keepdims=0))
+
+
+def _log_softmax(g, x, axis, dtype):
+    """LogSoftmax; other dtypes than float32 as x - max - log(sum(exp(x - max))) with the max held constant
+    (exact: log-softmax does not depend on the shift), since ORT's LogSoftmaxGrad has no float64 kernel."""
+    if np.dtype(dtype) == np.float32:
+        return g.LogSoftmax(x, axis=axis)
+    shifted = g.Sub(x, g.stop_gradient(g.ReduceMax(x, axes=[axis], keepdims=1), dtype))
+    return g.Sub(shifted, g.Log(g.ReduceSum(g.Exp(shifted), g.int64s([axis]), keepdims=1)))
+
+
+@_rule("NegativeLogLikelihoodLoss")
+def _negative_log_likelihood(g, node, inputs):
+    log_prob, labels = inputs[:2]
+    return _nll(g, node, log_prob, labels, inputs[2] if len(inputs) > 2 else None, g.dtype(log_prob))
+
+
+@_rule("SoftmaxCrossEntropyLoss")
+def _softmax_cross_entropy(g, node, inputs):
+    """LogSoftmax over axis 1 + NegativeLogLikelihoodLoss (ORT's builder fails when the weights need a gradient)."""
+    scores, labels = inputs[:2]
+    weight = inputs[2] if len(inputs) > 2 else None
+    log_prob = _log_softmax(g, scores, 1, g.dtype(scores))
+    loss = _nll(g, node, log_prob, labels, weight, g.dtype(scores))
+    return (loss, log_prob)[:node.output_count]
