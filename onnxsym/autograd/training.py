@@ -96,10 +96,11 @@ def _register_python_gradients(model):
         C.register_gradient_definition("%s::ATen::%s::%s" % (ATEN_DOMAIN, op_type, key), [node])
 
 
-def make_training(symbol, shapes, dtypes, wrt, ctx, executor):
-    """The training graph for `executor` (its arrays are bound in place)."""
+def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
+    """The training graph for `executor` (its arrays are bound in place); train_mode=False: the differentiable
+    graph of an inference forward (BatchNorm's moving statistics, no Dropout, no aux updates)."""
     _register_stop_gradient()
-    lowered = lower_symbol(symbol, shapes, dtypes, training=True)
+    lowered = lower_symbol(symbol, shapes, dtypes, training=True, train_mode=train_mode)
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
     float64_without_missing_kernels(lowered.model)
     _register_python_gradients(lowered.model)

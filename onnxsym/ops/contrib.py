@@ -471,7 +471,7 @@ class RNN(OpDef):
         layer_run = self._onnx_layer if not g.is_train and dtype == np.float32 else self._unrolled
         x, hy, cy = data, [], []
         for layer in range(self.num_layers):
-            if layer and self.p > 0 and g.is_train:
+            if layer and self.p > 0 and g.train_mode:
                 x = g.Dropout(x, g.scalar(self.p, dtype), g.const(np.array(True)), _outputs=2)[0]
             dims = (seq, batch, size if layer == 0 else d * h, dtype)
             x, hs, cs = layer_run(g, x, dims, weights[layer * d:(layer + 1) * d], state, state_cell, layer * d)

@@ -113,7 +113,7 @@ class LeakyReLU(OpDef):
         kind = self.act_type
         if kind == "leaky":
             out = g.LeakyRelu(data, alpha=self.slope)
-        elif kind == "rrelu" and g.is_train:
+        elif kind == "rrelu" and g.train_mode:
             # Training: one slope per element drawn from U(lower, upper); the mask output holds it.
             slope = g.stop_gradient(g.RandomUniformLike(data, low=self.lower_bound, high=self.upper_bound), dtype)
             return g.Sub(g.Relu(data), g.Mul(slope, g.Relu(g.Neg(data)))), slope

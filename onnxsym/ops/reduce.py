@@ -321,7 +321,7 @@ class _BatchNormBase(OpDef):
         return [data] + [param_dtype] * 4, [data, param_dtype, param_dtype]
 
     def lower(self, g, data, gamma, beta, moving_mean, moving_var):
-        if g.is_train and not self.use_global_stats:
+        if g.train_mode and not self.use_global_stats:
             return self._lower_train(g, data, gamma, beta, moving_mean, moving_var)
         shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
         axis, cast_to = self.channel_axis(len(shape)), (dtype if dtype != param_dtype else None)
@@ -424,7 +424,7 @@ class Dropout(OpDef):
         return [data], [data, tuple(mask)]
 
     def lower(self, g, data):
-        return self.dropout(g, data, training=g.is_train or self.mode == "always")
+        return self.dropout(g, data, training=g.train_mode or self.mode == "always")
 
     def dropout(self, g, data, training):
         """(output, mask) when dropping (training, or mode 'always'); (data, None) otherwise."""

@@ -189,12 +189,13 @@ class Executor:
         self._bind_io()
         self._monitor = None
         self._training = None       # TrainingGraph, built at the first forward(is_train=True)
-        self._pending = None        # True once a training forward ran (its state stays in _training)
+        self._inference_grad = None  # the same with the ops in inference mode, for backward after forward()
+        self._pending = None        # what backward differentiates: "train", "inference" (to run again), "inference-kept"
 
     def __del__(self):
         # The IOBinding points into the session: release it first (attribute order would free the session
         # first once the compile cache has dropped it).
-        for name in ("_pending", "_io_handle", "_io", "_run", "_training", "_session"):
+        for name in ("_pending", "_io_handle", "_io", "_run", "_training", "_inference_grad", "_session"):
             self.__dict__.pop(name, None)
 
     @staticmethod
@@ -251,9 +252,7 @@ class Executor:
             self._copy_inputs(kwargs)
         if is_train:
             return self._forward_train()
-        # backward() after an inference forward would give the gradients of the earlier training forward's
-        # activations, not of these outputs: it asks for a training forward instead (DEVIATIONS.md).
-        self._pending = None
+        self._pending = "inference"
         try:
             self._run(self._io_handle, None)
         except Exception as err:
@@ -275,29 +274,40 @@ class Executor:
                                  % (name, arg_dict[name].shape, array.shape))
             arg_dict[name][:] = array
 
-    def _training_graph(self):
-        if self._training is None:
+    def _training_graph(self, train_mode=True):
+        """The training graph (built at the first use), or with train_mode=False the differentiable graph of an
+        inference forward."""
+        attribute = "_training" if train_mode else "_inference_grad"
+        graph = getattr(self, attribute)
+        if graph is None:
             from ..autograd import make_training
             wrt = [n for n, r in self._grad_req.items() if r != "null"]
-            self._training = make_training(self._symbol, self._shapes, self._dtypes, wrt, self._ctx, self)
-        return self._training
+            graph = make_training(self._symbol, self._shapes, self._dtypes, wrt, self._ctx, self, train_mode)
+            setattr(self, attribute, graph)
+        return graph
 
     def _forward_train(self):
         self._training_graph().forward()
-        self._pending = True
+        self._pending = "train"
         return self.outputs
 
     def backward(self, out_grads=None, is_train=True):
-        """Gradients of the last forward(is_train=True) into grad_arrays ('write' replaces, 'add' accumulates).
+        """Gradients of the last forward into grad_arrays ('write' replaces, 'add' accumulates).
 
         Loss heads (SoftmaxOutput, MakeLoss, *RegressionOutput) need no out_grads; any other output needs its
         head gradient in `out_grads` (an NDArray, or a list in output order). As in MXNet, backward may run
-        several times after one training forward (each call computes the gradients again from its out_grads),
-        and BatchNorm's moving statistics are updated here, once per call."""
+        several times after one forward (each call computes the gradients again from its out_grads);
+        BatchNorm's moving statistics are updated here, once per call after a training forward. After an
+        inference forward (is_train=False) it differentiates that forward (BatchNorm with its moving statistics,
+        no Dropout), running it again in a differentiable graph."""
         if self._pending is None:
-            raise MXNetError("backward() needs a forward(is_train=True) first (the activations of an inference "
-                             "forward, is_train=False, are not kept for backward)")
-        graph = self._training
+            raise MXNetError("backward() needs a forward() first")
+        if self._pending == "inference":
+            graph = self._training_graph(train_mode=False)
+            graph.forward()
+            self._pending = "inference-kept"
+        else:
+            graph = self._training if self._pending == "train" else self._inference_grad
         graph.backward(self._head_gradients(graph, out_grads))
 
     def _head_gradients(self, graph, out_grads):
