@@ -274,24 +274,37 @@ class Symbol:
         out = [values.get((id(n), i)) for n, i in self._outputs]
         return arg, out, auxv
 
-    def infer_shape(self, *args, **kwargs):
-        """(arg_shapes, out_shapes, aux_shapes) from known input shapes; (None, None, None) when undecided."""
+    def _infer_shapes(self, args, kwargs):
+        """(arg, out, aux) shapes in the inference form (None / None dimensions for what is unknown)."""
         from .infer import infer_graph_shapes
-        arg, out, aux = self._infer(infer_graph_shapes, self._shape_query(args, kwargs))
-        if any(s is None for s in arg + out + aux):
-            import warnings
-            unknown = ["%s: ()" % n for n, s in zip(self.list_arguments(), arg) if s is None]
-            warnings.warn("Cannot decide shape for the following arguments (0s in shape means unknown "
-                          "dimensions). Consider providing them as input:\n\t" + "\n\t".join(unknown[:10]),
-                          stacklevel=2)
-            return None, None, None
-        return arg, out, aux
+        return self._infer(lambda heads, known: infer_graph_shapes(heads, known, partial=True, mxnet_notation=True),
+                           self._shape_query(args, kwargs))
+
+    def infer_shape(self, *args, **kwargs):
+        """(arg_shapes, out_shapes, aux_shapes) from known input shapes (by position in list_arguments order, or
+        by name; 0 in a dimension means unknown). (None, None, None) with a warning naming the arguments whose
+        shapes stay incomplete, as MXNet."""
+        from .shapes import is_complete, to_mxnet
+        arg, out, aux = self._infer_shapes(args, kwargs)
+        if all(is_complete(s) for s in arg + out + aux):
+            return arg, out, aux
+        unknown = []
+        for name, shape in zip(self.list_arguments(), arg):
+            if not is_complete(shape):
+                if len(unknown) >= 10:
+                    unknown.append("...")
+                    break
+                unknown.append("%s: %s" % (name, to_mxnet(shape)))
+        import warnings
+        warnings.warn("Cannot decide shape for the following arguments (0s in shape means unknown dimensions). "
+                      "Consider providing them as input:\n\t" + "\n\t".join(unknown), stacklevel=2)
+        return None, None, None
 
     def infer_shape_partial(self, *args, **kwargs):
-        """Like infer_shape, with () for shapes that cannot be decided."""
-        from .infer import infer_graph_shapes
-        arg, out, aux = self._infer(infer_graph_shapes, self._shape_query(args, kwargs))
-        fill = lambda shapes: [() if s is None else s for s in shapes]
+        """Like infer_shape, but returns what is known: 0 for an unknown dimension, () for an unknown shape."""
+        from .shapes import to_mxnet
+        arg, out, aux = self._infer_shapes(args, kwargs)
+        fill = lambda shapes: [to_mxnet(s) for s in shapes]
         return fill(arg), fill(out), fill(aux)
 
     def _type_query(self, args, kwargs):
@@ -348,7 +361,15 @@ class Symbol:
 
     def simple_bind(self, ctx, grad_req="write", type_dict=None, stype_dict=None, group2ctx=None,
                     shared_arg_names=None, shared_exec=None, shared_buffer=None, **kwargs):
-        """An Executor with every array allocated from the inferred shapes (zeros)."""
+        """An Executor with every array allocated from the inferred shapes (zeros). Refuses, naming them, when
+        some argument or auxiliary state has an unknown dimension (MXNet: "cannot decide shapes")."""
+        from .shapes import is_complete, to_mxnet
+        arg, _, aux = self._infer_shapes((), {k: v for k, v in kwargs.items()})
+        names = self.list_arguments() + self.list_auxiliary_states()
+        unknown = ["%s: %s" % (n, to_mxnet(s)) for n, s in zip(names, arg + aux) if not is_complete(s)]
+        if unknown:
+            raise MXNetError("simple_bind: cannot decide the shapes of the following arguments (0s in shape "
+                             "means unknown dimensions); give them as keyword arguments: %s" % ", ".join(unknown))
         from ..runtime.executor import simple_bind
         return simple_bind(self, ctx, grad_req, type_dict, shared_exec=shared_exec, shapes=kwargs)
 
