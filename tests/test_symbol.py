@@ -272,6 +272,21 @@ def test_missing_inputs_become_variables():
         "x", "fullyconnected0_weight"]
 
 
+def test_get_children():
+    """MXNet's test_symbol_children: a node's inputs once, however many of its outputs the symbol holds."""
+    data = mx.sym.Variable("data")
+    net = mx.sym.FullyConnected(mx.sym.FullyConnected(data, name="fc1", num_hidden=10), name="fc2", num_hidden=100)
+    assert net.get_children().list_outputs() == ["fc1_output", "fc2_weight", "fc2_bias"]
+    assert net.get_children().get_children().list_outputs() == ["data", "fc1_weight", "fc1_bias"]
+    assert net.get_children()["fc2_weight"].get_children() is None
+    sliced = mx.sym.SliceChannel(data, num_outputs=3, name="slice")
+    concat = mx.sym.Concat(*list(sliced))
+    assert concat.get_children().list_outputs() == ["slice_output0", "slice_output1", "slice_output2"]
+    assert sliced.get_children().list_outputs() == ["data"]
+    group = mx.sym.Group([sliced[0], net])
+    assert group.get_children().list_outputs() == ["data", "fc1_output", "fc2_weight", "fc2_bias"]
+
+
 def test_debug_str():
     text = mlp().debug_str()
     assert "Op:FullyConnected, Name=fc1" in text and "Variable:data" in text
@@ -279,8 +294,19 @@ def test_debug_str():
 
 
 def test_symbol_is_not_a_boolean():
-    with pytest.raises(NotImplementedError):
-        bool(mx.sym.Variable("x"))
+    """MXNet's NotImplementedForSymbol (an MXNetError) and message, checked against mxnet 1.9.1."""
+    x = mx.sym.Variable("x")
+    with pytest.raises(mx.base.NotImplementedForSymbol) as err:
+        bool(x)
+    assert isinstance(err.value, mx.MXNetError)
+    assert str(err.value) == ('Function __bool__ (namely operator "bool") is not implemented for Symbol and only '
+                              'available in NDArray.')
+    with pytest.raises(mx.base.NotImplementedForSymbol, match=r'__iadd__ \(namely operator "\+="\) with arguments '
+                       r"\(<class 'int'>, <class 'int'>\)"):
+        x += 1
+    for update in (lambda s: s.__isub__(1), lambda s: s.__imul__(2), lambda s: s.__itruediv__(2)):
+        with pytest.raises(mx.base.NotImplementedForSymbol):
+            update(x)
 
 
 def test_fluent_methods_name_like_mxnet():

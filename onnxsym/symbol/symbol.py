@@ -2,7 +2,7 @@
 import copy as _copy
 import numbers
 
-from ..base import MXNetError, normalize_dtype
+from ..base import MXNetError, NotImplementedForSymbol, normalize_dtype
 from .naming import AttrScope, NameManager
 from .node import HIDDEN_KEYS, Node, hidden_key, topo_order
 
@@ -109,8 +109,14 @@ class Symbol:
                        for i in range(1 if n.is_variable else n.op.num_visible_outputs())])
 
     def get_children(self):
-        """The inputs of this symbol's head node as a group, or None for a variable."""
-        entries = [e for node, _ in self._outputs for e in node.inputs]
+        """The inputs of this symbol's head node(s) as a group, or None for a variable. A node is visited once
+        however many of its outputs the symbol holds (nnvm Symbol::GetChildren), so `split.get_children()` of a
+        SliceChannel is its data input once."""
+        entries, seen = [], set()
+        for node, _ in self._outputs:
+            if id(node) not in seen:
+                seen.add(id(node))
+                entries.extend(node.inputs)
         return Symbol(entries) if entries else None
 
     # ------------------------------------------------------------------ attributes
@@ -244,7 +250,25 @@ class Symbol:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        raise NotImplementedError("The truth value of a Symbol is not defined (it is a graph, not a value)")
+        raise NotImplementedForSymbol(self.__bool__, "bool")
+
+    __nonzero__ = __bool__
+
+    # In-place arithmetic would rebind a graph node; MXNet refuses it (use `x = x + y`).
+    def __iadd__(self, other):
+        raise NotImplementedForSymbol(self.__iadd__, "+=", other, 1)
+
+    def __isub__(self, other):
+        raise NotImplementedForSymbol(self.__isub__, "-=", other)
+
+    def __imul__(self, other):
+        raise NotImplementedForSymbol(self.__imul__, "*=", other)
+
+    def __idiv__(self, other):
+        raise NotImplementedForSymbol(self.__idiv__, "/=", other)
+
+    def __itruediv__(self, other):
+        raise NotImplementedForSymbol(self.__itruediv__, "/=", other)
 
     def astype(self, dtype):
         """Cast to `dtype` (MXNet: `cast`, so the node is named cast0, cast1, ...)."""
