@@ -103,8 +103,8 @@ def _shape_rule(node, ins, outs):
 
 
 def _merge_shape(old, new):
-    if new is not None:
-        new = tuple(None if d is None else int(d) for d in new)
+    if new is not None:     # a size a rule cannot tell (0, as MXNet writes it) stays unknown
+        new = tuple(None if d is None or int(d) <= 0 else int(d) for d in new)
     try:
         return merge(old, new)
     except ShapeMismatch:
