@@ -1,17 +1,37 @@
 """Errors and dtype tables shared by every layer (MXNet's `mxnet.base`)."""
 import numpy as np
 
-__all__ = ["MXNetError", "numeric_types", "integer_types", "string_types", "DTYPE_NAMES", "normalize_dtype",
-           "dtype_name"]
+__all__ = ["MXNetError", "NotImplementedForSymbol", "numeric_types", "integer_types", "string_types", "mx_real_t",
+           "DTYPE_NAMES", "normalize_dtype", "dtype_name"]
 
 
 class MXNetError(RuntimeError):
     """Graph, shape, type and operator errors: the exception type MXNet 1.x raises (a RuntimeError)."""
 
 
+class NotImplementedForSymbol(MXNetError):
+    """An NDArray-only operation used on a Symbol (`bool(sym)`, `sym += 1`); MXNet's message, naming the function,
+    the operator and the argument types."""
+
+    def __init__(self, function, alias, *args):
+        super().__init__()
+        self.function = function.__name__
+        self.alias = alias
+        self.args = [str(type(a)) for a in args]
+
+    def __str__(self):
+        msg = "Function {}".format(self.function)
+        if self.alias:
+            msg += ' (namely operator "{}")'.format(self.alias)
+        if self.args:
+            msg += " with arguments ({})".format(", ".join(self.args))
+        return msg + " is not implemented for Symbol and only available in NDArray."
+
+
 numeric_types = (float, int, np.generic)
 integer_types = (int, np.integer)
 string_types = (str,)
+mx_real_t = np.float32      # MXNet's default real type
 
 # MXNet's type flags, in mshadow order (type_flag in .params, __dtype__ in JSON).
 DTYPE_NAMES = ("float32", "float64", "float16", "uint8", "int32", "int8", "int64", "bool", "int16", "uint16",

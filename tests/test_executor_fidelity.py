@@ -141,21 +141,11 @@ def test_backward_without_training_forward_is_refused():
         exe.backward([mx.nd.ones(o.shape) for o in exe.outputs])
 
 
-def test_backward_after_an_inference_forward_is_refused_not_stale():
-    """MXNet 1.9.1 differentiates the last forward even with is_train=False; onnxsym keeps activations of training
-    forwards only, so after an inference forward backward() is a clear error, never the gradients of the earlier
-    training forward's inputs (DEVIATIONS.md)."""
-    x, w = mx.sym.Variable("x"), mx.sym.Variable("w")
-    exe = (mx.sym.exp(x) * w).simple_bind(mx.cpu(), x=(2,), w=(2,))
-    exe.arg_dict["w"][:] = 2.0
-    exe.forward(is_train=True)
-    exe.arg_dict["x"][:] = np.array([1.0, 2.0])
-    exe.forward(is_train=False)
-    with pytest.raises(MXNetError, match="inference forward"):
-        exe.backward(mx.nd.ones((2,)))
-    exe.forward(is_train=True)
-    exe.backward(mx.nd.ones((2,)))
-    np.testing.assert_allclose(exe.grad_dict["w"].asnumpy(), np.exp([1.0, 2.0]), rtol=1e-6)
+def test_backward_after_an_inference_forward_differentiates_it():
+    """MXNet's forward() + backward() idiom: the gradients of the last forward, even after an earlier training
+    forward on other inputs."""
+    _same(executor_cases.backward_after_inference_forward(mx), RECORDED["backward_after_inference_forward"],
+          where="backward after forward()")
 
 
 def test_repeated_backward_with_dropout_is_refused_not_resampled():

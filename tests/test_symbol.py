@@ -195,6 +195,51 @@ def test_infer_shape_forms_and_partial():
         net.infer_shape(dta=(32, 784))
 
 
+def test_infer_shape_partial_dimensions():
+    """0 marks an unknown dimension, in given shapes, Variable shapes and results (MXNet 1.x notation)."""
+    a = mx.sym.Variable("a", shape=(0, 10))
+    out = mx.sym.FullyConnected(a, num_hidden=4, name="fc") + mx.sym.Variable("b")
+    args, outs, _ = out.infer_shape_partial()
+    assert args == [(0, 10), (4, 10), (4,), (0, 4)] and outs == [(0, 4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert out.infer_shape() == (None, None, None)
+    lines = str(caught[0].message).splitlines()
+    assert lines[0].startswith("Cannot decide shape for the following arguments (0s in shape means unknown")
+    assert [line.strip() for line in lines[1:]] == ["a: (0, 10)", "b: (0, 4)"]
+    # the output's batch size flows back through the addition and FullyConnected to `a`
+    assert out.infer_shape(b=(3, 4))[0] == [(3, 10), (4, 10), (4,), (3, 4)]
+    # a complete given shape replaces the Variable's, an incomplete one does not
+    assert out.infer_shape(a=(2, 10))[0][0] == (2, 10)
+    assert out.infer_shape_partial(a=(2, 0))[0][0] == (0, 10)
+
+
+def test_infer_shape_conflicts_name_node_input_and_shapes():
+    fc = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=5, name="fc")
+    with pytest.raises(mx.MXNetError, match=r"fc \(FullyConnected\).*'weight' \(fc_weight\).*\(5, 8\).*\(5, 7\)"):
+        fc.infer_shape(data=(4, 7), fc_weight=(5, 8))
+    x, y = mx.sym.Variable("x"), mx.sym.Variable("y")
+    with pytest.raises(mx.MXNetError, match=r"_plus0.*\(0, 4\).*\(2, 3\)|_plus0.*\(2, 3\).*\(0, 4\)"):
+        (x + y).infer_shape_partial(x=(2, 3), y=(0, 4))
+
+
+def test_simple_bind_refuses_unknown_dimensions():
+    a = mx.sym.Variable("a", shape=(0, 10))
+    net = mx.sym.FullyConnected(a + mx.sym.Variable("b"), num_hidden=3, name="fc")
+    with pytest.raises(mx.MXNetError, match=r"a: \(0, 10\), b: \(0, 10\)"):
+        net.simple_bind(mx.cpu(), b=(0, 10))
+    exe = net.simple_bind(mx.cpu(), b=(4, 10))
+    assert [x.shape for x in exe.arg_arrays] == [(4, 10), (4, 10), (3, 10), (3,)]
+
+
+def test_empty_given_shape():
+    """MXNet reads a given () as "unknown"; onnxsym also has 0-d arrays, so a () nothing else decides is one."""
+    s, x = mx.sym.Variable("s"), mx.sym.Variable("x")
+    assert (s * x).infer_shape(s=(), x=(2, 3))[0] == [(2, 3), (2, 3)]
+    assert mx.sym.sin(s).infer_shape(s=()) == ([()], [()], [])
+    assert mx.sym.sin(s).infer_shape_partial() == ([()], [()], [])
+
+
 def test_infer_type():
     fc = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3, name="fc")
     assert fc.infer_type(data="float64") == ([np.float64] * 3, [np.float64], [])
@@ -230,6 +275,21 @@ def test_missing_inputs_become_variables():
         "x", "fullyconnected0_weight"]
 
 
+def test_get_children():
+    """MXNet's test_symbol_children: a node's inputs once, however many of its outputs the symbol holds."""
+    data = mx.sym.Variable("data")
+    net = mx.sym.FullyConnected(mx.sym.FullyConnected(data, name="fc1", num_hidden=10), name="fc2", num_hidden=100)
+    assert net.get_children().list_outputs() == ["fc1_output", "fc2_weight", "fc2_bias"]
+    assert net.get_children().get_children().list_outputs() == ["data", "fc1_weight", "fc1_bias"]
+    assert net.get_children()["fc2_weight"].get_children() is None
+    sliced = mx.sym.SliceChannel(data, num_outputs=3, name="slice")
+    concat = mx.sym.Concat(*list(sliced))
+    assert concat.get_children().list_outputs() == ["slice_output0", "slice_output1", "slice_output2"]
+    assert sliced.get_children().list_outputs() == ["data"]
+    group = mx.sym.Group([sliced[0], net])
+    assert group.get_children().list_outputs() == ["data", "fc1_output", "fc2_weight", "fc2_bias"]
+
+
 def test_debug_str():
     text = mlp().debug_str()
     assert "Op:FullyConnected, Name=fc1" in text and "Variable:data" in text
@@ -237,8 +297,19 @@ def test_debug_str():
 
 
 def test_symbol_is_not_a_boolean():
-    with pytest.raises(NotImplementedError):
-        bool(mx.sym.Variable("x"))
+    """MXNet's NotImplementedForSymbol (an MXNetError) and message, checked against mxnet 1.9.1."""
+    x = mx.sym.Variable("x")
+    with pytest.raises(mx.base.NotImplementedForSymbol) as err:
+        bool(x)
+    assert isinstance(err.value, mx.MXNetError)
+    assert str(err.value) == ('Function __bool__ (namely operator "bool") is not implemented for Symbol and only '
+                              'available in NDArray.')
+    with pytest.raises(mx.base.NotImplementedForSymbol, match=r'__iadd__ \(namely operator "\+="\) with arguments '
+                       r"\(<class 'int'>, <class 'int'>\)"):
+        x += 1
+    for update in (lambda s: s.__isub__(1), lambda s: s.__imul__(2), lambda s: s.__itruediv__(2)):
+        with pytest.raises(mx.base.NotImplementedForSymbol):
+            update(x)
 
 
 def test_fluent_methods_name_like_mxnet():

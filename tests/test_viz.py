@@ -28,8 +28,6 @@ UNKNOWN_SHAPE_FAILURES = {("custom", "plot_no_shapes"), ("custom", "summary_no_s
 # MXNet hands a Custom op's infer_type the unknown input types as None and its default infer_type returns them
 # unchanged, so the custom weight's type stays unknown ("Input type is incomplete"); onnxsym's Custom op
 # (onnxsym/ops/custom.py) fills them with the first input's type before asking the prop.
-KNOWN_GAPS = {("custom", call): "Custom infer_type fills unknown input types (onnxsym/ops/custom.py)"
-              for call in ("plot_dtype", "plot_shape_dtype")}
 STATEMENT = re.compile(r'^("(?:[^"\\]|\\.)*"|\S+)(?: -> ("(?:[^"\\]|\\.)*"|\S+))? \[(.*)\]$', re.S)
 ATTRIBUTE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^ "]+)')
 
@@ -67,11 +65,8 @@ def assert_same_plot(actual, expected):
     assert actual.rstrip("\n") == expected.rstrip("\n")
 
 
-@pytest.mark.parametrize("graph,call", [
-    pytest.param(graph, call, id="%s-%s" % (graph, call),
-                 marks=[pytest.mark.xfail(reason=KNOWN_GAPS[graph, call], strict=True)] if (graph, call) in KNOWN_GAPS
-                 else [])
-    for graph in GRAPHS for call in CALLS])
+@pytest.mark.parametrize("graph,call", [pytest.param(graph, call, id="%s-%s" % (graph, call))
+                                        for graph in GRAPHS for call in CALLS])
 def test_matches_mxnet(graph, call):
     expected = RECORDED[graph]["calls"][call]
     function, kwargs = call_arguments(graph, call)

@@ -299,7 +299,7 @@ class Module(BaseModule):
         types = {d.name: np.dtype(d.dtype) for d in descs if d.name in inputs}
         arg_shapes, _, aux_shapes = self._symbol.infer_shape_partial(**shapes)
         arg_names, aux_names = self._symbol.list_arguments(), self._aux_names
-        missing = [n for n, s in zip(arg_names + aux_names, list(arg_shapes) + list(aux_shapes)) if not s]
+        missing = [n for n, s in zip(arg_names + aux_names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
         if missing:
             hint = ""
             absent_labels = [n for n in missing if n in self._label_names]

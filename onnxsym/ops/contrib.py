@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 from ..base import MXNetError
 from ..lower.builder import GraphBuilder, onnx_dtype
+from ..symbol.shapes import merge, partial_rule
 from .params import Shape, param
 from .registry import OpDef, register
 
@@ -719,10 +720,11 @@ class amp_multicast(OpDef):
     def output_names(self):
         return tuple("output%d" % i for i in range(self.num_outputs))
 
-    def infer_shape(self, *shapes):
-        if any(s is None for s in shapes):
-            return None
-        return list(shapes), list(shapes)
+    @partial_rule
+    def infer_shape(self, *shapes, out_shapes=None):
+        # MXNet's AMPMultiCastShape: input i and output i share one shape, merged both ways
+        merged = [merge(a, b) for a, b in zip(shapes, out_shapes or [None] * len(shapes))]
+        return merged, merged
 
     def _target(self, types):
         types = [np.dtype(t) for t in types]

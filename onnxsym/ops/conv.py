@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..base import MXNetError
+from ..symbol.shapes import fmt, partial_rule
 from .params import Shape, param
 from .registry import OpDef, register
 
@@ -46,7 +47,7 @@ def _check_layout(op, ndim):
 def _check_rank(op, data, ndim, name="data"):
     if len(data) != ndim + 2:
         raise MXNetError("%s: input '%s' should be %d-D (batch, channel, %s) for a %d-D kernel, got shape %s"
-                         % (op.op_name, name, ndim + 2, _DIM_NAMES[ndim], ndim, tuple(data)))
+                         % (op.op_name, name, ndim + 2, _DIM_NAMES[ndim], ndim, fmt(data)))
 
 
 def _conv(g, data, weight, bias, group, channels, filters, **attrs):
@@ -95,9 +96,9 @@ class _Kernel(OpDef):
 
     def _check_groups(self, data):
         _check_rank(self, data, len(self.kernel))
-        if data[1] % self.num_group:
+        if data[1] is not None and data[1] % self.num_group:
             raise MXNetError("%s: input 'data' has %d channels (shape %s), not divisible by num_group=%d"
-                             % (self.op_name, data[1], tuple(data), self.num_group))
+                             % (self.op_name, data[1], fmt(data), self.num_group))
 
 
 _KERNEL_DOCS = dict(
@@ -126,7 +127,10 @@ class Convolution(_Kernel):
     cudnn_off: bool = param(False, doc="Turn off cudnn for this layer; ignored.")
     layout: Optional[str] = param(None, choices=_CONV_LAYOUTS, doc="Data layout; only NCW/NCHW/NCDHW.")
 
-    def infer_shape(self, data, *params):
+    @partial_rule
+    def infer_shape(self, data, *params, out_shapes=None):
+        # MXNet's ConvolutionShape: data's rank must be known; unknown dimensions stay unknown in weight and
+        # output; a known output gives data its batch size, and its spatial sizes where the stride is 1.
         if data is None:
             return None
         self._check_groups(data)
@@ -134,11 +138,23 @@ class Convolution(_Kernel):
         out = [data[0], self.num_filter]
         for i, (x, k, s, d, p) in enumerate(zip(data[2:], kernel, stride, dilate, pad)):
             span = d * (k - 1) + 1
+            if x is None:
+                out.append(None)
+                continue
             if span > x + 2 * p:
                 raise MXNetError("%s: kernel size exceeds input: dilated kernel %d > padded input %d on spatial "
-                                 "axis %d of 'data' %s" % (self.op_name, span, x + 2 * p, i, tuple(data)))
+                                 "axis %d of 'data' %s" % (self.op_name, span, x + 2 * p, i, fmt(data)))
             out.append((x + 2 * p - span) // s + 1)
-        inputs = [data, (self.num_filter, data[1] // self.num_group) + kernel, (self.num_filter,)]
+        known_out = out_shapes[0] if out_shapes else None
+        if known_out is not None and len(known_out) == len(data):
+            data = list(data)
+            data[0] = data[0] if known_out[0] is None else known_out[0]
+            for i, (o, k, s, d, p) in enumerate(zip(known_out[2:], kernel, stride, dilate, pad)):
+                if o is not None and s == 1:
+                    data[2 + i] = o + d * (k - 1) - 2 * p
+            data = tuple(data)
+        channels = None if data[1] is None else data[1] // self.num_group
+        inputs = [data, (self.num_filter, channels) + kernel, (self.num_filter,)]
         return inputs[: len(self.input_names())], [tuple(out)]
 
     def lower(self, g, data, weight, bias=None):
@@ -189,6 +205,10 @@ class Deconvolution(_Kernel):
             return pad, _per_dim(self, "adj", len(kernel), 0)
         pads, adjs = [], []
         for x, k, s, d, t in zip(data[2:], kernel, stride, dilate, self.target_shape):
+            if x is None:       # unknown input size (partial inference): its output size stays unknown anyway
+                pads.append(0)
+                adjs.append(0)
+                continue
             total = s * (x - 1) + d * (k - 1) + 1 - t
             if total < 0:
                 raise MXNetError("%s: too big target shape %s for input 'data' %s"
@@ -197,7 +217,9 @@ class Deconvolution(_Kernel):
             adjs.append(total % 2)
         return tuple(pads), tuple(adjs)
 
-    def infer_shape(self, data, *params):
+    @partial_rule
+    def infer_shape(self, data, *params, out_shapes=None):
+        # forwards only, as MXNet's DeconvolutionShape; unknown dimensions stay unknown
         if data is None:
             return None
         self._check_groups(data)
@@ -207,9 +229,9 @@ class Deconvolution(_Kernel):
         for x, k, s, d, p, a in zip(data[2:], kernel, stride, dilate, pad, adj):
             if a >= s:
                 raise MXNetError("%s: adj %s must be smaller than stride %s" % (self.op_name, tuple(adj), stride))
-            out.append(s * (x - 1) + d * (k - 1) + 1 - 2 * p + a)
-        if min(out[2:]) < 1:
-            raise MXNetError("%s: output shape %s of input 'data' %s is empty" % (self.op_name, tuple(out), data))
+            out.append(None if x is None else s * (x - 1) + d * (k - 1) + 1 - 2 * p + a)
+        if min([o for o in out[2:] if o is not None], default=1) < 1:
+            raise MXNetError("%s: output shape %s of input 'data' %s is empty" % (self.op_name, fmt(out), fmt(data)))
         inputs = [data, (data[1], self.num_filter // self.num_group) + kernel, (self.num_filter,)]
         return inputs[: len(self.input_names())], [tuple(out)]
 
@@ -311,6 +333,9 @@ class Pooling(OpDef):
             return (1,) * (len(data) - 2)
         out = []
         for i, (x, k, s, p) in enumerate(zip(data[2:], *self.window(data))):
+            if x is None:       # unknown stays unknown (MXNet 1.9.1 fails its kernel-size check here instead)
+                out.append(None)
+                continue
             if k > x + 2 * p:
                 raise MXNetError("Pooling: kernel size (%d) exceeds input (%d padded to %d) on spatial axis %d of "
                                  "'data' %s" % (k, x, x + 2 * p, i, tuple(data)))
@@ -322,12 +347,14 @@ class Pooling(OpDef):
                 out.append(-(-(x + 2 * p) // s))
         return tuple(out)
 
-    def infer_shape(self, data):
+    @partial_rule
+    def infer_shape(self, data, out_shapes=None):
+        # forwards only, as MXNet's PoolingShape
         if data is None:
             return None
         if not 3 <= len(data) <= 5:
             raise MXNetError("Pooling: input 'data' should be 3-D, 4-D or 5-D (batch, channel, [d, y,] x), got "
-                             "shape %s" % (tuple(data),))
+                             "shape %s" % fmt(data))
         ndim = len(data) - 2
         if not self.global_pool:
             _check_rank(self, data, len(self.kernel))
@@ -335,7 +362,7 @@ class Pooling(OpDef):
         if self.pooling_convention == "same":
             if ndim != 1:
                 raise MXNetError("Pooling: pooling_convention='same' supports 1-D pooling only (3-D 'data'), got "
-                                 "shape %s" % (tuple(data),))
+                                 "shape %s" % fmt(data))
             if any(self.window(data)[2]):
                 raise MXNetError("Pooling: pooling_convention='same' disables the pad parameter, got pad=%s"
                                  % (tuple(self.pad),))

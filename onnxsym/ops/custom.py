@@ -102,9 +102,14 @@ class Custom(OpDef):
             return super().infer_type(*in_types)
         if in_types[0] is None:
             return None
-        types = [np.dtype(t).type if t is not None else np.dtype(in_types[0]).type for t in in_types]
-        args, outs, aux = self._prop.infer_type(types[: len(self._prop.list_arguments())])
-        return [np.dtype(t) for t in list(args) + list(aux)], [np.dtype(t) for t in outs]
+        # As MXNet: the prop sees None for an argument whose type is not known yet, and a None it returns stays
+        # unknown (the default infer_type leaves a label's type undecided: infer_type gives (None, None, None)).
+        types = [None if t is None else np.dtype(t).type for t in in_types[: len(self._prop.list_arguments())]]
+        result = self._prop.infer_type(types)
+        args, outs = result[0], result[1]
+        aux = result[2] if len(result) > 2 else []
+        as_dtype = lambda t: None if t is None else np.dtype(t)     # noqa: E731
+        return [as_dtype(t) for t in list(args) + list(aux)], [as_dtype(t) for t in outs]
 
     # ----- lowering -----
     def lower(self, g, *inputs):

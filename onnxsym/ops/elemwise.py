@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ..base import MXNetError
+from ..symbol.shapes import fmt, partial_rule, same_shape_rule
 from .params import param
 from .registry import OpDef, register
 
@@ -104,15 +105,19 @@ NON_DIFFERENTIABLE = {"equal", "not_equal", "greater", "greater_equal", "lesser"
 
 
 def broadcast_shapes(op, a, b):
-    """numpy broadcasting of two shapes (MXNet's BinaryBroadcastShapeCompact)."""
+    """numpy broadcasting of two shapes (MXNet's BinaryBroadcastShape). Partial shapes: a dimension where either
+    side is unknown (None) stays unknown, as in MXNet, even when the other side is not 1."""
     ndim = max(len(a), len(b))
     pa, pb = (1,) * (ndim - len(a)) + tuple(a), (1,) * (ndim - len(b)) + tuple(b)
     out = []
     for x, y in zip(pa, pb):
+        if x is None or y is None:
+            out.append(None)
+            continue
         if x != y and x != 1 and y != 1:
             raise MXNetError("%s: operands with shapes %s and %s cannot be broadcast together"
-                             % (op.op_name, tuple(a), tuple(b)))
-        out.append(max(x, y))
+                             % (op.op_name, fmt(a), fmt(b)))
+        out.append(y if x == 1 else x)
     return tuple(out)
 
 
@@ -122,6 +127,7 @@ class _Binary(OpDef):
     _lower = None
     _partials = None
     differentiable = True
+    infer_shape = same_shape_rule
 
     def lower(self, g, lhs, rhs):
         out = type(self)._lower(g, lhs, rhs)
@@ -131,10 +137,12 @@ class _Binary(OpDef):
 
 
 class _Broadcast(_Binary):
-    def infer_shape(self, lhs, rhs):
+    @partial_rule
+    def infer_shape(self, lhs, rhs, out_shapes=None):
+        # forwards only, as MXNet: an operand's shape is not deduced from the output's
         if lhs is None or rhs is None:
             return None
-        return [lhs, rhs], [broadcast_shapes(self, lhs, rhs)]
+        return [lhs, rhs], [lhs if lhs == rhs else broadcast_shapes(self, lhs, rhs)]
 
 
 def _make_binary(name, base, key, aliases=(), fluent=()):
@@ -182,6 +190,7 @@ class _Scalar(OpDef):
     reverse = False
     _lower = None
     differentiable = True
+    infer_shape = same_shape_rule
 
     _partials = None
 
@@ -233,6 +242,7 @@ class add_n(OpDef):
     aliases = ("ElementWiseSum",)
     variadic = True
     num_args: int = param(min=1, doc="Number of inputs to be summed.")
+    infer_shape = same_shape_rule
 
     def lower(self, g, *inputs):
         total = inputs[0]
@@ -246,6 +256,7 @@ class hard_sigmoid(OpDef):
     """max(0, min(1, alpha*x + beta)) (MXNet hard_sigmoid)."""
     alpha: float = param(0.2, doc="Slope of hard sigmoid.")
     beta: float = param(0.5, doc="Bias of hard sigmoid.")
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         dtype = g.dtype(data)
@@ -355,6 +366,7 @@ DERIVATIVES = {
 class _Unary(OpDef):
     _lower = None
     differentiable = True
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         out = type(self)._lower(g, data)

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ..base import MXNetError
+from ..symbol.shapes import fmt, is_complete, merge, merge_all, partial_rule
 from .params import Dtype, param
 from .registry import OpDef, register
 
@@ -94,19 +95,21 @@ class dot(OpDef):
     inputs = ("lhs", "rhs")
     fluent = ("dot",)
 
-    def infer_shape(self, lhs, rhs):
+    @partial_rule
+    def infer_shape(self, lhs, rhs, out_shapes=None):
+        # MXNet's DotShape: both ranks must be known; unknown kept dimensions stay unknown in the output
         if lhs is None or rhs is None:
             return None
         if not lhs or not rhs:
             raise MXNetError("dot: scalar tensor is not supported by this operator (lhs %s, rhs %s)"
-                             % (tuple(lhs), tuple(rhs)))
+                             % (fmt(lhs), fmt(rhs)))
         if len(lhs) == 1 and len(rhs) == 1 and (self.transpose_a or self.transpose_b):
-            raise MXNetError("dot: cannot transpose vectors (lhs %s, rhs %s)" % (tuple(lhs), tuple(rhs)))
+            raise MXNetError("dot: cannot transpose vectors (lhs %s, rhs %s)" % (fmt(lhs), fmt(rhs)))
         lkeep, lk = _dot_view(lhs, self.transpose_a)
         rkeep, rk = _dot_view(rhs, not self.transpose_b)
-        if lk != rk:
+        if lk is not None and rk is not None and lk != rk:
             raise MXNetError("dot shape error: lhs %s X rhs %s (transpose_a=%s, transpose_b=%s)"
-                             % (tuple(lhs), tuple(rhs), self.transpose_a, self.transpose_b))
+                             % (fmt(lhs), fmt(rhs), self.transpose_a, self.transpose_b))
         return [lhs, rhs], [(lkeep + rkeep) or (1,)]
 
     def lower(self, g, lhs, rhs):
@@ -126,15 +129,15 @@ def _batch_matmul_shape(op, lhs, rhs, min_ndim):
     """Output shape of a batched (..., M, K) x (..., K, N) product with op.transpose_a/b."""
     if len(lhs) < min_ndim or len(lhs) != len(rhs):
         raise MXNetError("%s: lhs %s and rhs %s must have the same number (>= %d) of dimensions"
-                         % (op.op_name, tuple(lhs), tuple(rhs), min_ndim))
+                         % (op.op_name, fmt(lhs), fmt(rhs), min_ndim))
     if lhs[:-2] != rhs[:-2]:
         raise MXNetError("%s shape error (the leading batch dimensions must be equal): lhs %s X rhs %s"
-                         % (op.op_name, tuple(lhs), tuple(rhs)))
+                         % (op.op_name, fmt(lhs), fmt(rhs)))
     m, lk = (lhs[-1], lhs[-2]) if op.transpose_a else (lhs[-2], lhs[-1])
     rk, n = (rhs[-1], rhs[-2]) if op.transpose_b else (rhs[-2], rhs[-1])
     if lk != rk:
         raise MXNetError("%s shape error (shape mismatch): lhs %s X rhs %s transpose_a=%s transpose_b=%s"
-                         % (op.op_name, tuple(lhs), tuple(rhs), op.transpose_a, op.transpose_b))
+                         % (op.op_name, fmt(lhs), fmt(rhs), op.transpose_a, op.transpose_b))
     return tuple(lhs[:-2]) + (m, n)
 
 
@@ -168,9 +171,23 @@ class batch_dot(OpDef):
                                          doc="The desired storage type of the forward output (ignored: dense).")
     inputs = ("lhs", "rhs")
 
-    def infer_shape(self, lhs, rhs):
+    @partial_rule
+    def infer_shape(self, lhs, rhs, out_shapes=None):
+        # MXNet's BatchDotShape: nothing until both contracted dimensions are known; batch dimensions that are
+        # unknown on one side are taken from the other (MXNet 1.9.1 calls that a mismatch)
         if lhs is None or rhs is None:
             return None
+        if len(lhs) >= 3 and len(lhs) == len(rhs):
+            lk = lhs[-2] if self.transpose_a else lhs[-1]
+            rk = rhs[-1] if self.transpose_b else rhs[-2]
+            if lk is None or rk is None:
+                return None
+            try:
+                batch = merge(tuple(lhs[:-2]), tuple(rhs[:-2]))
+            except MXNetError:
+                batch = None
+            if batch is not None:
+                lhs, rhs = batch + tuple(lhs[-2:]), batch + tuple(rhs[-2:])
         return [lhs, rhs], [_batch_matmul_shape(self, lhs, rhs, 3)]
 
     def lower(self, g, lhs, rhs):
@@ -228,7 +245,9 @@ class Embedding(OpDef):
     sparse_grad: bool = param(False, doc="Compute row sparse gradient in the backward calculation (ignored).")
     inputs = ("data", "weight")
 
-    def infer_shape(self, data, weight=None):
+    @partial_rule
+    def infer_shape(self, data, weight=None, out_shapes=None):
+        # forwards only, as MXNet's EmbeddingOpShape (weight is decided once data's rank is known)
         if data is None:
             return None
         return [data, (self.input_dim, self.output_dim)], [tuple(data) + (self.output_dim,)]
@@ -276,7 +295,9 @@ class pick(OpDef):
     inputs = ("data", "index")
     fluent = ("pick",)
 
-    def infer_shape(self, data, index):
+    @partial_rule
+    def infer_shape(self, data, index, out_shapes=None):
+        # forwards only, as MXNet's PickOpShape; unknown dimensions pass through
         if data is None:
             return None
         if self.axis is None:
@@ -333,6 +354,7 @@ class one_hot(OpDef):
     differentiable = False
 
     def infer_shape(self, indices):
+        # complete shapes only, as MXNet's OneHotOpShape
         return None if indices is None else ([indices], [tuple(indices) + (self.depth,)])
 
     def infer_type(self, indices):
@@ -351,17 +373,34 @@ class where(OpDef):
     """out = x where condition != 0 else y; a 1-D condition selects rows. Mirrors MXNet control_flow_op.h."""
     inputs = ("condition", "x", "y")
 
-    def infer_shape(self, condition, x, y):
-        shape = x if x is not None else y
+    @partial_rule
+    def infer_shape(self, condition, x, y, out_shapes=None):
+        # MXNet's WhereOpShape: nothing until condition is complete; then x, y and the output share one shape
+        # (merged both ways), which a same-rank condition joins
+        if not is_complete(condition):
+            return None
+        out = out_shapes[0] if out_shapes else None
+        try:
+            shape = merge_all([x, y, out])
+        except MXNetError:
+            raise MXNetError("where: x %s must have the same shape as y %s" % (fmt(x), fmt(y))) from None
         if shape is None:
             return None
-        if x is not None and y is not None and tuple(x) != tuple(y):
-            raise MXNetError("where: x %s must have the same shape as y %s" % (tuple(x), tuple(y)))
-        if condition is not None and tuple(condition) != tuple(shape) and \
-                not (len(condition) == 1 and len(shape) > 1 and condition[0] == shape[0]):
+        if len(condition) == len(shape):
+            try:
+                shape = merge(shape, tuple(condition))
+            except MXNetError:
+                shape = None
+        elif not (len(condition) == 1 and len(shape) > 1 and shape[0] in (None, condition[0])):
+            shape = None
+        if shape is None:
+            known = merge_all([x, y, out])
             raise MXNetError("where: condition %s must have the shape of x %s or be a vector of length %s"
-                             % (tuple(condition), tuple(shape), shape[0] if shape else 1))
-        return [condition, shape, shape], [shape]
+                             % (tuple(condition), fmt(known), (known[0] or 0) if known else 1))
+        if len(condition) != len(shape):
+            shape = (condition[0],) + tuple(shape[1:])
+            return [condition, shape, shape], [shape]
+        return [shape, shape, shape], [shape]
 
     def infer_type(self, condition, x, y):
         dtype = x if x is not None else y

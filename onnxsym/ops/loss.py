@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ..base import MXNetError
+from ..symbol.shapes import is_complete, partial_rule, same_shape_rule
 from .params import param
 from .registry import OpDef, register
 
@@ -36,14 +37,23 @@ class SoftmaxOutput(OpDef):
             return [(data[0],) + rest, (data[0], int(math.prod(rest)))]
         return [tuple(data[:-1]), tuple(data)]
 
-    def infer_shape(self, data, label):
+    @partial_rule
+    def infer_shape(self, data, label, out_shapes=None):
+        # forwards only, as MXNet's SoftmaxOutputShape; with unknown dimensions in data, the label gets data's
+        # shape without the last axis (unknown ones included), or data's shape itself when it has data's rank
         if data is None:
             return None
-        accepted = self.label_shapes(data)
-        if label is not None and tuple(label) not in accepted:
-            raise MXNetError("SoftmaxOutput: label shape %s does not match data shape %s (expected %s)"
-                             % (tuple(label), tuple(data), " or ".join(map(str, accepted))))
-        return [data, label or accepted[0]], [data]
+        if is_complete(data) and (label is None or is_complete(label)):
+            accepted = self.label_shapes(data)
+            if label is not None and tuple(label) not in accepted:
+                raise MXNetError("SoftmaxOutput: label shape %s does not match data shape %s (expected %s)"
+                                 % (tuple(label), tuple(data), " or ".join(map(str, accepted))))
+            return [data, label or accepted[0]], [data]
+        if self.multi_output:
+            return [data, label], [data]
+        if label is not None and len(label) == len(data):
+            return [data, data], [data]
+        return [data, tuple(data[:-1])], [data]
 
     def infer_type(self, data, label):
         if data is None:
@@ -112,6 +122,7 @@ class _Regression(OpDef):
     strict_attrs = False    # MXNet 1.9.1 stores unknown keywords of the regression outputs (no parser at creation)
 
     def infer_shape(self, data, label):
+        # complete shapes only: MXNet's RegressionOpShape decides nothing from a partial data shape
         if data is None:
             return None
         default = (data[0],) if len(data) == 2 and data[1] == 1 else tuple(data)
@@ -168,6 +179,7 @@ class MakeLoss(OpDef):
     grad_scale: float = param(1.0, doc="Gradient scale as a supplement to unary and binary operators.")
     valid_thresh: float = param(0.0, doc="Clip each element in the array to 0 when it is less than this.")
     normalization: str = param("null", choices=("batch", "null", "valid"), doc="How the gradient is normalized.")
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         return g.Identity(data)

@@ -2,6 +2,7 @@
 import math
 
 from ..base import MXNetError
+from ..symbol.shapes import fmt, is_complete, partial_rule, same_shape_rule
 from .params import param
 from .registry import OpDef, register
 
@@ -20,14 +21,24 @@ class FullyConnected(OpDef):
     def input_names(self):
         return ("data", "weight") if self.no_bias else ("data", "weight", "bias")
 
-    def infer_shape(self, data, weight=None, bias=None):
+    @partial_rule
+    def infer_shape(self, data, weight=None, bias=None, out_shapes=None):
+        # As MXNet: data's rank must be known (weight alone decides nothing); an unknown dimension of data leaves
+        # the matching ones of weight and output unknown; the output gives data its batch size (only) back.
         if data is None:
-            if weight is None:
-                return None
             return None
-        k = _prod(data[1:]) if self.flatten else data[-1]
-        out = (data[0], self.num_hidden) if self.flatten else (*data[:-1], self.num_hidden)
-        inputs = [data, (self.num_hidden, k), (self.num_hidden,)]
+        if self.flatten:
+            k = None if None in data[1:] else _prod(data[1:])
+            out = (data[0], self.num_hidden)
+        else:
+            k = data[-1]
+            out = (*data[:-1], self.num_hidden)
+        known_out = out_shapes[0] if out_shapes else None
+        if known_out is not None and len(known_out) == len(out) and known_out[0] is not None:
+            data = (known_out[0],) + tuple(data[1:])
+        # MXNet also accepts a (num_hidden, 1) bias
+        bias_shape = bias if bias == (self.num_hidden, 1) else (self.num_hidden,)
+        inputs = [data, (self.num_hidden, k), bias_shape]
         return inputs[: len(self.input_names())], [out]
 
     def lower(self, g, data, weight, bias=None):
@@ -55,6 +66,7 @@ _ACTIVATIONS = {
 class Activation(OpDef):
     """Elementwise activation. Mirrors MXNet src/operator/nn/activation.cc."""
     act_type: str = param(choices=tuple(_ACTIVATIONS), doc="Activation function to be applied.")
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         return _ACTIVATIONS[self.act_type](g, data)
@@ -97,15 +109,18 @@ class LeakyReLU(OpDef):
     def input_attrs(self, input_name):
         return {"__init__": '["Constant", {"value": 0.25}]'} if input_name == "gamma" else {}
 
-    def infer_shape(self, data, gamma=None):
+    @partial_rule
+    def infer_shape(self, data, gamma=None, out_shapes=None):
+        # forwards only, as MXNet's LeakyReLUShape
         if data is None:
             return None
         outs = [data] * self.count_outputs()
         if self.act_type != "prelu":
             return [data], outs
         channels = data[1] if len(data) > 1 else 1
-        if gamma is not None and tuple(gamma) not in ((channels,), (1,)):
-            raise MXNetError("LeakyReLU(prelu): gamma must have shape (%d,) or (1,), got %s" % (channels, gamma))
+        if is_complete(gamma) and channels is not None and tuple(gamma) not in ((channels,), (1,)):
+            raise MXNetError("LeakyReLU(prelu): gamma must have shape (%d,) or (1,), got %s"
+                             % (channels, fmt(gamma)))
         return [data, gamma if gamma is not None else (channels,)], outs
 
     def lower(self, g, data, gamma=None):

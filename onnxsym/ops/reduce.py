@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ..base import MXNetError
+from ..symbol.shapes import is_complete, partial_rule, same_shape_rule
 from .params import Dtype, Shape, param
 from .registry import OpDef, register
 
@@ -136,9 +137,12 @@ class _Reduce(OpDef):
     _onnx = ""
     _nan_fill = None            # nansum/nanprod: NaN counts as this value
     _derivative = None          # d reduce / d x for Reduce ops without an ORT gradient
+    _needs_complete = False     # max/min: MXNet's ReduceMinMaxAxesShape decides nothing from a partial shape
 
-    def infer_shape(self, data):
-        if data is None:
+    @partial_rule
+    def infer_shape(self, data, out_shapes=None):
+        # MXNet's ReduceAxesShape: the kept dimensions pass through, known or not; forwards only
+        if data is None or (self._needs_complete and not is_complete(data)):
             return None
         return [data], [reduce_axes(self, data, self.axis, self.keepdims, self.exclude)[1]]
 
@@ -165,7 +169,7 @@ _REDUCTIONS = {  # name: (ONNX op, NaN replacement, derivative without an ORT gr
 for _name, (_onnx_op, _fill, _derivative, _aliases) in _REDUCTIONS.items():
     register(type(_name, (_Reduce,), {
         "__module__": __name__, "aliases": _aliases, "fluent": (_name,), "_onnx": _onnx_op, "_nan_fill": _fill,
-        "_derivative": staticmethod(_derivative) if _derivative else None,
+        "_derivative": staticmethod(_derivative) if _derivative else None, "_needs_complete": _name in ("max", "min"),
         "__doc__": "%s(data) over axis (%s; MXNet %s)." % (_name, _onnx_op, _name)}))
 del _name, _onnx_op, _fill, _derivative, _aliases
 
@@ -219,13 +223,15 @@ class _Softmax(OpDef):
     def input_names(self):
         return ("data", "length") if self.use_length else ("data",)
 
-    def infer_shape(self, data, length=None):
-        if data is None:
-            return None
-        if not self.use_length:
-            return [data], [data]
+    @partial_rule
+    def infer_shape(self, data, length=None, out_shapes=None):
+        # MXNet's SoftmaxOpShape: data and output share one shape (both ways); length has data's shape without axis
+        shapes = same_shape_rule(self, data, out_shapes=out_shapes[:1] if out_shapes else None)
+        if shapes is None or not self.use_length:
+            return shapes
+        data = shapes[0][0]
         axis = _axis(self, self.axis, len(data))
-        return [data, tuple(d for i, d in enumerate(data) if i != axis) or (1,)], [data]
+        return [data, tuple(d for i, d in enumerate(data) if i != axis) or (1,)], shapes[1]
 
     def infer_type(self, data, length=None):
         if data is None:
@@ -281,6 +287,7 @@ class SoftmaxActivation(OpDef):
     softmax over axis 1 (MXNet nn/softmax_activation-inl.h; checked against mxnet 1.9.1)."""
     mode: str = param("instance", choices=("instance", "channel"),
                       doc="instance: softmax per instance; channel: softmax across channels at each position.")
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         return g.Softmax(data, axis=1 if self.mode == "channel" else -1)
@@ -307,7 +314,9 @@ class _BatchNormBase(OpDef):
     def num_visible_outputs(self):
         return 3 if self.output_mean_var else 1
 
-    def infer_shape(self, data, *params):
+    @partial_rule
+    def infer_shape(self, data, *params, out_shapes=None):
+        # forwards only, as MXNet's BatchNormShape; an unknown channel count leaves the parameters' unknown
         if data is None:
             return None
         channels = (data[self.channel_axis(len(data))],)
@@ -415,7 +424,9 @@ class Dropout(OpDef):
     def num_visible_outputs(self):
         return 1
 
-    def infer_shape(self, data):
+    @partial_rule
+    def infer_shape(self, data, out_shapes=None):
+        # forwards only, as MXNet's Dropout shape function
         if data is None:
             return None
         mask = list(data)
@@ -552,7 +563,9 @@ class LayerNorm(OpDef):
     def num_visible_outputs(self):
         return 3 if self.output_mean_var else 1
 
-    def infer_shape(self, data, gamma=None, beta=None):
+    @partial_rule
+    def infer_shape(self, data, gamma=None, beta=None, out_shapes=None):
+        # forwards only, as MXNet's LayerNormShape
         if data is None:
             return None
         axis = _axis(self, self.axis, len(data))

@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from ..base import MXNetError
+from ..symbol.shapes import fmt, is_complete, merge, merge_all, partial_rule, same_shape_rule
 from .params import Dtype, OptShape, Shape, param
 from .registry import OpDef, register
 
@@ -35,13 +36,26 @@ def _reshape(g, x, shape):
     return g.Reshape(x, g.int64s(list(shape)))
 
 
-def _unary_shape(rule):
-    """infer_shape for one-input ops from `rule(self, data) -> output shape`."""
-    def infer_shape(self, data):
+def _unary_shape(rule, partial=False, backward=None):
+    """infer_shape for one-input ops from `rule(self, data) -> output shape`. With `partial`, the rule also takes
+    shapes with unknown (None) dimensions; `backward(self, out) -> data shape` deduces data from a known output
+    (its rank may be all that is known of data)."""
+    if not partial:
+        def infer_shape(self, data):
+            if data is None:
+                return None
+            return [data], [tuple(rule(self, tuple(data)))]
+        return infer_shape
+
+    @partial_rule
+    def infer_partial(self, data, out_shapes=None):
+        out = out_shapes[0] if out_shapes else None
+        if backward is not None and out is not None:
+            data = merge(data, backward(self, tuple(out), data))
         if data is None:
             return None
         return [data], [tuple(rule(self, tuple(data)))]
-    return infer_shape
+    return infer_partial
 
 
 # ---------------------------------------------------------------- Reshape and its codes
@@ -116,6 +130,59 @@ def reshape_target(in_shape, spec, reverse=False):
     return out
 
 
+def _partial_reshape_target(in_shape, spec, reverse=False):
+    """reshape_target for an input with unknown (None) dimensions, as MXNet's InferReshapeShape: what depends on
+    an unknown dimension (a -1, a -3 merge, a -4 split) stays unknown."""
+    if is_complete(in_shape):
+        return reshape_target(in_shape, spec, reverse)
+    dims, codes = (tuple(in_shape)[::-1], tuple(spec)[::-1]) if reverse else (tuple(in_shape), tuple(spec))
+    out, i, j = [], 0, 0
+    while i < len(codes):
+        code = codes[i]
+        if code == -2:
+            out.extend(dims[j:])
+            j = len(dims)
+        elif code == -3:
+            if j + 1 >= len(dims):
+                raise MXNetError("Reshape: code -3 in shape=%s needs two input dimensions left to merge (input %s)"
+                                 % (tuple(spec), fmt(in_shape)))
+            a, b = dims[j], dims[j + 1]
+            out.append(None if a is None or b is None else a * b)
+            j += 2
+        elif code == -4:
+            if i + 2 >= len(codes) or j >= len(dims):
+                raise MXNetError("Reshape: code -4 in shape=%s must be followed by two dimensions and split an "
+                                 "input dimension (input %s)" % (tuple(spec), fmt(in_shape)))
+            d0, d1, d2 = dims[j], codes[i + 1], codes[i + 2]
+            if d1 == -1 and d2 == -1:
+                raise MXNetError("Reshape: the two dimensions after -4 cannot both be -1")
+            if d0 is not None:
+                d1, d2 = (d0 // d2 if d1 == -1 else d1), (d0 // d1 if d2 == -1 else d2)
+            out.extend(None if d == -1 else d for d in (d1, d2))
+            i += 2
+            j += 1
+        elif code == 0:
+            if j >= len(dims):
+                raise MXNetError("Reshape: code 0 in shape=%s has no input dimension left to copy (input %s)"
+                                 % (tuple(spec), fmt(in_shape)))
+            out.append(dims[j])
+            j += 1
+        else:       # -1 needs the input's size; a positive code is the dimension itself
+            out.append(None if code == -1 else code)
+            j += 1
+        i += 1
+    return tuple(out[::-1] if reverse else out)
+
+
+def _fill_one_unknown(shape, other):
+    """MXNet's ReverseReshapeInferShape: a shape with one unknown dimension, its size from a complete `other` of
+    the same number of elements; otherwise `shape` unchanged."""
+    if shape is None or not is_complete(other) or shape.count(None) != 1:
+        return shape
+    known = _prod(d for d in shape if d is not None)
+    return tuple(_prod(other) // known if d is None else d for d in shape)
+
+
 def _legacy_reshape_target(in_shape, target_shape, keep_highest):
     """Deprecated Reshape(target_shape, keep_highest): one 0 in target_shape is inferred."""
     out = list(target_shape)
@@ -151,7 +218,19 @@ class Reshape(OpDef):
             return _legacy_reshape_target(data, self.target_shape, self.keep_highest)
         raise MXNetError("Reshape: the target shape is missing (give `shape`)")
 
-    infer_shape = _unary_shape(lambda self, data: self.target(data))
+    @partial_rule
+    def infer_shape(self, data, out_shapes=None):
+        # MXNet's ReshapeShape: forwards from data's known dimensions; then one unknown dimension of data (or of
+        # the output) follows from the other side when that one is complete.
+        out = out_shapes[0] if out_shapes else None
+        if data is None:
+            return None
+        if is_complete(data) or not self.shape:
+            target = self.target(data) if is_complete(data) else None
+        else:
+            target = _partial_reshape_target(data, self.shape, self.reverse)
+        out = merge(out, target)
+        return [_fill_one_unknown(data, out)], [_fill_one_unknown(out, data)]
 
     def lower(self, g, data):
         return _reshape(g, data, self.target(g.shape(data)))
@@ -215,6 +294,14 @@ class reshape_like(OpDef):
 
 
 # ---------------------------------------------------------------- axis permutations and size-1 axes
+def _unpermute(out, perm):
+    """The input shape of a transpose by `perm` whose output has shape `out`."""
+    data = [None] * len(out)
+    for o, p in zip(out, perm):
+        data[p] = o
+    return tuple(data)
+
+
 @register
 class transpose(OpDef):
     """out = data with its axes permuted (default: reversed). Mirrors MXNet transpose."""
@@ -229,7 +316,8 @@ class transpose(OpDef):
             raise MXNetError("transpose: axes=%s is not a permutation of the %d input axes" % (self.axes, ndim))
         return perm
 
-    infer_shape = _unary_shape(lambda self, data: tuple(data[a] for a in self.perm(len(data))))
+    infer_shape = _unary_shape(lambda self, data: tuple(data[a] for a in self.perm(len(data))), partial=True,
+                               backward=lambda self, out, data: _unpermute(out, self.perm(len(out))))
 
     def lower(self, g, data):
         return g.Transpose(data, perm=list(self.perm(len(g.shape(data)))))
@@ -249,7 +337,7 @@ class SwapAxis(OpDef):
         perm[a], perm[b] = perm[b], perm[a]
         return perm
 
-    infer_shape = _unary_shape(lambda self, data: tuple(data[a] for a in self.perm(len(data))))
+    infer_shape = _unary_shape(lambda self, data: tuple(data[a] for a in self.perm(len(data))), partial=True)
 
     def lower(self, g, data):
         return g.Transpose(data, perm=self.perm(len(g.shape(data))))
@@ -265,7 +353,11 @@ class expand_dims(OpDef):
         axis = _axis(self, self.axis, len(data), extra=1)
         return data[:axis] + (1,) + data[axis:]
 
-    infer_shape = _unary_shape(_out)
+    def _back(self, out, data):
+        axis = _axis(self, self.axis, len(out) - 1, extra=1)
+        return out[:axis] + out[axis + 1:]
+
+    infer_shape = _unary_shape(_out, partial=True, backward=_back)
 
     def lower(self, g, data):
         return _reshape(g, data, self._out(g.shape(data)))
@@ -307,19 +399,33 @@ class Concat(OpDef):
     num_args: int = param(min=1, doc="Number of inputs to be concatenated.")
     dim: int = param(1, doc="The dimension to be concatenated.")
 
-    def infer_shape(self, *shapes):
-        if any(s is None for s in shapes):
+    @partial_rule
+    def infer_shape(self, *shapes, out_shapes=None):
+        # MXNet's ConcatShape: every input and the output agree except on `dim` (also from a known output, so
+        # inputs learn their other dimensions backwards); the output's `dim` is the sum once all inputs know
+        # theirs. (MXNet 1.9.1 also sums when an input's shape is entirely unknown, skipping it: not copied.)
+        out = out_shapes[0] if out_shapes else None
+        known = [s for s in list(shapes) + [out] if s is not None]
+        if not known:
             return None
-        names, first = self.input_names(), tuple(shapes[0])
-        axis = _axis(self, self.dim, len(first), "dim")
-        for name, shape in zip(names[1:], shapes[1:]):
-            shape = tuple(shape)
-            if len(shape) != len(first) or any(a != b for k, (a, b) in enumerate(zip(shape, first)) if k != axis):
+        axis = _axis(self, self.dim, len(known[0]), "dim")
+        names = self.input_names()
+        common = None
+        for name, shape in [(n, s) for n, s in zip(names, shapes)] + [("output", out)]:
+            if shape is None:
+                continue
+            masked = tuple(None if k == axis else d for k, d in enumerate(shape))
+            try:
+                common = merge(common, masked)
+            except MXNetError:
+                first = next((n, s) for n, s in zip(names, shapes) if s is not None)
                 raise MXNetError("Concat: input '%s' has shape %s, but input '%s' has shape %s: they must agree "
-                                 "on every axis except dim=%d" % (name, shape, names[0], first, self.dim))
-        out = list(first)
-        out[axis] = sum(s[axis] for s in shapes)
-        return list(shapes), [tuple(out)]
+                                 "on every axis except dim=%d" % (name, fmt(shape), first[0], fmt(first[1]),
+                                                                   self.dim)) from None
+        ins = [common[:axis] + ((None if s is None else s[axis]),) + common[axis + 1:] for s in shapes]
+        sizes = [s[axis] for s in ins]
+        total = None if None in sizes else sum(sizes)
+        return ins, [common[:axis] + (total,) + common[axis + 1:]]
 
     def lower(self, g, *inputs):
         return g.Concat(*inputs, axis=_axis(self, self.dim, len(g.shape(inputs[0])), "dim"))
@@ -341,7 +447,7 @@ class SliceChannel(OpDef):
         axis = _axis(self, self.axis, len(data))
         if data[axis] % self.num_outputs:
             raise MXNetError("SliceChannel: axis %d of data with shape %s (size %d) cannot be split into %d equal "
-                             "parts" % (self.axis, tuple(data), data[axis], self.num_outputs))
+                             "parts" % (self.axis, fmt(data), data[axis], self.num_outputs))
         part = data[axis] // self.num_outputs
         if self.squeeze_axis and part != 1:
             raise MXNetError("SliceChannel: squeeze_axis=True needs data.shape[%d] == num_outputs, got %d vs %d"
@@ -353,10 +459,28 @@ class SliceChannel(OpDef):
             out[axis] = part
         return axis, part, tuple(out)
 
-    def infer_shape(self, data):
+    @partial_rule
+    def infer_shape(self, data, out_shapes=None):
+        # MXNet's SliceChannel InferShape: unknown dimensions pass through (the split one too), and data learns
+        # from the outputs backwards (split axis times num_outputs, or num_outputs itself when squeezed).
         if data is None:
             return None
-        return [data], [self._split(tuple(data))[2]] * self.num_outputs
+        data = tuple(data)
+        axis = _axis(self, self.axis, len(data))
+        if data[axis] is not None:
+            out = self._split(data)[2]
+        else:
+            out = data[:axis] + data[axis + 1:] if self.squeeze_axis else data
+        back = []
+        for known in out_shapes or ():
+            if known is None:
+                continue
+            if self.squeeze_axis and len(known) == len(data) - 1:
+                back.append(known[:axis] + (self.num_outputs,) + known[axis:])
+            elif len(known) == len(data):
+                back.append(known[:axis] + ((None if known[axis] is None else known[axis] * self.num_outputs),)
+                            + known[axis + 1:])
+        return [merge_all([data] + back)], [out] * self.num_outputs
 
     def lower(self, g, data):
         axis, part, _ = self._split(g.shape(data))
@@ -448,10 +572,13 @@ class slice_axis(OpDef):
         return axis, b, e
 
     def _out(self, data):
+        axis = _axis(self, self.axis, len(data))
+        if data[axis] is None:
+            return data
         axis, b, e = self._range(data)
         return data[:axis] + (e - b,) + data[axis + 1:]
 
-    infer_shape = _unary_shape(_out)
+    infer_shape = _unary_shape(_out, partial=True)
 
     def lower(self, g, data):
         y = _slice_positive(g, data, [self._range(g.shape(data)) + (1,)])
@@ -505,11 +632,12 @@ class reverse(OpDef):
     def _axes(self, data):
         return [_axis(self, a, len(data)) for a in self.axis]
 
-    def _out(self, data):
-        self._axes(data)
-        return data
-
-    infer_shape = _unary_shape(_out)
+    @partial_rule
+    def infer_shape(self, data, out_shapes=None):
+        known = merge(data, out_shapes[0] if out_shapes else None)
+        if known is not None:
+            self._axes(known)
+        return same_shape_rule(self, data, out_shapes=out_shapes)
 
     def lower(self, g, data):
         shape, y = g.shape(data), data
@@ -578,8 +706,8 @@ class repeat(OpDef):
 
 def _broadcast_check(op, data, target, shown):
     for d, t in zip(data, target):
-        if d != t and d != 1:
-            raise MXNetError("%s: an array of shape %s cannot be broadcast to %s" % (op.op_name, tuple(data), shown))
+        if d is not None and d != t and d != 1:
+            raise MXNetError("%s: an array of shape %s cannot be broadcast to %s" % (op.op_name, fmt(data), shown))
 
 
 @register
@@ -591,12 +719,12 @@ class broadcast_to(OpDef):
     def _out(self, data):
         if len(self.shape) != len(data):
             raise MXNetError("broadcast_to: an array of shape %s cannot be broadcast to %s"
-                             % (tuple(data), self.shape))
+                             % (fmt(data), self.shape))
         out = tuple(d if s == 0 else s for d, s in zip(data, self.shape))
         _broadcast_check(self, data, out, self.shape)
         return out
 
-    infer_shape = _unary_shape(_out)
+    infer_shape = _unary_shape(_out, partial=True)
 
     def lower(self, g, data):
         return g.Expand(data, g.int64s(self._out(g.shape(data))))
@@ -720,6 +848,7 @@ class Cast(OpDef):
     cast the integer head gradient back)."""
     aliases = ("cast",)
     dtype: Dtype = param(doc="Output data type.")
+    infer_shape = same_shape_rule
 
     def infer_type(self, data):
         return [data], [np.dtype(self.dtype)]
@@ -735,6 +864,7 @@ _AMP_CASTABLE = (np.dtype(np.float32), np.dtype(np.float16))
 class amp_cast(OpDef):
     """out = data cast to `dtype` when data is float32/float16, else unchanged. Mirrors MXNet amp_cast."""
     dtype: Dtype = param(doc="Output data type.")
+    infer_shape = same_shape_rule
 
     def infer_type(self, data):
         if data is None:
@@ -754,6 +884,7 @@ class clip(OpDef):
     fluent = ("clip",)
     a_min: float = param(doc="Minimum value.")
     a_max: float = param(doc="Maximum value.")
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         dtype = g.dtype(data)
@@ -768,6 +899,7 @@ class _FillLike(OpDef):
     """A constant of data's shape and dtype; data's values are never read (NaN/inf stay out)."""
     differentiable = False
     _value = 0
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         return g.ConstantOfShape(g.Shape(data), value=np.array([self._value], dtype=g.dtype(data)))
@@ -792,6 +924,7 @@ class BlockGrad(OpDef):
     """out = data; the gradient stops here (zero for data). Mirrors MXNet BlockGrad."""
     aliases = ("stop_gradient",)
     differentiable = False      # the training graph puts a stop-gradient marker after it
+    infer_shape = same_shape_rule
 
     def lower(self, g, data):
         return g.Identity(data)
@@ -808,7 +941,7 @@ class _ShapeQuery(OpDef):
 class shape_array(_ShapeQuery):
     """out = data's shape as a 1-D int64 array. Mirrors MXNet shape_array."""
     fluent = ("shape_array",)
-    infer_shape = _unary_shape(lambda self, data: (len(data),))
+    infer_shape = _unary_shape(lambda self, data: (len(data),), partial=True)
 
     def lower(self, g, data):
         return g.Shape(data)
@@ -818,7 +951,7 @@ class shape_array(_ShapeQuery):
 class size_array(_ShapeQuery):
     """out = [data.size] as int64. Mirrors MXNet size_array."""
     fluent = ("size_array",)
-    infer_shape = _unary_shape(lambda self, data: (1,))
+    infer_shape = _unary_shape(lambda self, data: (1,), partial=True)
 
     def lower(self, g, data):
         return _reshape(g, g.Size(data), (1,))

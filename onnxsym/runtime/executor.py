@@ -97,10 +97,10 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
     Without `shared_buffer` every array is new (MXNet then shares only scratch memory with `shared_exec`)."""
     arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**(shapes or {}))
     names = symbol.list_arguments() + symbol.list_auxiliary_states()
-    unknown = [n for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
+    unknown = ["%s: %s" % (n, s) for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
     if unknown:
-        raise MXNetError("simple_bind: cannot infer the shapes of %s; give them as keyword arguments"
-                         % ", ".join(unknown))
+        raise MXNetError("simple_bind: cannot decide the shapes of the following arguments (0s in shape means "
+                         "unknown dimensions); give them as keyword arguments: %s" % ", ".join(unknown))
     arg_types, _, aux_types = symbol.infer_type(**(type_dict or {}))
     if arg_types is None:
         defaults = {n: np.float32 for n in symbol.list_arguments()}
@@ -301,7 +301,8 @@ class Executor:
         inference forward (is_train=False) it differentiates that forward (BatchNorm with its moving statistics,
         no Dropout), running it again in a differentiable graph."""
         if self._pending is None:
-            raise MXNetError("backward() needs a forward() first")
+            raise MXNetError("backward() needs a forward first: forward(is_train=True) to train (a forward() in "
+                             "inference mode can be differentiated too)")
         if self._pending == "inference":
             graph = self._training_graph(train_mode=False)
             graph.forward()

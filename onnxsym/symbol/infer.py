@@ -1,17 +1,20 @@
 """Shape and dtype inference over a graph: a fixpoint of the per-op rules, in both directions.
 
-Op rules fill unknown input shapes from known ones (FullyConnected's weight from data), so parameter shapes are
-deduced from data shapes as in MXNet. A rule that contradicts a known shape raises MXNetError naming the node,
+As in MXNet (src/executor/infer_graph_attr_pass.cc), passes alternate forward and backward over the nodes until
+nothing new is learnt; an op rule sees what is known of its inputs and outputs and fills in the rest, so parameter
+shapes follow from data shapes and an input's shape can follow from a known output. Shapes may be partial
+(see shapes.py): knowledge is merged dimension by dimension, and a contradiction raises MXNetError naming the node,
 the operator, the input and both shapes.
 """
 import numpy as np
 
 from ..base import MXNetError
 from .node import topo_order
+from .shapes import ShapeMismatch, fmt, from_mxnet, is_complete, merge
 
 __all__ = ["infer_graph_shapes", "infer_graph_types", "known_shape"]
 
-_MAX_PASSES = 8
+_MAX_PASSES = 64
 
 
 def known_shape(shape):
@@ -19,39 +22,50 @@ def known_shape(shape):
     return shape is not None and all(d is not None and d > 0 for d in shape)
 
 
-def _normalize(shape):
-    if shape is None:
-        return None
-    shape = tuple(int(d) if d is not None else None for d in shape)
-    return shape if known_shape(shape) or shape == () else None
-
-
 def _describe_input(node, index):
     names = node.op.input_names()
     return names[index] if index < len(names) else "input %d" % index
 
 
-def _run_rules(heads, seeds, rule, merge, what):
-    """Generic fixpoint: `rule(node, in_values)` -> (in_values, out_values) or None."""
+class _Contradiction(Exception):
+    """Two values of one entry disagree."""
+
+
+def _run_rules(heads, seed, rule, merge_value, done, describe, what):
+    """Generic fixpoint. `rule(node, in_values, out_values)` -> (in_values, out_values) or None; `merge_value(old,
+    new)` combines two values of an entry (raising _Contradiction when they disagree); `done(value)` says the value
+    is final; `describe(value)` formats it for messages; `what` is "Shape" or "Type"."""
     nodes = topo_order(heads)
     values = {}
     for node in nodes:
-        if node.is_variable and seeds(node) is not None:
-            values[(id(node), 0)] = seeds(node)
-    for _ in range(_MAX_PASSES):
+        if node.is_variable:
+            value = seed(node)
+            if value is not None:
+                values[(id(node), 0)] = value
+    operators = [node for node in nodes if not node.is_variable]
+
+    def store(key, value, where):
+        old = values.get(key)
+        try:
+            new = merge_value(old, value)
+        except _Contradiction:
+            raise MXNetError("%s: provided %s, inferred %s" % (where, describe(old), describe(value))) from None
+        if new is not None and (old is None or new != old):     # (a numpy dtype equals None: float64)
+            values[key] = new
+            return True
+        return False
+
+    for step in range(_MAX_PASSES):
         changed = False
-        for node in nodes:
-            if node.is_variable:
-                continue
+        for node in operators if step % 2 == 0 else reversed(operators):
             ins = [values.get((id(src), idx)) for src, idx in node.inputs]
             outs = [values.get((id(node), i)) for i in range(node.num_outputs)]
-            if all(v is not None for v in ins) and all(v is not None for v in outs):
+            if all(done(v) for v in ins) and all(done(v) for v in outs):
                 continue
             try:
-                result = rule(node, ins)
+                result = rule(node, ins, outs)
             except MXNetError as err:
-                known = ", ".join("%s=%s %s" % (_describe_input(node, i), src.output_name(idx),
-                                                "?" if v is None else _fmt(v))
+                known = ", ".join("%s=%s %s" % (_describe_input(node, i), src.output_name(idx), describe(v))
                                   for i, ((src, idx), v) in enumerate(zip(node.inputs, ins)))
                 raise MXNetError("Error in operator %s (%s): %s [inputs: %s]"
                                  % (node.name, node.op.op_name, err, known)) from None
@@ -59,54 +73,89 @@ def _run_rules(heads, seeds, rule, merge, what):
                 continue
             new_ins, new_outs = result
             for i, ((src, idx), value) in enumerate(zip(node.inputs, new_ins)):
-                old = values.get((id(src), idx))
-                value = merge(value)
-                if value is None:
-                    continue
-                if old is None:
-                    values[(id(src), idx)] = value
-                    changed = True
-                elif old != value:
-                    raise MXNetError(
-                        "%s inconsistent in operator %s (%s), input '%s' (from %s): expected %s, got %s"
-                        % (what, node.name, node.op.op_name, _describe_input(node, i), src.output_name(idx),
-                           _fmt(value), _fmt(old)))
-            for i, value in enumerate(new_outs[: node.num_outputs]):
-                value = merge(value)
-                if value is None:
-                    continue
-                old = values.get((id(node), i))
-                if old is None:
-                    values[(id(node), i)] = value
-                    changed = True
-                elif old != value:
-                    raise MXNetError("%s inconsistent in operator %s (%s), output %d: %s vs %s"
-                                     % (what, node.name, node.op.op_name, i, _fmt(value), _fmt(old)))
-        if not changed:
+                where = ("Error in operator %s (%s): %s inconsistent for input '%s' (%s)"
+                         % (node.name, node.op.op_name, what, _describe_input(node, i), src.output_name(idx)))
+                changed |= store((id(src), idx), value, where)
+            for i, value in enumerate(list(new_outs)[: node.num_outputs]):
+                where = ("Error in operator %s (%s): %s inconsistent for output %d (%s)"
+                         % (node.name, node.op.op_name, what, i, node.output_name(i)))
+                changed |= store((id(node), i), value, where)
+        if not changed and step > 0:
             break
     return nodes, values
 
 
-def _fmt(value):
-    return str(tuple(value)) if isinstance(value, tuple) else str(np.dtype(value).name)
+# ---------------------------------------------------------------- shapes
+def _declared_shape(node):
+    declared = node.attrs.get("__shape__")
+    if declared is None:
+        return None
+    from ..ops.params import parse_shape
+    return from_mxnet(parse_shape(declared))
 
 
-def infer_graph_shapes(heads, known):
-    """{(id(node), index): shape} for every entry that can be decided; `known` maps input names to shapes."""
+def _shape_rule(node, ins, outs):
+    op = node.op
+    if getattr(op.infer_shape, "partial_shapes", False):
+        return op.infer_shape(*ins, out_shapes=tuple(outs))
+    # A rule written for complete shapes sees only those; what it returns is merged with the partial knowledge.
+    return op.infer_shape(*[s if is_complete(s) else None for s in ins])
+
+
+def _merge_shape(old, new):
+    if new is not None:     # a size a rule cannot tell (0, as MXNet writes it) stays unknown
+        new = tuple(None if d is None or int(d) <= 0 else int(d) for d in new)
+    try:
+        return merge(old, new)
+    except ShapeMismatch:
+        raise _Contradiction() from None
+
+
+def _array_shape(shape):
+    """A shape of an actual array: () is a scalar; a 0 dimension stays unknown (zero-size arrays are not run)."""
+    if shape is None:
+        return None
+    return tuple(None if d is None or int(d) <= 0 else int(d) for d in shape)
+
+
+def infer_graph_shapes(heads, known, partial=False, mxnet_notation=False):
+    """(nodes, {(id(node), index): shape}) for the entries reachable from `heads`. `known` maps input names to
+    shapes: of arrays (bind, lowering: () is a scalar), or with `mxnet_notation` as MXNet 1.x's infer_shape reads
+    them (0 = unknown dimension, () = unknown shape). A given shape that is complete replaces the variable's
+    `__shape__` attribute; an incomplete one is replaced by the attribute, as in MXNet. With `partial=False` only
+    complete shapes are returned (tuples of ints); with `partial=True` every entry something is known about,
+    unknown dimensions as None.
+
+    onnxsym has 0-d arrays (imported ONNX models), MXNet 1.x does not: in MXNet notation a shape given as () that
+    nothing else decides (no `__shape__` but (), no op rule) is taken as a scalar in a second round, so that MXNet's
+    answers stay the same and check_numeric_gradient-style calls with array shapes still work."""
+    convert = from_mxnet if mxnet_notation else _array_shape
+    scalars = set()
 
     def seed(node):
-        shape = _normalize(known.get(node.name))
-        declared = node.attrs.get("__shape__")
+        given = convert(known.get(node.name))
+        if is_complete(given):
+            return given
+        declared = _declared_shape(node)
         if declared is not None:
-            from ..ops.params import parse_shape
-            declared_shape = _normalize(parse_shape(declared))
-            if shape is not None and declared_shape is not None and shape != declared_shape:
-                raise MXNetError("Shape inconsistent for variable '%s': declared %s, given %s"
-                                 % (node.name, declared_shape, shape))
-            shape = shape or declared_shape
-        return shape
+            return declared
+        return () if node.name in scalars else given
 
-    return _run_rules(heads, seed, lambda node, ins: node.op.infer_shape(*ins), _normalize, "Shape")
+    nodes, values = _run_rules(heads, seed, _shape_rule, _merge_shape, is_complete, fmt, "Shape")
+    if mxnet_notation:
+        scalars.update(node.name for node in nodes if node.is_variable and (id(node), 0) not in values
+                       and known.get(node.name) is not None and len(known[node.name]) == 0
+                       and _declared_shape(node) is None)
+        if scalars:
+            nodes, values = _run_rules(heads, seed, _shape_rule, _merge_shape, is_complete, fmt, "Shape")
+    if not partial:
+        values = {key: value for key, value in values.items() if is_complete(value)}
+    return nodes, values
+
+
+# ---------------------------------------------------------------- dtypes
+def _fmt_type(value):
+    return "?" if value is None else str(np.dtype(value).name)
 
 
 def infer_graph_types(heads, known):
@@ -119,7 +168,13 @@ def infer_graph_types(heads, known):
             dtype = normalize_dtype(int(node.attrs["__dtype__"]))
         return None if dtype is None else normalize_dtype(dtype)
 
-    def merge(value):
-        return None if value is None else normalize_dtype(value)
+    def merge_type(old, new):
+        if new is None:
+            return old
+        new = normalize_dtype(new)
+        if old is not None and old != new:
+            raise _Contradiction()
+        return new
 
-    return _run_rules(heads, seed, lambda node, ins: node.op.infer_type(*ins), merge, "Type")
+    return _run_rules(heads, seed, lambda node, ins, outs: node.op.infer_type(*ins), merge_type,
+                      lambda value: value is not None, _fmt_type, "Type")

@@ -2,7 +2,7 @@
 import copy as _copy
 import numbers
 
-from ..base import MXNetError, normalize_dtype
+from ..base import MXNetError, NotImplementedForSymbol, normalize_dtype
 from .naming import AttrScope, NameManager, format_value, set_attr_key
 from .node import HIDDEN_KEYS, Node, hidden_key, topo_order
 
@@ -110,8 +110,14 @@ class Symbol:
                        for i in range(1 if n.is_variable else n.op.num_visible_outputs())])
 
     def get_children(self):
-        """The inputs of this symbol's head node as a group, or None for a variable."""
-        entries = [e for node, _ in self._outputs for e in node.inputs]
+        """The inputs of this symbol's head node(s) as a group, or None for a variable. A node is visited once
+        however many of its outputs the symbol holds (nnvm Symbol::GetChildren), so `split.get_children()` of a
+        SliceChannel is its data input once."""
+        entries, seen = [], set()
+        for node, _ in self._outputs:
+            if id(node) not in seen:
+                seen.add(id(node))
+                entries.extend(node.inputs)
         return Symbol(entries) if entries else None
 
     # ------------------------------------------------------------------ attributes
@@ -256,7 +262,25 @@ class Symbol:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        raise NotImplementedError("The truth value of a Symbol is not defined (it is a graph, not a value)")
+        raise NotImplementedForSymbol(self.__bool__, "bool")
+
+    __nonzero__ = __bool__
+
+    # In-place arithmetic would rebind a graph node; MXNet refuses it (use `x = x + y`).
+    def __iadd__(self, other):
+        raise NotImplementedForSymbol(self.__iadd__, "+=", other, 1)
+
+    def __isub__(self, other):
+        raise NotImplementedForSymbol(self.__isub__, "-=", other)
+
+    def __imul__(self, other):
+        raise NotImplementedForSymbol(self.__imul__, "*=", other)
+
+    def __idiv__(self, other):
+        raise NotImplementedForSymbol(self.__idiv__, "/=", other)
+
+    def __itruediv__(self, other):
+        raise NotImplementedForSymbol(self.__itruediv__, "/=", other)
 
     def astype(self, dtype):
         """Cast to `dtype` (MXNet: `cast`, so the node is named cast0, cast1, ...)."""
@@ -286,24 +310,37 @@ class Symbol:
         out = [values.get((id(n), i)) for n, i in self._outputs]
         return arg, out, auxv
 
-    def infer_shape(self, *args, **kwargs):
-        """(arg_shapes, out_shapes, aux_shapes) from known input shapes; (None, None, None) when undecided."""
+    def _infer_shapes(self, args, kwargs):
+        """(arg, out, aux) shapes in the inference form (None / None dimensions for what is unknown)."""
         from .infer import infer_graph_shapes
-        arg, out, aux = self._infer(infer_graph_shapes, self._shape_query(args, kwargs))
-        if any(s is None for s in arg + out + aux):
-            import warnings
-            unknown = ["%s: ()" % n for n, s in zip(self.list_arguments(), arg) if s is None]
-            warnings.warn("Cannot decide shape for the following arguments (0s in shape means unknown "
-                          "dimensions). Consider providing them as input:\n\t" + "\n\t".join(unknown[:10]),
-                          stacklevel=2)
-            return None, None, None
-        return arg, out, aux
+        return self._infer(lambda heads, known: infer_graph_shapes(heads, known, partial=True, mxnet_notation=True),
+                           self._shape_query(args, kwargs))
+
+    def infer_shape(self, *args, **kwargs):
+        """(arg_shapes, out_shapes, aux_shapes) from known input shapes (by position in list_arguments order, or
+        by name; 0 in a dimension means unknown). (None, None, None) with a warning naming the arguments whose
+        shapes stay incomplete, as MXNet."""
+        from .shapes import is_complete, to_mxnet
+        arg, out, aux = self._infer_shapes(args, kwargs)
+        if all(is_complete(s) for s in arg + out + aux):
+            return arg, out, aux
+        unknown = []
+        for name, shape in zip(self.list_arguments(), arg):
+            if not is_complete(shape):
+                if len(unknown) >= 10:
+                    unknown.append("...")
+                    break
+                unknown.append("%s: %s" % (name, to_mxnet(shape)))
+        import warnings
+        warnings.warn("Cannot decide shape for the following arguments (0s in shape means unknown dimensions). "
+                      "Consider providing them as input:\n\t" + "\n\t".join(unknown), stacklevel=2)
+        return None, None, None
 
     def infer_shape_partial(self, *args, **kwargs):
-        """Like infer_shape, with () for shapes that cannot be decided."""
-        from .infer import infer_graph_shapes
-        arg, out, aux = self._infer(infer_graph_shapes, self._shape_query(args, kwargs))
-        fill = lambda shapes: [() if s is None else s for s in shapes]
+        """Like infer_shape, but returns what is known: 0 for an unknown dimension, () for an unknown shape."""
+        from .shapes import to_mxnet
+        arg, out, aux = self._infer_shapes(args, kwargs)
+        fill = lambda shapes: [to_mxnet(s) for s in shapes]
         return fill(arg), fill(out), fill(aux)
 
     def _type_query(self, args, kwargs):
@@ -360,7 +397,8 @@ class Symbol:
 
     def simple_bind(self, ctx, grad_req="write", type_dict=None, stype_dict=None, group2ctx=None,
                     shared_arg_names=None, shared_exec=None, shared_buffer=None, **kwargs):
-        """An Executor with every array allocated from the inferred shapes (zeros)."""
+        """An Executor with every array allocated from the inferred shapes (zeros). Refuses, naming them, when
+        some argument or auxiliary state has an unknown dimension (MXNet: "cannot decide shapes")."""
         from ..runtime.executor import simple_bind
         return simple_bind(self, ctx, grad_req, type_dict, shared_arg_names=shared_arg_names,
                            shared_exec=shared_exec, shared_buffer=shared_buffer, shapes=kwargs)
