@@ -32,9 +32,9 @@ class SoftmaxOutput(OpDef):
 
     def label_shapes(self, data):
         """The label shapes MXNet accepts for `data` (the first is the one it infers)."""
-        if self.multi_output:
+        if self.multi_output:       # MXNet infers (N, size / N / C) and also takes (N, *rest) and (N, 1, *rest)
             rest = tuple(data[2:])
-            return [(data[0],) + rest, (data[0], int(math.prod(rest)))]
+            return [(data[0], int(math.prod(rest))), (data[0],) + rest, (data[0], 1) + rest, tuple(data)]
         return [tuple(data[:-1]), tuple(data)]
 
     @partial_rule
