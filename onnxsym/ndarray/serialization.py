@@ -10,10 +10,10 @@ arrays are read too. Parsing uses `struct` and `numpy.frombuffer` only, never pi
 import math
 import os
 import struct
-import tempfile
 
 import numpy as np
 
+from .._files import atomic_save
 from ..base import DTYPE_NAMES, MXNetError
 from ..runtime.ndarray import NDArray
 
@@ -79,24 +79,12 @@ def _path(fname):
 def save(fname, data):
     """Save an NDArray, a list of NDArrays or a dict str->NDArray to `fname` in MXNet's `.params` format.
 
-    The file is written atomically: a temporary file in the same folder is renamed over `fname`.
+    The file is written atomically (see `onnxsym._files`), with the permissions `open` would give it.
 
     >>> mx.nd.save('my_dict', {'x': mx.nd.zeros((2, 3)), 'y': mx.nd.ones((1, 4))})
     """
     path = _path(fname)
-    payload = dumps(data)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    atomic_save(path, dumps(data))
 
 
 # ----- reading -----

@@ -5,8 +5,8 @@ without auxiliary variables) load here; files written here load in MXNet 1.9.1.
 """
 import json
 import os
-import tempfile
 
+from .._files import atomic_save, atomic_write  # noqa: F401 (atomic_write: re-exported for callers)
 from ..base import MXNetError
 from .node import HIDDEN_KEYS, Node, topo_order
 
@@ -154,25 +154,10 @@ def load_json(json_str):
     return Symbol(outputs)
 
 
-def atomic_write(path, data, mode="w"):
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save(symbol, fname):
     if not isinstance(fname, (str, os.PathLike)):
         raise TypeError("fname must be a string")
-    atomic_write(fname, symbol.tojson())
+    atomic_save(fname, symbol.tojson(), mode="w")
 
 
 def load(fname):
