@@ -127,8 +127,7 @@ class KVStore:
     def load_optimizer_states(self, fname):
         if self._updater is None:
             raise MXNetError("KVStore.load_optimizer_states: no optimizer set (call set_optimizer first)")
-        with open(fname, "rb") as handle:
-            self._updater.set_states(handle.read())
+        self._updater._load_file(fname, self._store)
 
     def _barrier(self):
         """Nothing to wait for in one process."""

@@ -296,14 +296,14 @@ def edit_header(blob, old, new):
 
 
 @pytest.mark.parametrize("mutate,error,match", [
-    (lambda blob: pickle.dumps({0: None}), ValueError, "not an onnxsym optimizer-state blob"),
-    (lambda blob: blob[:-3], ValueError, "truncated"),
-    (lambda blob: blob + b"\0", ValueError, "trailing"),
-    (lambda blob: edit_header(blob, b'"<f4"', b'"|O8"'), ValueError, "bad array entry"),
-    (lambda blob: blob[:16] + struct.pack("<Q", 10 ** 9) + blob[24:], ValueError, "truncated header"),
-    (lambda blob: edit_header(blob, b'"sgd"', b'"os.system"'), ValueError, "unknown optimizer"),
-    (lambda blob: edit_header(blob, b'"format": 1', b'"format": 2'), ValueError, "unsupported header"),
-    (lambda blob: edit_header(blob, b'{"ndarray": 0}', b'{"ndarray": 9}'), ValueError, "malformed entry"),
+    (lambda blob: pickle.dumps({0: None}), MXNetError, "not an onnxsym optimizer-state file"),
+    (lambda blob: blob[:-3], MXNetError, "truncated"),
+    (lambda blob: blob + b"\0", MXNetError, "trailing"),
+    (lambda blob: edit_header(blob, b'"<f4"', b'"|O8"'), MXNetError, "bad array entry"),
+    (lambda blob: blob[:16] + struct.pack("<Q", 10 ** 9) + blob[24:], MXNetError, "truncated header"),
+    (lambda blob: edit_header(blob, b'"sgd"', b'"os.system"'), MXNetError, "unknown optimizer"),
+    (lambda blob: edit_header(blob, b'"format": 1', b'"format": 2'), MXNetError, "unsupported header"),
+    (lambda blob: edit_header(blob, b'{"ndarray": 0}', b'{"ndarray": 9}'), MXNetError, "malformed entry"),
     (lambda blob: "text", TypeError, "bytes"),
 ])
 def test_set_states_rejects_foreign_data(mutate, error, match):

@@ -434,8 +434,8 @@ class Module(BaseModule):
     def load_optimizer_states(self, fname):
         if not self.optimizer_initialized:
             raise MXNetError("load_optimizer_states() needs init_optimizer first")
-        with open(fname, "rb") as handle:
-            self._updater.set_states(handle.read())
+        by_name = self._exec._by_name
+        self._updater._load_file(fname, {i: by_name[name] for i, name in enumerate(self._param_names)})
         if self._arena is not None:
             self._arena["momentum"] = None      # rebuilt from the loaded states at the next update
 

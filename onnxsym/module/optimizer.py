@@ -6,13 +6,11 @@ the contiguous numpy array behind an NDArray, so executors bound to a weight see
     >>> opt = mx.optimizer.create('sgd', learning_rate=0.1, momentum=0.9, wd=1e-4)
     >>> updater = mx.optimizer.get_updater(opt)
     >>> updater(0, grad, weight)          # weight updated in place
-    >>> blob = updater.get_states()       # bytes in onnxsym's own format (see `Updater.get_states`)
+    >>> blob = updater.get_states()       # bytes in onnxsym's own format (see `_updater_states`)
 """
-import json
 import logging
 import math
 import os
-import struct
 import warnings
 
 import numpy as np
@@ -876,147 +874,6 @@ class Test(Optimizer):
         state._data[...] = w
 
 
-# ----- Updater and its state format -----
-# get_states() bytes: MAGIC, a little-endian u64 header length, a UTF-8 JSON header, then the raw C-order array
-# bytes back to back. The header is {"format": 1, "arrays": [{"dtype", "shape"}...], "states": V,
-# "optimizer": V or null}; V is JSON with tagged containers {"tuple": [...]}, {"list": [...]},
-# {"dict": [[k, v], ...]}, {"ndarray": i} (the i-th array) and, for the optimizer, {"optimizer": name,
-# "attrs": V} (a registered class) and {"scheduler": class name, "attrs": V} (a class of onnxsym's
-# lr_scheduler module). Nothing else is accepted, so loading never runs code named by the data.
-_MAGIC = b"ONNXSYM-UPDATER\n"
-_DTYPES = {np.dtype(t).str: np.dtype(t) for t in ("float16", "float32", "float64", "int8", "int32", "int64",
-                                                   "uint8", "bool")}
-
-
-class _Encoder:
-    def __init__(self):
-        self.arrays = []
-
-    def __call__(self, value):
-        if value is None or isinstance(value, (bool, str)):
-            return value
-        if isinstance(value, (int, np.integer)):
-            return int(value)
-        if isinstance(value, (float, np.floating)):
-            return float(value)
-        if isinstance(value, NDArray):
-            self.arrays.append(np.ascontiguousarray(value._data))
-            return {"ndarray": len(self.arrays) - 1}
-        if isinstance(value, (tuple, list)):
-            return {type(value).__name__: [self(v) for v in value]}
-        if isinstance(value, dict):
-            return {"dict": [[self(k), self(v)] for k, v in value.items()]}
-        if isinstance(value, Optimizer):
-            return {"optimizer": type(value).__name__.lower(), "attrs": self(_optimizer_attrs(value))}
-        if type(value).__module__.endswith("lr_scheduler") and type(value).__module__.startswith("onnxsym."):
-            return {"scheduler": type(value).__name__, "attrs": self(dict(vars(value)))}
-        raise ValueError("Updater.get_states cannot store a %s" % type(value).__name__)
-
-
-def _optimizer_attrs(optimizer):
-    attrs = {k: v for k, v in vars(optimizer).items() if k not in ("param_dict", "_index_update_count")}
-    attrs["_current_device"] = next(k for k, v in optimizer._all_index_update_counts.items()
-                                    if v is optimizer._index_update_count)
-    return attrs
-
-
-class _Decoder:
-    def __init__(self, arrays):
-        self.arrays = arrays
-
-    def __call__(self, value):
-        if value is None or isinstance(value, (bool, int, float, str)):
-            return value
-        if isinstance(value, dict) and len(value) == 1:
-            (tag, body), = value.items()
-            if tag == "ndarray" and isinstance(body, int) and 0 <= body < len(self.arrays):
-                return NDArray(self.arrays[body])
-            if tag in ("tuple", "list") and isinstance(body, list):
-                items = [self(v) for v in body]
-                return tuple(items) if tag == "tuple" else items
-            if tag == "dict" and isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 for p in body):
-                return {self._key(k): self(v) for k, v in body}
-        if isinstance(value, dict) and set(value) == {"optimizer", "attrs"}:
-            return self._optimizer(value["optimizer"], self(value["attrs"]))
-        if isinstance(value, dict) and set(value) == {"scheduler", "attrs"}:
-            return self._scheduler(value["scheduler"], self(value["attrs"]))
-        raise ValueError("Updater.set_states: malformed entry %.80r" % (value,))
-
-    def _key(self, key):
-        key = self(key)
-        return tuple(key) if isinstance(key, list) else key
-
-    @staticmethod
-    def _optimizer(name, attrs):
-        if name not in Optimizer.opt_registry or not isinstance(attrs, dict):
-            raise ValueError("Updater.set_states: unknown optimizer %r" % (name,))
-        optimizer = object.__new__(Optimizer.opt_registry[name])
-        device = attrs.pop("_current_device", 0)
-        optimizer.__dict__.update(attrs)
-        optimizer.param_dict = {}
-        optimizer._index_update_count = optimizer._all_index_update_counts.setdefault(device, {})
-        return optimizer
-
-    @staticmethod
-    def _scheduler(name, attrs):
-        from . import lr_scheduler
-        cls = getattr(lr_scheduler, name, None)
-        if not isinstance(cls, type) or cls.__module__ != lr_scheduler.__name__ or not isinstance(attrs, dict):
-            raise ValueError("Updater.set_states: unknown lr_scheduler %r" % (name,))
-        scheduler = object.__new__(cls)
-        scheduler.__dict__.update(attrs)
-        return scheduler
-
-
-def _dump(states, optimizer):
-    encode = _Encoder()
-    header = {"format": 1, "states": encode(states), "optimizer": encode(optimizer) if optimizer else None}
-    header["arrays"] = [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in encode.arrays]
-    text = json.dumps(header, allow_nan=True).encode("utf-8")
-    return b"".join([_MAGIC, struct.pack("<Q", len(text)), text] + [a.tobytes() for a in encode.arrays])
-
-
-def _load(blob):
-    if not isinstance(blob, (bytes, bytearray, memoryview)):
-        raise TypeError("Updater.set_states expects bytes from Updater.get_states, got %s" % type(blob).__name__)
-    blob = bytes(blob)
-    if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 8:
-        raise ValueError("Updater.set_states: not an onnxsym optimizer-state blob (MXNet's pickled states are "
-                         "not loaded; save them again with onnxsym's Updater.get_states)")
-    (size,), start = struct.unpack_from("<Q", blob, len(_MAGIC)), len(_MAGIC) + 8
-    if size > len(blob) - start:
-        raise ValueError("Updater.set_states: truncated header (%d bytes announced, %d left)"
-                         % (size, len(blob) - start))
-    try:
-        header = json.loads(blob[start:start + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError("Updater.set_states: corrupt header: %s" % err) from None
-    if not isinstance(header, dict) or header.get("format") != 1 or not isinstance(header.get("arrays"), list):
-        raise ValueError("Updater.set_states: unsupported header (format %r)"
-                         % (header.get("format") if isinstance(header, dict) else None,))
-    arrays, offset = [], start + size
-    for spec in header["arrays"]:
-        dtype = _DTYPES.get(spec.get("dtype")) if isinstance(spec, dict) else None
-        shape = spec.get("shape") if isinstance(spec, dict) else None
-        if dtype is None or not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise ValueError("Updater.set_states: bad array entry %.80r" % (spec,))
-        nbytes = dtype.itemsize * math.prod(shape)
-        if offset + nbytes > len(blob):
-            raise ValueError("Updater.set_states: array data truncated")
-        arrays.append(np.frombuffer(blob, dtype, math.prod(shape), offset).reshape(shape).copy())
-        offset += nbytes
-    if offset != len(blob):
-        raise ValueError("Updater.set_states: %d unexpected trailing bytes" % (len(blob) - offset))
-    decode = _Decoder(arrays)
-    states = decode(header.get("states"))
-    if not isinstance(states, dict):
-        raise ValueError("Updater.set_states: states must be a dict of index to state")
-    optimizer = decode(header["optimizer"]) if header.get("optimizer") is not None else None
-    if optimizer is not None and not isinstance(optimizer, Optimizer):
-        raise ValueError("Updater.set_states: the optimizer entry is not an optimizer")
-    return states, optimizer
-
-
 class Updater:
     """Applies an optimizer to (index, grad, weight), creating each index's state on first use (kvstore's updater)."""
 
@@ -1066,17 +923,33 @@ class Updater:
         return state
 
     def set_states(self, states):
-        """Restore states (and the optimizer, if it was dumped) from `get_states` bytes; pickles are refused."""
-        loaded, optimizer = _load(states)
-        self.states = loaded
-        if optimizer is not None:
-            self.optimizer = optimizer
-        self.states_synced = dict.fromkeys(self.states.keys(), False)
+        """Restore states (and the optimizer, if it was dumped) from `get_states` bytes; pickles are refused,
+        as is anything but the optimizer's own fields with their types (see `_updater_states`)."""
+        self._set_states(states, "Updater.set_states")
 
     def get_states(self, dump_optimizer=False):
-        """The states as bytes in onnxsym's format (a JSON header plus raw arrays; see the module comment),
+        """The states as bytes in onnxsym's format (a JSON header plus raw arrays; see `_updater_states`),
         with the optimizer's settings and counters too when `dump_optimizer`."""
-        return _dump(self.states, self.optimizer if dump_optimizer else None)
+        from ._updater_states import dump
+        return dump(self.states, self.optimizer if dump_optimizer else None)
+
+    def _load_file(self, fname, weights=None):
+        """`set_states` from the file `fname` (Module/KVStore.load_optimizer_states), each state checked
+        against its parameter in `weights` (index -> NDArray) when given; errors name the file."""
+        with open(fname, "rb") as handle:
+            blob = handle.read()
+        self._set_states(blob, "optimizer states file %r" % (str(fname),), weights)
+
+    def _set_states(self, blob, source, weights=None):
+        from ._updater_states import check_against, load
+        states, optimizer = load(blob, source)
+        if weights is not None:
+            check_against(states, optimizer or self.optimizer, weights, source)
+        self.states = states
+        if optimizer is not None:
+            self.optimizer = optimizer
+            self.aggregate_updates = optimizer.aggregate_num > 0
+        self.states_synced = dict.fromkeys(self.states.keys(), False)
 
 
 def get_updater(optimizer):
