@@ -197,7 +197,7 @@ class _Reader:
             self.fail("%d unexpected trailing bytes" % (len(blob) - offset))
         states = self.value(header.get("states"))
         if not _dict_of(INDEX, _Kind("", _is_state))(states):
-            self.fail("states must be a dict of parameter index to None, an array or a tuple/list of those")
+            self.fail("states must be a dict of parameter index to None, an array or tuples/lists of those")
         optimizer = header.get("optimizer")
         if optimizer is not None and not (isinstance(optimizer, dict) and set(optimizer) == {"optimizer", "attrs"}):
             self.fail("the optimizer entry is not an optimizer")
@@ -306,9 +306,10 @@ class _Reader:
 
 
 def _is_state(value):
+    """None, an array, or a tuple/list of states (multi-precision Adam keeps (master, (mean, var)))."""
     if value is None or isinstance(value, NDArray):
         return True
-    return isinstance(value, (tuple, list)) and all(v is None or isinstance(v, NDArray) for v in value)
+    return isinstance(value, (tuple, list)) and all(map(_is_state, value))
 
 
 def load(blob, source="Updater.set_states"):
