@@ -16,7 +16,7 @@ from .base import MXNetError
 __all__ = ["atomic_write", "atomic_save"]
 
 _TEMP_TAG = ".onnxsym-tmp-"
-_NAME_KEPT = 200            # characters of the target's name in the temp name (file names stop at 255 bytes)
+_NAME_KEPT = 200            # bytes of the target's name in the temp name (file names stop at 255 bytes)
 _IN_FLIGHT = set()          # this process's temp files being written (its own pid does not make them live)
 
 
@@ -36,7 +36,7 @@ def atomic_write(path, data, mode="w"):
     folder, name = os.path.split(target)
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory (folder %s does not exist)" % folder, path)
-    prefix = os.path.join(folder, "." + name[:_NAME_KEPT] + _TEMP_TAG)
+    prefix = os.path.join(folder, "." + os.fsdecode(os.fsencode(name)[:_NAME_KEPT]) + _TEMP_TAG)
     temp = "%s%d-%s" % (prefix, os.getpid(), secrets.token_hex(4))
     _IN_FLIGHT.add(temp)
     try:
@@ -85,7 +85,7 @@ def _write_new(temp, payload, existing):
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(temp, flags, 0o666 if existing is None else existing)     # the umask applies, as for open()
     with os.fdopen(fd, "wb") as handle:
-        if existing is not None:
+        if existing is not None and hasattr(os, "fchmod"):
             os.fchmod(handle.fileno(), existing)
         handle.write(payload)
         handle.flush()

@@ -190,8 +190,10 @@ def test_stale_temps_of_dead_writers_are_removed_at_the_next_save(tmp_path):
         sleeper.wait()
 
 
-def test_long_names_still_write(tmp_path):
-    target = tmp_path / ("n" * 250)
+@pytest.mark.parametrize("name", ["n" * 255, "\u00e9" * 127])      # 255 and 254 bytes
+def test_long_names_still_write(tmp_path, name):
+    target = tmp_path / name
+    atomic_write(str(target), "old")
     atomic_write(str(target), "ok")
     assert target.read_text() == "ok" and os.listdir(tmp_path) == [target.name]
 
