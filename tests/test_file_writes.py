@@ -287,3 +287,16 @@ def test_sigkill_during_saves_leaves_old_or_new_complete_files(tmp_path):
     write_nd(os.path.join(folder, "arrays.params"))
     mx.sym.Variable("x").save(os.path.join(folder, "model-symbol.json"))
     assert not [n for n in temps_in(folder) if n.startswith((".arrays.params", ".model-symbol.json"))]
+
+
+
+def test_file_open_could_not_write_is_refused_as_open_refuses_it(tmp_path, monkeypatch):
+    """A file its user may not write (open() raises PermissionError) is not replaced by a rename either.
+    (os.access is faked: the suite runs as root, for whom every file is writable.)"""
+    target = tmp_path / "theirs.params"
+    target.write_bytes(b"theirs")
+    monkeypatch.setattr(os, "access", lambda path, mode: not (path == str(target) and mode == os.W_OK))
+    with pytest.raises(PermissionError) as info:
+        atomic_write(str(target), "mine")
+    assert info.value.filename == str(target)
+    assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["theirs.params"]
