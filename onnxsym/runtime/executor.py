@@ -7,7 +7,7 @@ from ..base import MXNetError
 from ..context import Context, current_context
 from .ndarray import NDArray
 from .ort import create_session, run_error
-from .pyops import PENDING, raise_pending
+from .pyops import raise_pending
 
 __all__ = ["Executor", "bind", "simple_bind"]
 
@@ -257,8 +257,7 @@ class Executor:
             self._run(self._io_handle, None)
         except Exception as err:
             raise run_error(err) from None
-        if PENDING:
-            raise_pending()
+        raise_pending()
         return self.outputs
 
     def _copy_inputs(self, kwargs):
