@@ -2,9 +2,14 @@
 
 A kernel holds one CustomOp instance (created once per lowered node, as MXNet creates one per bind) and turns the
 numpy arrays ORT hands over into NDArrays for `forward`/`backward`, returning numpy arrays (no list conversion).
+
+A kernel lives as long as the lowered graph whose node calls it (`Lowered.kernels`, kept by the executor, the
+compile caches and the training graphs beside their sessions); the registry only finds it by key (weakly), so
+binding and freeing graphs leaves nothing behind.
 """
 import itertools
 import json
+import weakref
 
 import numpy as np
 
@@ -13,22 +18,26 @@ from ..context import cpu
 
 __all__ = ["Kernel", "new_kernel", "get_kernel"]
 
-_KERNELS = {}
+_KERNELS = weakref.WeakValueDictionary()    # key -> Kernel of a lowered graph that is still alive
+_LOADED = {}        # key -> Kernel rebuilt for a saved model's node (one per distinct key)
 _IDS = itertools.count()
 
 
 def new_kernel(prop, op_type, kwargs, in_shapes, in_dtypes, num_args, is_train):
-    """Register a kernel; returns its key (a JSON string naming the op, its arguments and the mode)."""
+    """A new kernel, found by its `key` (a JSON string naming the op, its arguments and the mode) while the
+    caller keeps it alive."""
     key = json.dumps({"op_type": op_type, "kwargs": dict(kwargs), "train": bool(is_train), "id": next(_IDS)},
                      sort_keys=True)
-    _KERNELS[key] = Kernel(prop, op_type, in_shapes, in_dtypes, num_args, is_train)
-    return key
+    kernel = Kernel(prop, op_type, in_shapes, in_dtypes, num_args, is_train)
+    kernel.key = key
+    _KERNELS[key] = kernel
+    return kernel
 
 
 def get_kernel(key):
     """The kernel of a node key; a key from another process (a saved .onnx) gets a new kernel from the
     registered op type and arguments it names."""
-    kernel = _KERNELS.get(key)
+    kernel = _KERNELS.get(key) or _LOADED.get(key)
     if kernel is None:
         try:
             spec = json.loads(key)
@@ -40,7 +49,8 @@ def get_kernel(key):
         if prop_cls is None:
             raise MXNetError("Custom op_type '%s' is not registered: import the module that registers it with "
                              "mx.operator.register('%s')" % (op_type, op_type))
-        kernel = _KERNELS[key] = Kernel(prop_cls(**kwargs), op_type, None, None, None, is_train)
+        kernel = _LOADED[key] = Kernel(prop_cls(**kwargs), op_type, None, None, None, is_train)
+        kernel.key = key
     return kernel
 
 
