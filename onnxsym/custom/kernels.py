@@ -28,9 +28,7 @@ def new_kernel(prop, op_type, kwargs, in_shapes, in_dtypes, num_args, is_train):
     caller keeps it alive."""
     key = json.dumps({"op_type": op_type, "kwargs": dict(kwargs), "train": bool(is_train), "id": next(_IDS)},
                      sort_keys=True)
-    kernel = Kernel(prop, op_type, in_shapes, in_dtypes, num_args, is_train)
-    kernel.key = key
-    _KERNELS[key] = kernel
+    kernel = _KERNELS[key] = Kernel(key, prop, op_type, in_shapes, in_dtypes, num_args, is_train)
     return kernel
 
 
@@ -49,13 +47,13 @@ def get_kernel(key):
         if prop_cls is None:
             raise MXNetError("Custom op_type '%s' is not registered: import the module that registers it with "
                              "mx.operator.register('%s')" % (op_type, op_type))
-        kernel = _LOADED[key] = Kernel(prop_cls(**kwargs), op_type, None, None, None, is_train)
-        kernel.key = key
+        kernel = _LOADED[key] = Kernel(key, prop_cls(**kwargs), op_type, None, None, None, is_train)
     return kernel
 
 
 class Kernel:
-    def __init__(self, prop, op_type, in_shapes, in_dtypes, num_args, is_train):
+    def __init__(self, key, prop, op_type, in_shapes, in_dtypes, num_args, is_train):
+        self.key = key
         self.prop = prop
         self.op_type = op_type
         self.num_args = num_args if num_args is not None else len(prop.list_arguments())
