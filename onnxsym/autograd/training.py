@@ -22,7 +22,7 @@ from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, 
 from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
 from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
-from ..runtime.pyops import PENDING, raise_pending
+from ..runtime.pyops import has_pending, raise_pending
 
 __all__ = ["make_training"]
 
@@ -289,7 +289,7 @@ class SplitTraining(_Training):
             failure = None
         except Exception as err:
             failure = err
-        if failure is not None or PENDING:
+        if failure is not None or has_pending():
             # ORT's execution state must not outlive the session, so no traceback may keep it alive.
             state = inputs = outputs = None
             if failure is not None:

@@ -61,6 +61,7 @@ class GraphBuilder:
         self.functions = {}             # (domain, name) -> FunctionProto
         self.head_gradients = []
         self.aux_updates = {}
+        self.kernels = []       # custom ops' Python kernels, called by key: they live as long as the Lowered graph
 
     # ----- names and static information -----
     def fresh(self, base):
@@ -200,10 +201,12 @@ class GraphBuilder:
         outs = self.emit(key[1], inputs, None, len(outputs), domain=FUNCTION_DOMAIN)
         return outs if isinstance(outs, tuple) else (outs,)
 
-    def python_op(self, inputs, in_dtypes, out_dtypes, key, n_args, n_outputs):
-        """A custom op's Python node: one PyOp type per dtype signature, dispatching on `key`. Training graphs
-        carry it as an ATen placeholder (how ORT's gradient builders accept a registered gradient for it)."""
+    def python_op(self, inputs, in_dtypes, out_dtypes, kernel, n_args, n_outputs):
+        """A custom op's Python node: one PyOp type per dtype signature, dispatching on `kernel.key`. Training
+        graphs carry it as an ATen placeholder (how ORT's gradient builders accept a registered gradient for it)."""
         name = python_op_name(PYTHON_OP_PREFIX, in_dtypes, out_dtypes)
+        key = kernel.key
+        self.kernels.append(kernel)
         if self.is_train:
             outs = self.emit("ATen", inputs, {"operator": name, "overload_name": key}, len(out_dtypes),
                              domain=ATEN_DOMAIN)

@@ -12,7 +12,7 @@ class Lowered:
     order), `output_names` (one ONNX output per symbol output), `shapes`/`dtypes` of every symbol entry."""
 
     def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates=None, loss=None,
-                 head_outputs=(), aux_momentum=None):
+                 head_outputs=(), aux_momentum=None, kernels=()):
         self.model = model
         self.input_names = input_names
         self.output_names = output_names
@@ -24,6 +24,8 @@ class Lowered:
         self.aux_momentum = aux_momentum or {}
         self.loss = loss                         # training: the scalar objective of the loss heads, or None
         self.head_outputs = tuple(head_outputs)  # training: positions of outputs that need a head gradient
+        # custom ops' Python kernels (onnxsym/custom/kernels.py): whoever runs a session of `model` keeps this
+        self.kernels = list(kernels)
 
 
 def infer_all(symbol, shapes, dtypes):
@@ -123,7 +125,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
     model = g.model()
     heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked]
     return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads,
-                   aux_momentum)
+                   aux_momentum, g.kernels)
 
 
 def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):

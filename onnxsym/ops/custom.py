@@ -128,9 +128,9 @@ class Custom(OpDef):
         in_dtypes = [g.dtype(v) for v in inputs]
         _, out_types = self.infer_type(*in_dtypes)
         _, out_shapes = self.infer_shape(*in_shapes)
-        key = new_kernel(self._prop, self.op_type, self.kwargs, in_shapes, in_dtypes, n_args, g.train_mode)
+        kernel = new_kernel(self._prop, self.op_type, self.kwargs, in_shapes, in_dtypes, n_args, g.train_mode)
         n_out, n_aux = len(out_types), len(inputs) - n_args
-        outputs = g.python_op(list(inputs), in_dtypes, list(out_types) + in_dtypes[n_args:], key,
+        outputs = g.python_op(list(inputs), in_dtypes, list(out_types) + in_dtypes[n_args:], kernel,
                               n_args=n_args, n_outputs=n_out)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
         for value, shape, dtype in zip(outputs, out_shapes, out_types):

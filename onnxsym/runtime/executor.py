@@ -1,4 +1,5 @@
 """Executor: a bound Symbol running as one ORT session, with arrays bound zero-copy through IOBinding."""
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -7,12 +8,12 @@ from ..base import MXNetError
 from ..context import Context, current_context
 from .ndarray import NDArray
 from .ort import create_session, run_error
-from .pyops import PENDING, raise_pending
+from .pyops import raise_pending
 
 __all__ = ["Executor", "bind", "simple_bind"]
 
 GRAD_REQS = ("write", "add", "null", "inplace")
-_COMPILED = OrderedDict()      # (graph, shapes, dtypes, ctx) -> (lowered, session)
+_COMPILED = OrderedDict()      # (graph, shapes, dtypes, ctx) -> (lowered, session, weak refs to the graph's outputs)
 _COMPILED_SIZE = 64
 
 
@@ -20,16 +21,27 @@ def _compile(symbol, shapes, dtypes, ctx):
     key = (tuple((id(n), i) for n, i in symbol.outputs), tuple(sorted(shapes.items())),
            tuple(sorted((k, np.dtype(v).str) for k, v in dtypes.items())), ctx)
     entry = _COMPILED.get(key)
-    if entry is not None and all(a is b for (a, _), (b, _) in zip(entry[2], symbol.outputs)):
+    if entry is not None and all(ref() is node for ref, (node, _) in zip(entry[2], symbol.outputs)):
         _COMPILED.move_to_end(key)
         return entry[0], entry[1]
     from ..lower.to_onnx import lower_symbol
     lowered = lower_symbol(symbol, shapes, dtypes)
     session = create_session(lowered.model, ctx)
-    _COMPILED[key] = (lowered, session, symbol.outputs)    # keeps the nodes alive, so ids stay unique
+    # An entry lives while its graph's output nodes do (their ids are in the key): nobody can bind a dropped graph
+    # again, and its session would only hold memory (~3.5 MB with custom ops' Python kernels).
+    refs = [weakref.ref(node, _forget(key)) for node, _ in symbol.outputs]
+    _COMPILED[key] = (lowered, session, refs)
     if len(_COMPILED) > _COMPILED_SIZE:
         _COMPILED.popitem(last=False)
     return lowered, session
+
+
+def _forget(key):
+    def callback(dead):
+        entry = _COMPILED.get(key)
+        if entry is not None and any(ref is dead for ref in entry[2]):
+            _COMPILED.pop(key, None)
+    return callback
 
 
 def _array_list(values, names, what, allow_missing):
@@ -257,8 +269,7 @@ class Executor:
             self._run(self._io_handle, None)
         except Exception as err:
             raise run_error(err) from None
-        if PENDING:
-            raise_pending()
+        raise_pending()
         return self.outputs
 
     def _copy_inputs(self, kwargs):

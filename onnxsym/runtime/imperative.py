@@ -30,7 +30,8 @@ def _compiled(op, params, arrays, ctx):
     symbol = Symbol([(node, i) for i in range(op.num_visible_outputs())])
     lowered = lower_symbol(symbol, {n: a.shape for n, a in zip(names, arrays)},
                            {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
-    entry = (create_session(lowered.model, ctx), list(names), lowered.output_names)
+    # the custom op kernels the session calls live as long as the entry
+    entry = (create_session(lowered.model, ctx), list(names), lowered.output_names, lowered.kernels)
     _CACHE[key] = entry
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -49,7 +50,7 @@ def invoke(func_name, args, kwargs, out=None):
     if missing:
         raise MXNetError("%s needs input(s) %s" % (opcls.op_name, ", ".join(missing)))
     ctx = slots[0].context if slots else None
-    session, names, output_names = _compiled(op, params, slots, ctx)
+    session, names, output_names, _ = _compiled(op, params, slots, ctx)
     try:
         results = session.run(output_names, {n: a._data for n, a in zip(names, slots)})
     except Exception as err:

@@ -9,6 +9,12 @@ Registering a new op type after a session has loaded the Python-op library makes
 or is freed (measured: segfault). So the usual signatures (float32 or float64 throughout, up to 6 arguments, 2
 auxiliary states and 3 outputs, forward and backward) are all registered before the first such session; another
 signature is accepted only while no such session exists yet.
+
+Errors belong to the thread that ran the graph: ORT runs a node on the thread that called `run` (onnxsym keeps
+the default sequential execution mode; intra-op threads only split single kernels), so the kernel of a run is
+called on the run's thread, and its exception waits in that thread's list until the run's caller re-raises it
+(`raise_pending`). Another thread's run neither raises it nor loses its own
+(tests/test_custom_threads.py checks both the thread and the 8-thread case).
 """
 import threading
 
@@ -17,7 +23,7 @@ import numpy as np
 from ..base import MXNetError
 from ..lower.builder import PYTHON_OP_PREFIX, python_op_dtypes, split_python_grad_key
 
-__all__ = ["ensure_registered", "library_path", "raise_pending", "PENDING"]
+__all__ = ["ensure_registered", "library_path", "raise_pending", "has_pending"]
 
 _PYOP_TYPES = {"float32": "dt_float", "float64": "dt_double", "float16": "dt_float16", "int64": "dt_int64",
                "int32": "dt_int32", "int8": "dt_int8", "uint8": "dt_uint8", "bool": "dt_bool", "int16": "dt_int16",
@@ -25,7 +31,16 @@ _PYOP_TYPES = {"float32": "dt_float", "float64": "dt_double", "float16": "dt_flo
 _REGISTERED = set()
 _LOCK = threading.Lock()
 _SESSIONS = []          # set once a session has loaded the Python-op library
-PENDING = []
+
+
+class _Pending(threading.local):
+    """Per thread: the exceptions custom ops raised during this thread's current run, first first."""
+
+    def __init__(self):
+        self.errors = []
+
+
+_PENDING = _Pending()
 
 
 def _standard_signatures():
@@ -46,7 +61,7 @@ def _install_hooker(ocos):
         try:
             result = op.body(*feeds, **op.cast_attributes(attributes))
         except BaseException as err:        # an exception escaping into ORT aborts the process
-            PENDING.append(err)
+            _PENDING.errors.append(err)
             result = tuple(np.zeros((0,), np.float32) for _ in op._nativedef.output_types)
         result = result if isinstance(result, tuple) else (result,)
         return (op_id,) + tuple(v for array in result for v in (np.shape(array), np.ascontiguousarray(array)))
@@ -92,8 +107,9 @@ def _register(op_type):
         kernel = get_kernel(key)
         # Errors of this run so far: set aside while the user's code runs, whose NDArray operations run sessions
         # of their own (each raises its own errors afterwards, and must not raise this run's).
-        outer = PENDING[:]
-        del PENDING[:]
+        pending = _PENDING.errors
+        outer = pending[:]
+        del pending[:]
         try:
             if outer and not forward:       # a forward failed: its error is the one to report, skip the backward
                 return kernel.placeholder_outputs(arrays, forward)
@@ -104,7 +120,7 @@ def _register(op_type):
             # Outputs of the expected shapes: ORT aborts the process on a shape it did not plan for.
             return kernel.placeholder_outputs(arrays, forward)
         finally:
-            PENDING[:0] = outer
+            pending[:0] = outer
 
     onnx_op(op_type=op_type, inputs=types[0], outputs=types[1], attrs={"key": PyOp.dt_string})(run)
     _REGISTERED.add(op_type)
@@ -115,12 +131,18 @@ def library_path():
     return get_library_path()
 
 
+def has_pending():
+    """Whether a custom op raised during this thread's last run."""
+    return bool(_PENDING.errors)
+
+
 def raise_pending():
-    """Re-raise the first exception a custom op's Python code raised during the last run (chained)."""
-    if not PENDING:
+    """Re-raise the first exception a custom op's Python code raised during this thread's last run (chained)."""
+    pending = _PENDING.errors
+    if not pending:
         return
-    errors = list(PENDING)
-    del PENDING[:]
+    errors = list(pending)
+    del pending[:]
     first = errors[0]
     where = getattr(first, "onnxsym_custom_op", "a custom op")
     raise MXNetError("%s raised %s: %s" % (where[0].upper() + where[1:], type(first).__name__, first)) from first
