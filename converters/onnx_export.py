@@ -16,6 +16,7 @@ import onnxsym as mx
 from onnxsym.base import MXNetError
 from onnxsym.lower.builder import GraphBuilder
 from onnxsym.lower.to_onnx import lower_symbol
+from onnxsym.runtime.pyops import raise_pending
 from onnxsym.symbol.serialize import atomic_write
 from onnxsym.symbol.node import topo_order
 
@@ -184,6 +185,7 @@ def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
             feeds = {n: (rng.uniform(-1, 1, (other,) + tuple(shapes[n][1:]))).astype(dtypes[n]) for n in names}
             session = _session(candidate, ort)
             theirs = session.run(None, feeds)
+            raise_pending()     # a custom op's error in this raw run belongs here, not to the next onnxsym run
             exe = sym.bind(mx.cpu(), {**{k: v for k, v in params.items() if k in sym.list_arguments()},
                                       **{n: mx.nd.array(v, dtype=v.dtype) for n, v in feeds.items()},
                                       **_labels(sym, params, names, feeds)},
