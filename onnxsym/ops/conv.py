@@ -69,6 +69,7 @@ def _conv(g, data, weight, bias, group, channels, filters, **attrs):
 class _Kernel(OpDef):
     """Kernel-shaped attributes shared by Convolution and Deconvolution."""
     _max_dims = 3
+    float_only = True       # MXNet 1.9.1: "This operation only support floating point types, not int32"
 
     def __post_init__(self):
         ndim = len(self.kernel)
@@ -118,7 +119,7 @@ class Convolution(_Kernel):
     kernel: Shape = param(doc=_KERNEL_DOCS["kernel"])
     stride: Shape = param((), doc=_KERNEL_DOCS["stride"])
     dilate: Shape = param((), doc=_KERNEL_DOCS["dilate"])
-    pad: Shape = param((), doc=_KERNEL_DOCS["pad"])
+    pad: Shape = param((), min=0, doc=_KERNEL_DOCS["pad"])
     num_filter: int = param(min=1, doc="Convolution filter (channel) number.")
     num_group: int = param(1, min=1, doc="Number of group partitions.")
     workspace: int = param(1024, min=0, doc="Maximum temporary workspace allowed (MB); ignored.")
@@ -180,9 +181,9 @@ class Deconvolution(_Kernel):
     kernel: Shape = param(doc="Deconvolution kernel size: (w,), (h, w) or (d, h, w).")
     stride: Shape = param((), doc=_KERNEL_DOCS["stride"])
     dilate: Shape = param((), doc=_KERNEL_DOCS["dilate"])
-    pad: Shape = param((), doc="Padding of the corresponding convolution; ignored when target_shape is set.")
-    adj: Shape = param((), doc="Adjustment for output shape; ignored when target_shape is set.")
-    target_shape: Shape = param((), doc="Shape of the output spatial dims: (w,), (h, w) or (d, h, w).")
+    pad: Shape = param((), min=0, doc="Padding of the corresponding convolution; ignored when target_shape is set.")
+    adj: Shape = param((), min=0, doc="Adjustment for output shape; ignored when target_shape is set.")
+    target_shape: Shape = param((), min=0, doc="Shape of the output spatial dims: (w,), (h, w) or (d, h, w).")
     num_filter: int = param(min=1, doc="Number of output filters.")
     num_group: int = param(1, min=1, doc="Number of group partitions.")
     workspace: int = param(512, min=0, doc="Maximum temporary workspace allowed (MB); ignored.")
@@ -296,7 +297,7 @@ class Pooling(OpDef):
     pooling_convention: str = param("valid", choices=("valid", "full", "same"),
                                     doc="Pooling convention: valid (floor), full (ceil) or same (1-D only).")
     stride: Shape = param((), doc="Stride for pooling: (y, x) or (d, y, x). Defaults to 1 for each dimension.")
-    pad: Shape = param((), doc="Pad for pooling: (y, x) or (d, y, x). Defaults to no padding.")
+    pad: Shape = param((), min=0, doc="Pad for pooling: (y, x) or (d, y, x). Defaults to no padding.")
     p_value: Optional[int] = param(None, doc="Value of p for Lp pooling: 1, 2 or 3.")
     count_include_pad: Optional[bool] = param(None, doc="Count padded elements in avg pooling (None = True).")
     layout: Optional[str] = param(None, choices=_POOL_LAYOUTS, doc="Data layout; only NCW/NCHW/NCDHW.")
@@ -558,8 +559,8 @@ class Crop(OpDef):
     Mirrors MXNet src/operator/crop.cc."""
     variadic = True
     num_args: int = param(min=1, doc="1: crop to h_w; 2: crop to the height and width of the second input.")
-    offset: Shape = param((0, 0), doc="Crop offset coordinate: (y, x).")
-    h_w: Shape = param((0, 0), doc="Crop height and width: (h, w).")
+    offset: Shape = param((0, 0), min=0, doc="Crop offset coordinate: (y, x).")
+    h_w: Shape = param((0, 0), min=0, doc="Crop height and width: (h, w).")
     center_crop: bool = param(False, doc="Centre the crop window instead of using offset.")
 
     def __post_init__(self):

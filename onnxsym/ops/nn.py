@@ -14,6 +14,7 @@ def _prod(dims):
 @register
 class FullyConnected(OpDef):
     """Y = flatten(data) @ weight.T + bias. Mirrors MXNet src/operator/nn/fully_connected.cc."""
+    float_only = True       # MXNet 1.9.1 on int32: "Unsupported type 4"; ORT has no integer Gemm
     num_hidden: int = param(min=1, doc="Number of hidden nodes of the output.")
     no_bias: bool = param(False, doc="Whether to disable the bias parameter.")
     flatten: bool = param(True, doc="Whether to collapse all but the first axis of the input data tensor.")

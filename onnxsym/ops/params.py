@@ -148,6 +148,8 @@ def check_choice(op_name, field, value):
     if meta.get("choices") and value is not None and value not in meta["choices"]:
         raise MXNetError("Invalid Input: %r, valid values are: {%s} (parameter %s of %s)"
                          % (value, ", ".join(map(repr, sorted(meta["choices"], key=str))), field.name, op_name))
-    if meta.get("min") is not None and value is not None and value < meta["min"]:
+    low = meta.get("min")
+    items = value if isinstance(value, tuple) else (value,)     # a Shape's bound holds for every entry
+    if low is not None and any(item is not None and item < low for item in items):
         raise MXNetError("value %s for Parameter %s should be greater equal to %s (operator %s)"
-                         % (value, field.name, meta["min"], op_name))
+                         % (format_value(value), field.name, low, op_name))

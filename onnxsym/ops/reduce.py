@@ -227,10 +227,12 @@ class _Softmax(OpDef):
     def infer_shape(self, data, length=None, out_shapes=None):
         # MXNet's SoftmaxOpShape: data and output share one shape (both ways); length has data's shape without axis
         shapes = same_shape_rule(self, data, out_shapes=out_shapes[:1] if out_shapes else None)
-        if shapes is None or not self.use_length:
+        if shapes is None:
             return shapes
         data = shapes[0][0]
-        axis = _axis(self, self.axis, len(data))
+        axis = _axis(self, self.axis, len(data))     # MXNet checks it only when running the op
+        if not self.use_length:
+            return shapes
         return [data, tuple(d for i, d in enumerate(data) if i != axis) or (1,)], shapes[1]
 
     def infer_type(self, data, length=None):
