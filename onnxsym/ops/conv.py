@@ -558,7 +558,7 @@ class Crop(OpDef):
     """out = data[:, :, oy:oy+h, ox:ox+w] with (h, w) from h_w or from the second input.
     Mirrors MXNet src/operator/crop.cc."""
     variadic = True
-    num_args: int = param(min=1, doc="1: crop to h_w; 2: crop to the height and width of the second input.")
+    num_args: int = param(min=1, max=3, doc="1: crop to h_w; 2: crop to the height and width of the second input.")
     offset: Shape = param((0, 0), min=0, doc="Crop offset coordinate: (y, x).")
     h_w: Shape = param((0, 0), min=0, doc="Crop height and width: (h, w).")
     center_crop: bool = param(False, doc="Centre the crop window instead of using offset.")

@@ -413,15 +413,11 @@ class Dropout(OpDef):
     the rest by 1/(1-p), the mask shared along `axes`. Mirrors MXNet src/operator/nn/dropout.cc; the hidden mask
     is MXNet 1.x's: the factor (0 or 1/(1-p)) per element, of data's shape with `axes` set to 1."""
     outputs = ("output", "mask")
-    p: float = param(0.5, min=0, doc="Fraction of the input that gets dropped out during training time.")
+    p: float = param(0.5, min=0, max=1, doc="Fraction of the input that gets dropped out during training time.")
     mode: str = param("training", choices=("training", "always"),
                       doc="'training': dropout only when training; 'always': also at inference.")
     axes: Shape = param((), doc="Axes along which the dropout mask is shared.")
     cudnn_off: Optional[bool] = param(False, doc="Whether to turn off cudnn in dropout operator.")
-
-    def __post_init__(self):
-        if self.p > 1:
-            raise MXNetError("Dropout: p must be in [0, 1], got %s" % self.p)
 
     def num_visible_outputs(self):
         return 1
