@@ -516,7 +516,7 @@ class Pad(OpDef):
     aliases = ("pad",)
     fluent = ("pad",)
     mode: str = param(choices=("constant", "edge", "reflect"), doc="Padding type to use.")
-    pad_width: Shape = param(doc="(before_1, after_1, ..., before_N, after_N); the first four must be 0.")
+    pad_width: Shape = param(min=0, doc="(before_1, after_1, ..., before_N, after_N); the first four must be 0.")
     constant_value: float = param(0.0, doc="The padding value for mode 'constant'.")
 
     def infer_shape(self, data):
