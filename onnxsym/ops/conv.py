@@ -289,6 +289,7 @@ def _cbrt(g, x, dtype):
 class Pooling(OpDef):
     """max/avg/sum/lp over windows starting at o*s - p; 'full' keeps MXNet's unclamped last window.
     Mirrors MXNet src/operator/nn/pooling.cc and pool.h."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     aliases = ("_npx_pooling",)
     kernel: Shape = param((), doc="Pooling kernel size: (y, x) or (d, y, x); ignored when global_pool.")
     pool_type: str = param("max", choices=("max", "avg", "sum", "lp"), doc="Pooling type to be applied.")
@@ -441,6 +442,7 @@ def _nearest(g, x, scale_h, scale_w):
 class UpSampling(OpDef):
     """nearest: every input repeated to (scale*h0, scale*w0), then concat or sum; bilinear: grouped deconvolution
     with a (C, 1, 2s - s%2, 2s - s%2) weight. Mirrors MXNet src/operator/nn/upsampling.cc."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     variadic = True
     scale: int = param(min=1, doc="Up sampling scale.")
     num_filter: int = param(0, min=0, doc="Input filter; only used by bilinear (= number of channels).")

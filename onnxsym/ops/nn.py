@@ -66,6 +66,7 @@ _ACTIVATIONS = {
 @register
 class Activation(OpDef):
     """Elementwise activation. Mirrors MXNet src/operator/nn/activation.cc."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     act_type: str = param(choices=tuple(_ACTIVATIONS), doc="Activation function to be applied.")
     infer_shape = same_shape_rule
 
@@ -95,6 +96,7 @@ class LeakyReLU(OpDef):
     selu: lambda*elu_alpha(x); gelu: x*Phi(x) (erf form); rrelu: random slope in [lower, upper] when training,
     (lower+upper)/2 at inference.
     """
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     act_type: str = param("leaky", choices=("elu", "gelu", "leaky", "prelu", "rrelu", "selu"),
                           doc="Activation function to be applied.")
     slope: float = param(0.25, doc="Init slope for the activation (for leaky and elu).")

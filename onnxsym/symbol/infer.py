@@ -190,12 +190,13 @@ def infer_graph_types(heads, known):
 def check_float_inputs(heads, known):
     """MXNetError naming the node and input where an op that computes in floating point only (OpDef.float_only)
     gets another dtype: MXNet's kernels refuse it when they run ("Unsupported type 4", "This operation only
-    support floating point types"), ONNX Runtime has no kernel for it. `known`: input name -> dtype."""
+    support floating point types"), ONNX Runtime has no kernel for it. `known`: input name -> dtype. As in MXNet,
+    the first input's dtype decides (softmax's `length` is an integer input)."""
     nodes, values = infer_graph_types(heads, known)
     for node in nodes:
-        if node.is_variable or not getattr(node.op, "float_only", False):
+        if node.is_variable or not getattr(node.op, "float_only", False) or not node.inputs:
             continue
-        for i, (src, idx) in enumerate(node.inputs):
+        for i, (src, idx) in enumerate(node.inputs[:1]):
             dtype = values.get((id(src), idx))
             if dtype is not None and np.dtype(dtype).kind != "f":
                 raise MXNetError("Error in operator %s (%s): input '%s' (%s) is %s, but %s computes in float16, "
