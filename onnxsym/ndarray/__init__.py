@@ -2,15 +2,13 @@
 import numpy as np
 
 from ..base import normalize_dtype
-from ..runtime.ndarray import NDArray, as_ndarray
+from ..runtime.ndarray import NDArray, as_ndarray, creation_shape
 from .serialization import load, load_frombuffer, save
 
 __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zeros_like", "ones_like", "waitall",
            "concatenate", "save", "load", "load_frombuffer"]
 
 
-def _shape(shape):
-    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
 
 
 def array(source_array, ctx=None, dtype=None):
@@ -20,22 +18,22 @@ def array(source_array, ctx=None, dtype=None):
 
 def empty(shape, ctx=None, dtype=None):
     """An uninitialised array (zero-filled here, so results are reproducible)."""
-    return NDArray(np.zeros(_shape(shape), normalize_dtype(dtype)), ctx)
+    return NDArray(np.zeros(creation_shape(shape, "empty", allow_zero=True), normalize_dtype(dtype)), ctx)
 
 
 def zeros(shape, ctx=None, dtype=None, **kwargs):
-    return NDArray(np.zeros(_shape(shape), normalize_dtype(dtype)), ctx)
+    return NDArray(np.zeros(creation_shape(shape, "zeros"), normalize_dtype(dtype)), ctx)
 
 
 def ones(shape, ctx=None, dtype=None, **kwargs):
-    return NDArray(np.ones(_shape(shape), normalize_dtype(dtype)), ctx)
+    return NDArray(np.ones(creation_shape(shape, "ones"), normalize_dtype(dtype)), ctx)
 
 
 def full(shape, val, ctx=None, dtype=np.float32, out=None):
     if out is not None:
         out[:] = val
         return out
-    return NDArray(np.full(_shape(shape), val, normalize_dtype(dtype)), ctx)
+    return NDArray(np.full(creation_shape(shape, "full"), val, normalize_dtype(dtype)), ctx)
 
 
 def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None, dtype=np.float32):

@@ -225,8 +225,9 @@ class ROIPooling(_RoiOp):
     """out[r, c, i, j] = max of data[b_r, c] over bin (i, j) of the ROI rounded to round(coord * spatial_scale)
     (0 for an empty bin). Mirrors MXNet src/operator/roi_pooling.cc; the hidden output maxidx is not computed."""
     outputs = ("output", "maxidx")
-    pooled_size: Shape = param(doc="ROI pooling output shape (h, w).")
-    spatial_scale: float = param(doc="Ratio of input feature map height (or w) to raw image height (or w).")
+    pooled_size: Shape = param(min=1, doc="ROI pooling output shape (h, w).")
+    spatial_scale: float = param(min=0, max=1,
+                                 doc="Ratio of input feature map height (or w) to raw image height (or w).")
 
     def num_visible_outputs(self):
         return 1
@@ -395,7 +396,7 @@ class RNN(OpDef):
     num_layers: int = param(min=1, doc="Number of stacked layers.")
     bidirectional: bool = param(False, doc="Whether to use bidirectional recurrent layers.")
     mode: str = param(choices=tuple(_RNN_GATES), doc="The type of RNN to compute.")
-    p: float = param(0.0, min=0, doc="Dropout rate on the outputs of each RNN layer, except the last layer.")
+    p: float = param(0.0, min=0, max=1, doc="Dropout rate on the outputs of each RNN layer, except the last layer.")
     state_outputs: bool = param(False, doc="Whether to have the states as symbol outputs.")
     projection_size: Optional[int] = param(None, doc="Size of the projection (LSTMP; GPU only in MXNet).")
     lstm_state_clip_min: Optional[float] = param(None, doc="Minimum clip value of LSTM states (GPU only).")

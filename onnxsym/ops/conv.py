@@ -69,6 +69,7 @@ def _conv(g, data, weight, bias, group, channels, filters, **attrs):
 class _Kernel(OpDef):
     """Kernel-shaped attributes shared by Convolution and Deconvolution."""
     _max_dims = 3
+    float_only = True       # MXNet 1.9.1: "This operation only support floating point types, not int32"
 
     def __post_init__(self):
         ndim = len(self.kernel)
@@ -118,7 +119,7 @@ class Convolution(_Kernel):
     kernel: Shape = param(doc=_KERNEL_DOCS["kernel"])
     stride: Shape = param((), doc=_KERNEL_DOCS["stride"])
     dilate: Shape = param((), doc=_KERNEL_DOCS["dilate"])
-    pad: Shape = param((), doc=_KERNEL_DOCS["pad"])
+    pad: Shape = param((), min=0, doc=_KERNEL_DOCS["pad"])
     num_filter: int = param(min=1, doc="Convolution filter (channel) number.")
     num_group: int = param(1, min=1, doc="Number of group partitions.")
     workspace: int = param(1024, min=0, doc="Maximum temporary workspace allowed (MB); ignored.")
@@ -180,9 +181,9 @@ class Deconvolution(_Kernel):
     kernel: Shape = param(doc="Deconvolution kernel size: (w,), (h, w) or (d, h, w).")
     stride: Shape = param((), doc=_KERNEL_DOCS["stride"])
     dilate: Shape = param((), doc=_KERNEL_DOCS["dilate"])
-    pad: Shape = param((), doc="Padding of the corresponding convolution; ignored when target_shape is set.")
-    adj: Shape = param((), doc="Adjustment for output shape; ignored when target_shape is set.")
-    target_shape: Shape = param((), doc="Shape of the output spatial dims: (w,), (h, w) or (d, h, w).")
+    pad: Shape = param((), min=0, doc="Padding of the corresponding convolution; ignored when target_shape is set.")
+    adj: Shape = param((), min=0, doc="Adjustment for output shape; ignored when target_shape is set.")
+    target_shape: Shape = param((), min=0, doc="Shape of the output spatial dims: (w,), (h, w) or (d, h, w).")
     num_filter: int = param(min=1, doc="Number of output filters.")
     num_group: int = param(1, min=1, doc="Number of group partitions.")
     workspace: int = param(512, min=0, doc="Maximum temporary workspace allowed (MB); ignored.")
@@ -288,6 +289,7 @@ def _cbrt(g, x, dtype):
 class Pooling(OpDef):
     """max/avg/sum/lp over windows starting at o*s - p; 'full' keeps MXNet's unclamped last window.
     Mirrors MXNet src/operator/nn/pooling.cc and pool.h."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     aliases = ("_npx_pooling",)
     kernel: Shape = param((), doc="Pooling kernel size: (y, x) or (d, y, x); ignored when global_pool.")
     pool_type: str = param("max", choices=("max", "avg", "sum", "lp"), doc="Pooling type to be applied.")
@@ -296,7 +298,7 @@ class Pooling(OpDef):
     pooling_convention: str = param("valid", choices=("valid", "full", "same"),
                                     doc="Pooling convention: valid (floor), full (ceil) or same (1-D only).")
     stride: Shape = param((), doc="Stride for pooling: (y, x) or (d, y, x). Defaults to 1 for each dimension.")
-    pad: Shape = param((), doc="Pad for pooling: (y, x) or (d, y, x). Defaults to no padding.")
+    pad: Shape = param((), min=0, doc="Pad for pooling: (y, x) or (d, y, x). Defaults to no padding.")
     p_value: Optional[int] = param(None, doc="Value of p for Lp pooling: 1, 2 or 3.")
     count_include_pad: Optional[bool] = param(None, doc="Count padded elements in avg pooling (None = True).")
     layout: Optional[str] = param(None, choices=_POOL_LAYOUTS, doc="Data layout; only NCW/NCHW/NCDHW.")
@@ -440,6 +442,7 @@ def _nearest(g, x, scale_h, scale_w):
 class UpSampling(OpDef):
     """nearest: every input repeated to (scale*h0, scale*w0), then concat or sum; bilinear: grouped deconvolution
     with a (C, 1, 2s - s%2, 2s - s%2) weight. Mirrors MXNet src/operator/nn/upsampling.cc."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     variadic = True
     scale: int = param(min=1, doc="Up sampling scale.")
     num_filter: int = param(0, min=0, doc="Input filter; only used by bilinear (= number of channels).")
@@ -515,7 +518,7 @@ class Pad(OpDef):
     aliases = ("pad",)
     fluent = ("pad",)
     mode: str = param(choices=("constant", "edge", "reflect"), doc="Padding type to use.")
-    pad_width: Shape = param(doc="(before_1, after_1, ..., before_N, after_N); the first four must be 0.")
+    pad_width: Shape = param(min=0, doc="(before_1, after_1, ..., before_N, after_N); the first four must be 0.")
     constant_value: float = param(0.0, doc="The padding value for mode 'constant'.")
 
     def infer_shape(self, data):
@@ -557,9 +560,9 @@ class Crop(OpDef):
     """out = data[:, :, oy:oy+h, ox:ox+w] with (h, w) from h_w or from the second input.
     Mirrors MXNet src/operator/crop.cc."""
     variadic = True
-    num_args: int = param(min=1, doc="1: crop to h_w; 2: crop to the height and width of the second input.")
-    offset: Shape = param((0, 0), doc="Crop offset coordinate: (y, x).")
-    h_w: Shape = param((0, 0), doc="Crop height and width: (h, w).")
+    num_args: int = param(min=1, max=3, doc="1: crop to h_w; 2: crop to the height and width of the second input.")
+    offset: Shape = param((0, 0), min=0, doc="Crop offset coordinate: (y, x).")
+    h_w: Shape = param((0, 0), min=0, doc="Crop height and width: (h, w).")
     center_crop: bool = param(False, doc="Centre the crop window instead of using offset.")
 
     def __post_init__(self):

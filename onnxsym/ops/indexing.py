@@ -88,6 +88,7 @@ def _dot_view(shape, contract_first):
 @register
 class dot(OpDef):
     """out = sum_k lhs[..., k] * rhs[k, ...] (transposes contract the other end). Mirrors MXNet dot-inl.h DotShape."""
+    float_only = True       # MXNet 1.9.1 on int32: "dot only supports float32/float64/float16 outputs"
     transpose_a: bool = param(False, doc="If true then transpose the first input before dot.")
     transpose_b: bool = param(False, doc="If true then transpose the second input before dot.")
     forward_stype: Optional[str] = param(None, choices=("default", "row_sparse", "csr"),

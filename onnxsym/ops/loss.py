@@ -28,7 +28,7 @@ class SoftmaxOutput(OpDef):
     preserve_shape: bool = param(False, doc="Softmax along the last axis.")
     normalization: str = param("null", choices=("batch", "null", "valid"), doc="Normalizes the gradient.")
     out_grad: bool = param(False, doc="Multiplies the gradient with the output gradient.")
-    smooth_alpha: float = param(0.0, doc="Label smoothing constant.")
+    smooth_alpha: float = param(0.0, min=0, max=1, doc="Label smoothing constant.")
 
     def label_shapes(self, data):
         """The label shapes MXNet accepts for `data` (the first is the one it infers)."""

@@ -14,6 +14,7 @@ def _prod(dims):
 @register
 class FullyConnected(OpDef):
     """Y = flatten(data) @ weight.T + bias. Mirrors MXNet src/operator/nn/fully_connected.cc."""
+    float_only = True       # MXNet 1.9.1 on int32: "Unsupported type 4"; ORT has no integer Gemm
     num_hidden: int = param(min=1, doc="Number of hidden nodes of the output.")
     no_bias: bool = param(False, doc="Whether to disable the bias parameter.")
     flatten: bool = param(True, doc="Whether to collapse all but the first axis of the input data tensor.")
@@ -65,6 +66,7 @@ _ACTIVATIONS = {
 @register
 class Activation(OpDef):
     """Elementwise activation. Mirrors MXNet src/operator/nn/activation.cc."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     act_type: str = param(choices=tuple(_ACTIVATIONS), doc="Activation function to be applied.")
     infer_shape = same_shape_rule
 
@@ -94,6 +96,7 @@ class LeakyReLU(OpDef):
     selu: lambda*elu_alpha(x); gelu: x*Phi(x) (erf form); rrelu: random slope in [lower, upper] when training,
     (lower+upper)/2 at inference.
     """
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     act_type: str = param("leaky", choices=("elu", "gelu", "leaky", "prelu", "rrelu", "selu"),
                           doc="Activation function to be applied.")
     slope: float = param(0.25, doc="Init slope for the activation (for leaky and elu).")

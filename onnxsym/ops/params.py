@@ -30,9 +30,10 @@ class Dtype(str):
     """A dtype name ('float32'); numpy dtypes are accepted and stored by name."""
 
 
-def param(default=REQUIRED, *, choices=None, min=None, doc=""):
-    """An OpDef attribute: its MXNet default (REQUIRED when none), allowed values and documentation."""
-    meta = {"choices": tuple(choices) if choices else None, "min": min, "doc": doc}
+def param(default=REQUIRED, *, choices=None, min=None, max=None, doc=""):
+    """An OpDef attribute: its MXNet default (REQUIRED when none), allowed values (dmlc's set_lower_bound: `min`,
+    set_range: `min` and `max`, inclusive; for a Shape, of every entry) and documentation."""
+    meta = {"choices": tuple(choices) if choices else None, "min": min, "max": max, "doc": doc}
     if default is REQUIRED:
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -143,11 +144,16 @@ def type_name(kind):
 
 
 def check_choice(op_name, field, value):
-    """MXNet's enum and lower-bound checks, with dmlc's messages."""
+    """MXNet's enum, lower-bound and range checks, with dmlc's messages."""
     meta = field.metadata
     if meta.get("choices") and value is not None and value not in meta["choices"]:
         raise MXNetError("Invalid Input: %r, valid values are: {%s} (parameter %s of %s)"
                          % (value, ", ".join(map(repr, sorted(meta["choices"], key=str))), field.name, op_name))
-    if meta.get("min") is not None and value is not None and value < meta["min"]:
+    low, high = meta.get("min"), meta.get("max")
+    items = [v for v in (value if isinstance(value, tuple) else (value,)) if v is not None]   # each Shape entry
+    if high is not None and any(item > high or (low is not None and item < low) for item in items):
+        raise MXNetError("value %s for Parameter %s exceed bound [%s,%s] (operator %s)"
+                         % (format_value(value), field.name, low, high, op_name))
+    if low is not None and any(item < low for item in items):
         raise MXNetError("value %s for Parameter %s should be greater equal to %s (operator %s)"
-                         % (value, field.name, meta["min"], op_name))
+                         % (format_value(value), field.name, low, op_name))

@@ -212,6 +212,7 @@ class norm(OpDef):
 class _Softmax(OpDef):
     """Softmax along `axis` of data / temperature; with use_length, only the first length[i] entries of each
     row take part and the rest are 0 (MXNet nn/softmax.cc)."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     axis: int = param(-1, doc="The axis along which to compute softmax.")
     temperature: Optional[float] = param(None, doc="Temperature parameter in softmax.")
     dtype: Optional[Dtype] = param(None, choices=("float16", "float32", "float64"),
@@ -227,10 +228,12 @@ class _Softmax(OpDef):
     def infer_shape(self, data, length=None, out_shapes=None):
         # MXNet's SoftmaxOpShape: data and output share one shape (both ways); length has data's shape without axis
         shapes = same_shape_rule(self, data, out_shapes=out_shapes[:1] if out_shapes else None)
-        if shapes is None or not self.use_length:
+        if shapes is None:
             return shapes
         data = shapes[0][0]
-        axis = _axis(self, self.axis, len(data))
+        axis = _axis(self, self.axis, len(data))     # MXNet checks it only when running the op
+        if not self.use_length:
+            return shapes
         return [data, tuple(d for i, d in enumerate(data) if i != axis) or (1,)], shapes[1]
 
     def infer_type(self, data, length=None):
@@ -378,6 +381,7 @@ class _BatchNormBase(OpDef):
 @register
 class BatchNorm(_BatchNormBase):
     __doc__ = _BatchNormBase.__doc__ + " Mirrors MXNet src/operator/nn/batch_norm.cc."
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     axis: int = param(1, doc="The channel axis.")
     cudnn_off: bool = param(False, doc="Do not select CUDNN operator, if available.")
     min_calib_range: Optional[float] = param(None, doc="Minimum calibration value (quantization only).")
@@ -411,15 +415,11 @@ class Dropout(OpDef):
     the rest by 1/(1-p), the mask shared along `axes`. Mirrors MXNet src/operator/nn/dropout.cc; the hidden mask
     is MXNet 1.x's: the factor (0 or 1/(1-p)) per element, of data's shape with `axes` set to 1."""
     outputs = ("output", "mask")
-    p: float = param(0.5, min=0, doc="Fraction of the input that gets dropped out during training time.")
+    p: float = param(0.5, min=0, max=1, doc="Fraction of the input that gets dropped out during training time.")
     mode: str = param("training", choices=("training", "always"),
                       doc="'training': dropout only when training; 'always': also at inference.")
     axes: Shape = param((), doc="Axes along which the dropout mask is shared.")
     cudnn_off: Optional[bool] = param(False, doc="Whether to turn off cudnn in dropout operator.")
-
-    def __post_init__(self):
-        if self.p > 1:
-            raise MXNetError("Dropout: p must be in [0, 1], got %s" % self.p)
 
     def num_visible_outputs(self):
         return 1
@@ -457,6 +457,7 @@ class Dropout(OpDef):
 class L2Normalization(OpDef):
     """y = x / sqrt(sum(x^2) + eps) over all axes but 0 (instance), axis 1 (channel) or axes >= 2 (spatial).
     Mirrors MXNet src/operator/l2_normalization-inl.h (hidden output: the norm)."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     outputs = ("output", "norm")
     eps: float = param(1e-10, doc="A small constant for numerical stability.")
     mode: str = param("instance", choices=("instance", "channel", "spatial"),
@@ -492,6 +493,7 @@ class LRN(OpDef):
     """y = x * (knorm + alpha/nsize * sum of x^2 over nsize neighbouring channels)^-beta (MXNet nn/lrn-inl.h).
     ONNX LRN divides alpha by size the same way; training graphs use a differentiable form of it (ORT has no LRN
     gradient): the channel-window mean of x^2 as an AveragePool over (N, 1, C, H*W) with zero padding."""
+    float_only = True       # MXNet 1.9.1 on int32: "TBlob data type do not match"
     outputs = ("output", "tmp_norm")
     alpha: float = param(1e-4, doc="The variance scaling parameter alpha.")
     beta: float = param(0.75, doc="The power parameter beta.")
@@ -526,6 +528,7 @@ class LRN(OpDef):
 class InstanceNorm(OpDef):
     """y = (x - mean) / sqrt(var + eps) * gamma + beta, moments over the axes >= 2 of each (n, c)
     (MXNet src/operator/instance_norm-inl.h). ReduceMean arithmetic: ORT has no InstanceNormalization gradient."""
+    float_only = True       # MXNet 1.9.1 on int32: "Unsupported data type 4"
     inputs = ("data", "gamma", "beta")
     outputs = ("output", "mean", "var")
     eps: float = param(1e-3, doc="An epsilon parameter to prevent division by 0.")
@@ -554,6 +557,7 @@ class InstanceNorm(OpDef):
 class LayerNorm(OpDef):
     """y = (x - mean) / sqrt(var + eps) * gamma + beta along `axis`; outputs mean and std = sqrt(var + eps) with
     the axis kept (MXNet src/operator/nn/layer_norm.cc)."""
+    float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
     inputs = ("data", "gamma", "beta")
     outputs = ("output", "mean", "std")
     axis: int = param(-1, doc="The axis to perform layer normalization.")

@@ -41,6 +41,7 @@ class OpDef:
     aux: typing.ClassVar[tuple] = ()
     differentiable: typing.ClassVar[bool] = True    # False: gradient undefined (argmax, comparisons): zeros
     is_loss: typing.ClassVar[bool] = False          # a loss head: backward is MXNet's formula (head_gradients)
+    float_only: typing.ClassVar[bool] = False       # an integer first input is refused at bind (no int kernel)
     # Unknown keywords are an error (MXNet: the op has a dmlc parameter parser); None: when the op has parameters.
     # MXNet stores unknown keywords of parser-less ops (relu(x, foo=2) keeps foo='2').
     strict_attrs: typing.ClassVar[typing.Optional[bool]] = None

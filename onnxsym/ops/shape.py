@@ -446,8 +446,8 @@ class SliceChannel(OpDef):
     def _split(self, data):
         axis = _axis(self, self.axis, len(data))
         if data[axis] % self.num_outputs:
-            raise MXNetError("SliceChannel: axis %d of data with shape %s (size %d) cannot be split into %d equal "
-                             "parts" % (self.axis, fmt(data), data[axis], self.num_outputs))
+            raise MXNetError("SliceChannel: axis %d of data with shape %s (size %d) cannot be split into "
+                             "num_outputs=%d equal parts" % (self.axis, fmt(data), data[axis], self.num_outputs))
         part = data[axis] // self.num_outputs
         if self.squeeze_axis and part != 1:
             raise MXNetError("SliceChannel: squeeze_axis=True needs data.shape[%d] == num_outputs, got %d vs %d"

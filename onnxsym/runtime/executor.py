@@ -6,6 +6,8 @@ import numpy as np
 
 from ..base import MXNetError
 from ..context import Context, current_context
+from ..symbol.infer import check_float_inputs
+from ..symbol.shapes import user_shape
 from .ndarray import NDArray
 from .ort import create_session, run_error
 from .pyops import raise_pending
@@ -25,6 +27,7 @@ def _compile(symbol, shapes, dtypes, ctx):
         _COMPILED.move_to_end(key)
         return entry[0], entry[1]
     from ..lower.to_onnx import lower_symbol
+    check_float_inputs(symbol.outputs, dtypes)
     lowered = lower_symbol(symbol, shapes, dtypes)
     session = create_session(lowered.model, ctx)
     # An entry lives while its graph's output nodes do (their ids are in the key): nobody can bind a dropped graph
@@ -99,6 +102,18 @@ def bind(symbol, ctx, args, args_grad=None, grad_req="write", aux_states=None, s
     return Executor(symbol, ctx, arg_arrays, grad_arrays, reqs, aux_arrays)
 
 
+def _check_bind_shape(name, shape):
+    """simple_bind allocates what it is given: every dimension must be known (MXNet fails with an OverflowError on
+    -1 and "cannot decide shapes" on (); 0 stays MXNet's unknown dimension, reported with the undecided shapes)."""
+    shape = user_shape(shape, name, "simple_bind")
+    if not shape:
+        raise MXNetError("simple_bind: the shape given for '%s' is (): give its full shape (MXNet 1.x reads () as "
+                         "an unknown shape)" % name)
+    if min(shape) < 0:
+        raise MXNetError("simple_bind: the shape %s given for '%s' has a negative dimension: give every dimension"
+                         % (shape, name))
+
+
 def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=None, shared_exec=None,
                 shared_buffer=None, shapes=None):
     """Allocate every array from the inferred shapes (zeros). With a `shared_buffer` dict, as MXNet's simple_bind:
@@ -107,6 +122,8 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
     - other arguments (and gradients) reuse the memory of `shared_buffer[name]` when it is large enough, else get
       a new array that is stored back into `shared_buffer`.
     Without `shared_buffer` every array is new (MXNet then shares only scratch memory with `shared_exec`)."""
+    for name, shape in (shapes or {}).items():
+        _check_bind_shape(name, shape)
     arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**(shapes or {}))
     names = symbol.list_arguments() + symbol.list_auxiliary_states()
     unknown = ["%s: %s" % (n, s) for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
@@ -180,8 +197,9 @@ class Executor:
         self.arg_arrays = list(arg_arrays)
         self.grad_arrays = list(grad_arrays)
         self.aux_arrays = list(aux_arrays)
-        self._grad_req = dict(zip(symbol.list_arguments(), grad_reqs))
         self._arg_names = symbol.list_arguments()
+        # checked again here for callers that build executors directly (Module)
+        self._grad_req = dict(zip(self._arg_names, _grad_reqs(list(grad_reqs), self._arg_names)))
         self._aux_names = symbol.list_auxiliary_states()
         self._out_names = symbol.list_outputs()
         names = self._arg_names + self._aux_names

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..base import MXNetError
 from ..ops.registry import bind_inputs, get_op, split_call
+from ..symbol.infer import check_float_inputs
 from ..symbol.node import Node
 from ..symbol.symbol import Symbol
 from .ndarray import NDArray
@@ -28,6 +29,7 @@ def _compiled(op, params, arrays, ctx):
     variables = [(Node(None, name), 0) for name in names]
     node = Node(op, op.op_name.lower(), params, variables)
     symbol = Symbol([(node, i) for i in range(op.num_visible_outputs())])
+    check_float_inputs(symbol.outputs, {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
     lowered = lower_symbol(symbol, {n: a.shape for n, a in zip(names, arrays)},
                            {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
     # the custom op kernels the session calls live as long as the entry
@@ -49,6 +51,12 @@ def invoke(func_name, args, kwargs, out=None):
     missing = [n for n, a in zip(op.input_names(), slots) if a is None]
     if missing:
         raise MXNetError("%s needs input(s) %s" % (opcls.op_name, ", ".join(missing)))
+    for name, array in zip(op.input_names(), slots):
+        if array.size == 0:
+            # MXNet 1.x (legacy shape mode) reads a 0 dimension as unknown: "Operator ... inferring shapes failed"
+            raise MXNetError("Operator %s: input '%s' has shape %s with a zero dimension; MXNet 1.x reads 0 as an "
+                             "unknown dimension and runs no operator on zero-size arrays"
+                             % (opcls.op_name, name, array.shape))
     ctx = slots[0].context if slots else None
     session, names, output_names, _ = _compiled(op, params, slots, ctx)
     try:

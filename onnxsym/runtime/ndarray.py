@@ -6,7 +6,7 @@ import numpy as np
 from ..base import MXNetError, normalize_dtype
 from ..context import Context, current_context
 
-__all__ = ["NDArray", "as_ndarray"]
+__all__ = ["NDArray", "as_ndarray", "creation_shape"]
 
 
 def _check_ctx(ctx):
@@ -276,3 +276,22 @@ def as_ndarray(value, ctx=None, dtype=None):
     if data.ndim == 0:
         data = data.reshape(1)
     return NDArray(data, ctx)
+
+
+def creation_shape(shape, func, allow_zero=False):
+    """The shape argument of mx.nd.zeros/ones/full/empty as a tuple of ints, refused as MXNet 1.9.1 refuses it
+    (MXNetError): a non-integer entry fails its Shape parameter, a negative one its shape check, and a 0, which
+    MXNet 1.x reads as an unknown dimension, its shape inference ("Operator _zeros inferring shapes failed"); only
+    mx.nd.empty allocates a zero-size array."""
+    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
+    try:
+        dims = tuple(dims)
+        if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+            raise TypeError
+    except TypeError:
+        raise MXNetError("mx.nd.%s: invalid shape %r: expected a tuple of ints" % (func, shape)) from None
+    dims = tuple(int(d) for d in dims)
+    if min(dims, default=1) < 0 or (not allow_zero and min(dims, default=1) == 0):
+        raise MXNetError("mx.nd.%s: invalid shape %s: every dimension must be %s (MXNet 1.x reads 0 as an unknown "
+                         "dimension)" % (func, dims, "at least 0" if allow_zero else "positive"))
+    return dims

@@ -12,7 +12,7 @@ from ..base import MXNetError
 from .node import topo_order
 from .shapes import ShapeMismatch, fmt, from_mxnet, is_complete, merge
 
-__all__ = ["infer_graph_shapes", "infer_graph_types", "known_shape"]
+__all__ = ["infer_graph_shapes", "infer_graph_types", "known_shape", "check_float_inputs"]
 
 _MAX_PASSES = 64
 
@@ -64,11 +64,14 @@ def _run_rules(heads, seed, rule, merge_value, done, describe, what):
                 continue
             try:
                 result = rule(node, ins, outs)
-            except MXNetError as err:
+            except (MXNetError, IndexError, TypeError, ValueError, ZeroDivisionError) as err:
+                # a rule meeting inputs it was not written for (a () shape where it needs a rank) says so too
+                reason = err if isinstance(err, MXNetError) else "%s inference failed for these inputs (%s: %s)" % (
+                    what.lower(), type(err).__name__, err)
                 known = ", ".join("%s=%s %s" % (_describe_input(node, i), src.output_name(idx), describe(v))
                                   for i, ((src, idx), v) in enumerate(zip(node.inputs, ins)))
                 raise MXNetError("Error in operator %s (%s): %s [inputs: %s]"
-                                 % (node.name, node.op.op_name, err, known)) from None
+                                 % (node.name, node.op.op_name, reason, known)) from None
             if result is None:
                 continue
             new_ins, new_outs = result
@@ -91,7 +94,11 @@ def _declared_shape(node):
     if declared is None:
         return None
     from ..ops.params import parse_shape
-    return from_mxnet(parse_shape(declared))
+    try:
+        return from_mxnet(parse_shape(declared))
+    except ValueError:
+        raise MXNetError("Variable '%s': invalid shape attribute __shape__=%s: expected a tuple of ints"
+                         % (node.name, declared)) from None
 
 
 def _shape_rule(node, ins, outs):
@@ -178,3 +185,21 @@ def infer_graph_types(heads, known):
 
     return _run_rules(heads, seed, lambda node, ins, outs: node.op.infer_type(*ins), merge_type,
                       lambda value: value is not None, _fmt_type, "Type")
+
+
+def check_float_inputs(heads, known):
+    """MXNetError naming the node and input where an op that computes in floating point only (OpDef.float_only)
+    gets another dtype: MXNet's kernels refuse it when they run ("Unsupported type 4", "This operation only
+    support floating point types"), ONNX Runtime has no kernel for it. `known`: input name -> dtype. As in MXNet,
+    the first input's dtype decides (softmax's `length` is an integer input)."""
+    nodes, values = infer_graph_types(heads, known)
+    for node in nodes:
+        if node.is_variable or not getattr(node.op, "float_only", False) or not node.inputs:
+            continue
+        for i, (src, idx) in enumerate(node.inputs[:1]):
+            dtype = values.get((id(src), idx))
+            if dtype is not None and np.dtype(dtype).kind != "f":
+                raise MXNetError("Error in operator %s (%s): input '%s' (%s) is %s, but %s computes in float16, "
+                                 "float32 or float64 only; cast it first (astype('float32'))"
+                                 % (node.name, node.op.op_name, _describe_input(node, i), src.output_name(idx),
+                                    np.dtype(dtype).name, node.op.op_name))

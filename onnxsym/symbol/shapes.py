@@ -11,10 +11,12 @@ Shape rules (`OpDef.infer_shape`) marked with `@partial_rule` receive such shape
 keyword `out_shapes`, for their outputs, and return what they can tell about both; the inference pass merges that
 dimension by dimension (`merge`) and reports a contradiction. Unmarked rules see only complete input shapes.
 """
+import numbers
+
 from ..base import MXNetError
 
 __all__ = ["from_mxnet", "to_mxnet", "is_complete", "merge", "merge_all", "partial_rule", "elementwise",
-           "same_shape_rule", "ShapeMismatch", "fmt"]
+           "same_shape_rule", "ShapeMismatch", "fmt", "user_shape"]
 
 
 class ShapeMismatch(MXNetError):
@@ -31,6 +33,21 @@ def from_mxnet(shape):
         return None
     shape = tuple(None if d is None or int(d) <= 0 else int(d) for d in shape)
     return shape or None
+
+
+def user_shape(shape, name, where):
+    """A shape given by the user for `name` (in call `where`), as a tuple of ints; MXNet's rules for what may be
+    one: its Python layer hands shapes to C through ctypes, so a non-integer dimension is a TypeError ("'float'
+    object cannot be interpreted as an integer"), and a string an MXNetError of the shape pass."""
+    if isinstance(shape, (str, bytes)):
+        raise MXNetError("%s: the shape of '%s' must be a tuple of ints, got %r" % (where, name, shape))
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError("%s: the shape of '%s' must be a tuple of ints, got %r" % (where, name, shape)) from None
+    if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+        raise TypeError("%s: the shape of '%s' must be a tuple of ints, got %s" % (where, name, dims))
+    return tuple(int(d) for d in dims)
 
 
 def to_mxnet(shape):

@@ -294,13 +294,16 @@ class Symbol:
             names = self.list_arguments()
             if len(args) > len(names):
                 raise ValueError("infer_shape: %d shapes given for %d arguments" % (len(args), len(names)))
-            return {n: s for n, s in zip(names, args) if s is not None}
-        inputs = set(self.list_inputs())
-        for key in kwargs:
-            if key not in inputs:
-                raise MXNetError("infer_shape: '%s' is not an input of the symbol (inputs: %s)"
-                                 % (key, ", ".join(self.list_inputs())))
-        return {k: v for k, v in kwargs.items() if v is not None}
+            given = zip(names, args)
+        else:
+            inputs = set(self.list_inputs())
+            for key in kwargs:
+                if key not in inputs:
+                    raise MXNetError("infer_shape: '%s' is not an input of the symbol (inputs: %s)"
+                                     % (key, ", ".join(self.list_inputs())))
+            given = kwargs.items()
+        from .shapes import user_shape
+        return {k: user_shape(v, k, "infer_shape") for k, v in given if v is not None}
 
     def _infer(self, infer, known):
         nodes, values = infer(self._outputs, known)
