@@ -28,3 +28,9 @@ def test_onnxsym_gives_the_exact_value_where_mxnet_does_not(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_tested_deviation_is_documented(name):
     assert "`%s`" % name in DOC
+
+
+def test_every_bad_input_deviation_is_documented():
+    from .fixtures.bad_input_cases import DEVIATIONS
+    for name, (exception, _) in DEVIATIONS.items():
+        assert "| `%s` |" % name in DOC and "`%s`" % exception in DOC, name
