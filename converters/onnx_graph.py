@@ -15,7 +15,7 @@ from onnx import helper, inliner, numpy_helper, shape_inference, version_convert
 
 import onnxsym as mx
 from onnxsym.base import MXNetError
-from onnxsym.lower.builder import OPSET
+from onnxsym.lower.builder import OPSET, PYTHON_DOMAIN
 
 __all__ = ["graph_to_symbol"]
 
@@ -84,7 +84,14 @@ def _value_types(model):
 def graph_to_symbol(model, input_shapes=None):
     """(sym, arg_params, aux_params) of an ONNX ModelProto."""
     if model.functions:     # model-local functions: the Symbol keeps nodes, not the model's function table
-        model = inliner.inline_local_functions(model)
+        try:
+            model = inliner.inline_local_functions(model)
+        except Exception as err:  # onnx's C++ errors
+            raise MXNetError("cannot inline the model's functions: %s" % err) from None
+    for index, node in enumerate(model.graph.node):
+        if node.domain == PYTHON_DOMAIN:     # onnxsym's Python custom ops: only in the models onnxsym exports
+            raise MXNetError("ONNX node %s (%s) is in the domain %s, which onnxsym reserves for its own custom ops"
+                             % (node.name or index, node.op_type, PYTHON_DOMAIN))
     model = _convert_opset(model)
     _fix_inputs(model, input_shapes)
     try:

@@ -3,6 +3,7 @@ folder (whatever tensor carries it), malformed files are one-line MXNetErrors na
 never crash or hang the process (fuzzed in a subprocess)."""
 import base64
 import os
+import textwrap
 
 import numpy as np
 import onnx
@@ -295,6 +296,7 @@ MALFORMED = {
     "undefined_output": (_edit(lambda m: setattr(m.graph.output[0], "name", "nowhere")), "nowhere"),
     "nested_1000": (lambda: _nested_graphs(1000), "not a readable ONNX model"),
     "huge_inferred_value": (_huge_constant_of_shape, "larger than this machine's memory"),
+    "python_op_domain": (_edit(lambda m: setattr(m.graph.node[0], "domain", "ai.onnx.contrib")), "reserves"),
 }
 
 
@@ -307,3 +309,139 @@ def test_malformed_file_is_a_one_line_error_naming_it(tmp_path, case):
         sym.bind(mx.cpu(), {**args, "x": mx.nd.zeros(4)}).forward()
     message = str(info.value)
     assert path in message and words in message and "\n" not in message, message
+
+
+# ----- fuzzing: mutated files give MXNetError or run; never a crash, a hang, another exception or a write -----
+
+def fuzz_seeds(folder):
+    """Bytes of small valid models: one onnxsym exports from a tiny symbol, one with a Constant and an If."""
+    data = mx.sym.Variable("data")
+    net = mx.sym.relu(mx.sym.FullyConnected(data, num_hidden=3, name="fc"))
+    params = {"fc_weight": mx.nd.array(np.arange(12, dtype=np.float32).reshape(3, 4) / 10),
+              "fc_bias": mx.nd.array(np.ones(3, np.float32))}
+    path = mx.onnx.export_model(net, params, [(2, 4)], onnx_file_path=os.path.join(folder, "seed.onnx"),
+                                dynamic=False)
+    with open(path, "rb") as file:
+        exported = file.read()
+    os.remove(path)
+    return [exported, if_model(numpy_helper.from_array(np.arange(4, dtype=np.float32), "v")).SerializeToString()]
+
+
+def mutate(data, edits, cut):
+    """`data` with bytes replaced (position modulo its length) and optionally cut short."""
+    data = bytearray(data)
+    for position, value in edits:
+        data[position % len(data)] = value
+    return bytes(data[:cut % (len(data) + 1)] if cut is not None else data)
+
+
+def load_and_run(data, path):
+    """Import the model `data` (written to `path`) and run it on zeros; returns 'ran' or 'refused'. Anything but
+    an MXNetError propagates."""
+    with open(path, "wb") as file:
+        file.write(data)
+    try:
+        sym, args, aux = mx.onnx.import_model(path)
+        shapes = {name: shape for name, shape in mx.onnx.get_model_metadata(path)["input_tensor_data"]
+                  if name in sym.list_arguments() and all(isinstance(d, int) for d in shape)}
+        arg_shapes, _, aux_shapes = sym.infer_shape(**shapes)
+        if arg_shapes and sum(int(np.prod(s)) for s in arg_shapes + aux_shapes) > 10 ** 7:
+            return "refused"            # a mutated input shape: too big to feed, not a loader problem
+        exe = sym.simple_bind(mx.cpu(), grad_req="null", **shapes)
+        exe.copy_params_from(args, aux, allow_extra_params=True)
+        exe.forward()
+        [o.asnumpy() for o in exe.outputs]
+    except mx.MXNetError:
+        return "refused"
+    return "ran"
+
+
+def _guard_writes(allowed):
+    """An audit hook failing any file opened for writing but `allowed` (Python-level; the folder snapshots in
+    the parent catch native writes)."""
+    import sys
+
+    def hook(event, args):
+        if event == "open" and args[0] != allowed and isinstance(args[0], (str, bytes, os.PathLike)):
+            mode, flags = args[1] or "", args[2] or 0
+            if any(c in str(mode) for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                raise RuntimeError("a model made the process open %r for writing" % (args[0],))
+    sys.addaudithook(hook)
+
+
+def fuzz_in_process(folder, examples):
+    """The hypothesis campaign (run by the subprocess of test_mutated_files_never_crash)."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    seeds = fuzz_seeds(folder)
+    path = os.path.join(folder, "mutant.onnx")
+    _guard_writes(path)
+
+    @settings(max_examples=examples, deadline=20000, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(model=st.sampled_from(range(len(seeds))),
+           edits=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=6),
+           cut=st.one_of(st.none(), st.integers(0, 1 << 20)))
+    def check(model, edits, cut):
+        load_and_run(mutate(seeds[model], edits, cut), path)
+
+    check()
+
+
+def run_isolated(code, tmp_path, timeout):
+    """Run `code` in a fresh interpreter whose working directory, HOME and TMPDIR are empty folders, capped at
+    8 GiB of address space; returns (CompletedProcess, files the run left anywhere but `models/`)."""
+    import subprocess
+    import sys
+    home = tmp_path / "home"
+    for sub in ("home", "models"):
+        (tmp_path / sub).mkdir()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, HOME=str(home), TMPDIR=str(home), PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")
+    prelude = "import resource; resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))\n"
+    done = subprocess.run([sys.executable, "-c", prelude + code], cwd=home, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    left = [os.path.join(d, f) for d, _, files in os.walk(home) for f in files]
+    return done, left
+
+
+def test_mutated_files_never_crash_write_or_raise_another_error(tmp_path):
+    code = "from tests.test_onnx_hostile import fuzz_in_process; fuzz_in_process(%r, 200)" \
+        % str(tmp_path / "models")
+    done, left = run_isolated(code, tmp_path, timeout=540)
+    assert done.returncode == 0, "fuzzing crashed or failed (rc %d):\n%s" % (done.returncode, done.stderr[-3000:])
+    assert left == [] and sorted(os.listdir(tmp_path / "models")) == ["mutant.onnx"], left
+
+
+def campaign(total, batch=500):
+    """The longer campaign (not in CI): `total` random mutants in subprocesses of `batch`; prints outcomes,
+    crashes, hangs and the peak memory. python -c 'from tests.test_onnx_hostile import campaign; campaign(5000)'"""
+    import pathlib
+    import tempfile
+    for start in range(0, total, batch):
+        code = textwrap.dedent("""
+            import collections, random, resource, traceback
+            from tests.test_onnx_hostile import fuzz_seeds, mutate, load_and_run, _guard_writes
+            seeds = fuzz_seeds(%r)
+            path = %r
+            _guard_writes(path)
+            rng, counts = random.Random(%d), collections.Counter()
+            for _ in range(%d):
+                data = rng.choice(seeds)
+                edits = [(rng.randrange(len(data)), rng.randrange(256)) for _ in range(rng.randint(1, 8))]
+                cut = rng.randrange(len(data) + 1) if rng.random() < 0.2 else None
+                try:
+                    counts[load_and_run(mutate(data, edits, cut), path)] += 1
+                except Exception as err:
+                    counts[type(err).__name__] += 1
+                    print("OTHER", type(err).__name__, str(err)[:200], edits, cut)
+            print("COUNTS", dict(counts), "PEAK_RSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+            """)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            models = str(tmp / "models")
+            try:
+                done, left = run_isolated(code % (models, os.path.join(models, "mutant.onnx"), start,
+                                                  min(batch, total - start)), tmp, timeout=1200)
+                print("batch", start, "rc", done.returncode, "left", left, done.stdout[-2000:], done.stderr[-500:])
+            except Exception as err:        # subprocess.TimeoutExpired: a hang
+                print("batch", start, "HANG or failure:", err)
