@@ -6,14 +6,16 @@ data variables. The Symbol binds, runs, exports and trains like any other.
 """
 import base64
 import json
+import os
+from math import prod
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference, version_converter
+from onnx import helper, inliner, numpy_helper, shape_inference, version_converter
 
 import onnxsym as mx
 from onnxsym.base import MXNetError
-from onnxsym.lower.builder import OPSET
+from onnxsym.lower.builder import OPSET, PYTHON_DOMAIN
 
 __all__ = ["graph_to_symbol"]
 
@@ -50,13 +52,29 @@ def _fix_inputs(model, input_shapes):
                                              for d in dims], value.name))
 
 
+def _dtype_name(elem_type, name):
+    try:
+        return helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else None
+    except KeyError:
+        raise MXNetError("value '%s' has an unknown element type (%d)" % (name, elem_type)) from None
+
+
 def _value_types(model):
+    """{name: (shape, dtype name)} of the graph's values; a value larger than this machine's memory is refused
+    here, before ONNX Runtime tries to allocate it."""
     types = {}
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for value in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
         tensor = value.type.tensor_type
         shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim] \
             if tensor.HasField("shape") else None
-        dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else None
+        dtype = _dtype_name(tensor.elem_type, value.name)
+        known = [d for d in shape or [] if d is not None]
+        if any(d < 0 for d in known):
+            raise MXNetError("value '%s' has negative dimensions %s" % (value.name, shape))
+        if prod(known) * (np.dtype(dtype).itemsize if dtype else 1) > memory:
+            raise MXNetError("value '%s' of shape %s is larger than this machine's memory (%d bytes)"
+                             % (value.name, shape, memory))
         types[value.name] = (shape, dtype)
     for tensor in model.graph.initializer:
         types[tensor.name] = (list(tensor.dims), helper.tensor_dtype_to_np_dtype(tensor.data_type).name)
@@ -65,6 +83,15 @@ def _value_types(model):
 
 def graph_to_symbol(model, input_shapes=None):
     """(sym, arg_params, aux_params) of an ONNX ModelProto."""
+    if model.functions:     # model-local functions: the Symbol keeps nodes, not the model's function table
+        try:
+            model = inliner.inline_local_functions(model)
+        except Exception as err:  # onnx's C++ errors
+            raise MXNetError("cannot inline the model's functions: %s" % err) from None
+    for index, node in enumerate(model.graph.node):
+        if node.domain == PYTHON_DOMAIN:     # onnxsym's Python custom ops: only in the models onnxsym exports
+            raise MXNetError("ONNX node %s (%s) is in the domain %s, which onnxsym reserves for its own custom ops"
+                             % (node.name or index, node.op_type, PYTHON_DOMAIN))
     model = _convert_opset(model)
     _fix_inputs(model, input_shapes)
     try:
@@ -100,6 +127,10 @@ def graph_to_symbol(model, input_shapes=None):
             out_shapes=json.dumps([s for s, _ in out_info]), out_types=json.dumps([t for _, t in out_info]))
         for i, output in enumerate(node.output):
             entries[output] = sym[i] if len(node.output) > 1 else sym
+    undefined = [o.name for o in model.graph.output if o.name not in entries]
+    if undefined or not model.graph.output:
+        raise MXNetError("the graph's outputs %s are not defined by any node or input" % undefined if undefined
+                         else "the graph has no outputs")
     outputs = [entries[o.name] for o in model.graph.output]
     sym = outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs)
     # NDArray itself, not mx.nd.array: ONNX scalars (0-d initializers) must stay 0-d

@@ -1,45 +1,122 @@
 """`.onnx` -> (Symbol, arg_params, aux_params) (MXNet's mx.onnx.import_model), safely.
 
 Models exported by onnxsym carry their MXNet JSON in the metadata and come back as the identical Symbol (custom
-ops included: their op type must be registered, i.e. the module that registers it imported). Files are read
-without pickle, and external data may only live inside the model's own folder.
+ops included: their op type must be registered, i.e. the module that registers it imported). A model file only
+describes a model: it is read without pickle, and every tensor in it (initializers, sparse tensors, node
+attributes, subgraphs, function bodies) passes one check before onnx or ONNX Runtime sees it: its declared size
+matches the data it holds, and external data is a regular file inside the model's own folder, read here and
+inlined (ONNX Runtime would resolve it against the working directory). Anything malformed is an MXNetError
+naming the file.
 """
 import json
 import os
+import stat
+from math import prod
 
 import onnx
+from onnx import TensorProto, helper
 
 import onnxsym as mx
 from onnxsym.base import MXNetError
+from onnxsym.ops.onnx_node import tensor_protos
 
 from .onnx_export import METADATA_SYMBOL
 
 __all__ = ["import_model", "get_model_metadata", "load_model"]
 
+# Sub-byte types, packed in raw data; every other type takes its numpy itemsize.
+_BITS = {getattr(TensorProto, name): bits for name, bits in
+         (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2)) if hasattr(TensorProto, name)}
+# The typed fields (float_data, ...) take at least one byte per value and hold at most 8 bytes of data per value.
+_TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 
-def load_model(path):
-    """The ModelProto of `path`, with external data only from inside the model's folder."""
-    path = os.fspath(path)
+
+def load_model(model):
+    """The ModelProto of the file `model` (a path; or the model's bytes, which may not use external data), every
+    tensor checked and external data inlined."""
+    source = "<bytes>" if isinstance(model, (bytes, bytearray)) else os.fspath(model)
     try:
-        model = onnx.load(path, load_external_data=False)
+        if isinstance(model, (bytes, bytearray)):
+            proto = onnx.load_model_from_string(bytes(model))
+        else:
+            proto = onnx.load(source, load_external_data=False)
     except FileNotFoundError:
         raise
-    except Exception as err:
-        raise MXNetError("%s is not a readable ONNX model (truncated or corrupt?): %s" % (path, err)) from None
-    folder = os.path.dirname(os.path.abspath(path))
-    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    for tensor in external:
-        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
-        target = os.path.abspath(os.path.join(folder, location))
-        if os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
-            raise MXNetError("initializer '%s' of %s points outside the model's folder (%s): refusing to read it"
-                             % (tensor.name, path, location))
-    if external:
-        try:
-            onnx.load_external_data_for_model(model, folder)
-        except Exception as err:
-            raise MXNetError("cannot read the external data of %s: %s" % (path, err)) from None
-    return model
+    except Exception as err:  # protobuf's DecodeError, RecursionError on deep nesting, IsADirectoryError, ...
+        raise MXNetError("%s is not a readable ONNX model (truncated or corrupt?): %s"
+                         % (source, str(err).splitlines()[0] if str(err) else type(err).__name__)) from None
+    if not proto.HasField("graph"):
+        raise MXNetError("%s is not an ONNX model: it has no graph" % source)
+    folder = None if source == "<bytes>" else os.path.realpath(os.path.dirname(os.path.abspath(source)))
+    for tensor in tensor_protos(proto):
+        check_tensor(tensor, source, folder)
+    return proto
+
+
+def check_tensor(tensor, source, folder):
+    """Raise unless `tensor` (of the model `source`) declares a known type, non-negative dims and no more data
+    than it holds; inline its external data, which must lie in `folder` (None: no external data allowed)."""
+    name = "tensor '%s' of %s" % (tensor.name, source)
+    if tensor.data_type == TensorProto.UNDEFINED and not tensor.dims and not tensor.ListFields():
+        return  # an empty placeholder message (an unset optional field)
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        raise MXNetError("%s has an unknown data type (%d)" % (name, tensor.data_type)) from None
+    if any(d < 0 for d in tensor.dims):
+        raise MXNetError("%s has negative dimensions %s" % (name, list(tensor.dims)))
+    count = prod(tensor.dims)
+    size = (count * _BITS.get(tensor.data_type, 8 * itemsize) + 7) // 8
+    if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
+        _inline_external_data(tensor, name, size, folder)
+    if tensor.HasField("raw_data"):
+        if len(tensor.raw_data) != size:
+            raise MXNetError("%s declares dims %s (%d bytes) but holds %d bytes"
+                             % (name, list(tensor.dims), size, len(tensor.raw_data)))
+    elif tensor.data_type == TensorProto.STRING:
+        if len(tensor.string_data) != count:
+            raise MXNetError("%s declares %d strings but holds %d" % (name, count, len(tensor.string_data)))
+    elif size > 8 * sum(len(getattr(tensor, field)) for field in _TYPED_FIELDS):
+        raise MXNetError("%s declares dims %s (%d bytes), more than the data it holds"
+                         % (name, list(tensor.dims), size))
+
+
+def _inline_external_data(tensor, name, size, folder):
+    """Read the external data of `tensor` into raw_data: only a regular file inside `folder`, symlinks resolved,
+    offset and length within the file and equal to the size the dims declare."""
+    if folder is None:
+        raise MXNetError("%s refers to external data, which a model given as bytes may not" % name)
+    info = {e.key: e.value for e in tensor.external_data}
+    location = info.get("location", "")
+    target = os.path.realpath(os.path.join(folder, location))
+    if not location or os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+        raise MXNetError("%s points outside the model's folder (%r): refusing to read it" % (name, location))
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info.get("length", size))
+    except ValueError:
+        raise MXNetError("%s has a malformed external data offset or length" % name) from None
+    if offset < 0 or length != size:
+        raise MXNetError("%s: external data offset %d, length %d; its dims need %d bytes" % (name, offset, length, size))
+    try:
+        # O_NONBLOCK: opening a FIFO must not hang; O_NOFOLLOW: the path was resolved, a symlink now is a swap
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as err:
+        raise MXNetError("%s: cannot open its external data %r: %s" % (name, location, err.strerror)) from None
+    with os.fdopen(fd, "rb") as file:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise MXNetError("%s: its external data %r is not a regular file" % (name, location))
+        if offset + length > status.st_size:
+            raise MXNetError("%s: external data offset %d + length %d is beyond the end of %r (%d bytes)"
+                             % (name, offset, length, location, status.st_size))
+        file.seek(offset)
+        data = file.read(length)
+    if len(data) != length:
+        raise MXNetError("%s: %r changed while being read" % (name, location))
+    tensor.raw_data = data
+    del tensor.external_data[:]
+    tensor.data_location = TensorProto.DEFAULT
 
 
 def _metadata(model):
@@ -59,14 +136,29 @@ def get_model_metadata(model_file):
 
 
 def import_model(model_file, input_shapes=None):
-    """(sym, arg_params, aux_params) of an ONNX model file. Files onnxsym wrote come back as the identical
-    Symbol; any other model becomes one op per ONNX node (`input_shapes` fixes dynamic input dimensions)."""
+    """(sym, arg_params, aux_params) of an ONNX model file (or its bytes). Files onnxsym wrote come back as the
+    identical Symbol; any other model becomes one op per ONNX node (`input_shapes` fixes dynamic input
+    dimensions). A file that is not a model onnxsym can run raises MXNetError naming it."""
     model = load_model(model_file)
-    meta = _metadata(model)
-    if METADATA_SYMBOL not in meta:
+    source = "<bytes>" if isinstance(model_file, (bytes, bytearray)) else os.fspath(model_file)
+    try:
+        if METADATA_SYMBOL in _metadata(model):
+            return _onnxsym_model(model)
         from .onnx_graph import graph_to_symbol
-        return graph_to_symbol(model, input_shapes)
-    sym = mx.sym.load_json(meta[METADATA_SYMBOL])
+        try:
+            return graph_to_symbol(model, input_shapes)
+        except MXNetError as err:      # onnx's and ORT's messages span lines: one line, naming the file
+            raise MXNetError("%s: %s" % (source, " ".join(str(err).split()))) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as err:
+        # the file is untrusted input: whatever onnx or numpy make of a malformed field is a file error
+        raise MXNetError("%s is not a valid ONNX model: %s: %s"
+                         % (source, type(err).__name__, " ".join(str(err).split()))) from None
+
+
+def _onnxsym_model(model):
+    """A model onnxsym exported: its Symbol from the MXNet JSON in the metadata, parameters from initializers.
+    (The JSON loader's own MXNetErrors pass unchanged: the CLI reports them as they are.)"""
+    sym = mx.sym.load_json(_metadata(model)[METADATA_SYMBOL])
     arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     args = set(sym.list_arguments())
     aux = set(sym.list_auxiliary_states())

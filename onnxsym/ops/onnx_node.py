@@ -14,7 +14,7 @@ from .params import param
 from .onnx_training import rule_for
 from .registry import OpDef, register
 
-__all__ = ["ONNXNode"]
+__all__ = ["ONNXNode", "tensor_protos"]
 
 # onnxruntime-training builds these gradients only with optional outputs declared (ORT_NOTES.md §1); the ops whose
 # gradient it lacks or gets wrong have a training rule in ops/onnx_training.py.
@@ -58,7 +58,16 @@ class ONNXNode(OpDef):
             return []
         from onnx import NodeProto
         node = NodeProto()
-        node.ParseFromString(base64.b64decode(self.node_attributes))
+        try:
+            node.ParseFromString(base64.b64decode(self.node_attributes))
+        except Exception as err:  # binascii.Error, protobuf's DecodeError
+            raise MXNetError("ONNX node %s: node_attributes is not a base64 NodeProto (%s)" % (self.op_type, err)) \
+                from None
+        # A symbol file has no folder of its own: ONNX Runtime would resolve external data against the working
+        # directory, so any file the process can read would become a tensor (import inlines the data it allows).
+        if any(t.external_data or t.data_location == t.EXTERNAL for t in tensor_protos(node)):
+            raise MXNetError("ONNX node %s: an attribute tensor refers to external data, which a symbol may not"
+                             % self.op_type)
         return list(node.attribute)
 
     def lower(self, g, *inputs):
@@ -82,6 +91,23 @@ class ONNXNode(OpDef):
         if count == self.output_count:
             return outputs
         return outputs[0] if self.output_count == 1 else outputs[:self.output_count]
+
+
+def tensor_protos(message):
+    """Every TensorProto inside an ONNX protobuf message (a model, graph, function, node or attribute), at any
+    depth: initializers, sparse tensors' values and indices, tensor attributes, subgraphs (If/Loop/Scan),
+    function bodies, training graphs. Generic over the message fields, so no place is forgotten; iterative, so
+    deep nesting cannot exhaust the Python stack."""
+    from onnx import TensorProto
+    stack = [message]
+    while stack:
+        message = stack.pop()
+        if isinstance(message, TensorProto):
+            yield message
+            continue
+        for field, value in message.ListFields():
+            if field.message_type is not None:
+                stack.extend(value if field.is_repeated else [value])
 
 
 class _NodeView:
