@@ -173,15 +173,22 @@ def _has_python_ops(model):
 
 
 def _plain_session(path, model):
-    """A plain ORT InferenceSession on the file; models with onnxsym's Python custom ops go through
-    onnxsym's session creation, which registers their op types."""
+    """A plain ORT InferenceSession on the checked model (`load_model` inlined its external data; the file is not
+    read again, and its metadata's `ort_config`, which ORT applies when ORT_LOAD_CONFIG_FROM_MODEL=1 and which can
+    make it write profiles, is dropped); models with onnxsym's Python custom ops go through onnxsym's session
+    creation, which registers their op types."""
     from .runtime.ort import create_session, ort, ort_message
     if _has_python_ops(model):
         return create_session(model)
+    plain = type(model)()
+    plain.CopyFrom(model)
+    kept = [p for p in plain.metadata_props if p.key != "ort_config"]
+    del plain.metadata_props[:]
+    plain.metadata_props.extend(kept)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(plain.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # ORT's own exception types
         raise CommandError("ONNX Runtime cannot load %s: %s" % (path, ort_message(err))) from None
 

@@ -445,3 +445,34 @@ def campaign(total, batch=500):
                 print("batch", start, "rc", done.returncode, "left", left, done.stdout[-2000:], done.stderr[-500:])
             except Exception as err:        # subprocess.TimeoutExpired: a hang
                 print("batch", start, "HANG or failure:", err)
+
+
+def test_cli_sessions_ignore_a_models_ort_config(tmp_path):
+    """With ORT_LOAD_CONFIG_FROM_MODEL=1, ORT applies a model's metadata `ort_config` (e.g. profiling, which
+    writes files): the command line's plain sessions are made from the checked model without it."""
+    import subprocess
+    import sys
+    import textwrap
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])]),
+        opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    helper.set_model_props(model, {"ort_config": '{"session_options": {"enable_profiling": 1}}'})
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    work = tmp_path / "work"
+    work.mkdir()
+    script = textwrap.dedent("""
+        import sys, numpy as np
+        sys.path.insert(0, %r)
+        from onnxsym import cli
+        session = cli._plain_session(%r, cli._load_onnx(%r))
+        print(session.run(None, {"x": np.array([-1.0, 2.0], np.float32)})[0].tolist())
+    """ % (os.getcwd(), str(path), str(path)))
+    env = dict(os.environ, ORT_LOAD_CONFIG_FROM_MODEL="1")
+    done = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "[0.0, 2.0]" in done.stdout
+    assert list(work.iterdir()) == []
