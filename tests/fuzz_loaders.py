@@ -349,7 +349,14 @@ def campaign(cases, batch, seed, hang_s):
             defects += [dict(d, loader=loader) for d in report["defects"]]
             growth = max(growth, report["rss_end_kib"] - report["rss_start_kib"])
             slowest = max(slowest, report["slowest_s"])
-    summary = {"cases_per_loader": cases, "seed": seed, "totals": totals, "slowest_case_s": round(slowest, 3),
+    kinds = {}
+    for defect in defects:      # 'unnamed source', an exception type, 'hang' or 'worker exit'
+        match = re.match(r"\S+ raised (\w+)", defect["what"])
+        kind = match.group(1) if match else "unnamed source" if "does not name" in defect["what"] else \
+            defect["what"].split(":")[0][:30]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    summary = {"cases_per_loader": cases, "seed": seed, "totals": totals, "defect_kinds": kinds,
+               "slowest_case_s": round(slowest, 3),
                "max_rss_growth_in_a_batch_kib": growth, "wall_s": round(time.time() - began, 1),
                "defects": defects[:50], "defect_count": len(defects)}
     print(json.dumps(summary, indent=1))
