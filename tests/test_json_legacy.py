@@ -33,10 +33,10 @@ def test_file_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("not json", "Invalid symbol JSON"),
+    ("not json", "Invalid symbol JSON in the JSON string: not valid JSON"),
     ('{"nodes": [{"op": "NoSuchOp", "name": "x", "inputs": []}], "heads": [[0, 0, 0]]}', "NoSuchOp"),
     ('{"nodes": [{"op": "null", "name": "x", "inputs": []}, {"op": "relu", "name": "r", "inputs": [[5, 0, 0]]}],'
-     ' "heads": [[1, 0, 0]]}', "bad input entry"),
+     ' "heads": [[1, 0, 0]]}', r"input \[5, 0, 0\] refers to node 5, not one of the nodes before it"),
     ('{"nodes": [{"op": "null", "name": "x", "inputs": []}], "heads": []}', "heads"),
     ('{"nodes": [{"op": "null", "name": "x", "inputs": []},'
      ' {"op": "FullyConnected", "name": "fc", "attrs": {"num_hidden": "2"}, "inputs": [[0, 0, 0]]}],'

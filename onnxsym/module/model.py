@@ -31,12 +31,22 @@ def param_dict(arg_params, aux_params):
     return save_dict
 
 
+class ParamNameError(MXNetError, ValueError):
+    """A parameter name without an `arg:`/`aux:` prefix: an MXNetError like every loader error, and the
+    ValueError MXNet's Module.load_params raises, for callers that catch that."""
+
+
 def split_params(fname):
-    """(arg_params, aux_params) of a parameter file with `arg:`/`aux:` names."""
+    """(arg_params, aux_params) of a parameter file with `arg:`/`aux:` names; an empty file gives empty dicts
+    (with MXNet's warning). Anything else raises an MXNetError naming the file."""
     from ..ndarray import load
     save_dict = load(fname)
+    if not save_dict:
+        logging.warning("Params file '%s' is empty", fname)
+        return {}, {}
     if not isinstance(save_dict, dict):
-        raise MXNetError("%s holds an unnamed list of arrays, not parameters with arg:/aux: names" % fname)
+        raise MXNetError("Invalid param file %s: it holds an unnamed list of arrays, not parameters with arg:/aux: "
+                         "names" % fname)
     arg_params, aux_params = {}, {}
     for key, value in save_dict.items():
         kind, _, name = key.partition(":")
@@ -45,8 +55,8 @@ def split_params(fname):
         elif kind == "aux":
             aux_params[name] = value
         else:
-            raise ValueError("Invalid param file %s: parameter names start with arg: or aux:, got '%s'"
-                             % (fname, key))
+            raise ParamNameError("Invalid param file %s: parameter names start with arg: or aux:, got %r"
+                                 % (fname, key[:200]))
     return arg_params, aux_params
 
 

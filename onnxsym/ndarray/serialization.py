@@ -165,12 +165,8 @@ def _read_array(reader):
     return _read_payload(reader, dims)
 
 
-def load_frombuffer(buf):
-    """Load a list or dict of NDArrays from the bytes of a `.params` file."""
-    if isinstance(buf, str):
-        buf = buf.encode("latin-1")
-    if not isinstance(buf, (bytes, bytearray, memoryview)):
-        raise TypeError("buf required to be a string or bytes")
+def _read_file(buf):
+    """(names or None, numpy arrays) of the bytes of a `.params` file; MXNetError saying what is wrong."""
     reader = _Reader(buf)
     if reader.unpack("<Q", "the file magic") != LIST_MAGIC:
         raise MXNetError("invalid NDArray file format: not an MXNet .params file (magic is not 0x112)")
@@ -194,11 +190,34 @@ def load_frombuffer(buf):
             names.append(bytes(reader.take(size, "a name of %d bytes" % size)).decode("utf-8"))
         except UnicodeDecodeError as err:
             raise MXNetError("invalid NDArray file format: name %d is not UTF-8 (%s)" % (index, err)) from None
+    return (names or None), arrays
+
+
+def _load_bytes(buf, source):
+    try:
+        names, arrays = _read_file(buf)
+    except MXNetError as err:
+        raise MXNetError("cannot load %s: %s" % (source, err)) from None
     result = [NDArray(a) for a in arrays]
-    return dict(zip(names, result)) if n_names else result
+    return dict(zip(names, result)) if names is not None else result
+
+
+def load_frombuffer(buf):
+    """Load a list or dict of NDArrays from the bytes of a `.params` file; a malformed buffer raises one
+    MXNetError saying what is wrong and where."""
+    if isinstance(buf, str):
+        try:
+            buf = buf.encode("latin-1")
+        except UnicodeEncodeError:
+            raise MXNetError("cannot load the buffer: a str buffer must hold bytes (characters below 256)") from None
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError("buf required to be a string or bytes")
+    return _load_bytes(buf, "the buffer")
 
 
 def load(fname):
-    """Load what `save` wrote (or MXNet 1.x's `mx.nd.save`): a list, or a dict when the file has names."""
-    with open(_path(fname), "rb") as source:
-        return load_frombuffer(source.read())
+    """Load what `save` wrote (or MXNet 1.x's `mx.nd.save`): a list, or a dict when the file has names. A
+    malformed file raises one MXNetError naming the file, saying what is wrong and where."""
+    path = _path(fname)
+    with open(path, "rb") as source:
+        return _load_bytes(source.read(), "file '%s'" % path)
