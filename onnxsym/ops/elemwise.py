@@ -363,15 +363,40 @@ DERIVATIVES = {
 }
 
 
+# Integer inputs. MXNet computes integer math in double and truncates back to the integer type (exp(7) -> 1096,
+# tanh(12) -> 0, sqrt(-3) -> INT_MIN, unsigned results wrap: negative(uint8 1) -> 255); ONNX's float ops take no
+# integer tensors. Ops exact on integers keep their integer kernels where ORT has them; ops with no float64
+# kernel in ORT's CPU provider (erf, cos, tan, the inverse and hyperbolic trig ones) or no exact float64 form here
+# (gamma's Lanczos series misses gamma(1) = 1) refuse integers with a clear error (DEVIATIONS.md).
+_INTEGER_KERNELS = {"abs": "iub", "sign": "iub", "_copy": "iub", "logical_not": "iub", "negative": "i",
+                    "square": "i"}
+_FLOAT_ONLY = {"erf", "gamma", "gammaln", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh",
+               "arccosh", "arctanh"}
+
+
 class _Unary(OpDef):
     _lower = None
     differentiable = True
     infer_shape = same_shape_rule
 
     def lower(self, g, data):
+        dtype = np.dtype(g.dtype(data))
+        if dtype.kind in "iub" and dtype.kind not in _INTEGER_KERNELS.get(self.op_name, ""):
+            return self._integer_math(g, data, dtype)
         out = type(self)._lower(g, data)
         derivative = DERIVATIVES.get(self.op_name)
         return out if derivative is None else g.with_gradient(out, lambda: [(data, derivative(g, data, out))])
+
+    def _integer_math(self, g, data, dtype):
+        if self.op_name in _FLOAT_ONLY:
+            raise MXNetError("%s takes floating-point input, got %s: cast it first (x.astype('float32'))"
+                             % (self.op_name, dtype.name))
+        wide = g.cast(data, np.float64)
+        g.set_info(wide, g.shape(data), np.float64)
+        out = type(self)._lower(g, wide)
+        if dtype.kind == "i":
+            return g.cast(out, dtype)
+        return g.cast(g.cast(out, np.int64), dtype)     # unsigned and bool results wrap, as a C cast does
 
 
 for _name, (_fn, _fluent, _diff) in UNARY.items():
