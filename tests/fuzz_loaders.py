@@ -276,7 +276,7 @@ def run_hypothesis(loader, examples, deadline_ms):
         case = Case(loader, workdir)
         limit_memory()
 
-        @settings(max_examples=examples, deadline=deadline_ms, database=None, derandomize=False,
+        @settings(max_examples=examples, deadline=deadline_ms, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(st.randoms(use_true_random=False))
         def fuzz(rng):
