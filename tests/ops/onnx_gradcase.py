@@ -114,18 +114,12 @@ def reference_outputs(case, model, arrays):
     return _evaluator(case, model, arrays)({i.name: arrays[i.name] for i in model.graph.input})
 
 
-def numeric_vjp(case, model, arrays, names, projections, eps=1e-6):
-    """Central differences (float64) of sum_i sum(out_i * projection_i) of the reference, for each of `names`."""
-    evaluate = _evaluator(case, model, arrays)
-    feeds = {i.name: arrays[i.name].copy() for i in model.graph.input}
-
-    def objective():
-        outs = evaluate(feeds)
-        return sum(float((np.asarray(o, np.float64) * p).sum()) for o, p in zip(outs, projections) if p is not None)
-
+def central_differences(arrays, names, objective, eps=1e-6):
+    """d objective() / d arrays[name] by central differences, for each of `names` (arrays changed in place and
+    restored)."""
     grads = {}
     for name in names:
-        flat = feeds[name].reshape(-1)
+        flat = arrays[name].reshape(-1)
         grad = np.zeros(flat.size)
         for i in range(flat.size):
             original = flat[i]
@@ -135,8 +129,20 @@ def numeric_vjp(case, model, arrays, names, projections, eps=1e-6):
             minus = objective()
             flat[i] = original
             grad[i] = (plus - minus) / (2 * eps)
-        grads[name] = grad.reshape(feeds[name].shape)
+        grads[name] = grad.reshape(arrays[name].shape)
     return grads
+
+
+def numeric_vjp(case, model, arrays, names, projections, eps=1e-6):
+    """Central differences (float64) of sum_i sum(out_i * projection_i) of the reference, for each of `names`."""
+    evaluate = _evaluator(case, model, arrays)
+    feeds = {i.name: arrays[i.name].copy() for i in model.graph.input}
+
+    def objective():
+        outs = evaluate(feeds)
+        return sum(float((np.asarray(o, np.float64) * p).sum()) for o, p in zip(outs, projections) if p is not None)
+
+    return central_differences(feeds, names, objective, eps)
 
 
 def run_onnx_gradient_case(case, tmp_path):

@@ -19,7 +19,7 @@ import onnxsym as mx
 from onnxsym.ops.registry import all_ops
 from onnxsym.test_utils import assert_almost_equal, check_numeric_gradient, random_projection
 
-from .onnx_gradcase import OPSET, OnnxCase, run_onnx_gradient_case
+from .onnx_gradcase import OPSET, OnnxCase, central_differences, run_onnx_gradient_case
 from .test_gradients import CASES as FAMILY_CASES, GRADIENT_CASES as FAMILY_GRADIENT_CASES
 
 I64 = np.int64
@@ -466,22 +466,13 @@ def _checked(op, case, sym):
 def _reference_gradient(case, sym, arrays, names, projection, eps=1e-6):
     """Central differences in float64 of sum(ref(arrays) * projection)."""
     base = {n: a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a for n, a in arrays.items()}
-    grads = {}
-    for name in names:
-        flat = base[name].reshape(-1)
-        grad = np.zeros(flat.size)
-        for i in range(flat.size):
-            original = flat[i]
-            values = []
-            for step in (eps, -eps):
-                flat[i] = original + step
-                out = case.ref(**base)
-                out = out[0] if isinstance(out, (list, tuple)) else out
-                values.append(float((np.asarray(out, np.float64) * projection).sum()))
-            flat[i] = original
-            grad[i] = (values[0] - values[1]) / (2 * eps)
-        grads[name] = grad.reshape(base[name].shape)
-    return grads
+
+    def objective():
+        out = case.ref(**base)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        return float((np.asarray(out, np.float64) * projection).sum())
+
+    return central_differences(base, names, objective, eps)
 
 
 @pytest.mark.parametrize("op,case", MXNET_CASES, ids=[str(c) for _, c in MXNET_CASES])
