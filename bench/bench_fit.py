@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import onnxsym as mx  # noqa: E402
 from _common import fused_training_session  # noqa: E402
-from models import lenet, mlp  # noqa: E402
+from onnxsym.models import lenet, mlp  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
 

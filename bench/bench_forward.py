@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import onnxsym as mx  # noqa: E402
 from _common import per_call  # noqa: E402
-from models import mlp  # noqa: E402
+from onnxsym.models import mlp  # noqa: E402
 from onnxsym.runtime.ort import session_options  # noqa: E402
 
 

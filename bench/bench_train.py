@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import onnxsym as mx  # noqa: E402
 from _common import fused_training_session, per_call  # noqa: E402
-from models import mlp, resnet  # noqa: E402
+from onnxsym.models import mlp, resnet  # noqa: E402
 
 
 def mlp_784():

@@ -4,6 +4,7 @@
     data = mx.sym.Variable('data')
     net = mx.sym.FullyConnected(data, num_hidden=128, name='fc1')
 """
+from . import _checkout  # noqa: F401  (first: in a source checkout it makes onnxsym.converters/.models resolve)
 from . import base, context, ops
 from . import custom as operator
 from . import module as mod

@@ -135,7 +135,7 @@ def _histogram(ops):
 
 
 def _load_onnx(path):
-    from converters.onnx_import import load_model
+    from onnxsym.converters.onnx_import import load_model
     return load_model(path)
 
 
@@ -153,7 +153,7 @@ def _graph_inputs(model):
 
 
 def _symbol_of_onnx(model, path):
-    from converters.onnx_export import METADATA_SYMBOL
+    from onnxsym.converters.onnx_export import METADATA_SYMBOL
     from .symbol import load_json
     meta = {p.key: p.value for p in model.metadata_props}
     if METADATA_SYMBOL not in meta:
@@ -163,7 +163,7 @@ def _symbol_of_onnx(model, path):
 
 def _label_inputs(sym):
     """Inputs that only loss heads read (softmax_label): exported models drop them."""
-    from converters.onnx_export import data_inputs
+    from onnxsym.converters.onnx_export import data_inputs
     return [n for n in sym.list_inputs() if n not in data_inputs(sym, {})]
 
 
@@ -253,7 +253,7 @@ def _check_names(given, known, what):
 
 def cmd_convert(args):
     """MXNet checkpoint -> .onnx, then the same seeded input through onnxsym and ONNX Runtime."""
-    from converters.onnx_export import data_inputs
+    from onnxsym.converters.onnx_export import data_inputs
     from .module.model import load_checkpoint
     from .onnx import export_model
     with stage("[1/3] loading checkpoint %s-symbol.json, %s-%04d.params" % (args.prefix, args.prefix, args.epoch)):
@@ -551,7 +551,7 @@ def cmd_bench(args):
     """Median latency and throughput through onnxsym (import_model + bind + forward) and through raw ORT."""
     import tempfile
 
-    from converters.onnx_export import data_inputs
+    from onnxsym.converters.onnx_export import data_inputs
     from .onnx import export_model, import_model
     with stage("[1/3] loading %s" % args.model):
         model = _load_onnx(args.model)

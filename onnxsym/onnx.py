@@ -4,16 +4,16 @@ __all__ = ["export_model", "import_model", "get_model_metadata"]
 
 
 def export_model(*args, **kwargs):
-    from converters.onnx_export import export_model as export
+    from .converters.onnx_export import export_model as export
     return export(*args, **kwargs)
 
 
 def import_model(model_file, input_shapes=None):
     """(sym, arg_params, aux_params) of an .onnx file (see converters/onnx_import.py)."""
-    from converters.onnx_import import import_model as load
+    from .converters.onnx_import import import_model as load
     return load(model_file, input_shapes)
 
 
 def get_model_metadata(model_file):
-    from converters.onnx_import import get_model_metadata as metadata
+    from .converters.onnx_import import get_model_metadata as metadata
     return metadata(model_file)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-import models
+from onnxsym import models
 import onnxsym as mx
 from tests.fixtures.make_models_fixtures import CASES, FORWARD, listing_digest, seeded_inputs
 

@@ -197,7 +197,7 @@ class BaseModule:
         with) as an ONNX model via mx.onnx.export_model; kwargs go there (dynamic, verbose, ...)."""
         if not (self.binded and self.params_initialized):
             raise MXNetError("export_onnx() needs a bound module with initialized parameters")
-        from converters.onnx_export import data_inputs
+        from ..converters.onnx_export import data_inputs
         arg_params, aux_params = self.get_params()
         params = {**arg_params, **aux_params}
         descs = {d.name: d for d in list(self.data_shapes) + list(self.label_shapes or [])}

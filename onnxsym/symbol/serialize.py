@@ -293,7 +293,7 @@ def load(fname):
         except UnicodeDecodeError:
             path = path + ".onnx"       # binary: an ONNX model, whatever its name
         if path.lower().endswith(".onnx"):
-            from converters.onnx_import import import_model
+            from ..converters.onnx_import import import_model
             return import_model(os.fspath(fname))[0]
     return _load_text(raw, "file '%s'" % os.fspath(fname))
 

@@ -1,0 +1,1 @@
+"""Lowering of Symbol graphs to ONNX models."""
