@@ -166,6 +166,7 @@ def batch_matmul(g, lhs, rhs, ta, tb, ndim, dtype):
 @register
 class batch_dot(OpDef):
     """out[b] = op(lhs[b]) @ op(rhs[b]) over leading batch dims (N >= 3). Mirrors MXNet dot-inl.h BatchDotShape."""
+    float_only = True       # MXNet 1.9.1 on int32: "dot only supports float32/float64 for CPU"
     transpose_a: bool = param(False, doc="If true then transpose the first input before dot.")
     transpose_b: bool = param(False, doc="If true then transpose the second input before dot.")
     forward_stype: Optional[str] = param(None, choices=("default", "row_sparse", "csr"),

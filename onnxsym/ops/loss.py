@@ -20,6 +20,7 @@ class SoftmaxOutput(OpDef):
     cross-entropy against `label`. Mirrors MXNet src/operator/softmax_output-inl.h."""
     aliases = ("Softmax",)
     is_loss = True
+    float_only = True       # MXNet 1.9.1 on int32 data: "This operation only support floating point types"
     inputs = ("data", "label")
     grad_scale: float = param(1.0, doc="Scales the gradient by a float factor.")
     ignore_label: float = param(-1.0, doc="The instances whose labels == ignore_label will be ignored.")
@@ -58,7 +59,13 @@ class SoftmaxOutput(OpDef):
     def infer_type(self, data, label):
         if data is None:
             return None
-        return [data, label or data], [data]
+        if label is not None and np.dtype(label) != np.dtype(data):
+            # MXNet 1.9.1 SoftmaxOutputType: "This layer requires uniform type. Expected 'float32' v.s. given
+            # 'int32' at 'label'" (Module copies integer labels into arrays of data's dtype: NDArrayIter does)
+            raise MXNetError("input 'label' is %s, but SoftmaxOutput takes a label of data's dtype (%s); cast it "
+                             "first (astype('%s'))" % (np.dtype(label).name, np.dtype(data).name,
+                                                      np.dtype(data).name))
+        return [data, data], [data]
 
     def lower(self, g, data, label):
         shape = g.shape(data)
