@@ -1,6 +1,7 @@
 """Builds `mx.sym.<Op>`, `mx.nd.<Op>`, their `_internal`/`contrib` namespaces and the fluent methods from the
 operator registry (one definition per op; nothing here is written per op)."""
 import dataclasses
+import difflib
 import types
 
 from .ops.registry import fluent_methods, names
@@ -38,6 +39,56 @@ def ndarray_function(func_name, opcls):
     return invoke_op
 
 
+class MissingNameError(AttributeError):
+    """A name missing from mx.sym / mx.nd (or their contrib / _internal). Still an AttributeError, so hasattr() and
+    getattr(module, name, default) work; the message, which may search for close matches, is built only when the
+    error is shown (hasattr never pays for it)."""
+
+    def __init__(self, namespace, module, name):
+        super().__init__(name)
+        self.name, self._namespace, self._module = name, namespace, module
+
+    def __str__(self):
+        return missing_name_message(self._namespace, self._module, self.name)
+
+
+def missing_name_message(namespace, module, name):
+    """What mx.sym.<name> is in MXNet 1.9.1 (an operator, a function, a namespace, nothing) and what to do."""
+    from .ops import mxnet_names
+    where = "%s.%s" % (namespace, name)
+    see = "see `onnxsym ops` or mx.onnx.get_operator_support() for the operators onnxsym supports"
+    if name in mxnet_names.OPERATORS.get(namespace, ()):
+        return ("%s is an MXNet operator that onnxsym does not implement yet; %s, or define it as a custom op "
+                "(mx.operator.CustomOp + @mx.operator.register('%s'), or @mx.operator.register_function('%s') for a "
+                "composite of existing symbols) and call %s.Custom(..., op_type='%s')"
+                % (where, see, name, name, ".".join(namespace.split(".")[:2]), name))
+    if name in mxnet_names.FUNCTIONS.get(namespace, ()):
+        return "%s is an MXNet function that onnxsym does not implement yet; %s" % (where, see)
+    if name in mxnet_names.SUBMODULES and namespace.count(".") == 1:
+        return ("%s is an MXNet namespace that onnxsym does not provide; %s (some of its operators are in %s "
+                "under their registered names)" % (where, see, namespace))
+    known = set(mxnet_names.OPERATORS.get(namespace, ())) | set(mxnet_names.FUNCTIONS.get(namespace, ()))
+    known |= {key for key in vars(module) if not key.startswith("__")}
+    if not name.startswith("_"):
+        known = {key for key in known if not key.startswith("_")}
+    by_lower = {}
+    for key in sorted(known):
+        by_lower.setdefault(key.lower(), key)
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)
+    hint = "; did you mean %s?" % " or ".join("'%s'" % by_lower[key] for key in close) if close else ""
+    return "no MXNet operator or function named '%s' in %s%s" % (name, namespace, hint)
+
+
+def _missing_names(namespace, module):
+    """PEP 562 `__getattr__` for `module` (called only when normal lookup fails): dunder probes (`__path__`,
+    `__wrapped__`, pytest, doctest) get Python's plain AttributeError at once, other names a MissingNameError."""
+    def __getattr__(name):
+        if name.startswith("__"):
+            raise AttributeError("module '%s' has no attribute '%s'" % (module.__name__, name))
+        raise MissingNameError(namespace, module, name)
+    return __getattr__
+
+
 def _fill(module, make):
     internal = getattr(module, "_internal", None) or types.ModuleType(module.__name__ + "._internal")
     contrib = getattr(module, "contrib", None) or types.ModuleType(module.__name__ + ".contrib")
@@ -50,6 +101,9 @@ def _fill(module, make):
         if not hasattr(module, func_name) or getattr(getattr(module, func_name), "__module__", "") == __name__:
             setattr(module, func_name, fn)
     module._internal, module.contrib = internal, contrib
+    prefix = "mx.sym" if make is symbol_function else "mx.nd"
+    for namespace, target in ((prefix, module), (prefix + ".contrib", contrib), (prefix + "._internal", internal)):
+        target.__getattr__ = _missing_names(namespace, target)
 
 
 def _fluent(cls, make):

@@ -1,0 +1,141 @@
+"""The errors a newcomer meets first (issue 11, item 5), each checked against what MXNet 1.9.1 has or does:
+a missing operator, a file that is not an MXNet parameter file, `fit` without a label, integer data into float ops.
+"""
+import json
+import pathlib
+import time
+
+import numpy as np
+import pytest
+
+import onnxsym as mx
+from onnxsym.ops import mxnet_names
+from tests.fixtures.int_input_cases import CASES as INT_CASES, run_nd, run_sym
+
+ROOT = pathlib.Path(__file__).parent.parent
+INT_RECORDED = json.loads((ROOT / "tests" / "fixtures" / "mxnet" / "int_inputs.json").read_text())
+
+
+# ---------------------------------------------------------------- 1. a name mx.sym / mx.nd does not have
+NAMESPACES = {"mx.sym": mx.sym, "mx.nd": mx.nd, "mx.sym.contrib": mx.sym.contrib, "mx.nd.contrib": mx.nd.contrib,
+              "mx.sym._internal": mx.sym._internal, "mx.nd._internal": mx.nd._internal}
+
+
+def _missing_message(module, name):
+    with pytest.raises(AttributeError) as info:
+        getattr(module, name)
+    return str(info.value)
+
+
+def test_names_file_is_mxnet_1_9_1():
+    """The recorded names are MXNet 1.9.1's (a few that its documentation lists, in the namespaces it lists)."""
+    assert mxnet_names.MXNET_VERSION == "1.9.1"
+    assert {"stack", "Convolution", "FullyConnected", "concat", "SoftmaxOutput"} <= set(mxnet_names.OPERATORS["mx.sym"])
+    assert {"stack", "Convolution"} <= set(mxnet_names.OPERATORS["mx.nd"])
+    assert {"box_nms", "ROIAlign", "BilinearResize2D"} <= set(mxnet_names.OPERATORS["mx.sym.contrib"])
+    assert {"Variable", "Group", "load"} <= set(mxnet_names.FUNCTIONS["mx.sym"])
+    assert {"array", "imdecode", "load"} <= set(mxnet_names.FUNCTIONS["mx.nd"])
+    assert "_Plus" in mxnet_names.OPERATORS["mx.sym._internal"]
+
+
+@pytest.mark.parametrize("namespace", ["mx.sym", "mx.nd"])
+def test_stack_is_an_mxnet_operator_onnxsym_lacks(namespace):
+    message = _missing_message(NAMESPACES[namespace], "stack")
+    assert message.startswith("%s.stack is an MXNet operator that onnxsym does not implement yet" % namespace)
+    assert "onnxsym ops" in message and "mx.onnx.get_operator_support()" in message
+    assert "mx.operator.CustomOp" in message and "register_function('stack')" in message
+    assert "%s.Custom(..., op_type='stack')" % namespace[:6] in message
+
+
+@pytest.mark.parametrize("namespace", sorted(NAMESPACES))
+def test_every_missing_mxnet_operator_says_so(namespace):
+    """Every MXNet operator of the namespace is either there or named as one onnxsym does not implement."""
+    module = NAMESPACES[namespace]
+    lacking = [name for name in mxnet_names.OPERATORS[namespace] if not hasattr(module, name)]
+    for name in lacking:
+        assert _missing_message(module, name).startswith(
+            "%s.%s is an MXNet operator that onnxsym does not implement yet" % (namespace, name))
+    present = [name for name in mxnet_names.OPERATORS[namespace] if hasattr(module, name)]
+    assert present, "onnxsym implements none of %s's operators?" % namespace
+
+
+def test_missing_mxnet_function_and_namespace():
+    assert _missing_message(mx.nd, "imdecode").startswith(
+        "mx.nd.imdecode is an MXNet function that onnxsym does not implement yet")
+    assert _missing_message(mx.sym, "linalg").startswith("mx.sym.linalg is an MXNet namespace that onnxsym does not")
+
+
+@pytest.mark.parametrize("namespace, name, suggestion", [
+    ("mx.sym", "nonexistent_op", None),
+    ("mx.sym", "fullyconnected", "FullyConnected"),      # case: onnxsym's own name
+    ("mx.sym", "Convolutoin", "Convolution"),
+    ("mx.nd", "stak", "stack"),                           # an MXNet name onnxsym lacks is still suggested
+    ("mx.sym.contrib", "box_nsm", "box_nms"),
+    ("mx.nd._internal", "_plus_scalr", "_plus_scalar"),
+])
+def test_unknown_name_says_no_such_mxnet_name(namespace, name, suggestion):
+    module = NAMESPACES[namespace]
+    assert name not in mxnet_names.OPERATORS[namespace] and name not in mxnet_names.FUNCTIONS[namespace]
+    message = _missing_message(module, name)
+    assert message.startswith("no MXNet operator or function named '%s' in %s" % (name, namespace))
+    if suggestion is None:
+        assert "did you mean" not in message
+    else:
+        assert "did you mean '%s'" % suggestion in message
+
+
+def test_missing_names_stay_attribute_errors():
+    """hasattr / getattr(default) keep working, quickly (the message is built only when shown); dunder probes
+    (pytest, doctest, functools.wraps, importlib) get Python's plain AttributeError."""
+    assert not hasattr(mx.sym, "stack") and getattr(mx.nd, "no_such_op", 42) == 42
+    assert hasattr(mx.sym, "FullyConnected") and hasattr(mx.nd, "relu") and hasattr(mx.nd.NDArray, "reshape")
+    start = time.perf_counter()
+    for _ in range(2000):
+        hasattr(mx.sym, "definitely_not_there")
+    assert time.perf_counter() - start < 0.5
+    for module in NAMESPACES.values():
+        for dunder in ("__wrapped__", "__signature__", "__test__", "__pytest_plugins__"):
+            with pytest.raises(AttributeError) as info:
+                getattr(module, dunder)
+            assert type(info.value) is AttributeError
+            assert str(info.value) == "module '%s' has no attribute '%s'" % (module.__name__, dunder)
+
+
+def test_custom_op_advice_works():
+    """What the message advises: a composite registered under the missing name, called through Custom."""
+    @mx.operator.register_function("stack")
+    def stack(first, second, axis="0"):
+        axis = int(axis)
+        return mx.sym.Concat(mx.sym.expand_dims(first, axis=axis), mx.sym.expand_dims(second, axis=axis), dim=axis)
+
+    a, b = mx.sym.Variable("a"), mx.sym.Variable("b")
+    net = mx.sym.Custom(a, b, op_type="stack", axis=1)
+    ex = net.simple_bind(mx.cpu(), a=(2, 3), b=(2, 3), grad_req="null")
+    x, y = np.arange(6, dtype=np.float32).reshape(2, 3), -np.ones((2, 3), np.float32)
+    ex.forward(a=mx.nd.array(x), b=mx.nd.array(y))
+    np.testing.assert_array_equal(ex.outputs[0].asnumpy(), np.stack([x, y], axis=1))
+
+
+# ---------------------------------------------------------------- 4. integer data into float ops
+# Where MXNet refuses, onnxsym's message names the input MXNet names (the first input unless listed here).
+INT_CULPRITS = {"FullyConnected_float_weight": "weight", "SoftmaxOutput_int_label": "label"}
+
+
+@pytest.mark.parametrize("how", ["nd", "sym"])
+@pytest.mark.parametrize("name", sorted(INT_CASES))
+def test_int_input_as_mxnet(name, how):
+    """MXNet's numbers where MXNet computes; where it refuses, an MXNetError naming the op, the input, its dtype
+    and the dtype accepted."""
+    assert INT_RECORDED["mxnet_version"] == "1.9.1"
+    recorded = INT_RECORDED["cases"]["%s/%s" % (name, how)]
+    got = (run_nd if how == "nd" else run_sym)(mx, name)
+    if recorded[0] == "ok":
+        assert got[:2] == recorded[:2], got
+        np.testing.assert_allclose(got[2], recorded[2], rtol=1e-6, atol=1e-7)
+        return
+    assert got[:2] == ["error", "MXNetError"], got
+    op, _, inputs = INT_CASES[name]
+    message = got[2]
+    culprit = INT_CULPRITS.get(name, inputs[0][0])
+    assert op in message and "'%s'" % culprit in message, message
+    assert "int32" in message and "float32" in message, message
