@@ -1,9 +1,12 @@
 """The errors a newcomer meets first (issue 11, item 5), each checked against what MXNet 1.9.1 has or does:
 a missing operator, a file that is not an MXNet parameter file, `fit` without a label, integer data into float ops.
 """
+import io
 import json
 import pathlib
+import pickle
 import time
+from contextlib import redirect_stderr
 
 import numpy as np
 import pytest
@@ -114,6 +117,84 @@ def test_custom_op_advice_works():
     x, y = np.arange(6, dtype=np.float32).reshape(2, 3), -np.ones((2, 3), np.float32)
     ex.forward(a=mx.nd.array(x), b=mx.nd.array(y))
     np.testing.assert_array_equal(ex.outputs[0].asnumpy(), np.stack([x, y], axis=1))
+
+
+# ---------------------------------------------------------------- 2. a file that is not an MXNet parameter file
+def _mlp():
+    return mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3, name="fc"),
+                                name="softmax")
+
+
+def _good_params(path):
+    mx.nd.save(str(path), {"arg:fc_weight": mx.nd.ones((3, 4)), "arg:fc_bias": mx.nd.zeros((3,))})
+    return path.read_bytes()
+
+
+def _npz(tmp_path):
+    np.savez(tmp_path / "weights.npz", fc_weight=np.ones((3, 4)))
+    return (tmp_path / "weights.npz").read_bytes()
+
+
+def _onnx(tmp_path):
+    mx.onnx.export_model(mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3, name="fc"),
+                         {"fc_weight": mx.nd.ones((3, 4)), "fc_bias": mx.nd.zeros((3,))}, [(1, 4)], [np.float32],
+                         onnx_file_path=str(tmp_path / "model.onnx"))
+    return (tmp_path / "model.onnx").read_bytes()
+
+
+# name -> (the file's bytes from a good .params file and tmp_path, what the message says after the reader's reason)
+BAD_PARAMS = {
+    "empty": (lambda good, tmp: b"", "the file is empty, so it is not an MXNet .params file"),
+    "truncated": (lambda good, tmp: good[: len(good) - 10], "the MXNet .params file is cut short"),
+    "truncated_header": (lambda good, tmp: good[:5], "5 bytes are too few for an MXNet .params file"),
+    "text": (lambda good, tmp: b"fc_weight 1 1 1 1\nfc_bias 0 0 0\n", "it looks like a text file"),
+    "symbol_json": (lambda good, tmp: _mlp().tojson().encode(), "symbol JSON file; load it with mx.sym.load"),
+    "npz": (lambda good, tmp: _npz(tmp), "it looks like a zip archive (a NumPy .npz"),
+    "onnx": (lambda good, tmp: _onnx(tmp), "it looks like an ONNX model; load it with mx.onnx.import_model"),
+    "pickle": (lambda good, tmp: pickle.dumps({"fc_weight": np.ones((3, 4))}), "it looks like a Python pickle"),
+    "binary": (lambda good, tmp: bytes(range(256)), "it starts with the bytes 00 01 02 03"),
+    "damaged": (lambda good, tmp: good[:24] + b"\xff" * 4 + good[28:], "the MXNet .params file is damaged"),
+}
+
+
+def _cli_convert(prefix):
+    from onnxsym.cli import main
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = main(["convert", str(prefix), "0", "-o", str(prefix) + ".onnx", "--input-shape", "data:1,4"])
+    assert code != 0
+    raise mx.MXNetError(err.getvalue())
+
+
+# every entry point that reads a .params file, given the checkpoint prefix (epoch 0)
+PARAMS_READERS = {
+    "nd.load": lambda prefix: mx.nd.load("%s-0000.params" % prefix),
+    "model.load_checkpoint": lambda prefix: mx.model.load_checkpoint(prefix, 0),
+    "Module.load": lambda prefix: mx.mod.Module.load(prefix, 0),
+    "mod.load_params": lambda prefix: mx.mod.Module(_mlp()).load_params("%s-0000.params" % prefix),
+    "onnx.export_model": lambda prefix: mx.onnx.export_model(
+        "%s-symbol.json" % prefix, "%s-0000.params" % prefix, [(1, 4)], [np.float32],
+        onnx_file_path="%s.onnx" % prefix),
+    "cli convert": _cli_convert,
+}
+
+
+@pytest.mark.parametrize("reader", sorted(PARAMS_READERS))
+@pytest.mark.parametrize("kind", sorted(BAD_PARAMS))
+def test_bad_params_file_is_named_and_explained(tmp_path, kind, reader):
+    make, explanation = BAD_PARAMS[kind]
+    prefix = tmp_path / "my model"
+    _mlp().save("%s-symbol.json" % prefix)
+    good = _good_params(tmp_path / "good.params")
+    assert mx.nd.load(str(tmp_path / "good.params"))["arg:fc_weight"].shape == (3, 4)   # the good file loads
+    params = pathlib.Path("%s-0000.params" % prefix)
+    params.write_bytes(make(good, tmp_path))
+    with pytest.raises(mx.MXNetError) as info:
+        PARAMS_READERS[reader](prefix)
+    message = " ".join(str(info.value).split())
+    assert "cannot load file '%s': " % params in message, message
+    assert explanation in message, message
+    assert ".params file" in message, message
 
 
 # ---------------------------------------------------------------- 4. integer data into float ops

@@ -193,11 +193,49 @@ def _read_file(buf):
     return (names or None), arrays
 
 
+def _looks_like(buf):
+    """What a buffer that is not an MXNet .params file seems to be, from its first bytes (for the message)."""
+    head = bytes(buf[:4096])
+    known = {b"PK\x03\x04": "it looks like a zip archive (a NumPy .npz or PyTorch file?)",
+             b"\x93NUMPY": "it looks like a NumPy .npy file", b"\x89HDF": "it looks like an HDF5 file",
+             b"\x1f\x8b": "it looks gzip-compressed; decompress it first"}
+    for magic, what in known.items():
+        if head.startswith(magic):
+            return what
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "it looks like a Python pickle"
+    if head[:1] == b"\x08" and b"onnx" in head.lower():
+        return "it looks like an ONNX model; load it with mx.onnx.import_model"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.lstrip().startswith("{") and '"nodes"' in text:
+        return "it looks like a symbol JSON file; load it with mx.sym.load"
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        return "it looks like a text file starting %r" % text[:40]
+    return "it starts with the bytes %s" % head[:8].hex(" ")
+
+
+def _explain(buf, err):
+    """Why `buf` could not be read, in a newcomer's words, after the reader's precise reason."""
+    if len(buf) == 0:
+        return "%s; the file is empty, so it is not an MXNet .params file" % err
+    if len(buf) < 8:
+        return ("%s; %d bytes are too few for an MXNet .params file (it is cut short, or not one: %s)"
+                % (err, len(buf), _looks_like(buf)))
+    if struct.unpack("<Q", bytes(buf[:8]))[0] != LIST_MAGIC:
+        return "%s; %s" % (err, _looks_like(buf))
+    if str(err).startswith("truncated"):
+        return "%s; the MXNet .params file is cut short (an interrupted download or copy?)" % err
+    return "%s; the MXNet .params file is damaged" % err
+
+
 def _load_bytes(buf, source):
     try:
         names, arrays = _read_file(buf)
     except MXNetError as err:
-        raise MXNetError("cannot load %s: %s" % (source, err)) from None
+        raise MXNetError("cannot load %s: %s" % (source, _explain(buf, err))) from None
     result = [NDArray(a) for a in arrays]
     return dict(zip(names, result)) if names is not None else result
 
