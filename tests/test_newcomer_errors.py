@@ -5,7 +5,9 @@ import io
 import json
 import pathlib
 import pickle
+import re
 import time
+import warnings
 from contextlib import redirect_stderr
 
 import numpy as np
@@ -13,10 +15,12 @@ import pytest
 
 import onnxsym as mx
 from onnxsym.ops import mxnet_names
+from tests.fixtures import module_names_cases
 from tests.fixtures.int_input_cases import CASES as INT_CASES, run_nd, run_sym
 
 ROOT = pathlib.Path(__file__).parent.parent
 INT_RECORDED = json.loads((ROOT / "tests" / "fixtures" / "mxnet" / "int_inputs.json").read_text())
+NAMES_RECORDED = json.loads((ROOT / "tests" / "fixtures" / "mxnet" / "module_names.json").read_text())
 
 
 # ---------------------------------------------------------------- 1. a name mx.sym / mx.nd does not have
@@ -195,6 +199,67 @@ def test_bad_params_file_is_named_and_explained(tmp_path, kind, reader):
     assert "cannot load file '%s': " % params in message, message
     assert explanation in message, message
     assert ".params file" in message, message
+
+
+# ---------------------------------------------------------------- 3. fit without a label, other input names
+# case -> what onnxsym adds after MXNet's sentence
+NAME_HINTS = {
+    "fit_no_label": ["the iterator gives no label, but the symbol expects ['softmax_label']",
+                     "mx.io.NDArrayIter(data, label, batch_size, label_name='softmax_label')", "label_names=None"],
+    "fit_other_label_name": ["names its label ['label'], but the Module expects ['softmax_label']",
+                             "label_name='softmax_label'"],
+    "bind_other_label_name": ["names its label ['label'], but the Module expects ['softmax_label']",
+                              "label_name='softmax_label'"],
+    "fit_other_data_name": ["names its data ['image'], but the Module expects ['data']", "data_name='data'",
+                            "the symbol's inputs: data, softmax_label"],
+    "bind_other_data_name": ["names its data ['image'], but the Module expects ['data']", "data_name='data'"],
+    "fit_label_names_none": ["softmax_label looks like a label", "label_names=['softmax_label']"],
+}
+
+
+def _short(text):
+    """MXNet's DataDesc reprs shortened to the names onnxsym prints."""
+    return re.sub(r"DataDesc\[([^,\]]+),[^\]]*\]", r"'\1'", text)
+
+
+@pytest.mark.parametrize("name", sorted(module_names_cases.CASES))
+def test_module_name_mistakes_say_what_to_pass(name):
+    """MXNet's sentence first (for labels MXNet only warns it, then fails with an uninformative AssertionError or
+    KeyError: onnxsym raises the ValueError MXNet raises for data names), then what to pass."""
+    recorded = NAMES_RECORDED["cases"][name]
+    assert NAMES_RECORDED["mxnet_version"] == "1.9.1" and recorded["type"] is not None
+    with pytest.raises(ValueError) as info, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module_names_cases.CASES[name](mx)
+    message = str(info.value)
+    if name == "fit_label_names_none":      # MXNet warns about the label, then fails initialising it
+        assert recorded["type"] == "ValueError"
+        assert [str(w.message) for w in caught] == [_short(text) for text in recorded["warnings"]]
+        assert message.startswith("Unknown initialization pattern for softmax_label.")
+    else:
+        sentence = recorded["message"] if recorded["type"] == "ValueError" else recorded["warnings"][0]
+        assert message.startswith(_short(sentence) + "; "), (message, recorded)
+    for hint in NAME_HINTS[name]:
+        assert hint in message, message
+
+
+def test_label_exception_type_is_a_documented_deviation():
+    doc = (ROOT / "DEVIATIONS.md").read_text()
+    for name in ("fit_no_label", "fit_other_label_name", "bind_other_label_name"):
+        assert NAMES_RECORDED["cases"][name]["type"] in ("AssertionError", "KeyError")
+        assert "`%s`" % name in doc
+
+
+def test_fit_with_the_advised_label_trains():
+    x, y = module_names_cases._xy()
+    mod = mx.mod.Module(module_names_cases._mlp(mx), context=mx.cpu())
+    mod.fit(mx.io.NDArrayIter(x, y, batch_size=4, label_name="softmax_label"), num_epoch=1)
+    assert mod.get_params()[0]["fc_weight"].shape == (3, 4)
+    free = mx.mod.Module(mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3), label_names=None)
+    free.bind(data_shapes=[("data", (4, 4))], for_training=False)
+    free.init_params()
+    free.forward(mx.io.DataBatch([mx.nd.array(x[:4])]), is_train=False)
+    assert free.get_outputs()[0].shape == (4, 3)
 
 
 # ---------------------------------------------------------------- 4. integer data into float ops

@@ -186,9 +186,13 @@ class Initializer:
         arr[:] = np.int8(_generator.integers(-127, 127))
 
     def _init_default(self, name, _):
+        hint = ""
+        if name.endswith("label"):      # Module(..., label_names=None) on a symbol with a loss head
+            hint = (" (%s looks like a label: a Module takes labels from the iterator when created with "
+                    "label_names=['%s'])" % (name, name))
         raise ValueError('Unknown initialization pattern for %s. Default initialization is now limited to '
                          '"weight", "bias", "gamma" (1.0), and "beta" (0.0). Please use '
-                         'mx.sym.Variable(init=mx.init.*) to set initialization pattern' % name)
+                         'mx.sym.Variable(init=mx.init.*) to set initialization pattern%s' % (name, hint))
 
     def __eq__(self, other):
         if not isinstance(other, Initializer):

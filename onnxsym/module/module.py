@@ -35,7 +35,28 @@ def _check_input_names(symbol, names, typename, throw):
         warnings.warn(msg)
 
 
-def _parse_descs(names, shapes, kind, throw):
+def _names_hint(provided, names, kind, symbol):
+    """What to do when the iterator's (or bind's) data or label names differ from the Module's: MXNet's message
+    says only that they differ."""
+    inputs = [a for a in symbol.list_arguments() if not a.endswith(("_weight", "_bias", "_gamma", "_beta"))]
+    if kind == "label" and not provided:
+        return ("the iterator gives no label, but the symbol expects %s: pass labels to the iterator "
+                "(mx.io.NDArrayIter(data, label, batch_size, label_name='%s')), or create the Module with "
+                "label_names=None if the symbol has no loss head" % (list(names), names[0]))
+    source = "the iterator (or %s_shapes)" % kind
+    if len(provided) == 1 and len(names) == 1:
+        keyword = "data_name" if kind == "data" else "label_name"
+        fix = "name it '%s' (mx.io.NDArrayIter(..., %s='%s'))" % (names[0], keyword, names[0])
+    else:
+        fix = "give it the names %s" % list(names)
+    advice = ("%s names its %s %s, but the Module expects %s: %s"
+              % (source, kind, provided, list(names), fix))
+    if all(name in inputs for name in provided):
+        return advice + ", or create the Module with %s_names=%s" % (kind, provided)
+    return advice + " (the symbol's inputs: %s)" % ", ".join(inputs)
+
+
+def _parse_descs(names, shapes, kind, throw, symbol=None):
     """DataDesc list from (name, shape) tuples or DataDescs, checked against the module's names."""
     if shapes is None:
         return None
@@ -44,6 +65,8 @@ def _parse_descs(names, shapes, kind, throw):
     if sorted(provided) != sorted(names):
         msg = ("Data provided by %s_shapes don't match names specified by %s_names (%s vs. %s)"
                % (kind, kind, provided, list(names)))
+        if throw and symbol is not None:
+            msg += "; " + _names_hint(provided, list(names), kind, symbol)
         if throw:
             raise ValueError(msg)
         warnings.warn(msg)
@@ -249,10 +272,12 @@ class Module(BaseModule):
         self.for_training = for_training
         self.inputs_need_grad = inputs_need_grad
         self._grad_req = grad_req
-        self._data_shapes = _parse_descs(self._data_names, data_shapes, "data", True)
-        # MXNet only warns when the iterator's label names differ from label_names, then trains on whatever
-        # the labels are; a clear error is kinder (no label_names at all still only warns, as for inference).
-        self._label_shapes = _parse_descs(self._label_names, label_shapes, "label", bool(self._label_names))
+        self._data_shapes = _parse_descs(self._data_names, data_shapes, "data", True, self._symbol)
+        # MXNet only warns when the iterator's label names differ from label_names, then fails in its executor
+        # group (a bare AssertionError without labels, KeyError for another name); a clear error is kinder (no
+        # label_names at all still only warns, as for inference).
+        self._label_shapes = _parse_descs(self._label_names, label_shapes, "label", bool(self._label_names),
+                                          self._symbol)
         shared = shared_module._exec if shared_module is not None else None
         self._exec = self._new_executor(self._data_shapes, self._label_shapes, shared)
         self._execs[self._shape_key(self._data_shapes, self._label_shapes)] = self._exec
