@@ -65,8 +65,7 @@ def missing_name_message(namespace, module, name):
     if name in mxnet_names.FUNCTIONS.get(namespace, ()):
         return "%s is an MXNet function that onnxsym does not implement yet; %s" % (where, see)
     if name in mxnet_names.SUBMODULES and namespace.count(".") == 1:
-        return ("%s is an MXNet namespace that onnxsym does not provide; %s (some of its operators are in %s "
-                "under their registered names)" % (where, see, namespace))
+        return "%s is an MXNet namespace that onnxsym does not provide; %s" % (where, see)
     known = set(mxnet_names.OPERATORS.get(namespace, ())) | set(mxnet_names.FUNCTIONS.get(namespace, ()))
     known |= {key for key in vars(module) if not key.startswith("__")}
     if not name.startswith("_"):

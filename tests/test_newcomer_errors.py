@@ -148,7 +148,7 @@ def _onnx(tmp_path):
 
 # name -> (the file's bytes from a good .params file and tmp_path, what the message says after the reader's reason)
 BAD_PARAMS = {
-    "empty": (lambda good, tmp: b"", "the file is empty, so it is not an MXNet .params file"),
+    "empty": (lambda good, tmp: b"", "it is empty, so it is not an MXNet .params file"),
     "truncated": (lambda good, tmp: good[: len(good) - 10], "the MXNet .params file is cut short"),
     "truncated_header": (lambda good, tmp: good[:5], "5 bytes are too few for an MXNet .params file"),
     "text": (lambda good, tmp: b"fc_weight 1 1 1 1\nfc_bias 0 0 0\n", "it looks like a text file"),

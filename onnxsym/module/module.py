@@ -46,7 +46,7 @@ def _names_hint(provided, names, kind, symbol):
     source = "the iterator (or %s_shapes)" % kind
     if len(provided) == 1 and len(names) == 1:
         keyword = "data_name" if kind == "data" else "label_name"
-        fix = "name it '%s' (mx.io.NDArrayIter(..., %s='%s'))" % (names[0], keyword, names[0])
+        fix = "name it '%s' (mx.io.NDArrayIter(..., %s='%s'), or that key of a dict)" % (names[0], keyword, names[0])
     else:
         fix = "give it the names %s" % list(names)
     advice = ("%s names its %s %s, but the Module expects %s: %s"

@@ -220,7 +220,7 @@ def _looks_like(buf):
 def _explain(buf, err):
     """Why `buf` could not be read, in a newcomer's words, after the reader's precise reason."""
     if len(buf) == 0:
-        return "%s; the file is empty, so it is not an MXNet .params file" % err
+        return "%s; it is empty, so it is not an MXNet .params file" % err
     if len(buf) < 8:
         return ("%s; %d bytes are too few for an MXNet .params file (it is cut short, or not one: %s)"
                 % (err, len(buf), _looks_like(buf)))
