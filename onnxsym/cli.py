@@ -123,6 +123,8 @@ def stage(label):
 
 
 def _fmt_shape(shape):
+    if shape is None:
+        return "(unknown rank)"
     return "(%s)" % ", ".join(str(d) for d in shape) if len(shape) != 1 else "(%s,)" % shape[0]
 
 
@@ -144,11 +146,21 @@ def _load_onnx(path):
 
 
 def _value_info(value):
-    """(name, shape with dim_param names for symbolic dims, numpy dtype) of an ONNX graph input/output."""
+    """(name, shape, kind) of an ONNX graph input/output: the shape has dim_param names (or '?') for symbolic
+    dimensions and is None when the rank is not declared; kind is a numpy dtype for a tensor, else the value's
+    type in words (a sequence, a map; a tensor of an element type numpy lacks)."""
     import onnx  # lazy: CLI start-up time
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return value.name, None, (kind or "value of no type").replace("_type", "").replace("_", " ")
     tensor = value.type.tensor_type
-    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
-    return value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+    shape = None
+    if tensor.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
+    try:
+        return value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+    except (KeyError, TypeError):
+        return value.name, shape, "tensor of ONNX element type %d" % tensor.elem_type
 
 
 def _graph_inputs(model):
@@ -163,7 +175,13 @@ def _input_shapes(declared, given, batch=None, hint=lambda name, axis: "", new_b
     exports the model again). A dimension left unknown is an error naming it; `hint(name, axis)` ends it."""
     _check_names(given, [name for name, _, _ in declared], "--input-shape")
     shapes = {}
-    for name, shape, _ in declared:
+    for name, shape, kind in declared:
+        if not isinstance(kind, np.dtype):
+            raise CommandError("input '%s' is a %s: the command line gives tensors of numpy dtypes only" % (name, kind))
+        if shape is None and name not in given:
+            raise CommandError("input '%s' declares no shape: give it with --input-shape %s:D1,D2,..." % (name, name))
+        if shape is None:
+            shape = ("?",) * len(given[name])
         if name in given:
             wanted = given[name]
             if len(wanted) != len(shape):
@@ -421,7 +439,7 @@ def _import_summary(path, model, shapes):
     try:
         sym, _, _, used = _import_onnx(path, model, shapes)
     except (CommandError, MXNetError) as err:
-        return "cannot import it yet: %s" % _one_line(err)
+        return "cannot import it: %s" % _one_line(err)
     count = sum(1 for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null")
     return "imports at %s as %d `_onnx` ops (ONNX nodes kept as they are: they run, export and train)" % (
         ", ".join("%s %s" % (n, _fmt_shape(s)) for n, s in used.items()) or "no inputs", count)
@@ -493,7 +511,7 @@ def cmd_plot(args):
         model = _load_onnx(args.file)
         declared = _graph_inputs(model)
         unknown = {name: shape for name, shape, _ in declared
-                   if name not in shapes and not all(isinstance(d, int) for d in shape)}
+                   if name not in shapes and shape is not None and not all(isinstance(d, int) for d in shape)}
         if _is_onnxsym_model(model):
             sym = _import_onnx(args.file, model, shapes)[0]
             if not shapes:
@@ -564,7 +582,10 @@ def _feeds(model, pairs, shapes, seed):
     for name, path in given.items():
         array = _load_npy(name, path)
         shape, kind = inputs[name]
-        if len(shape) != array.ndim or any(isinstance(d, int) and d != a for d, a in zip(shape, array.shape)):
+        if not isinstance(kind, np.dtype):
+            raise CommandError("input '%s' is a %s: --input gives tensors only" % (name, kind))
+        if shape is not None and (len(shape) != array.ndim
+                                  or any(isinstance(d, int) and d != a for d, a in zip(shape, array.shape))):
             raise CommandError("input '%s' from %s has shape %s; the model expects %s"
                                % (name, path, _fmt_shape(array.shape), _fmt_shape(shape)))
         if array.dtype != kind:
@@ -605,7 +626,15 @@ def cmd_run(args):
         session = create_session(model)
         names = [o.name for o in session.get_outputs()]
         outputs = _run_session(session, feeds)
+    others = {name: "sequence" if isinstance(array, list) else "map"        # ONNX sequences (lists), maps (dicts)
+              for name, array in zip(names, outputs) if not isinstance(array, np.ndarray)}
+    if args.output and others:
+        name = next(iter(others))
+        raise CommandError("output '%s' is a %s, not a tensor: -o saves tensors only" % (name, others[name]))
     for name, array in zip(names, outputs):
+        if name in others:
+            print("%s  %s of %d" % (name, others[name], len(array)))
+            continue
         print("%s  %s  %s%s" % (name, _fmt_shape(array.shape), array.dtype, _summary(array)))
     if args.output:
         buffer = io.BytesIO()
@@ -635,7 +664,7 @@ def _iobinding_runner(session, model, inputs):
     outputs = []
     for value in model.graph.output:
         name, shape, kind = _value_info(value)
-        if all(isinstance(d, int) for d in shape):
+        if shape is not None and isinstance(kind, np.dtype) and all(isinstance(d, int) for d in shape):
             out = np.empty(shape, kind)
             binding.bind_output(name, "cpu", 0, kind, list(shape), out.ctypes.data)
             outputs.append(out)

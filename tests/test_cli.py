@@ -466,7 +466,7 @@ def test_info_on_a_foreign_model(capsys, foreign):
     assert "parameters: 16 in 3 initializers (68 B)" in done.stdout        # 15 float32 (60 B), one int64
     for op in ("MatMul", "Add", "Relu", "CumSum"):
         assert re.search(r"^ +1  %s$" % op, done.stdout, re.M)
-    assert done.stdout.endswith("onnxsym: cannot import it yet: input 'x' (N, 4) has the dynamic dimension 'N' "
+    assert done.stdout.endswith("onnxsym: cannot import it: input 'x' (N, 4) has the dynamic dimension 'N' "
                                 "(axis 0): give its size with --input-shape x:1,4\n")
     done = run_here(capsys, "info", foreign["dynamic"], "--input-shape", "x:3,4")
     assert done.returncode == 0, done.stderr
@@ -549,6 +549,33 @@ def test_bench_a_foreign_model_with_dynamic_dimensions(capsys, foreign):
     one_line_error(run_here(capsys, "bench", foreign["pairs"], "--batch", 3, "--input-shape", "a:2,5",
                             "--input-shape", "b:2,5"), "bench",
                    r"--batch 3 but --input-shape a:2,5: the first dimension is the batch; give one of them$")
+
+
+def test_inputs_without_a_shape_and_sequence_outputs(capsys, tmp_path):
+    """An input that declares no shape (its rank is unknown) and a sequence output, as onnx.helper allows."""
+    helper, TensorProto = onnx.helper, onnx.TensorProto
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("SequenceConstruct", ["y"],
+                                                                                          ["s"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)])
+    path = tmp_path / "sequence.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    code, out, err = run_cli(capsys, "info", path)
+    assert code == 0, err
+    assert "inputs (1):\n  x  float32  (unknown rank)\n" in out
+    assert "outputs (2):\n  y  float32  (unknown rank)\n  s  sequence  (unknown rank)\n" in out
+    assert out.endswith("onnxsym: cannot import it: input 'x' declares no shape: give it with --input-shape "
+                        "x:D1,D2,...\n")
+    one_line_error(run_here(capsys, "run", path), "run", r"input 'x' declares no shape: give it with --input-shape")
+    np.save(tmp_path / "x.npy", np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    code, out, err = run_cli(capsys, "run", path, "--input", "x=%s" % (tmp_path / "x.npy"))
+    assert code == 0, err
+    assert re.search(r"^y  \(2, 3\)  float32  min 0  max 1  mean 0\.3$", out, re.M)    # relu(linspace(-1, 1, 6))
+    assert re.search(r"^s  sequence of 1$", out, re.M)
+    one_line_error(run_here(capsys, "run", path, "--input-shape", "x:2,3", "-o", tmp_path / "out.npz"), "run",
+                   r"output 's' is a sequence, not a tensor: -o saves tensors only$")
+    assert not (tmp_path / "out.npz").exists()
 
 
 # ----- written files: the permissions open() gives -----
