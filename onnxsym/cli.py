@@ -1,10 +1,13 @@
-"""The `onnxsym` command line: convert MXNet checkpoints to ONNX (verified), and inspect, plot, run and benchmark models.
+"""The `onnxsym` command line: convert MXNet checkpoints to ONNX (verified); inspect, plot, run and benchmark models
+(any .onnx; --input-shape sizes dynamic dimensions); list the supported MXNet operators.
 
     onnxsym convert model 10 -o model.onnx --input-shape data:1,3,224,224
     onnxsym info model.onnx
     onnxsym plot model-symbol.json -o model.svg --input-shape data:1,3,224,224
     onnxsym run model.onnx --input data=image.npy -o outputs.npz
     onnxsym bench model.onnx --batch 8
+    onnxsym ops
+    onnxsym --version
 
 Failures print one line on stderr and exit non-zero (2 for usage errors, 1 otherwise); --debug shows the traceback.
 """
@@ -14,6 +17,7 @@ import importlib
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -119,6 +123,8 @@ def stage(label):
 
 
 def _fmt_shape(shape):
+    if shape is None:
+        return "(unknown rank)"
     return "(%s)" % ", ".join(str(d) for d in shape) if len(shape) != 1 else "(%s,)" % shape[0]
 
 
@@ -135,16 +141,26 @@ def _histogram(ops):
 
 
 def _load_onnx(path):
-    from onnxsym.converters.onnx_import import load_model
+    from onnxsym.converters.onnx_import import load_model  # lazy: CLI start-up time
     return load_model(path)
 
 
 def _value_info(value):
-    """(name, shape with dim_param names for symbolic dims, numpy dtype) of an ONNX graph input/output."""
-    import onnx
+    """(name, shape, kind) of an ONNX graph input/output: the shape has dim_param names (or '?') for symbolic
+    dimensions and is None when the rank is not declared; kind is a numpy dtype for a tensor, else the value's
+    type in words (a sequence, a map; a tensor of an element type numpy lacks)."""
+    import onnx  # lazy: CLI start-up time
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return value.name, None, (kind or "value of no type").replace("_type", "").replace("_", " ")
     tensor = value.type.tensor_type
-    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
-    return value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+    shape = None
+    if tensor.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
+    try:
+        return value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+    except (KeyError, TypeError):
+        return value.name, shape, "tensor of ONNX element type %d" % tensor.elem_type
 
 
 def _graph_inputs(model):
@@ -152,23 +168,75 @@ def _graph_inputs(model):
     return [_value_info(v) for v in model.graph.input if v.name not in initializers]
 
 
-def _symbol_of_onnx(model, path):
-    from onnxsym.converters.onnx_export import METADATA_SYMBOL
-    from .symbol import load_json
-    meta = {p.key: p.value for p in model.metadata_props}
-    if METADATA_SYMBOL not in meta:
-        raise CommandError("%s was not exported by onnxsym (no MXNet symbol in its metadata)" % path)
-    return load_json(meta[METADATA_SYMBOL])
+def _input_shapes(declared, given, batch=None, hint=lambda name, axis: "", new_batch=False):
+    """{name: static shape} of a .onnx model's inputs ((name, shape, dtype) triples, symbolic dimensions as
+    strings): --input-shape's where `given` has the input, else the declared shape with its first dimension
+    replaced by `batch` (when given). Static dimensions must stay, but for the first one when `new_batch` (bench
+    exports the model again). A dimension left unknown is an error naming it; `hint(name, axis)` ends it."""
+    _check_names(given, [name for name, _, _ in declared], "--input-shape")
+    shapes = {}
+    for name, shape, kind in declared:
+        if not isinstance(kind, np.dtype):
+            raise CommandError("input '%s' is a %s: the command line gives tensors of numpy dtypes only" % (name, kind))
+        if shape is None and name not in given:
+            raise CommandError("input '%s' declares no shape: give it with --input-shape %s:D1,D2,..." % (name, name))
+        if shape is None:
+            shape = ("?",) * len(given[name])
+        if name in given:
+            wanted = given[name]
+            if len(wanted) != len(shape):
+                raise CommandError("--input-shape %s:%s has %d dimensions; input '%s' has %d %s"
+                                   % (name, ",".join(map(str, wanted)), len(wanted), name, len(shape),
+                                      _fmt_shape(shape)))
+            if batch is not None and wanted and wanted[0] != batch:
+                raise CommandError("--batch %d but --input-shape %s:%s: the first dimension is the batch; give "
+                                   "one of them" % (batch, name, ",".join(map(str, wanted))))
+        elif batch is not None and shape:
+            wanted = (batch,) + tuple(shape[1:])
+        elif batch is not None:
+            raise CommandError("input '%s' is a scalar: it has no batch dimension to set" % name)
+        else:
+            wanted = shape
+        first = 1 if new_batch else 0
+        for axis, (declared_dim, dim) in enumerate(zip(shape, wanted)):
+            if isinstance(dim, int) and isinstance(declared_dim, int) and dim != declared_dim and axis >= first:
+                raise CommandError("--input-shape %s:%s: dimension %d is %d but the model's input '%s' %s has %d"
+                                   % (name, ",".join(map(str, wanted)), axis, dim, name, _fmt_shape(shape),
+                                      declared_dim))
+            if not isinstance(dim, int):
+                example = ",".join(str(d) if isinstance(d, int) else "1" for d in wanted)
+                raise CommandError("input '%s' %s has the dynamic dimension '%s' (axis %d): give its size with "
+                                   "--input-shape %s:%s%s" % (name, _fmt_shape(shape), dim, axis, name, example,
+                                                             hint(name, axis)))
+        shapes[name] = tuple(wanted)
+    return shapes
+
+
+def _import_onnx(path, model, given, new_batch=False):
+    """(sym, arg_params, aux_params, shapes) of any .onnx (mx.onnx.import_model). onnxsym's own files keep their
+    Symbol; other models are imported at the shapes --input-shape gives, `shapes` then being every input's."""
+    from .onnx import import_model  # lazy: CLI start-up time
+    if _is_onnxsym_model(model):
+        _check_names(given, [name for name, _, _ in _graph_inputs(model)], "--input-shape")
+        return import_model(path) + (dict(given),)
+    shapes = _input_shapes(_graph_inputs(model), given, new_batch=new_batch)
+    return import_model(path, input_shapes=shapes) + (shapes,)
+
+
+def _is_onnxsym_model(model):
+    """A .onnx onnxsym exported: its MXNet Symbol is in the metadata."""
+    from onnxsym.converters.onnx_export import METADATA_SYMBOL  # lazy: CLI start-up time
+    return METADATA_SYMBOL in {p.key for p in model.metadata_props}
 
 
 def _label_inputs(sym):
     """Inputs that only loss heads read (softmax_label): exported models drop them."""
-    from onnxsym.converters.onnx_export import data_inputs
+    from onnxsym.converters.onnx_export import data_inputs  # lazy: CLI start-up time
     return [n for n in sym.list_inputs() if n not in data_inputs(sym, {})]
 
 
 def _has_python_ops(model):
-    from .lower.builder import PYTHON_DOMAIN
+    from .lower.builder import PYTHON_DOMAIN  # lazy: CLI start-up time
     return any(n.domain == PYTHON_DOMAIN for n in model.graph.node)
 
 
@@ -177,7 +245,7 @@ def _plain_session(path, model):
     read again, and its metadata's `ort_config`, which ORT applies when ORT_LOAD_CONFIG_FROM_MODEL=1 and which can
     make it write profiles, is dropped); models with onnxsym's Python custom ops go through onnxsym's session
     creation, which registers their op types."""
-    from .runtime.ort import create_session, ort, ort_message
+    from .runtime.ort import create_session, ort, ort_message  # lazy: CLI start-up time
     if _has_python_ops(model):
         return create_session(model)
     plain = type(model)()
@@ -195,8 +263,8 @@ def _plain_session(path, model):
 
 def _run_session(session, feeds):
     """session.run, with ORT's and custom ops' errors as MXNetError."""
-    from .runtime.ort import run_error
-    from .runtime.pyops import raise_pending
+    from .runtime.ort import run_error  # lazy: CLI start-up time
+    from .runtime.pyops import raise_pending  # lazy: CLI start-up time
     try:
         outputs = session.run(None, feeds)
     except Exception as err:  # ORT's own exception types, or a custom op's
@@ -217,9 +285,22 @@ def _random_inputs(shapes, dtypes, seed):
     return arrays
 
 
+def _scalar_shapes(params):
+    """{name: ()} of the 0-d parameters (imported ONNX scalars): shape inference takes an undeclared shape as
+    unknown, as MXNet does, unless () is given."""
+    return {name: () for name, value in params.items() if not value.shape}
+
+
 def _bind(sym, params, inputs):
     """An inference Executor of `sym` with `params` and `inputs` copied in (labels stay zero)."""
-    from .context import cpu
+    from .context import cpu  # lazy: CLI start-up time
+    from .ndarray import NDArray  # lazy: CLI start-up time
+    arrays = {**params, **inputs}
+    args, auxs = sym.list_arguments(), sym.list_auxiliary_states()
+    if _scalar_shapes(params) and all(n in arrays for n in args + auxs):
+        # 0-d parameters (imported ONNX scalars): simple_bind cannot allocate them (MXNet reads () as unknown)
+        return sym.bind(cpu(), {n: NDArray(np.array(arrays[n])) for n in args}, grad_req="null",
+                        aux_states={n: NDArray(np.array(arrays[n])) for n in auxs})
     exe = sym.simple_bind(cpu(), grad_req="null", type_dict={n: a.dtype for n, a in inputs.items()},
                           **{n: a.shape for n, a in inputs.items()})
     for group in (exe.arg_dict, exe.aux_dict):
@@ -253,9 +334,9 @@ def _check_names(given, known, what):
 
 def cmd_convert(args):
     """MXNet checkpoint -> .onnx, then the same seeded input through onnxsym and ONNX Runtime."""
-    from onnxsym.converters.onnx_export import data_inputs
-    from .module.model import load_checkpoint
-    from .onnx import export_model
+    from onnxsym.converters.onnx_export import data_inputs  # lazy: CLI start-up time
+    from .module.model import load_checkpoint  # lazy: CLI start-up time
+    from .onnx import export_model  # lazy: CLI start-up time
     with stage("[1/3] loading checkpoint %s-symbol.json, %s-%04d.params" % (args.prefix, args.prefix, args.epoch)):
         sym, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     params = {**arg_params, **aux_params}
@@ -308,17 +389,18 @@ def cmd_convert(args):
 def cmd_info(args):
     """Describe a .onnx model or an MXNet -symbol.json."""
     if args.file.endswith(".onnx"):
-        if args.params or args.input_shape:
-            raise CommandError("--params and --input-shape apply to -symbol.json files only")
-        return _info_onnx(args.file)
+        if args.params:
+            raise CommandError("--params applies to -symbol.json files only (a .onnx holds its parameters)")
+        return _info_onnx(args.file, _shape_dict(args.input_shape))
     if args.file.endswith(".json"):
         return _info_symbol(args.file, args.params, _shape_dict(args.input_shape))
     raise CommandError("%s: expected a .onnx model or an MXNet -symbol.json" % args.file)
 
 
-def _info_onnx(path):
-    import onnx
+def _info_onnx(path, shapes):
+    import onnx  # lazy: CLI start-up time
     model = _load_onnx(path)
+    _check_names(shapes, [name for name, _, _ in _graph_inputs(model)], "--input-shape")
     opsets = ", ".join("%s %d" % (o.domain or "ai.onnx", o.version) for o in model.opset_import)
     print("model: %s" % path)
     print("  ir_version %d, producer %s %s" % (model.ir_version, model.producer_name or "?",
@@ -341,11 +423,31 @@ def _info_onnx(path):
     if model.functions:
         print("functions: %s" % ", ".join(f.name for f in model.functions))
     print("metadata keys: %s" % (", ".join(p.key for p in model.metadata_props) or "(none)"))
+    print("onnxsym: %s" % _import_summary(path, model, shapes))
+
+
+def _import_summary(path, model, shapes):
+    """How mx.onnx.import_model reads the model: onnxsym's own Symbol, or one `_onnx` op per ONNX node (or why
+    it cannot, as one line)."""
+    from .base import MXNetError  # lazy: CLI start-up time
+    if _is_onnxsym_model(model):
+        sym = _import_onnx(path, model, {})[0]
+        ops = [n["op"] for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null"]
+        return "exported by onnxsym %s; imports as its MXNet symbol (%d ops: %s)" % (
+            {p.key: p.value for p in model.metadata_props}.get("onnxsym_version", "?"), len(ops),
+            ", ".join(sorted(set(ops))))
+    try:
+        sym, _, _, used = _import_onnx(path, model, shapes)
+    except (CommandError, MXNetError) as err:
+        return "cannot import it: %s" % _one_line(err)
+    count = sum(1 for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null")
+    return "imports at %s as %d `_onnx` ops (ONNX nodes kept as they are: they run, export and train)" % (
+        ", ".join("%s %s" % (n, _fmt_shape(s)) for n, s in used.items()) or "no inputs", count)
 
 
 def _info_symbol(path, params_path, shapes):
-    from .ndarray import load
-    from .symbol import load as load_symbol
+    from .ndarray import load  # lazy: CLI start-up time
+    from .symbol import load as load_symbol  # lazy: CLI start-up time
     sym = load_symbol(path)
     args, auxs, outs = sym.list_arguments(), sym.list_auxiliary_states(), sym.list_outputs()
     known = {}
@@ -394,9 +496,9 @@ def _info_symbol(path, params_path, shapes):
 
 def cmd_plot(args):
     """Draw the network with mx.viz.plot_network: DOT source, or an image through Graphviz's dot."""
-    from .symbol import load as load_symbol
-    from .symbol.serialize import atomic_write
-    from .viz import plot_network
+    from .symbol import load as load_symbol  # lazy: CLI start-up time
+    from ._files import atomic_write  # lazy: CLI start-up time
+    from .viz import plot_network  # lazy: CLI start-up time
     extension = os.path.splitext(args.output)[1].lower()
     if extension not in RENDERED + DOT_SOURCE:
         raise CommandError("cannot write '%s': -o must end with %s" % (args.output, ", ".join(DOT_SOURCE + RENDERED)))
@@ -407,14 +509,28 @@ def cmd_plot(args):
     shapes = _shape_dict(args.input_shape)
     if args.file.endswith(".onnx"):
         model = _load_onnx(args.file)
-        sym = _symbol_of_onnx(model, args.file)
-        if not shapes:
-            shapes = {name: shape for name, shape, _ in _graph_inputs(model)
-                      if all(isinstance(d, int) for d in shape)}
+        declared = _graph_inputs(model)
+        unknown = {name: shape for name, shape, _ in declared
+                   if name not in shapes and shape is not None and not all(isinstance(d, int) for d in shape)}
+        if _is_onnxsym_model(model):
+            sym = _import_onnx(args.file, model, shapes)[0]
+            if not shapes:
+                shapes = {name: shape for name, shape, _ in declared if name not in unknown}
+        elif unknown:
+            # The graph is the same at any size: import at size 1 to draw it, without shapes on the edges.
+            placeholder = {name: tuple(d if isinstance(d, int) else 1 for d in shape)
+                           for name, shape in unknown.items()}
+            sym = _import_onnx(args.file, model, {**shapes, **placeholder})[0]
+            print("edges carry no shapes: input '%s' %s has dynamic dimensions (give --input-shape for them)"
+                  % (next(iter(unknown)), _fmt_shape(next(iter(unknown.values())))))
+            shapes = {}
+        else:
+            sym, arg_params, _, shapes = _import_onnx(args.file, model, shapes)
+            shapes.update(_scalar_shapes(arg_params))
     elif args.file.endswith(".json"):
         sym = load_symbol(args.file)
     else:
-        raise CommandError("%s: expected an MXNet -symbol.json or a .onnx exported by onnxsym" % args.file)
+        raise CommandError("%s: expected an MXNet -symbol.json or a .onnx model" % args.file)
     _check_names(shapes, sym.list_inputs(), "--input-shape")
     title = os.path.basename(args.file).rsplit(".", 1)[0]
     graph = plot_network(sym, title=title, save_format=extension[1:], shape=shapes or None,
@@ -446,23 +562,30 @@ def _load_npy(name, path):
     return array
 
 
-def _feeds(model, pairs):
-    """{input name: array} from NAME=FILE.npy pairs, checked against the model's inputs and cast to their dtypes."""
-    inputs = {name: (shape, kind) for name, shape, kind in _graph_inputs(model)}
+def _feeds(model, pairs, shapes, seed):
+    """{input name: array} from NAME=FILE.npy pairs, checked against the model's inputs and cast to their dtypes;
+    the other inputs random (seeded) of their declared shape or --input-shape's, each announced on stdout."""
+    declared = _graph_inputs(model)
+    inputs = {name: (shape, kind) for name, shape, kind in declared}
     given = {}
     for name, path in pairs or ():
         if name in given:
             raise CommandError("--input gives '%s' twice" % name)
         given[name] = path
     _check_names(given, list(inputs), "--input")
-    missing = [n for n in inputs if n not in given]
-    if missing:
-        raise CommandError("no --input for '%s' (give NAME=FILE.npy; inputs: %s)" % (missing[0], ", ".join(inputs)))
+    both = [n for n in given if n in shapes]
+    if both:
+        raise CommandError("input '%s' has both --input and --input-shape; give one" % both[0])
+    random_shapes = _input_shapes([d for d in declared if d[0] not in given], shapes,
+                                  hint=lambda name, axis: " (or its array with --input %s=FILE.npy)" % name)
     feeds = {}
     for name, path in given.items():
         array = _load_npy(name, path)
         shape, kind = inputs[name]
-        if len(shape) != array.ndim or any(isinstance(d, int) and d != a for d, a in zip(shape, array.shape)):
+        if not isinstance(kind, np.dtype):
+            raise CommandError("input '%s' is a %s: --input gives tensors only" % (name, kind))
+        if shape is not None and (len(shape) != array.ndim
+                                  or any(isinstance(d, int) and d != a for d, a in zip(shape, array.shape))):
             raise CommandError("input '%s' from %s has shape %s; the model expects %s"
                                % (name, path, _fmt_shape(array.shape), _fmt_shape(shape)))
         if array.dtype != kind:
@@ -470,7 +593,11 @@ def _feeds(model, pairs):
                 raise CommandError("input '%s' from %s is %s; the model expects %s" % (name, path, array.dtype, kind))
             array = array.astype(kind)
         feeds[name] = np.ascontiguousarray(array)
-    return feeds
+    randoms = _random_inputs(random_shapes, {n: inputs[n][1] for n in random_shapes}, seed)
+    for name, array in randoms.items():
+        print("input %s: random %s %s (seed %d)" % (name, _fmt_shape(array.shape), array.dtype, seed))
+    feeds.update(randoms)
+    return {name: feeds[name] for name in inputs}
 
 
 def _summary(array):
@@ -482,13 +609,13 @@ def _summary(array):
 
 def cmd_run(args):
     """Run a .onnx model with ONNX Runtime through onnxsym's session creation (custom ops included)."""
-    from .onnx import import_model
-    from .runtime.ort import create_session
-    from .symbol.serialize import atomic_write
+    from .onnx import import_model  # lazy: CLI start-up time
+    from .runtime.ort import create_session  # lazy: CLI start-up time
+    from ._files import atomic_write  # lazy: CLI start-up time
     if args.output and not args.output.endswith(".npz"):
         raise CommandError("-o must name a .npz file, got '%s'" % args.output)
     model = _load_onnx(args.model)
-    feeds = _feeds(model, args.input)
+    feeds = _feeds(model, args.input, _shape_dict(args.input_shape), args.seed)
     if _has_python_ops(model):
         # The file's Python-op nodes name kernels of the process that exported it: lower the graph again here.
         sym, arg_params, aux_params = import_model(args.model)
@@ -499,7 +626,15 @@ def cmd_run(args):
         session = create_session(model)
         names = [o.name for o in session.get_outputs()]
         outputs = _run_session(session, feeds)
+    others = {name: "sequence" if isinstance(array, list) else "map"        # ONNX sequences (lists), maps (dicts)
+              for name, array in zip(names, outputs) if not isinstance(array, np.ndarray)}
+    if args.output and others:
+        name = next(iter(others))
+        raise CommandError("output '%s' is a %s, not a tensor: -o saves tensors only" % (name, others[name]))
     for name, array in zip(names, outputs):
+        if name in others:
+            print("%s  %s of %d" % (name, others[name], len(array)))
+            continue
         print("%s  %s  %s%s" % (name, _fmt_shape(array.shape), array.dtype, _summary(array)))
     if args.output:
         buffer = io.BytesIO()
@@ -529,7 +664,7 @@ def _iobinding_runner(session, model, inputs):
     outputs = []
     for value in model.graph.output:
         name, shape, kind = _value_info(value)
-        if all(isinstance(d, int) for d in shape):
+        if shape is not None and isinstance(kind, np.dtype) and all(isinstance(d, int) for d in shape):
             out = np.empty(shape, kind)
             binding.bind_output(name, "cpu", 0, kind, list(shape), out.ctypes.data)
             outputs.append(out)
@@ -541,7 +676,7 @@ def _iobinding_runner(session, model, inputs):
         session.run_with_iobinding(binding)
 
     def results():
-        from .runtime.pyops import raise_pending
+        from .runtime.pyops import raise_pending  # lazy: CLI start-up time
         raise_pending()
         return [o if o is not None else got for o, got in zip(outputs, binding.copy_outputs_to_cpu())]
     return run, results
@@ -549,37 +684,34 @@ def _iobinding_runner(session, model, inputs):
 
 def cmd_bench(args):
     """Median latency and throughput through onnxsym (import_model + bind + forward) and through raw ORT."""
-    import tempfile
+    import tempfile  # lazy: CLI start-up time
 
-    from onnxsym.converters.onnx_export import data_inputs
-    from .onnx import export_model, import_model
+    from onnxsym.converters.onnx_export import data_inputs  # lazy: CLI start-up time
+    from .onnx import export_model  # lazy: CLI start-up time
     with stage("[1/3] loading %s" % args.model):
         model = _load_onnx(args.model)
-        sym, arg_params, aux_params = import_model(args.model)
+        declared = _graph_inputs(model)
+        shapes = _input_shapes(declared, _shape_dict(args.input_shape), args.batch, new_batch=True,
+                               hint=lambda name, axis: " (--batch sets only the first dimension)" if args.batch
+                               else " or --batch SIZE" if axis == 0 else "")
+        sym, arg_params, aux_params, _ = _import_onnx(args.model, model, shapes, new_batch=True)
     params = {**arg_params, **aux_params}
-    declared = {name: (shape, kind) for name, shape, kind in _graph_inputs(model)}
-    shapes, dtypes = {}, {}
-    for name, (shape, kind) in declared.items():
-        if not shape:
-            raise CommandError("input '%s' is a scalar: it has no batch dimension to set" % name)
-        symbolic = [d for d in shape[1:] if not isinstance(d, int)]
-        if symbolic:
-            raise CommandError("input '%s' has the symbolic dimension '%s'; bench needs static shapes apart from "
-                               "the batch" % (name, symbolic[0]))
-        shapes[name], dtypes[name] = (args.batch,) + tuple(shape[1:]), kind
+    dtypes = {name: kind for name, _, kind in declared}
+    batch = args.batch or next((s[0] for s in shapes.values() if s), 1)
     inputs = _random_inputs(shapes, dtypes, 0)
     print("batch %d, %d iterations after %d warm-up; inputs: %s" % (
-        args.batch, args.iterations, args.warmup,
+        batch, args.iterations, args.warmup,
         ", ".join("%s %s %s" % (n, _fmt_shape(s), dtypes[n]) for n, s in shapes.items())))
     with stage("[2/3] onnxsym: bind + Executor.forward"):
         exe = _bind(sym, {n: v.asnumpy() for n, v in params.items()}, inputs)
         ours = _timed(lambda: exe.forward(is_train=False), args.iterations, args.warmup)
-    # A symbolic batch dimension (dim_param) takes any batch, so the file itself runs; Python-op nodes name
-    # kernels of the exporting process, so such files are exported again here.
-    same_batch = all(declared[n][0][0] == args.batch or isinstance(declared[n][0][0], str) for n in shapes)
-    reuse = same_batch and not _has_python_ops(model)
+    # Symbolic dimensions (dim_param) take any size, so the file itself runs at these shapes unless a static
+    # dimension changed; Python-op nodes name kernels of the exporting process, so such files are exported again.
+    same_shapes = all(d == size or isinstance(d, str) for name, shape, _ in declared
+                      for d, size in zip(shape, shapes[name]))
+    reuse = same_shapes and not _has_python_ops(model)
     with tempfile.TemporaryDirectory() as folder, stage("[3/3] ONNX Runtime: InferenceSession + IOBinding%s" % (
-            "" if reuse else " (model exported again here at batch %d)" % args.batch)):
+            "" if reuse else " (model exported again here at batch %d)" % batch)):
         path = args.model
         if not reuse:
             names = data_inputs(sym, params)
@@ -590,11 +722,95 @@ def cmd_bench(args):
         theirs = _timed(run, args.iterations, args.warmup)
         diff = max((_max_difference(a.asnumpy(), b) for a, b in zip(exe.outputs, results())), default=0.0)
     for label, seconds in (("onnxsym", ours), ("ONNX Runtime", theirs)):
-        print("%-13s median %.4g ms, %.1f samples/s" % (label, seconds * 1e3, args.batch / seconds))
+        print("%-13s median %.4g ms, %.1f samples/s" % (label, seconds * 1e3, batch / seconds))
     print("onnxsym / ONNX Runtime latency: %.2fx (outputs agree within %.3g)" % (ours / theirs, diff))
 
 
+# ----- ops -----
+
+def cmd_ops(args):
+    """The MXNet operators onnxsym supports: mx.onnx.get_operator_support(), one per line."""
+    from .onnx import get_operator_support  # lazy: CLI start-up time
+    from .ops.registry import names  # lazy: CLI start-up time
+    supported = get_operator_support()
+    if args.count:
+        print(len(supported))
+        return
+    aliases = {}
+    for name, opdef in names().items():
+        if name != opdef.op_name:
+            aliases.setdefault(opdef.op_name, []).append(name)
+    for name in supported:
+        others = sorted(aliases.get(name, ())) if args.aliases else ()
+        print("%s%s" % (name, "  (aliases: %s)" % ", ".join(others) if others else ""))
+
+
 # ----- parser and entry point -----
+
+class _Version(argparse.Action):
+    """--version: onnxsym's version and the onnx / ONNX Runtime versions it runs on (imported only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import onnx  # lazy: CLI start-up time
+        from . import __version__  # lazy: CLI start-up time
+        from .runtime.ort import ort  # lazy: CLI start-up time
+        print("onnxsym %s (onnx %s, onnxruntime %s, Python %s)" % (__version__, onnx.__version__, ort.__version__,
+                                                                  sys.version.split()[0]))
+        parser.exit()
+
+
+EXAMPLES = {
+    None: """examples:
+  onnxsym convert resnet 10 -o resnet.onnx --input-shape data:1,3,224,224
+  onnxsym info resnet.onnx
+  onnxsym plot resnet-symbol.json -o resnet.svg --input-shape data:1,3,224,224
+  onnxsym run resnet.onnx --input data=image.npy -o outputs.npz
+  onnxsym bench resnet.onnx --batch 8
+  onnxsym ops --aliases
+  onnxsym --version
+
+'onnxsym COMMAND --help' shows a command's options. Errors are one line on stderr (exit code 2 for usage
+errors, 1 otherwise); --debug shows the traceback.""",
+    "convert": """examples:
+  onnxsym convert resnet 10 -o resnet.onnx --input-shape data:1,3,224,224
+      reads resnet-symbol.json and resnet-0010.params, writes resnet.onnx and checks it
+  onnxsym convert net 3 -o net.onnx --input-shape data:8,100 --input-shape mask:8,100 --tolerance 1e-3
+  onnxsym convert seg 1 -o seg.onnx --input-shape data:1,3,64,64 --import my_custom_ops
+      my_custom_ops.py registers the model's custom ops with mx.operator.register""",
+    "info": """examples:
+  onnxsym info model.onnx                      (any .onnx: inputs, outputs, parameters, op histogram)
+  onnxsym info model.onnx --input-shape data:1,3,224,224
+      a model with dynamic dimensions: also checks that onnxsym imports it at this shape
+  onnxsym info resnet-symbol.json --params resnet-0010.params
+  onnxsym info resnet-symbol.json --input-shape data:1,3,224,224""",
+    "plot": """examples:
+  onnxsym plot resnet-symbol.json -o resnet.svg --input-shape data:1,3,224,224
+  onnxsym plot model.onnx -o model.dot         (any .onnx; DOT source needs no Graphviz)
+  onnxsym plot model.onnx -o model.png --input-shape data:1,3,224,224 --show-weights
+      the shape fills the model's dynamic dimensions, so edges carry shapes""",
+    "run": """examples:
+  onnxsym run model.onnx --input data=image.npy -o outputs.npz
+  onnxsym run model.onnx --input-shape data:4,3,224,224 --seed 1
+      random inputs (uniform in [-1, 1]) where no --input is given; a dynamic dimension needs --input-shape
+  onnxsym run custom.onnx --input data=x.npy --import my_custom_ops""",
+    "bench": """examples:
+  onnxsym bench model.onnx --batch 8           (the first dimension of every input becomes 8)
+  onnxsym bench model.onnx --input-shape data:8,3,224,224 --iterations 50
+      full shapes: for dynamic dimensions other than the batch""",
+    "ops": """examples:
+  onnxsym ops                                  (one name per line, as mx.onnx.get_operator_support() lists)
+  onnxsym ops --aliases                        (with the other names each operator answers to: mx.sym.<alias>)
+  onnxsym ops --count""",
+}
+
+
+def _add_command(commands, name, common, help, description):
+    return commands.add_parser(name, parents=[common], help=help, description=description, epilog=EXAMPLES[name],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
 
 def build_parser():
     """The argparse parser of `onnxsym` and its subcommands."""
@@ -607,54 +823,76 @@ def build_parser():
     shape_help = "an input's shape, NAME:D1,D2,... such as data:1,3,224,224; repeatable"
     # Options default to SUPPRESS, so `onnxsym --debug run ...` and `onnxsym run ... --debug` both count.
     parser = _Parser(prog="onnxsym", description="onnxsym: MXNet 1.x models on ONNX and ONNX Runtime.",
-                     parents=[common])
+                     parents=[common], epilog=EXAMPLES[None], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the versions of onnxsym, onnx and onnxruntime")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    convert = commands.add_parser("convert", parents=[common], help="MXNet checkpoint -> verified .onnx",
-                                  description="Export PREFIX-symbol.json + PREFIX-EPOCH.params to ONNX, then run "
-                                              "onnxsym and ONNX Runtime on the same random input and compare.")
+    convert = _add_command(commands, "convert", common, "MXNet checkpoint -> verified .onnx",
+                           "Export PREFIX-symbol.json + PREFIX-EPOCH.params to ONNX, then run onnxsym and ONNX "
+                           "Runtime on the same random input and compare.")
     convert.add_argument("prefix", metavar="PREFIX", help="checkpoint prefix (PREFIX-symbol.json)")
     convert.add_argument("epoch", metavar="EPOCH", type=int, help="epoch of PREFIX-%%04d.params")
     convert.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="the .onnx file to write")
-    convert.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE", required=True, help=shape_help)
+    convert.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE", required=True,
+                         help=shape_help)
     convert.add_argument("--dtype", type=dtype, default=np.dtype(np.float32), help="input dtype (float32)")
-    convert.add_argument("--tolerance", type=float, default=1e-4, metavar="TOL", help="largest max abs difference (1e-4)")
+    convert.add_argument("--tolerance", type=float, default=1e-4, metavar="TOL",
+                         help="largest max abs difference (1e-4)")
     convert.add_argument("--seed", type=int, default=0, help="seed of the random verification input (0)")
     convert.set_defaults(handler=cmd_convert)
 
-    info = commands.add_parser("info", parents=[common], help="describe a .onnx or -symbol.json",
-                               description="Inputs, outputs, parameters, op histogram and metadata of a model.")
+    info = _add_command(commands, "info", common, "describe a .onnx or -symbol.json",
+                        "Inputs, outputs, parameters, op histogram and metadata of a model: any .onnx, or an "
+                        "MXNet -symbol.json.")
     info.add_argument("file", metavar="FILE", help="a .onnx model or an MXNet -symbol.json")
-    info.add_argument("--params", metavar="FILE.params", help="the .params file of a -symbol.json (parameter shapes and count)")
-    info.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE", help=shape_help)
+    info.add_argument("--params", metavar="FILE.params",
+                      help="the .params file of a -symbol.json (parameter shapes and count)")
+    info.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE",
+                      help=shape_help + " (a .onnx: sizes of its dynamic dimensions)")
     info.set_defaults(handler=cmd_info)
 
-    plot = commands.add_parser("plot", parents=[common], help="draw the network (mx.viz.plot_network)",
-                               description="Draw a -symbol.json or a .onnx exported by onnxsym. -o .dot/.gv writes "
-                                           "the DOT source; .svg/.png/.pdf need Graphviz's dot program.")
-    plot.add_argument("file", metavar="FILE", help="an MXNet -symbol.json or a .onnx exported by onnxsym")
+    plot = _add_command(commands, "plot", common, "draw the network (mx.viz.plot_network)",
+                        "Draw a -symbol.json or any .onnx (imported as a Symbol: mx.onnx.import_model). -o .dot/.gv "
+                        "writes the DOT source; .svg/.png/.pdf need Graphviz's dot program.")
+    plot.add_argument("file", metavar="FILE", help="an MXNet -symbol.json or a .onnx")
     plot.add_argument("-o", "--output", required=True, metavar="FILE", help="graph.svg, .png, .pdf, .dot or .gv")
-    plot.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE", help=shape_help + " (shapes on edges)")
+    plot.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE",
+                      help=shape_help + " (shapes on edges)")
     plot.add_argument("--show-weights", action="store_true", help="draw the parameter nodes too")
     plot.set_defaults(handler=cmd_plot)
 
-    run = commands.add_parser("run", parents=[common], help="run a .onnx on .npy inputs",
-                              description="Run a .onnx model with ONNX Runtime and print or save its outputs.")
+    run = _add_command(commands, "run", common, "run a .onnx on .npy or random inputs",
+                       "Run a .onnx model with ONNX Runtime and print or save its outputs. Inputs without --input "
+                       "are random (uniform in [-1, 1], integers in [0, 10)) of their declared shape or "
+                       "--input-shape.")
     run.add_argument("model", metavar="MODEL", help="the .onnx model")
     run.add_argument("--input", type=named_file, action="append", metavar="NAME=FILE.npy",
                      help="an input's array; repeatable")
+    run.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE",
+                     help=shape_help + " (the shape of a random input)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     run.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs to this .npz (keys: output names)")
     run.set_defaults(handler=cmd_run)
 
-    bench = commands.add_parser("bench", parents=[common], help="latency/throughput: onnxsym vs raw ORT",
-                                description="Median latency and throughput of a .onnx exported by onnxsym, through "
-                                            "onnxsym (import_model + bind + forward) and through a raw ONNX Runtime "
-                                            "session with IOBinding, on random inputs.")
+    bench = _add_command(commands, "bench", common, "latency/throughput: onnxsym vs raw ORT",
+                         "Median latency and throughput of a .onnx through onnxsym (import_model + bind + forward) "
+                         "and through a raw ONNX Runtime session with IOBinding, on random inputs.")
     bench.add_argument("model", metavar="MODEL", help="the .onnx model")
-    bench.add_argument("--batch", type=positive, required=True, help="batch size (replaces the first dimension)")
+    bench.add_argument("--batch", type=positive, help="batch size: replaces the first dimension of every input "
+                                                      "without --input-shape")
+    bench.add_argument("--input-shape", type=input_shape, action="append", metavar="NAME:SHAPE",
+                       help=shape_help + " (the first dimension is the batch)")
     bench.add_argument("--iterations", type=positive, default=20, help="timed runs per path (20)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed runs first (3)")
     bench.set_defaults(handler=cmd_bench)
+
+    ops = _add_command(commands, "ops", common, "the MXNet operators onnxsym supports",
+                       "The MXNet operators onnxsym supports, by the name MXNet's JSON files use "
+                       "(mx.onnx.get_operator_support()).")
+    shown = ops.add_mutually_exclusive_group()
+    shown.add_argument("--aliases", action="store_true", help="also show each operator's other names")
+    shown.add_argument("--count", action="store_true", help="print only how many there are")
+    ops.set_defaults(handler=cmd_ops)
     return parser
 
 
@@ -667,8 +905,13 @@ def _describe(err):
         return str(err)
     if isinstance(err, FileNotFoundError):
         return "no such file: %s" % (err.filename or err)
-    from .base import MXNetError
+    from .base import MXNetError  # lazy: CLI start-up time
     if isinstance(err, MXNetError):
+        unregistered = re.match(r"Custom op_type '(.*)' is not registered", str(err))
+        if unregistered:    # the library's hint says "import the module"; on the command line that is --import
+            return ("Custom op_type '%s' is not registered: pass --import MODULE, naming the module that registers "
+                    "it with mx.operator.register('%s') (MODULE.py in the current folder or on PYTHONPATH)"
+                    % (unregistered.group(1), unregistered.group(1)))
         return str(err)
     return "%s: %s" % (type(err).__name__, err)
 

@@ -1,6 +1,6 @@
 """`mx.onnx`: export Symbols to `.onnx` and import `.onnx` files as Symbols (MXNet's mx.onnx API)."""
 
-__all__ = ["export_model", "import_model", "get_model_metadata"]
+__all__ = ["export_model", "import_model", "get_model_metadata", "get_operator_support"]
 
 
 def export_model(*args, **kwargs):
@@ -17,3 +17,27 @@ def import_model(model_file, input_shapes=None):
 def get_model_metadata(model_file):
     from .converters.onnx_import import get_model_metadata as metadata
     return metadata(model_file)
+
+
+def get_operator_support(opset_version=None):
+    """Sorted names of the MXNet operators onnxsym supports, as MXNet's `mx.onnx.get_operator_support` lists the
+    operators its exporter converts.
+
+    The names are the operators' canonical names, as MXNet JSON files store them (each op once; aliases such as
+    `_Plus` for `elemwise_add` are not listed, as MXNet lists none); onnxsym's own `_onnx` (an imported ONNX node)
+    is not an MXNet operator and is left out. onnxsym writes opset 17 models: `opset_version` (default: onnx's
+    newest) below 17 gives an empty list, as MXNet's gives for opsets it has no converters for.
+
+    >>> 'FullyConnected' in mx.onnx.get_operator_support()
+    True
+    """
+    from onnx.defs import onnx_opset_version
+
+    from .lower.builder import OPSET
+    from .ops.onnx_node import ONNXNode
+    from .ops.registry import all_ops
+    if opset_version is None:
+        opset_version = onnx_opset_version()
+    if opset_version < OPSET:
+        return []
+    return sorted(name for name, opdef in all_ops().items() if opdef is not ONNXNode)

@@ -1,6 +1,7 @@
 """The `onnxsym` command line: every subcommand on small checkpoints built here, checked against numpy forwards of
 the same weights; failures exit non-zero with one line on stderr and no traceback."""
 import importlib
+import json
 import os
 import re
 import shutil
@@ -88,6 +89,35 @@ def run_process(*argv, cwd=None):
                           cwd=cwd, env=env, timeout=120)
 
 
+CONSOLE_SCRIPT = os.path.join(os.path.dirname(sys.executable), "onnxsym")
+
+
+def run_console(*argv, cwd=None, umask=None):
+    """The installed `onnxsym` console script in a subprocess, running this checkout's code."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([CONSOLE_SCRIPT, *map(str, argv)], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=120, preexec_fn=None if umask is None else lambda: os.umask(umask))
+
+
+def run_here(capsys, *argv, cwd=None):
+    """cli.main in this process (faster than a console script start), as a CompletedProcess."""
+    old = os.getcwd()
+    os.chdir(cwd or old)
+    try:
+        code, out, err = run_cli(capsys, *argv)
+    finally:
+        os.chdir(old)
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def one_line_error(done, command, pattern):
+    """`done` failed with exit code 1 and one line `onnxsym COMMAND: error: ...` matching `pattern`."""
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("onnxsym %s: error: " % command), done.stderr
+    assert re.search(pattern, done.stderr), done.stderr
+
+
 def max_difference(stdout):
     return float(re.search(r"^max abs difference: (\S+) \(tolerance", stdout, re.M).group(1))
 
@@ -95,12 +125,13 @@ def max_difference(stdout):
 # ----- help -----
 
 @pytest.mark.parametrize("command, expected", [
-    ((), ["convert", "info", "plot", "run", "bench"]),
+    ((), ["convert", "info", "plot", "run", "bench", "ops", "--version"]),
     (("convert",), ["PREFIX", "EPOCH", "--input-shape", "--dtype", "--tolerance"]),
     (("info",), ["FILE", "--params", "--input-shape"]),
     (("plot",), ["--show-weights", "--input-shape", "Graphviz"]),
-    (("run",), ["NAME=FILE.npy", "--output"]),
-    (("bench",), ["--batch", "--iterations"]),
+    (("run",), ["NAME=FILE.npy", "--output", "--input-shape", "--seed"]),
+    (("bench",), ["--batch", "--iterations", "--input-shape"]),
+    (("ops",), ["--aliases", "--count", "get_operator_support"]),
 ])
 def test_help_of_each_subcommand(capsys, command, expected):
     code, out, err = run_cli(capsys, *command, "--help")
@@ -108,6 +139,73 @@ def test_help_of_each_subcommand(capsys, command, expected):
     assert out.startswith("usage: onnxsym %s" % " ".join(command))
     for word in expected:
         assert word in out
+    examples = out[out.index("\nexamples:\n"):]                 # an epilog of example invocations, as written
+    assert re.search(r"^  onnxsym %s\S* " % (command[0] if command else ""), examples, re.M), examples
+
+
+def test_every_subcommand_help_has_an_example(capsys):
+    """Every subcommand the parser has (not only those listed above) shows example invocations of itself."""
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction)).choices
+    assert {"convert", "info", "plot", "run", "bench", "ops"} <= set(commands)
+    for name in commands:
+        code, out, err = run_cli(capsys, name, "--help")
+        assert code == 0 and err == ""
+        assert "examples:" in out and re.search(r"^  onnxsym %s " % name, out, re.M), name
+
+
+def test_top_level_help_and_version_from_the_console_script():
+    done = run_console("--help")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("usage: onnxsym") and "examples:" in done.stdout
+    assert re.search(r"^  onnxsym --version$", done.stdout, re.M)
+    done = run_console("--version")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout == "onnxsym %s (onnx %s, onnxruntime %s, Python %s)\n" % (
+        mx.__version__, onnx.__version__, ort.__version__, sys.version.split()[0])
+
+
+# ----- ops -----
+
+# Names MXNet 1.9.1 registers for one operator (its NNVM_REGISTER_OP ... add_alias): `mx.sym.<alias>` is that op.
+MXNET_ALIASES = {"BlockGrad": "stop_gradient", "_copy": "identity", "SliceChannel": "split",
+                 "broadcast_add": "broadcast_plus", "elemwise_add": "_plus", "Concat": "concat"}
+
+
+def test_ops_lists_the_supported_mxnet_operators(capsys):
+    supported = mx.onnx.get_operator_support()
+    assert supported == sorted(set(supported))                     # sorted and unique, as MXNet's
+    for name in ("FullyConnected", "Convolution", "BatchNorm", "SoftmaxOutput", "Custom", "_copy", "_plus_scalar"):
+        assert name in supported
+    assert "_onnx" not in supported                                # onnxsym's imported ONNX node, no MXNet op
+    for canonical, alias in MXNET_ALIASES.items():                 # canonical names only, as MXNet's JSON has
+        assert canonical in supported and alias not in supported
+    for name in supported:
+        assert callable(getattr(mx.sym, name)) and callable(getattr(mx.nd, name))
+    from onnx.defs import onnx_opset_version
+    assert mx.onnx.get_operator_support(onnx_opset_version()) == supported == mx.onnx.get_operator_support(17)
+    assert mx.onnx.get_operator_support(16) == []                  # onnxsym writes opset 17 models
+
+    done = run_console("ops")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.splitlines() == supported
+    done = run_here(capsys, "ops", "--count")
+    assert done.returncode == 0 and done.stdout == "%d\n" % len(supported)
+    done = run_here(capsys, "ops", "--aliases")
+    assert done.returncode == 0
+    rows = dict(re.match(r"^(\S+)(?:  \(aliases: (.*)\))?$", line).groups() for line in done.stdout.splitlines())
+    assert list(rows) == supported
+    for canonical, alias in MXNET_ALIASES.items():
+        assert alias in rows[canonical].split(", ")
+    x = mx.sym.Variable("x")
+    for canonical, aliases in rows.items():                        # each alias builds its operator
+        for alias in (aliases or "").split(", ") if aliases else ():
+            assert getattr(mx.sym, alias).__name__ == alias
+    assert json_op(mx.sym.stop_gradient(x)) == "BlockGrad" and json_op(mx.sym.identity(x)) == "_copy"
+
+
+def json_op(sym):
+    return json.loads(sym.tojson())["nodes"][-1]["op"]
 
 
 # ----- convert -----
@@ -279,16 +377,17 @@ def test_custom_op_model_converts_and_runs_with_import(capsys, tmp_path, monkeyp
     assert code == 0 and max_difference(out) < 1e-6, err
     x = rng.randn(2, 4).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    done = run_process("run", "custom.onnx", "--input", "data=x.npy", "-o", "out.npz", "--import", "cli_custom_ops",
+    done = run_console("run", "custom.onnx", "--input", "data=x.npy", "-o", "out.npz", "--import", "cli_custom_ops",
                        cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with np.load(tmp_path / "out.npz") as saved:
         np.testing.assert_allclose(saved["twice_output"], 2 * (x @ params["fc_weight"].T + params["fc_bias"]),
                                    rtol=1e-5, atol=1e-6)
-    done = run_process("run", "custom.onnx", "--input", "data=x.npy", cwd=tmp_path)    # without --import
-    assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.startswith("onnxsym run: error: Custom op_type 'cli_twice' is not registered")
-    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    done = run_console("run", "custom.onnx", "--input", "data=x.npy", cwd=tmp_path)    # without --import
+    assert done.stdout == ""
+    one_line_error(done, "run", r"^onnxsym run: error: Custom op_type 'cli_twice' is not registered: pass "
+                                r"--import MODULE, naming the module that registers it with "
+                                r"mx\.operator\.register\('cli_twice'\)")
 
 
 # ----- bench -----
@@ -316,6 +415,201 @@ def test_bench_re_exports_a_fixed_batch_model(capsys, models):
     assert code == 0, err
     assert ("exported again here at batch 3" in out) == (fixed.dim_value == 1)
     assert float(re.search(r"outputs agree within (\S+)\)", out).group(1)) < 1e-5
+
+
+# ----- any .onnx: models built with onnx.helper, not exported by onnxsym -----
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory):
+    """Two models written with onnx.helper (every node becomes an `_onnx` op on import):
+    dynamic.onnx  y = cumsum(relu(x @ W + b), axis=1), x (N, 4) with a symbolic batch and a 0-d axis initializer;
+    pairs.onnx    z = sum(a * b, axis 1), a and b (B, L): a dynamic dimension besides the batch."""
+    folder = tmp_path_factory.mktemp("foreign")
+    rng = np.random.RandomState(11)
+    weight, bias = rng.randn(4, 3).astype(np.float32), rng.randn(3).astype(np.float32)
+    helper, TensorProto = onnx.helper, onnx.TensorProto
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r"]), helper.make_node("CumSum", ["r", "axis"], ["y"])]
+    graph = helper.make_graph(nodes, "dynamic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+                              [onnx.numpy_helper.from_array(weight, "W"), onnx.numpy_helper.from_array(bias, "b"),
+                               onnx.numpy_helper.from_array(np.array(1, np.int64), "axis")])
+    dynamic = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    nodes = [helper.make_node("Mul", ["a", "b"], ["ab"]), helper.make_node("ReduceSum", ["ab", "axes"], ["z"],
+                                                                            keepdims=0)]
+    graph = helper.make_graph(nodes, "pairs", [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", "L"])
+                                               for n in ("a", "b")],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B"])],
+                              [onnx.numpy_helper.from_array(np.array([1], np.int64), "axes")])
+    pairs = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    paths = {}
+    for name, model in (("dynamic", dynamic), ("pairs", pairs)):
+        onnx.checker.check_model(model, full_check=True)
+        paths[name] = folder / ("%s.onnx" % name)
+        onnx.save(model, str(paths[name]))
+    return dict(folder=folder, weight=weight, bias=bias, **paths)
+
+
+def dynamic_reference(x, foreign):
+    return np.cumsum(np.maximum(x @ foreign["weight"] + foreign["bias"], 0), axis=1)
+
+
+def plain_ort(path, feeds):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def test_info_on_a_foreign_model(capsys, foreign):
+    done = run_console("info", foreign["dynamic"])
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^inputs \(1\):\n  x  float32  \(N, 4\)$", done.stdout, re.M)
+    assert re.search(r"^outputs \(1\):\n  y  float32  \(N, 3\)$", done.stdout, re.M)
+    assert "parameters: 16 in 3 initializers (68 B)" in done.stdout        # 15 float32 (60 B), one int64
+    for op in ("MatMul", "Add", "Relu", "CumSum"):
+        assert re.search(r"^ +1  %s$" % op, done.stdout, re.M)
+    assert done.stdout.endswith("onnxsym: cannot import it: input 'x' (N, 4) has the dynamic dimension 'N' "
+                                "(axis 0): give its size with --input-shape x:1,4\n")
+    done = run_here(capsys, "info", foreign["dynamic"], "--input-shape", "x:3,4")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("onnxsym: imports at x (3, 4) as 4 `_onnx` ops (ONNX nodes kept as they are: they "
+                                "run, export and train)\n")
+    one_line_error(run_here(capsys, "info", foreign["dynamic"], "--input-shape", "data:3,4"), "info",
+                   r"unknown input 'data' in --input-shape; the model's inputs are: x$")
+
+
+def test_plot_on_a_foreign_model(capsys, foreign, tmp_path):
+    done = run_console("plot", foreign["dynamic"], "-o", tmp_path / "structure.dot")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == ("edges carry no shapes: input 'x' (N, 4) has dynamic dimensions (give "
+                                           "--input-shape for them)")
+    source = (tmp_path / "structure.dot").read_text()
+    edges = re.findall(r"^\t(\S+) -> (\S+) \[label=(\S*)", source, re.M)
+    # node names from the ONNX op types; W, b, axis are drawn: hide_weights hides only MXNet's _weight/_bias names
+    assert edges == [("matmul0", "x", '""'), ("matmul0", "W", '""'), ("add1", "matmul0", '""'), ("add1", "b", '""'),
+                     ("relu2", "add1", '""'), ("cumsum3", "relu2", '""'), ("cumsum3", "axis", '""')]
+    done = run_here(capsys, "plot", foreign["dynamic"], "-o", tmp_path / "shapes.dot", "--input-shape", "x:5,4",
+                    "--show-weights")
+    assert done.returncode == 0, done.stderr
+    edges = re.findall(r"^\t(\S+) -> (\S+) \[label=(\S*)", (tmp_path / "shapes.dot").read_text(), re.M)
+    # MXNet's edge labels: the carried tensor's shape without its first axis (x (5, 4), W (4, 3), h (5, 3), ...)
+    assert edges == [("matmul0", "x", "4"), ("matmul0", "W", "3"), ("add1", "matmul0", "3"), ("add1", "b", '""'),
+                     ("relu2", "add1", "3"), ("cumsum3", "relu2", "3"), ("cumsum3", "axis", '""')]
+    if shutil.which("dot"):
+        done = run_here(capsys, "plot", foreign["pairs"], "-o", tmp_path / "pairs.svg", "--input-shape", "a:2,7",
+                        "--input-shape", "b:2,7")
+        assert done.returncode == 0, done.stderr
+        image = (tmp_path / "pairs.svg").read_text()
+        assert "<svg" in image and ">mul0<" in image and ">reducesum1<" in image
+
+
+def test_run_a_foreign_model_with_dynamic_dimensions(capsys, foreign, tmp_path):
+    x = np.random.RandomState(12).uniform(-1, 1, (5, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    done = run_console("run", foreign["dynamic"], "--input", "x=x.npy", "-o", "y.npz", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with np.load(tmp_path / "y.npz") as saved:
+        np.testing.assert_allclose(saved["y"], dynamic_reference(x, foreign), rtol=1e-5, atol=1e-6)
+    one_line_error(run_console("run", foreign["dynamic"]), "run",
+                   r"input 'x' \(N, 4\) has the dynamic dimension 'N' \(axis 0\): give its size with --input-shape "
+                   r"x:1,4 \(or its array with --input x=FILE\.npy\)$")
+    done = run_here(capsys, "run", foreign["dynamic"], "--input-shape", "x:6,4", "--seed", 3, "-o", "random.npz",
+                    cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "input x: random (6, 4) float32 (seed 3)"
+    drawn = np.random.default_rng(3).uniform(-1, 1, (6, 4)).astype(np.float32)   # as --help says: uniform [-1, 1]
+    with np.load(tmp_path / "random.npz") as saved:
+        assert saved["y"].shape == (6, 3)
+        np.testing.assert_allclose(saved["y"], plain_ort(foreign["dynamic"], {"x": drawn})[0], rtol=1e-6)
+    for argv, pattern in [
+        (["--input-shape", "x:6,5"], r"--input-shape x:6,5: dimension 1 is 5 but the model's input 'x' \(N, 4\) "
+                                     r"has 4$"),
+        (["--input-shape", "x:6"], r"--input-shape x:6 has 1 dimensions; input 'x' has 2 \(N, 4\)$"),
+        (["--input-shape", "x:6,4", "--input", "x=%s" % (tmp_path / "x.npy")],
+         r"input 'x' has both --input and --input-shape; give one$"),
+    ]:
+        one_line_error(run_here(capsys, "run", foreign["dynamic"], *argv), "run", pattern)
+
+
+def test_bench_a_foreign_model_with_dynamic_dimensions(capsys, foreign):
+    done = run_console("bench", foreign["dynamic"], "--batch", 3, "--iterations", 2, "--warmup", 0)
+    assert done.returncode == 0, done.stderr
+    assert "inputs: x (3, 4) float32" in done.stdout and "exported again" not in done.stdout   # 'N' takes 3
+    assert float(re.search(r"outputs agree within (\S+)\)", done.stdout).group(1)) < 1e-6
+    one_line_error(run_here(capsys, "bench", foreign["dynamic"]), "bench",
+                   r"input 'x' \(N, 4\) has the dynamic dimension 'N' \(axis 0\): give its size with --input-shape "
+                   r"x:1,4 or --batch SIZE$")
+    one_line_error(run_here(capsys, "bench", foreign["pairs"], "--batch", 2), "bench",
+                   r"input 'a' \(B, L\) has the dynamic dimension 'L' \(axis 1\): give its size with --input-shape "
+                   r"a:2,1 \(--batch sets only the first dimension\)$")
+    done = run_here(capsys, "bench", foreign["pairs"], "--input-shape", "a:2,5", "--input-shape", "b:2,5",
+                    "--iterations", 2, "--warmup", 0)
+    assert done.returncode == 0, done.stderr
+    assert "batch 2, 2 iterations after 0 warm-up; inputs: a (2, 5) float32, b (2, 5) float32" in done.stdout
+    assert re.search(r"^ONNX Runtime +median \S+ ms", done.stdout, re.M)
+    assert float(re.search(r"outputs agree within (\S+)\)", done.stdout).group(1)) < 1e-6
+    one_line_error(run_here(capsys, "bench", foreign["pairs"], "--batch", 3, "--input-shape", "a:2,5",
+                            "--input-shape", "b:2,5"), "bench",
+                   r"--batch 3 but --input-shape a:2,5: the first dimension is the batch; give one of them$")
+
+
+def test_inputs_without_a_shape_and_sequence_outputs(capsys, tmp_path):
+    """An input that declares no shape (its rank is unknown) and a sequence output, as onnx.helper allows."""
+    helper, TensorProto = onnx.helper, onnx.TensorProto
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("SequenceConstruct", ["y"],
+                                                                                          ["s"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)])
+    path = tmp_path / "sequence.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    code, out, err = run_cli(capsys, "info", path)
+    assert code == 0, err
+    assert "inputs (1):\n  x  float32  (unknown rank)\n" in out
+    assert "outputs (2):\n  y  float32  (unknown rank)\n  s  sequence  (unknown rank)\n" in out
+    assert out.endswith("onnxsym: cannot import it: input 'x' declares no shape: give it with --input-shape "
+                        "x:D1,D2,...\n")
+    one_line_error(run_here(capsys, "run", path), "run", r"input 'x' declares no shape: give it with --input-shape")
+    np.save(tmp_path / "x.npy", np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    code, out, err = run_cli(capsys, "run", path, "--input", "x=%s" % (tmp_path / "x.npy"))
+    assert code == 0, err
+    assert re.search(r"^y  \(2, 3\)  float32  min 0  max 1  mean 0\.3$", out, re.M)    # relu(linspace(-1, 1, 6))
+    assert re.search(r"^s  sequence of 1$", out, re.M)
+    one_line_error(run_here(capsys, "run", path, "--input-shape", "x:2,3", "-o", tmp_path / "out.npz"), "run",
+                   r"output 's' is a sequence, not a tensor: -o saves tensors only$")
+    assert not (tmp_path / "out.npz").exists()
+
+
+# ----- written files: the permissions open() gives -----
+
+def test_written_files_get_the_mode_open_gives(models, tmp_path):
+    """Every file the CLI writes is new with 0o666 & ~umask (not a temporary file's 0o600), and an existing file
+    keeps its mode, as open(path, 'w') does."""
+    umask = 0o027
+    np.save(tmp_path / "x.npy", np.ones((2, 6), np.float32))
+    outputs = ["model.onnx", "out.npz", "graph.dot", "graph.gv"]
+    commands = [["convert", models["mlp"], 1, "-o", "model.onnx", "--input-shape", "data:2,6"],
+                ["run", models["mlp_onnx"], "--input", "data=x.npy", "-o", "out.npz"],
+                ["plot", models["mlp_onnx"], "-o", "graph.dot"],
+                ["plot", models["mlp"] + "-symbol.json", "-o", "graph.gv"]]
+    if shutil.which("dot"):
+        outputs += ["graph.svg", "graph.png"]
+        commands += [["plot", models["mlp_onnx"], "-o", "graph.svg"], ["plot", models["mlp_onnx"], "-o", "graph.png"]]
+    (tmp_path / "kept.npz").write_bytes(b"")
+    os.chmod(tmp_path / "kept.npz", 0o604)
+    outputs.append("kept.npz")
+    commands.append(["run", models["mlp_onnx"], "--input", "data=x.npy", "-o", "kept.npz"])
+    done = run_console(*commands[0], cwd=tmp_path, umask=umask)           # the console script itself
+    assert done.returncode == 0, done.stderr
+    script = "import sys\nfrom onnxsym.cli import main\nfor argv in %r:\n    assert main(argv) == 0, argv\n" % (
+        [[str(a) for a in argv] for argv in commands[1:]],)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, preexec_fn=lambda: os.umask(umask))     # the others: one start, same umask
+    assert done.returncode == 0, done.stderr
+    modes = {name: oct(os.stat(tmp_path / name).st_mode & 0o777) for name in outputs}
+    assert modes == {name: oct(0o604 if name == "kept.npz" else 0o666 & ~umask) for name in outputs}
+    with np.load(tmp_path / "kept.npz") as saved:                  # written, not only chmod'ed
+        assert saved["softmax_output"].shape == (2, 3)
+    assert sorted(os.listdir(tmp_path)) == sorted(outputs + ["x.npy"])     # no temporary files left
 
 
 # ----- failures: one line on stderr, no traceback -----
