@@ -226,7 +226,7 @@ def test_readme_command_line_examples_typed_literally(tmp_path):
                               timeout=300)
         assert done.returncode == 0, (line, done.stdout, done.stderr)
         outputs[line.split()[1]] = done.stdout
-    assert set(outputs) == {"examples/make_cli_files.py", "convert", "info", "plot", "run", "bench"}
+    assert set(outputs) >= {"examples/make_cli_files.py", "convert", "info", "plot", "run", "bench"}
     for name in ("resnet-18-symbol.json", "resnet-18-0000.params", "x.npy", "r18.onnx", "r18.svg", "out.npz"):
         assert (tmp_path / name).is_file(), name
     # The files are what the lines say: an image batch, a ResNet-18 .onnx that ONNX Runtime runs to out.npz's
