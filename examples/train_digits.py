@@ -2,15 +2,17 @@
 
 The seed tutorial's network (fc 128 -> relu -> fc 64 -> relu -> fc 10 -> SoftmaxOutput) learns scikit-learn's 8x8
 handwritten digits (1,797 images shipped inside scikit-learn; nothing is downloaded), logging speed and accuracy
-like MXNet's Speedometer. The trained model is saved as an MXNet checkpoint (prefix-symbol.json +
-prefix-0010.params, loadable by MXNet 1.9.1 itself), exported to prefix.onnx and served by ONNX Runtime, then
-reloaded and used for prediction.
+like MXNet's Speedometer. The trained model is saved as an MXNet checkpoint (digits-symbol.json +
+digits-0010.params, loadable by MXNet 1.9.1 itself), reloaded and used for prediction, then exported to digits.onnx
+and served by ONNX Runtime. The three files go to the folder --out (default: digits-model in the current folder),
+which is created first: if it cannot be, the job stops before training.
 
-    pip install ".[demo]" && python examples/train_digits.py [--epochs 10] [--out ./digits]
+    pip install ".[demo]" && python examples/train_digits.py [--epochs 10] [--out digits-model]
 """
 import argparse
 import logging
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -39,12 +41,26 @@ def mlp():
     return mx.symbol.SoftmaxOutput(fc3, name='softmax')
 
 
+def writable_folder(folder):
+    """Creates `folder` (and its parents) and checks a file can be written there; exits with one line if not."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        sys.exit("train_digits.py: cannot write to the output folder %s: %s" % (folder, err.strerror or err))
+    return folder
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--out", default=None, help="checkpoint prefix (default: a temporary folder)")
+    parser.add_argument("--out", default="digits-model", metavar="FOLDER",
+                        help="folder for digits-symbol.json, digits-NNNN.params and digits.onnx, created if missing "
+                             "(default: digits-model)")
     args = parser.parse_args()
+    folder = writable_folder(args.out)     # before training: a bad --out fails in a second, not after the fit
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     mx.random.seed(42)
 
@@ -59,8 +75,7 @@ def main():
     accuracy = dict(mod.score(eval_iter, 'acc'))['accuracy']
     print("validation accuracy after %d epochs: %.4f" % (args.epochs, accuracy))
 
-    folder = None if args.out else tempfile.mkdtemp(prefix="onnxsym-digits-")
-    prefix = args.out or os.path.join(folder, "digits")
+    prefix = os.path.join(folder, "digits")
     mod.save_checkpoint(prefix, args.epochs)
     print("saved MXNet checkpoint %s-symbol.json + %s-%04d.params" % (prefix, prefix, args.epochs))
 

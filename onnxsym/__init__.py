@@ -35,7 +35,7 @@ opt = optimizer
 rnd = random
 visualization = viz
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"     # the one place: pyproject.toml reads it (dynamic version)
 
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
