@@ -200,6 +200,11 @@ def test_readme_points_at_the_tutorial_inside_the_repository():
     assert os.path.isfile(os.path.join(ROOT, "examples", "tutorial.py"))
 
 
+def test_readme_operator_count_is_what_onnxsym_ops_counts():
+    claimed = re.findall(r"\*\*(\d+) MXNet operators\*\*", _read("README.md"))
+    assert claimed == [str(len(onnxsym.onnx.get_operator_support()))]
+
+
 def test_ci_runs_the_readme_quick_start_exactly():
     done = subprocess.run(["bash", os.path.join(ROOT, ".ci", "run"), "--print"], capture_output=True, text=True,
                           timeout=30)
@@ -226,7 +231,9 @@ def test_readme_command_line_examples_typed_literally(tmp_path):
                               timeout=300)
         assert done.returncode == 0, (line, done.stdout, done.stderr)
         outputs[line.split()[1]] = done.stdout
-    assert set(outputs) >= {"examples/make_cli_files.py", "convert", "info", "plot", "run", "bench"}
+    assert set(outputs) >= {"examples/make_cli_files.py", "--version", "convert", "info", "plot", "run", "bench", "ops"}
+    assert outputs["--version"].startswith("onnxsym %s (onnx " % onnxsym.__version__)
+    assert outputs["ops"].strip() == str(len(onnxsym.onnx.get_operator_support()))
     for name in ("resnet-18-symbol.json", "resnet-18-0000.params", "x.npy", "r18.onnx", "r18.svg", "out.npz"):
         assert (tmp_path / name).is_file(), name
     # The files are what the lines say: an image batch, a ResNet-18 .onnx that ONNX Runtime runs to out.npz's

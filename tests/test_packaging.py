@@ -5,12 +5,14 @@ import os
 import subprocess
 import sys
 import textwrap
-import tomllib
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _pyproject():
+    tomllib = pytest.importorskip("tomllib")       # Python 3.11+
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
         return tomllib.load(handle)
 
