@@ -89,8 +89,11 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
 
     in_shapes / in_types: one shape / dtype per data input (the symbol's inputs that are neither parameters nor
     labels), in list_inputs order. The batch (first) dimension is symbolic ('N') whenever the exported graph is
-    checked to give onnxsym's numbers at two other batch sizes; dynamic=None (default) falls back to static
-    shapes with a warning otherwise, dynamic=True makes that an error, dynamic=False keeps static shapes."""
+    checked to give onnxsym's numbers at two other batch sizes (up to 1e-4 of each output's largest magnitude,
+    `batch_difference`); dynamic=None (default) falls back to static shapes with a warning otherwise,
+    dynamic=True makes that an error, dynamic=False keeps static shapes. Parameters that no node of the inference
+    graph reads (fix_gamma's gamma) are written to the metadata, not as initializers. A graph with custom Python
+    ops warns (UserWarning) how plain ONNX Runtime must register them to load the file."""
     if input_shape is not None:
         in_shapes = input_shape
     if input_type is not None:

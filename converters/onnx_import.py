@@ -200,7 +200,7 @@ def _unused_params(text, source):
             fail("'%s' has the shape %r" % (name, shape))
         try:
             dtype = np.dtype(dtype_name) if isinstance(dtype_name, str) else None
-        except TypeError:
+        except (TypeError, ValueError):
             dtype = None
         if dtype is None or dtype.kind not in "biuf" or dtype.name != dtype_name:
             fail("'%s' has the dtype %r" % (name, dtype_name))

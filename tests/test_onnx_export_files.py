@@ -213,3 +213,34 @@ def test_malformed_unused_parameters_are_clear_errors(tmp_path, text, message):
     with pytest.raises(mx.MXNetError, match="edited.onnx") as err:
         mx.onnx.import_model(edited)
     assert message in str(err.value)
+
+
+def test_mutated_unused_parameter_metadata_is_refused_or_decoded(tmp_path):
+    """Byte edits of the metadata entry (JSON punctuation, digits, base64 letters): import_model either raises
+    MXNetError or returns arrays of the shape and dtype the edited entry declares, never another error."""
+    import json
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    sym = mx.sym.BatchNorm(mx.sym.Variable("data"), name="bn")
+    params = {"bn_gamma": mx.nd.array([0.5, 1.0, 2.0]), "bn_beta": mx.nd.zeros(3), "bn_moving_mean": mx.nd.zeros(3),
+              "bn_moving_var": mx.nd.ones(3)}
+    path = mx.onnx.export_model(sym, params, [(1, 3, 2, 2)], onnx_file_path=str(tmp_path / "bn.onnx"))
+    text = {p.key: p.value for p in onnx.load(path).metadata_props}["mxnet_unused_params"].encode()
+
+    @settings(max_examples=150, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(edits=st.lists(st.tuples(st.integers(0, 1 << 16), st.sampled_from(b'{}[]":,0123456789-e.+ afilstAQ=/')),
+                          min_size=1, max_size=4))
+    def check(edits):
+        mutated = bytearray(text)
+        for position, value in edits:
+            mutated[position % len(mutated)] = value
+        edited = _with_unused_metadata(path, tmp_path, mutated.decode())
+        try:
+            _, args, _ = mx.onnx.import_model(edited)
+        except mx.MXNetError:
+            return
+        declared = json.loads(mutated.decode())["bn_gamma"]
+        assert args["bn_gamma"].shape == tuple(declared["shape"])
+        assert np.dtype(args["bn_gamma"].dtype).name == declared["dtype"]
+
+    check()
