@@ -1,7 +1,8 @@
 """`.onnx` -> (Symbol, arg_params, aux_params) (MXNet's mx.onnx.import_model), safely.
 
 Models exported by onnxsym carry their MXNet JSON in the metadata and come back as the identical Symbol (custom
-ops included: their op type must be registered, i.e. the module that registers it imported). A model file only
+ops included: their op type must be registered, i.e. the module that registers it imported) with every
+parameter: the initializers, and from the metadata those the inference graph does not read (fix_gamma's gamma). A model file only
 describes a model: it is read without pickle, and every tensor in it (initializers, sparse tensors, node
 attributes, subgraphs, function bodies) passes one check before onnx or ONNX Runtime sees it: its declared size
 matches the data it holds, and external data is a regular file inside the model's own folder, read here and
