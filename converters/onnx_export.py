@@ -1,11 +1,15 @@
 """Symbol + parameters -> a standard `.onnx` file that plain ONNX Runtime serves (MXNet's mx.onnx.export_model).
 
 The inference graph only: loss heads become their forward outputs, BlockGrad/Dropout identities, BatchNorm uses
-its moving statistics (fix_gamma honoured). Parameters become initializers; inputs that inference does not read
-(the labels of loss heads) are dropped. The MXNet JSON travels in the model's metadata, so `import_model` gives
-back the identical Symbol. Custom Python ops stay nodes of the `ai.onnx.contrib` domain whose `key` attribute
-names the op type and its arguments; composite ops (register_function) become ONNX functions.
+its moving statistics (fix_gamma honoured). Parameters that the graph reads become initializers; inputs that
+inference does not read (the labels of loss heads) are dropped. The file holds no initializer that no node reads
+(plain ONNX Runtime warns "Removing initializer ..." on every load otherwise): parameters the inference graph
+ignores (fix_gamma's gamma, inputs read only for their shape, as broadcast_like's rhs) travel in the metadata
+instead, with the MXNet JSON, so `import_model` gives back the identical Symbol and every parameter. Custom Python
+ops stay nodes of the `ai.onnx.contrib` domain whose `key` attribute names the op type and its arguments (the
+export warns how plain ONNX Runtime loads them); composite ops (register_function) become ONNX functions.
 """
+import base64
 import json
 import os
 
@@ -14,15 +18,18 @@ import onnx
 
 import onnxsym as mx
 from onnxsym.base import MXNetError
-from onnxsym.lower.builder import GraphBuilder
+from onnxsym.lower.builder import PYTHON_DOMAIN, GraphBuilder
 from onnxsym.lower.to_onnx import lower_symbol
 from onnxsym.runtime.pyops import raise_pending
 from onnxsym.symbol.serialize import atomic_write
 from onnxsym.symbol.node import topo_order
 
-__all__ = ["export_model", "METADATA_SYMBOL", "data_inputs"]
+__all__ = ["export_model", "METADATA_SYMBOL", "METADATA_UNUSED_PARAMS", "data_inputs"]
 
 METADATA_SYMBOL = "mxnet_symbol"
+# {name: {"shape": [...], "dtype": "float32", "fill" or "data": base64}}: the parameters that no node reads, exactly
+# ("fill": one little-endian element that every element equals; "data": all of them, C order, little-endian)
+METADATA_UNUSED_PARAMS = "mxnet_unused_params"
 
 
 def _load_inputs(sym, params):
@@ -82,8 +89,11 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
 
     in_shapes / in_types: one shape / dtype per data input (the symbol's inputs that are neither parameters nor
     labels), in list_inputs order. The batch (first) dimension is symbolic ('N') whenever the exported graph is
-    checked to give onnxsym's numbers at two other batch sizes; dynamic=None (default) falls back to static
-    shapes with a warning otherwise, dynamic=True makes that an error, dynamic=False keeps static shapes."""
+    checked to give onnxsym's numbers at two other batch sizes (up to 1e-4 of each output's largest magnitude,
+    `batch_difference`); dynamic=None (default) falls back to static shapes with a warning otherwise,
+    dynamic=True makes that an error, dynamic=False keeps static shapes. Parameters that no node of the inference
+    graph reads (fix_gamma's gamma) are written to the metadata, not as initializers. A graph with custom Python
+    ops warns (UserWarning) how plain ONNX Runtime must register them to load the file."""
     if input_shape is not None:
         in_shapes = input_shape
     if input_type is not None:
@@ -112,12 +122,16 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
     lowered = lower_symbol(sym, shapes, dtypes, builder=builder)
     model = lowered.model
     _inputs_to_initializers(model, params)
+    unused = {name: params[name] for name in drop_unused_initializers(model) if name in params}
     if dynamic is not False:
         model = _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict=bool(dynamic))
     model.producer_name, model.producer_version = "onnxsym", mx.__version__
-    onnx.helper.set_model_props(model, {METADATA_SYMBOL: sym.tojson(), "onnxsym_version": mx.__version__,
-                                        "data_inputs": json.dumps(names)})
+    props = {METADATA_SYMBOL: sym.tojson(), "onnxsym_version": mx.__version__, "data_inputs": json.dumps(names)}
+    if unused:
+        props[METADATA_UNUSED_PARAMS] = json.dumps({n: encode_array(v.asnumpy()) for n, v in sorted(unused.items())})
+    onnx.helper.set_model_props(model, props)
     onnx.checker.check_model(model, full_check=True)
+    _warn_python_ops(model)
     atomic_write(onnx_file_path, model.SerializeToString(), mode="wb")
     if verbose:
         print("exported %s: inputs %s, outputs %s" % (onnx_file_path, [i.name for i in model.graph.input],
@@ -127,17 +141,113 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
 
 def _inputs_to_initializers(model, params):
     """Parameters become initializers; other inputs no node reads (labels of loss heads) are dropped."""
-    used = {name for node in model.graph.node for name in node.input}
-    used.update(o.name for o in model.graph.output)
+    used = _names_read(model.graph)
     keep = []
     for value in model.graph.input:
-        if value.name in params:    # all of them, used or not (fix_gamma's gamma): the file keeps every parameter
+        if value.name in params:    # all of them here: drop_unused_initializers then moves the unread ones out
             array = params[value.name].asnumpy()
             model.graph.initializer.append(onnx.numpy_helper.from_array(np.ascontiguousarray(array), value.name))
         elif value.name in used:
             keep.append(value)
     del model.graph.input[:]
     model.graph.input.extend(keep)
+
+
+def _subgraphs(node):
+    for attribute in node.attribute:
+        if attribute.type == onnx.AttributeProto.GRAPH:
+            yield attribute.g
+        elif attribute.type == onnx.AttributeProto.GRAPHS:
+            yield from attribute.graphs
+
+
+def _names_read(graph):
+    """The value names that the nodes of `graph` and of its subgraphs (If/Loop/Scan bodies, which may read the
+    outer graph's values) read, and those the graphs output."""
+    names = {o.name for o in graph.output}
+    for node in graph.node:
+        names.update(node.input)
+        for subgraph in _subgraphs(node):
+            names |= _names_read(subgraph)
+    return names
+
+
+def drop_unused_initializers(model):
+    """Remove from `model` every initializer (and its graph input, if any) that no node reads; return their names
+    in file order. Function bodies do not count: an ONNX function sees only its formal inputs, never the
+    graph's initializers (the node calling it does, and counts)."""
+    used = _names_read(model.graph)
+    dropped = [t.name for t in model.graph.initializer if t.name not in used]
+    if dropped:
+        gone = set(dropped)
+        kept = [t for t in model.graph.initializer if t.name not in gone]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
+        inputs = [v for v in model.graph.input if v.name not in gone]
+        del model.graph.input[:]
+        model.graph.input.extend(inputs)
+    return dropped
+
+
+def encode_array(array):
+    """The metadata entry of a parameter no node reads (METADATA_UNUSED_PARAMS); onnx_import decodes it."""
+    array = np.asarray(array)
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    entry = {"shape": list(array.shape), "dtype": array.dtype.name}
+    elements = np.frombuffer(data, np.uint8).reshape(array.size, array.dtype.itemsize)
+    if array.size and (elements == elements[0]).all():     # bitwise: -0.0 and NaN payloads stay exact
+        entry["fill"] = base64.b64encode(data[:array.dtype.itemsize]).decode()
+    else:
+        entry["data"] = base64.b64encode(data).decode()
+    return entry
+
+
+def _all_nodes(model):
+    """Every node of the model: the graph's, its subgraphs' and the function bodies'."""
+    def walk(nodes):
+        for node in nodes:
+            yield node
+            for subgraph in _subgraphs(node):
+                yield from walk(subgraph.node)
+    yield from walk(model.graph.node)
+    for function in model.functions:
+        yield from walk(function.node)
+
+
+def _warn_python_ops(model):
+    """One UserWarning when the model holds custom Python ops: plain ONNX Runtime loads it only with their node
+    types registered (onnxsym/runtime/pyops.py) before the onnxruntime-extensions library joins the session."""
+    node_types, op_types = set(), set()
+    for node in _all_nodes(model):
+        if node.domain == PYTHON_DOMAIN:
+            node_types.add(node.op_type)
+            key = next((a.s.decode() for a in node.attribute if a.name == "key"), "")
+            try:
+                op_types.add(json.loads(key)["op_type"])
+            except (ValueError, KeyError, TypeError):
+                pass
+    if not node_types:
+        return
+    ops = ", ".join("'%s'" % t for t in sorted(op_types)) or "(unnamed)"
+    _warn("export_model: the model holds the custom Python op(s) %s as nodes of type %s in the domain '%s'. "
+          "Plain ONNX Runtime loads it only with those registered: in the serving process import the module that "
+          "registers %s (mx.operator.register), call onnxsym.runtime.pyops.ensure_registered(t) for t in %s, and "
+          "only then SessionOptions.register_custom_ops_library(onnxruntime_extensions.get_library_path()) and "
+          "create the InferenceSession with those options (onnxsym.runtime.ort.create_session(onnx.load(path)) "
+          "does these last steps)" % (ops, ", ".join("'%s'" % t for t in sorted(node_types)), PYTHON_DOMAIN, ops,
+                                      sorted(node_types)))
+
+
+def _warn(message):
+    """A UserWarning attributed to the first caller outside onnxsym (mx.onnx.export_model, Module.export_onnx and
+    Symbol.export_onnx wrap export_model)."""
+    import sys
+    import warnings
+    inside = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (mx.__file__, __file__))
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def _reshape_targets_copy_dim0(model):
@@ -167,10 +277,10 @@ def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
     """`model` with a symbolic first dimension on the data inputs and outputs, if the result is checked to
     match onnxsym at two other batch sizes; else the static model (a warning) or an error (strict)."""
     import copy
-    import warnings
     import onnxruntime as ort
     candidate = copy.deepcopy(model)
     _reshape_targets_copy_dim0(candidate)
+    drop_unused_initializers(candidate)     # reshape targets the copies replaced
     batch = shapes[names[0]][0] if names else None
     for value in list(candidate.graph.input) + list(candidate.graph.output):
         dims = value.type.tensor_type.shape.dim
@@ -191,9 +301,10 @@ def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
                                       **_labels(sym, params, names, feeds)},
                            aux_states={k: v for k, v in params.items() if k in sym.list_auxiliary_states()})
             ours = [o.asnumpy() for o in exe.forward()]
-            for a, b in zip(ours, theirs):
-                if a.shape != b.shape or not np.allclose(a, b, rtol=1e-4, atol=1e-5):
-                    problem = "outputs differ at batch size %d" % other
+            for name, a, b in zip(sym.list_outputs(), ours, theirs):
+                difference = batch_difference(a, b)
+                if difference:
+                    problem = "output %s differs at batch size %d: %s" % (name, other, difference)
                     break
             if problem:
                 break
@@ -204,8 +315,37 @@ def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
     message = "export_model: the graph does not run with a symbolic batch dimension (%s)" % problem
     if strict:
         raise MXNetError(message)
-    warnings.warn(message + "; exported with static shapes", stacklevel=3)
+    _warn(message + "; exported with static shapes")
     return model
+
+
+def batch_difference(ours, theirs):
+    """Why the symbolic-batch graph's output `theirs` is not onnxsym's `ours` at the same batch size, or None.
+
+    Float outputs may differ by rounding: kernels change with the batch size (ORT's GEMM blocking), and the
+    difference scales with the output's largest magnitude, near-zero elements included (the logits of a zoo model
+    are ~200; a 5e-7 relative change of those is 1e-4 on an element near 0). So the check allows |ours - theirs|
+    up to 1e-4 (float32: ~840 ulps; at least 10 eps of the dtype) of max|ours|; measured on models/ at batch
+    sizes 2 to 5, the rounding reaches 6e-6 of it (mobilenetv2). A batch size baked into the graph changes a
+    result by a whole sample, 1/(batch + 1) of a mean or sum or more, or changes a shape; non-finite values must
+    match exactly, and other dtypes exactly."""
+    if ours.shape != theirs.shape:
+        return "shape %s, onnxsym %s" % (theirs.shape, ours.shape)
+    if ours.dtype.kind not in "fc" or ours.size == 0:
+        return None if np.array_equal(ours, theirs) else "values differ"
+    finite = np.isfinite(ours)
+    if not np.array_equal(finite, np.isfinite(theirs)) or \
+            not np.array_equal(ours[~finite], theirs[~finite], equal_nan=True):
+        return "non-finite values differ"
+    if not finite.any():
+        return None
+    relative = max(1e-4, 10 * float(np.finfo(ours.dtype).eps))
+    ours, theirs = ours[finite].astype(np.complex128 if ours.dtype.kind == "c" else np.float64), theirs[finite]
+    scale = np.abs(ours).max()
+    largest = np.abs(ours - theirs).max()
+    if largest <= relative * scale:
+        return None
+    return "max |difference| %.3g, more than %.0e of max |output| %.3g" % (largest, relative, scale)
 
 
 def _session(model, ort):

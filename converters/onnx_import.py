@@ -1,18 +1,21 @@
 """`.onnx` -> (Symbol, arg_params, aux_params) (MXNet's mx.onnx.import_model), safely.
 
 Models exported by onnxsym carry their MXNet JSON in the metadata and come back as the identical Symbol (custom
-ops included: their op type must be registered, i.e. the module that registers it imported). A model file only
+ops included: their op type must be registered, i.e. the module that registers it imported) with every
+parameter: the initializers, and from the metadata those the inference graph does not read (fix_gamma's gamma). A model file only
 describes a model: it is read without pickle, and every tensor in it (initializers, sparse tensors, node
 attributes, subgraphs, function bodies) passes one check before onnx or ONNX Runtime sees it: its declared size
 matches the data it holds, and external data is a regular file inside the model's own folder, read here and
 inlined (ONNX Runtime would resolve it against the working directory). Anything malformed is an MXNetError
 naming the file.
 """
+import base64
 import json
 import os
 import stat
 from math import prod
 
+import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
@@ -20,7 +23,7 @@ import onnxsym as mx
 from onnxsym.base import MXNetError
 from onnxsym.ops.onnx_node import tensor_protos
 
-from .onnx_export import METADATA_SYMBOL
+from .onnx_export import METADATA_SYMBOL, METADATA_UNUSED_PARAMS
 
 __all__ = ["import_model", "get_model_metadata", "load_model"]
 
@@ -143,7 +146,7 @@ def import_model(model_file, input_shapes=None):
     source = "<bytes>" if isinstance(model_file, (bytes, bytearray)) else os.fspath(model_file)
     try:
         if METADATA_SYMBOL in _metadata(model):
-            return _onnxsym_model(model)
+            return _onnxsym_model(model, source)
         from .onnx_graph import graph_to_symbol
         try:
             return graph_to_symbol(model, input_shapes)
@@ -155,16 +158,68 @@ def import_model(model_file, input_shapes=None):
                          % (source, type(err).__name__, " ".join(str(err).split()))) from None
 
 
-def _onnxsym_model(model):
-    """A model onnxsym exported: its Symbol from the MXNet JSON in the metadata, parameters from initializers.
+def _onnxsym_model(model, source="<bytes>"):
+    """A model onnxsym exported: its Symbol from the MXNet JSON in the metadata, parameters from initializers and,
+    for those no node reads (fix_gamma's gamma, shape-only inputs), from the metadata, exactly as exported.
     (The JSON loader's own MXNetErrors pass unchanged: the CLI reports them as they are.)"""
-    sym = mx.sym.load_json(_metadata(model)[METADATA_SYMBOL])
+    meta = _metadata(model)
+    sym = mx.sym.load_json(meta[METADATA_SYMBOL])
     arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    if METADATA_UNUSED_PARAMS in meta:
+        for name, array in _unused_params(meta[METADATA_UNUSED_PARAMS], source).items():
+            if name in arrays or name not in sym.list_inputs():
+                raise MXNetError("%s: metadata %s lists '%s', which is %s" % (
+                    source, METADATA_UNUSED_PARAMS, name,
+                    "an initializer too" if name in arrays else "not an input of the model's symbol"))
+            arrays[name] = array
     args = set(sym.list_arguments())
     aux = set(sym.list_auxiliary_states())
     arg_params = {n: mx.nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in args}
     aux_params = {n: mx.nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in aux}
     return sym, arg_params, aux_params
+
+
+def _unused_params(text, source):
+    """{name: array} of the metadata entry METADATA_UNUSED_PARAMS (onnx_export.encode_array), every field checked:
+    a numeric dtype, non-negative dims, no more bytes than this machine's memory, and data of exactly the
+    declared size."""
+    def fail(why):
+        raise MXNetError("%s: malformed metadata %s: %s" % (source, METADATA_UNUSED_PARAMS, why))
+    try:
+        entries = json.loads(text)
+    except ValueError as err:
+        fail("not JSON (%s)" % err)
+    if not isinstance(entries, dict):
+        fail("not a JSON object")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    arrays = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or set(entry) not in ({"shape", "dtype", "fill"}, {"shape", "dtype", "data"}):
+            fail("'%s' is not {shape, dtype, fill or data}" % name)
+        shape, dtype_name = entry["shape"], entry["dtype"]
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            fail("'%s' has the shape %r" % (name, shape))
+        try:
+            dtype = np.dtype(dtype_name) if isinstance(dtype_name, str) else None
+        except (TypeError, ValueError):
+            dtype = None
+        if dtype is None or dtype.kind not in "biuf" or dtype.name != dtype_name:
+            fail("'%s' has the dtype %r" % (name, dtype_name))
+        size = prod(shape) * dtype.itemsize
+        if size > memory:
+            fail("'%s' of shape %s is larger than this machine's memory" % (name, shape))
+        payload = entry.get("fill", entry.get("data"))
+        try:
+            raw = base64.b64decode(payload, validate=True) if isinstance(payload, str) else None
+        except ValueError:
+            raw = None
+        expected = dtype.itemsize if "fill" in entry else size
+        if raw is None or len(raw) != expected:
+            fail("'%s' holds %s bytes of %s, its shape and dtype need %d"
+                 % (name, "no" if raw is None else len(raw), "fill" if "fill" in entry else "data", expected))
+        values = np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype)
+        arrays[name] = np.repeat(values, prod(shape) if "fill" in entry else 1).reshape(shape)   # bitwise copies
+    return arrays
 
 
 def data_input_names(model):
