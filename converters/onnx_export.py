@@ -12,12 +12,15 @@ import os
 import numpy as np
 import onnx
 
-import onnxsym as mx
-from onnxsym.base import MXNetError
+from onnxsym import ndarray as nd
+from onnxsym._files import atomic_write
+from onnxsym.base import MXNetError, __version__ as onnxsym_version
+from onnxsym.context import cpu
 from onnxsym.lower.builder import GraphBuilder
 from onnxsym.lower.to_onnx import lower_symbol
+from onnxsym.runtime.ort import create_session
 from onnxsym.runtime.pyops import raise_pending
-from onnxsym.symbol.serialize import atomic_write
+from onnxsym.symbol import Symbol, load as load_symbol
 from onnxsym.symbol.node import topo_order
 
 __all__ = ["export_model", "METADATA_SYMBOL", "data_inputs"]
@@ -27,15 +30,15 @@ METADATA_SYMBOL = "mxnet_symbol"
 
 def _load_inputs(sym, params):
     if isinstance(sym, (str, os.PathLike)):
-        sym = mx.sym.load(sym)
+        sym = load_symbol(sym)
     if isinstance(params, (str, os.PathLike)):
-        params = mx.nd.load(params)
+        params = nd.load(params)
     if not isinstance(params, dict):
         raise TypeError("params must be a dict of name -> NDArray or the path of a .params file")
     clean = {}
     for key, value in params.items():
         name = key.split(":", 1)[1] if key.startswith(("arg:", "aux:")) else key
-        clean[name] = value if isinstance(value, mx.nd.NDArray) else mx.nd.array(value, dtype=np.asarray(value).dtype)
+        clean[name] = value if isinstance(value, nd.NDArray) else nd.array(value, dtype=np.asarray(value).dtype)
     return sym, clean
 
 
@@ -55,7 +58,7 @@ def strip_amp_cast(sym):
 
     for node in topo_order(sym.outputs):
         node.inputs = tuple(source(e) for e in node.inputs)
-    return mx.sym.Symbol([source(e) for e in sym.outputs])
+    return Symbol([source(e) for e in sym.outputs])
 
 
 def data_inputs(sym, params):
@@ -114,8 +117,8 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
     _inputs_to_initializers(model, params)
     if dynamic is not False:
         model = _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict=bool(dynamic))
-    model.producer_name, model.producer_version = "onnxsym", mx.__version__
-    onnx.helper.set_model_props(model, {METADATA_SYMBOL: sym.tojson(), "onnxsym_version": mx.__version__,
+    model.producer_name, model.producer_version = "onnxsym", onnxsym_version
+    onnx.helper.set_model_props(model, {METADATA_SYMBOL: sym.tojson(), "onnxsym_version": onnxsym_version,
                                         "data_inputs": json.dumps(names)})
     onnx.checker.check_model(model, full_check=True)
     atomic_write(onnx_file_path, model.SerializeToString(), mode="wb")
@@ -186,8 +189,8 @@ def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
             session = _session(candidate, ort)
             theirs = session.run(None, feeds)
             raise_pending()     # a custom op's error in this raw run belongs here, not to the next onnxsym run
-            exe = sym.bind(mx.cpu(), {**{k: v for k, v in params.items() if k in sym.list_arguments()},
-                                      **{n: mx.nd.array(v, dtype=v.dtype) for n, v in feeds.items()},
+            exe = sym.bind(cpu(), {**{k: v for k, v in params.items() if k in sym.list_arguments()},
+                                      **{n: nd.array(v, dtype=v.dtype) for n, v in feeds.items()},
                                       **_labels(sym, params, names, feeds)},
                            aux_states={k: v for k, v in params.items() if k in sym.list_auxiliary_states()})
             ours = [o.asnumpy() for o in exe.forward()]
@@ -209,7 +212,6 @@ def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
 
 
 def _session(model, ort):
-    from onnxsym.runtime.ort import create_session
     return create_session(model)
 
 
@@ -220,4 +222,4 @@ def _labels(sym, params, names, feeds):
         return {}
     arg_shapes, _, _ = sym.infer_shape_partial(**{n: v.shape for n, v in feeds.items()})
     by_name = dict(zip(sym.list_arguments(), arg_shapes))
-    return {n: mx.nd.zeros(by_name[n]) for n in labels}
+    return {n: nd.zeros(by_name[n]) for n in labels}

@@ -16,11 +16,13 @@ from math import prod
 import onnx
 from onnx import TensorProto, helper
 
-import onnxsym as mx
+from onnxsym import ndarray as nd
 from onnxsym.base import MXNetError
 from onnxsym.ops.onnx_node import tensor_protos
+from onnxsym.symbol import load_json
 
 from .onnx_export import METADATA_SYMBOL
+from .onnx_graph import graph_to_symbol
 
 __all__ = ["import_model", "get_model_metadata", "load_model"]
 
@@ -144,7 +146,6 @@ def import_model(model_file, input_shapes=None):
     try:
         if METADATA_SYMBOL in _metadata(model):
             return _onnxsym_model(model)
-        from .onnx_graph import graph_to_symbol
         try:
             return graph_to_symbol(model, input_shapes)
         except MXNetError as err:      # onnx's and ORT's messages span lines: one line, naming the file
@@ -158,12 +159,12 @@ def import_model(model_file, input_shapes=None):
 def _onnxsym_model(model):
     """A model onnxsym exported: its Symbol from the MXNet JSON in the metadata, parameters from initializers.
     (The JSON loader's own MXNetErrors pass unchanged: the CLI reports them as they are.)"""
-    sym = mx.sym.load_json(_metadata(model)[METADATA_SYMBOL])
+    sym = load_json(_metadata(model)[METADATA_SYMBOL])
     arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     args = set(sym.list_arguments())
     aux = set(sym.list_auxiliary_states())
-    arg_params = {n: mx.nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in args}
-    aux_params = {n: mx.nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in aux}
+    arg_params = {n: nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in args}
+    aux_params = {n: nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in aux}
     return sym, arg_params, aux_params
 
 

@@ -4,6 +4,7 @@ import dataclasses
 import types
 
 from .ops.registry import fluent_methods, names
+from .runtime.imperative import invoke
 from .runtime.ndarray import NDArray
 from .symbol.symbol import Symbol, create_symbol
 
@@ -31,7 +32,6 @@ def symbol_function(func_name, opcls):
 
 def ndarray_function(func_name, opcls):
     def invoke_op(*args, out=None, name=None, **kwargs):
-        from .runtime.imperative import invoke
         return invoke(func_name, args, kwargs, out)
     invoke_op.__name__ = invoke_op.__qualname__ = func_name
     invoke_op.__doc__ = _doc(opcls, func_name)
@@ -73,7 +73,6 @@ def populate(sym_module, nd_module):
 
     def nd_method(func_name):
         def method(self, *args, **kwargs):
-            from .runtime.imperative import invoke
             out = kwargs.pop("out", None)
             return invoke(func_name, (self,) + args, kwargs, out)
         return method
