@@ -12,16 +12,21 @@ export warns how plain ONNX Runtime loads them); composite ops (register_functio
 import base64
 import json
 import os
+import sys
+import warnings
 
 import numpy as np
 import onnx
 
-import onnxsym as mx
-from onnxsym.base import MXNetError
+from onnxsym import ndarray as nd
+from onnxsym._files import atomic_write
+from onnxsym.base import MXNetError, __version__ as onnxsym_version
+from onnxsym.context import cpu
 from onnxsym.lower.builder import PYTHON_DOMAIN, GraphBuilder
 from onnxsym.lower.to_onnx import lower_symbol
+from onnxsym.runtime.ort import create_session
 from onnxsym.runtime.pyops import raise_pending
-from onnxsym.symbol.serialize import atomic_write
+from onnxsym.symbol import Symbol, load as load_symbol
 from onnxsym.symbol.node import topo_order
 
 __all__ = ["export_model", "METADATA_SYMBOL", "METADATA_UNUSED_PARAMS", "data_inputs"]
@@ -34,15 +39,15 @@ METADATA_UNUSED_PARAMS = "mxnet_unused_params"
 
 def _load_inputs(sym, params):
     if isinstance(sym, (str, os.PathLike)):
-        sym = mx.sym.load(sym)
+        sym = load_symbol(sym)
     if isinstance(params, (str, os.PathLike)):
-        params = mx.nd.load(params)
+        params = nd.load(params)
     if not isinstance(params, dict):
         raise TypeError("params must be a dict of name -> NDArray or the path of a .params file")
     clean = {}
     for key, value in params.items():
         name = key.split(":", 1)[1] if key.startswith(("arg:", "aux:")) else key
-        clean[name] = value if isinstance(value, mx.nd.NDArray) else mx.nd.array(value, dtype=np.asarray(value).dtype)
+        clean[name] = value if isinstance(value, nd.NDArray) else nd.array(value, dtype=np.asarray(value).dtype)
     return sym, clean
 
 
@@ -62,7 +67,7 @@ def strip_amp_cast(sym):
 
     for node in topo_order(sym.outputs):
         node.inputs = tuple(source(e) for e in node.inputs)
-    return mx.sym.Symbol([source(e) for e in sym.outputs])
+    return Symbol([source(e) for e in sym.outputs])
 
 
 def data_inputs(sym, params):
@@ -125,8 +130,8 @@ def export_model(sym, params, in_shapes=None, in_types=np.float32, onnx_file_pat
     unused = {name: params[name] for name in drop_unused_initializers(model) if name in params}
     if dynamic is not False:
         model = _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict=bool(dynamic))
-    model.producer_name, model.producer_version = "onnxsym", mx.__version__
-    props = {METADATA_SYMBOL: sym.tojson(), "onnxsym_version": mx.__version__, "data_inputs": json.dumps(names)}
+    model.producer_name, model.producer_version = "onnxsym", onnxsym_version
+    props = {METADATA_SYMBOL: sym.tojson(), "onnxsym_version": onnxsym_version, "data_inputs": json.dumps(names)}
     if unused:
         props[METADATA_UNUSED_PARAMS] = json.dumps({n: encode_array(v.asnumpy()) for n, v in sorted(unused.items())})
     onnx.helper.set_model_props(model, props)
@@ -241,9 +246,8 @@ def _warn_python_ops(model):
 def _warn(message):
     """A UserWarning attributed to the first caller outside onnxsym (mx.onnx.export_model, Module.export_onnx and
     Symbol.export_onnx wrap export_model)."""
-    import sys
-    import warnings
-    inside = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (mx.__file__, __file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(nd.__file__)))       # onnxsym/ (nd: onnxsym/ndarray/)
+    inside = (package + os.sep, os.path.dirname(os.path.abspath(__file__)) + os.sep)
     level, frame = 1, sys._getframe(0)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
         frame, level = frame.f_back, level + 1
@@ -296,8 +300,8 @@ def _with_symbolic_batch(model, sym, params, names, shapes, dtypes, strict):
             session = _session(candidate, ort)
             theirs = session.run(None, feeds)
             raise_pending()     # a custom op's error in this raw run belongs here, not to the next onnxsym run
-            exe = sym.bind(mx.cpu(), {**{k: v for k, v in params.items() if k in sym.list_arguments()},
-                                      **{n: mx.nd.array(v, dtype=v.dtype) for n, v in feeds.items()},
+            exe = sym.bind(cpu(), {**{k: v for k, v in params.items() if k in sym.list_arguments()},
+                                      **{n: nd.array(v, dtype=v.dtype) for n, v in feeds.items()},
                                       **_labels(sym, params, names, feeds)},
                            aux_states={k: v for k, v in params.items() if k in sym.list_auxiliary_states()})
             ours = [o.asnumpy() for o in exe.forward()]
@@ -349,7 +353,6 @@ def batch_difference(ours, theirs):
 
 
 def _session(model, ort):
-    from onnxsym.runtime.ort import create_session
     return create_session(model)
 
 
@@ -360,4 +363,4 @@ def _labels(sym, params, names, feeds):
         return {}
     arg_shapes, _, _ = sym.infer_shape_partial(**{n: v.shape for n, v in feeds.items()})
     by_name = dict(zip(sym.list_arguments(), arg_shapes))
-    return {n: mx.nd.zeros(by_name[n]) for n in labels}
+    return {n: nd.zeros(by_name[n]) for n in labels}

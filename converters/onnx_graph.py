@@ -13,9 +13,10 @@ import numpy as np
 import onnx
 from onnx import helper, inliner, numpy_helper, shape_inference, version_converter
 
-import onnxsym as mx
 from onnxsym.base import MXNetError
 from onnxsym.lower.builder import OPSET, PYTHON_DOMAIN
+from onnxsym.runtime.ndarray import NDArray
+from onnxsym.symbol import Group, Variable, create_symbol
 
 __all__ = ["graph_to_symbol"]
 
@@ -104,9 +105,9 @@ def graph_to_symbol(model, input_shapes=None):
     for value in model.graph.input:
         if value.name not in initializers:
             shape, dtype = types[value.name]
-            entries[value.name] = mx.sym.Variable(value.name, shape=tuple(shape), dtype=dtype)
+            entries[value.name] = Variable(value.name, shape=tuple(shape), dtype=dtype)
     for name, array in initializers.items():
-        entries[name] = mx.sym.Variable(name, shape=array.shape, dtype=array.dtype)
+        entries[name] = Variable(name, shape=array.shape, dtype=array.dtype)
     used_names = set()
     for index, node in enumerate(model.graph.node):
         missing = [i for i in node.input if i and i not in entries]
@@ -120,7 +121,7 @@ def graph_to_symbol(model, input_shapes=None):
         while name in used_names:
             name += "_"
         used_names.add(name)
-        sym = mx.sym.create_symbol(
+        sym = create_symbol(
             "_onnx", *[entries[i] for i in node.input if i], name=name, op_type=node.op_type,
             domain=node.domain, node_attributes=base64.b64encode(holder.SerializeToString()).decode(),
             input_slots="".join("1" if i else "0" for i in node.input), output_count=len(node.output),
@@ -132,8 +133,8 @@ def graph_to_symbol(model, input_shapes=None):
         raise MXNetError("the graph's outputs %s are not defined by any node or input" % undefined if undefined
                          else "the graph has no outputs")
     outputs = [entries[o.name] for o in model.graph.output]
-    sym = outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs)
+    sym = outputs[0] if len(outputs) == 1 else Group(outputs)
     # NDArray itself, not mx.nd.array: ONNX scalars (0-d initializers) must stay 0-d
-    arg_params = {n: mx.nd.NDArray(np.array(a, order="C")) for n, a in initializers.items()
+    arg_params = {n: NDArray(np.array(a, order="C")) for n, a in initializers.items()
                   if n in sym.list_arguments()}
     return sym, arg_params, {}

@@ -19,11 +19,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-import onnxsym as mx
+from onnxsym import ndarray as nd
 from onnxsym.base import MXNetError
 from onnxsym.ops.onnx_node import tensor_protos
+from onnxsym.symbol import load_json
 
 from .onnx_export import METADATA_SYMBOL, METADATA_UNUSED_PARAMS
+from .onnx_graph import graph_to_symbol
 
 __all__ = ["import_model", "get_model_metadata", "load_model"]
 
@@ -147,7 +149,6 @@ def import_model(model_file, input_shapes=None):
     try:
         if METADATA_SYMBOL in _metadata(model):
             return _onnxsym_model(model, source)
-        from .onnx_graph import graph_to_symbol
         try:
             return graph_to_symbol(model, input_shapes)
         except MXNetError as err:      # onnx's and ORT's messages span lines: one line, naming the file
@@ -163,7 +164,7 @@ def _onnxsym_model(model, source="<bytes>"):
     for those no node reads (fix_gamma's gamma, shape-only inputs), from the metadata, exactly as exported.
     (The JSON loader's own MXNetErrors pass unchanged: the CLI reports them as they are.)"""
     meta = _metadata(model)
-    sym = mx.sym.load_json(meta[METADATA_SYMBOL])
+    sym = load_json(meta[METADATA_SYMBOL])
     arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     if METADATA_UNUSED_PARAMS in meta:
         for name, array in _unused_params(meta[METADATA_UNUSED_PARAMS], source).items():
@@ -174,8 +175,8 @@ def _onnxsym_model(model, source="<bytes>"):
             arrays[name] = array
     args = set(sym.list_arguments())
     aux = set(sym.list_auxiliary_states())
-    arg_params = {n: mx.nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in args}
-    aux_params = {n: mx.nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in aux}
+    arg_params = {n: nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in args}
+    aux_params = {n: nd.array(a, dtype=a.dtype) for n, a in arrays.items() if n in aux}
     return sym, arg_params, aux_params
 
 

@@ -18,11 +18,11 @@ from . import kvstore
 from . import ndarray
 from . import symbol
 from ._namespaces import populate as _populate
-from .base import MXNetError
+from .base import MXNetError, __version__
 from .context import Context, cpu, cpu_pinned, current_context, gpu, num_gpus
 from .runtime.executor import Executor
-from .symbol import naming as name
-from .symbol.naming import AttrScope
+from . import name
+from .name import AttrScope
 
 _populate(symbol, ndarray)
 
@@ -34,8 +34,6 @@ kv = kvstore
 opt = optimizer
 rnd = random
 visualization = viz
-
-__version__ = "0.1.0"     # the one place: pyproject.toml reads it (dynamic version)
 
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",

@@ -5,6 +5,7 @@ import difflib
 import types
 
 from .ops.registry import fluent_methods, names
+from .runtime.imperative import invoke
 from .runtime.ndarray import NDArray
 from .symbol.symbol import Symbol, create_symbol
 
@@ -32,7 +33,6 @@ def symbol_function(func_name, opcls):
 
 def ndarray_function(func_name, opcls):
     def invoke_op(*args, out=None, name=None, **kwargs):
-        from .runtime.imperative import invoke
         return invoke(func_name, args, kwargs, out)
     invoke_op.__name__ = invoke_op.__qualname__ = func_name
     invoke_op.__doc__ = _doc(opcls, func_name)
@@ -54,7 +54,7 @@ class MissingNameError(AttributeError):
 
 def missing_name_message(namespace, module, name):
     """What mx.sym.<name> is in MXNet 1.9.1 (an operator, a function, a namespace, nothing) and what to do."""
-    from .ops import mxnet_names
+    from .ops import mxnet_names  # lazy: start-up time (34 KB of MXNet names, read only for this message)
     where = "%s.%s" % (namespace, name)
     see = "see `onnxsym ops` or mx.onnx.get_operator_support() for the operators onnxsym supports"
     if name in mxnet_names.OPERATORS.get(namespace, ()):
@@ -126,7 +126,6 @@ def populate(sym_module, nd_module):
 
     def nd_method(func_name):
         def method(self, *args, **kwargs):
-            from .runtime.imperative import invoke
             out = kwargs.pop("out", None)
             return invoke(func_name, (self,) + args, kwargs, out)
         return method

@@ -2,7 +2,9 @@
 import numpy as np
 
 __all__ = ["MXNetError", "NotImplementedForSymbol", "numeric_types", "integer_types", "string_types", "mx_real_t",
-           "DTYPE_NAMES", "normalize_dtype", "dtype_name"]
+           "DTYPE_NAMES", "normalize_dtype", "dtype_name", "__version__"]
+
+__version__ = "0.1.0"       # onnxsym's version (mx.__version__), here so that every layer can read it
 
 
 class MXNetError(RuntimeError):

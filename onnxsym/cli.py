@@ -755,7 +755,7 @@ class _Version(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         import onnx  # lazy: CLI start-up time
-        from . import __version__  # lazy: CLI start-up time
+        from .base import __version__  # lazy: CLI start-up time
         from .runtime.ort import ort  # lazy: CLI start-up time
         print("onnxsym %s (onnx %s, onnxruntime %s, Python %s)" % (__version__, onnx.__version__, ort.__version__,
                                                                   sys.version.split()[0]))

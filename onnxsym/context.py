@@ -1,6 +1,8 @@
 """Devices: `mx.cpu()`, `mx.gpu(i)`, `mx.Context` and the `with ctx:` default (MXNet's `mxnet.context`)."""
 import threading
 
+from .runtime.library import cuda_available
+
 __all__ = ["Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus"]
 
 
@@ -68,5 +70,4 @@ def current_context():
 
 def num_gpus():
     """How many CUDA devices ONNX Runtime can use here (0 with the CPU wheel)."""
-    from .runtime.ort import cuda_available
     return 1 if cuda_available() else 0

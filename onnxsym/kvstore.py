@@ -5,6 +5,7 @@ reduction over devices) and either applies the optimizer's updater to the stored
 replaces it; `pull` copies the stored array out. Distributed types (dist_*, horovod, byteps) and NCCL are refused
 with an MXNetError, as an MXNet build without them refuses them.
 """
+from ._files import atomic_write
 from .base import MXNetError
 from .runtime.ndarray import NDArray
 
@@ -109,7 +110,7 @@ class KVStore:
 
     def set_optimizer(self, optimizer):
         """Apply `optimizer` to the stored arrays at every push."""
-        from .module.optimizer import Optimizer, get_updater
+        from .module.optimizer import Optimizer, get_updater  # lazy: MXNet's API; mx.mod imports kvstore
         if not isinstance(optimizer, Optimizer):
             raise TypeError("set_optimizer needs an mx.optimizer.Optimizer, got %s" % type(optimizer).__name__)
         self._updater = get_updater(optimizer)
@@ -119,7 +120,6 @@ class KVStore:
 
     def save_optimizer_states(self, fname, dump_optimizer=False):
         """Write the updater's states (onnxsym's safe format) atomically."""
-        from .symbol.serialize import atomic_write
         if self._updater is None:
             raise MXNetError("KVStore.save_optimizer_states: no optimizer set (call set_optimizer first)")
         atomic_write(fname, self._updater.get_states(dump_optimizer), mode="wb")

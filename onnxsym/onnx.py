@@ -1,21 +1,30 @@
-"""`mx.onnx`: export Symbols to `.onnx` and import `.onnx` files as Symbols (MXNet's mx.onnx API)."""
+"""`mx.onnx`: export Symbols to `.onnx` and import `.onnx` files as Symbols (MXNet's mx.onnx API).
+
+The work is done in onnxsym.converters (converters/onnx_export.py, converters/onnx_import.py), imported at the
+first call: `import onnxsym` does not pay for the ONNX converters a program may never use."""
+
+from onnx.defs import onnx_opset_version
+
+from .lower.builder import OPSET
+from .ops.onnx_node import ONNXNode
+from .ops.registry import all_ops
 
 __all__ = ["export_model", "import_model", "get_model_metadata", "get_operator_support"]
 
 
 def export_model(*args, **kwargs):
-    from .converters.onnx_export import export_model as export
+    from .converters.onnx_export import export_model as export  # lazy: start-up time
     return export(*args, **kwargs)
 
 
 def import_model(model_file, input_shapes=None):
     """(sym, arg_params, aux_params) of an .onnx file (see converters/onnx_import.py)."""
-    from .converters.onnx_import import import_model as load
+    from .converters.onnx_import import import_model as load  # lazy: start-up time
     return load(model_file, input_shapes)
 
 
 def get_model_metadata(model_file):
-    from .converters.onnx_import import get_model_metadata as metadata
+    from .converters.onnx_import import get_model_metadata as metadata  # lazy: start-up time
     return metadata(model_file)
 
 
@@ -31,11 +40,6 @@ def get_operator_support(opset_version=None):
     >>> 'FullyConnected' in mx.onnx.get_operator_support()
     True
     """
-    from onnx.defs import onnx_opset_version
-
-    from .lower.builder import OPSET
-    from .ops.onnx_node import ONNXNode
-    from .ops.registry import all_ops
     if opset_version is None:
         opset_version = onnx_opset_version()
     if opset_version < OPSET:

@@ -2,8 +2,9 @@
 draws here (numpy generators; MXNet's own random streams are not reproduced bit for bit)."""
 import numpy as np
 
-from .ndarray import NDArray
 from .base import normalize_dtype
+from .module import initializer, io
+from .ndarray import NDArray
 
 __all__ = ["seed", "uniform", "normal", "randint", "shuffle"]
 
@@ -14,7 +15,6 @@ def seed(seed_state, ctx="all"):
     """Seed every random stream onnxsym uses (MXNet's mx.random.seed)."""
     if not isinstance(seed_state, (int, np.integer)):
         raise ValueError("sd must be int")
-    from .module import initializer, io
     np.random.seed(int(seed_state) % (2 ** 32))
     _STATE["rng"] = np.random.RandomState(int(seed_state) % (2 ** 32))
     initializer.seed(int(seed_state))

@@ -1,11 +1,15 @@
 """MXNet's `mx.test_utils` helpers (same names, signatures and meaning), used by onnxsym's own tests."""
 import numbers
+import os
 
 import numpy as np
 
 from .base import MXNetError
 from .context import cpu
+from .lower.to_onnx import lower_symbol
+from .module.io import MNISTIter
 from .runtime.ndarray import NDArray
+from .symbol.symbol import Variable, create_symbol
 
 __all__ = ["default_context", "set_default_context", "assert_almost_equal", "almost_equal", "same",
            "check_symbolic_forward", "check_symbolic_backward", "check_numeric_gradient", "numeric_grad",
@@ -179,7 +183,6 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     """Compare Executor.backward with central finite differences of sum(sym * projection), as MXNet does:
     `sym` (one output) times a random projection is minimised through MakeLoss, so the symbolic gradient is the
     vector-Jacobian product with that projection. `grad_nodes`: the arguments to check (default: all)."""
-    from .symbol.symbol import Variable, create_symbol
     ctx = ctx or default_context()
     if len(sym.list_outputs()) != 1:
         raise ValueError("check_numeric_gradient takes a symbol with one output, got %d" % len(sym.list_outputs()))
@@ -220,8 +223,6 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
 def get_mnist_iterator(batch_size, input_shape, num_parts=1, part_index=0, path="data"):
     """(train_iter, val_iter) over the MNIST IDX files in `path` (train-images-idx3-ubyte[.gz], ...), as MXNet's
     helper; nothing is downloaded: a clear error says where to put the files when they are absent."""
-    import os
-    from .module.io import MNISTIter
     flat = len(input_shape) != 3
     train = MNISTIter(image=os.path.join(path, "train-images-idx3-ubyte"),
                       label=os.path.join(path, "train-labels-idx1-ubyte"),
@@ -234,7 +235,6 @@ def get_mnist_iterator(batch_size, input_shape, num_parts=1, part_index=0, path=
 
 def lowered_model(sym, shapes, dtypes=None):
     """The ONNX model onnxsym runs for `sym` with input `shapes` (for checks with onnx.checker / plain ORT)."""
-    from .lower.to_onnx import lower_symbol
     return lower_symbol(sym, shapes, dtypes or {})
 
 

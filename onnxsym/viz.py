@@ -25,6 +25,9 @@ import json
 import re
 import warnings
 
+from .symbol.node import topo_order
+from .symbol.symbol import Symbol
+
 __all__ = ["plot_network", "print_summary"]
 
 _COLORS = ("#8dd3c7", "#fb8072", "#ffffb3", "#bebada", "#80b1d3", "#fdb462", "#b3de69", "#fccde5")
@@ -44,7 +47,6 @@ def _looks_like_weight(name):
 
 
 def _check_symbol(symbol, message):
-    from .symbol.symbol import Symbol
     if not isinstance(symbol, Symbol):
         raise TypeError(message)
 
@@ -52,7 +54,6 @@ def _check_symbol(symbol, message):
 def _internal_values(symbol, method, known, incomplete):
     """Every internal output's inferred shape or type, keyed two ways: by output name as MXNet keys them
     (`fc1_output`, `data`; a repeated name keeps its last value) and by (node position in the JSON, index)."""
-    from .symbol.node import topo_order
     internals = symbol.get_internals()
     _, values, _ = getattr(internals, method)(**known)
     if values is None:

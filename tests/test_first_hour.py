@@ -82,10 +82,11 @@ def test_pyproject_declares_license_urls_classifiers_and_a_single_version():
                    "Topic :: Scientific/Engineering :: Artificial Intelligence"):
         assert any(c.startswith(prefix) for c in classifiers), prefix
     assert not any(c.startswith("License :: ") for c in classifiers)     # PEP 639: the expression replaces them
-    # One version: pyproject reads onnxsym.__version__, which must be a literal setuptools reads without importing.
+    # One version: pyproject reads onnxsym.base.__version__ (mx.__version__), a literal setuptools reads without
+    # importing anything.
     assert "version" not in project and project["dynamic"] == ["version"]
-    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "onnxsym.__version__"}
-    tree = ast.parse(_read(os.path.join("onnxsym", "__init__.py")))
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "onnxsym.base.__version__"}
+    tree = ast.parse(_read(os.path.join("onnxsym", "base.py")))
     literals = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
                 and [getattr(t, "id", None) for t in node.targets] == ["__version__"]
                 and isinstance(node.value, ast.Constant)]

@@ -12,7 +12,7 @@ import pytest
 
 import onnxsym as mx
 from onnxsym.ops.registry import names
-from onnxsym.symbol.naming import format_value, op_attr_key, set_attr_key
+from onnxsym.name import format_value, op_attr_key, set_attr_key
 from tests.fixtures.op_params_cases import CASES, record
 
 RECORDED = json.loads((pathlib.Path(__file__).parent / "fixtures" / "mxnet" / "op_params_cases.json").read_text())

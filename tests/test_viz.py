@@ -27,7 +27,7 @@ UNKNOWN_SHAPE_FAILURES = {("custom", "plot_no_shapes"), ("custom", "summary_no_s
                           ("residual", "plot_no_shapes"), ("residual", "summary_no_shapes")}
 # MXNet hands a Custom op's infer_type the unknown input types as None and its default infer_type returns them
 # unchanged, so the custom weight's type stays unknown ("Input type is incomplete"); onnxsym's Custom op
-# (onnxsym/ops/custom.py) fills them with the first input's type before asking the prop.
+# (onnxsym/custom/op.py) fills them with the first input's type before asking the prop.
 STATEMENT = re.compile(r'^("(?:[^"\\]|\\.)*"|\S+)(?: -> ("(?:[^"\\]|\\.)*"|\S+))? \[(.*)\]$', re.S)
 ATTRIBUTE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^ "]+)')
 

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from ..base import MXNetError
+from ..custom.kernels import get_kernel
 from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
     aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
 from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
@@ -81,7 +82,6 @@ def _register_python_gradients(model):
     outputs after the real outputs): MXNet's backward sees the arrays the forward wrote. Registered per node key
     (process-global, first registration wins)."""
     for op_type, key, n_inputs, n_outputs in aten_python_ops(model):
-        from ..custom.kernels import get_kernel
         kernel = get_kernel(key)
         in_names, out_names = python_op_dtypes(op_type)
         n_out = kernel.num_outputs

@@ -15,6 +15,8 @@ import numpy as np
 
 from ..base import MXNetError
 from ..context import cpu
+from ..runtime.ndarray import NDArray
+from .operator import get_prop
 
 __all__ = ["Kernel", "new_kernel", "get_kernel"]
 
@@ -42,7 +44,6 @@ def get_kernel(key):
             op_type, kwargs, is_train = spec["op_type"], spec["kwargs"], spec["train"]
         except (ValueError, KeyError, TypeError):
             raise MXNetError("Custom op node key %r does not name an op type" % (key,)) from None
-        from .operator import get_prop
         prop_cls = get_prop(op_type)
         if prop_cls is None:
             raise MXNetError("Custom op_type '%s' is not registered: import the module that registers it with "
@@ -96,7 +97,6 @@ class Kernel:
 
     def forward(self, *arrays):
         """arrays: arguments then aux states; returns the outputs then the aux states as the forward left them."""
-        from ..runtime.ndarray import NDArray
         self._ensure_op(arrays)
         ctx = cpu()
         in_data = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[: self.num_args]]
@@ -114,7 +114,6 @@ class Kernel:
     def backward(self, *arrays, req=None):
         """arrays: head gradients (one per output), arguments, aux states (as the forward left them), outputs;
         req: per argument, 'write' or 'null' (no gradient wanted; its in_grad is discarded)."""
-        from ..runtime.ndarray import NDArray
         self._ensure_op(arrays[self.num_outputs:])
         ctx = cpu()
         n_out, n_in = self.num_outputs, self.num_args + len(self.prop.list_auxiliary_states())
@@ -153,7 +152,6 @@ class Kernel:
 
 def _assign_rebound(where, target, value):
     """Copy `value`, which the user's code put in place of the op's own array `target`, into `target`."""
-    from ..runtime.ndarray import NDArray
     data = value._data if isinstance(value, NDArray) else value
     given = "an array of shape %s (%s)" % (data.shape, data.dtype) if isinstance(data, np.ndarray) else \
         "a %s" % type(value).__name__

@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..base import MXNetError
+
 __all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY", "PYTHON_DOMAIN",
            "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
            "python_grad_key", "split_python_grad_key", "strip_stop_gradients"]
@@ -326,7 +328,6 @@ def python_op_name(prefix, in_dtypes, out_dtypes):
         return prefix + "".join(_DTYPE_CODES[np.dtype(t).name] for t in in_dtypes) + "_" + \
             "".join(_DTYPE_CODES[np.dtype(t).name] for t in out_dtypes)
     except KeyError as err:
-        from ..base import MXNetError
         raise MXNetError("custom ops do not support dtype %s" % err) from None
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from ..base import MXNetError
 from ..runtime.ndarray import NDArray
 from . import lr_scheduler as _lr_scheduler
+from .optimizer import Optimizer
 
 _MAGIC = b"ONNXSYM-UPDATER\n"
 _DTYPES = {np.dtype(t).str: np.dtype(t) for t in ("float16", "float32", "float64", "int8", "int32", "int64",
@@ -36,7 +37,6 @@ class _Encoder:
         self.arrays = []
 
     def __call__(self, value):
-        from .optimizer import Optimizer
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, (int, np.integer)):
@@ -248,7 +248,6 @@ class _Reader:
         return key
 
     def _optimizer(self, name, attrs):
-        from .optimizer import Optimizer
         cls = Optimizer.opt_registry.get(name) if isinstance(name, str) else None
         if cls is None or not isinstance(attrs, dict):
             self.fail("unknown optimizer %.80r" % (name,))

@@ -6,9 +6,12 @@ import time
 import numpy as np
 
 from ..base import MXNetError
+from ..ndarray import save
+from ..runtime.ndarray import NDArray, as_ndarray
 from . import metric as _metric
 from .initializer import Uniform
-from .model import BatchEndParam
+from .io import NDArrayIter
+from .model import BatchEndParam, param_dict, split_params
 
 __all__ = ["BaseModule"]
 
@@ -82,10 +85,7 @@ class BaseModule:
     def predict(self, eval_data, num_batch=None, merge_batches=True, reset=True, always_output_list=False,
                 sparse_row_id_fn=None):
         """Outputs for all of eval_data (padding removed), merged across batches unless merge_batches=False."""
-        from ..ndarray import NDArray
-        from ..runtime.ndarray import as_ndarray
         if isinstance(eval_data, (np.ndarray, NDArray)):
-            from .io import NDArrayIter
             data = eval_data.asnumpy() if isinstance(eval_data, NDArray) else eval_data
             eval_data = NDArrayIter(data, batch_size=self.data_shapes[0].shape[0], last_batch_handle="pad")
         output_list = []
@@ -188,8 +188,6 @@ class BaseModule:
 
     def save_params(self, fname):
         """Save the parameters (`arg:`/`aux:` names) in MXNet's .params format."""
-        from ..ndarray import save
-        from .model import param_dict
         save(fname, param_dict(*self.get_params()))
 
     def export_onnx(self, onnx_file_path="model.onnx", **kwargs):
@@ -197,7 +195,7 @@ class BaseModule:
         with) as an ONNX model via mx.onnx.export_model; kwargs go there (dynamic, verbose, ...)."""
         if not (self.binded and self.params_initialized):
             raise MXNetError("export_onnx() needs a bound module with initialized parameters")
-        from ..converters.onnx_export import data_inputs
+        from ..converters.onnx_export import data_inputs  # lazy: export_onnx reaches the exporter, a higher layer
         arg_params, aux_params = self.get_params()
         params = {**arg_params, **aux_params}
         descs = {d.name: d for d in list(self.data_shapes) + list(self.label_shapes or [])}
@@ -210,5 +208,4 @@ class BaseModule:
 
     def load_params(self, fname):
         """Load parameters saved by save_params (or MXNet)."""
-        from .model import split_params
         self.set_params(*split_params(fname))

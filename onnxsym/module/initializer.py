@@ -17,6 +17,7 @@ from math import sqrt
 
 import numpy as np
 
+from .. import ndarray as nd
 from ..base import integer_types, string_types
 from ..runtime.ndarray import NDArray
 
@@ -287,8 +288,7 @@ class Load:
 
     def __init__(self, param, default_init=None, verbose=False):
         if isinstance(param, str):
-            from ..ndarray import load  # lazily: the NDArray serializer is an optional sibling module
-            param = load(param)
+            param = nd.load(param)
         _check(isinstance(param, dict), "Load needs a dict of name -> NDArray, got %s" % type(param).__name__)
         self.param = {(name[4:] if name.startswith(("arg:", "aux:")) else name): arr for name, arr in param.items()}
         self.default_init = default_init

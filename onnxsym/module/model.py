@@ -2,7 +2,9 @@
 import logging
 from collections import namedtuple
 
+from .. import ndarray as nd, symbol as sym
 from ..base import MXNetError
+from ..context import cpu
 
 __all__ = ["BatchEndParam", "save_checkpoint", "load_checkpoint", "load_params"]
 
@@ -11,23 +13,17 @@ BatchEndParam = namedtuple("BatchEndParams", ["epoch", "nbatch", "eval_metric", 
 
 def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, remove_amp_cast=True):
     """Write `prefix-symbol.json` (when a symbol is given) and `prefix-%04d.params`, both atomically."""
-    from ..ndarray import save
     if symbol is not None:
         symbol.save("%s-symbol.json" % prefix, remove_amp_cast=remove_amp_cast)
     param_name = "%s-%04d.params" % (prefix, epoch)
-    save(param_name, param_dict(arg_params, aux_params))
+    nd.save(param_name, param_dict(arg_params, aux_params))
     logging.info('Saved checkpoint to "%s"', param_name)
-
-
-def _cpu():
-    from ..context import cpu
-    return cpu()
 
 
 def param_dict(arg_params, aux_params):
     """{'arg:name': array, 'aux:name': array}: how checkpoints name parameters."""
-    save_dict = {("arg:%s" % k): v.as_in_context(_cpu()) for k, v in arg_params.items()}
-    save_dict.update({("aux:%s" % k): v.as_in_context(_cpu()) for k, v in aux_params.items()})
+    save_dict = {("arg:%s" % k): v.as_in_context(cpu()) for k, v in arg_params.items()}
+    save_dict.update({("aux:%s" % k): v.as_in_context(cpu()) for k, v in aux_params.items()})
     return save_dict
 
 
@@ -39,8 +35,7 @@ class ParamNameError(MXNetError, ValueError):
 def split_params(fname):
     """(arg_params, aux_params) of a parameter file with `arg:`/`aux:` names; an empty file gives empty dicts
     (with MXNet's warning). Anything else raises an MXNetError naming the file."""
-    from ..ndarray import load
-    save_dict = load(fname)
+    save_dict = nd.load(fname)
     if not save_dict:
         logging.warning("Params file '%s' is empty", fname)
         return {}, {}
@@ -67,7 +62,6 @@ def load_params(prefix, epoch):
 
 def load_checkpoint(prefix, epoch):
     """(symbol, arg_params, aux_params) of an MXNet checkpoint."""
-    from ..symbol import load
-    symbol = load("%s-symbol.json" % prefix)
+    symbol = sym.load("%s-symbol.json" % prefix)
     arg_params, aux_params = load_params(prefix, epoch)
     return symbol, arg_params, aux_params

@@ -11,12 +11,16 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import kvstore as _kvstore
+from .._files import atomic_write
 from ..base import MXNetError
 from ..context import cpu
+from ..runtime.executor import Executor
+from ..runtime.ndarray import NDArray
 from . import optimizer as _optimizer
 from .base_module import BaseModule
 from .initializer import InitDesc, Uniform
 from .io import DataDesc
+from .model import load_checkpoint
 
 __all__ = ["Module"]
 
@@ -119,7 +123,6 @@ class Module(BaseModule):
     @staticmethod
     def load(prefix, epoch, load_optimizer_states=False, **kwargs):
         """A Module of the checkpoint `prefix`, `epoch` (parameters set; call bind before use)."""
-        from .model import load_checkpoint
         sym, args, auxs = load_checkpoint(prefix, epoch)
         mod = Module(symbol=sym, **kwargs)
         mod._arg_params, mod._aux_params = args, auxs
@@ -316,8 +319,6 @@ class Module(BaseModule):
 
     def _new_executor(self, data_shapes, label_shapes, shared=None):
         """An executor for these shapes; arrays of `shared` with the same name and shape are reused."""
-        from ..runtime.executor import Executor
-        from ..runtime.ndarray import NDArray
         descs = list(data_shapes) + list(label_shapes or [])
         inputs = set(self._symbol.list_inputs())
         shapes = {d.name: tuple(d.shape) for d in descs if d.name in inputs}
@@ -377,7 +378,6 @@ class Module(BaseModule):
     def _make_arena(self, names, shapes, dtypes, reqs, ctx):
         """Trainable float32 parameters and their gradients as views of one flat buffer each, so that SGD
         updates every parameter with a few vectorized numpy operations instead of a loop over arrays."""
-        from ..runtime.ndarray import NDArray
         train = [(n, tuple(s)) for n, s, t in zip(names, shapes, dtypes)
                  if n in self._param_names and reqs[n] != "null" and np.dtype(t) == np.float32]
         if not train:
@@ -451,7 +451,6 @@ class Module(BaseModule):
 
     def save_optimizer_states(self, fname):
         """Write the updater's state (onnxsym's safe format, no pickle) atomically."""
-        from ..symbol.serialize import atomic_write
         if not self.optimizer_initialized:
             raise MXNetError("save_optimizer_states() needs init_optimizer first")
         atomic_write(fname, self._updater.get_states(), mode="wb")
@@ -570,7 +569,6 @@ class Module(BaseModule):
         and filled from states loaded earlier."""
         arena = self._arena
         if arena["momentum"] is None:
-            from ..runtime.ndarray import NDArray
             buffer = np.zeros_like(arena["weights"])
             offset = 0
             states = self._updater.states

@@ -930,7 +930,7 @@ class Updater:
     def get_states(self, dump_optimizer=False):
         """The states as bytes in onnxsym's format (a JSON header plus raw arrays; see `_updater_states`),
         with the optimizer's settings and counters too when `dump_optimizer`."""
-        from ._updater_states import dump
+        from ._updater_states import dump  # lazy: Updater.get_states is MXNet's API; the format reads Optimizer
         return dump(self.states, self.optimizer if dump_optimizer else None)
 
     def _load_file(self, fname, weights=None):
@@ -941,7 +941,7 @@ class Updater:
         self._set_states(blob, "optimizer states file %r" % (str(fname),), weights)
 
     def _set_states(self, blob, source, weights=None):
-        from ._updater_states import check_against, load
+        from ._updater_states import check_against, load  # lazy: Updater.set_states, as get_states
         states, optimizer = load(blob, source)
         if weights is not None:
             check_against(states, optimizer or self.optimizer, weights, source)

@@ -16,9 +16,9 @@ from typing import Optional
 import numpy as np
 from onnx import TensorProto, helper
 
+from .._shapes import merge, partial_rule
 from ..base import MXNetError
 from ..lower.builder import GraphBuilder, onnx_dtype
-from ..symbol.shapes import merge, partial_rule
 from .params import Shape, param
 from .registry import OpDef, register
 

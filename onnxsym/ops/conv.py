@@ -15,8 +15,8 @@ from typing import Optional
 
 import numpy as np
 
+from .._shapes import fmt, partial_rule
 from ..base import MXNetError
-from ..symbol.shapes import fmt, partial_rule
 from .params import Shape, param
 from .registry import OpDef, register
 

@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
+from .._shapes import fmt, is_complete, merge, merge_all, partial_rule
 from ..base import MXNetError
-from ..symbol.shapes import fmt, is_complete, merge, merge_all, partial_rule
 from .params import Dtype, param
 from .registry import OpDef, register
 

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
+from .._shapes import is_complete, partial_rule, same_shape_rule
 from ..base import MXNetError
-from ..symbol.shapes import is_complete, partial_rule, same_shape_rule
 from .params import param
 from .registry import OpDef, register
 

@@ -1,8 +1,8 @@
 """Dense layers and activations: FullyConnected, Activation, LeakyReLU."""
 import math
 
+from .._shapes import fmt, is_complete, partial_rule, same_shape_rule
 from ..base import MXNetError
-from ..symbol.shapes import fmt, is_complete, partial_rule, same_shape_rule
 from .params import param
 from .registry import OpDef, register
 

@@ -10,7 +10,7 @@ import typing
 import numpy as np
 
 from ..base import MXNetError, normalize_dtype
-from ..symbol.naming import format_value
+from ..name import format_value
 
 __all__ = ["REQUIRED", "param", "Shape", "OptShape", "Dtype", "parse_value", "format_value", "format_dtype",
            "format_param", "parse_shape", "type_name"]

@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
+from .._shapes import is_complete, partial_rule, same_shape_rule
 from ..base import MXNetError
-from ..symbol.shapes import is_complete, partial_rule, same_shape_rule
 from .params import Dtype, Shape, param
 from .registry import OpDef, register
 

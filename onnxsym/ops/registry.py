@@ -9,7 +9,7 @@ import dataclasses
 import typing
 
 from ..base import MXNetError
-from ..symbol.naming import op_attr_key
+from ..name import op_attr_key
 from .params import REQUIRED, check_choice, format_param, format_value, parse_value, type_name
 
 __all__ = ["OpDef", "register", "get_op", "all_ops", "names", "fluent_methods", "same_shape", "same_type",
@@ -240,7 +240,7 @@ def split_call(opcls, args, kwargs, is_input):
 def symbol_attrs(params, scope_attrs):
     """The attributes MXNet stores on an op node (MXSymbolCreateAtomicSymbol): the call's parameters, overridden by
     the `attr=` dict and AttrScope values (MXNet's generated functions pass those first to a first-wins map), each
-    value as str() gives it, hidden keys renamed (`lr_mult` -> `__lr_mult__`, naming.op_attr_key)."""
+    value as str() gives it, hidden keys renamed (`lr_mult` -> `__lr_mult__`, name.op_attr_key)."""
     merged = dict(params)
     merged.update((key, format_value(value)) for key, value in (scope_attrs or {}).items())
     attrs = {}

@@ -10,8 +10,8 @@ from typing import Optional
 
 import numpy as np
 
+from .._shapes import fmt, is_complete, merge, merge_all, partial_rule, same_shape_rule
 from ..base import MXNetError
-from ..symbol.shapes import fmt, is_complete, merge, merge_all, partial_rule, same_shape_rule
 from .params import Dtype, OptShape, Shape, param
 from .registry import OpDef, register
 

@@ -4,10 +4,11 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .._shapes import user_shape
 from ..base import MXNetError
 from ..context import Context, current_context
+from ..lower.to_onnx import lower_symbol
 from ..symbol.infer import check_float_inputs
-from ..symbol.shapes import user_shape
 from .ndarray import NDArray
 from .ort import create_session, run_error
 from .pyops import raise_pending
@@ -26,7 +27,6 @@ def _compile(symbol, shapes, dtypes, ctx):
     if entry is not None and all(ref() is node for ref, (node, _) in zip(entry[2], symbol.outputs)):
         _COMPILED.move_to_end(key)
         return entry[0], entry[1]
-    from ..lower.to_onnx import lower_symbol
     check_float_inputs(symbol.outputs, dtypes)
     lowered = lower_symbol(symbol, shapes, dtypes)
     session = create_session(lowered.model, ctx)
@@ -309,7 +309,7 @@ class Executor:
         attribute = "_training" if train_mode else "_inference_grad"
         graph = getattr(self, attribute)
         if graph is None:
-            from ..autograd import make_training
+            from ..autograd import make_training  # lazy: start-up time (only training graphs need it)
             wrt = [n for n, r in self._grad_req.items() if r != "null"]
             graph = make_training(self._symbol, self._shapes, self._dtypes, wrt, self._ctx, self, train_mode)
             setattr(self, attribute, graph)

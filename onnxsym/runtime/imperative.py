@@ -4,6 +4,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..base import MXNetError
+from ..lower.to_onnx import lower_symbol
 from ..ops.registry import bind_inputs, get_op, split_call
 from ..symbol.infer import check_float_inputs
 from ..symbol.node import Node
@@ -24,7 +25,6 @@ def _compiled(op, params, arrays, ctx):
     if entry is not None:
         _CACHE.move_to_end(key)
         return entry
-    from ..lower.to_onnx import lower_symbol
     names = op.input_names()
     variables = [(Node(None, name), 0) for name in names]
     node = Node(op, op.op_name.lower(), params, variables)

@@ -5,6 +5,8 @@ import numpy as np
 
 from ..base import MXNetError, normalize_dtype
 from ..context import Context, current_context
+from ..ops.shape import reshape_target
+from .library import cuda_available
 
 __all__ = ["NDArray", "as_ndarray", "creation_shape"]
 
@@ -12,7 +14,6 @@ __all__ = ["NDArray", "as_ndarray", "creation_shape"]
 def _check_ctx(ctx):
     ctx = Context(ctx) if ctx is not None else current_context()
     if ctx.device_type == "gpu":
-        from .ort import cuda_available
         if not cuda_available():
             raise MXNetError("%s is not available: the installed onnxruntime has no CUDAExecutionProvider" % ctx)
     return ctx
@@ -120,7 +121,6 @@ class NDArray:
         reverse = kwargs.pop("reverse", False)
         if kwargs:
             raise TypeError("reshape() got unexpected keyword arguments %s" % sorted(kwargs))
-        from ..ops.shape import reshape_target
         target = reshape_target(self.shape, tuple(shape), reverse)
         return NDArray(self._data.reshape(target), self._ctx)
 
@@ -184,7 +184,7 @@ class NDArray:
 
     # ----- arithmetic: every operator runs a registered op -----
     def _binary(self, other, tensor_op, scalar_op, out=None):
-        from .imperative import invoke
+        from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
         if isinstance(other, NDArray):
             return invoke(tensor_op, (self, other), {}, out)
         if isinstance(other, (numbers.Number, np.generic)):
@@ -241,7 +241,7 @@ class NDArray:
         return self._binary(-1.0, None, "_mul_scalar")
 
     def __abs__(self):
-        from .imperative import invoke
+        from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
         return invoke("abs", (self,), {})
 
     def __eq__(self, o):

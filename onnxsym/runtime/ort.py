@@ -1,4 +1,4 @@
-"""The one module that imports onnxruntime: sessions, providers and device checks.
+"""ONNX Runtime sessions: providers, options, loading a lowered model, and ORT's errors in onnxsym's words.
 
 Sessions run with intra-op spinning off, because onnxsym keeps several sessions per process (forward, gradient,
 imperative one-op graphs) and spinning idle threads slow the others down (ORT_NOTES.md §4).
@@ -8,28 +8,13 @@ import os
 import re
 import sys
 
-import logging
+import onnx
 
-
-def _import_onnxruntime():
-    """onnxruntime-training adds a handler to the root logger when imported, which silently turns a user's
-    later logging.basicConfig(level=logging.INFO) into a no-op (fit's progress logs vanish); undo that."""
-    handlers, level = list(logging.root.handlers), logging.root.level
-    import onnxruntime
-    from onnxruntime.capi import _pybind_state
-    for handler in list(logging.root.handlers):
-        if handler not in handlers:
-            logging.root.removeHandler(handler)
-    logging.root.setLevel(level)
-    return onnxruntime, _pybind_state
-
-
-ort, C = _import_onnxruntime()
-
-import onnx  # noqa: E402
-
-from ..base import MXNetError  # noqa: E402
-from ..lower.dtype_passes import has_elem_type  # noqa: E402
+from ..base import MXNetError
+from ..lower.builder import PYTHON_DOMAIN
+from ..lower.dtype_passes import has_elem_type
+from . import pyops
+from .library import C, cuda_available, ort
 
 __all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging",
            "ort_message"]
@@ -40,10 +25,6 @@ _config = {"intra_op_num_threads": 0}
 def set_num_threads(n):
     """Threads per ORT session (0 = ORT's default, one per core)."""
     _config["intra_op_num_threads"] = int(n)
-
-
-def cuda_available():
-    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def providers_for(ctx):
@@ -72,11 +53,9 @@ _FLOAT32_ONLY_FUSIONS = ["QuickGeluFusion", "MatmulTransposeFusion"]
 
 def create_session(model, ctx=None):
     """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first."""
-    from ..lower.builder import PYTHON_DOMAIN
     options = session_options()
     python_ops = {n.op_type for n in model.graph.node if n.domain == PYTHON_DOMAIN}
     if python_ops:
-        from . import pyops
         for op_type in sorted(python_ops):
             pyops.ensure_registered(op_type)
         options.register_custom_ops_library(pyops.library_path())
@@ -103,8 +82,7 @@ def ort_message(err):
 
 def run_error(err):
     """The error to raise for a failed run: a custom op's own exception first (chained), else ORT's."""
-    from .pyops import raise_pending
-    raise_pending()
+    pyops.raise_pending()
     return MXNetError("ONNX Runtime failed while running the graph: %s" % ort_message(err))
 
 

@@ -21,7 +21,9 @@ import threading
 import numpy as np
 
 from ..base import MXNetError
-from ..lower.builder import PYTHON_OP_PREFIX, python_op_dtypes, split_python_grad_key
+from ..custom.kernels import get_kernel
+from ..lower.builder import PYTHON_GRAD_PREFIX, PYTHON_OP_PREFIX, python_op_dtypes, python_op_name, \
+    split_python_grad_key
 
 __all__ = ["ensure_registered", "library_path", "raise_pending", "has_pending"]
 
@@ -44,7 +46,6 @@ _PENDING = _Pending()
 
 
 def _standard_signatures():
-    from ..lower.builder import PYTHON_GRAD_PREFIX, python_op_name
     for dtype in ("float32", "float64"):
         for n_args in range(1, 7):
             for n_aux in range(3):
@@ -100,7 +101,6 @@ def _register(op_type):
     types = [[getattr(PyOp, _PYOP_TYPES[name]) for name in part] for part in python_op_dtypes(op_type)]
 
     def run(*arrays, key):
-        from ..custom.kernels import get_kernel
         req = None
         if not forward:
             key, req = split_python_grad_key(key)

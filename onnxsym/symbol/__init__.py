@@ -1,6 +1,6 @@
 """`mx.sym` / `mx.symbol`: the Symbol class, Variable, Group, load/save, and one function per registered op
 (generated from the operator registry at import)."""
-from .naming import AttrScope, NameManager, Prefix
+from ..name import AttrScope, NameManager, Prefix
 from .serialize import load, load_json
 from .symbol import Group, Symbol, Variable, create_symbol, var
 

@@ -3,14 +3,15 @@
 As in MXNet (src/executor/infer_graph_attr_pass.cc), passes alternate forward and backward over the nodes until
 nothing new is learnt; an op rule sees what is known of its inputs and outputs and fills in the rest, so parameter
 shapes follow from data shapes and an input's shape can follow from a known output. Shapes may be partial
-(see shapes.py): knowledge is merged dimension by dimension, and a contradiction raises MXNetError naming the node,
+(see _shapes.py): knowledge is merged dimension by dimension, and a contradiction raises MXNetError naming the node,
 the operator, the input and both shapes.
 """
 import numpy as np
 
-from ..base import MXNetError
+from .._shapes import ShapeMismatch, fmt, from_mxnet, is_complete, merge
+from ..base import MXNetError, normalize_dtype
+from ..ops.params import parse_shape
 from .node import topo_order
-from .shapes import ShapeMismatch, fmt, from_mxnet, is_complete, merge
 
 __all__ = ["infer_graph_shapes", "infer_graph_types", "known_shape", "check_float_inputs"]
 
@@ -93,7 +94,6 @@ def _declared_shape(node):
     declared = node.attrs.get("__shape__")
     if declared is None:
         return None
-    from ..ops.params import parse_shape
     try:
         return from_mxnet(parse_shape(declared))
     except ValueError:
@@ -167,8 +167,6 @@ def _fmt_type(value):
 
 def infer_graph_types(heads, known):
     """{(id(node), index): numpy dtype}; `known` maps input names to dtypes."""
-    from ..base import normalize_dtype
-
     def seed(node):
         dtype = known.get(node.name)
         if dtype is None and "__dtype__" in node.attrs:

@@ -5,16 +5,7 @@ OpDef, `attrs` the MXNet attribute strings (op parameters plus user/hidden attri
 `inputs` a tuple of `(node, output_index)` entries.
 """
 
-__all__ = ["Node", "topo_order", "HIDDEN_KEYS", "hidden_key"]
-
-# Attributes MXNet stores as `__key__` (c_api_symbolic.cc kHiddenKeys; the order matters to naming.op_attr_key).
-# MXNet 1.9.1 has no profiler_scope among them: relu(x, profiler_scope='a') stores 'profiler_scope'.
-HIDDEN_KEYS = ("ctx_group", "lr_mult", "wd_mult", "force_mirroring", "mirror_stage")
-
-
-def hidden_key(key):
-    """'lr_mult' -> '__lr_mult__'; other keys unchanged."""
-    return "__%s__" % key if key in HIDDEN_KEYS else key
+__all__ = ["Node", "topo_order"]
 
 
 class Node:

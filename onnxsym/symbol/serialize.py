@@ -9,7 +9,10 @@ import reprlib
 
 from .._files import atomic_save, atomic_write  # noqa: F401 (atomic_write: re-exported for callers)
 from ..base import MXNetError
-from .node import HIDDEN_KEYS, Node, topo_order
+from ..name import HIDDEN_KEYS
+from ..ops.registry import get_op
+from .node import Node, topo_order
+from .symbol import Symbol
 
 __all__ = ["to_json", "load_json", "save", "load", "debug_str", "MXNET_VERSION", "atomic_write"]
 
@@ -192,7 +195,6 @@ class _OpRefused(MXNetError):
 
 def _op_node(record, name, attrs, inputs, versions, version, budget, where):
     """The Node of an operator record, after the upgrades MXNet applies to files older than `version`."""
-    from ..ops.registry import get_op
     try:
         opcls = get_op(record["op"])
         op = opcls.from_attrs(attrs, node_name=name, strict=False)
@@ -218,7 +220,6 @@ def _op_node(record, name, attrs, inputs, versions, version, budget, where):
 
 def _graph_symbol(graph, size):
     """The Symbol of a parsed JSON graph of `size` characters; MXNetError naming the node on any defect."""
-    from .symbol import Symbol
     if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
         raise MXNetError("expected an object with a 'nodes' list")
     version = _version(graph)
@@ -293,7 +294,7 @@ def load(fname):
         except UnicodeDecodeError:
             path = path + ".onnx"       # binary: an ONNX model, whatever its name
         if path.lower().endswith(".onnx"):
-            from ..converters.onnx_import import import_model
+            from ..converters.onnx_import import import_model  # lazy: sym.load reads .onnx; converters sit above
             return import_model(os.fspath(fname))[0]
     return _load_text(raw, "file '%s'" % os.fspath(fname))
 

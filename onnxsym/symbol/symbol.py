@@ -1,17 +1,23 @@
 """The Symbol API: MXNet 1.x symbolic graphs as plain Python data."""
 import copy as _copy
 import numbers
+import warnings
 
-from ..base import MXNetError, NotImplementedForSymbol, normalize_dtype
-from .naming import AttrScope, NameManager, format_value, set_attr_key
-from .node import HIDDEN_KEYS, Node, hidden_key, topo_order
+from .._shapes import is_complete, to_mxnet, user_shape
+from ..base import DTYPE_NAMES, MXNetError, NotImplementedForSymbol, normalize_dtype
+from ..context import current_context
+from ..name import HIDDEN_KEYS, AttrScope, NameManager, format_value, hidden_key, set_attr_key
+from ..ops.registry import bind_inputs, get_op, split_call, symbol_attrs
+from .infer import infer_graph_shapes, infer_graph_types
+from .node import Node, topo_order
 
 __all__ = ["Symbol", "Variable", "var", "Group", "create_symbol"]
 
 
-def _lazy_op(name):
-    from ..ops.registry import get_op
-    return get_op(name)
+def _serialize():
+    """The JSON codec behind tojson/save/debug_str/pickling, which builds Symbols when it loads."""
+    from . import serialize  # lazy: MXNet puts tojson/save on Symbol; serialize builds Symbols
+    return serialize
 
 
 class Symbol:
@@ -72,8 +78,7 @@ class Symbol:
         return {"handle": self.tojson()}
 
     def __setstate__(self, state):
-        from .serialize import load_json
-        self._outputs = load_json(state["handle"])._outputs
+        self._outputs = _serialize().load_json(state["handle"])._outputs
 
     def _nodes(self):
         return topo_order(self._outputs)
@@ -302,7 +307,6 @@ class Symbol:
                     raise MXNetError("infer_shape: '%s' is not an input of the symbol (inputs: %s)"
                                      % (key, ", ".join(self.list_inputs())))
             given = kwargs.items()
-        from .shapes import user_shape
         return {k: user_shape(v, k, "infer_shape") for k, v in given if v is not None}
 
     def _infer(self, infer, known):
@@ -315,7 +319,6 @@ class Symbol:
 
     def _infer_shapes(self, args, kwargs):
         """(arg, out, aux) shapes in the inference form (None / None dimensions for what is unknown)."""
-        from .infer import infer_graph_shapes
         return self._infer(lambda heads, known: infer_graph_shapes(heads, known, partial=True, mxnet_notation=True),
                            self._shape_query(args, kwargs))
 
@@ -323,7 +326,6 @@ class Symbol:
         """(arg_shapes, out_shapes, aux_shapes) from known input shapes (by position in list_arguments order, or
         by name; 0 in a dimension means unknown). (None, None, None) with a warning naming the arguments whose
         shapes stay incomplete, as MXNet."""
-        from .shapes import is_complete, to_mxnet
         arg, out, aux = self._infer_shapes(args, kwargs)
         if all(is_complete(s) for s in arg + out + aux):
             return arg, out, aux
@@ -334,14 +336,12 @@ class Symbol:
                     unknown.append("...")
                     break
                 unknown.append("%s: %s" % (name, to_mxnet(shape)))
-        import warnings
         warnings.warn("Cannot decide shape for the following arguments (0s in shape means unknown dimensions). "
                       "Consider providing them as input:\n\t" + "\n\t".join(unknown), stacklevel=2)
         return None, None, None
 
     def infer_shape_partial(self, *args, **kwargs):
         """Like infer_shape, but returns what is known: 0 for an unknown dimension, () for an unknown shape."""
-        from .shapes import to_mxnet
         arg, out, aux = self._infer_shapes(args, kwargs)
         fill = lambda shapes: [to_mxnet(s) for s in shapes]
         return fill(arg), fill(out), fill(aux)
@@ -359,7 +359,6 @@ class Symbol:
 
     def infer_type(self, *args, **kwargs):
         """(arg_types, out_types, aux_types) as numpy type classes; (None, None, None) when undecided."""
-        from .infer import infer_graph_types
         arg, out, aux = self._infer(infer_graph_types, self._type_query(args, kwargs))
         if any(t is None for t in arg + out + aux):
             return None, None, None
@@ -367,48 +366,43 @@ class Symbol:
         return as_type(arg), as_type(out), as_type(aux)
 
     def infer_type_partial(self, *args, **kwargs):
-        from .infer import infer_graph_types
         arg, out, aux = self._infer(infer_graph_types, self._type_query(args, kwargs))
         as_type = lambda types: [None if t is None else t.type for t in types]
         return as_type(arg), as_type(out), as_type(aux)
 
     # ------------------------------------------------------------------ serialization
     def tojson(self):
-        from .serialize import to_json
-        return to_json(self)
+        return _serialize().to_json(self)
 
     def save(self, fname, remove_amp_cast=True):
-        from .serialize import save
-        save(self, fname)
+        _serialize().save(self, fname)
 
     def debug_str(self):
-        from .serialize import debug_str
-        return debug_str(self)
+        return _serialize().debug_str(self)
 
     def export_onnx(self, params, in_shapes=None, in_types="float32", onnx_file_path="model.onnx", **kwargs):
         """Write this symbol with `params` (name -> NDArray, or a .params file) as an ONNX model: shorthand for
         mx.onnx.export_model(self, params, in_shapes, in_types, onnx_file_path, **kwargs). Returns the path."""
-        from ..onnx import export_model
+        from ..onnx import export_model  # lazy: Symbol.export_onnx reaches mx.onnx, a higher layer
         return export_model(self, params, in_shapes, in_types, onnx_file_path, **kwargs)
 
-    # ------------------------------------------------------------------ execution (runtime is imported lazily)
+    # ------------------------------------------------------------------ execution (the runtime sits above symbol)
     def bind(self, ctx, args, args_grad=None, grad_req="write", aux_states=None, group2ctx=None,
              shared_exec=None):
         """An Executor over the given arrays (list in list_arguments order, or dict by name)."""
-        from ..runtime.executor import bind
+        from ..runtime.executor import bind  # lazy: Symbol.bind is MXNet's API on a lower layer
         return bind(self, ctx, args, args_grad, grad_req, aux_states, shared_exec=shared_exec)
 
     def simple_bind(self, ctx, grad_req="write", type_dict=None, stype_dict=None, group2ctx=None,
                     shared_arg_names=None, shared_exec=None, shared_buffer=None, **kwargs):
         """An Executor with every array allocated from the inferred shapes (zeros). Refuses, naming them, when
         some argument or auxiliary state has an unknown dimension (MXNet: "cannot decide shapes")."""
-        from ..runtime.executor import simple_bind
+        from ..runtime.executor import simple_bind  # lazy: Symbol.simple_bind is MXNet's API on a lower layer
         return simple_bind(self, ctx, grad_req, type_dict, shared_arg_names=shared_arg_names,
                            shared_exec=shared_exec, shared_buffer=shared_buffer, shapes=kwargs)
 
     def eval(self, ctx=None, **kwargs):
         """Bind the given arrays, run forward once and return the outputs."""
-        from ..context import current_context
         executor = self.bind(ctx or current_context(), kwargs)
         return executor.forward()
 
@@ -461,7 +455,6 @@ def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None
     if wd_mult is not None:
         attrs["__wd_mult__"] = format_value(wd_mult)
     if dtype is not None:
-        from ..base import DTYPE_NAMES
         attrs["__dtype__"] = str(DTYPE_NAMES.index(normalize_dtype(dtype).name))
     if init is not None:
         if not isinstance(init, str):
@@ -492,8 +485,7 @@ def Group(symbols):
 def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
     """Apply the registered op `func_name` (an MXNet name or alias) to symbols, as MXNet's generated
     `mx.sym.<Op>` functions do: automatic name from the function name, missing inputs as `{name}_{input}`."""
-    from ..ops.registry import bind_inputs, split_call, symbol_attrs
-    opcls = _lazy_op(func_name)
+    opcls = get_op(func_name)
     for value in args:
         if isinstance(value, Symbol) and len(value) != 1:
             raise MXNetError("%s: cannot compose with a symbol of %d outputs (%s); select one with sym[i]"

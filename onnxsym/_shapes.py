@@ -13,7 +13,7 @@ dimension by dimension (`merge`) and reports a contradiction. Unmarked rules see
 """
 import numbers
 
-from ..base import MXNetError
+from .base import MXNetError
 
 __all__ = ["from_mxnet", "to_mxnet", "is_complete", "merge", "merge_all", "partial_rule", "elementwise",
            "same_shape_rule", "ShapeMismatch", "fmt", "user_shape"]

@@ -10,10 +10,19 @@ import threading
 
 import numpy as np
 
-from ..base import MXNetError
-from .node import HIDDEN_KEYS
+from .base import MXNetError
 
-__all__ = ["NameManager", "Prefix", "AttrScope", "op_attr_key", "set_attr_key", "format_value"]
+__all__ = ["NameManager", "Prefix", "AttrScope", "op_attr_key", "set_attr_key", "format_value", "HIDDEN_KEYS",
+           "hidden_key"]
+
+# Attributes MXNet stores as `__key__` (c_api_symbolic.cc kHiddenKeys; the order matters to op_attr_key).
+# MXNet 1.9.1 has no profiler_scope among them: relu(x, profiler_scope='a') stores 'profiler_scope'.
+HIDDEN_KEYS = ("ctx_group", "lr_mult", "wd_mult", "force_mirroring", "mirror_stage")
+
+
+def hidden_key(key):
+    """'lr_mult' -> '__lr_mult__'; other keys unchanged."""
+    return "__%s__" % key if key in HIDDEN_KEYS else key
 
 
 class _Scoped(type):

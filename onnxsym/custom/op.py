@@ -4,15 +4,17 @@ Argument/output/aux names and the shape and type rules come from the registered 
 arguments of mx.sym.Custom reach the prop as strings. A Python op lowers to one Python-op node (a placeholder
 that the training graph differentiates with the op's own backward); a composite op lowers its body inline.
 """
-import dataclasses
-import json
+import inspect
 
 import numpy as np
 
 from ..base import MXNetError
-from ..custom.operator import get_function, get_prop
-from .params import param
-from .registry import OpDef, register
+from ..lower.to_onnx import lower_inline
+from ..ops.params import param
+from ..ops.registry import OpDef, register
+from ..symbol.symbol import Variable
+from .kernels import new_kernel
+from .operator import get_function, get_prop
 
 __all__ = ["Custom"]
 
@@ -61,12 +63,10 @@ class Custom(OpDef):
         return self._body_outputs()
 
     def _function_arity(self):
-        import inspect
         parameters = inspect.signature(self._function).parameters.values()
         return sum(1 for p in parameters if p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty)
 
     def _body(self, names=None):
-        from ..symbol.symbol import Variable
         names = names or ["arg%d" % i for i in range(self._function_arity())]
         body = self._function(*[Variable(n) for n in names], **dict(self.kwargs))
         return body, names
@@ -115,14 +115,12 @@ class Custom(OpDef):
     def lower(self, g, *inputs):
         if self._function is not None:
             body, names = self._body()
-            from ..lower.to_onnx import lower_inline
             if g.export_functions and not g.is_train:
                 outputs = g.function_op(self.op_type, list(inputs),
                                         lambda sub, formal: lower_inline(sub, body, dict(zip(names, formal))))
             else:
                 outputs = lower_inline(g, body, dict(zip(names, inputs)))
             return outputs if len(outputs) > 1 else outputs[0]
-        from ..custom.kernels import new_kernel
         n_args = len(self._prop.list_arguments())
         in_shapes = [g.shape(v) for v in inputs]
         in_dtypes = [g.dtype(v) for v in inputs]
