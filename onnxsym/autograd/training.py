@@ -10,6 +10,7 @@ chosen per bind, and neither ever runs the forward twice:
   run the forward part at `forward(is_train=True)` and keep the activations until `backward` (ORT_NOTES.md §3).
 """
 import json
+import os
 import re
 import weakref
 
@@ -24,6 +25,7 @@ from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_wi
 from ..lower.to_onnx import lower_symbol
 from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
 from ..runtime.pyops import has_pending, raise_pending
+from .reverse import gradient_model, value_info
 
 __all__ = ["make_training"]
 
@@ -96,13 +98,28 @@ def _register_python_gradients(model):
         C.register_gradient_definition("%s::ATen::%s::%s" % (ATEN_DOMAIN, op_type, key), [node])
 
 
+def backend():
+    """Who differentiates: 'onnxsym' (onnxsym's own reverse-mode AD, autograd/reverse.py) or 'ort-training'
+    (onnxruntime-training's builders), from the environment variable ONNXSYM_AUTOGRAD."""
+    name = os.environ.get("ONNXSYM_AUTOGRAD", "ort-training")
+    if name not in ("onnxsym", "ort-training"):
+        raise MXNetError("ONNXSYM_AUTOGRAD=%r: use 'onnxsym' or 'ort-training'" % name)
+    return name
+
+
 def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
     """The training graph for `executor` (its arrays are bound in place); train_mode=False: the differentiable
     graph of an inference forward (BatchNorm's moving statistics, no Dropout, no aux updates)."""
-    _register_stop_gradient()
+    own = backend() == "onnxsym"
+    if not own:
+        _register_stop_gradient()
     lowered = lower_symbol(symbol, shapes, dtypes, training=True, train_mode=train_mode)
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
     float64_without_missing_kernels(lowered.model)
+    if own:
+        if lowered.head_outputs:
+            return OwnSplitTraining(lowered, wrt, ctx, executor)
+        return FusedTraining(lowered, wrt, ctx, executor, own=True)
     _register_python_gradients(lowered.model)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
                      onnx.TensorProto.FLOAT)
@@ -172,12 +189,15 @@ class _Training:
 class FusedTraining(_Training):
     """One forward+backward graph, every array bound through IOBinding."""
 
-    def __init__(self, lowered, wrt, ctx, executor):
+    def __init__(self, lowered, wrt, ctx, executor, own=False):
         super().__init__(lowered, executor)
         model = lowered.model
         if lowered.loss is None or not wrt:
             self.wrt = []
             full = model
+        elif own:
+            full, grads = gradient_model(model, [(lowered.loss, None)], list(wrt))
+            self.wrt = [name for name in wrt if name in grads]
         else:
             builder, self.wrt = _build(lambda names: self._builder(model, names), wrt)
             full = onnx.load_from_string(builder.get_model()) if self.wrt else model
@@ -348,3 +368,129 @@ class SplitTraining(_Training):
         by_grad_name = {name: grads_out[i].numpy() for i, name in enumerate(self.grad_names)}
         self._store_grads({name: by_grad_name[grad] for name, grad in self.grad_of.items() if grad in by_grad_name})
         self._update_moving_aux()
+
+
+class OwnSplitTraining(_Training):
+    """Some outputs take head gradients (onnxsym's AD): the gradient graph cut in two sessions. The forward part
+    runs at forward(is_train=True) and returns, besides the outputs, the activations the backward part reads;
+    backward(out_grads) runs the backward part on them and the head gradients (any number of times)."""
+
+    def __init__(self, lowered, wrt, ctx, executor):
+        super().__init__(lowered, executor)
+        model = lowered.model
+        graph = model.graph
+        self.heads = {}
+        seeds = [(lowered.loss, None)] if lowered.loss is not None else []
+        for position in lowered.head_outputs:
+            name = lowered.output_names[position]
+            head = name + "_head_grad"
+            self.heads[name] = head
+            seeds.append((name, head))
+        with_heads = onnx.ModelProto()
+        with_heads.CopyFrom(model)
+        for name, head in self.heads.items():
+            value = next(o for o in graph.output if o.name == name)
+            entry = with_heads.graph.input.add()
+            entry.CopyFrom(value)
+            entry.name = head
+        full, grads = gradient_model(with_heads, seeds, list(wrt))
+        self.wrt = [name for name in wrt if name in grads]
+        full = float64_unfused(strip_stop_gradients(full))
+        forward_model, backward_model, self.saved = _cut(full, len(graph.node), [o.name for o in graph.output],
+                                                         [n + "_grad" for n in self.wrt])
+        self.forward_session = create_session(forward_model, ctx)
+        self.backward_session = create_session(backward_model, ctx) if self.wrt else None
+        self.forward_inputs = [i.name for i in forward_model.graph.input]
+        self.forward_outputs = [o.name for o in forward_model.graph.output]
+        self.backward_inputs = [i.name for i in backward_model.graph.input]
+        self._saved_values = None
+
+    def forward(self):
+        ex = self.executor
+        feeds = {name: ex._by_name[name]._data for name in self.forward_inputs}
+        try:
+            values = self.forward_session.run(None, feeds)
+        except Exception as err:
+            raise run_error(err) from None
+        raise_pending()
+        values = dict(zip(self.forward_outputs, values))
+        for name, out in zip(self.lowered.output_names, ex.outputs):
+            out._data[...] = values[name]
+        for aux, output in self.lowered.aux_updates.items():
+            self.aux_buffers[aux][...] = values[output]
+        self._write_forward_aux()
+        self._saved_values = {name: values[name] for name in self.saved}
+
+    def backward(self, head_grads):
+        if self._saved_values is None:
+            raise MXNetError("backward() needs a forward(is_train=True) first")
+        grads = {}
+        if self.backward_session is not None:
+            ex = self.executor
+            feeds = {}
+            for name in self.backward_inputs:
+                if name in self._saved_values:
+                    feeds[name] = self._saved_values[name]
+                elif name in self.heads.values():
+                    output = next(o for o, h in self.heads.items() if h == name)
+                    feeds[name] = np.ascontiguousarray(head_grads[output], dtype=self.output_dtypes[output]) \
+                        if output in head_grads else np.ones(self._saved_shape(output), self.output_dtypes[output])
+                else:
+                    feeds[name] = ex._by_name[name]._data
+            try:
+                values = self.backward_session.run(None, feeds)
+            except Exception as err:
+                raise run_error(err) from None
+            raise_pending()
+            by_name = dict(zip([o.name for o in self.backward_session.get_outputs()], values))
+            grads = {name: by_name[name + "_grad"] for name in self.wrt}
+        self._store_grads(grads)
+        self._update_moving_aux()
+
+    def _saved_shape(self, output):
+        ex = self.executor
+        return ex.outputs[self.lowered.output_names.index(output)].shape
+
+
+def _cut(model, n_forward, forward_outputs, backward_outputs):
+    """(forward model, backward model, saved names): the first `n_forward` nodes and the rest, the values the
+    backward part reads from the forward part becoming outputs of one and inputs of the other."""
+    graph = model.graph
+    forward_nodes, backward_nodes = list(graph.node[:n_forward]), list(graph.node[n_forward:])
+    produced = {name for node in forward_nodes for name in node.output}
+    types = {v.name: v for v in list(graph.value_info) + list(graph.output) + list(graph.input)}
+    read = [name for node in backward_nodes for name in node.input if name]
+    saved = sorted({name for name in read if name in produced and name not in forward_outputs} |
+                   {name for name in read if name in produced and name in forward_outputs})
+    graph_inputs = {i.name: i for i in graph.input}
+    forward_reads = {name for node in forward_nodes for name in node.input}
+
+    inferred = value_info(model)
+
+    def typed(name):
+        if name in types:
+            return types[name]
+        if name in inferred:
+            shape, dtype = inferred[name]
+            return onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(dtype),
+                                                      list(shape) if shape is not None else None)
+        raise MXNetError("the gradient graph needs the type of %s to split it" % name)
+
+    forward = onnx.helper.make_graph(
+        forward_nodes, graph.name + "_forward", [i for i in graph.input if i.name not in _head_names(graph)],
+        [typed(n) for n in forward_outputs] + [typed(n) for n in saved if n not in forward_outputs],
+        [t for t in graph.initializer if t.name in forward_reads], value_info=list(graph.value_info))
+    backward_reads = set(read)
+    backward_inputs = [typed(n) for n in saved] + [graph_inputs[n] for n in graph_inputs if n in backward_reads]
+    backward = onnx.helper.make_graph(
+        backward_nodes, graph.name + "_backward", backward_inputs,
+        [typed(n) for n in backward_outputs], [t for t in graph.initializer if t.name in backward_reads],
+        value_info=list(graph.value_info))
+    opsets = list(model.opset_import)
+    make = lambda g: onnx.helper.make_model(g, opset_imports=opsets, ir_version=model.ir_version,
+                                           functions=list(model.functions))
+    return make(forward), make(backward), saved
+
+
+def _head_names(graph):
+    return {i.name for i in graph.input if i.name.endswith("_head_grad")}

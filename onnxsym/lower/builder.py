@@ -301,8 +301,15 @@ class GraphBuilder:
         self._apply_renames()
         nodes, initializers = self._live_nodes()
         names = {n for node in nodes for n in node.output}
-        graph = helper.make_graph(nodes, name, self.inputs, self.outputs, initializers,
-                                  value_info=[v for v in self.value_infos if v.name in names])
+        value_info = [v for v in self.value_infos if v.name in names]
+        for value in value_info:      # ops unknown to ONNX shape inference (ATen markers, Python ops): their shapes
+            shape = self._shapes.get(value.name)
+            kind = value.type.tensor_type
+            if shape is not None and not kind.HasField("shape"):
+                kind.shape.SetInParent()
+                for dim in shape:
+                    kind.shape.dim.add().dim_value = dim
+        graph = helper.make_graph(nodes, name, self.inputs, self.outputs, initializers, value_info=value_info)
         opsets = [helper.make_opsetid(d, v) for d, v in self.domains.items()]
         model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxsym",
                                   doc_string=doc, functions=list(self.functions.values()))

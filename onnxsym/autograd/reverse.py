@@ -1,0 +1,214 @@
+"""onnxsym's own reverse-mode automatic differentiation over ONNX graphs (no onnxruntime-training).
+
+`gradient_model(model, seeds, wrt)` appends to a forward model the nodes computing the vector-Jacobian product of
+its seeded values: each seed is (value, gradient) with the gradient a graph input (head gradient) or None for a
+scalar loss seeded with 1. One VJP rule per ONNX op type (`onnxsym/autograd/vjp/`), each written as standard ONNX
+nodes. Stop-gradient markers (lowering's ATen `onnxsym_blockgrad`) pass no gradient; values that do not depend on a
+`wrt` input, or do not reach a seed, are never differentiated; a `wrt` input no seed depends on gets no gradient
+output (its gradient is zero).
+"""
+import numpy as np
+import onnx
+from onnx import helper, shape_inference
+
+from ..base import MXNetError
+from ..lower.builder import ATEN_DOMAIN, STOP_GRADIENT_OPERATOR, GraphBuilder, numpy_dtype
+from . import vjp
+
+__all__ = ["gradient_model", "GradientBuilder", "value_info"]
+
+
+def _operator(node):
+    for attribute in node.attribute:
+        if attribute.name == "operator":
+            return attribute.s.decode()
+    return ""
+
+
+def is_stop_gradient(node):
+    return node.domain == ATEN_DOMAIN and node.op_type == "ATen" and _operator(node) == STOP_GRADIENT_OPERATOR
+
+
+def value_info(model):
+    """{value name: (shape tuple or None, numpy dtype)} of every value of `model`'s main graph, from ONNX shape
+    inference (stop-gradient markers read as Identity; values it cannot type keep the model's value_info)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for node in probe.graph.node:
+        if is_stop_gradient(node):
+            node.op_type, node.domain = "Identity", ""
+            del node.attribute[:]
+    try:
+        probe = shape_inference.infer_shapes(probe, strict_mode=False, data_prop=True)
+    except Exception:   # noqa: BLE001 - partial information is still usable; rules that need more say so
+        pass
+    info = {}
+    graph = probe.graph
+    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+        kind = value.type.tensor_type
+        if not kind.elem_type:
+            continue
+        shape = None
+        if kind.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in kind.shape.dim]
+            shape = None if any(d is None for d in dims) else tuple(dims)
+        info[value.name] = (shape, numpy_dtype(kind.elem_type))
+    for tensor in graph.initializer:
+        info[tensor.name] = (tuple(tensor.dims), numpy_dtype(tensor.data_type))
+    return info
+
+
+class GradientBuilder(GraphBuilder):
+    """The GraphBuilder VJP rules write into: static shapes and dtypes of the forward values, node attributes,
+    and the helpers every rule shares."""
+
+    def __init__(self, model, info):
+        super().__init__()
+        self.scope = "grad"
+        self.is_train = False
+        self.forward = model
+        for name in _all_names(model):
+            self.reserve(name)
+        for name, (shape, dtype) in info.items():
+            self.set_info(name, shape, dtype)
+
+    @staticmethod
+    def attrs(node):
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def known_shape(self, value):
+        """The static shape of `value`, or None."""
+        return self._shapes.get(value)
+
+    def shape_of(self, value):
+        """`value`'s shape as an int64 tensor: a constant when known statically, else a Shape node."""
+        shape = self.known_shape(value)
+        return self.int64s(shape) if shape is not None else self.Shape(value)
+
+    def unbroadcast(self, grad, like):
+        """`grad` (of a broadcast result) summed back to the shape of the input `like` (numpy broadcasting)."""
+        out_shape, in_shape = self.known_shape(grad), self.known_shape(like)
+        if out_shape is None or in_shape is None:
+            raise MXNetError("gradient of a broadcast needs static shapes (%s: %s, %s: %s)"
+                             % (grad, out_shape, like, in_shape))
+        if out_shape == in_shape:
+            return grad
+        lead = len(out_shape) - len(in_shape)
+        axes = list(range(lead)) + [lead + i for i, d in enumerate(in_shape) if d == 1 and out_shape[lead + i] != 1]
+        result = grad
+        if axes:
+            result = self.ReduceSum(grad, self.int64s(axes), keepdims=1)
+        return self.reshape_to(result, in_shape)
+
+    def reshape_to(self, value, shape):
+        out = self.Reshape(value, self.int64s(shape))
+        self.set_info(out, shape, self._dtypes.get(value))
+        return out
+
+    def like(self, value, like):
+        """`value` with the static shape and dtype of `like` recorded (rules' results)."""
+        self.set_info(value, self._shapes.get(like), self._dtypes.get(like))
+        return value
+
+    def zeros_like(self, value):
+        shape = self.known_shape(value)
+        if shape is not None:
+            return self.like(self.Expand(self.scalar(0, self.dtype(value)), self.int64s(shape)), value)
+        return self.like(self.Expand(self.scalar(0, self.dtype(value)), self.Shape(value)), value)
+
+
+def _all_names(model):
+    graph = model.graph
+    names = {v.name for v in list(graph.input) + list(graph.output) + list(graph.value_info)}
+    names.update(t.name for t in graph.initializer)
+    for node in graph.node:
+        names.update(node.output)
+        names.add(node.name)
+    return names
+
+
+def _active(graph, seeds, wrt):
+    """Values on a path from a `wrt` input to a seed: the only ones that get gradients."""
+    varying = set(wrt)
+    for node in graph.node:
+        if is_stop_gradient(node):
+            continue
+        if any(name in varying for name in node.input if name):
+            varying.update(node.output)
+    needed = set(seeds)
+    for node in reversed(graph.node):
+        if any(name in needed for name in node.output):
+            needed.update(name for name in node.input if name)
+    return varying & needed
+
+
+def gradient_model(model, seeds, wrt, info=None):
+    """(model with the gradients appended, {wrt name: gradient value name}).
+
+    seeds: [(value, gradient value or None)], None meaning a scalar seeded with 1 (the loss). wrt: graph input
+    names. A wrt input that no seed depends on is missing from the returned dict (its gradient is zero)."""
+    graph = model.graph
+    info = value_info(model) if info is None else info
+    g = GradientBuilder(model, info)
+    seed_values = [value for value, _ in seeds]
+    active = g.active = _active(graph, seed_values, wrt)
+    contributions = {}
+    for value, gradient in seeds:
+        if value not in active:
+            continue
+        if gradient is None:
+            gradient = g.like(g.Expand(g.scalar(1, g.dtype(value)), g.shape_of(value)), value)
+        contributions.setdefault(value, []).append(gradient)
+    for node in reversed(graph.node):
+        if is_stop_gradient(node) or not any(name in contributions for name in node.output):
+            continue
+        if not any(name in active for name in node.input if name):
+            continue
+        out_grads = [_total(g, contributions.pop(name, None), name) for name in node.output]
+        rule = vjp.rule_for(node)
+        if rule is None:
+            raise MXNetError("onnxsym cannot differentiate the ONNX operator %s%s (node %s): no gradient rule"
+                             % (node.domain + "." if node.domain else "", node.op_type, node.name))
+        g.scope = "grad/" + (node.name or node.op_type)
+        in_grads = list(rule(g, node, out_grads) or [])
+        for name, grad in zip(node.input, in_grads):
+            if grad is None or not name or name not in active:
+                continue
+            if g.known_shape(grad) is None:
+                g.like(grad, name)
+            contributions.setdefault(name, []).append(grad)
+    grads = {}
+    for name in wrt:
+        total = _total(g, contributions.get(name), name)
+        if total is not None:
+            grads[name] = total
+    return _append(model, g, grads), grads
+
+
+def _total(g, parts, like):
+    if not parts:
+        return None
+    total = parts[0]
+    for part in parts[1:]:
+        total = g.like(g.Add(total, part), like)
+    return total
+
+
+def _append(model, g, grads):
+    """A copy of `model` with the gradient nodes and an output `<name>_grad` per gradient."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    g._apply_renames()
+    graph.node.extend(g.nodes)
+    graph.initializer.extend(g.initializers)
+    for domain, version in g.domains.items():
+        if not any(o.domain == domain for o in out.opset_import):
+            out.opset_import.append(helper.make_opsetid(domain, version))
+    for name, value in grads.items():
+        target = name + "_grad"
+        graph.node.append(helper.make_node("Identity", [value], [target], name=target))
+        shape, dtype = g._shapes.get(name), g._dtypes.get(name, np.dtype(np.float32))
+        graph.output.append(helper.make_tensor_value_info(target, onnx.helper.np_dtype_to_tensor_dtype(dtype),
+                                                          list(shape) if shape is not None else None))
+    return out

@@ -1,0 +1,126 @@
+"""VJP rules of reductions, softmax and matrix products."""
+from math import prod
+
+from .registry import rule
+from .shape import constant_value, static_shape
+
+
+def _reduced_axes(g, node):
+    """(axes, keepdims) of a Reduce* node (opset 13+: ReduceSum's axes is an input; opset 18+: all of them)."""
+    attrs = g.attrs(node)
+    rank = len(static_shape(g, node.input[0]))
+    axes = attrs.get("axes")
+    if len(node.input) > 1 and node.input[1]:
+        axes = constant_value(g, node.input[1])
+    if axes is None or len(axes) == 0:
+        axes = [] if attrs.get("noop_with_empty_axes", 0) else list(range(rank))
+    return sorted(int(a) % rank for a in axes), attrs.get("keepdims", 1)
+
+
+def _kept(g, node, dy):
+    """dy with the reduced axes back as 1s, then broadcast to the input's shape."""
+    x = node.input[0]
+    shape = static_shape(g, x)
+    axes, keepdims = _reduced_axes(g, node)
+    kept = [1 if i in axes else d for i, d in enumerate(shape)]
+    if not keepdims:
+        dy = g.reshape_to(dy, kept)
+    return g.like(g.Expand(dy, g.int64s(shape)), x), axes
+
+
+@rule("ReduceSum")
+def _reduce_sum(g, node, out_grads):
+    return [_kept(g, node, out_grads[0])[0]]
+
+
+@rule("ReduceMean")
+def _reduce_mean(g, node, out_grads):
+    spread, axes = _kept(g, node, out_grads[0])
+    shape = static_shape(g, node.input[0])
+    count = prod(shape[a] for a in axes)
+    return [g.Div(spread, g.scalar(count, g.dtype(node.input[0])))]
+
+
+@rule("Softmax")
+def _softmax(g, node, out_grads):
+    """y * (dy - sum(dy * y, axis))."""
+    y, dy = node.output[0], out_grads[0]
+    axis = g.attrs(node).get("axis", -1)
+    inner = g.ReduceSum(g.Mul(dy, y), g.int64s([axis]), keepdims=1)
+    return [g.Mul(y, g.Sub(dy, inner))]
+
+
+@rule("LogSoftmax")
+def _log_softmax(g, node, out_grads):
+    """dy - softmax * sum(dy, axis)."""
+    y, dy = node.output[0], out_grads[0]
+    axis = g.attrs(node).get("axis", -1)
+    total = g.ReduceSum(dy, g.int64s([axis]), keepdims=1)
+    return [g.Sub(dy, g.Mul(g.Exp(y), total))]
+
+
+def _swap_last(g, value):
+    rank = len(static_shape(g, value))
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    return g.Transpose(value, perm=perm)
+
+
+@rule("MatMul")
+def _matmul(g, node, out_grads):
+    """da = dy @ b^T, db = a^T @ dy; 1-D operands promoted as numpy's matmul, broadcast batches summed back."""
+    a, b = node.input
+    dy = out_grads[0]
+    a_shape, b_shape = static_shape(g, a), static_shape(g, b)
+    y_shape = static_shape(g, node.output[0])
+    a2 = a if len(a_shape) > 1 else g.reshape_to(a, (1,) + a_shape)
+    b2 = b if len(b_shape) > 1 else g.reshape_to(b, b_shape + (1,))
+    if len(a_shape) == 1 and len(b_shape) == 1:
+        dy_shape = (1, 1)
+    elif len(a_shape) == 1:
+        dy_shape = y_shape[:-1] + (1, y_shape[-1])
+    elif len(b_shape) == 1:
+        dy_shape = y_shape + (1,)
+    else:
+        dy_shape = y_shape
+    dy2 = dy if dy_shape == y_shape else g.reshape_to(dy, dy_shape)
+    da = g.MatMul(dy2, _swap_last(g, b2))
+    g.set_info(da, dy_shape[:-2] + (dy_shape[-2], static_shape(g, b2)[-2]), g.dtype(a))
+    db = g.MatMul(_swap_last(g, a2), dy2)
+    g.set_info(db, dy_shape[:-2] + (static_shape(g, a2)[-1], dy_shape[-1]), g.dtype(b))
+    return [_fold(g, da, a, a2), _fold(g, db, b, b2)]
+
+
+def _fold(g, grad, original, promoted):
+    """A gradient in the promoted (2-D or broadcast) shape summed back to `original`'s shape."""
+    grad = g.unbroadcast(grad, promoted)
+    shape = static_shape(g, original)
+    return grad if static_shape(g, promoted) == shape else g.reshape_to(grad, shape)
+
+
+@rule("Gemm")
+def _gemm(g, node, out_grads):
+    """Y = alpha * A' B' + beta * C with A' = A or A^T, B' = B or B^T."""
+    attrs = g.attrs(node)
+    alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+    trans_a, trans_b = attrs.get("transA", 0), attrs.get("transB", 0)
+    a, b = node.input[:2]
+    dy = out_grads[0]
+    if alpha != 1.0:
+        dy_scaled = g.Mul(dy, g.scalar(alpha, g.dtype(dy)))
+    else:
+        dy_scaled = dy
+    # dA' = dY B'^T; dB' = A'^T dY
+    if trans_a:
+        da = g.Gemm(b, dy_scaled, transA=trans_b, transB=1)      # dA = B' dY^T
+    else:
+        da = g.Gemm(dy_scaled, b, transB=0 if trans_b else 1)    # dA = dY B'^T
+    if trans_b:
+        db = g.Gemm(dy_scaled, a, transA=1, transB=trans_a)      # dB = dY^T A'
+    else:
+        db = g.Gemm(a, dy_scaled, transA=0 if trans_a else 1)    # dB = A'^T dY
+    grads = [g.like(da, a), g.like(db, b)]
+    if len(node.input) > 2 and node.input[2]:
+        c = node.input[2]
+        dc = dy if beta == 1.0 else g.like(g.Mul(dy, g.scalar(beta, g.dtype(dy))), dy)
+        grads.append(g.unbroadcast(dc, c))
+    return grads

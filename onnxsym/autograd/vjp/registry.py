@@ -1,0 +1,32 @@
+"""VJP rules by ONNX op type: `rule(g, node, out_grads) -> [input gradient or None, ...]`.
+
+`g` is the autograd GradientBuilder (a GraphBuilder: `g.Mul(a, b)`, `g.scalar(v, dtype)`, `g.shape(v)`,
+`g.dtype(v)`, `g.attrs(node)`, `g.unbroadcast(grad, input)`), `node` the forward NodeProto (its inputs and outputs
+are forward values a rule may read), `out_grads` one gradient value per output (None where no gradient flows).
+The result lists one gradient per input, in the input's shape and dtype (None: no gradient; shorter lists leave the
+last inputs without)."""
+
+_RULES = {}
+
+__all__ = ["rule", "rule_for", "no_gradient", "registered"]
+
+
+def rule(*op_types, domain=""):
+    def register(fn):
+        for op_type in op_types:
+            _RULES[(domain, op_type)] = fn
+        return fn
+    return register
+
+
+def rule_for(node):
+    return _RULES.get((node.domain or "", node.op_type))
+
+
+def registered():
+    return sorted(_RULES)
+
+
+def no_gradient(g, node, out_grads):
+    """Ops whose outputs are piecewise constant or not differentiable values (indices, booleans, shapes)."""
+    return []
