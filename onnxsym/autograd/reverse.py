@@ -30,7 +30,7 @@ def is_stop_gradient(node):
 
 
 def value_info(model):
-    """{value name: (shape tuple or None, numpy dtype)} of every value of `model`'s main graph, from ONNX shape
+    """{value name: (shape tuple (None for unknown dimensions) or None, numpy dtype)} of every value of `model`'s main graph, from ONNX shape
     inference (stop-gradient markers read as Identity; values it cannot type keep the model's value_info)."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
@@ -50,8 +50,7 @@ def value_info(model):
             continue
         shape = None
         if kind.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in kind.shape.dim]
-            shape = None if any(d is None for d in dims) else tuple(dims)
+            shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in kind.shape.dim)
         info[value.name] = (shape, numpy_dtype(kind.elem_type))
     for tensor in graph.initializer:
         info[tensor.name] = (tuple(tensor.dims), numpy_dtype(tensor.data_type))
@@ -69,8 +68,38 @@ class GradientBuilder(GraphBuilder):
         self.forward = model
         for name in _all_names(model):
             self.reserve(name)
+        self._partial = {}
         for name, (shape, dtype) in info.items():
+            if shape is not None and None in shape:
+                self._partial[name] = shape
+                shape = None
             self.set_info(name, shape, dtype)
+
+    def emit(self, op_type, inputs, attrs=None, outputs=1, domain=""):
+        out = super().emit(op_type, inputs, attrs, outputs, domain)
+        if outputs == 1 and not domain and out not in self._shapes:
+            self._infer(op_type, [v for v in inputs if v], out, attrs or {})
+        return out
+
+    def _infer(self, op_type, inputs, out, attrs):
+        """Shape and dtype of a rule's elementwise node (what the rules that follow need: ranks, shapes)."""
+        if op_type in _SAME_SHAPE and inputs:
+            shape = self._shapes.get(inputs[0], self._partial.get(inputs[0]))
+        elif op_type in _BROADCASTING and inputs:
+            shapes = [self._shapes.get(v, self._partial.get(v)) for v in inputs]
+            shape = None if any(s is None for s in shapes) else _broadcast(shapes)
+        else:
+            return
+        if op_type == "Cast":
+            dtype = numpy_dtype(attrs["to"])
+        elif op_type in _BOOLEAN:
+            dtype = np.dtype(bool)
+        else:
+            dtype = self._dtypes.get(inputs[-1] if op_type == "Where" else inputs[0])
+        if shape is not None and None in shape:
+            self._partial[out] = shape
+            shape = None
+        self.set_info(out, shape, dtype)
 
     @staticmethod
     def attrs(node):
@@ -79,6 +108,11 @@ class GradientBuilder(GraphBuilder):
     def known_shape(self, value):
         """The static shape of `value`, or None."""
         return self._shapes.get(value)
+
+    def rank(self, value):
+        """The rank of `value`, or None."""
+        shape = self._shapes.get(value, self._partial.get(value))
+        return None if shape is None else len(shape)
 
     def shape_of(self, value):
         """`value`'s shape as an int64 tensor: a constant when known statically, else a Shape node."""
@@ -89,8 +123,7 @@ class GradientBuilder(GraphBuilder):
         """`grad` (of a broadcast result) summed back to the shape of the input `like` (numpy broadcasting)."""
         out_shape, in_shape = self.known_shape(grad), self.known_shape(like)
         if out_shape is None or in_shape is None:
-            raise MXNetError("gradient of a broadcast needs static shapes (%s: %s, %s: %s)"
-                             % (grad, out_shape, like, in_shape))
+            return self._unbroadcast_dynamic(grad, like)
         if out_shape == in_shape:
             return grad
         lead = len(out_shape) - len(in_shape)
@@ -100,6 +133,28 @@ class GradientBuilder(GraphBuilder):
             result = self.ReduceSum(grad, self.int64s(axes), keepdims=1)
         return self.reshape_to(result, in_shape)
 
+    def _unbroadcast_dynamic(self, grad, like):
+        """unbroadcast with shapes known at run time only: the axes where `like` (padded with leading 1s to
+        grad's rank) is 1 and grad is not, summed (ReduceSum with computed axes), then reshaped to like's shape."""
+        out_rank, in_rank = self.rank(grad), self.rank(like)
+        if out_rank is None or in_rank is None:
+            raise MXNetError("the gradient of a broadcast needs the ranks of %s and %s" % (grad, like))
+        in_shape = self.Shape(like)
+        if out_rank > in_rank:
+            in_shape = self.Concat(self.int64s([1] * (out_rank - in_rank)), in_shape, axis=0)
+        one = self.int64s([1])
+        summed = self.And(self.Equal(in_shape, one), self.Not(self.Equal(self.Shape(grad), one)))
+        axes = self.Reshape(self.NonZero(summed), self.int64s([-1]))
+        reduced = self.ReduceSum(grad, axes, keepdims=1, noop_with_empty_axes=1)
+        return self.like(self.Reshape(reduced, self.Shape(like)), like)
+
+    def reshape_like(self, value, like):
+        """`value` reshaped to `like`'s shape (static when known, else read at run time)."""
+        shape = self.known_shape(like)
+        if shape is not None:
+            return self.reshape_to(value, shape)
+        return self.like(self.Reshape(value, self.Shape(like)), like)
+
     def reshape_to(self, value, shape):
         out = self.Reshape(value, self.int64s(shape))
         self.set_info(out, shape, self._dtypes.get(value))
@@ -108,6 +163,8 @@ class GradientBuilder(GraphBuilder):
     def like(self, value, like):
         """`value` with the static shape and dtype of `like` recorded (rules' results)."""
         self.set_info(value, self._shapes.get(like), self._dtypes.get(like))
+        if like in self._partial:
+            self._partial[value] = self._partial[like]
         return value
 
     def zeros_like(self, value):
@@ -115,6 +172,29 @@ class GradientBuilder(GraphBuilder):
         if shape is not None:
             return self.like(self.Expand(self.scalar(0, self.dtype(value)), self.int64s(shape)), value)
         return self.like(self.Expand(self.scalar(0, self.dtype(value)), self.Shape(value)), value)
+
+
+_SAME_SHAPE = {"Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Abs", "Sign", "Sin", "Cos", "Tanh", "Sigmoid", "Relu",
+               "Cast", "Not", "Identity", "Floor", "Ceil", "Erf", "Cosh", "Sinh", "Softplus", "IsNaN", "IsInf"}
+_BOOLEAN = {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"}
+_BROADCASTING = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Where", "Mod", "PRelu"} | _BOOLEAN - {"Not", "IsNaN",
+                                                                                                      "IsInf"}
+
+
+def _broadcast(shapes):
+    """numpy broadcasting of shapes whose dimensions may be None (unknown)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for axis in range(rank):
+        dims = [s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0]
+        known = [d for d in dims if d is not None and d != 1]
+        if known:
+            out.append(known[0])
+        elif any(d is None for d in dims):
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
 
 
 def _all_names(model):

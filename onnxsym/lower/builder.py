@@ -282,6 +282,10 @@ class GraphBuilder:
                         seq[i] = self._renames[name]
         for value in list(self.inputs) + list(self.outputs) + list(self.value_infos):
             value.name = self._renames.get(value.name, value.name)
+        for old, new in self._renames.items():
+            for table in (self._shapes, self._dtypes):
+                if old in table:
+                    table.setdefault(new, table[old])
         self._renames = {}
 
     def _live_nodes(self):

@@ -2,13 +2,13 @@
 from math import prod
 
 from .registry import rule
-from .shape import constant_value, static_shape
+from .shape import constant_value, static_rank, static_shape
 
 
 def _reduced_axes(g, node):
     """(axes, keepdims) of a Reduce* node (opset 13+: ReduceSum's axes is an input; opset 18+: all of them)."""
     attrs = g.attrs(node)
-    rank = len(static_shape(g, node.input[0]))
+    rank = static_rank(g, node.input[0])
     axes = attrs.get("axes")
     if len(node.input) > 1 and node.input[1]:
         axes = constant_value(g, node.input[1])
@@ -20,12 +20,10 @@ def _reduced_axes(g, node):
 def _kept(g, node, dy):
     """dy with the reduced axes back as 1s, then broadcast to the input's shape."""
     x = node.input[0]
-    shape = static_shape(g, x)
     axes, keepdims = _reduced_axes(g, node)
-    kept = [1 if i in axes else d for i, d in enumerate(shape)]
-    if not keepdims:
-        dy = g.reshape_to(dy, kept)
-    return g.like(g.Expand(dy, g.int64s(shape)), x), axes
+    if not keepdims and axes:
+        dy = g.Unsqueeze(dy, g.int64s(axes))
+    return g.like(g.Expand(dy, g.shape_of(x)), x), axes
 
 
 @rule("ReduceSum")
@@ -35,10 +33,14 @@ def _reduce_sum(g, node, out_grads):
 
 @rule("ReduceMean")
 def _reduce_mean(g, node, out_grads):
+    x = node.input[0]
     spread, axes = _kept(g, node, out_grads[0])
-    shape = static_shape(g, node.input[0])
-    count = prod(shape[a] for a in axes)
-    return [g.Div(spread, g.scalar(count, g.dtype(node.input[0])))]
+    shape = g.known_shape(x)
+    if shape is not None:
+        count = g.scalar(prod(shape[a] for a in axes), g.dtype(x))
+    else:
+        count = g.cast(g.ReduceProd(g.Gather(g.Shape(x), g.int64s(axes)), keepdims=0), g.dtype(x))
+    return [g.Div(spread, count)]
 
 
 @rule("Softmax")

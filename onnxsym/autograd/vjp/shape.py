@@ -27,10 +27,16 @@ def static_shape(g, value):
     return shape
 
 
+def static_rank(g, value):
+    rank = g.rank(value)
+    if rank is None:
+        raise MXNetError("the gradient needs the rank of %s" % value)
+    return rank
+
+
 @rule("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 def _reshape(g, node, out_grads):
-    x = node.input[0]
-    return [g.reshape_to(out_grads[0], static_shape(g, x))]
+    return [g.reshape_like(out_grads[0], node.input[0])]
 
 
 @rule("Expand")
@@ -40,7 +46,7 @@ def _expand(g, node, out_grads):
 
 @rule("Transpose")
 def _transpose(g, node, out_grads):
-    rank = len(static_shape(g, node.input[0]))
+    rank = static_rank(g, node.input[0])
     perm = g.attrs(node).get("perm", list(range(rank))[::-1])
     inverse = [0] * rank
     for i, p in enumerate(perm):
