@@ -474,7 +474,9 @@ class RNN(OpDef):
         x, hy, cy = data, [], []
         for layer in range(self.num_layers):
             if layer and self.p > 0 and g.train_mode:
-                x = g.Dropout(x, g.scalar(self.p, dtype), g.const(np.array(True)), _outputs=2)[0]
+                # the mask output, not Dropout's values: onnxruntime 1.2x+ removes a Dropout whose mask is unread
+                keep = g.Dropout(x, g.scalar(self.p, dtype), g.const(np.array(True)), _outputs=2)[1]
+                x = g.Mul(x, g.Mul(g.cast(keep, dtype), g.scalar(1 / (1 - self.p) if self.p < 1 else 0, dtype)))
             dims = (seq, batch, size if layer == 0 else d * h, dtype)
             x, hs, cs = layer_run(g, x, dims, weights[layer * d:(layer + 1) * d], state, state_cell, layer * d)
             hy += hs

@@ -444,11 +444,15 @@ class Dropout(OpDef):
         shape, dtype = g.shape(data), g.dtype(data)
         ratio, on = g.scalar(self.p, dtype), g.const(np.array(True))
         factor = g.scalar(1.0 / (1.0 - self.p) if self.p < 1 else 0.0, dtype)
-        if not self.axes:       # ONNX Dropout scales the kept values by 1/(1-ratio) itself
-            y, keep = g.Dropout(data, ratio, on, _outputs=2)
-            return y, g.Mul(g.cast(keep, dtype), factor)
+        # The values come from the mask output: onnxruntime 1.2x+ removes a Dropout whose mask nobody reads, even
+        # in training mode (then nothing is dropped).
+        if not self.axes:
+            _, keep = g.Dropout(data, ratio, on, _outputs=2)
+            mask = g.Mul(g.cast(keep, dtype), factor)
+            return g.Mul(data, mask), mask
         mask_shape = self.infer_shape(tuple(shape))[1][1]
-        mask, _ = g.Dropout(_expand(g, 1, dtype, mask_shape), ratio, on, _outputs=2)
+        _, keep = g.Dropout(_expand(g, 1, dtype, mask_shape), ratio, on, _outputs=2)
+        mask = g.Mul(g.cast(keep, dtype), factor)
         return g.Mul(data, mask), mask
 
 
