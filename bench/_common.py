@@ -3,12 +3,10 @@ the model onnxsym lowers, run by a plain session)."""
 import statistics
 import time
 
-import onnx
-
-from onnxsym.autograd.training import _register_stop_gradient
+from onnxsym.autograd.reverse import gradient_model
 from onnxsym.lower.builder import strip_stop_gradients
 from onnxsym.lower.to_onnx import lower_symbol
-from onnxsym.runtime.ort import C, create_session, quiet_logging, session_options
+from onnxsym.runtime.ort import create_session
 
 
 def per_call(fn, number, repeat, pick=statistics.median):
@@ -23,13 +21,9 @@ def per_call(fn, number, repeat, pick=statistics.median):
 
 
 def fused_training_session(exe, wrt):
-    """(model, session): the forward+backward graph GradientGraphBuilder makes from the training-mode ONNX model
-    of executor `exe`, with gradients for the inputs in `wrt`."""
-    _register_stop_gradient()
+    """(model, session): the forward+backward graph onnxsym's own AD makes from the training-mode ONNX model of
+    executor `exe` (gradients for the inputs in `wrt`), run by a plain session."""
     lowered = lower_symbol(exe._symbol, exe._shapes, exe._dtypes, training=True)
-    builder = C.GradientGraphBuilder(lowered.model.SerializeToString(), {lowered.loss}, set(wrt), lowered.loss,
-                                     session_options())
-    with quiet_logging():
-        builder.build()
-    model = strip_stop_gradients(onnx.load_from_string(builder.get_model()))
+    model, _ = gradient_model(lowered.model, [(lowered.loss, None)], list(wrt))
+    model = strip_stop_gradients(model)
     return model, create_session(model)

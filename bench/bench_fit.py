@@ -2,7 +2,7 @@
 
     python bench/bench_fit.py [--batches 60]
 
-Raw ORT = the fused forward+backward graph GradientGraphBuilder makes from the same training-mode ONNX model,
+Raw ORT = the fused forward+backward graph onnxsym's AD makes from the same training-mode ONNX model,
 run by one session with IOBinding on preallocated arrays, followed by an in-place numpy SGD-momentum update of
 every parameter (the same update Module's optimizer applies). Also reports how much of onnxsym's step the
 optimizer update takes. Prints samples/second and the ratio.

@@ -2,8 +2,8 @@
 
     python bench/bench_train.py [--repeat 5]
 
-Raw ORT = one InferenceSession of the fused forward+backward graph that onnxruntime-training's
-GradientGraphBuilder makes from the same training-mode ONNX model onnxsym lowers, with inputs and outputs bound
+Raw ORT = one InferenceSession of the fused forward+backward graph that onnxsym's own AD (autograd/reverse.py)
+makes from the same training-mode ONNX model onnxsym lowers, with inputs and outputs bound
 once through IOBinding, run in a loop in this process. Prints milliseconds per step and the ratio.
 """
 import argparse

@@ -1,4 +1,4 @@
-"""Training graphs: the forward graph in training mode, differentiated by onnxruntime-training."""
+"""Training graphs: the forward graph in training mode and its gradient (onnxsym's own reverse-mode AD)."""
 from .training import make_training
 
 __all__ = ["make_training"]

@@ -1,135 +1,79 @@
 """Training graphs of a bound symbol: the forward in training mode and its gradient, run once per step.
 
 The symbol is lowered in training mode: loss heads contribute a scalar `loss` whose gradient is their MXNet
-backward, BatchNorm and Dropout run their training behaviour, aux updates are extra outputs. Two ways to run it,
-chosen per bind, and neither ever runs the forward twice:
-- Fused (every output is a loss head or has no gradient, the usual training graph): onnxruntime-training's
-  GradientGraphBuilder makes one forward+backward graph, run by `forward(is_train=True)` with all arrays bound
-  zero-copy (gradients land in the gradient arrays); `backward()` then only applies grad_req 'add'.
-- Split (some output needs a head gradient from `backward(out_grads)`): OrtModuleGraphBuilder + TrainingAgent
-  run the forward part at `forward(is_train=True)` and keep the activations until `backward` (ORT_NOTES.md §3).
+backward, BatchNorm and Dropout run their training behaviour, aux updates are extra outputs. onnxsym's own
+reverse-mode AD (reverse.py) appends the gradient; onnxruntime-training's builders can do it instead as a
+cross-check (ONNXSYM_AUTOGRAD=ort-training, ort_training.py). Two ways to run it, chosen per bind, and neither ever
+runs the forward twice:
+- Fused (every output is a loss head or has no gradient, the usual training graph): one forward+backward graph,
+  run by `forward(is_train=True)` with all arrays bound zero-copy; `backward()` copies or adds the gradients.
+- Split (some output needs a head gradient from `backward(out_grads)`): the forward part runs at
+  `forward(is_train=True)` and returns the activations the backward part reads at `backward`.
 """
-import json
 import os
-import re
 import weakref
 
 import numpy as np
 import onnx
 
 from ..base import MXNetError
-from ..custom.kernels import get_kernel
-from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
-    aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
+from ..lower.builder import strip_stop_gradients
 from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
-from ..runtime.ort import C, create_session, ort_message, quiet_logging, run_error, session_options
-from ..runtime.pyops import has_pending, raise_pending
+from ..runtime.ort import create_session, run_error
+from ..runtime.pyops import raise_pending
 from .reverse import gradient_model, value_info
 
-__all__ = ["make_training"]
+__all__ = ["make_training", "backend", "Training"]
 
-# Inputs the builders cannot differentiate: unreachable from the outputs, or not consumed at all (BatchNorm's
-# gamma with fix_gamma). Both get zero gradients.
-_UNREACHABLE = re.compile(r"Cannot compute the partial derivative for '([^']+)'|(\S+) couldn't find the consumer node")
-_REGISTERED = []
-# ONNX ops whose output differs between two runs on the same inputs
-_RANDOM_OPS = {"Dropout", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
-               "Bernoulli"}
-_CPU = C.OrtDevice(C.OrtDevice.cpu(), C.OrtDevice.default_memory(), 0)
-
-
-def _register_stop_gradient():
-    if not _REGISTERED:     # process-global, first registration wins (ORT_NOTES.md top)
-        C.register_custom_stop_gradient_edges(STOP_GRADIENT_KEY, {0})
-        _REGISTERED.append(True)
-
-
-def _build(make, wrt):
-    """Run a gradient builder `make(wrt)`, dropping inputs it cannot differentiate (they get zero gradients)."""
-    wrt = list(wrt)
-    while True:
-        try:
-            with quiet_logging():
-                return make(wrt), wrt
-        except RuntimeError as err:
-            match = _UNREACHABLE.search(str(err))
-            name = match and (match.group(1) or match.group(2))
-            if name in wrt:
-                wrt.remove(name)
-                continue
-            raise MXNetError("onnxruntime-training could not build the gradient graph: %s" % ort_message(err)) \
-                from None
-
-
-def _transformer_configuration():
-    """OrtModuleGraphBuilder's graph transformations, without cast propagation: by default it moves Casts to float16
-    up the graph (FLOOD_FILL), which undoes the float32 computation of float16 graphs (dtype_passes.py) and runs
-    float16 gradient kernels that are missing (ReluGrad, SliceGrad) or wrong (TanhGrad gave garbage)."""
-    config = C.TrainingGraphTransformerConfiguration()
-    config.propagate_cast_ops_config.strategy = C.PropagateCastOpsStrategy.NONE
-    config.propagate_cast_ops_config.level = -1
-    return config
-
-
-def _attribute_definition(name, value):
-    attribute = C.GradientNodeAttributeDefinition()
-    attribute.name, attribute.value_json, attribute.dtype, attribute.is_tensor = name, json.dumps(value), "string", False
-    return attribute
-
-
-def _register_python_gradients(model):
-    """Each custom-op node's backward: its Python backward as one node taking (head gradients, arguments, aux
-    states, outputs) and giving the arguments' gradients. The aux states are the forward's updated ones (its
-    outputs after the real outputs): MXNet's backward sees the arrays the forward wrote. Registered per node key
-    (process-global, first registration wins)."""
-    for op_type, key, n_inputs, n_outputs in aten_python_ops(model):
-        kernel = get_kernel(key)
-        in_names, out_names = python_op_dtypes(op_type)
-        n_out = kernel.num_outputs
-        node = C.GradientNodeDefinition()
-        node.op_type, node.domain = "ATen", ATEN_DOMAIN
-        node.inputs = (["GO(%d)" % i for i in range(n_out)] + ["I(%d)" % i for i in range(kernel.num_args)]
-                       + ["O(%d)" % i for i in range(n_out, n_outputs)] + ["O(%d)" % i for i in range(n_out)])
-        node.outputs = ["GI(%d)" % i for i in range(kernel.num_args)]
-        grad_type = python_op_name(PYTHON_GRAD_PREFIX, out_names[:n_out] + in_names + out_names[:n_out],
-                                   in_names[:kernel.num_args])
-        node.attributes = [_attribute_definition("operator", grad_type), _attribute_definition("overload_name", key)]
-        C.register_gradient_definition("%s::ATen::%s::%s" % (ATEN_DOMAIN, op_type, key), [node])
+BACKENDS = ("onnxsym", "ort-training")
 
 
 def backend():
-    """Who differentiates: 'onnxsym' (onnxsym's own reverse-mode AD, autograd/reverse.py) or 'ort-training'
-    (onnxruntime-training's builders), from the environment variable ONNXSYM_AUTOGRAD."""
-    name = os.environ.get("ONNXSYM_AUTOGRAD", "ort-training")
-    if name not in ("onnxsym", "ort-training"):
-        raise MXNetError("ONNXSYM_AUTOGRAD=%r: use 'onnxsym' or 'ort-training'" % name)
+    """Who differentiates: 'onnxsym' (onnxsym's own reverse-mode AD, reverse.py, the default) or 'ort-training'
+    (onnxruntime-training's builders, ort_training.py), from the environment variable ONNXSYM_AUTOGRAD."""
+    name = os.environ.get("ONNXSYM_AUTOGRAD") or "ort-training"
+    if name not in BACKENDS:
+        raise MXNetError("ONNXSYM_AUTOGRAD=%r: use one of %s" % (name, ", ".join(BACKENDS)))
     return name
 
 
 def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
     """The training graph for `executor` (its arrays are bound in place); train_mode=False: the differentiable
     graph of an inference forward (BatchNorm's moving statistics, no Dropout, no aux updates)."""
-    own = backend() == "onnxsym"
-    if not own:
-        _register_stop_gradient()
+    if backend() == "ort-training":
+        return _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode)
+    lowered = _lowered(symbol, shapes, dtypes, train_mode)
+    if lowered.head_outputs:
+        return SplitTraining(lowered, wrt, ctx, executor)
+    own = lambda: gradient_model(lowered.model, [(lowered.loss, None)], list(wrt))
+    full, grads = own() if lowered.loss is not None and wrt else (lowered.model, {})
+    return FusedTraining(lowered, full, [name for name in wrt if name in grads], ctx, executor)
+
+
+def _lowered(symbol, shapes, dtypes, train_mode):
     lowered = lower_symbol(symbol, shapes, dtypes, training=True, train_mode=train_mode)
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
     float64_without_missing_kernels(lowered.model)
-    if own:
-        if lowered.head_outputs:
-            return OwnSplitTraining(lowered, wrt, ctx, executor)
-        return FusedTraining(lowered, wrt, ctx, executor, own=True)
-    _register_python_gradients(lowered.model)
+    return lowered
+
+
+def _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode):
+    from . import ort_training  # lazy: closes a cycle (it builds on Training); the backend needs the training build
+    ort_training.check_training_build()
+    lowered = _lowered(symbol, shapes, dtypes, train_mode)
+    ort_training.prepare(lowered)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
                      onnx.TensorProto.FLOAT)
     # GradientGraphBuilder seeds the loss gradient with a float32 1.0, so other loss dtypes go the split way.
     if lowered.head_outputs or loss_type != onnx.TensorProto.FLOAT:
-        return SplitTraining(lowered, wrt, ctx, executor)
-    return FusedTraining(lowered, wrt, ctx, executor)
+        return ort_training.OrtSplitTraining(lowered, wrt, ctx, executor)
+    full, built = ort_training.fused_gradient_model(lowered, wrt) if lowered.loss is not None and wrt \
+        else (lowered.model, [])
+    return FusedTraining(lowered, full, built, ctx, executor)
 
 
-class _Training:
+class Training:
     def __init__(self, lowered, executor):
         self.lowered = lowered
         # A weak reference: no executor <-> graph cycle, so that objects die by reference counting in the order
@@ -186,21 +130,12 @@ class _Training:
                 array._data[...] = grad
 
 
-class FusedTraining(_Training):
+class FusedTraining(Training):
     """One forward+backward graph, every array bound through IOBinding."""
 
-    def __init__(self, lowered, wrt, ctx, executor, own=False):
+    def __init__(self, lowered, full, wrt, ctx, executor):
         super().__init__(lowered, executor)
-        model = lowered.model
-        if lowered.loss is None or not wrt:
-            self.wrt = []
-            full = model
-        elif own:
-            full, grads = gradient_model(model, [(lowered.loss, None)], list(wrt))
-            self.wrt = [name for name in wrt if name in grads]
-        else:
-            builder, self.wrt = _build(lambda names: self._builder(model, names), wrt)
-            full = onnx.load_from_string(builder.get_model()) if self.wrt else model
+        self.wrt = list(wrt)
         full = float64_unfused(strip_stop_gradients(full))
         self.session = create_session(full, ctx)
         ex = executor
@@ -231,12 +166,6 @@ class FusedTraining(_Training):
         self._run = self.session._sess.run_with_iobinding
         self._plan = None
 
-    def _builder(self, model, wrt):
-        loss = self.lowered.loss
-        builder = C.GradientGraphBuilder(model.SerializeToString(), {loss}, set(wrt), loss, session_options())
-        builder.build()
-        return builder
-
     def forward(self):
         try:
             self._run(self.io._iobinding, None)
@@ -266,111 +195,7 @@ class FusedTraining(_Training):
         self._update_moving_aux()
 
 
-class SplitTraining(_Training):
-    """Forward and backward as two runs of one session (TrainingAgent), activations kept in between."""
-
-    def __init__(self, lowered, wrt, ctx, executor):
-        super().__init__(lowered, executor)
-        builder, self.wrt = _build(lambda names: self._builder(lowered.model, names), wrt)
-        info = builder.get_graph_info()
-        model = float64_unfused(strip_stop_gradients(onnx.load_from_string(builder.get_gradient_model())))
-        self.session = create_session(model, ctx)
-        self.input_names = [i.name for i in model.graph.input]
-        self.output_names = list(info.user_output_names)
-        self.grad_names = [o.name for o in model.graph.output]
-        skip = set(info.output_grad_indices_non_differentiable)
-        self.differentiable = [i for i in range(len(self.output_names)) if i not in skip]
-        self.grad_of = dict(info.user_input_grad_names)
-        self.agent = C.TrainingAgent(self.session._sess, self.input_names, [_CPU] * len(self.output_names),
-                                     self.grad_names, [_CPU] * len(self.grad_names), 0)
-
-    @staticmethod
-    def _builder(model, wrt):
-        config = C.OrtModuleGraphBuilderConfiguration()
-        config.initializer_names = []
-        config.initializer_names_to_train = []
-        config.input_names_require_grad = wrt
-        config.build_gradient_graph = True
-        builder = C.OrtModuleGraphBuilder()
-        builder.initialize(model.SerializeToString(), config)
-        builder.build(_transformer_configuration())
-        return builder
-
-    def _run_forward(self):
-        """The forward part; ORT keeps its activations in the returned state until one backward run."""
-        ex = self.executor
-        inputs = C.OrtValueVector()
-        for name in self.input_names:
-            inputs.push_back(C.OrtValue.ortvalue_from_numpy(ex._by_name[name]._data, _CPU))
-        outputs = C.OrtValueVector()
-        state = C.PartialGraphExecutionState()
-        try:
-            self.agent.run_forward(inputs, outputs, state, C.OrtValueCache())
-            failure = None
-        except Exception as err:
-            failure = err
-        if failure is not None or has_pending():
-            # ORT's execution state must not outlive the session, so no traceback may keep it alive.
-            state = inputs = outputs = None
-            if failure is not None:
-                raise run_error(failure) from None
-            raise_pending()
-        return state, inputs, outputs
-
-    def forward(self):
-        self._state = None
-        state, inputs, outputs = self._run_forward()
-        values = {name: outputs[i].numpy() for i, name in enumerate(self.output_names)}
-        ex = self.executor
-        for name, out in zip(self.lowered.output_names, ex.outputs):
-            out._data[...] = values[name]
-        for aux, output in self.lowered.aux_updates.items():
-            self.aux_buffers[aux][...] = values[output]
-        self._write_forward_aux()
-        self._state = (state, inputs, outputs)
-
-    def _replayable(self):
-        """A second backward() after one forward needs the activations again, and ORT's state serves one backward
-        run: the forward part runs again, which gives the same activations unless the graph draws random numbers
-        (Dropout masks) or its forward wrote aux states (custom ops) that it reads."""
-        model = self.lowered.model
-        random = [n.op_type for n in model.graph.node if n.op_type in _RANDOM_OPS]
-        if random or self._forward_aux:
-            raise MXNetError("backward() was already called for this forward(is_train=True), and the graph %s, so "
-                             "its activations cannot be recomputed for another backward; run forward(is_train=True) "
-                             "again first" % ("draws random numbers (%s)" % ", ".join(sorted(set(random))) if random
-                                              else "writes auxiliary states in its forward"))
-        return self._run_forward()
-
-    def backward(self, head_grads):
-        pending, self._state = self._state, None
-        if pending is None:
-            pending = self._replayable()
-        state = pending[0]
-        grads_in = C.OrtValueVector()
-        keep = []
-        for index in self.differentiable:
-            name = self.output_names[index]
-            array = np.ascontiguousarray(head_grads[name]) if name in head_grads else \
-                np.ones((), self.output_dtypes[name])
-            keep.append(array)
-            grads_in.push_back(C.OrtValue.ortvalue_from_numpy(array, _CPU))
-        grads_out = C.OrtValueVector()
-        try:
-            self.agent.run_backward(grads_in, grads_out, state)
-            failure = None
-        except Exception as err:
-            failure = err
-        state = pending = None
-        if failure is not None:
-            raise run_error(failure) from None
-        raise_pending()
-        by_grad_name = {name: grads_out[i].numpy() for i, name in enumerate(self.grad_names)}
-        self._store_grads({name: by_grad_name[grad] for name, grad in self.grad_of.items() if grad in by_grad_name})
-        self._update_moving_aux()
-
-
-class OwnSplitTraining(_Training):
+class SplitTraining(Training):
     """Some outputs take head gradients (onnxsym's AD): the gradient graph cut in two sessions. The forward part
     runs at forward(is_train=True) and returns, besides the outputs, the activations the backward part reads;
     backward(out_grads) runs the backward part on them and the head gradients (any number of times)."""
