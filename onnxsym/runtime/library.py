@@ -5,8 +5,9 @@ in ort.py, above the custom-op machinery that sessions may call into.
 """
 import logging
 import os
+import re
 
-__all__ = ["ort", "C", "cuda_available"]
+__all__ = ["ort", "C", "cuda_available", "check_runtime", "MIN_VERSION"]
 
 
 def _import_onnxruntime():
@@ -27,7 +28,29 @@ def _import_onnxruntime():
     return onnxruntime, _pybind_state
 
 
+MIN_VERSION = (1, 17)     # opset 17 models with IR version 8, IOBinding on numpy buffers, onnxruntime-extensions
+
+
+def check_runtime(version, has_training_builders, autograd):
+    """Why the onnxruntime found cannot serve onnxsym, or None: too old, or the ort-training gradient backend
+    selected (ONNXSYM_AUTOGRAD) while the module is the plain build (e.g. `pip install -U onnxruntime` went over
+    onnxruntime-training, which shares its folder)."""
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if numbers < MIN_VERSION:
+        return ("onnxsym needs onnxruntime >= %d.%d, but onnxruntime %s is installed: pip install -U onnxruntime"
+                % (MIN_VERSION + (version,)))
+    if autograd == "ort-training" and not has_training_builders:
+        return ("ONNXSYM_AUTOGRAD=ort-training selects onnxruntime-training's gradient builders, but the installed "
+                "onnxruntime %s is the plain build: install onnxruntime-training-cpu==1.19.2 in place of "
+                "onnxruntime (a separate venv, Python <= 3.12), or unset ONNXSYM_AUTOGRAD for onnxsym's own "
+                "gradients" % version)
+    return None
+
+
 ort, C = _import_onnxruntime()
+_problem = check_runtime(ort.__version__, hasattr(C, "GradientGraphBuilder"), os.environ.get("ONNXSYM_AUTOGRAD"))
+if _problem:
+    raise ImportError(_problem)
 
 
 def cuda_available():
