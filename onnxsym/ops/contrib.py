@@ -702,7 +702,11 @@ class box_nms(OpDef):
         infos = [helper.make_tensor_value_info(outs[0], TensorProto.BOOL, [])] + [
             helper.make_tensor_value_info(o, onnx_dtype(body.dtype(n)), [batch, k]) for o, n in zip(outs[1:], names)]
         graph = helper.make_graph(nodes, body.scope, body.inputs, infos)
-        return g.Loop(g.const(np.array(k, np.int64)), None, *carried, body=graph, _outputs=len(carried))[0]
+        flags = g.Loop(g.const(np.array(k, np.int64)), None, *carried, body=graph, _outputs=len(carried))[0]
+        # ONNX shape inference leaves Loop's carried outputs unshaped; the gradient builder needs their shape
+        g.value_infos.append(helper.make_tensor_value_info(flags, TensorProto.BOOL, [batch, k]))
+        g.set_info(flags, (batch, k), np.bool_)
+        return flags
 
 
 # ---------------------------------------------------------------- AMP
