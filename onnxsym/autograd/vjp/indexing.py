@@ -1,0 +1,285 @@
+"""VJP rules of ONNX ops that index, scatter, pad, sort or select elements.
+
+Gathers differentiate into scatter-adds of the output gradient into zeros; scatters into gathers of it. Indices
+may be negative (they count from the end) and are normalised first."""
+from math import prod
+
+import numpy as np
+
+from ...base import MXNetError
+from .registry import no_gradient, rule
+from .shape import constant_value, static_shape
+
+rule("Hardmax", "NonZero")(no_gradient)
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _constant(g, name):
+    """constant_value through Identity nodes (imported models pass every input through one)."""
+    producers = {out: node for node in g.forward.graph.node for out in node.output}
+    while name in producers and producers[name].op_type == "Identity":
+        name = producers[name].input[0]
+    return constant_value(g, name)
+
+
+def _zeros(g, shape, dtype):
+    out = g.Expand(g.scalar(0, dtype), g.int64s(shape))
+    g.set_info(out, shape, dtype)
+    return out
+
+
+def _wrapped(g, indices, size):
+    """int64 indices with negative ones counted from the end of an axis of `size` (a number or an int64 tensor
+    broadcasting against the indices)."""
+    if g.dtype(indices) != np.int64:
+        indices = g.cast(indices, np.int64)
+    bound = size if isinstance(size, str) else g.const(np.asarray(size, np.int64))
+    return g.Where(g.Less(indices, g.const(np.asarray(0, np.int64))), g.Add(indices, bound), indices)
+
+
+def _index_shape(g, node, position=1):
+    indices = node.input[position]
+    shape = g.known_shape(indices)
+    if shape is None:
+        constant = constant_value(g, indices)
+        shape = None if constant is None else tuple(constant.shape)
+    if shape is None:
+        raise MXNetError("the gradient of %s needs the static shape of its indices (node %s)"
+                         % (node.op_type, node.name))
+    return shape
+
+
+@rule("Gather")
+def _gather(g, node, out_grads):
+    """A scatter-add of dy into zeros: with data seen as (outer, n, inner) and dy as (outer, k, inner),
+    ScatterElements(add) along axis 1 of indices expanded over outer and inner (faster than ScatterND after a
+    transpose whenever axis > 0; for axis 0 ScatterND with the indices as rows, which moves whole rows)."""
+    data, indices = node.input
+    shape = static_shape(g, data)
+    rank = len(shape)
+    axis = g.attrs(node).get("axis", 0) % rank
+    k = prod(_index_shape(g, node))
+    outer, n, inner = prod(shape[:axis]), shape[axis], prod(shape[axis + 1:])
+    dtype = g.dtype(data)
+    index = g.Reshape(_wrapped(g, indices, n), g.int64s([-1]))
+    if outer == 1:
+        dy = g.Reshape(out_grads[0], g.int64s([k, inner]))
+        grad = g.ScatterND(_zeros(g, (n, inner), dtype), g.Unsqueeze(index, g.int64s([1])), dy, reduction="add")
+    else:
+        dy = g.Reshape(out_grads[0], g.int64s([outer, k, inner]))
+        where = g.Expand(g.Reshape(index, g.int64s([1, k, 1])), g.int64s([outer, k, inner]))
+        grad = g.ScatterElements(_zeros(g, (outer, n, inner), dtype), where, dy, axis=1, reduction="add")
+    return [g.reshape_to(grad, shape), None]
+
+
+@rule("GatherElements")
+def _gather_elements(g, node, out_grads):
+    data, indices = node.input
+    shape = static_shape(g, data)
+    axis = g.attrs(node).get("axis", 0) % len(shape)
+    index = _wrapped(g, indices, shape[axis])
+    grad = g.ScatterElements(_zeros(g, shape, g.dtype(data)), index, out_grads[0], axis=axis, reduction="add")
+    return [g.like(grad, data), None]
+
+
+def _nd_index(g, node, indices, data_shape, batch_dims):
+    """GatherND/ScatterND indices with negative entries wrapped and `batch_dims` leading batch axes folded into
+    one explicit first coordinate: (indices (b, m, 1 + q), data shape (b,) + data_shape[batch_dims:], (b, m)) where
+    b is the product of the batch dimensions and m that of the index tuples per batch."""
+    index_shape = _index_shape(g, node)
+    q = index_shape[-1]
+    bounds = np.asarray(data_shape[batch_dims:batch_dims + q], np.int64)
+    index = _wrapped(g, indices, g.const(bounds))
+    if not batch_dims:
+        return index, tuple(data_shape), tuple(index_shape[:-1])
+    b = prod(data_shape[:batch_dims])
+    m = prod(index_shape[batch_dims:-1])
+    index = g.Reshape(index, g.int64s([b, m, q]))
+    batch = np.broadcast_to(np.arange(b, dtype=np.int64).reshape(b, 1, 1), (b, m, 1))
+    index = g.Concat(g.const(np.ascontiguousarray(batch)), index, axis=2)
+    return index, (b,) + tuple(data_shape[batch_dims:]), (b, m)
+
+
+@rule("GatherND")
+def _gather_nd(g, node, out_grads):
+    data, indices = node.input
+    shape = static_shape(g, data)
+    batch_dims = g.attrs(node).get("batch_dims", 0)
+    index, folded, tuples = _nd_index(g, node, indices, shape, batch_dims)
+    dy = out_grads[0]
+    if batch_dims:
+        q = _index_shape(g, node)[-1]
+        dy = g.Reshape(dy, g.int64s(list(tuples) + list(shape[batch_dims + q:])))
+    grad = g.ScatterND(_zeros(g, folded, g.dtype(data)), index, dy, reduction="add")
+    return [g.reshape_to(grad, shape), None]
+
+
+def _last_writes(g, op_type, node, index, update_shape, data_shape, attrs):
+    """A boolean mask of the updates that survive a reduction='none' scatter with duplicate indices: the last one
+    in row-major order wins (ORT's CPU order), found as a max-scatter of the updates' positions."""
+    count = prod(update_shape)
+    order = g.const(np.arange(count, dtype=np.int64).reshape(update_shape))
+    start = g.Expand(g.const(np.asarray(-1, np.int64)), g.int64s(data_shape))
+    winner = getattr(g, op_type)(start, index, order, reduction="max", **attrs)
+    gather = "GatherElements" if op_type == "ScatterElements" else "GatherND"
+    return g.Equal(getattr(g, gather)(winner, index, **attrs), order)
+
+
+def _scatter(g, node, out_grads, op_type):
+    data, indices, updates = node.input
+    attrs = g.attrs(node)
+    reduction = _text(attrs.get("reduction", "none"))
+    if reduction not in ("none", "add"):
+        raise MXNetError("onnxsym differentiates %s with reduction none or add, not %r (node %s)"
+                         % (op_type, reduction, node.name))
+    shape, update_shape = static_shape(g, data), static_shape(g, updates)
+    dtype = g.dtype(data)
+    if op_type == "ScatterElements":
+        axis = attrs.get("axis", 0) % len(shape)
+        index = _wrapped(g, indices, shape[axis])
+        extra = {"axis": axis}
+    else:
+        index = _nd_index(g, node, indices, shape, 0)[0]
+        extra = {}
+    gather = g.GatherElements if op_type == "ScatterElements" else g.GatherND
+    dy = out_grads[0]
+    if reduction == "add":
+        return [dy, None, g.like(gather(dy, index, **extra), updates)]
+    kept = getattr(g, op_type)(dy, index, _zeros(g, update_shape, dtype), **extra)
+    picked = gather(dy, index, **extra)
+    last = _last_writes(g, op_type, node, index, update_shape, shape, extra)
+    picked = g.Where(last, picked, g.scalar(0, dtype))
+    return [g.like(kept, data), None, g.like(picked, updates)]
+
+
+@rule("ScatterElements")
+def _scatter_elements(g, node, out_grads):
+    return _scatter(g, node, out_grads, "ScatterElements")
+
+
+@rule("ScatterND")
+def _scatter_nd(g, node, out_grads):
+    return _scatter(g, node, out_grads, "ScatterND")
+
+
+@rule("TopK")
+def _top_k(g, node, out_grads):
+    """The values' gradient written back at the indices output (distinct positions: a plain scatter)."""
+    x = node.input[0]
+    if out_grads[0] is None:
+        return [None, None]
+    shape = static_shape(g, x)
+    axis = g.attrs(node).get("axis", -1) % len(shape)
+    grad = g.ScatterElements(_zeros(g, shape, g.dtype(x)), node.output[1], out_grads[0], axis=axis)
+    return [g.like(grad, x), None]
+
+
+@rule("OneHot")
+def _one_hot(g, node, out_grads):
+    """values = [off, on]: d on = sum(dy where hot), d off = sum(dy) - d on."""
+    indices, depth, values = node.input
+    dy = out_grads[0]
+    dtype = g.dtype(values)
+    axis = g.attrs(node).get("axis", -1)
+    hot = g.OneHot(indices, depth, g.const(np.array([0, 1], dtype)), axis=axis)
+    on = g.ReduceSum(g.Mul(dy, hot), keepdims=0)
+    off = g.Sub(g.ReduceSum(dy, keepdims=0), on)
+    grad = g.Concat(g.Unsqueeze(off, g.int64s([0])), g.Unsqueeze(on, g.int64s([0])), axis=0)
+    return [None, None, g.like(grad, values)]
+
+
+def _pad_operands(g, node):
+    attrs = g.attrs(node)
+    x = node.input[0]
+    rank = len(static_shape(g, x))
+    inputs = list(node.input) + ["", "", ""]
+    mode = _text(attrs.get("mode", "constant"))
+    if "pads" in attrs:     # opset < 11
+        return list(attrs["pads"]), "", mode
+    pads = _constant(g, inputs[1])
+    value_name = inputs[2]
+    axes = _constant(g, inputs[3]) if inputs[3] else None
+    if pads is None or (inputs[3] and axes is None):
+        return None, value_name, mode
+    pads = [int(p) for p in pads]
+    axes = [int(a) % rank for a in axes] if axes is not None else list(range(rank))
+    full = [0] * (2 * rank)
+    for i, axis in enumerate(axes):
+        full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
+    return full, value_name, mode
+
+
+@rule("Pad")
+def _pad(g, node, out_grads):
+    """constant: Pad(dy, -pads) (negative pads crop, so this also undoes a crop), the value gets the sum of dy
+    over the padded positions; edge/reflect/wrap: per padded axis, a scatter-add through the axis' index map
+    (numpy's np.pad of arange, the same modes)."""
+    x = node.input[0]
+    shape = static_shape(g, x)
+    rank = len(shape)
+    dtype = g.dtype(x)
+    pads, value_name, mode = _pad_operands(g, node)
+    dy = out_grads[0]
+    grads = [None] * len(node.input)
+    if mode == "constant":
+        if pads is not None:
+            dx = g.Pad(dy, g.int64s([-p for p in pads]))
+        elif len(node.input) < 4 or not node.input[3]:     # pads computed in the graph (imported models)
+            dx = g.Pad(dy, g.Neg(node.input[1]))
+        else:
+            raise MXNetError("the gradient of Pad needs constant axes or pads (node %s)" % node.name)
+        grads[0] = g.like(dx, x)
+        if value_name and value_name in g.active:
+            grads[2] = g.reshape_to(g.Sub(g.ReduceSum(dy, keepdims=0), g.ReduceSum(dx, keepdims=0)),
+                                    static_shape(g, value_name))
+        return grads
+    if pads is None:
+        raise MXNetError("the gradient of Pad in %s mode needs constant pads (node %s)" % (mode, node.name))
+    current = list(static_shape(g, node.output[0]))
+    for axis in range(rank):
+        before, after = pads[axis], pads[rank + axis]
+        if not before and not after:
+            continue
+        n = shape[axis]
+        positions = np.pad(np.arange(n, dtype=np.int64), (max(before, 0), max(after, 0)),
+                           mode={"edge": "edge", "reflect": "reflect", "wrap": "wrap"}[mode])
+        positions = positions[max(-before, 0):len(positions) - max(-after, 0)]
+        outer, inner = prod(current[:axis]), prod(current[axis + 1:])
+        m = len(positions)
+        where = g.Expand(g.const(positions.reshape(1, m, 1)), g.int64s([outer, m, inner]))
+        grad = g.ScatterElements(_zeros(g, (outer, n, inner), dtype), where,
+                                 g.Reshape(dy, g.int64s([outer, m, inner])), axis=1, reduction="add")
+        current[axis] = n
+        dy = g.reshape_to(grad, current)
+    grads[0] = g.like(dy, x)
+    return grads
+
+
+@rule("Split")
+def _split(g, node, out_grads):
+    x = node.input[0]
+    shape = static_shape(g, x)
+    axis = g.attrs(node).get("axis", 0) % len(shape)
+    parts = [dy if dy is not None else _zeros(g, static_shape(g, y), g.dtype(x))
+             for y, dy in zip(node.output, out_grads)]
+    grad = parts[0] if len(parts) == 1 else g.Concat(*parts, axis=axis)
+    return [g.like(grad, x)]
+
+
+@rule("CumSum")
+def _cum_sum(g, node, out_grads):
+    x, axis = node.input
+    attrs = g.attrs(node)
+    grad = g.CumSum(out_grads[0], axis, exclusive=attrs.get("exclusive", 0), reverse=1 - attrs.get("reverse", 0))
+    return [g.like(grad, x), None]
+
+
+@rule("Trilu")
+def _trilu(g, node, out_grads):
+    x = node.input[0]
+    k = node.input[1] if len(node.input) > 1 and node.input[1] else None
+    inputs = [out_grads[0]] + ([k] if k else [])
+    return [g.like(g.Trilu(*inputs, upper=g.attrs(node).get("upper", 1)), x)]
