@@ -52,26 +52,38 @@ def _index_shape(g, node, position=1):
     return shape
 
 
+def _scatter_rows(g, dy, positions, outer, n, inner, dtype):
+    """(outer, n, inner) zeros plus dy (outer, m, inner) added at `positions` (m int64 indices into n) along
+    axis 1. Few rows (n <= 64, float32/64): OneHot(positions)^T @ dy; otherwise ScatterND(add) of whole rows, the
+    axis moved first by a Transpose when outer > 1. bench/gather_grad.py (ORT 1.19 CPU, 2 cores): Embedding-like
+    10000x128 table, 64x32 indices: ScatterND 0.9 ms, ScatterElements(add) with expanded indices 8-25 ms;
+    (32, 50, 64) along axis 1: OneHot-MatMul 0.08, ScatterND 0.11, ScatterElements 0.64 ms."""
+    m = g.known_shape(positions)[0]
+    if n <= 64 and np.dtype(dtype) in (np.float32, np.float64):
+        hot = g.OneHot(positions, g.int64s([n]), g.const(np.array([0, 1], dtype)), axis=0)   # (n, m)
+        g.set_info(hot, (n, m), dtype)
+        return g.MatMul(hot, g.Reshape(dy, g.int64s([outer, m, inner])))
+    rows = g.Unsqueeze(positions, g.int64s([1]))
+    if outer == 1:
+        grad = g.ScatterND(_zeros(g, (n, inner), dtype), rows, g.Reshape(dy, g.int64s([m, inner])), reduction="add")
+        return grad
+    moved = g.Transpose(g.Reshape(dy, g.int64s([outer, m, inner])), perm=[1, 0, 2])
+    grad = g.ScatterND(_zeros(g, (n, outer, inner), dtype), rows, moved, reduction="add")
+    return g.Transpose(grad, perm=[1, 0, 2])
+
+
 @rule("Gather")
 def _gather(g, node, out_grads):
-    """A scatter-add of dy into zeros: with data seen as (outer, n, inner) and dy as (outer, k, inner),
-    ScatterElements(add) along axis 1 of indices expanded over outer and inner (faster than ScatterND after a
-    transpose whenever axis > 0; for axis 0 ScatterND with the indices as rows, which moves whole rows)."""
+    """dy scatter-added into zeros at the indices (see _scatter_rows for the measured choice)."""
     data, indices = node.input
     shape = static_shape(g, data)
     rank = len(shape)
     axis = g.attrs(node).get("axis", 0) % rank
     k = prod(_index_shape(g, node))
     outer, n, inner = prod(shape[:axis]), shape[axis], prod(shape[axis + 1:])
-    dtype = g.dtype(data)
     index = g.Reshape(_wrapped(g, indices, n), g.int64s([-1]))
-    if outer == 1:
-        dy = g.Reshape(out_grads[0], g.int64s([k, inner]))
-        grad = g.ScatterND(_zeros(g, (n, inner), dtype), g.Unsqueeze(index, g.int64s([1])), dy, reduction="add")
-    else:
-        dy = g.Reshape(out_grads[0], g.int64s([outer, k, inner]))
-        where = g.Expand(g.Reshape(index, g.int64s([1, k, 1])), g.int64s([outer, k, inner]))
-        grad = g.ScatterElements(_zeros(g, (outer, n, inner), dtype), where, dy, axis=1, reduction="add")
+    g.set_info(index, (k,), np.int64)
+    grad = _scatter_rows(g, out_grads[0], index, outer, n, inner, g.dtype(data))
     return [g.reshape_to(grad, shape), None]
 
 
@@ -248,10 +260,7 @@ def _pad(g, node, out_grads):
                            mode={"edge": "edge", "reflect": "reflect", "wrap": "wrap"}[mode])
         positions = positions[max(-before, 0):len(positions) - max(-after, 0)]
         outer, inner = prod(current[:axis]), prod(current[axis + 1:])
-        m = len(positions)
-        where = g.Expand(g.const(positions.reshape(1, m, 1)), g.int64s([outer, m, inner]))
-        grad = g.ScatterElements(_zeros(g, (outer, n, inner), dtype), where,
-                                 g.Reshape(dy, g.int64s([outer, m, inner])), axis=1, reduction="add")
+        grad = _scatter_rows(g, dy, g.const(positions), outer, n, inner, dtype)
         current[axis] = n
         dy = g.reshape_to(grad, current)
     grads[0] = g.like(dy, x)

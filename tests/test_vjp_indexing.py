@@ -1,0 +1,118 @@
+"""onnxsym's VJP rules of indexing ops (onnxsym/autograd/vjp/indexing.py) on one-node ONNX models, against float64
+central differences of onnx's reference evaluator: the cases the op suites miss (negative and scalar indices, every
+Gather axis and both scatter-add paths, batch_dims, duplicate scatter indices, Pad modes with crops, CumSum flags)."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from onnxsym.autograd.reverse import gradient_model
+
+I64 = np.int64
+
+
+def _model(op_type, inputs, attrs, outputs=1, fed=()):
+    """inputs: [(name, shape tuple -> random float64 graph input | array -> initializer, or a graph input fed
+    with it if the name is in `fed`)]. Returns (model, float arrays, fed arrays)."""
+    rng = np.random.RandomState(0)
+    arrays, feeds, graph_inputs, inits = {}, {}, [], []
+    for name, spec in inputs:
+        if isinstance(spec, tuple):
+            arrays[name] = rng.uniform(-1, 1, spec)
+            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, spec))
+        elif name in fed:
+            feeds[name] = np.asarray(spec)
+            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.INT64, feeds[name].shape))
+        else:
+            inits.append(numpy_helper.from_array(np.asarray(spec), name))
+    names = ["y%d" % i for i in range(outputs)]
+    node = helper.make_node(op_type, [n for n, _ in inputs], names, **attrs)
+    graph = helper.make_graph([node], op_type, graph_inputs,
+                              [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in names], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), arrays, feeds
+
+
+class _CroppingPad:
+    """Pad with negative pads (crops), which onnx's reference rejects: numpy's pad of the positive parts, then the
+    crop."""
+
+    def __init__(self, inputs, attrs):
+        self.pads = dict(inputs)["p"]
+        self.value = "v" in dict(inputs)
+        self.mode = attrs.get("mode", "constant")
+
+    def run(self, _, arrays):
+        x = arrays["x"]
+        rank = x.ndim
+        width = [(max(int(self.pads[a]), 0), max(int(self.pads[rank + a]), 0)) for a in range(rank)]
+        extra = {"constant_values": float(arrays["v"][0])} if self.value else {}
+        y = np.pad(x, width, mode=self.mode, **extra)
+        crop = tuple(slice(max(-int(self.pads[a]), 0), y.shape[a] - max(-int(self.pads[rank + a]), 0))
+                     for a in range(rank))
+        return [y[crop]]
+
+
+def check(op_type, inputs, attrs=None, outputs=1, fed=(), eps=1e-6):
+    model, arrays, feeds = _model(op_type, inputs, attrs or {}, outputs, fed)
+    cropping = op_type == "Pad" and (dict(inputs)["p"] < 0).any()
+    reference = _CroppingPad(inputs, attrs or {}) if cropping else ReferenceEvaluator(model)
+    out = reference.run(None, {**arrays, **feeds})[0]
+    projection = np.random.RandomState(1).uniform(0.1, 1.1, out.shape)
+    model.graph.input.append(helper.make_tensor_value_info("dy", TensorProto.DOUBLE, out.shape))
+    del model.graph.output[1:]
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", TensorProto.DOUBLE, out.shape))
+    full, grads = gradient_model(model, [("y0", "dy")], list(arrays))
+    session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [name + "_grad" for name in arrays if name in grads]
+    results = dict(zip(names, session.run(names, {**arrays, **feeds, "dy": projection})))
+    for name, value in arrays.items():
+        numeric = np.zeros(value.size)
+        flat = value.reshape(-1)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            plus = float((reference.run(None, {**arrays, **feeds})[0] * projection).sum())
+            flat[i] = original - eps
+            minus = float((reference.run(None, {**arrays, **feeds})[0] * projection).sum())
+            flat[i] = original
+            numeric[i] = (plus - minus) / (2 * eps)
+        got = results.get(name + "_grad", np.zeros(value.shape))
+        np.testing.assert_allclose(got, numeric.reshape(value.shape), rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+CASES = {
+    "Gather-axis0-rows": ("Gather", [("x", (70, 3)), ("i", np.array([[0, 5, -1], [5, 69, 0]], I64))], {}),
+    "Gather-axis0-onehot": ("Gather", [("x", (5, 3)), ("i", np.array([[0, 4, -1], [4, 2, 0]], I64))], {}),
+    "Gather-axis1-scalar": ("Gather", [("x", (2, 6, 3)), ("i", np.array(-2, I64))], {"axis": 1}),
+    "Gather-axis2-rows": ("Gather", [("x", (2, 3, 80)), ("i", np.array([3, 3, -80, 7], I64))], {"axis": -1}),
+    "Gather-axis1-onehot": ("Gather", [("x", (2, 4, 3)), ("i", np.array([[3, 3], [-4, 1]], I64))], {"axis": 1}),
+    "GatherElements": ("GatherElements", [("x", (3, 4)), ("i", np.array([[0, -1, 2, 2], [1, 1, 0, 0]], I64))],
+                       {"axis": 0}),
+    "GatherND": ("GatherND", [("x", (3, 4, 2)), ("i", np.array([[0, 1], [2, -1], [0, 1]], I64))], {}),
+    "GatherND-batch": ("GatherND", [("x", (2, 3, 4)), ("i", np.array([[[1], [1]], [[0], [-1]]], I64))],
+                       {"batch_dims": 1}),
+    "ScatterElements-duplicates": ("ScatterElements", [("x", (3, 4)), ("i", np.array([[0, 2], [0, 2]], I64)),
+                                                       ("u", (2, 2))], {"axis": 0}),
+    "ScatterElements-add-duplicates": ("ScatterElements", [("x", (3, 4)), ("i", np.array([[1, -1], [1, 2]], I64)),
+                                                           ("u", (2, 2))], {"axis": 1, "reduction": "add"}),
+    "ScatterND-duplicates": ("ScatterND", [("x", (3, 4)), ("i", np.array([[2], [0], [2]], I64)), ("u", (3, 4))], {}),
+    "ScatterND-add": ("ScatterND", [("x", (3, 4)), ("i", np.array([[2, 1], [2, 1]], I64)), ("u", (2,))],
+                      {"reduction": "add"}),
+    "TopK": ("TopK", [("x", (3, 5)), ("k", np.array([2], I64))], {"axis": 0}, 2),
+    "TopK-smallest": ("TopK", [("x", (3, 5)), ("k", np.array([3], I64))], {"largest": 0}, 2),
+    "Pad-constant-crop": ("Pad", [("x", (3, 4)), ("p", np.array([1, -1, -1, 2], I64)), ("v", (1,))], {}),
+    "Pad-constant-computed-pads": ("Pad", [("x", (3, 4)), ("p", np.array([1, -1, -1, 2], I64)), ("v", (1,))], {},
+                                   1, ("p",)),
+    "Pad-reflect": ("Pad", [("x", (2, 4, 5)), ("p", np.array([0, 3, 2, 0, 1, 4], I64))], {"mode": "reflect"}),
+    "Pad-edge-crop": ("Pad", [("x", (2, 70)), ("p", np.array([1, 3, 0, -2], I64))], {"mode": "edge"}),
+    "Split": ("Split", [("x", (2, 7)), ("s", np.array([3, 4], I64))], {"axis": 1}, 2),
+    "CumSum-exclusive-reverse": ("CumSum", [("x", (3, 4)), ("a", np.array(1, I64))], {"exclusive": 1, "reverse": 1}),
+    "CumSum": ("CumSum", [("x", (3, 4)), ("a", np.array(0, I64))], {}),
+    "Trilu": ("Trilu", [("x", (2, 3, 4)), ("k", np.array(1, I64))], {"upper": 0}),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_indexing_vjp(name):
+    check(*CASES[name])
