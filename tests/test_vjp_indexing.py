@@ -12,15 +12,16 @@ from onnxsym.autograd.reverse import gradient_model
 I64 = np.int64
 
 
-def _model(op_type, inputs, attrs, outputs=1, fed=()):
-    """inputs: [(name, shape tuple -> random float64 graph input | array -> initializer, or a graph input fed
-    with it if the name is in `fed`)]. Returns (model, float arrays, fed arrays)."""
+def _model(op_type, inputs, attrs, outputs=1, fed=(), dtype=np.float64):
+    """inputs: [(name, shape tuple -> random float64 graph input | float64 array -> that graph input | other array
+    -> initializer, or a graph input fed with it if the name is in `fed`)]. Returns (model, float arrays, fed arrays)."""
     rng = np.random.RandomState(0)
     arrays, feeds, graph_inputs, inits = {}, {}, [], []
     for name, spec in inputs:
-        if isinstance(spec, tuple):
-            arrays[name] = rng.uniform(-1, 1, spec)
-            graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE, spec))
+        if isinstance(spec, tuple) or np.asarray(spec).dtype == np.float64:
+            arrays[name] = (rng.uniform(-1, 1, spec) if isinstance(spec, tuple) else np.array(spec)).astype(dtype)
+            graph_inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)),
+                                                              arrays[name].shape))
         elif name in fed:
             feeds[name] = np.asarray(spec)
             graph_inputs.append(helper.make_tensor_value_info(name, TensorProto.INT64, feeds[name].shape))
@@ -53,19 +54,27 @@ class _CroppingPad:
         return [y[crop]]
 
 
+# ORT has no float64 kernel of these forward ops: their gradients run in float32
+FLOAT32 = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceProd")
+
+
 def check(op_type, inputs, attrs=None, outputs=1, fed=(), eps=1e-6):
+    dtype = np.float32 if op_type in FLOAT32 else np.float64
+    tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-6, atol=1e-7)
+    model32, arrays32, _ = _model(op_type, inputs, attrs or {}, outputs, fed, dtype)
     model, arrays, feeds = _model(op_type, inputs, attrs or {}, outputs, fed)
     cropping = op_type == "Pad" and (dict(inputs)["p"] < 0).any()
     reference = _CroppingPad(inputs, attrs or {}) if cropping else ReferenceEvaluator(model)
     out = reference.run(None, {**arrays, **feeds})[0]
     projection = np.random.RandomState(1).uniform(0.1, 1.1, out.shape)
-    model.graph.input.append(helper.make_tensor_value_info("dy", TensorProto.DOUBLE, out.shape))
-    del model.graph.output[1:]
-    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", TensorProto.DOUBLE, out.shape))
-    full, grads = gradient_model(model, [("y0", "dy")], list(arrays))
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    model32.graph.input.append(helper.make_tensor_value_info("dy", elem, out.shape))
+    del model32.graph.output[1:]
+    model32.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", elem, out.shape))
+    full, grads = gradient_model(model32, [("y0", "dy")], list(arrays32))
     session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [name + "_grad" for name in arrays if name in grads]
-    results = dict(zip(names, session.run(names, {**arrays, **feeds, "dy": projection})))
+    results = dict(zip(names, session.run(names, {**arrays32, **feeds, "dy": projection.astype(dtype)})))
     for name, value in arrays.items():
         numeric = np.zeros(value.size)
         flat = value.reshape(-1)
@@ -78,7 +87,7 @@ def check(op_type, inputs, attrs=None, outputs=1, fed=(), eps=1e-6):
             flat[i] = original
             numeric[i] = (plus - minus) / (2 * eps)
         got = results.get(name + "_grad", np.zeros(value.shape))
-        np.testing.assert_allclose(got, numeric.reshape(value.shape), rtol=1e-6, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(got, numeric.reshape(value.shape), err_msg=name, **tolerance)
 
 
 CASES = {
@@ -110,6 +119,16 @@ CASES = {
     "CumSum-exclusive-reverse": ("CumSum", [("x", (3, 4)), ("a", np.array(1, I64))], {"exclusive": 1, "reverse": 1}),
     "CumSum": ("CumSum", [("x", (3, 4)), ("a", np.array(0, I64))], {}),
     "Trilu": ("Trilu", [("x", (2, 3, 4)), ("k", np.array(1, I64))], {"upper": 0}),
+    "ReduceMax": ("ReduceMax", [("x", (3, 4, 2))], {"axes": [0, 2], "keepdims": 0}),
+    "ReduceMin": ("ReduceMin", [("x", (3, 4))], {"axes": [-1]}),
+    "ReduceProd-zeros": ("ReduceProd", [("x", np.array([[0.5, 0, 2], [0, 0, 3], [1.5, -2, 0.7], [0, 1.2, -0.4]]))],
+                         {"axes": [1], "keepdims": 0}),
+    "ReduceProd-all": ("ReduceProd", [("x", np.array([[0.5, 0, 2], [1.1, -1, 3]]))], {"keepdims": 0}),
+    "ReduceL1": ("ReduceL1", [("x", (3, 4))], {"axes": [0]}),
+    "ReduceL2": ("ReduceL2", [("x", (3, 4))], {"axes": [1], "keepdims": 0}),
+    "ReduceSumSquare": ("ReduceSumSquare", [("x", (3, 4))], {"axes": [1]}),
+    "ReduceLogSumExp": ("ReduceLogSumExp", [("x", (3, 4))], {"axes": [0], "keepdims": 0}),
+    "ReduceLogSum": ("ReduceLogSum", [("x", np.array([[0.5, 1.0, 2.0], [0.3, 0.1, 3.0]]))], {"axes": [1]}),
 }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ...base import MXNetError
 from .registry import no_gradient, rule
+from .reduce import _reduced_axes
 from .shape import constant_value, static_shape
 
 rule("Hardmax", "NonZero")(no_gradient)
@@ -292,3 +293,88 @@ def _trilu(g, node, out_grads):
     k = node.input[1] if len(node.input) > 1 and node.input[1] else None
     inputs = [out_grads[0]] + ([k] if k else [])
     return [g.like(g.Trilu(*inputs, upper=g.attrs(node).get("upper", 1)), x)]
+
+
+# ---------------------------------------------------------------- reductions (reduce.py has Sum and Mean)
+def _kept_shape(g, node, value):
+    """A reduced value (output or gradient) with the reduced axes back as 1s (it broadcasts against the input)."""
+    shape = static_shape(g, node.input[0])
+    axes, keepdims = _reduced_axes(g, node)
+    kept = [1 if i in axes else d for i, d in enumerate(shape)]
+    return value if keepdims else g.reshape_to(value, kept)
+
+
+def _reduce_over(g, op_type, value, axes):
+    """A keepdims reduction over `axes` (none: `value`); opset 17: only ReduceSum takes its axes as an input."""
+    if not axes:
+        return value
+    if op_type == "ReduceSum":
+        return g.ReduceSum(value, g.int64s(axes), keepdims=1)
+    return getattr(g, op_type)(value, axes=list(axes), keepdims=1)
+
+
+@rule("ReduceMax", "ReduceMin")
+def _reduce_extremum(g, node, out_grads):
+    """dy to the elements equal to the result, split evenly among ties (as the Max/Min rule)."""
+    x = node.input[0]
+    axes = _reduced_axes(g, node)[0]
+    y, dy = _kept_shape(g, node, node.output[0]), _kept_shape(g, node, out_grads[0])
+    mask = g.cast(g.Equal(x, y), g.dtype(x))
+    share = g.Div(dy, _reduce_over(g, "ReduceSum", mask, axes))
+    return [g.like(g.Mul(mask, share), x)]
+
+
+@rule("ReduceProd")
+def _reduce_prod(g, node, out_grads):
+    """dy times the product of the other elements, exact with zeros: y / x without zeros; the product of the
+    non-zero elements at the only zero; 0 elsewhere."""
+    x = node.input[0]
+    dtype = g.dtype(x)
+    axes = _reduced_axes(g, node)[0]
+    dy = _kept_shape(g, node, out_grads[0])
+    zero, one = g.scalar(0, dtype), g.scalar(1, dtype)
+    is_zero = g.Equal(x, zero)
+    nonzero = g.Where(is_zero, one, x)
+    product = _reduce_over(g, "ReduceProd", nonzero, axes)
+    zeros = _reduce_over(g, "ReduceSum", g.cast(is_zero, dtype), axes)
+    others = g.Where(g.Equal(zeros, zero), g.Div(product, nonzero),
+                     g.Where(g.And(is_zero, g.Equal(zeros, one)), product, zero))
+    return [g.like(g.Mul(dy, others), x)]
+
+
+@rule("ReduceL1")
+def _reduce_l1(g, node, out_grads):
+    x = node.input[0]
+    return [g.like(g.Mul(_kept_shape(g, node, out_grads[0]), g.Sign(x)), x)]
+
+
+@rule("ReduceL2")
+def _reduce_l2(g, node, out_grads):
+    """dy * x / y (0 where y is 0, the subgradient)."""
+    x = node.input[0]
+    zero = g.scalar(0, g.dtype(x))
+    y, dy = _kept_shape(g, node, node.output[0]), _kept_shape(g, node, out_grads[0])
+    return [g.like(g.Where(g.Equal(y, zero), zero, g.Mul(g.Div(dy, y), x)), x)]
+
+
+@rule("ReduceSumSquare")
+def _reduce_sum_square(g, node, out_grads):
+    x = node.input[0]
+    dy = _kept_shape(g, node, out_grads[0])
+    return [g.like(g.Mul(g.Mul(dy, g.scalar(2, g.dtype(x))), x), x)]
+
+
+@rule("ReduceLogSumExp")
+def _reduce_log_sum_exp(g, node, out_grads):
+    x = node.input[0]
+    y, dy = _kept_shape(g, node, node.output[0]), _kept_shape(g, node, out_grads[0])
+    return [g.like(g.Mul(dy, g.Exp(g.Sub(x, y))), x)]
+
+
+@rule("ReduceLogSum")
+def _reduce_log_sum(g, node, out_grads):
+    """dy / sum(x) = dy / exp(y), spread over the reduced axes."""
+    x = node.input[0]
+    shape = static_shape(g, x)
+    y, dy = _kept_shape(g, node, node.output[0]), _kept_shape(g, node, out_grads[0])
+    return [g.like(g.Expand(g.Div(dy, g.Exp(y)), g.int64s(shape)), x)]
