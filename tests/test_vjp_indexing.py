@@ -135,3 +135,36 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_indexing_vjp(name):
     check(*CASES[name])
+
+
+EINSUM = {  # equation: operand shapes
+    "bij,bjk->bik": [(2, 3, 4), (2, 4, 5)],
+    "bid,bjd->bij": [(2, 3, 4), (2, 5, 4)],
+    "i,j": [(3,), (4,)],
+    "ii,i->i": [(3, 3), (3,)],
+    "ij,jk,kl->li": [(2, 3), (3, 4), (4, 2)],
+    "...ij,...jk->...ik": [(2, 1, 3, 4), (1, 5, 4, 2)],
+    "ij,ij->": [(2, 3), (2, 3)],
+    "ijk,k->j": [(2, 3, 4), (4,)],
+    "ii->": [(3, 3)],
+    "i...,ij->...j": [(2, 3), (2, 4)],
+    "...i,i->...": [(3,), (3,)],
+    "bi...,bj...->...bij": [(2, 3, 1, 2), (2, 4, 3, 1)],
+    "xi...y,i->...": [(2, 3, 4, 5, 2), (3,)],
+}
+
+
+@pytest.mark.parametrize("equation", list(EINSUM))
+def test_einsum_vjp(equation):
+    check("Einsum", [("x%d" % i, shape) for i, shape in enumerate(EINSUM[equation])], {"equation": equation})
+
+
+def test_reduce_max_splits_ties_evenly():
+    model, arrays, _ = _model("ReduceMax", [("x", np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]))],
+                              {"axes": [1], "keepdims": 0})
+    model.graph.input.append(helper.make_tensor_value_info("dy", TensorProto.DOUBLE, (2,)))
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", TensorProto.DOUBLE, (2,)))
+    full, _ = gradient_model(model, [("y0", "dy")], ["x"])
+    session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(["x_grad"], {"x": arrays["x"], "dy": np.array([1.0, 3.0])})[0]
+    np.testing.assert_allclose(got, [[0, 0.5, 0.5], [1, 1, 1]])

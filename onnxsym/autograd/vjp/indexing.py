@@ -378,3 +378,96 @@ def _reduce_log_sum(g, node, out_grads):
     shape = static_shape(g, x)
     y, dy = _kept_shape(g, node, node.output[0]), _kept_shape(g, node, out_grads[0])
     return [g.like(g.Expand(g.Div(dy, g.Exp(y)), g.int64s(shape)), x)]
+
+
+# ---------------------------------------------------------------- Einsum
+def _einsum_terms(equation, count):
+    """(input terms, output term) of an Einsum equation, the implicit output made explicit (the ellipsis, then
+    the labels used once, sorted). Terms keep "..." as one item: lists of labels."""
+    equation = equation.replace(" ", "")
+    left, arrow, right = equation.partition("->")
+    split = lambda term: ["..."] + split(term[3:]) if term.startswith("...") else \
+        ([term[0]] + split(term[1:]) if term else [])
+    terms = [split(t) for t in left.split(",")]
+    if len(terms) != count:
+        raise MXNetError("Einsum: equation %r names %d operands, the node has %d" % (equation, len(terms), count))
+    if arrow:
+        return terms, split(right)
+    labels = [label for term in terms for label in term if label != "..."]
+    once = sorted(label for label in set(labels) if labels.count(label) == 1)
+    return terms, (["..."] if any("..." in t for t in terms) else []) + once
+
+
+@rule("Einsum")
+def _einsum(g, node, out_grads):
+    """d operand_i = einsum(dy, the other operands -> term_i): labels repeated in term_i (a diagonal) renamed and
+    tied by an identity operand, labels summed in operand i alone restored by Unsqueeze + Expand, ellipsis dims
+    broadcast against other operands summed back."""
+    equation = _text(g.attrs(node)["equation"])
+    terms, output = _einsum_terms(equation, len(node.input))
+    shapes = [static_shape(g, x) for x in node.input]
+    if all(len(shape) == len(t) - ("..." in t) for t, shape in zip(terms, shapes)):     # empty ellipses
+        terms, output = [[label for label in t if label != "..."] for t in terms], \
+            [label for label in output if label != "..."]
+    used = set(equation)
+    fresh = (c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used)
+    text = lambda term: "".join(term)
+    sizes = {}
+    for term, shape in zip(terms, shapes):
+        ellipsis_rank = len(shape) - (len(term) - ("..." in term))
+        dims = list(shape)
+        for label in term:
+            if label == "...":
+                del dims[:ellipsis_rank]
+            else:
+                sizes[label] = dims.pop(0)
+    dy = out_grads[0]
+    grads = []
+    for i, (x, term) in enumerate(zip(node.input, terms)):
+        if x not in g.active:
+            grads.append(None)
+            continue
+        others = [(text(t), name) for j, (t, name) in enumerate(zip(terms, node.input)) if j != i]
+        elsewhere = set(output) | {label for t, _ in others for label in t}
+        target, operands = [], [(text(output), dy)] + others
+        for label in term:
+            if label in target:          # a diagonal: a fresh label tied to `label` by an identity matrix
+                tied = next(fresh)
+                operands.append((label + tied, g.const(np.eye(sizes[label], dtype=g.dtype(x)))))
+                target.append(tied)
+            else:
+                target.append(label)
+        summed = [k for k, label in enumerate(target) if label != "..." and label not in elsewhere
+                  and term.count(label) == 1]
+        kept = [label for k, label in enumerate(target) if k not in summed]
+        if "..." in term and "..." not in output:
+            raise MXNetError("Einsum: the gradient needs the ellipsis in the output (node %s)" % node.name)
+        out_rank = len(static_shape(g, node.output[0]))
+        ellipsis_rank = out_rank - (len(output) - ("..." in output))
+        # ORT wants an ellipsis in the output when an input has one: the ellipsis dims, then summed here
+        extra = "..." not in term and "..." in output
+        equation_i = ",".join(t for t, _ in operands) + "->" + ("..." if extra else "") + text(kept)
+        grad = g.Einsum(*[name for _, name in operands], equation=equation_i)
+        if extra:
+            grad = g.ReduceSum(grad, g.int64s(list(range(ellipsis_rank))), keepdims=0)
+        x_ellipsis = len(shapes[i]) - (len(term) - ("..." in term))
+        if summed:
+            positions, full, offset = [], [], 0
+            for k, label in enumerate(target):
+                if label == "...":
+                    full.extend(static_shape(g, node.output[0])[output.index("..."):][:ellipsis_rank])
+                    offset += ellipsis_rank - 1
+                    continue
+                if k in summed:
+                    positions.append(k + offset)
+                full.append(sizes[label])
+            grad = g.Expand(g.Unsqueeze(grad, g.int64s(positions)), g.int64s(full))
+        if "..." in term:
+            start = output.index("...")
+            broadcast = static_shape(g, node.output[0])[start:start + ellipsis_rank]
+            before = term.index("...")
+            full_shape = tuple(shapes[i][:before]) + tuple(broadcast) + tuple(shapes[i][before + x_ellipsis:])
+            g.set_info(grad, full_shape, g.dtype(x))
+            grad = g.unbroadcast(grad, x)
+        grads.append(g.like(grad, x))
+    return grads
