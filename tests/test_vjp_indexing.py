@@ -55,7 +55,7 @@ class _CroppingPad:
 
 
 # ORT has no float64 kernel of these forward ops: their gradients run in float32
-FLOAT32 = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceProd")
+FLOAT32 = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceProd", "OneHot")
 
 
 def check(op_type, inputs, attrs=None, outputs=1, fed=(), eps=1e-6):
@@ -115,10 +115,14 @@ CASES = {
                                    1, ("p",)),
     "Pad-reflect": ("Pad", [("x", (2, 4, 5)), ("p", np.array([0, 3, 2, 0, 1, 4], I64))], {"mode": "reflect"}),
     "Pad-edge-crop": ("Pad", [("x", (2, 70)), ("p", np.array([1, 3, 0, -2], I64))], {"mode": "edge"}),
+    "Compress": ("Compress", [("x", (3, 5, 2)), ("c", np.array([True, False, True, True]))], {"axis": 1}),
+    "Compress-flat": ("Compress", [("x", (2, 3)), ("c", np.array([False, True, True, False, True]))], {}),
     "Split": ("Split", [("x", (2, 7)), ("s", np.array([3, 4], I64))], {"axis": 1}, 2),
     "CumSum-exclusive-reverse": ("CumSum", [("x", (3, 4)), ("a", np.array(1, I64))], {"exclusive": 1, "reverse": 1}),
     "CumSum": ("CumSum", [("x", (3, 4)), ("a", np.array(0, I64))], {}),
     "Trilu": ("Trilu", [("x", (2, 3, 4)), ("k", np.array(1, I64))], {"upper": 0}),
+    "OneHot": ("OneHot", [("i", np.array([[0, 2], [-1, 5]], I64)), ("d", np.array(3, I64)), ("v", (2,))],
+               {"axis": 1}),
     "ReduceMax": ("ReduceMax", [("x", (3, 4, 2))], {"axes": [0, 2], "keepdims": 0}),
     "ReduceMin": ("ReduceMin", [("x", (3, 4))], {"axes": [-1]}),
     "ReduceProd-zeros": ("ReduceProd", [("x", np.array([[0.5, 0, 2], [0, 0, 3], [1.5, -2, 0.7], [0, 1.2, -0.4]]))],

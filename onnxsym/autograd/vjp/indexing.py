@@ -268,6 +268,25 @@ def _pad(g, node, out_grads):
     return grads
 
 
+@rule("Compress")
+def _compress(g, node, out_grads):
+    """dy written back at the selected positions along the axis (those of the flattened input without one): a
+    ScatterND of whole rows at NonZero(condition), whose count is only known at run time."""
+    x, condition = node.input
+    shape = static_shape(g, x)
+    axis = g.attrs(node).get("axis")
+    if axis is None:
+        outer, n, inner = 1, prod(shape), 1
+    else:
+        axis %= len(shape)
+        outer, n, inner = prod(shape[:axis]), shape[axis], prod(shape[axis + 1:])
+    dtype = g.dtype(x)
+    rows = g.Transpose(g.NonZero(condition), perm=[1, 0])                     # (selected, 1)
+    dy = g.Transpose(g.Reshape(out_grads[0], g.int64s([outer, -1, inner])), perm=[1, 0, 2])
+    grad = g.ScatterND(_zeros(g, (n, outer, inner), dtype), rows, dy, reduction="add")
+    return [g.reshape_to(g.Transpose(grad, perm=[1, 0, 2]), shape), None]
+
+
 @rule("Split")
 def _split(g, node, out_grads):
     x = node.input[0]
