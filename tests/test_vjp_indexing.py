@@ -14,7 +14,8 @@ I64 = np.int64
 
 def _model(op_type, inputs, attrs, outputs=1, fed=(), dtype=np.float64):
     """inputs: [(name, shape tuple -> random float64 graph input | float64 array -> that graph input | other array
-    -> initializer, or a graph input fed with it if the name is in `fed`)]. Returns (model, float arrays, fed arrays)."""
+    -> initializer, or a graph input fed with it if the name is in `fed`)].
+    Returns (model, float arrays, fed arrays)."""
     rng = np.random.RandomState(0)
     arrays, feeds, graph_inputs, inits = {}, {}, [], []
     for name, spec in inputs:
@@ -96,6 +97,12 @@ CASES = {
     "Gather-axis1-scalar": ("Gather", [("x", (2, 6, 3)), ("i", np.array(-2, I64))], {"axis": 1}),
     "Gather-axis2-rows": ("Gather", [("x", (2, 3, 80)), ("i", np.array([3, 3, -80, 7], I64))], {"axis": -1}),
     "Gather-axis1-onehot": ("Gather", [("x", (2, 4, 3)), ("i", np.array([[3, 3], [-4, 1]], I64))], {"axis": 1}),
+    "Gather-computed-indices": ("Gather", [("x", (2, 3, 80)), ("i", np.array([3, 3, -80, 7], I64))], {"axis": 2},
+                                1, ("i",)),
+    "GatherND-batch-computed-indices": ("GatherND", [("x", (2, 3, 4)), ("i", np.array([[[1], [1]], [[0], [-1]]], I64))],
+                                        {"batch_dims": 1}, 1, ("i",)),
+    "ScatterElements-computed-duplicates": ("ScatterElements", [("x", (3, 4)), ("i", np.array([[0, -1], [0, 2]], I64)),
+                                                                ("u", (2, 2))], {"axis": 0}, 1, ("i",)),
     "GatherElements": ("GatherElements", [("x", (3, 4)), ("i", np.array([[0, -1, 2, 2], [1, 1, 0, 0]], I64))],
                        {"axis": 0}),
     "GatherND": ("GatherND", [("x", (3, 4, 2)), ("i", np.array([[0, 1], [2, -1], [0, 1]], I64))], {}),
@@ -106,6 +113,9 @@ CASES = {
     "ScatterElements-add-duplicates": ("ScatterElements", [("x", (3, 4)), ("i", np.array([[1, -1], [1, 2]], I64)),
                                                            ("u", (2, 2))], {"axis": 1, "reduction": "add"}),
     "ScatterND-duplicates": ("ScatterND", [("x", (3, 4)), ("i", np.array([[2], [0], [2]], I64)), ("u", (3, 4))], {}),
+    "ScatterND-distinct": ("ScatterND", [("x", (3, 4)), ("i", np.array([[2, -1], [0, 3]], I64)), ("u", (2,))], {}),
+    "ScatterElements-distinct": ("ScatterElements", [("x", (3, 4)), ("i", np.array([[0, 2], [1, -1]], I64)),
+                                                     ("u", (2, 2))], {"axis": 1}),
     "ScatterND-add": ("ScatterND", [("x", (3, 4)), ("i", np.array([[2, 1], [2, 1]], I64)), ("u", (2,))],
                       {"reduction": "add"}),
     "TopK": ("TopK", [("x", (3, 5)), ("k", np.array([2], I64))], {"axis": 0}, 2),

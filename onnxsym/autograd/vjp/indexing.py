@@ -33,12 +33,16 @@ def _zeros(g, shape, dtype):
 
 
 def _wrapped(g, indices, size):
-    """int64 indices with negative ones counted from the end of an axis of `size` (a number or an int64 tensor
-    broadcasting against the indices)."""
+    """int64 indices with negative ones counted from the end of an axis of `size` (a number, or an array
+    broadcasting against the indices); a constant when the indices are."""
+    size = np.asarray(size, np.int64)
+    values = _constant(g, indices)
+    if values is not None:
+        values = values.astype(np.int64)
+        return g.const(np.where(values < 0, values + size, values))
     if g.dtype(indices) != np.int64:
         indices = g.cast(indices, np.int64)
-    bound = size if isinstance(size, str) else g.const(np.asarray(size, np.int64))
-    return g.Where(g.Less(indices, g.const(np.asarray(0, np.int64))), g.Add(indices, bound), indices)
+    return g.Where(g.Less(indices, g.const(np.asarray(0, np.int64))), g.Add(indices, g.const(size)), indices)
 
 
 def _index_shape(g, node, position=1):
@@ -105,7 +109,7 @@ def _nd_index(g, node, indices, data_shape, batch_dims):
     index_shape = _index_shape(g, node)
     q = index_shape[-1]
     bounds = np.asarray(data_shape[batch_dims:batch_dims + q], np.int64)
-    index = _wrapped(g, indices, g.const(bounds))
+    index = _wrapped(g, indices, bounds)
     if not batch_dims:
         return index, tuple(data_shape), tuple(index_shape[:-1])
     b = prod(data_shape[:batch_dims])
@@ -141,6 +145,24 @@ def _last_writes(g, op_type, node, index, update_shape, data_shape, attrs):
     return g.Equal(getattr(g, gather)(winner, index, **attrs), order)
 
 
+def _distinct_targets(g, op_type, indices, shape, axis):
+    """Whether constant scatter indices write each position at most once (then no update is overwritten)."""
+    values = _constant(g, indices)
+    if values is None:
+        return False
+    values = values.astype(np.int64)
+    if op_type == "ScatterElements":
+        values = np.where(values < 0, values + shape[axis], values)
+        grid = list(np.indices(values.shape))
+        grid[axis] = values
+        targets = np.ravel_multi_index(grid, shape).reshape(-1)
+    else:
+        q = values.shape[-1]
+        values = np.where(values < 0, values + np.asarray(shape[:q]), values).reshape(-1, q)
+        targets = np.ravel_multi_index(tuple(values.T), shape[:q])
+    return len(np.unique(targets)) == targets.size
+
+
 def _scatter(g, node, out_grads, op_type):
     data, indices, updates = node.input
     attrs = g.attrs(node)
@@ -150,8 +172,8 @@ def _scatter(g, node, out_grads, op_type):
                          % (op_type, reduction, node.name))
     shape, update_shape = static_shape(g, data), static_shape(g, updates)
     dtype = g.dtype(data)
+    axis = attrs.get("axis", 0) % len(shape) if op_type == "ScatterElements" else None
     if op_type == "ScatterElements":
-        axis = attrs.get("axis", 0) % len(shape)
         index = _wrapped(g, indices, shape[axis])
         extra = {"axis": axis}
     else:
@@ -159,13 +181,16 @@ def _scatter(g, node, out_grads, op_type):
         extra = {}
     gather = g.GatherElements if op_type == "ScatterElements" else g.GatherND
     dy = out_grads[0]
+    picked = gather(dy, index, **extra) if updates in g.active else None
     if reduction == "add":
-        return [dy, None, g.like(gather(dy, index, **extra), updates)]
-    kept = getattr(g, op_type)(dy, index, _zeros(g, update_shape, dtype), **extra)
-    picked = gather(dy, index, **extra)
-    last = _last_writes(g, op_type, node, index, update_shape, shape, extra)
-    picked = g.Where(last, picked, g.scalar(0, dtype))
-    return [g.like(kept, data), None, g.like(picked, updates)]
+        return [dy, None, picked and g.like(picked, updates)]
+    kept = None
+    if data in g.active:
+        kept = g.like(getattr(g, op_type)(dy, index, _zeros(g, update_shape, dtype), **extra), data)
+    if picked is not None and not _distinct_targets(g, op_type, indices, shape, axis):
+        last = _last_writes(g, op_type, node, index, update_shape, shape, extra)
+        picked = g.Where(last, picked, g.scalar(0, dtype))
+    return [kept, None, picked and g.like(picked, updates)]
 
 
 @rule("ScatterElements")
