@@ -1,4 +1,6 @@
-"""Gather's gradient (a scatter-add of dy into zeros) in ORT: ScatterND vs ScatterElements, by case.
+"""Gather's gradient (a scatter-add of dy into zeros) in ORT: ScatterElements(add) with expanded indices,
+ScatterND(add) of whole rows (Transposes around it when the axis is not the first), OneHot(indices) @ dy.
+onnxsym/autograd/vjp/indexing.py (_scatter_rows) picks by these numbers.
 
 python bench/gather_grad.py  -> median ms per run of each formulation (CPU; pass `cuda` for the CUDA provider)."""
 import sys
@@ -62,8 +64,8 @@ def formulations(data_shape, index_shape, axis):
 
 def main():
     provider = ["CUDAExecutionProvider"] if "cuda" in sys.argv else ["CPUExecutionProvider"]
-    cases = [((10000, 128), (64, 32), 0), ((32, 50, 64), (20,), 1), ((8, 16, 32, 32), (5, 3), 2),
-             ((64, 1000), (64,), 1)]
+    cases = [((10000, 128), (64, 32), 0), ((16, 128), (64, 32), 0), ((32, 50, 64), (20,), 1),
+             ((32, 64, 64), (10,), 1), ((8, 16, 32, 32), (5, 3), 2), ((64, 1000), (64,), 1)]
     rng = np.random.default_rng(0)
     for data_shape, index_shape, axis in cases:
         out_shape = data_shape[:axis] + index_shape + data_shape[axis + 1:]

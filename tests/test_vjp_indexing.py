@@ -93,7 +93,9 @@ def check(op_type, inputs, attrs=None, outputs=1, fed=(), eps=1e-6):
 
 CASES = {
     "Gather-axis0-rows": ("Gather", [("x", (70, 3)), ("i", np.array([[0, 5, -1], [5, 69, 0]], I64))], {}),
-    "Gather-axis0-onehot": ("Gather", [("x", (5, 3)), ("i", np.array([[0, 4, -1], [4, 2, 0]], I64))], {}),
+    "Gather-axis0": ("Gather", [("x", (5, 3)), ("i", np.array([[0, 4, -1], [4, 2, 0]], I64))], {}),
+    "Gather-last-axis-onehot": ("Gather", [("x", (2, 3, 5)), ("i", np.array([[0, 4, -1], [4, 2, 0]], I64))],
+                                {"axis": 2}),
     "Gather-axis1-scalar": ("Gather", [("x", (2, 6, 3)), ("i", np.array(-2, I64))], {"axis": 1}),
     "Gather-axis2-rows": ("Gather", [("x", (2, 3, 80)), ("i", np.array([3, 3, -80, 7], I64))], {"axis": -1}),
     "Gather-axis1-onehot": ("Gather", [("x", (2, 4, 3)), ("i", np.array([[3, 3], [-4, 1]], I64))], {"axis": 1}),
