@@ -137,12 +137,13 @@ def _gather_nd(g, node, out_grads):
 
 
 def _last_writes(g, op_type, node, index, update_shape, data_shape, attrs):
-    """A boolean mask of the updates that survive a reduction='none' scatter with duplicate indices: the last one
-    in row-major order wins (ORT's CPU order), found as a max-scatter of the updates' positions."""
+    """A boolean mask of the updates that survive a reduction='none' scatter with duplicate indices: the updates'
+    positions scattered the same way show which one the kernel kept (ORT's CPU kernels: the last in row-major
+    order). reduction='max' would say the same on CPU, but ORT's CUDA ScatterND has no max (only none/add)."""
     count = prod(update_shape)
     order = g.const(np.arange(count, dtype=np.int64).reshape(update_shape))
     start = g.Expand(g.const(np.asarray(-1, np.int64)), g.int64s(data_shape))
-    winner = getattr(g, op_type)(start, index, order, reduction="max", **attrs)
+    winner = getattr(g, op_type)(start, index, order, **attrs)
     gather = "GatherElements" if op_type == "ScatterElements" else "GatherND"
     return g.Equal(getattr(g, gather)(winner, index, **attrs), order)
 
