@@ -11,7 +11,7 @@ from .registry import no_gradient, rule
 from .reduce import _reduced_axes
 from .shape import constant_value, static_shape
 
-rule("Hardmax", "NonZero")(no_gradient)
+rule("Hardmax")(no_gradient)      # NonZero: elementwise.py
 
 
 def _text(value):
@@ -20,8 +20,11 @@ def _text(value):
 
 def _constant(g, name):
     """constant_value through Identity nodes (imported models pass every input through one)."""
-    producers = {out: node for node in g.forward.graph.node for out in node.output}
-    while name in producers and producers[name].op_type == "Identity":
+    producers = getattr(g, "_identity_producers", None)
+    if producers is None:
+        producers = g._identity_producers = {node.output[0]: node for node in g.forward.graph.node
+                                             if node.op_type == "Identity"}
+    while name in producers:
         name = producers[name].input[0]
     return constant_value(g, name)
 
@@ -167,6 +170,8 @@ def _distinct_targets(g, op_type, indices, shape, axis):
 
 
 def _scatter(g, node, out_grads, op_type):
+    """d data = dy where no update landed (add: dy); d updates = dy gathered at the indices, 0 for updates a later
+    duplicate overwrote (reduction none)."""
     data, indices, updates = node.input
     attrs = g.attrs(node)
     reduction = _text(attrs.get("reduction", "none"))
@@ -184,16 +189,18 @@ def _scatter(g, node, out_grads, op_type):
         extra = {}
     gather = g.GatherElements if op_type == "ScatterElements" else g.GatherND
     dy = out_grads[0]
-    picked = gather(dy, index, **extra) if updates in g.active else None
+    picked = None
+    if updates in g.active:
+        picked = g.like(gather(dy, index, **extra), updates)
     if reduction == "add":
-        return [dy, None, picked and g.like(picked, updates)]
+        return [dy, None, picked]
     kept = None
     if data in g.active:
         kept = g.like(getattr(g, op_type)(dy, index, _zeros(g, update_shape, dtype), **extra), data)
     if picked is not None and not _distinct_targets(g, op_type, indices, shape, axis):
         last = _last_writes(g, op_type, node, index, update_shape, shape, extra)
-        picked = g.Where(last, picked, g.scalar(0, dtype))
-    return [kept, None, picked and g.like(picked, updates)]
+        picked = g.like(g.Where(last, picked, g.scalar(0, dtype)), updates)
+    return [kept, None, picked]
 
 
 @rule("ScatterElements")
