@@ -125,6 +125,7 @@ CASES = {
     "Pad-constant-crop": ("Pad", [("x", (3, 4)), ("p", np.array([1, -1, -1, 2], I64)), ("v", (1,))], {}),
     "Pad-constant-computed-pads": ("Pad", [("x", (3, 4)), ("p", np.array([1, -1, -1, 2], I64)), ("v", (1,))], {},
                                    1, ("p",)),
+    "Pad-constant": ("Pad", [("x", (2, 3, 4)), ("p", np.array([0, 2, 0, 0, 1, 3], I64)), ("v", (1,))], {}),
     "Pad-reflect": ("Pad", [("x", (2, 4, 5)), ("p", np.array([0, 3, 2, 0, 1, 4], I64))], {"mode": "reflect"}),
     "Pad-edge-crop": ("Pad", [("x", (2, 70)), ("p", np.array([1, 3, 0, -2], I64))], {"mode": "edge"}),
     "Compress": ("Compress", [("x", (3, 5, 2)), ("c", np.array([True, False, True, True]))], {"axis": 1}),

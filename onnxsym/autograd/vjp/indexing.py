@@ -262,9 +262,9 @@ def _pad_operands(g, node):
 
 @rule("Pad")
 def _pad(g, node, out_grads):
-    """constant: Pad(dy, -pads) (negative pads crop, so this also undoes a crop), the value gets the sum of dy
-    over the padded positions; edge/reflect/wrap: per padded axis, a scatter-add through the axis' index map
-    (numpy's np.pad of arange, the same modes)."""
+    """constant: Pad(dy, -pads) (negative pads crop, so this also undoes a crop; a Slice where nothing was
+    cropped), the value gets the sum of dy over the padded positions; edge/reflect/wrap: per padded axis, a
+    scatter-add through the axis' index map (numpy's np.pad of arange, the same modes)."""
     x = node.input[0]
     shape = static_shape(g, x)
     rank = len(shape)
@@ -273,7 +273,11 @@ def _pad(g, node, out_grads):
     dy = out_grads[0]
     grads = [None] * len(node.input)
     if mode == "constant":
-        if pads is not None:
+        if pads is not None and min(pads) >= 0:    # a Slice: ~10% faster than Pad(-pads) (ORT 1.19 CPU)
+            axes = [a for a in range(rank) if pads[a] or pads[rank + a]]
+            dx = g.Slice(dy, g.int64s([pads[a] for a in axes]), g.int64s([pads[a] + shape[a] for a in axes]),
+                         g.int64s(axes)) if axes else dy
+        elif pads is not None:
             dx = g.Pad(dy, g.int64s([-p for p in pads]))
         elif len(node.input) < 4 or not node.input[3]:     # pads computed in the graph (imported models)
             dx = g.Pad(dy, g.Neg(node.input[1]))
