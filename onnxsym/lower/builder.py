@@ -53,6 +53,7 @@ class GraphBuilder:
         self._producer = {}
         self._renames = {}
         self.value_infos = []
+        self._declared, self._declared_upto = set(), 0      # names in value_infos (declare's index)
         # Training graphs: ops read `is_train`; loss heads add `head_gradients` (input value, MXNet's gradient
         # for it); training-mode ops report new auxiliary-state values in `aux_updates` (aux input -> value).
         self.is_train = False
@@ -106,6 +107,13 @@ class GraphBuilder:
         self.inputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape) if shape else shape))
         self.set_info(name, shape, dtype)
         return name
+
+    def declare(self, value, shape, dtype):
+        """A value_info entry for `value` (shape and dtype), unless it has one."""
+        declared = {v.name for v in self.value_infos[self._declared_upto:]} | self._declared
+        self._declared, self._declared_upto = declared, len(self.value_infos)
+        if value not in declared:
+            self.value_infos.append(helper.make_tensor_value_info(value, onnx_dtype(dtype), list(shape)))
 
     def add_output(self, name, shape, dtype):
         self.outputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape) if shape else shape))

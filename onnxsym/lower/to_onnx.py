@@ -162,6 +162,10 @@ def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):
             key = (id(node), i)
             if key in entry_shapes:
                 g.set_info(value, entry_shapes[key], entry_dtypes.get(key))
+                if training and entry_shapes[key] is not None and key in entry_dtypes:
+                    # the shapes symbol inference knows, for the gradient builder (ONNX shape inference cannot
+                    # follow data-dependent shapes: pads or shapes given as arguments, Loop outputs)
+                    g.declare(value, entry_shapes[key], entry_dtypes[key])
             if g.producer(value) is not None and value not in ins:
                 name = g.fresh(node.output_name(i))
                 g.rename(value, name)
