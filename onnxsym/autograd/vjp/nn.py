@@ -1,0 +1,138 @@
+"""VJP rules of neural-network ONNX ops: Conv, ConvTranspose, pooling, normalization.
+
+Windows are read from the node's attributes with auto_pad resolved to explicit pads. The data gradient of a
+window op is the transposed window op: ConvTranspose for Conv (or, stride 1, a Conv with the flipped kernel, which
+ORT runs faster), Conv for ConvTranspose, a ones-kernel ConvTranspose for AveragePool, and a scatter of MaxPool's
+argmax indices (the first maximum of a window gets the gradient, as in MXNet and ORT)."""
+from math import prod
+
+import numpy as np
+
+from ...base import MXNetError
+from .registry import rule
+from .shape import static_shape
+
+
+def _window(g, node, kernel=None):
+    """(kernel, strides, dilations, pads (begin + end), ceil_mode) of a Conv/Pool node, auto_pad resolved."""
+    attrs = g.attrs(node)
+    x_shape = static_shape(g, node.input[0])
+    spatial = x_shape[2:]
+    rank = len(spatial)
+    kernel = list(attrs.get("kernel_shape") or kernel)
+    strides = list(attrs.get("strides") or [1] * rank)
+    dilations = list(attrs.get("dilations") or [1] * rank)
+    pads = list(attrs.get("pads") or [0] * (2 * rank))
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * rank)
+        for i, (x, k, s, d) in enumerate(zip(spatial, kernel, strides, dilations)):
+            out = -(-x // s)
+            total = max(0, (out - 1) * s + (k - 1) * d + 1 - x)
+            small, large = total // 2, total - total // 2
+            pads[i], pads[i + rank] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * rank)
+    return kernel, strides, dilations, pads, attrs.get("ceil_mode", 0)
+
+
+def _transpose_geometry(spatial, out, kernel, strides, dilations, pads):
+    """(pads, output_padding) making a ConvTranspose of an `out`-sized input with this window return exactly
+    `spatial` (the positions no window reads get zeros; windows past the padded end are cropped)."""
+    rank = len(spatial)
+    begin, end, extra = list(pads[:rank]), [0] * rank, [0] * rank
+    for i, (x, o, k, s, d) in enumerate(zip(spatial, out, kernel, strides, dilations)):
+        covered = (o - 1) * s + (k - 1) * d + 1          # from the padded start
+        rest = x + begin[i] - covered
+        if rest >= 0:
+            extra[i] = rest
+        else:
+            end[i] = -rest
+    return begin + end, extra
+
+
+@rule("Conv")
+def _conv(g, node, out_grads):
+    x, w = node.input[:2]
+    dy = out_grads[0]
+    x_shape, w_shape = static_shape(g, x), static_shape(g, w)
+    kernel, strides, dilations, pads, _ = _window(g, node, kernel=w_shape[2:])
+    group = g.attrs(node).get("group", 1)
+    y_shape = static_shape(g, node.output[0])
+    grads = [_conv_data_grad(g, dy, w, x_shape, y_shape, kernel, strides, dilations, pads, group),
+             _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pads, group)]
+    if len(node.input) > 2 and node.input[2]:
+        axes = [0] + list(range(2, len(y_shape)))
+        grads.append(g.like(g.ReduceSum(dy, g.int64s(axes), keepdims=0), node.input[2]))
+    return grads
+
+
+def _flipped_transposed(g, w, w_shape, group):
+    """The (C, M/group, k...) kernel of Conv weight (M, C/group, k...) with its spatial axes reversed."""
+    m, cg = w_shape[:2]
+    spatial = list(w_shape[2:])
+    rank = len(spatial)
+    if group == 1:
+        t = g.Transpose(w, perm=[1, 0] + list(range(2, 2 + rank)))
+    else:
+        grouped = g.Reshape(w, g.int64s([group, m // group, cg] + spatial))
+        t = g.Reshape(g.Transpose(grouped, perm=[0, 2, 1] + list(range(3, 3 + rank))),
+                      g.int64s([cg * group, m // group] + spatial))
+    big = np.iinfo(np.int64).max
+    axes = list(range(2, 2 + rank))
+    return g.Slice(t, g.int64s([-1] * rank), g.int64s([-big] * rank), g.int64s(axes), g.int64s([-1] * rank))
+
+
+def _conv_data_grad(g, dy, w, x_shape, y_shape, kernel, strides, dilations, pads, group):
+    rank = len(kernel)
+    spatial, out = x_shape[2:], y_shape[2:]
+    t_pads, extra = _transpose_geometry(spatial, out, kernel, strides, dilations, pads)
+    # stride 1: a Conv of dy with the flipped, transposed kernel (faster than ConvTranspose in ORT)
+    flip_pads = [(k - 1) * d - p for k, d, p in zip(kernel * 2, dilations * 2, t_pads)]
+    flip_pads = [p + e for p, e in zip(flip_pads, [0] * rank + extra)]
+    if all(s == 1 for s in strides) and all(p >= 0 for p in flip_pads):
+        dx = g.Conv(dy, _flipped_transposed(g, w, static_shape(g, w), group), group=group,
+                    kernel_shape=list(kernel), dilations=list(dilations), pads=flip_pads)
+    else:
+        dx = g.ConvTranspose(dy, w, group=group, kernel_shape=list(kernel), strides=list(strides),
+                             dilations=list(dilations), pads=t_pads, output_padding=extra)
+    g.set_info(dx, x_shape, g.dtype(dy))
+    return dx
+
+
+def _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pads, group):
+    """Batch as channels: a Conv of x^T (C, N, ...) with dy^T (M, N, ...) as its kernel, the forward's strides as
+    dilations and its dilations as strides, gives dW^T (C, M, k...); per group for grouped convolutions."""
+    rank = len(kernel)
+    x_shape = static_shape(g, x)
+    n, c = x_shape[:2]
+    m = w_shape[0]
+    perm = [1, 0] + list(range(2, 2 + rank))
+    # the input extent the windows read: crop what no window reaches (it would widen the output)
+    spatial = x_shape[2:]
+    end_pads = []
+    for i, (xs, o, k, s, d) in enumerate(zip(spatial, y_shape[2:], kernel, strides, dilations)):
+        end_pads.append((o - 1) * s + (k - 1) * d + 1 - pads[i] - xs)
+    xp = x
+    if any(e < 0 for e in end_pads):
+        ends = [xs + min(e, 0) for xs, e in zip(spatial, end_pads)]
+        xp = g.Slice(x, g.int64s([0] * rank), g.int64s(ends), g.int64s(list(range(2, 2 + rank))))
+        end_pads = [max(e, 0) for e in end_pads]
+    xt = g.Transpose(xp, perm=perm)
+    dyt = g.Transpose(dy, perm=perm)
+    conv_attrs = dict(kernel_shape=list(y_shape[2:]), strides=list(dilations), dilations=list(strides),
+                      pads=list(pads[:rank]) + end_pads)
+    if group == 1:
+        dwt = g.Conv(xt, dyt, **conv_attrs)
+    else:
+        cg, mg = c // group, m // group
+        parts = []
+        for i in range(group):
+            xi = g.Slice(xt, g.int64s([i * cg]), g.int64s([(i + 1) * cg]), g.int64s([0]))
+            dyi = g.Slice(dyt, g.int64s([i * mg]), g.int64s([(i + 1) * mg]), g.int64s([0]))
+            parts.append(g.Conv(xi, dyi, **conv_attrs))      # (C/group, M/group, k...)
+        dwt = g.Concat(*parts, axis=1)                         # (C/group, M, k...)
+    dw = g.Transpose(dwt, perm=perm)
+    g.set_info(dw, w_shape, g.dtype(x))
+    return dw

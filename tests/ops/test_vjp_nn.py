@@ -1,0 +1,96 @@
+"""onnxsym's VJP rules of neural-network ONNX ops (autograd/vjp/nn.py), one node at a time: the gradient model run
+in ORT (float32) against central differences of onnx's reference evaluator in float64, for the attribute
+combinations the op suites do not reach (pads, strides, dilations, groups, ceil_mode, auto_pad, 1-D/3-D, ties)."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+from onnxsym.autograd.reverse import gradient_model
+
+F32 = TensorProto.FLOAT
+
+
+def _model(op_type, inputs, out_shapes, attrs, dtype=F32):
+    names = ["in%d" % i for i in range(len(inputs))]
+    outs = ["out%d" % i for i in range(len(out_shapes))]
+    node = helper.make_node(op_type, names, outs, **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, dtype, a.shape)
+                                            for n, a in zip(names, inputs)],
+                              [helper.make_tensor_value_info(o, dtype, None) for o in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    inferred = onnx.shape_inference.infer_shapes(model)
+    return model, inferred
+
+
+def check(op_type, inputs, attrs, wrt=None, n_outputs=1, seeds=None, rtol=2e-3, atol=2e-3, eps=1e-3):
+    """Gradients of sum(out_i * proj_i) over the seeded outputs, analytic (ORT, float32) vs numeric (reference
+    evaluator, float64)."""
+    inputs = [np.asarray(a, np.float32) for a in inputs]
+    wrt = list(range(len(inputs))) if wrt is None else wrt
+    seeds = list(range(n_outputs)) if seeds is None else seeds
+    ref64, _ = _model(op_type, [a.astype(np.float64) for a in inputs], [None] * n_outputs, attrs,
+                      TensorProto.DOUBLE)
+    evaluator = ReferenceEvaluator(ref64)
+    feeds64 = {"in%d" % i: a.astype(np.float64) for i, a in enumerate(inputs)}
+    outs = evaluator.run(None, feeds64)
+    rng = np.random.default_rng(1)
+    projs = {i: rng.random(outs[i].shape) + 0.1 for i in seeds}
+
+    def loss(feeds):
+        values = evaluator.run(None, feeds)
+        return sum(float(np.sum(values[i] * projs[i])) for i in seeds)
+
+    _, model = _model(op_type, inputs, [None] * n_outputs, attrs)
+    grad_inputs = []
+    for i in seeds:
+        name = "head%d" % i
+        model.graph.input.append(helper.make_tensor_value_info(name, F32, outs[i].shape))
+        grad_inputs.append(("out%d" % i, name))
+    full, grads = gradient_model(model, grad_inputs, ["in%d" % i for i in wrt])
+    session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {"in%d" % i: a for i, a in enumerate(inputs)}
+    feeds.update({"head%d" % i: projs[i].astype(np.float32) for i in seeds})
+    names = ["in%d_grad" % i for i in wrt]
+    results = dict(zip(names, session.run(names, feeds)))
+    for i in wrt:
+        numeric = np.zeros(inputs[i].shape)
+        flat = numeric.reshape(-1)
+        base = feeds64["in%d" % i]
+        for k in range(base.size):
+            plus, minus = base.copy(), base.copy()
+            plus.reshape(-1)[k] += eps
+            minus.reshape(-1)[k] -= eps
+            flat[k] = (loss({**feeds64, "in%d" % i: plus}) - loss({**feeds64, "in%d" % i: minus})) / (2 * eps)
+        np.testing.assert_allclose(results["in%d_grad" % i], numeric, rtol=rtol, atol=atol,
+                                   err_msg="%s input %d" % (op_type, i))
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed + len(shape)).standard_normal(shape)
+
+
+CONV_CASES = [
+    dict(x=(2, 3, 7), w=(4, 3, 3), attrs=dict(pads=[1, 1])),
+    dict(x=(2, 3, 7), w=(4, 3, 3), attrs=dict(strides=[2], pads=[1, 0])),
+    dict(x=(1, 4, 6, 7), w=(6, 2, 3, 2), attrs=dict(group=2, strides=[2, 1], pads=[1, 0, 0, 1])),
+    dict(x=(1, 2, 7, 8), w=(3, 2, 3, 3), attrs=dict(dilations=[2, 1], pads=[2, 1, 2, 1])),
+    dict(x=(1, 2, 8, 9), w=(2, 2, 3, 3), attrs=dict(strides=[3, 2], dilations=[1, 2])),
+    dict(x=(1, 2, 6, 6), w=(2, 2, 3, 3), attrs=dict(auto_pad="SAME_UPPER", strides=[2, 2])),
+    dict(x=(1, 2, 6, 6), w=(2, 2, 3, 3), attrs=dict(auto_pad="SAME_LOWER")),
+    dict(x=(1, 4, 5, 5), w=(4, 1, 3, 3), attrs=dict(group=4, pads=[1, 1, 1, 1])),
+    dict(x=(1, 2, 4, 5, 4), w=(2, 1, 2, 3, 2), attrs=dict(group=2, strides=[1, 2, 1], pads=[1, 0, 1, 0, 1, 1])),
+    dict(x=(1, 2, 5, 5), w=(3, 2, 3, 3), attrs=dict(pads=[3, 3, 0, 0])),    # pad > kernel - 1: ConvTranspose
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "%s-%s" % (c["x"], c["attrs"]))
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv(case, bias):
+    inputs = [_rand(*case["x"]), _rand(*case["w"], seed=1)]
+    if bias:
+        inputs.append(_rand(case["w"][0], seed=2))
+    check("Conv", inputs, case["attrs"])
