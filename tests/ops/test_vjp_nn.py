@@ -94,3 +94,50 @@ def test_conv(case, bias):
     if bias:
         inputs.append(_rand(case["w"][0], seed=2))
     check("Conv", inputs, case["attrs"])
+
+
+POOL_CASES = [
+    dict(x=(2, 3, 9), attrs=dict(kernel_shape=[3], strides=[2], pads=[1, 1])),
+    dict(x=(1, 2, 6, 7), attrs=dict(kernel_shape=[2, 2], strides=[2, 2])),
+    dict(x=(1, 2, 7, 7), attrs=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    dict(x=(1, 2, 7, 10), attrs=dict(kernel_shape=[3, 2], strides=[2, 3], pads=[1, 0, 0, 0], ceil_mode=1)),
+    dict(x=(1, 2, 6, 6), attrs=dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2])),
+    dict(x=(1, 2, 4, 5, 4), attrs=dict(kernel_shape=[2, 3, 2], strides=[1, 2, 2], pads=[1, 0, 1, 0, 1, 0])),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: "%s-%s" % (c["x"], c["attrs"]))
+@pytest.mark.parametrize("include_pad", [0, 1])
+def test_average_pool(case, include_pad):
+    if include_pad and case["attrs"].get("ceil_mode"):
+        pytest.skip("ORT and the reference evaluator differ in the forward divisor of a window past the padded "
+                    "end (ORT: the whole kernel); the rule follows ORT's forward")
+    check("AveragePool", [_rand(*case["x"])], dict(case["attrs"], count_include_pad=include_pad))
+
+
+@pytest.mark.parametrize("case", POOL_CASES + [dict(x=(1, 2, 9, 8), attrs=dict(kernel_shape=[3, 2],
+                                                                              dilations=[2, 2], pads=[1, 1, 0, 1]))],
+                         ids=lambda c: "%s-%s" % (c["x"], c["attrs"]))
+def test_max_pool(case):
+    # distinct values a finite step cannot reorder
+    x = np.random.default_rng(3).permutation(np.prod(case["x"])).reshape(case["x"]) * 0.05
+    check("MaxPool", [x], case["attrs"], eps=1e-3)
+
+
+def test_max_pool_ties_go_to_the_first_maximum():
+    """MXNet and ORT: of equal maxima in a window only the first (row-major) gets the gradient."""
+    from onnxsym.autograd.reverse import gradient_model as build
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    model, inferred = _model("MaxPool", [x], [None], dict(kernel_shape=[2, 2], strides=[2, 2]))
+    inferred.graph.input.append(helper.make_tensor_value_info("head", F32, (1, 1, 2, 2)))
+    full, _ = build(inferred, [("out0", "head")], ["in0"])
+    session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
+    grad, = session.run(["in0_grad"], {"in0": x, "head": np.ones((1, 1, 2, 2), np.float32)})
+    expected = np.zeros((4, 4), np.float32)
+    expected[::2, ::2] = 1
+    np.testing.assert_array_equal(grad[0, 0], expected)
+
+
+@pytest.mark.parametrize("op_type", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pool(op_type):
+    check(op_type, [_rand(2, 3, 4, 5)], {})

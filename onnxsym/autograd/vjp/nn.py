@@ -136,3 +136,84 @@ def _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pa
     dw = g.Transpose(dwt, perm=perm)
     g.set_info(dw, w_shape, g.dtype(x))
     return dw
+
+
+def _window_counts(spatial, out, kernel, strides, dilations, pads):
+    """Per output position (1, 1, *out): how many taps of its window fall inside the input."""
+    total = np.ones((), np.float64)
+    for x, o, k, s, d, p in zip(spatial, out, kernel, strides, dilations, pads):
+        taps = np.arange(o)[:, None] * s - p + np.arange(k)[None, :] * d
+        total = np.multiply.outer(total, ((taps >= 0) & (taps < x)).sum(axis=1))
+    return total.reshape((1, 1) + tuple(out))
+
+
+def _scatter_windows(g, values, x_shape, y_shape, kernel, strides, dilations, pads):
+    """Each window's value added to every position it covers: a ones-kernel ConvTranspose over (N*C, 1, ...)."""
+    rank = len(kernel)
+    t_pads, extra = _transpose_geometry(x_shape[2:], y_shape[2:], kernel, strides, dilations, pads)
+    dtype = g.dtype(values)
+    flat = g.Reshape(values, g.int64s([-1, 1] + list(y_shape[2:])))
+    ones = g.const(np.ones((1, 1) + tuple(kernel), dtype))
+    spread = g.ConvTranspose(flat, ones, kernel_shape=list(kernel), strides=list(strides),
+                             dilations=list(dilations), pads=t_pads, output_padding=extra)
+    g.set_info(spread, (prod(x_shape[:2]), 1) + tuple(x_shape[2:]), dtype)
+    del rank
+    return g.reshape_to(spread, x_shape)
+
+
+@rule("AveragePool")
+def _average_pool(g, node, out_grads):
+    """dx = sum over the windows covering x of dy / divisor. The divisor is read off the op itself: AveragePool of
+    a ones tensor (a constant ORT folds once) is (taps inside the input) / divisor for every padding mode."""
+    x, dy = node.input[0], out_grads[0]
+    x_shape, y_shape = static_shape(g, x), static_shape(g, node.output[0])
+    kernel, strides, dilations, pads, _ = _window(g, node)
+    dtype = g.dtype(x)
+    counts = _window_counts(x_shape[2:], y_shape[2:], kernel, strides, dilations, pads)
+    attrs = {k: v for k, v in g.attrs(node).items() if k != "auto_pad"}
+    attrs["pads"] = list(pads)
+    ones = g.const(np.ones((1, 1) + tuple(x_shape[2:]), dtype))
+    with np.errstate(divide="ignore"):
+        inverse = np.where(counts > 0, 1.0 / counts, 0.0).astype(dtype)
+    scale = g.Mul(g.AveragePool(ones, **attrs), g.const(inverse))
+    return [_scatter_windows(g, g.like(g.Mul(dy, scale), dy), x_shape, y_shape, kernel, strides, dilations, pads)]
+
+
+@rule("MaxPool")
+def _max_pool(g, node, out_grads):
+    """dy added at each window's argmax (its first maximum, ORT's Indices, as MXNet): ScatterElements(add) of the
+    flat indices; the Indices output is recomputed when the node does not have it in row-major order."""
+    x, dy = node.input[0], out_grads[0]
+    if dy is None:
+        return [None]
+    x_shape = static_shape(g, x)
+    attrs = g.attrs(node)
+    indices = node.output[1] if len(node.output) > 1 and node.output[1] else None
+    if indices is None or attrs.get("storage_order", 0):
+        attrs = {k: v for k, v in attrs.items() if k != "storage_order"}
+        indices = g.MaxPool(x, _outputs=2, **attrs)[1]
+    zeros = g.Expand(g.scalar(0, g.dtype(x)), g.int64s([prod(x_shape)]))
+    flat = g.ScatterElements(zeros, g.Reshape(indices, g.int64s([-1])), g.Reshape(dy, g.int64s([-1])), axis=0,
+                             reduction="add")
+    return [g.reshape_to(flat, x_shape)]
+
+
+@rule("GlobalAveragePool")
+def _global_average_pool(g, node, out_grads):
+    x = node.input[0]
+    shape = static_shape(g, x)
+    spread = g.Expand(g.Mul(out_grads[0], g.scalar(1.0 / prod(shape[2:]), g.dtype(x))), g.int64s(shape))
+    return [g.like(spread, x)]
+
+
+@rule("GlobalMaxPool")
+def _global_max_pool(g, node, out_grads):
+    """dy at the first maximum of each (n, c) plane."""
+    x = node.input[0]
+    shape = static_shape(g, x)
+    flat = g.Reshape(x, g.int64s(list(shape[:2]) + [-1]))
+    first = g.ArgMax(flat, axis=2, keepdims=1)
+    positions = g.const(np.arange(prod(shape[2:]), dtype=np.int64).reshape(1, 1, -1))
+    mask = g.cast(g.Equal(positions, first), g.dtype(x))
+    dy = g.Reshape(out_grads[0], g.int64s(list(shape[:2]) + [1]))
+    return [g.reshape_to(g.Mul(mask, dy), shape)]
