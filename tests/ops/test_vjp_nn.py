@@ -141,3 +141,15 @@ def test_max_pool_ties_go_to_the_first_maximum():
 @pytest.mark.parametrize("op_type", ["GlobalAveragePool", "GlobalMaxPool"])
 def test_global_pool(op_type):
     check(op_type, [_rand(2, 3, 4, 5)], {})
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_layer_normalization(axis, bias, outputs):
+    shape = (2, 3, 4)
+    inputs = [_rand(*shape), _rand(*shape[axis % 3:], seed=1)]
+    if bias:
+        inputs.append(_rand(*shape[axis % 3:], seed=2))
+    check("LayerNormalization", inputs, dict(axis=axis), n_outputs=outputs)
+

@@ -217,3 +217,61 @@ def _global_max_pool(g, node, out_grads):
     mask = g.cast(g.Equal(positions, first), g.dtype(x))
     dy = g.Reshape(out_grads[0], g.int64s(list(shape[:2]) + [1]))
     return [g.reshape_to(g.Mul(mask, dy), shape)]
+
+
+def _sum_leading(g, value, lead, like):
+    """`value` summed over its first `lead` axes, then back to the shape of the parameter `like`."""
+    shape = static_shape(g, value)
+    if lead:
+        value = g.ReduceSum(value, g.int64s(list(range(lead))), keepdims=0)
+        g.set_info(value, shape[lead:], g.dtype(like))
+    return g.unbroadcast(value, like)
+
+
+@rule("LayerNormalization")
+def _layer_norm(g, node, out_grads):
+    """With xhat = (x - mean) * r over the axes from `axis` on (D elements) and dxhat = dY * scale:
+    dx = r (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) + dMean / D - dInvStdDev r^2 xhat / D,
+    dscale = sum(dY xhat), dB = sum(dY) over the leading axes."""
+    x, scale = node.input[:2]
+    bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    shape, dtype = static_shape(g, x), g.dtype(x)
+    rank = len(shape)
+    attrs = g.attrs(node)
+    axis = attrs.get("axis", -1) % rank
+    axes = list(range(axis, rank))
+    size = prod(shape[axis:])
+    outputs = list(node.output) + [""] * (3 - len(node.output))
+    dy, d_mean, d_inv_std = (list(out_grads) + [None] * 3)[:3]
+
+    def as_x(value):
+        return value if g.dtype(value) == dtype else g.cast(value, dtype)
+
+    if outputs[1] and outputs[2]:
+        mean, inv_std = as_x(outputs[1]), as_x(outputs[2])
+        centered = g.Sub(x, mean)
+    else:
+        mean = g.ReduceMean(x, axes=axes, keepdims=1)
+        centered = g.Sub(x, mean)
+        variance = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
+        inv_std = g.Reciprocal(g.Sqrt(g.Add(variance, g.scalar(attrs.get("epsilon", 1e-5), dtype))))
+    xhat = g.like(g.Mul(centered, inv_std), x)
+    dx = None
+    grads = [None, None, None]
+    if dy is not None:
+        dxhat = g.Mul(dy, scale)
+        mean_dxhat = g.ReduceMean(dxhat, axes=axes, keepdims=1)
+        mean_dxhat_xhat = g.ReduceMean(g.Mul(dxhat, xhat), axes=axes, keepdims=1)
+        dx = g.Mul(inv_std, g.Sub(g.Sub(dxhat, mean_dxhat), g.Mul(xhat, mean_dxhat_xhat)))
+        grads[1] = _sum_leading(g, g.like(g.Mul(dy, xhat), x), axis, scale)
+        if bias is not None:
+            grads[2] = _sum_leading(g, dy, axis, bias)
+    if d_mean is not None:
+        part = g.Expand(g.Mul(as_x(d_mean), g.scalar(1.0 / size, dtype)), g.int64s(shape))
+        dx = part if dx is None else g.Add(dx, part)
+    if d_inv_std is not None:
+        factor = g.Mul(g.Mul(as_x(d_inv_std), g.Mul(inv_std, inv_std)), g.scalar(-1.0 / size, dtype))
+        part = g.Mul(factor, xhat)
+        dx = part if dx is None else g.Add(dx, part)
+    grads[0] = None if dx is None else g.like(dx, x)
+    return grads
