@@ -84,6 +84,8 @@ CONV_CASES = [
     dict(x=(1, 4, 5, 5), w=(4, 1, 3, 3), attrs=dict(group=4, pads=[1, 1, 1, 1])),
     dict(x=(1, 2, 4, 5, 4), w=(2, 1, 2, 3, 2), attrs=dict(group=2, strides=[1, 2, 1], pads=[1, 0, 1, 0, 1, 1])),
     dict(x=(1, 2, 5, 5), w=(3, 2, 3, 3), attrs=dict(pads=[3, 3, 0, 0])),    # pad > kernel - 1: ConvTranspose
+    dict(x=(2, 4, 7, 7), w=(6, 2, 1, 1), attrs=dict(group=2, strides=[2, 2])),   # 1x1: x is its own im2col
+    dict(x=(2, 3, 9), w=(4, 3, 3), attrs=dict(strides=[2], dilations=[2], pads=[1, 1])),
 ]
 
 
