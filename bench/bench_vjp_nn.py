@@ -147,6 +147,27 @@ def pool_cases(n, c, hw, k, stride, pad):
         helper.make_node("Reshape", ["dxf", "xshape"], ["dx"])],
         [_ints("m1", [-1]), helper.make_tensor("zero", F, [], [0.0]), _ints("size", [n * c * hw * hw]),
          _ints("xshape", [n, c, hw, hw])])
+    taps = k * k
+    onehot = np.eye(taps, dtype=np.float32).reshape(taps, 1, k, k)
+    lowest = np.finfo(np.float32).min
+    rest_ = hw + pad - ((out - 1) * stride + k - pad)
+    cases["MaxPool dX im2col Conv + ArgMax + one-hot ConvTranspose"] = ([
+        helper.make_node("Reshape", ["x", "flatx"], ["x1"]),
+        helper.make_node("Pad", ["x1", "ppads", "low"], ["xp"]),
+        helper.make_node("Conv", ["xp", "onehot"], ["cols"], kernel_shape=[k, k], strides=[stride] * 2),
+        helper.make_node("ArgMax", ["cols"], ["am"], axis=1, keepdims=1),
+        helper.make_node("Equal", ["am", "range"], ["mask"]),
+        helper.make_node("Cast", ["mask"], ["maskf"], to=F),
+        helper.make_node("Reshape", ["dy", "flaty"], ["dy1"]),
+        helper.make_node("Mul", ["maskf", "dy1"], ["vals"]),
+        helper.make_node("ConvTranspose", ["vals", "onehot"], ["dx1"], kernel_shape=[k, k], strides=[stride] * 2,
+                         pads=[pad] * 4, output_padding=[rest_, rest_]),
+        helper.make_node("Reshape", ["dx1", "xshape"], ["dx"])],
+        [_ints("flatx", [-1, 1, hw, hw]), _ints("ppads", [0, 0, pad, pad, 0, 0, pad, pad]),
+         helper.make_tensor("low", F, [], [lowest]),
+         helper.make_tensor("onehot", F, onehot.shape, onehot.reshape(-1).tolist()),
+         _ints("flaty", [-1, 1, out, out]), _ints("xshape", [n, c, hw, hw]),
+         helper.make_tensor("range", TensorProto.INT64, [1, taps, 1, 1], list(range(taps)))])
     t_pads = [pad, pad, pad, pad]
     rest = hw + pad - ((out - 1) * stride + k - pad)
     ones = np.ones((1, 1, k, k), np.float32)
