@@ -26,15 +26,30 @@ def _model(op_type, inputs, out_shapes, attrs, dtype=F32):
     return model, inferred
 
 
-def check(op_type, inputs, attrs, wrt=None, n_outputs=1, seeds=None, rtol=2e-3, atol=2e-3, eps=1e-3):
+class _OrtForward:
+    """ORT's float32 forward as the numeric reference: for ops linear in each input (ConvTranspose, whose reference
+    implementation lacks groups and output_shape) central differences with a large step are exact."""
+
+    def __init__(self, model):
+        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def run(self, names, feeds):
+        return [o.astype(np.float64) for o in self.session.run(
+            names, {k: v.astype(np.float32) for k, v in feeds.items()})]
+
+
+def check(op_type, inputs, attrs, wrt=None, n_outputs=1, seeds=None, rtol=2e-3, atol=2e-3, eps=1e-3,
+          linear=False):
     """Gradients of sum(out_i * proj_i) over the seeded outputs, analytic (ORT, float32) vs numeric (reference
-    evaluator, float64)."""
+    evaluator, float64; ORT's float32 forward with a unit step for `linear` ops)."""
     inputs = [np.asarray(a, np.float32) for a in inputs]
     wrt = list(range(len(inputs))) if wrt is None else wrt
     seeds = list(range(n_outputs)) if seeds is None else seeds
     ref64, _ = _model(op_type, [a.astype(np.float64) for a in inputs], [None] * n_outputs, attrs,
                       TensorProto.DOUBLE)
     evaluator = ReferenceEvaluator(ref64)
+    if linear:
+        evaluator, eps = _OrtForward(_model(op_type, inputs, [None] * n_outputs, attrs)[0]), 1.0
     feeds64 = {"in%d" % i: a.astype(np.float64) for i, a in enumerate(inputs)}
     outs = evaluator.run(None, feeds64)
     rng = np.random.default_rng(1)
@@ -155,3 +170,23 @@ def test_layer_normalization(axis, bias, outputs):
         inputs.append(_rand(*shape[axis % 3:], seed=2))
     check("LayerNormalization", inputs, dict(axis=axis), n_outputs=outputs)
 
+
+
+CONV_TRANSPOSE_CASES = [
+    dict(x=(2, 3, 5), w=(3, 2, 3), attrs=dict(strides=[2], pads=[1, 0], output_padding=[1])),
+    dict(x=(1, 4, 3, 4), w=(4, 1, 3, 2), attrs=dict(group=2, strides=[2, 1], dilations=[1, 2], pads=[1, 0, 0, 1])),
+    dict(x=(1, 2, 3, 3), w=(2, 3, 3, 3), attrs=dict(strides=[2, 2], auto_pad="SAME_UPPER")),
+    dict(x=(1, 2, 3, 3), w=(2, 3, 3, 3), attrs=dict(strides=[2, 2], output_shape=[6, 5])),
+    dict(x=(1, 2, 3, 3), w=(2, 3, 2, 3), attrs=dict(strides=[2, 2], auto_pad="SAME_LOWER")),
+    dict(x=(1, 2, 2, 3, 2), w=(2, 2, 2, 2, 2), attrs=dict(strides=[1, 2, 2], pads=[0, 1, 0, 1, 0, 0])),
+    dict(x=(2, 4, 3, 3), w=(4, 3, 1, 1), attrs=dict(strides=[2, 2])),
+]
+
+
+@pytest.mark.parametrize("case", CONV_TRANSPOSE_CASES, ids=lambda c: "%s-%s" % (c["x"], c["attrs"]))
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_transpose(case, bias):
+    inputs = [_rand(*case["x"]), _rand(*case["w"], seed=1)]
+    if bias:
+        inputs.append(_rand(case["w"][1] * case["attrs"].get("group", 1), seed=2))
+    check("ConvTranspose", inputs, case["attrs"], linear=True)

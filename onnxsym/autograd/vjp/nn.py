@@ -130,6 +130,46 @@ def _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pa
     return g.reshape_to(summed, w_shape)
 
 
+
+def _conv_transpose_pads(g, node, x_shape, y_shape, kernel, strides, dilations):
+    """ConvTranspose's pads (begin + end) as ORT applies them: from output_shape or auto_pad SAME (the odd pad
+    at the end for SAME_UPPER, at the start otherwise), else the attribute."""
+    attrs = g.attrs(node)
+    rank = len(kernel)
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    extra = list(attrs.get("output_padding") or [0] * rank)
+    if "output_shape" not in attrs and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return [0] * (2 * rank) if auto_pad == "VALID" else list(attrs.get("pads") or [0] * (2 * rank))
+    pads = [0] * (2 * rank)
+    for i, (h, o, k, s, d, e) in enumerate(zip(x_shape[2:], y_shape[2:], kernel, strides, dilations, extra)):
+        total = max(0, s * (h - 1) + e + (k - 1) * d + 1 - o)
+        head = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        pads[i], pads[i + rank] = head, total - head
+    return pads
+
+
+@rule("ConvTranspose")
+def _conv_transpose(g, node, out_grads):
+    """The adjoint of Conv(., W): dX = Conv(dY, W) with the same window, dW = Conv's weight gradient with dY as
+    its input and X as its output gradient."""
+    x, w = node.input[:2]
+    dy = out_grads[0]
+    x_shape, w_shape, y_shape = static_shape(g, x), static_shape(g, w), static_shape(g, node.output[0])
+    attrs = g.attrs(node)
+    rank = len(x_shape) - 2
+    kernel = list(attrs.get("kernel_shape") or w_shape[2:])
+    strides = list(attrs.get("strides") or [1] * rank)
+    dilations = list(attrs.get("dilations") or [1] * rank)
+    group = attrs.get("group", 1)
+    pads = _conv_transpose_pads(g, node, x_shape, y_shape, kernel, strides, dilations)
+    dx = g.Conv(dy, w, group=group, kernel_shape=kernel, strides=strides, dilations=dilations, pads=pads)
+    g.set_info(dx, x_shape, g.dtype(x))
+    grads = [dx, _conv_weight_grad(g, dy, x, w_shape, x_shape, kernel, strides, dilations, pads, group)]
+    if len(node.input) > 2 and node.input[2]:
+        grads.append(g.like(g.ReduceSum(dy, g.int64s([0] + list(range(2, 2 + rank))), keepdims=0), node.input[2]))
+    return grads
+
 def _window_counts(spatial, out, kernel, strides, dilations, pads):
     """Per output position (1, 1, *out): how many taps of its window fall inside the input."""
     total = np.ones((), np.float64)
