@@ -39,7 +39,7 @@ class _OrtForward:
 
 
 def check(op_type, inputs, attrs, wrt=None, n_outputs=1, seeds=None, rtol=2e-3, atol=2e-3, eps=1e-3,
-          linear=False):
+          linear=False, forward=None):
     """Gradients of sum(out_i * proj_i) over the seeded outputs, analytic (ORT, float32) vs numeric (reference
     evaluator, float64; ORT's float32 forward with a unit step for `linear` ops)."""
     inputs = [np.asarray(a, np.float32) for a in inputs]
@@ -48,6 +48,9 @@ def check(op_type, inputs, attrs, wrt=None, n_outputs=1, seeds=None, rtol=2e-3, 
     ref64, _ = _model(op_type, [a.astype(np.float64) for a in inputs], [None] * n_outputs, attrs,
                       TensorProto.DOUBLE)
     evaluator = ReferenceEvaluator(ref64)
+    if forward is not None:
+        evaluator = type("NumpyForward", (), {"run": staticmethod(lambda names, feeds: forward(
+            *[feeds["in%d" % i] for i in range(len(inputs))]))})
     if linear:
         evaluator, eps = _OrtForward(_model(op_type, inputs, [None] * n_outputs, attrs)[0]), 1.0
     feeds64 = {"in%d" % i: a.astype(np.float64) for i, a in enumerate(inputs)}
@@ -190,3 +193,37 @@ def test_conv_transpose(case, bias):
     if bias:
         inputs.append(_rand(case["w"][1] * case["attrs"].get("group", 1), seed=2))
     check("ConvTranspose", inputs, case["attrs"], linear=True)
+
+
+@pytest.mark.parametrize("training_mode", [0, 1])
+@pytest.mark.parametrize("shape", [(3, 2, 4), (2, 3, 2, 3)])
+def test_batch_normalization(training_mode, shape):
+    c = shape[1]
+    inputs = [_rand(*shape), _rand(c, seed=1), _rand(c, seed=2), _rand(c, seed=3),
+              np.random.default_rng(4).random(c) + 0.5]
+    n_outputs = 3 if training_mode else 1
+    wrt = [0, 1, 2] if training_mode else None
+    check("BatchNormalization", inputs, dict(training_mode=training_mode, epsilon=1e-3), wrt=wrt,
+          n_outputs=n_outputs, seeds=[0])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 2, 3, 3)])
+def test_instance_normalization(shape):
+    check("InstanceNormalization", [_rand(*shape), _rand(shape[1], seed=1), _rand(shape[1], seed=2)], {})
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_lp_pool(p):
+    x = np.random.default_rng(3).permutation(98).reshape(1, 2, 7, 7) * 0.05 - 2.425
+    check("LpPool", [x], dict(kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 1, 1], p=p))
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_lrn(size):
+    """numpy truth: onnx's reference LRN (1.23) sums a different channel window than the spec and ORT."""
+    def forward(x):
+        squares = np.zeros_like(x)
+        for c in range(x.shape[1]):
+            squares[:, c] = (x[:, max(0, c - (size - 1) // 2):c + size // 2 + 1] ** 2).sum(axis=1)
+        return [x / (1.5 + 0.3 / size * squares) ** 0.6]
+    check("LRN", [_rand(2, 5, 2, 3)], dict(size=size, alpha=0.3, beta=0.6, bias=1.5), forward=forward)

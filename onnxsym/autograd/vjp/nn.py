@@ -307,3 +307,116 @@ def _layer_norm(g, node, out_grads):
         dx = part if dx is None else g.Add(dx, part)
     grads[0] = None if dx is None else g.like(dx, x)
     return grads
+
+
+def _channel(g, value, rank, dtype):
+    """A per-channel (C,) value shaped (1, C, 1, ...) to broadcast against (N, C, ...), in `dtype`."""
+    value = value if g.dtype(value) == dtype else g.cast(value, dtype)
+    return g.Reshape(value, g.int64s([1, -1] + [1] * (rank - 2)))
+
+
+def _sum_but_channel(g, value, like, rank, dtype):
+    """`value` (N, C, ...) of `dtype` summed to the per-channel parameter `like` (C,), in its dtype."""
+    summed = g.ReduceSum(value, g.int64s([0] + list(range(2, rank))), keepdims=0)
+    return g.like(summed if dtype == g.dtype(like) else g.cast(summed, g.dtype(like)), like)
+
+
+def _normalized_backward(g, dxhat, xhat, inv_std, axes):
+    """d/dx of xhat = (x - mean(x)) * inv_std(x) over `axes`: inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat))."""
+    mean_dxhat = g.ReduceMean(dxhat, axes=axes, keepdims=1)
+    mean_dxhat_xhat = g.ReduceMean(g.Mul(dxhat, xhat), axes=axes, keepdims=1)
+    return g.Mul(inv_std, g.Sub(g.Sub(dxhat, mean_dxhat), g.Mul(xhat, mean_dxhat_xhat)))
+
+
+def _moments(g, x, axes, epsilon):
+    """(x - mean, 1 / sqrt(var + epsilon)) over `axes`, kept as size-1 axes."""
+    centered = g.Sub(x, g.ReduceMean(x, axes=axes, keepdims=1))
+    variance = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
+    return centered, g.Reciprocal(g.Sqrt(g.Add(variance, g.scalar(epsilon, g.dtype(x)))))
+
+
+@rule("BatchNormalization")
+def _batch_norm(g, node, out_grads):
+    """training_mode=0: the affine map with the given statistics (every input differentiable); training_mode=1:
+    batch statistics for Y (the running-statistics outputs pass no gradient)."""
+    x, scale, bias, mean, var = node.input[:5]
+    dy = out_grads[0]
+    if dy is None:
+        return []
+    shape, dtype = static_shape(g, x), g.dtype(x)
+    rank = len(shape)
+    attrs = g.attrs(node)
+    epsilon = attrs.get("epsilon", 1e-5)
+    axes = [0] + list(range(2, rank))
+    gamma = _channel(g, scale, rank, dtype)
+    if attrs.get("training_mode", 0):
+        centered, inv_std = _moments(g, x, axes, epsilon)
+        xhat = g.like(g.Mul(centered, inv_std), x)
+        dx = _normalized_backward(g, g.Mul(dy, gamma), xhat, inv_std, axes)
+        return [g.like(dx, x), _sum_but_channel(g, g.Mul(dy, xhat), scale, rank, dtype),
+                _sum_but_channel(g, dy, bias, rank, dtype)]
+    inv_std = g.Reciprocal(g.Sqrt(g.Add(_channel(g, var, rank, dtype), g.scalar(epsilon, dtype))))
+    centered = g.Sub(x, _channel(g, mean, rank, dtype))
+    dx = g.like(g.Mul(dy, g.Mul(gamma, inv_std)), x)
+    d_scale = _sum_but_channel(g, g.Mul(dy, g.Mul(centered, inv_std)), scale, rank, dtype)
+    d_bias = _sum_but_channel(g, dy, bias, rank, dtype)
+    scaled = g.Mul(gamma, inv_std)                                   # (1, C, 1, ...)
+    cube_half = g.Mul(g.Mul(scaled, g.Mul(inv_std, inv_std)), g.scalar(-0.5, dtype))
+    d_mean = _sum_but_channel(g, g.Neg(g.Mul(dy, scaled)), mean, rank, dtype)
+    d_var = _sum_but_channel(g, g.Mul(g.Mul(dy, centered), cube_half), var, rank, dtype)
+    return [dx, d_scale, d_bias, d_mean, d_var]
+
+
+@rule("InstanceNormalization")
+def _instance_norm(g, node, out_grads):
+    x, scale, bias = node.input[:3]
+    dy = out_grads[0]
+    shape, dtype = static_shape(g, x), g.dtype(x)
+    rank = len(shape)
+    axes = list(range(2, rank))
+    centered, inv_std = _moments(g, x, axes, g.attrs(node).get("epsilon", 1e-5))
+    xhat = g.like(g.Mul(centered, inv_std), x)
+    dx = _normalized_backward(g, g.Mul(dy, _channel(g, scale, rank, dtype)), xhat, inv_std, axes)
+    return [g.like(dx, x), _sum_but_channel(g, g.Mul(dy, xhat), scale, rank, dtype),
+            _sum_but_channel(g, dy, bias, rank, dtype)]
+
+
+@rule("LpPool")
+def _lp_pool(g, node, out_grads):
+    """y = (sum_window |x|^p)^(1/p): dx = sign(x) |x|^(p-1) * sum over windows of dy y^(1-p) (0 where y = 0)."""
+    x, y, dy = node.input[0], node.output[0], out_grads[0]
+    x_shape, y_shape = static_shape(g, x), static_shape(g, y)
+    kernel, strides, dilations, pads, _ = _window(g, node)
+    dtype = g.dtype(x)
+    p = g.attrs(node).get("p", 2)
+    positive = g.Greater(y, g.scalar(0, dtype))
+    safe_y = g.Where(positive, y, g.scalar(1, dtype))
+    per_window = g.like(g.Where(positive, g.Mul(dy, g.Pow(safe_y, g.scalar(1 - p, dtype))), g.scalar(0, dtype)),
+                        y)
+    spread = _scatter_windows(g, per_window, x_shape, y_shape, kernel, strides, dilations, pads)
+    local = g.Sign(x) if p == 1 else g.Mul(g.Sign(x), g.Pow(g.Abs(x), g.scalar(p - 1, dtype)))
+    return [g.like(g.Mul(local, spread), x)]
+
+
+@rule("LRN")
+def _lrn(g, node, out_grads):
+    """y = x s^-beta, s = bias + alpha/size * (window sum over channels of x^2):
+    dx = dy s^-beta - 2 alpha beta / size * x * (transposed window sum of dy x s^(-beta-1))."""
+    x, dy = node.input[0], out_grads[0]
+    shape, dtype = static_shape(g, x), g.dtype(x)
+    attrs = g.attrs(node)
+    alpha, beta, bias, size = attrs.get("alpha", 1e-4), attrs.get("beta", 0.75), attrs.get("bias", 1.0), \
+        attrs["size"]
+    low, high = (size - 1) // 2, size - 1 - (size - 1) // 2      # channels c - low .. c + high
+    planes = [shape[0], 1, shape[1], prod(shape[2:])]
+    ones = g.const(np.ones((1, 1, size, 1), dtype))
+
+    def window_sum(value, before, after):
+        summed = g.Conv(g.Reshape(value, g.int64s(planes)), ones, kernel_shape=[size, 1], pads=[before, 0, after, 0])
+        return g.Reshape(summed, g.int64s(shape))
+
+    s = g.Add(g.Mul(window_sum(g.Mul(x, x), low, high), g.scalar(alpha / size, dtype)), g.scalar(bias, dtype))
+    s_beta = g.Pow(s, g.scalar(-beta, dtype))
+    inner = g.Mul(g.Mul(dy, x), g.Div(s_beta, s))
+    back = g.Mul(g.Mul(x, window_sum(inner, high, low)), g.scalar(-2.0 * alpha * beta / size, dtype))
+    return [g.like(g.Add(g.Mul(dy, s_beta), back), x)]
