@@ -19,7 +19,8 @@ F = TensorProto.FLOAT
 def _session(nodes, inputs, outputs, threads, initializers=()):
     graph = helper.make_graph(nodes, "bench", [helper.make_tensor_value_info(n, F, s) for n, s in inputs],
                               [helper.make_tensor_value_info(n, F, None) for n in outputs], list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -113,17 +114,16 @@ def conv_cases(n, c, m, hw, k, stride, pad):
         for i in range(k):
             for j in range(k):
                 inits += [_ints("s%d%d" % (i, j), [i, j]), _ints("e%d%d" % (i, j), [i + out, j + out])]
-                nodes += [helper.make_node("Slice", ["xp", "s%d%d" % (i, j), "e%d%d" % (i, j), "a"], ["xs%d%d" % (i, j)]),
+                tap = "%d%d" % (i, j)
+                nodes += [helper.make_node("Slice", ["xp", "s" + tap, "e" + tap, "a"], ["xs" + tap]),
                           helper.make_node("Reshape", ["xs%d%d" % (i, j), "flat"], ["x2%d%d" % (i, j)]),
                           helper.make_node("Gemm", ["dy2", "x2%d%d" % (i, j)], ["t%d%d" % (i, j)], transB=1)]
                 taps.append("t%d%d" % (i, j))
         nodes += [helper.make_node("Concat", taps, ["tc"], axis=1),
                   helper.make_node("Reshape", ["tc", "kmc"], ["tk"]),
-                  helper.make_node("Transpose", ["tk"], ["dw"], perm=[0, 2, 1]),
-                  ]
+                  helper.make_node("Transpose", ["tk"], ["dwf"], perm=[0, 2, 1]),
+                  helper.make_node("Reshape", ["dwf", "wshape"], ["dw"])]
         inits.append(_ints("kmc", [m, k * k, c]))
-        nodes[-1] = helper.make_node("Transpose", ["tk"], ["dwf"], perm=[0, 2, 1])
-        nodes.append(helper.make_node("Reshape", ["dwf", "wshape"], ["dw"]))
         cases["dW shifted slices + k*k Gemms"] = (nodes, inits)
     shapes = dict(x=(n, c, hw, hw), w=(m, c, k, k), dy=(n, m, out, out))
     return cases, shapes

@@ -8,7 +8,6 @@ from math import prod
 
 import numpy as np
 
-from ...base import MXNetError
 from .registry import rule
 from .shape import static_shape
 
@@ -79,6 +78,8 @@ def _flipped_transposed(g, w, w_shape, group):
         grouped = g.Reshape(w, g.int64s([group, m // group, cg] + spatial))
         t = g.Reshape(g.Transpose(grouped, perm=[0, 2, 1] + list(range(3, 3 + rank))),
                       g.int64s([cg * group, m // group] + spatial))
+    if all(k == 1 for k in spatial):
+        return t
     big = np.iinfo(np.int64).max
     axes = list(range(2, 2 + rank))
     return g.Slice(t, g.int64s([-1] * rank), g.int64s([-big] * rank), g.int64s(axes), g.int64s([-1] * rank))
@@ -128,7 +129,6 @@ def _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pa
     summed = g.ReduceSum(per_sample, g.int64s([0]), keepdims=0)
     g.set_info(summed, (group, m // group, c // group * taps), dtype)
     return g.reshape_to(summed, w_shape)
-
 
 
 def _conv_transpose_pads(g, node, x_shape, y_shape, kernel, strides, dilations):
@@ -181,7 +181,6 @@ def _window_counts(spatial, out, kernel, strides, dilations, pads):
 
 def _scatter_windows(g, values, x_shape, y_shape, kernel, strides, dilations, pads):
     """Each window's value added to every position it covers: a ones-kernel ConvTranspose over (N*C, 1, ...)."""
-    rank = len(kernel)
     t_pads, extra = _transpose_geometry(x_shape[2:], y_shape[2:], kernel, strides, dilations, pads)
     dtype = g.dtype(values)
     flat = g.Reshape(values, g.int64s([-1, 1] + list(y_shape[2:])))
@@ -189,7 +188,6 @@ def _scatter_windows(g, values, x_shape, y_shape, kernel, strides, dilations, pa
     spread = g.ConvTranspose(flat, ones, kernel_shape=list(kernel), strides=list(strides),
                              dilations=list(dilations), pads=t_pads, output_padding=extra)
     g.set_info(spread, (prod(x_shape[:2]), 1) + tuple(x_shape[2:]), dtype)
-    del rank
     return g.reshape_to(spread, x_shape)
 
 
