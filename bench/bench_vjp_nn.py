@@ -1,6 +1,6 @@
 """Formulations of the Conv and pooling gradients (autograd/vjp/nn.py) timed in ORT at ResNet-like sizes.
 
-    python bench/bench_vjp_nn.py [--threads 2] [--case conv3x3] [--repeat 5]
+    PYTHONPATH=. python bench/bench_vjp_nn.py [--threads 2] [--case conv3x3] [--repeat 5] [--rules]
 
 Each formulation is one small ONNX graph from (x, w, dy) to the gradient; com.microsoft ConvGrad / MaxPoolGrad
 (onnxruntime-training builds only, what onnxsym used before its own autograd) are the reference timings."""
@@ -201,7 +201,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--case", default="all")
+    parser.add_argument("--rules", action="store_true", help="time the rules against onnxruntime-training")
     args = parser.parse_args()
+    if args.rules:
+        return rule_vs_ort_training(args.threads, args.repeat)
     rng = np.random.default_rng(0)
     suites = {
         "conv3x3 16x64x56x56 -> 64, stride 1, pad 1": conv_cases(16, 64, 64, 56, 3, 1, 1),
@@ -226,6 +229,70 @@ def main():
                 continue
             best, median = _time(session, {k: feeds_all[k] for k, _ in inputs}, args.repeat)
             print("  %-55s %8.1f / %8.1f" % (name, best * 1e3, median * 1e3))
+
+
+def rule_vs_ort_training(threads, repeat):
+    """Forward + backward of one op (loss = sum(y * head)): onnxsym's rule (gradient_model) against
+    onnxruntime-training's gradient graph of the same model, in plain ORT sessions."""
+    from onnxsym.autograd.reverse import gradient_model
+    from onnxsym.runtime.ort import C, quiet_logging, session_options
+    rng = np.random.default_rng(0)
+    cases = [
+        ("Conv 3x3 s1 16x64x56x56->64", "Conv", dict(kernel_shape=[3, 3], pads=[1] * 4),
+         dict(x=(16, 64, 56, 56), w=(64, 64, 3, 3))),
+        ("Conv 3x3 s2 16x64x56x56->128", "Conv", dict(kernel_shape=[3, 3], pads=[1] * 4, strides=[2, 2]),
+         dict(x=(16, 64, 56, 56), w=(128, 64, 3, 3))),
+        ("Conv 1x1 16x256x14x14->64", "Conv", dict(kernel_shape=[1, 1]), dict(x=(16, 256, 14, 14), w=(64, 256, 1, 1))),
+        ("MaxPool 3x3 s2 p1 16x64x112x112", "MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4),
+         dict(x=(16, 64, 112, 112))),
+        ("MaxPool 2x2 s2 16x64x56x56", "MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2]), dict(x=(16, 64, 56, 56))),
+        ("AveragePool 3x3 s2 p1 16x64x56x56", "AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4),
+         dict(x=(16, 64, 56, 56))),
+        ("LayerNormalization 64x128x768", "LayerNormalization", dict(axis=-1),
+         dict(x=(64, 128, 768), w=(768,), b=(768,))),
+    ]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    print("== forward + backward of one op, %d threads; ms min / median of %d" % (threads, repeat))
+    for title, op_type, attrs, shapes in cases:
+        names = list(shapes)
+        y_shape = ort.InferenceSession(onnx.shape_inference.infer_shapes(helper.make_model(helper.make_graph(
+            [helper.make_node(op_type, names, ["y"], **attrs)], "s",
+            [helper.make_tensor_value_info(n, F, s) for n, s in shapes.items()],
+            [helper.make_tensor_value_info("y", F, None)]), opset_imports=[helper.make_opsetid("", 17)],
+            ir_version=8)).SerializeToString()).get_outputs()[0].shape
+        outs = ["y", "mean", "inv_std"] if op_type == "LayerNormalization" else ["y"]   # ORT's builder needs all
+        graph = helper.make_graph(
+            [helper.make_node(op_type, names, outs, **attrs), helper.make_node("Mul", ["y", "head"], ["p"]),
+             helper.make_node("ReduceSum", ["p"], ["loss"], keepdims=0)], "b",
+            [helper.make_tensor_value_info(n, F, s) for n, s in shapes.items()] +
+            [helper.make_tensor_value_info("head", F, y_shape)], [helper.make_tensor_value_info("loss", F, [])])
+        model = onnx.shape_inference.infer_shapes(helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
+        feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+        feeds["head"] = rng.standard_normal(y_shape).astype(np.float32)
+        ours, grads = gradient_model(model, [("loss", None)], names)
+        row = []
+        for built in (ours, None):
+            if built is None:
+                builder = C.GradientGraphBuilder(model.SerializeToString(), {"loss"}, set(names), "loss",
+                                                 session_options())
+                with quiet_logging():
+                    builder.build()
+                built = onnx.load_from_string(builder.get_model())
+                for name in names:
+                    built.graph.output.append(helper.make_tensor_value_info(name + "_grad", F, None))
+            session = ort.InferenceSession(built.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            outputs = [n + "_grad" for n in names]
+            session.run(outputs, feeds)
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                session.run(outputs, feeds)
+                times.append(time.perf_counter() - start)
+            row.append("%7.1f / %7.1f" % (min(times) * 1e3, statistics.median(times) * 1e3))
+        print("  %-36s onnxsym %s   ort-training %s" % (title, row[0], row[1]))
 
 
 if __name__ == "__main__":
