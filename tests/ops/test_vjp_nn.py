@@ -227,3 +227,14 @@ def test_lrn(size):
             squares[:, c] = (x[:, max(0, c - (size - 1) // 2):c + size // 2 + 1] ** 2).sum(axis=1)
         return [x / (1.5 + 0.3 / size * squares) ** 0.6]
     check("LRN", [_rand(2, 5, 2, 3)], dict(size=size, alpha=0.3, beta=0.6, bias=1.5), forward=forward)
+
+
+@pytest.mark.parametrize("op_type, inputs, attrs, wrt", [
+    ("Conv", [_rand(1, 2, 5, 5), _rand(3, 2, 3, 3, seed=1), _rand(3, seed=2)], dict(pads=[1, 1, 1, 1]), [1]),
+    ("Conv", [_rand(1, 2, 5, 5), _rand(3, 2, 3, 3, seed=1), _rand(3, seed=2)], dict(strides=[2, 2]), [0]),
+    ("LayerNormalization", [_rand(2, 3, 4), _rand(4, seed=1), _rand(4, seed=2)], dict(axis=-1), [0]),
+    ("InstanceNormalization", [_rand(2, 3, 4), _rand(3, seed=1), _rand(3, seed=2)], {}, [1, 2]),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_only_some_inputs_differentiated(op_type, inputs, attrs, wrt):
+    """The gradients of the other inputs are not built (a first layer's data gradient, frozen parameters)."""
+    check(op_type, inputs, attrs, wrt=wrt)

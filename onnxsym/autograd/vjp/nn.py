@@ -12,6 +12,13 @@ from .registry import rule
 from .shape import static_shape
 
 
+def _needs(g, node, index):
+    """Whether input `index` of `node` takes a gradient (present, and depends on a differentiated input): the
+    other gradients are never built (a first layer's data gradient, constant kernels)."""
+    name = node.input[index] if index < len(node.input) else ""
+    return bool(name) and name in getattr(g, "active", (name,))
+
+
 def _window(g, node, kernel=None):
     """(kernel, strides, dilations, pads (begin + end), ceil_mode) of a Conv/Pool node, auto_pad resolved."""
     attrs = g.attrs(node)
@@ -59,9 +66,11 @@ def _conv(g, node, out_grads):
     kernel, strides, dilations, pads, _ = _window(g, node, kernel=w_shape[2:])
     group = g.attrs(node).get("group", 1)
     y_shape = static_shape(g, node.output[0])
-    grads = [_conv_data_grad(g, dy, w, x_shape, y_shape, kernel, strides, dilations, pads, group),
-             _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pads, group)]
-    if len(node.input) > 2 and node.input[2]:
+    grads = [_conv_data_grad(g, dy, w, x_shape, y_shape, kernel, strides, dilations, pads, group)
+             if _needs(g, node, 0) else None,
+             _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pads, group)
+             if _needs(g, node, 1) else None]
+    if _needs(g, node, 2):
         axes = [0] + list(range(2, len(y_shape)))
         grads.append(g.like(g.ReduceSum(dy, g.int64s(axes), keepdims=0), node.input[2]))
     return grads
@@ -163,10 +172,13 @@ def _conv_transpose(g, node, out_grads):
     dilations = list(attrs.get("dilations") or [1] * rank)
     group = attrs.get("group", 1)
     pads = _conv_transpose_pads(g, node, x_shape, y_shape, kernel, strides, dilations)
-    dx = g.Conv(dy, w, group=group, kernel_shape=kernel, strides=strides, dilations=dilations, pads=pads)
-    g.set_info(dx, x_shape, g.dtype(x))
-    grads = [dx, _conv_weight_grad(g, dy, x, w_shape, x_shape, kernel, strides, dilations, pads, group)]
-    if len(node.input) > 2 and node.input[2]:
+    grads = [None, None]
+    if _needs(g, node, 0):
+        grads[0] = g.Conv(dy, w, group=group, kernel_shape=kernel, strides=strides, dilations=dilations, pads=pads)
+        g.set_info(grads[0], x_shape, g.dtype(x))
+    if _needs(g, node, 1):
+        grads[1] = _conv_weight_grad(g, dy, x, w_shape, x_shape, kernel, strides, dilations, pads, group)
+    if _needs(g, node, 2):
         grads.append(g.like(g.ReduceSum(dy, g.int64s([0] + list(range(2, 2 + rank))), keepdims=0), node.input[2]))
     return grads
 
@@ -279,26 +291,33 @@ def _layer_norm(g, node, out_grads):
 
     if outputs[1] and outputs[2]:
         mean, inv_std = as_x(outputs[1]), as_x(outputs[2])
-        centered = g.Sub(x, mean)
+        xhat = g.Mul(g.Sub(x, mean), inv_std)
+    elif dtype == np.float32:
+        # one fused pass: LayerNormalization with unit scale and no bias is xhat, with the statistics
+        ones = g.const(np.ones(shape[axis:], dtype))
+        xhat, mean, inv_std = g.LayerNormalization(x, ones, axis=axis, epsilon=attrs.get("epsilon", 1e-5),
+                                                   _outputs=3)
     else:
         mean = g.ReduceMean(x, axes=axes, keepdims=1)
         centered = g.Sub(x, mean)
         variance = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
         inv_std = g.Reciprocal(g.Sqrt(g.Add(variance, g.scalar(attrs.get("epsilon", 1e-5), dtype))))
-    xhat = g.like(g.Mul(centered, inv_std), x)
+        xhat = g.Mul(centered, inv_std)
+    g.like(xhat, x)
     dx = None
     grads = [None, None, None]
     if dy is not None:
-        dxhat = g.Mul(dy, scale)
-        mean_dxhat = g.ReduceMean(dxhat, axes=axes, keepdims=1)
-        mean_dxhat_xhat = g.ReduceMean(g.Mul(dxhat, xhat), axes=axes, keepdims=1)
-        dx = g.Mul(inv_std, g.Sub(g.Sub(dxhat, mean_dxhat), g.Mul(xhat, mean_dxhat_xhat)))
-        grads[1] = _sum_leading(g, g.like(g.Mul(dy, xhat), x), axis, scale)
-        if bias is not None:
+        if _needs(g, node, 0):
+            dx = _normalized_backward(g, g.Mul(dy, scale), xhat, inv_std, axes)
+        if _needs(g, node, 1):
+            grads[1] = _sum_leading(g, g.like(g.Mul(dy, xhat), x), axis, scale)
+        if _needs(g, node, 2):
             grads[2] = _sum_leading(g, dy, axis, bias)
+    if not _needs(g, node, 0):
+        return grads
     if d_mean is not None:
-        part = g.Expand(g.Mul(as_x(d_mean), g.scalar(1.0 / size, dtype)), g.int64s(shape))
-        dx = part if dx is None else g.Add(dx, part)
+        part = g.Mul(as_x(d_mean), g.scalar(1.0 / size, dtype))
+        dx = g.Expand(part, g.int64s(shape)) if dx is None else g.Add(dx, part)
     if d_inv_std is not None:
         factor = g.Mul(g.Mul(as_x(d_inv_std), g.Mul(inv_std, inv_std)), g.scalar(-1.0 / size, dtype))
         part = g.Mul(factor, xhat)
@@ -320,10 +339,11 @@ def _sum_but_channel(g, value, like, rank, dtype):
 
 
 def _normalized_backward(g, dxhat, xhat, inv_std, axes):
-    """d/dx of xhat = (x - mean(x)) * inv_std(x) over `axes`: inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat))."""
-    mean_dxhat = g.ReduceMean(dxhat, axes=axes, keepdims=1)
-    mean_dxhat_xhat = g.ReduceMean(g.Mul(dxhat, xhat), axes=axes, keepdims=1)
-    return g.Mul(inv_std, g.Sub(g.Sub(dxhat, mean_dxhat), g.Mul(xhat, mean_dxhat_xhat)))
+    """The gradient through xhat = (x - mean(x)) * r(x) over `axes`: r (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),
+    with the per-row factors multiplied by r first (4 full-size passes after the two reductions)."""
+    shift = g.Mul(inv_std, g.ReduceMean(dxhat, axes=axes, keepdims=1))
+    slope = g.Mul(inv_std, g.ReduceMean(g.Mul(dxhat, xhat), axes=axes, keepdims=1))
+    return g.Sub(g.Mul(dxhat, inv_std), g.Add(g.Mul(xhat, slope), shift))
 
 
 def _moments(g, x, axes, epsilon):
@@ -347,36 +367,51 @@ def _batch_norm(g, node, out_grads):
     epsilon = attrs.get("epsilon", 1e-5)
     axes = [0] + list(range(2, rank))
     gamma = _channel(g, scale, rank, dtype)
+    grads = [None] * 5
     if attrs.get("training_mode", 0):
-        centered, inv_std = _moments(g, x, axes, epsilon)
-        xhat = g.like(g.Mul(centered, inv_std), x)
-        dx = _normalized_backward(g, g.Mul(dy, gamma), xhat, inv_std, axes)
-        return [g.like(dx, x), _sum_but_channel(g, g.Mul(dy, xhat), scale, rank, dtype),
-                _sum_but_channel(g, dy, bias, rank, dtype)]
+        return _normalization_grads(g, node, dy, x, axes, epsilon, gamma, dtype)
     inv_std = g.Reciprocal(g.Sqrt(g.Add(_channel(g, var, rank, dtype), g.scalar(epsilon, dtype))))
     centered = g.Sub(x, _channel(g, mean, rank, dtype))
-    dx = g.like(g.Mul(dy, g.Mul(gamma, inv_std)), x)
-    d_scale = _sum_but_channel(g, g.Mul(dy, g.Mul(centered, inv_std)), scale, rank, dtype)
-    d_bias = _sum_but_channel(g, dy, bias, rank, dtype)
     scaled = g.Mul(gamma, inv_std)                                   # (1, C, 1, ...)
-    cube_half = g.Mul(g.Mul(scaled, g.Mul(inv_std, inv_std)), g.scalar(-0.5, dtype))
-    d_mean = _sum_but_channel(g, g.Neg(g.Mul(dy, scaled)), mean, rank, dtype)
-    d_var = _sum_but_channel(g, g.Mul(g.Mul(dy, centered), cube_half), var, rank, dtype)
-    return [dx, d_scale, d_bias, d_mean, d_var]
+    if _needs(g, node, 0):
+        grads[0] = g.like(g.Mul(dy, scaled), x)
+    if _needs(g, node, 1):
+        grads[1] = _sum_but_channel(g, g.Mul(dy, g.Mul(centered, inv_std)), scale, rank, dtype)
+    if _needs(g, node, 2):
+        grads[2] = _sum_but_channel(g, dy, bias, rank, dtype)
+    if _needs(g, node, 3):
+        grads[3] = _sum_but_channel(g, g.Neg(g.Mul(dy, scaled)), mean, rank, dtype)
+    if _needs(g, node, 4):
+        cube_half = g.Mul(g.Mul(scaled, g.Mul(inv_std, inv_std)), g.scalar(-0.5, dtype))
+        grads[4] = _sum_but_channel(g, g.Mul(g.Mul(dy, centered), cube_half), var, rank, dtype)
+    return grads
+
+
+def _normalization_grads(g, node, dy, x, axes, epsilon, gamma, dtype):
+    """[dx, dscale, dbias] of y = xhat * gamma + bias with xhat normalized over `axes` by its own statistics."""
+    rank = len(static_shape(g, x))
+    scale, bias = node.input[1:3]
+    centered, inv_std = _moments(g, x, axes, epsilon)
+    xhat = g.like(g.Mul(centered, inv_std), x)
+    grads = [None] * 3
+    if _needs(g, node, 0):
+        grads[0] = g.like(_normalized_backward(g, g.Mul(dy, gamma), xhat, inv_std, axes), x)
+    if _needs(g, node, 1):
+        grads[1] = _sum_but_channel(g, g.Mul(dy, xhat), scale, rank, dtype)
+    if _needs(g, node, 2):
+        grads[2] = _sum_but_channel(g, dy, bias, rank, dtype)
+    return grads
 
 
 @rule("InstanceNormalization")
 def _instance_norm(g, node, out_grads):
-    x, scale, bias = node.input[:3]
+    x, scale = node.input[:2]
     dy = out_grads[0]
     shape, dtype = static_shape(g, x), g.dtype(x)
     rank = len(shape)
     axes = list(range(2, rank))
-    centered, inv_std = _moments(g, x, axes, g.attrs(node).get("epsilon", 1e-5))
-    xhat = g.like(g.Mul(centered, inv_std), x)
-    dx = _normalized_backward(g, g.Mul(dy, _channel(g, scale, rank, dtype)), xhat, inv_std, axes)
-    return [g.like(dx, x), _sum_but_channel(g, g.Mul(dy, xhat), scale, rank, dtype),
-            _sum_but_channel(g, dy, bias, rank, dtype)]
+    return _normalization_grads(g, node, dy, x, axes, g.attrs(node).get("epsilon", 1e-5),
+                                _channel(g, scale, rank, dtype), dtype)
 
 
 @rule("LpPool")
