@@ -182,7 +182,7 @@ def pool_cases(n, c, hw, k, stride, pad):
         [_ints("flat", [-1, 1, out, out]), helper.make_tensor("ones", F, ones.shape, ones.reshape(-1).tolist()),
          _ints("xshape", [n, c, hw, hw])])
     dw = np.ones((c, 1, k, k), np.float32)
-    cases["AveragePool dX depthwise ConvTranspose (group=C)"] = ([
+    cases["AveragePool dX depthwise ConvTranspose (group=C), the rule"] = ([
         helper.make_node("ConvTranspose", ["dy", "ones"], ["dx"], kernel_shape=[k, k], strides=[stride] * 2,
                          pads=t_pads, output_padding=[rest, rest], group=c)],
         [helper.make_tensor("ones", F, dw.shape, dw.reshape(-1).tolist())])
