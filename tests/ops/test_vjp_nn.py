@@ -159,8 +159,9 @@ def test_max_pool_ties_go_to_the_first_maximum():
 
 
 @pytest.mark.parametrize("op_type", ["GlobalAveragePool", "GlobalMaxPool"])
-def test_global_pool(op_type):
-    check(op_type, [_rand(2, 3, 4, 5)], {})
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 3, 4, 5), (1, 2, 2, 3, 2)])
+def test_global_pool(op_type, shape):
+    check(op_type, [_rand(*shape)], {})
 
 
 @pytest.mark.parametrize("axis", [-1, 1, 0])
