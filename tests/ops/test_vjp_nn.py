@@ -144,20 +144,6 @@ def test_max_pool(case):
     check("MaxPool", [x], case["attrs"], eps=1e-3)
 
 
-def test_max_pool_ties_go_to_the_first_maximum():
-    """MXNet and ORT: of equal maxima in a window only the first (row-major) gets the gradient."""
-    from onnxsym.autograd.reverse import gradient_model as build
-    x = np.zeros((1, 1, 4, 4), np.float32)
-    model, inferred = _model("MaxPool", [x], [None], dict(kernel_shape=[2, 2], strides=[2, 2]))
-    inferred.graph.input.append(helper.make_tensor_value_info("head", F32, (1, 1, 2, 2)))
-    full, _ = build(inferred, [("out0", "head")], ["in0"])
-    session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
-    grad, = session.run(["in0_grad"], {"in0": x, "head": np.ones((1, 1, 2, 2), np.float32)})
-    expected = np.zeros((4, 4), np.float32)
-    expected[::2, ::2] = 1
-    np.testing.assert_array_equal(grad[0, 0], expected)
-
-
 @pytest.mark.parametrize("op_type", ["GlobalAveragePool", "GlobalMaxPool"])
 @pytest.mark.parametrize("shape", [(2, 3, 5), (2, 3, 4, 5), (1, 2, 2, 3, 2)])
 def test_global_pool(op_type, shape):
@@ -242,3 +228,30 @@ def test_lrn(size):
 def test_only_some_inputs_differentiated(op_type, inputs, attrs, wrt):
     """The gradients of the other inputs are not built (a first layer's data gradient, frozen parameters)."""
     check(op_type, inputs, attrs, wrt=wrt)
+
+
+@pytest.mark.parametrize("shape, kernel", [((2, 3, 6, 4), [2, 2]), ((1, 2, 7, 5), [2, 2]), ((2, 2, 9), [3]),
+                                           ((1, 2, 4, 6, 5), [2, 3, 2]), ((1, 2, 5, 6), [1, 3])])
+def test_max_pool_tiling_windows(shape, kernel):
+    x = np.random.default_rng(5).permutation(np.prod(shape)).reshape(shape) * 0.05
+    check("MaxPool", [x], dict(kernel_shape=kernel, strides=kernel))
+
+
+@pytest.mark.parametrize("kernel, strides", [([2, 2], [2, 2]), ([3, 3], [2, 2])])
+def test_max_pool_ties_in_tiling_windows(kernel, strides):
+    """Windows of equal values (a ReLU's zeros) give the gradient to their first element only."""
+    from onnxsym.autograd.reverse import gradient_model as build
+    x = np.zeros((1, 1, 5, 5), np.float32)
+    x[0, 0, 4, 4] = -1
+    model, inferred = _model("MaxPool", [x], [None], dict(kernel_shape=kernel, strides=strides))
+    out = inferred.graph.output[0].type.tensor_type.shape
+    y_shape = tuple(d.dim_value for d in out.dim)
+    inferred.graph.input.append(helper.make_tensor_value_info("head", F32, y_shape))
+    full, _ = build(inferred, [("out0", "head")], ["in0"])
+    session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
+    grad, = session.run(["in0_grad"], {"in0": x, "head": np.ones(y_shape, np.float32)})
+    expected = np.zeros((5, 5), np.float32)
+    for i in range(y_shape[2]):
+        for j in range(y_shape[3]):
+            expected[i * strides[0], j * strides[1]] += 1
+    np.testing.assert_array_equal(grad[0, 0], expected)
