@@ -95,7 +95,8 @@ class GradientBuilder(GraphBuilder):
         elif op_type in _BOOLEAN:
             dtype = np.dtype(bool)
         else:
-            dtype = self._dtypes.get(inputs[-1] if op_type == "Where" else inputs[0])
+            operands = inputs[1:] if op_type == "Where" else inputs
+            dtype = next((self._dtypes[v] for v in operands if v in self._dtypes), None)
         if shape is not None and None in shape:
             self._partial[out] = shape
             shape = None
@@ -254,8 +255,8 @@ def gradient_model(model, seeds, wrt, info=None):
         for name, grad in zip(node.input, in_grads):
             if grad is None or not name or name not in active:
                 continue
-            if g.known_shape(grad) is None:
-                g.like(grad, name)
+            if g.known_shape(grad) is None or grad not in g._dtypes:
+                g.like(grad, name)      # a gradient has its input's shape and dtype
             contributions.setdefault(name, []).append(grad)
     grads = {}
     for name in wrt:
