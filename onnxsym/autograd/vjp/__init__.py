@@ -1,5 +1,6 @@
 """One VJP rule per ONNX operator, written as standard ONNX nodes (registry.py says how a rule looks)."""
 from . import custom, elementwise, reduce, shape  # noqa: F401  (registers their rules)
+from . import loss, math  # noqa: F401
 from .registry import registered, rule_for
 
 __all__ = ["registered", "rule_for"]
