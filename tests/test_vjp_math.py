@@ -22,8 +22,8 @@ from onnxsym.autograd.reverse import gradient_model
 from onnxsym.runtime.ort import create_session
 from onnxsym.test_utils import assert_almost_equal, random_projection
 
-from .onnx_gradcase import central_differences, run_onnx_gradient_case
-from .test_input_gradients import ONNX_CASES, UNARY, _unary_case
+from .ops.onnx_gradcase import central_differences, run_onnx_gradient_case
+from .ops.test_input_gradients import ONNX_CASES, UNARY, _unary_case
 
 I64 = np.int64
 
