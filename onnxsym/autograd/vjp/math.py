@@ -9,7 +9,10 @@ comparisons)."""
 import numpy as np
 
 from ...lower.builder import onnx_dtype
-from .registry import rule
+from .registry import no_gradient, rule
+
+# Piecewise constant (a one-hot of the row maxima): no gradient.
+rule("Hardmax")(no_gradient)
 
 
 def _floating(g, value):
