@@ -1,12 +1,14 @@
 """VJP rules of ONNX's loss ops: NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (class weights, ignore_index,
 reductions none / sum / mean, SoftmaxCrossEntropyLoss's log_prob output).
 
-Both read the labels as a class mask `hit` (N, C, d1, ...) = (label == class), ignored positions matching no class,
-so that every gradient is elementwise arithmetic and one reduction, with no gather or scatter:
   loss_i = -w_i lp[i, label_i], w_i = weight[label_i] (1 without weights, 0 where ignored);
   none: L_i = loss_i; sum: L = sum_i loss_i; mean: L = sum_i loss_i / W, W = sum_i w_i.
-  d lp = -hit * weight * c_i with c_i = dL_i (none), dL (sum), dL / W (mean);
-  d weight[k] = sum_{i: label_i = k} -lp[i, k] c_i (none, sum), (-lp[i, k] - L) c_i (mean).
+  d lp = -c_i at (i, label_i), 0 elsewhere, with c_i = w_i dL_i (none), w_i dL (sum), w_i dL / W (mean);
+  d weight[k] = sum_{i: label_i = k} -lp[i, k] dL_i (none, sum), (-lp[i, k] - L) dL / W (mean).
+The class axis is touched only at the labels (Gather, GatherElements, ScatterElements): SoftmaxCrossEntropyLoss's
+d scores = softmax * c_i - c_i at the labels is three passes over (N, C, ...), 4x faster than a class mask
+(Equal against the class range) and 5x faster than onnxruntime-training's SoftmaxCrossEntropyLossGrad kernel
+(bench/bench_vjp_math.py).
 """
 import numpy as np
 
@@ -19,71 +21,101 @@ def _wants(g, value):
     return bool(value) and (active is None or value in active)
 
 
-def _nll(g, node, shape, log_prob, labels, weight, dy, dtype):
-    """(d log_prob, d weight or None) of NegativeLogLikelihoodLoss(log_prob, labels, weight) = node.output[0];
-    `log_prob` (of static `shape`) is read only for the weight's gradient."""
-    attrs = g.attrs(node)
-    rank, classes = len(shape), shape[1]
-    label_type = g.dtype(labels)
-    ignore = attrs.get("ignore_index")
-    if ignore is not None:      # ignored positions match no class
-        labels = g.Where(g.Equal(labels, g.scalar(ignore, label_type)), g.scalar(-1, label_type), labels)
-    class_index = np.arange(classes).reshape([1, classes] + [1] * (rank - 2)).astype(label_type)
-    hit = g.Equal(g.Unsqueeze(labels, g.int64s([1])), g.const(class_index))
-    zero = g.scalar(0, dtype)
-    if weight:
-        weighted = g.Where(hit, g.Reshape(weight, g.int64s([1, classes] + [1] * (rank - 2))), zero)
-    else:
-        weighted = g.cast(hit, dtype)
-    reduction = attrs.get("reduction", b"mean")
-    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
-    if reduction == "none":
-        coefficient = g.Unsqueeze(dy, g.int64s([1]))
-    elif reduction == "sum":
-        coefficient = dy
-    else:
-        coefficient = g.Div(dy, g.ReduceSum(weighted, keepdims=0))
-    d_log_prob = g.Neg(g.Mul(weighted, coefficient))
-    g.set_info(d_log_prob, shape, dtype)
-    d_weight = None
-    if weight and _wants(g, weight):
-        per_class = log_prob if reduction != "mean" else g.Add(log_prob, node.output[0])
-        picked = g.Where(hit, g.Neg(per_class), zero)
-        axes = [0] + list(range(2, rank))
-        d_weight = g.like(g.ReduceSum(g.Mul(picked, coefficient), g.int64s(axes), keepdims=0), weight)
-    return d_log_prob, d_weight
-
-
 def _input(node, index):
     return node.input[index] if len(node.input) > index and node.input[index] else None
+
+
+class _Labels:
+    """The per-position pieces of a loss node: safe labels (ignored ones as class 0), their weights w_i, the
+    coefficients c_i of the head gradient `dy`, all unsqueezed at the class axis (N, 1, d1, ...)."""
+
+    def __init__(self, g, node, shape, labels, weight, dy, dtype):
+        attrs = g.attrs(node)
+        self.shape, self.dtype, self.rank = shape, dtype, len(shape)
+        label_shape = static_shape(g, labels)
+        label_type = g.dtype(labels)
+        one = g.int64s([1])
+        ignore = attrs.get("ignore_index")
+        self.kept = None                # where the label is not ignored (None: everywhere)
+        if ignore is not None:
+            ignored = g.Equal(labels, g.scalar(ignore, label_type))
+            labels = g.Where(ignored, g.scalar(0, label_type), labels)
+            self.kept = g.Not(ignored)
+        self.index = g.cast(g.Unsqueeze(labels, one), np.int64) if label_type != np.int64 else \
+            g.Unsqueeze(labels, one)
+        zero = g.scalar(0, dtype)
+        if weight:
+            per = g.Gather(weight, labels, axis=0)
+            per = per if self.kept is None else g.Where(self.kept, per, zero)
+        elif self.kept is not None:
+            per = g.cast(self.kept, dtype)
+        else:
+            per = None                  # all ones
+        reduction = attrs.get("reduction", b"mean")
+        self.reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+        scale = dy
+        if self.reduction == "mean":
+            total = g.ReduceSum(per, keepdims=0) if per is not None else \
+                g.scalar(int(np.prod(label_shape)), dtype)
+            scale = g.Div(dy, total)
+        self.scale = scale              # dL_i (none), dL (sum), dL / W (mean)
+        coefficient = scale if per is None else g.Mul(per, scale)
+        if per is None and self.reduction != "none":
+            coefficient = g.Expand(coefficient, g.int64s(label_shape))
+        self.coefficient = g.Unsqueeze(coefficient, one)
+
+    def scatter(self, g, base, values):
+        return g.ScatterElements(base, self.index, values, axis=1)
+
+    def weight_gradient(self, g, node, log_prob, weight):
+        """d weight[k]: sum over the positions labelled k of -lp (minus L for mean) times dL_i or dL / W."""
+        picked = g.Neg(g.GatherElements(log_prob, self.index, axis=1))
+        if self.reduction == "mean":
+            picked = g.Sub(picked, node.output[0])
+        value = g.Mul(picked, self.scale if self.reduction != "none" else g.Unsqueeze(self.scale, g.int64s([1])))
+        zero = g.scalar(0, self.dtype)
+        if self.kept is not None:
+            value = g.Where(g.Unsqueeze(self.kept, g.int64s([1])), value, zero)
+        classes = self.shape[1]
+        class_index = np.arange(classes, dtype=np.int64).reshape([1, classes] + [1] * (self.rank - 2))
+        hit = g.Equal(self.index, g.const(class_index))
+        axes = [0] + list(range(2, self.rank))
+        return g.like(g.ReduceSum(g.Where(hit, value, zero), g.int64s(axes), keepdims=0), weight)
 
 
 @rule("NegativeLogLikelihoodLoss")
 def _negative_log_likelihood(g, node, out_grads):
     log_prob, labels = node.input[:2]
-    d_log_prob, d_weight = _nll(g, node, static_shape(g, log_prob), log_prob, labels, _input(node, 2), out_grads[0],
-                                g.dtype(log_prob))
+    weight = _input(node, 2)
+    shape, dtype = static_shape(g, log_prob), g.dtype(log_prob)
+    parts = _Labels(g, node, shape, labels, weight, out_grads[0], dtype)
+    d_log_prob = g.like(parts.scatter(g, g.zeros_like(log_prob), g.Neg(parts.coefficient)), log_prob)
+    d_weight = parts.weight_gradient(g, node, log_prob, weight) if _wants(g, weight) else None
     return [d_log_prob, None, d_weight]
 
 
 @rule("SoftmaxCrossEntropyLoss")
 def _softmax_cross_entropy(g, node, out_grads):
-    """NegativeLogLikelihoodLoss's gradient on log_prob = LogSoftmax(scores, axis=1), plus log_prob's own
-    gradient, through LogSoftmax: d scores = d lp - softmax * sum(d lp, axis=1)."""
+    """The loss alone: d scores = p c_i - c_i at the labels (p = softmax(scores)); with log_prob's own gradient
+    too: NegativeLogLikelihoodLoss's d lp plus that, through LogSoftmax (d lp - p sum(d lp, axis=1))."""
     scores, labels = node.input[:2]
     weight = _input(node, 2)
-    dtype = g.dtype(scores)
+    shape, dtype = static_shape(g, scores), g.dtype(scores)
     given = node.output[1] if len(node.output) > 1 and node.output[1] else None
-    log_prob = given
-    if log_prob is None and weight and _wants(g, weight):
-        log_prob = g.LogSoftmax(scores, axis=1)
-    d_log_prob, d_weight = None, None
-    if out_grads[0] is not None:
-        d_log_prob, d_weight = _nll(g, node, static_shape(g, scores), log_prob, labels, weight, out_grads[0], dtype)
-    if len(out_grads) > 1 and out_grads[1] is not None:
-        d_log_prob = out_grads[1] if d_log_prob is None else g.Add(d_log_prob, out_grads[1])
-    if d_log_prob is None:
-        return [None, None, None]
+    d_out = out_grads[1] if len(out_grads) > 1 else None
     probability = g.Exp(given) if given else g.Softmax(scores, axis=1)
-    total = g.ReduceSum(d_log_prob, g.int64s([1]), keepdims=1)
-    return [g.like(g.Sub(d_log_prob, g.Mul(probability, total)), scores), None, d_weight]
+    d_scores, d_weight = None, None
+    if out_grads[0] is not None:
+        parts = _Labels(g, node, shape, labels, weight, out_grads[0], dtype)
+        if _wants(g, weight):
+            d_weight = parts.weight_gradient(g, node, given or g.LogSoftmax(scores, axis=1), weight)
+        if d_out is None:
+            spread = g.Mul(probability, parts.coefficient)
+            at_label = g.Sub(g.GatherElements(spread, parts.index, axis=1), parts.coefficient)
+            return [g.like(parts.scatter(g, spread, at_label), scores), None, d_weight]
+        d_out = g.Add(d_out, parts.scatter(g, g.zeros_like(scores), g.Neg(parts.coefficient)))
+    if d_out is None:
+        return [None, None, None]
+    total = g.ReduceSum(d_out, g.int64s([1]), keepdims=1)
+    d_scores = g.Sub(d_out, g.Mul(probability, total))
+    return [g.like(d_scores, scores), None, d_weight]
