@@ -8,7 +8,8 @@ sessions on CPU: each variant is a small graph computing the same gradient.
   against the class range, Where) and a scatter of -c_i into zeros, each followed by LogSoftmax's backward, and
   against onnxruntime-training's own SoftmaxCrossEntropyLossGrad kernel (com.microsoft, training builds only);
 - mask: dy * (x > t) as Mul(dy, Cast(Greater)) against Where(Greater, dy, 0) (ThresholdedRelu, Shrink);
-- gelu: Gelu's CDF term as y / x (the rule) against 0.5 (1 + Erf(x / sqrt 2)).
+- select: Elu's derivative as an arithmetic select (the rule) against Where;
+- gelu: Gelu's CDF term as 0.5 (1 + Erf(x / sqrt 2)) (the rule) against y / x.
 """
 import numpy as np
 import onnx
@@ -93,6 +94,28 @@ def mask_variants(size=1 << 20):
         print("  mask %-32s %8.1f us" % (name, 1e6 * per_call(lambda: session.run(None, feeds), 20, 7, min)))
 
 
+def select_variants(size=1 << 20):
+    rng = np.random.RandomState(0)
+    x = rng.randn(size).astype(np.float32)
+    feeds = {"x": x, "y": np.where(x > 0, x, 0.7 * np.expm1(x)).astype(np.float32),
+             "dy": rng.randn(size).astype(np.float32)}
+    inputs, out = [_value("x", [size]), _value("y", [size]), _value("dy", [size])], [_value("dx", [size])]
+    node = helper.make_node
+    inits = [("zero", np.array(0, np.float32)), ("one", np.array(1, np.float32)),
+             ("alpha", np.array(0.7, np.float32)), ("alpha_1", np.array(-0.3, np.float32))]
+    variants = {
+        "dy (1 + [x <= 0] (y + a - 1)) (rule)": [
+            node("LessOrEqual", ["x", "zero"], ["c"]), node("Cast", ["c"], ["m"], to=F),
+            node("Add", ["y", "alpha_1"], ["ya"]), node("Mul", ["m", "ya"], ["mya"]),
+            node("Add", ["mya", "one"], ["d"]), node("Mul", ["dy", "d"], ["dx"])],
+        "dy Where(x > 0, 1, y + a)": [
+            node("Greater", ["x", "zero"], ["c"]), node("Add", ["y", "alpha"], ["ya"]),
+            node("Where", ["c", "one", "ya"], ["d"]), node("Mul", ["dy", "d"], ["dx"])]}
+    for name, nodes in variants.items():
+        session = _session(nodes, inputs, out, inits)
+        print("  elu  %-32s %8.1f us" % (name, 1e6 * per_call(lambda: session.run(None, feeds), 20, 7, min)))
+
+
 def gelu_variants(size=1 << 20):
     rng = np.random.RandomState(0)
     x = rng.randn(size).astype(np.float32)
@@ -105,9 +128,9 @@ def gelu_variants(size=1 << 20):
              ("r2", np.array(1 / np.sqrt(2), np.float32)), ("tiny", np.array(4 * np.finfo(np.float32).tiny,
                                                                               np.float32))]
     variants = {
-        "y / x (rule)": [node("Abs", ["x"], ["a"]), node("Less", ["a", "tiny"], ["small"]),
+        "y / x": [node("Abs", ["x"], ["a"]), node("Less", ["a", "tiny"], ["small"]),
                          node("Div", ["y", "x"], ["q"]), node("Where", ["small", "half", "q"], ["cdf"])],
-        "0.5 (1 + Erf(x / sqrt 2))": [node("Mul", ["x", "r2"], ["s"]), node("Erf", ["s"], ["e"]),
+        "0.5 (1 + Erf(x / sqrt 2)) (rule)": [node("Mul", ["x", "r2"], ["s"]), node("Erf", ["s"], ["e"]),
                                       node("Add", ["e", "one"], ["e1"]), node("Mul", ["e1", "half"], ["cdf"])]}
     for name, nodes in variants.items():
         session = _session(nodes, inputs, out, inits)
@@ -117,4 +140,5 @@ def gelu_variants(size=1 << 20):
 if __name__ == "__main__":
     loss_variants()
     mask_variants()
+    select_variants()
     gelu_variants()

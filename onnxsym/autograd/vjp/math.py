@@ -99,38 +99,46 @@ def _softsign(g, x, y, attrs):
     return g.Reciprocal(g.Mul(denominator, denominator))
 
 
+def _mask(g, condition, like):
+    """A 0/1 tensor of `like`'s dtype: an arithmetic select is 3-4x faster than ORT's Where (bench/)."""
+    return g.cast(condition, g.dtype(like))
+
+
 @_unary("Elu")
 def _elu(g, x, y, attrs):
-    """1 for x > 0, alpha * exp(x) = y + alpha otherwise."""
-    return g.Where(g.Greater(x, _c(g, 0, x)), _c(g, 1, x), g.Add(y, _c(g, attrs.get("alpha", 1.0), x)))
+    """1 for x > 0, alpha * exp(x) = y + alpha otherwise: 1 + [x <= 0] (y + alpha - 1)."""
+    below = _mask(g, g.LessOrEqual(x, _c(g, 0, x)), x)
+    return g.Add(_c(g, 1, x), g.Mul(below, g.Add(y, _c(g, attrs.get("alpha", 1.0) - 1.0, x))))
 
 
 @_unary("Selu")
 def _selu(g, x, y, attrs):
     """gamma for x > 0, gamma * alpha * exp(x) = y + gamma * alpha otherwise."""
     alpha, gamma = attrs.get("alpha", 1.67326319217681884765625), attrs.get("gamma", 1.05070102214813232421875)
-    return g.Where(g.Greater(x, _c(g, 0, x)), _c(g, gamma, x), g.Add(y, _c(g, gamma * alpha, x)))
+    below = _mask(g, g.LessOrEqual(x, _c(g, 0, x)), x)
+    return g.Add(_c(g, gamma, x), g.Mul(below, g.Add(y, _c(g, gamma * alpha - gamma, x))))
 
 
 @_unary("Celu")
 def _celu(g, x, y, attrs):
     """1 for x > 0, exp(x / alpha) = y / alpha + 1 otherwise."""
-    alpha = attrs.get("alpha", 1.0)
-    return g.Where(g.Greater(x, _c(g, 0, x)), _c(g, 1, x), g.Add(g.Mul(y, _c(g, 1.0 / alpha, x)), _c(g, 1, x)))
+    below = _mask(g, g.LessOrEqual(x, _c(g, 0, x)), x)
+    return g.Add(_c(g, 1, x), g.Mul(below, g.Mul(y, _c(g, 1.0 / attrs.get("alpha", 1.0), x))))
 
 
 @_unary("HardSigmoid")
 def _hard_sigmoid(g, x, y, attrs):
     """alpha where 0 < alpha * x + beta < 1 (there y is strictly between its bounds), else 0."""
-    inside = g.And(g.Greater(y, _c(g, 0, y)), g.Less(y, _c(g, 1, y)))
-    return g.Where(inside, _c(g, attrs.get("alpha", 0.2), x), _c(g, 0, x))
+    inside = _mask(g, g.And(g.Greater(y, _c(g, 0, y)), g.Less(y, _c(g, 1, y))), x)
+    return g.Mul(inside, _c(g, attrs.get("alpha", 0.2), x))
 
 
 @_unary("HardSwish")
 def _hard_swish(g, x, y, attrs):
     """x * clip(x / 6 + 1/2, 0, 1): 0 below -3, 1 above 3, x / 3 + 1/2 between (PyTorch's at +-3)."""
-    middle = g.Add(g.Mul(x, _c(g, 1.0 / 3.0, x)), _c(g, 0.5, x))
-    return g.Where(g.Less(x, _c(g, -3, x)), _c(g, 0, x), g.Where(g.Greater(x, _c(g, 3, x)), _c(g, 1, x), middle))
+    inside = _mask(g, g.LessOrEqual(g.Abs(x), _c(g, 3, x)), x)
+    above = _mask(g, g.Greater(x, _c(g, 3, x)), x)
+    return g.Add(g.Mul(inside, g.Add(g.Mul(x, _c(g, 1.0 / 3.0, x)), _c(g, 0.5, x))), above)
 
 
 @_unary("Shrink")
@@ -146,9 +154,8 @@ def _thresholded_relu(g, x, y, attrs):
 
 @_unary("Gelu")
 def _gelu(g, x, y, attrs):
-    """(opset 20) none: Phi(x) + x phi(x), with the normal CDF read back as Phi(x) = y / x (1/2 where |x| is too
-    small for the quotient: ONNX Runtime has no float64 Erf); tanh: 1/2 (1 + t) + 1/2 x (1 - t^2) sqrt(2/pi)
-    (1 + 3 k x^2) with t = tanh(sqrt(2/pi) (x + k x^3)), k = 0.044715."""
+    """(opset 20) none: Phi(x) + x phi(x); tanh: 1/2 (1 + t) + 1/2 x (1 - t^2) sqrt(2/pi) (1 + 3 k x^2) with
+    t = tanh(sqrt(2/pi) (x + k x^3)), k = 0.044715. (Phi as Erf: 1.3x faster than reading it back as y / x.)"""
     c = lambda v: _c(g, v, x)
     square = g.Mul(x, x)
     if attrs.get("approximate", b"none") in ("tanh", b"tanh"):
@@ -156,8 +163,7 @@ def _gelu(g, x, y, attrs):
         t = g.Tanh(g.Mul(g.Mul(x, c(scale)), g.Add(c(1), g.Mul(square, c(k)))))
         slope = g.Mul(g.Sub(c(1), g.Mul(t, t)), g.Add(c(scale), g.Mul(square, c(3 * k * scale))))
         return g.Mul(c(0.5), g.Add(g.Add(c(1), t), g.Mul(x, slope)))
-    tiny = g.Less(g.Abs(x), c(4 * np.finfo(g.dtype(x)).tiny))
-    cdf = g.Where(tiny, c(0.5), g.Div(y, x))
+    cdf = g.Mul(c(0.5), g.Add(c(1), g.Erf(g.Mul(x, c(1 / np.sqrt(2))))))
     pdf = g.Mul(c(1 / np.sqrt(2 * np.pi)), g.Exp(g.Mul(square, c(-0.5))))
     return g.Add(cdf, g.Mul(x, pdf))
 
@@ -172,12 +178,12 @@ def _mish(g, x, y, attrs):
 @rule("PRelu")
 def _prelu(g, node, out_grads):
     """y = x where x > 0, slope * x otherwise (the slope broadcasts to x): dx = dy or dy * slope (the slope at 0,
-    as PyTorch's), dslope = dy * x where x <= 0, summed back to the slope's shape."""
+    as PyTorch's), dslope = dy * min(x, 0), summed back to the slope's shape."""
     x, slope = node.input
     dy = out_grads[0]
-    positive = g.Greater(x, _c(g, 0, x))
-    dx = g.like(g.Where(positive, dy, g.Mul(dy, slope)), x)
-    dslope = g.like(g.Where(positive, _c(g, 0, x), g.Mul(dy, x)), x)
+    above = _mask(g, g.Greater(x, _c(g, 0, x)), x)
+    dx = g.like(g.Mul(dy, g.Add(slope, g.Mul(above, g.Sub(_c(g, 1, x), slope)))), x)
+    dslope = g.like(g.Mul(dy, g.Min(x, _c(g, 0, x))), x)
     return [g.unbroadcast(dx, x), g.unbroadcast(dslope, slope)]
 
 
