@@ -10,6 +10,7 @@ import numpy as np
 
 from ...lower.builder import onnx_dtype
 from .registry import no_gradient, rule
+from .shape import static_shape
 
 # Piecewise constant (a one-hot of the row maxima): no gradient.
 rule("Hardmax")(no_gradient)
@@ -229,9 +230,7 @@ def _det(g, node, out_grads):
     A singular matrix gets inf/NaN, where PyTorch's SVD-based backward gives the adjugate."""
     a = node.input[0]
     y, dy = node.output[0], out_grads[0]
-    rank = len(g.known_shape(a) or ())
-    if rank < 2:
-        raise NotImplementedError("Det of a value without a static shape")
+    rank = len(static_shape(g, a))
     scale = g.Unsqueeze(g.Mul(dy, y), g.int64s([-2, -1]))
     inverse = g.Inverse(a, _domain="com.microsoft")
     transposed = g.Transpose(inverse, perm=list(range(rank - 2)) + [rank - 1, rank - 2])
