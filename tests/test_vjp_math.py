@@ -197,3 +197,20 @@ def test_negative_log_likelihood_nd(reduction, weighted):
         arrays["w"] = _uniform((4,), 0.5, 2, seed=3)
     check_vjp("NegativeLogLikelihoodLoss", arrays, ["x", "w"] if weighted else ["x"],
               {"reduction": reduction, "ignore_index": 3})
+
+
+def test_quantized_values_pass_no_gradient():
+    """x -> QuantizeLinear -> DequantizeLinear -> y: piecewise constant, so x gets no gradient (zeros)."""
+    scale, zero = numpy_helper.from_array(np.array(0.1, np.float32), "scale"), \
+        numpy_helper.from_array(np.array(0, np.uint8), "zero")
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["y"]),
+             helper.make_node("Add", ["y", "x"], ["out0"])]
+    model = helper.make_model(helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, (2, 3))],
+        [helper.make_tensor_value_info("out0", onnx.TensorProto.FLOAT, (2, 3))], [scale, zero]),
+        opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    grad, _ = gradient_model(model, [("out0", None)], ["x"])
+    x = _uniform((2, 3)).astype(np.float32)
+    out = create_session(grad).run(["x_grad"], {"x": x})[0]
+    np.testing.assert_array_equal(out, np.ones((2, 3), np.float32))      # through the Add only

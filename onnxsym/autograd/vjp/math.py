@@ -12,8 +12,9 @@ from ...lower.builder import onnx_dtype
 from .registry import no_gradient, rule
 from .shape import static_shape
 
-# Piecewise constant (a one-hot of the row maxima): no gradient.
-rule("Hardmax")(no_gradient)
+# Piecewise constant (a one-hot of the row maxima), or integer (quantized) values: no gradient.
+rule("Hardmax", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "QuantizeLinear",
+     "DynamicQuantizeLinear", "DequantizeLinear")(no_gradient)
 
 
 def _floating(g, value):
