@@ -12,7 +12,6 @@ sessions on CPU: each variant is a small graph computing the same gradient.
 - gelu: Gelu's CDF term as 0.5 (1 + Erf(x / sqrt 2)) (the rule) against y / x.
 """
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from _common import per_call
