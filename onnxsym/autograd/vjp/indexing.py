@@ -11,7 +11,7 @@ from .registry import no_gradient, rule
 from .reduce import _reduced_axes
 from .shape import constant_value, static_shape
 
-rule("Hardmax")(no_gradient)      # NonZero: elementwise.py
+# Hardmax: math.py; NonZero: elementwise.py (no gradient)
 
 
 def _text(value):
