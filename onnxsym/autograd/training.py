@@ -51,17 +51,20 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
     return FusedTraining(lowered, full, [name for name in wrt if name in grads], ctx, executor)
 
 
-def _lowered(symbol, shapes, dtypes, train_mode):
+def _lowered(symbol, shapes, dtypes, train_mode, ort_training=False):
+    """The training-mode graph; float16 values are computed in float32 (float16 gradients lose too much), and for
+    onnxruntime-training the float64 ops it has no gradient kernels for are rewritten."""
     lowered = lower_symbol(symbol, shapes, dtypes, training=True, train_mode=train_mode)
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
-    float64_without_missing_kernels(lowered.model)
+    if ort_training:
+        float64_without_missing_kernels(lowered.model)
     return lowered
 
 
 def _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode):
     from . import ort_training  # lazy: closes a cycle (it builds on Training); the backend needs the training build
     ort_training.check_training_build()
-    lowered = _lowered(symbol, shapes, dtypes, train_mode)
+    lowered = _lowered(symbol, shapes, dtypes, train_mode, ort_training=True)
     ort_training.prepare(lowered)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
                      onnx.TensorProto.FLOAT)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ...lower.builder import onnx_dtype
+from ...ops.elemwise import power_partials
 from .registry import no_gradient, rule
 from .shape import constant_value
 
@@ -143,15 +144,15 @@ def _cast(g, node, out_grads):
 
 @rule("Pow")
 def _pow(g, node, out_grads):
-    """d/da = b * a^(b-1); d/db = y * log(a) where a > 0, 0 where a == 0 (and b > 0), NaN for a < 0."""
+    """The partials of ops/elemwise.py's power_partials (the one definition of a^b's derivatives and their
+    conventions at b == 0, a == 0 and a < 0), times dy, summed back to each input's shape."""
     a, b = node.input
     y, dy = node.output[0], out_grads[0]
     b_as_a = b if g.dtype(b) == g.dtype(a) else g.cast(b, g.dtype(a))
-    da = g.like(g.Mul(dy, g.Mul(b_as_a, g.Pow(a, g.Sub(b_as_a, _c(g, 1, a))))), dy)
-    grads = [g.unbroadcast(da, a)]
+    d_base, d_exponent = power_partials(g, a, b_as_a, y)
+    grads = [g.unbroadcast(g.like(g.Mul(dy, d_base), dy), a)]
     if _floating(g, b):
-        log_a = g.Where(g.Equal(a, _c(g, 0, a)), _c(g, 0, a), g.Log(a))
-        db = g.like(g.Mul(dy, g.Mul(y, log_a)), dy)
+        db = g.like(g.Mul(dy, d_exponent), dy)
         if g.dtype(b) != g.dtype(a):
             db = g.like(g.cast(db, g.dtype(b)), dy)
         grads.append(g.unbroadcast(db, b))

@@ -7,7 +7,7 @@ from math import prod
 import numpy as np
 
 from ...base import MXNetError
-from .registry import no_gradient, rule
+from .registry import rule
 from .reduce import _reduced_axes
 from .shape import constant_value, static_shape
 
