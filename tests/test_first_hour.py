@@ -25,7 +25,7 @@ import onnxsym
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # sha256 of https://www.apache.org/licenses/LICENSE-2.0.txt, the Apache License 2.0 as the ASF publishes it
 APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
-CHECKED_MINORS = range(6, 16)      # Python 3.6 ... 3.15: the classifiers must list exactly the supported ones
+CHECKED_MINORS = range(6, 15)      # Python 3.6 ... 3.14 (released): the classifiers list exactly the supported ones
 
 
 def _read(name):
@@ -100,8 +100,9 @@ def test_requires_python_matches_the_classifiers_and_the_readme():
     listed = [m for m in CHECKED_MINORS if "Programming Language :: Python :: 3.%d" % m in project["classifiers"]]
     assert listed == minors and minors == list(range(minors[0], minors[-1] + 1))
     assert "%d.%d" % sys.version_info[:2] in supported
-    # onnxruntime-training-cpu 1.19.2 (a pinned dependency) has no wheel for 3.13: the bound must stay below it
-    assert "onnxruntime-training-cpu==1.19.2" in project["dependencies"] and "3.13" not in supported
+    # plain onnxruntime, never the discontinued training build (no wheel beyond 3.12, clashes with onnxruntime)
+    assert any(d.startswith("onnxruntime>=") for d in project["dependencies"])
+    assert not any(d.startswith("onnxruntime-training") for d in project["dependencies"])
     quick_start = _read("README.md").split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert "Python 3.%d–3.%d" % (minors[0], minors[-1]) in quick_start
     assert "CPython " + ", ".join("3.%d" % m for m in minors[:-1]) + " and 3.%d" % minors[-1] in quick_start

@@ -32,7 +32,7 @@ BACKENDS = ("onnxsym", "ort-training")
 def backend():
     """Who differentiates: 'onnxsym' (onnxsym's own reverse-mode AD, reverse.py, the default) or 'ort-training'
     (onnxruntime-training's builders, ort_training.py), from the environment variable ONNXSYM_AUTOGRAD."""
-    name = os.environ.get("ONNXSYM_AUTOGRAD") or "ort-training"
+    name = os.environ.get("ONNXSYM_AUTOGRAD") or "onnxsym"
     if name not in BACKENDS:
         raise MXNetError("ONNXSYM_AUTOGRAD=%r: use one of %s" % (name, ", ".join(BACKENDS)))
     return name

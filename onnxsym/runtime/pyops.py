@@ -16,6 +16,7 @@ called on the run's thread, and its exception waits in that thread's list until 
 (`raise_pending`). Another thread's run neither raises it nor loses its own
 (tests/test_custom_threads.py checks both the thread and the 8-thread case).
 """
+import sys
 import threading
 
 import numpy as np
@@ -93,8 +94,8 @@ def _register(op_type):
     """Register one PyOp type whose body dispatches to the kernel named by the node's `key` (under _LOCK)."""
     if op_type in _REGISTERED:
         return
-    from onnxruntime_extensions import PyOp, onnx_op
-    import onnxruntime_extensions._ocos as ocos
+    extensions = _extensions()
+    PyOp, onnx_op, ocos = extensions.PyOp, extensions.onnx_op, extensions._ocos
     if not _REGISTERED:
         _install_hooker(ocos)
     forward = op_type.startswith(PYTHON_OP_PREFIX)
@@ -126,9 +127,21 @@ def _register(op_type):
     _REGISTERED.add(op_type)
 
 
+def _extensions():
+    """onnxruntime-extensions (Python ops inside ONNX Runtime graphs), or an MXNetError saying how to get it."""
+    try:
+        import onnxruntime_extensions
+        import onnxruntime_extensions._ocos  # noqa: F401
+    except ImportError as err:
+        raise MXNetError("custom Python operators (mx.operator.CustomOp) run inside ONNX Runtime through "
+                         "onnxruntime-extensions, which is not installed (%s): pip install onnxruntime-extensions "
+                         "(it has no wheel for Python %d.%d yet; everything else in onnxsym works without it)"
+                         % (err, sys.version_info[0], sys.version_info[1])) from None
+    return onnxruntime_extensions
+
+
 def library_path():
-    from onnxruntime_extensions import get_library_path
-    return get_library_path()
+    return _extensions().get_library_path()
 
 
 def has_pending():

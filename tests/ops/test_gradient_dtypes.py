@@ -3,26 +3,68 @@ test_gradients.py checks against finite differences): the same gradients, to the
 bound dtype. float16 graphs compute in float32 (onnxsym/lower/dtype_passes.py); float64 ones in float64, with
 rewrites where onnxruntime-training 1.19.2 lacks a float64 gradient kernel.
 
-Ops whose float64 kernel ONNX Runtime's CPU provider lacks altogether (forward included) fail with a clear
-MXNetError naming the missing kernel; they are listed in FLOAT64_MISSING_KERNELS as strict xfails, so a runtime
-that gains them (or a rewrite here) shows up."""
+Ops whose float64 kernel the installed ONNX Runtime's CPU provider lacks altogether (forward included) fail with a
+clear MXNetError naming the missing kernel: FLOAT64_KERNELS lists what each op needs, a one-node session probes the
+runtime, and the missing ones are strict xfails, so a runtime that gains them (or a rewrite here) shows up."""
+import functools
+
 import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 import onnxsym as mx
 from onnxsym.autograd.training import backend
 from onnxsym.ops.registry import all_ops
+from onnxsym.runtime.ort import create_session
 from .opcase import gradient_nodes
 from .test_gradients import GRADIENT_SKIPS, _gradient_cases
 
-# op -> the ORT kernel it needs in float64 and that the CPU provider of onnxruntime 1.19.2 does not have
-FLOAT64_MISSING_KERNELS = {
-    "Convolution": "Conv", "Convolution_v1": "Conv", "_npx_convolution": "Conv", "Deconvolution": "ConvTranspose",
-    "UpSampling-bilinear": "ConvTranspose", "Pooling": "AveragePool / MaxPoolGrad", "Pooling_v1": "AveragePool / MaxPoolGrad",
-    "LRN": "LRN", "arccos": "Acos", "arccosh": "Acosh", "arcsin": "Asin", "arcsinh": "Asinh", "arctan": "Atan",
-    "arctanh": "Atanh", "cos": "Cos", "sin": "Cos (the gradient of Sin)", "cosh": "Cosh", "sinh": "Sinh", "tan": "Tan",
-    "erf": "Erf", "prod": "ReduceProd", "nanprod": "ReduceProd",
+# op -> the ONNX kernels its float64 training graph needs that some ONNX Runtime CPU builds lack (1.19.2 lacks
+# all of them; 1.32 has Cos, Sin and ReduceProd); whether the installed one has each is probed below
+FLOAT64_KERNELS = {
+    "Convolution": ["Conv"], "Convolution_v1": ["Conv"], "_npx_convolution": ["Conv"], "Deconvolution": ["ConvTranspose"],
+    "UpSampling-bilinear": ["ConvTranspose"], "Pooling": ["AveragePool"], "Pooling_v1": ["AveragePool"],
+    "LRN": ["LRN"], "arccos": ["Acos"], "arccosh": ["Acosh"], "arcsin": ["Asin"], "arcsinh": ["Asinh"],
+    "arctan": ["Atan"], "arctanh": ["Atanh"], "cos": ["Cos", "Sin"], "sin": ["Sin", "Cos"], "cosh": ["Cosh", "Sinh"],
+    "sinh": ["Sinh", "Cosh"], "tan": ["Tan"], "erf": ["Erf"], "prod": ["ReduceProd"], "nanprod": ["ReduceProd"],
 }
+# onnxruntime-training's own gradient kernels without float64 versions (that backend only)
+ORT_TRAINING_FLOAT64_GAPS = {"Pooling": "MaxPoolGrad", "Pooling_v1": "MaxPoolGrad"}
+
+
+@functools.lru_cache(maxsize=None)
+def has_float64_kernel(op_type):
+    """Whether the installed ONNX Runtime's CPU provider runs `op_type` on float64 (a one-node session)."""
+    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)
+    inputs, attrs, inits = ["x"], {}, []
+    if op_type in ("Conv", "ConvTranspose"):
+        inits = [numpy_helper.from_array(np.ones((1, 1, 2, 2)), "w")]
+        inputs.append("w")
+    elif op_type == "AveragePool":
+        attrs = {"kernel_shape": [2, 2]}
+    elif op_type == "LRN":
+        attrs = {"size": 3}
+    graph = helper.make_graph([helper.make_node(op_type, inputs, ["y"], **attrs)], "probe", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    try:
+        create_session(model)
+    except Exception:       # noqa: BLE001 - ORT says NOT_IMPLEMENTED (no kernel) through its own exception types
+        return False
+    return True
+
+
+def _float64_gap(name, case):
+    kernels = FLOAT64_KERNELS.get(name) or FLOAT64_KERNELS.get("%s-%s" % (name, case.attrs.get("sample_type"))) or []
+    if name in ("Pooling", "Pooling_v1") and case.attrs.get("pool_type", "max") == "max":
+        kernels = []        # max pooling runs MaxPool, which has float64 kernels; its gradient differs per backend
+    missing = [k for k in kernels if not has_float64_kernel(k)]
+    if backend() == "ort-training" and name in ORT_TRAINING_FLOAT64_GAPS and \
+            case.attrs.get("pool_type", "max") == "max":
+        missing.append(ORT_TRAINING_FLOAT64_GAPS[name])
+    return " / ".join(missing)
+
+
 # ops whose dtypes are not the bound ones: an imported ONNX node keeps the types of its graph
 FIXED_DTYPES = {"_onnx"}
 # op -> why it does not run in float16
@@ -42,12 +84,8 @@ def _cases():
                 continue
             for dtype in ("float64", "float16"):
                 marks = []
-                gap = FLOAT64_MISSING_KERNELS.get(name) or \
-                    FLOAT64_MISSING_KERNELS.get("%s-%s" % (name, case.attrs.get("sample_type")))
-                if name in ("Pooling", "Pooling_v1") and case.attrs.get("pool_type", "max") == "max" and \
-                        backend() == "onnxsym":
-                    gap = None      # onnxsym's max-pool gradient: MaxPool's Indices + ScatterElements, in float64
-                if dtype == "float64" and gap:
+                gap = _float64_gap(name, case) if dtype == "float64" else ""
+                if gap:
                     marks.append(pytest.mark.xfail(raises=mx.MXNetError, strict=True,
                                                    reason="ONNX Runtime has no float64 %s kernel" % gap))
                 if dtype == "float16" and name in FLOAT16_UNSUPPORTED:
