@@ -357,6 +357,8 @@ def cmd_convert(args):
     if absent:
         raise CommandError("%s-%04d.params has no values for %s" % (args.prefix, args.epoch, ", ".join(absent)))
     dtypes = {n: args.dtype for n in names}
+    if args.training:
+        return _convert_training(args, sym, params, names, shapes, dtypes)
     with stage("[2/3] exporting %s" % args.output):
         export_model(sym, params, [shapes[n] for n in names], [args.dtype] * len(names),
                      onnx_file_path=args.output)
@@ -382,6 +384,47 @@ def cmd_convert(args):
         raise CommandError("verification failed: max abs difference %.3g exceeds the tolerance %g (%s is kept)"
                            % (worst, args.tolerance, args.output))
     print("wrote %s" % args.output)
+
+
+def _convert_training(args, sym, params, names, shapes, dtypes):
+    """--training: the training graph (gradients, or gradients and an SGD update), then one step of onnxsym and
+    of ONNX Runtime on the same seeded batch (labels: class 0), gradient by gradient."""
+    from .context import cpu  # lazy: CLI start-up time
+    from .onnx import export_training_model  # lazy: CLI start-up time
+    optimizer = None if args.training == "grad" else args.training
+    with stage("[2/3] exporting the training graph %s (%s)" % (args.output, args.training)):
+        export_training_model(sym, params, [shapes[n] for n in names], [args.dtype] * len(names),
+                              onnx_file_path=args.output, optimizer=optimizer)
+    state_file = os.path.splitext(args.output)[0] + ".npz"
+    with stage("[3/3] verifying: onnxsym gradients vs ONNX Runtime on %s (seed %d)" % (args.output, args.seed)):
+        inputs = _random_inputs({n: shapes[n] for n in names}, dtypes, args.seed)
+        exe = sym.simple_bind(cpu(), grad_req="write", type_dict=dtypes, **{n: shapes[n] for n in names})
+        for group in (exe.arg_dict, exe.aux_dict):
+            for name, array in group.items():
+                value = inputs.get(name, params[name].asnumpy() if name in params else None)
+                if value is not None:
+                    array[:] = value
+        labels = {n: exe.arg_dict[n].asnumpy() for n in exe.arg_dict if n not in inputs and n not in params}
+        exe.forward(is_train=True)
+        exe.backward()
+        session = _plain_session(args.output, _load_onnx(args.output))
+        with np.load(state_file) as saved:
+            feeds = dict(saved, **inputs, **labels)
+        feeds["learning_rate"] = np.array(0.0, args.dtype)
+        theirs = dict(zip([o.name for o in session.get_outputs()],
+                          _run_session(session, {i.name: feeds[i.name] for i in session.get_inputs()})))
+    worst = 0.0
+    for name, grad in exe.grad_dict.items():
+        if name + "_grad" not in theirs:
+            continue
+        diff = _max_difference(grad.asnumpy(), theirs[name + "_grad"])
+        worst = max(worst, diff)
+        print("  %s_grad %s: max abs difference %.3g" % (name, _fmt_shape(grad.shape), diff))
+    print("max abs difference: %.3g (tolerance %g)" % (worst, args.tolerance))
+    if not worst <= args.tolerance:
+        raise CommandError("verification failed: max abs difference %.3g exceeds the tolerance %g (%s is kept)"
+                           % (worst, args.tolerance, args.output))
+    print("wrote %s and its starting parameters %s" % (args.output, state_file))
 
 
 # ----- info -----
@@ -779,7 +822,9 @@ errors, 1 otherwise); --debug shows the traceback.""",
       reads resnet-symbol.json and resnet-0010.params, writes resnet.onnx and checks it
   onnxsym convert net 3 -o net.onnx --input-shape data:8,100 --input-shape mask:8,100 --tolerance 1e-3
   onnxsym convert seg 1 -o seg.onnx --input-shape data:1,3,64,64 --import my_custom_ops
-      my_custom_ops.py registers the model's custom ops with mx.operator.register""",
+      my_custom_ops.py registers the model's custom ops with mx.operator.register
+  onnxsym convert resnet 10 -o train.onnx --input-shape data:8,3,224,224 --training sgd
+      the training graph (forward, backward, SGD update) for plain ONNX Runtime, and train.npz""",
     "info": """examples:
   onnxsym info model.onnx                      (any .onnx: inputs, outputs, parameters, op histogram)
   onnxsym info model.onnx --input-shape data:1,3,224,224
@@ -839,6 +884,9 @@ def build_parser():
     convert.add_argument("--tolerance", type=float, default=1e-4, metavar="TOL",
                          help="largest max abs difference (1e-4)")
     convert.add_argument("--seed", type=int, default=0, help="seed of the random verification input (0)")
+    convert.add_argument("--training", choices=["grad", "sgd"], default=None,
+                         help="write the training graph instead: gradients ('grad') or gradients and an SGD update "
+                              "('sgd', input learning_rate), with the starting parameters in FILE.npz")
     convert.set_defaults(handler=cmd_convert)
 
     info = _add_command(commands, "info", common, "describe a .onnx or -symbol.json",

@@ -3,18 +3,27 @@
 The work is done in onnxsym.converters (converters/onnx_export.py, converters/onnx_import.py), imported at the
 first call: `import onnxsym` does not pay for the ONNX converters a program may never use."""
 
+import numpy as np
 from onnx.defs import onnx_opset_version
 
 from .lower.builder import OPSET
 from .ops.onnx_node import ONNXNode
 from .ops.registry import all_ops
 
-__all__ = ["export_model", "import_model", "get_model_metadata", "get_operator_support"]
+__all__ = ["export_model", "export_training_model", "import_model", "get_model_metadata", "get_operator_support"]
 
 
 def export_model(*args, **kwargs):
     from .converters.onnx_export import export_model as export  # lazy: start-up time
     return export(*args, **kwargs)
+
+
+def export_training_model(sym, params, in_shapes, in_types=np.float32, onnx_file_path="train.onnx",
+                          optimizer=None):
+    """The forward, onnxsym's backward and optionally an SGD update as one plain ONNX model that any ONNX Runtime
+    1.17+ trains with (see converters/onnx_training_export.py for its inputs and outputs)."""
+    from .converters.onnx_training_export import export_training_model as export  # lazy: start-up time
+    return export(sym, params, in_shapes, in_types, onnx_file_path, optimizer)
 
 
 def import_model(model_file, input_shapes=None):
