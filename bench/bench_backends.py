@@ -8,7 +8,8 @@ onnxruntime-training 1.19.2's builders in their own venv:
     ONNXSYM_AUTOGRAD=onnxsym python bench/bench_backends.py
     ONNXSYM_AUTOGRAD=ort-training /path/to/training-venv/bin/python bench/bench_backends.py
 
-Models: the MLP 784-128-64-10 (batch 100), LeNet with tanh (batch 64, 28x28), ResNet-18 (224x224, batch 16).
+Models: the MLP 784-128-64-10 (batch 100), LeNet with tanh (batch 64, 28x28), ResNet-18 (224x224, batch 16; and
+at 32x32, batch 8: resnet18-32).
 Prints the backend, the onnxruntime version and the median milliseconds per step.
 """
 import argparse
@@ -28,6 +29,8 @@ from onnxsym.runtime.ort import ort  # noqa: E402
 MODELS = {
     "mlp": ("MLP 784-128-64-10, batch 100", lambda: mlp.get_symbol(10), {"data": (100, 784)}, 10, 100),
     "lenet": ("LeNet tanh, batch 64", lambda: lenet.get_symbol(10), {"data": (64, 1, 28, 28)}, 10, 20),
+    "resnet18-32": ("ResNet-18 32x32, batch 8", lambda: resnet.get_symbol(
+        num_classes=10, num_layers=18, image_shape=(3, 224, 224)), {"data": (8, 3, 32, 32)}, 10, 5),
     "resnet18": ("ResNet-18 224x224, batch 16", lambda: resnet.get_symbol(
         num_classes=1000, num_layers=18, image_shape=(3, 224, 224)), {"data": (16, 3, 224, 224)}, 1000, 2),
 }

@@ -101,7 +101,8 @@ def _conv_data_grad(g, dy, w, x_shape, y_shape, kernel, strides, dilations, pads
     # stride 1: a Conv of dy with the flipped, transposed kernel (faster than ConvTranspose in ORT)
     flip_pads = [(k - 1) * d - p for k, d, p in zip(kernel * 2, dilations * 2, t_pads)]
     flip_pads = [p + e for p, e in zip(flip_pads, [0] * rank + extra)]
-    if all(s == 1 for s in strides) and all(p >= 0 for p in flip_pads):
+    # (the flip is a negative-step Slice of the weights: it pays off on images of 14 px and more, ORT_NOTES 8)
+    if all(s == 1 for s in strides) and all(p >= 0 for p in flip_pads) and min(spatial) >= 14:
         dx = g.Conv(dy, _flipped_transposed(g, w, static_shape(g, w), group), group=group,
                     kernel_shape=list(kernel), dilations=list(dilations), pads=flip_pads)
     else:
@@ -132,6 +133,16 @@ def _conv_weight_grad(g, x, dy, w_shape, y_shape, kernel, strides, dilations, pa
         onehot = np.eye(taps, dtype=dtype).reshape((taps, 1) + tuple(kernel))
         cols = g.Conv(x, g.const(np.tile(onehot, (c,) + (1,) * (rank + 1))), group=c, kernel_shape=list(kernel),
                       strides=list(strides), dilations=list(dilations), pads=list(pads))
+    if group == 1 and n * m * c * taps > 2 * n * out * (c * taps + m):
+        # Small images, many channels: the per-sample products (N, M, C*K) outweigh moving the activations, so
+        # fold the batch into the contraction instead: dW = dy (M, N*out) @ cols (N*out, C*K), one MatMul.
+        flat_dy = g.Reshape(g.Transpose(g.Reshape(dy, g.int64s([n, m, out])), perm=[1, 0, 2]),
+                            g.int64s([m, n * out]))
+        flat_cols = g.Reshape(g.Transpose(g.Reshape(cols, g.int64s([n, c * taps, out])), perm=[0, 2, 1]),
+                              g.int64s([n * out, c * taps]))
+        product = g.MatMul(flat_dy, flat_cols)
+        g.set_info(product, (m, c * taps), dtype)
+        return g.reshape_to(product, w_shape)
     cols = g.Reshape(cols, g.int64s([n, group, c // group * taps, out]))
     grouped_dy = g.Reshape(dy, g.int64s([n, group, m // group, out]))
     per_sample = g.MatMul(grouped_dy, g.Transpose(cols, perm=[0, 1, 3, 2]))     # (N, G, M/G, C/G*K)
