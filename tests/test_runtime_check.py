@@ -47,3 +47,12 @@ def test_an_unknown_backend_is_a_clear_error(monkeypatch):
     exe = mx.sym.MakeLoss(x * x).simple_bind(mx.cpu(), x=(2,))
     with pytest.raises(mx.MXNetError, match="ONNXSYM_AUTOGRAD='torch': use one of onnxsym, ort-training"):
         exe.forward(is_train=True)
+
+
+def test_custom_ops_without_onnxruntime_extensions_say_what_to_install(monkeypatch):
+    """Python 3.14 has no onnxruntime-extensions wheel yet: custom ops then raise one MXNetError saying so."""
+    import onnxsym as mx
+    from onnxsym.runtime import pyops
+    monkeypatch.setitem(sys.modules, "onnxruntime_extensions", None)     # what a missing package looks like
+    with pytest.raises(mx.MXNetError, match="pip install onnxruntime-extensions"):
+        pyops._extensions()
