@@ -15,7 +15,7 @@ __all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "
            "python_grad_key", "split_python_grad_key", "strip_stop_gradients"]
 
 OPSET = 17
-IR_VERSION = 8        # onnxruntime-training 1.19.2 accepts ir_version <= 10
+IR_VERSION = 8        # every onnxruntime >= 1.17 reads it (onnxruntime-training 1.19.2 accepts <= 10)
 
 # Stop-gradient marker of training graphs: an ATen node whose input 0 the gradient builders treat as a stop edge
 # (ORT only consults custom stop edges for ATen nodes, ORT_NOTES.md §2B). It becomes Identity after the build.

@@ -2,7 +2,7 @@
 
 The node's type, domain and attributes travel as attributes of the op (the attributes as a base64 NodeProto:
 protobuf, no pickle); its output shapes and dtypes come from ONNX shape inference at import. It lowers back to the
-same ONNX node, so an imported graph runs, exports and trains (wherever onnxruntime-training has the gradient).
+same ONNX node, so an imported graph runs, exports and trains (gradients from onnxsym's VJP rules, autograd/vjp/).
 """
 import base64
 import json

@@ -33,7 +33,7 @@ def providers_for(ctx):
     if ctx.device_type == "gpu":
         if not cuda_available():
             raise MXNetError("%s requested but the installed onnxruntime has no CUDAExecutionProvider "
-                             "(install the CUDA build of onnxruntime-training)" % ctx)
+                             "(install onnxruntime-gpu in place of onnxruntime)" % ctx)
         return [("CUDAExecutionProvider", {"device_id": ctx.device_id}), "CPUExecutionProvider"]
     raise MXNetError("unsupported context %s" % ctx)
 
