@@ -823,7 +823,7 @@ errors, 1 otherwise); --debug shows the traceback.""",
   onnxsym convert net 3 -o net.onnx --input-shape data:8,100 --input-shape mask:8,100 --tolerance 1e-3
   onnxsym convert seg 1 -o seg.onnx --input-shape data:1,3,64,64 --import my_custom_ops
       my_custom_ops.py registers the model's custom ops with mx.operator.register
-  onnxsym convert resnet 10 -o train.onnx --input-shape data:8,3,224,224 --training sgd
+  onnxsym export resnet 10 -o train.onnx --input-shape data:8,3,224,224 --training sgd
       the training graph (forward, backward, SGD update) for plain ONNX Runtime, and train.npz""",
     "info": """examples:
   onnxsym info model.onnx                      (any .onnx: inputs, outputs, parameters, op histogram)
@@ -852,9 +852,9 @@ errors, 1 otherwise); --debug shows the traceback.""",
 }
 
 
-def _add_command(commands, name, common, help, description):
+def _add_command(commands, name, common, help, description, aliases=()):
     return commands.add_parser(name, parents=[common], help=help, description=description, epilog=EXAMPLES[name],
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+                               formatter_class=argparse.RawDescriptionHelpFormatter, aliases=list(aliases))
 
 
 def build_parser():
@@ -872,9 +872,9 @@ def build_parser():
     parser.add_argument("--version", action=_Version, help="print the versions of onnxsym, onnx and onnxruntime")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    convert = _add_command(commands, "convert", common, "MXNet checkpoint -> verified .onnx",
+    convert = _add_command(commands, "convert", common, "MXNet checkpoint -> verified .onnx (alias: export)",
                            "Export PREFIX-symbol.json + PREFIX-EPOCH.params to ONNX, then run onnxsym and ONNX "
-                           "Runtime on the same random input and compare.")
+                           "Runtime on the same random input and compare.", aliases=("export",))
     convert.add_argument("prefix", metavar="PREFIX", help="checkpoint prefix (PREFIX-symbol.json)")
     convert.add_argument("epoch", metavar="EPOCH", type=int, help="epoch of PREFIX-%%04d.params")
     convert.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="the .onnx file to write")

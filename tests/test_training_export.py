@@ -110,7 +110,8 @@ def test_a_symbol_without_loss_head_is_refused(tmp_path):
 
 
 def test_command_line_writes_and_verifies_a_training_file(tmp_path):
-    """`onnxsym convert ... --training sgd` (the console script): the file, its .npz, a verified gradient step."""
+    """`onnxsym export ... --training sgd` (the console script; export is convert's alias): the file, its .npz, a
+    verified gradient step."""
     import os
     import subprocess
     import sys
@@ -120,7 +121,7 @@ def test_command_line_writes_and_verifies_a_training_file(tmp_path):
     mx.model.save_checkpoint(str(tmp_path / "net"), 1, sym, args, dict(exe.aux_dict))
     script = os.path.join(os.path.dirname(sys.executable), "onnxsym")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([script, "convert", "net", "1", "-o", "train.onnx", "--input-shape", "data:4,2,6,6",
+    done = subprocess.run([script, "export", "net", "1", "-o", "train.onnx", "--input-shape", "data:4,2,6,6",
                            "--training", "sgd"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=root))
     assert done.returncode == 0, done.stderr
