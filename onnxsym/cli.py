@@ -371,11 +371,18 @@ def cmd_convert(args):
         theirs = _run_session(session, feeds)
     if len(ours) != len(theirs):
         raise CommandError("onnxsym gives %d outputs, the .onnx %d" % (len(ours), len(theirs)))
-    worst = 0.0
     for name, a, b in zip(sym.list_outputs(), ours, theirs):
         if a.shape != b.shape:
             raise CommandError("output '%s': onnxsym shape %s, ONNX Runtime shape %s"
                                % (name, _fmt_shape(a.shape), _fmt_shape(b.shape)))
+    _verify(zip(sym.list_outputs(), ours, theirs), args)
+    print("wrote %s" % args.output)
+
+
+def _verify(compared, args):
+    """Print each (name, onnxsym's array, ONNX Runtime's) max abs difference; CommandError over --tolerance."""
+    worst = 0.0
+    for name, a, b in compared:
         diff = _max_difference(a, b)
         worst = max(worst, diff)
         print("  %s %s: max abs difference %.3g" % (name, _fmt_shape(a.shape), diff))
@@ -383,7 +390,6 @@ def cmd_convert(args):
     if not worst <= args.tolerance:
         raise CommandError("verification failed: max abs difference %.3g exceeds the tolerance %g (%s is kept)"
                            % (worst, args.tolerance, args.output))
-    print("wrote %s" % args.output)
 
 
 def _convert_training(args, sym, params, names, shapes, dtypes):
@@ -413,17 +419,8 @@ def _convert_training(args, sym, params, names, shapes, dtypes):
         feeds["learning_rate"] = np.array(0.0, args.dtype)
         theirs = dict(zip([o.name for o in session.get_outputs()],
                           _run_session(session, {i.name: feeds[i.name] for i in session.get_inputs()})))
-    worst = 0.0
-    for name, grad in exe.grad_dict.items():
-        if name + "_grad" not in theirs:
-            continue
-        diff = _max_difference(grad.asnumpy(), theirs[name + "_grad"])
-        worst = max(worst, diff)
-        print("  %s_grad %s: max abs difference %.3g" % (name, _fmt_shape(grad.shape), diff))
-    print("max abs difference: %.3g (tolerance %g)" % (worst, args.tolerance))
-    if not worst <= args.tolerance:
-        raise CommandError("verification failed: max abs difference %.3g exceeds the tolerance %g (%s is kept)"
-                           % (worst, args.tolerance, args.output))
+    _verify([(name + "_grad", grad.asnumpy(), theirs[name + "_grad"]) for name, grad in exe.grad_dict.items()
+             if name + "_grad" in theirs], args)
     print("wrote %s and its starting parameters %s" % (args.output, state_file))
 
 
