@@ -10,7 +10,6 @@ import os
 from math import prod
 
 import numpy as np
-import onnx
 from onnx import helper, inliner, numpy_helper, shape_inference, version_converter
 
 from onnxsym.base import MXNetError

@@ -9,7 +9,7 @@ output (its gradient is zero).
 """
 import numpy as np
 import onnx
-from onnx import helper, shape_inference
+from onnx import helper, numpy_helper, shape_inference
 
 from ..base import MXNetError
 from ..lower.builder import ATEN_DOMAIN, STOP_GRADIENT_OPERATOR, GraphBuilder, numpy_dtype
@@ -66,6 +66,7 @@ class GradientBuilder(GraphBuilder):
         self.scope = "grad"
         self.is_train = False
         self.forward = model
+        self._constants = self._identities = None
         for name in _all_names(model):
             self.reserve(name)
         self._partial = {}
@@ -105,6 +106,27 @@ class GradientBuilder(GraphBuilder):
     @staticmethod
     def attrs(node):
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def floating(self, value):
+        return np.issubdtype(self.dtype(value), np.floating)
+
+    def scalar_like(self, value, like):
+        """A 0-d constant `value` in `like`'s dtype."""
+        return self.scalar(value, self.dtype(like))
+
+    def constant(self, name):
+        """The value of an initializer or Constant node of the forward graph, seen through Identity nodes
+        (imported models pass every input through one), or None. Indexed once per gradient build."""
+        if self._constants is None:
+            graph = self.forward.graph
+            self._constants = {t.name: t for t in graph.initializer}
+            self._constants.update((n.output[0], self.attrs(n)["value"]) for n in graph.node
+                                   if n.op_type == "Constant" and "value" in self.attrs(n))
+            self._identities = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+        while name in self._identities:
+            name = self._identities[name]
+        tensor = self._constants.get(name)
+        return None if tensor is None else numpy_helper.to_array(tensor)
 
     def known_shape(self, value):
         """The static shape of `value`, or None."""

@@ -231,6 +231,7 @@ class SplitTraining(Training):
         self.forward_inputs = [i.name for i in forward_model.graph.input]
         self.forward_outputs = [o.name for o in forward_model.graph.output]
         self.backward_inputs = [i.name for i in backward_model.graph.input]
+        self._head_of = {head: output for output, head in self.heads.items()}
         self._saved_values = None
 
     def forward(self):
@@ -259,8 +260,8 @@ class SplitTraining(Training):
             for name in self.backward_inputs:
                 if name in self._saved_values:
                     feeds[name] = self._saved_values[name]
-                elif name in self.heads.values():
-                    output = next(o for o, h in self.heads.items() if h == name)
+                elif name in self._head_of:
+                    output = self._head_of[name]
                     feeds[name] = np.ascontiguousarray(head_grads[output], dtype=self.output_dtypes[output]) \
                         if output in head_grads else np.ones(self._saved_shape(output), self.output_dtypes[output])
                 else:

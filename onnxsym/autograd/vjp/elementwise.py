@@ -4,7 +4,6 @@ import numpy as np
 from ...lower.builder import onnx_dtype
 from ...ops.elemwise import power_partials
 from .registry import no_gradient, rule
-from .shape import constant_value
 
 # Outputs that are booleans, integers or piecewise constant: no gradient flows through them.
 rule("Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf",
@@ -13,20 +12,12 @@ rule("Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "
      "BitShift", "NonZero", "EyeLike", "Range")(no_gradient)
 
 
-def _floating(g, value):
-    return np.issubdtype(g.dtype(value), np.floating)
-
-
-def _c(g, value, like):
-    return g.scalar(value, g.dtype(like))
-
-
 @rule("Identity")
 def _identity(g, node, out_grads):
     return [out_grads[0]]
 
 
-@rule("Add")
+@rule("Add", "Sum")
 def _add(g, node, out_grads):
     dy = out_grads[0]
     return [g.unbroadcast(dy, x) for x in node.input]
@@ -64,26 +55,26 @@ def _neg(g, node, out_grads):
 def _relu(g, node, out_grads):
     """dy * (x > 0) as a comparison and a multiply (5x faster than ORT's single-threaded ReluGrad)."""
     x = node.input[0]
-    return [g.Mul(out_grads[0], g.cast(g.Greater(x, _c(g, 0, x)), g.dtype(x)))]
+    return [g.Mul(out_grads[0], g.cast(g.Greater(x, g.scalar_like(0, x)), g.dtype(x)))]
 
 
 @rule("LeakyRelu")
 def _leaky_relu(g, node, out_grads):
     x = node.input[0]
     alpha = g.attrs(node).get("alpha", 0.01)
-    return [g.Mul(out_grads[0], g.Where(g.Greater(x, _c(g, 0, x)), _c(g, 1, x), _c(g, alpha, x)))]
+    return [g.Mul(out_grads[0], g.Where(g.Greater(x, g.scalar_like(0, x)), g.scalar_like(1, x), g.scalar_like(alpha, x)))]
 
 
 @rule("Sigmoid")
 def _sigmoid(g, node, out_grads):
     y = node.output[0]
-    return [g.Mul(out_grads[0], g.Mul(y, g.Sub(_c(g, 1, y), y)))]
+    return [g.Mul(out_grads[0], g.Mul(y, g.Sub(g.scalar_like(1, y), y)))]
 
 
 @rule("Tanh")
 def _tanh(g, node, out_grads):
     y = node.output[0]
-    return [g.Mul(out_grads[0], g.Sub(_c(g, 1, y), g.Mul(y, y)))]
+    return [g.Mul(out_grads[0], g.Sub(g.scalar_like(1, y), g.Mul(y, y)))]
 
 
 @rule("Exp")
@@ -99,7 +90,7 @@ def _log(g, node, out_grads):
 @rule("Sqrt")
 def _sqrt(g, node, out_grads):
     y = node.output[0]
-    return [g.Div(out_grads[0], g.Mul(_c(g, 2, y), y))]
+    return [g.Div(out_grads[0], g.Mul(g.scalar_like(2, y), y))]
 
 
 @rule("Reciprocal")
@@ -111,7 +102,7 @@ def _reciprocal(g, node, out_grads):
 @rule("Abs")
 def _abs(g, node, out_grads):
     x = node.input[0]
-    if not _floating(g, x):
+    if not g.floating(x):
         return [None]
     return [g.Mul(out_grads[0], g.Sign(x))]
 
@@ -129,7 +120,7 @@ def _cos(g, node, out_grads):
 @rule("Erf")
 def _erf(g, node, out_grads):
     x = node.input[0]
-    scale = _c(g, 2 / np.sqrt(np.pi), x)
+    scale = g.scalar_like(2 / np.sqrt(np.pi), x)
     return [g.Mul(out_grads[0], g.Mul(scale, g.Exp(g.Neg(g.Mul(x, x)))))]
 
 
@@ -137,7 +128,7 @@ def _erf(g, node, out_grads):
 def _cast(g, node, out_grads):
     """The gradient cast back to the input's dtype; none for integer or boolean ends."""
     x, y = node.input[0], node.output[0]
-    if not (_floating(g, x) and _floating(g, y)):
+    if not (g.floating(x) and g.floating(y)):
         return [None]
     return [g.Cast(out_grads[0], to=onnx_dtype(g.dtype(x)))]
 
@@ -151,7 +142,7 @@ def _pow(g, node, out_grads):
     b_as_a = b if g.dtype(b) == g.dtype(a) else g.cast(b, g.dtype(a))
     d_base, d_exponent = power_partials(g, a, b_as_a, y)
     grads = [g.unbroadcast(g.like(g.Mul(dy, d_base), dy), a)]
-    if _floating(g, b):
+    if g.floating(b):
         db = g.like(g.Mul(dy, d_exponent), dy)
         if g.dtype(b) != g.dtype(a):
             db = g.like(g.cast(db, g.dtype(b)), dy)
@@ -163,7 +154,7 @@ def _pow(g, node, out_grads):
 def _where(g, node, out_grads):
     condition, x, y = node.input
     dy = out_grads[0]
-    zero = _c(g, 0, x)
+    zero = g.scalar_like(0, x)
     dx = g.like(g.Where(condition, dy, zero), dy)
     dz = g.like(g.Where(condition, zero, dy), dy)
     return [None, g.unbroadcast(dx, x), g.unbroadcast(dz, y)]
@@ -188,7 +179,7 @@ def _clip(g, node, out_grads):
     inputs = list(node.input) + ["", ""]
     x, low, high = inputs[:3]
     dy = out_grads[0]
-    zero = _c(g, 0, x)
+    zero = g.scalar_like(0, x)
     below = g.Less(x, low) if low else None
     above = g.Greater(g.Max(x, low) if low else x, high) if high else None
     outside = below if not above else above if not below else g.Or(below, above)
@@ -210,12 +201,12 @@ def _dropout(g, node, out_grads):
     inputs = list(node.input) + ["", ""]
     x, ratio, training = inputs[:3]
     dy = out_grads[0]
-    mode = constant_value(g, training) if training else np.array(False)
+    mode = g.constant(training) if training else np.array(False)
     if mode is None or bool(mode) is False or len(node.output) < 2 or not node.output[1]:
         if mode is None:
             raise NotImplementedError("Dropout with a computed training_mode")
         return [dy]
-    rate = constant_value(g, ratio) if ratio else np.array(0.5)
+    rate = g.constant(ratio) if ratio else np.array(0.5)
     if rate is None:
         raise NotImplementedError("Dropout with a computed ratio")
     scale = g.scalar(1.0 / (1.0 - float(rate)), g.dtype(x))

@@ -9,24 +9,13 @@ import numpy as np
 from ...base import MXNetError
 from .registry import rule
 from .reduce import _reduced_axes
-from .shape import constant_value, static_shape
+from .shape import static_shape
 
 # Hardmax: math.py; NonZero: elementwise.py (no gradient)
 
 
 def _text(value):
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _constant(g, name):
-    """constant_value through Identity nodes (imported models pass every input through one)."""
-    producers = getattr(g, "_identity_producers", None)
-    if producers is None:
-        producers = g._identity_producers = {node.output[0]: node for node in g.forward.graph.node
-                                             if node.op_type == "Identity"}
-    while name in producers:
-        name = producers[name].input[0]
-    return constant_value(g, name)
 
 
 def _zeros(g, shape, dtype):
@@ -39,7 +28,7 @@ def _wrapped(g, indices, size):
     """int64 indices with negative ones counted from the end of an axis of `size` (a number, or an array
     broadcasting against the indices); a constant when the indices are."""
     size = np.asarray(size, np.int64)
-    values = _constant(g, indices)
+    values = g.constant(indices)
     if values is not None:
         values = values.astype(np.int64)
         return g.const(np.where(values < 0, values + size, values))
@@ -52,7 +41,7 @@ def _index_shape(g, node, position=1):
     indices = node.input[position]
     shape = g.known_shape(indices)
     if shape is None:
-        constant = constant_value(g, indices)
+        constant = g.constant(indices)
         shape = None if constant is None else tuple(constant.shape)
     if shape is None:
         raise MXNetError("the gradient of %s needs the static shape of its indices (node %s)"
@@ -153,7 +142,7 @@ def _last_writes(g, op_type, node, index, update_shape, data_shape, attrs):
 
 def _distinct_targets(g, op_type, indices, shape, axis):
     """Whether constant scatter indices write each position at most once (then no update is overwritten)."""
-    values = _constant(g, indices)
+    values = g.constant(indices)
     if values is None:
         return False
     values = values.astype(np.int64)
@@ -247,9 +236,9 @@ def _pad_operands(g, node):
     mode = _text(attrs.get("mode", "constant"))
     if "pads" in attrs:     # opset < 11
         return list(attrs["pads"]), "", mode
-    pads = _constant(g, inputs[1])
+    pads = g.constant(inputs[1])
     value_name = inputs[2]
-    axes = _constant(g, inputs[3]) if inputs[3] else None
+    axes = g.constant(inputs[3]) if inputs[3] else None
     if pads is None or (inputs[3] and axes is None):
         return None, value_name, mode
     pads = [int(p) for p in pads]

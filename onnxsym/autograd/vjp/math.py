@@ -17,14 +17,6 @@ rule("Hardmax", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", 
      "DynamicQuantizeLinear", "DequantizeLinear")(no_gradient)
 
 
-def _floating(g, value):
-    return np.issubdtype(g.dtype(value), np.floating)
-
-
-def _c(g, value, like):
-    return g.scalar(value, g.dtype(like))
-
-
 def _unary(*op_types):
     """A rule `dy * derivative(g, x, y, attrs)` for one-input elementwise ops."""
     def register(derivative):
@@ -40,37 +32,37 @@ def _unary(*op_types):
 @_unary("Asin")
 def _asin(g, x, y, attrs):
     """1 / sqrt(1 - x^2)."""
-    return g.Reciprocal(g.Sqrt(g.Sub(_c(g, 1, x), g.Mul(x, x))))
+    return g.Reciprocal(g.Sqrt(g.Sub(g.scalar_like(1, x), g.Mul(x, x))))
 
 
 @_unary("Acos")
 def _acos(g, x, y, attrs):
     """-1 / sqrt(1 - x^2)."""
-    return g.Neg(g.Reciprocal(g.Sqrt(g.Sub(_c(g, 1, x), g.Mul(x, x)))))
+    return g.Neg(g.Reciprocal(g.Sqrt(g.Sub(g.scalar_like(1, x), g.Mul(x, x)))))
 
 
 @_unary("Atan")
 def _atan(g, x, y, attrs):
     """1 / (1 + x^2)."""
-    return g.Reciprocal(g.Add(_c(g, 1, x), g.Mul(x, x)))
+    return g.Reciprocal(g.Add(g.scalar_like(1, x), g.Mul(x, x)))
 
 
 @_unary("Asinh")
 def _asinh(g, x, y, attrs):
     """1 / sqrt(x^2 + 1)."""
-    return g.Reciprocal(g.Sqrt(g.Add(g.Mul(x, x), _c(g, 1, x))))
+    return g.Reciprocal(g.Sqrt(g.Add(g.Mul(x, x), g.scalar_like(1, x))))
 
 
 @_unary("Acosh")
 def _acosh(g, x, y, attrs):
     """1 / sqrt(x^2 - 1)."""
-    return g.Reciprocal(g.Sqrt(g.Sub(g.Mul(x, x), _c(g, 1, x))))
+    return g.Reciprocal(g.Sqrt(g.Sub(g.Mul(x, x), g.scalar_like(1, x))))
 
 
 @_unary("Atanh")
 def _atanh(g, x, y, attrs):
     """1 / (1 - x^2)."""
-    return g.Reciprocal(g.Sub(_c(g, 1, x), g.Mul(x, x)))
+    return g.Reciprocal(g.Sub(g.scalar_like(1, x), g.Mul(x, x)))
 
 
 @_unary("Sinh")
@@ -86,7 +78,7 @@ def _cosh(g, x, y, attrs):
 @_unary("Tan")
 def _tan(g, x, y, attrs):
     """1 + tan(x)^2."""
-    return g.Add(_c(g, 1, y), g.Mul(y, y))
+    return g.Add(g.scalar_like(1, y), g.Mul(y, y))
 
 
 @_unary("Softplus")
@@ -97,7 +89,7 @@ def _softplus(g, x, y, attrs):
 @_unary("Softsign")
 def _softsign(g, x, y, attrs):
     """1 / (1 + |x|)^2."""
-    denominator = g.Add(_c(g, 1, x), g.Abs(x))
+    denominator = g.Add(g.scalar_like(1, x), g.Abs(x))
     return g.Reciprocal(g.Mul(denominator, denominator))
 
 
@@ -109,56 +101,56 @@ def _mask(g, condition, like):
 @_unary("Elu")
 def _elu(g, x, y, attrs):
     """1 for x > 0, alpha * exp(x) = y + alpha otherwise: 1 + [x <= 0] (y + alpha - 1)."""
-    below = _mask(g, g.LessOrEqual(x, _c(g, 0, x)), x)
-    return g.Add(_c(g, 1, x), g.Mul(below, g.Add(y, _c(g, attrs.get("alpha", 1.0) - 1.0, x))))
+    below = _mask(g, g.LessOrEqual(x, g.scalar_like(0, x)), x)
+    return g.Add(g.scalar_like(1, x), g.Mul(below, g.Add(y, g.scalar_like(attrs.get("alpha", 1.0) - 1.0, x))))
 
 
 @_unary("Selu")
 def _selu(g, x, y, attrs):
     """gamma for x > 0, gamma * alpha * exp(x) = y + gamma * alpha otherwise."""
     alpha, gamma = attrs.get("alpha", 1.67326319217681884765625), attrs.get("gamma", 1.05070102214813232421875)
-    below = _mask(g, g.LessOrEqual(x, _c(g, 0, x)), x)
-    return g.Add(_c(g, gamma, x), g.Mul(below, g.Add(y, _c(g, gamma * alpha - gamma, x))))
+    below = _mask(g, g.LessOrEqual(x, g.scalar_like(0, x)), x)
+    return g.Add(g.scalar_like(gamma, x), g.Mul(below, g.Add(y, g.scalar_like(gamma * alpha - gamma, x))))
 
 
 @_unary("Celu")
 def _celu(g, x, y, attrs):
     """1 for x > 0, exp(x / alpha) = y / alpha + 1 otherwise."""
-    below = _mask(g, g.LessOrEqual(x, _c(g, 0, x)), x)
-    return g.Add(_c(g, 1, x), g.Mul(below, g.Mul(y, _c(g, 1.0 / attrs.get("alpha", 1.0), x))))
+    below = _mask(g, g.LessOrEqual(x, g.scalar_like(0, x)), x)
+    return g.Add(g.scalar_like(1, x), g.Mul(below, g.Mul(y, g.scalar_like(1.0 / attrs.get("alpha", 1.0), x))))
 
 
 @_unary("HardSigmoid")
 def _hard_sigmoid(g, x, y, attrs):
     """alpha where 0 < alpha * x + beta < 1 (there y is strictly between its bounds), else 0."""
-    inside = _mask(g, g.And(g.Greater(y, _c(g, 0, y)), g.Less(y, _c(g, 1, y))), x)
-    return g.Mul(inside, _c(g, attrs.get("alpha", 0.2), x))
+    inside = _mask(g, g.And(g.Greater(y, g.scalar_like(0, y)), g.Less(y, g.scalar_like(1, y))), x)
+    return g.Mul(inside, g.scalar_like(attrs.get("alpha", 0.2), x))
 
 
 @_unary("HardSwish")
 def _hard_swish(g, x, y, attrs):
     """x * clip(x / 6 + 1/2, 0, 1): 0 below -3, 1 above 3, x / 3 + 1/2 between (PyTorch's at +-3)."""
-    inside = _mask(g, g.LessOrEqual(g.Abs(x), _c(g, 3, x)), x)
-    above = _mask(g, g.Greater(x, _c(g, 3, x)), x)
-    return g.Add(g.Mul(inside, g.Add(g.Mul(x, _c(g, 1.0 / 3.0, x)), _c(g, 0.5, x))), above)
+    inside = _mask(g, g.LessOrEqual(g.Abs(x), g.scalar_like(3, x)), x)
+    above = _mask(g, g.Greater(x, g.scalar_like(3, x)), x)
+    return g.Add(g.Mul(inside, g.Add(g.Mul(x, g.scalar_like(1.0 / 3.0, x)), g.scalar_like(0.5, x))), above)
 
 
 @_unary("Shrink")
 def _shrink(g, x, y, attrs):
     """1 where |x| > lambd (the forward's strict comparisons), else 0."""
-    return g.cast(g.Greater(g.Abs(x), _c(g, attrs.get("lambd", 0.5), x)), g.dtype(x))
+    return g.cast(g.Greater(g.Abs(x), g.scalar_like(attrs.get("lambd", 0.5), x)), g.dtype(x))
 
 
 @_unary("ThresholdedRelu")
 def _thresholded_relu(g, x, y, attrs):
-    return g.cast(g.Greater(x, _c(g, attrs.get("alpha", 1.0), x)), g.dtype(x))
+    return g.cast(g.Greater(x, g.scalar_like(attrs.get("alpha", 1.0), x)), g.dtype(x))
 
 
 @_unary("Gelu")
 def _gelu(g, x, y, attrs):
     """(opset 20) none: Phi(x) + x phi(x); tanh: 1/2 (1 + t) + 1/2 x (1 - t^2) sqrt(2/pi) (1 + 3 k x^2) with
     t = tanh(sqrt(2/pi) (x + k x^3)), k = 0.044715. (Phi as Erf: 1.3x faster than reading it back as y / x.)"""
-    c = lambda v: _c(g, v, x)
+    c = lambda v: g.scalar_like(v, x)
     square = g.Mul(x, x)
     if attrs.get("approximate", b"none") in ("tanh", b"tanh"):
         scale, k = np.sqrt(2 / np.pi), 0.044715
@@ -174,7 +166,7 @@ def _gelu(g, x, y, attrs):
 def _mish(g, x, y, attrs):
     """x tanh(softplus(x)): t + x sigmoid(x) (1 - t^2) with t = tanh(softplus(x))."""
     t = g.Tanh(g.Softplus(x))
-    return g.Add(t, g.Mul(g.Mul(x, g.Sigmoid(x)), g.Sub(_c(g, 1, x), g.Mul(t, t))))
+    return g.Add(t, g.Mul(g.Mul(x, g.Sigmoid(x)), g.Sub(g.scalar_like(1, x), g.Mul(t, t))))
 
 
 @rule("PRelu")
@@ -183,9 +175,9 @@ def _prelu(g, node, out_grads):
     as PyTorch's), dslope = dy * min(x, 0), summed back to the slope's shape."""
     x, slope = node.input
     dy = out_grads[0]
-    above = _mask(g, g.Greater(x, _c(g, 0, x)), x)
-    dx = g.like(g.Mul(dy, g.Add(slope, g.Mul(above, g.Sub(_c(g, 1, x), slope)))), x)
-    dslope = g.like(g.Mul(dy, g.Min(x, _c(g, 0, x))), x)
+    above = _mask(g, g.Greater(x, g.scalar_like(0, x)), x)
+    dx = g.like(g.Mul(dy, g.Add(slope, g.Mul(above, g.Sub(g.scalar_like(1, x), slope)))), x)
+    dslope = g.like(g.Mul(dy, g.Min(x, g.scalar_like(0, x))), x)
     return [g.unbroadcast(dx, x), g.unbroadcast(dslope, slope)]
 
 
@@ -195,23 +187,17 @@ def _mod(g, node, out_grads):
     read back exactly as round((a - y) / b). Integer Mod: no gradient."""
     a, b = node.input
     y, dy = node.output[0], out_grads[0]
-    if not _floating(g, y):
+    if not g.floating(y):
         return [None, None]
     quotient = g.Round(g.Div(g.Sub(a, y), b))
     db = g.like(g.Neg(g.Mul(dy, quotient)), y)
     return [g.unbroadcast(dy, a), g.unbroadcast(db, b)]
 
 
-@rule("Sum")
-def _sum(g, node, out_grads):
-    dy = out_grads[0]
-    return [g.unbroadcast(dy, x) for x in node.input]
-
-
 @rule("Mean")
 def _mean(g, node, out_grads):
     y, dy = node.output[0], out_grads[0]
-    share = g.like(g.Mul(dy, _c(g, 1.0 / len(node.input), y)), y) if len(node.input) > 1 else dy
+    share = g.like(g.Mul(dy, g.scalar_like(1.0 / len(node.input), y)), y) if len(node.input) > 1 else dy
     return [g.unbroadcast(share, x) for x in node.input]
 
 
@@ -219,7 +205,7 @@ def _mean(g, node, out_grads):
 def _cast_like(g, node, out_grads):
     """The gradient cast back to the input's dtype (none for integer or boolean ends); the target gets none."""
     x, y = node.input[0], node.output[0]
-    if not (_floating(g, x) and _floating(g, y)):
+    if not (g.floating(x) and g.floating(y)):
         return [None, None]
     dy = out_grads[0]
     return [dy if g.dtype(x) == g.dtype(y) else g.Cast(dy, to=onnx_dtype(g.dtype(x))), None]

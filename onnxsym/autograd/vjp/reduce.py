@@ -2,7 +2,7 @@
 from math import prod
 
 from .registry import rule
-from .shape import constant_value, static_rank, static_shape
+from .shape import static_rank, static_shape
 
 
 def _reduced_axes(g, node):
@@ -11,7 +11,7 @@ def _reduced_axes(g, node):
     rank = static_rank(g, node.input[0])
     axes = attrs.get("axes")
     if len(node.input) > 1 and node.input[1]:
-        axes = constant_value(g, node.input[1])
+        axes = g.constant(node.input[1])
     if axes is None or len(axes) == 0:
         axes = [] if attrs.get("noop_with_empty_axes", 0) else list(range(rank))
     return sorted(int(a) % rank for a in axes), attrs.get("keepdims", 1)

@@ -2,22 +2,9 @@
 from math import prod
 
 import numpy as np
-from onnx import numpy_helper
 
 from ...base import MXNetError
 from .registry import rule
-
-
-def constant_value(g, name):
-    """The value of an initializer or Constant node of the forward graph (shape operands), or None."""
-    graph = g.forward.graph
-    for tensor in graph.initializer:
-        if tensor.name == name:
-            return numpy_helper.to_array(tensor)
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] == name:
-            return numpy_helper.to_array(g.attrs(node)["value"])
-    return None
 
 
 def static_shape(g, value):
@@ -72,7 +59,7 @@ def _slice(g, node, out_grads):
     """Zeros with the slice's gradient in place: Pad for unit steps, a scatter of flat indices otherwise."""
     x = node.input[0]
     shape = static_shape(g, x)
-    operands = [constant_value(g, name) if name else None for name in (list(node.input[1:]) + [""] * 4)[:4]]
+    operands = [g.constant(name) if name else None for name in (list(node.input[1:]) + [""] * 4)[:4]]
     starts, ends, axes, steps = operands
     if starts is None or ends is None or (node.input[3:4] and node.input[3] and axes is None) or \
             (node.input[4:5] and node.input[4] and steps is None):
@@ -100,7 +87,7 @@ def _slice(g, node, out_grads):
 def _tile(g, node, out_grads):
     x, repeats = node.input
     shape = static_shape(g, x)
-    repeats = constant_value(g, repeats)
+    repeats = g.constant(repeats)
     if repeats is None:
         raise MXNetError("the gradient of Tile needs constant repeats (node %s)" % node.name)
     split = [d for pair in zip((int(r) for r in repeats), shape) for d in pair]
