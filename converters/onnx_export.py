@@ -151,7 +151,7 @@ def _inputs_to_initializers(model, params):
     for value in model.graph.input:
         if value.name in params:    # all of them here: drop_unused_initializers then moves the unread ones out
             array = params[value.name].asnumpy()
-            model.graph.initializer.append(onnx.numpy_helper.from_array(np.ascontiguousarray(array), value.name))
+            model.graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(array, order="C"), value.name))
         elif value.name in used:
             keep.append(value)
     del model.graph.input[:]
@@ -197,7 +197,7 @@ def drop_unused_initializers(model):
 def encode_array(array):
     """The metadata entry of a parameter no node reads (METADATA_UNUSED_PARAMS); onnx_import decodes it."""
     array = np.asarray(array)
-    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    data = np.asarray(array, array.dtype.newbyteorder("<"), order="C").tobytes()
     entry = {"shape": list(array.shape), "dtype": array.dtype.name}
     elements = np.frombuffer(data, np.uint8).reshape(array.size, array.dtype.itemsize)
     if array.size and (elements == elements[0]).all():     # bitwise: -0.0 and NaN payloads stay exact

@@ -632,7 +632,7 @@ def _feeds(model, pairs, shapes, seed):
             if not np.can_cast(array.dtype, kind, casting="same_kind"):
                 raise CommandError("input '%s' from %s is %s; the model expects %s" % (name, path, array.dtype, kind))
             array = array.astype(kind)
-        feeds[name] = np.ascontiguousarray(array)
+        feeds[name] = np.asarray(array, order="C")
     randoms = _random_inputs(random_shapes, {n: inputs[n][1] for n in random_shapes}, seed)
     for name, array in randoms.items():
         print("input %s: random %s %s (seed %d)" % (name, _fmt_shape(array.shape), array.dtype, seed))

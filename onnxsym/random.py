@@ -26,7 +26,7 @@ def _out(values, dtype, out):
     if out is not None:
         out[:] = values
         return out
-    return NDArray(np.ascontiguousarray(values))
+    return NDArray(np.asarray(values, order="C"))
 
 
 def uniform(low=0, high=1, shape=(1,), dtype=None, ctx=None, out=None, **kwargs):

@@ -138,7 +138,7 @@ def check_symbolic_backward(sym, location, out_grads, expected, rtol=None, atol=
     if out_grads is not None:
         if isinstance(out_grads, dict):
             out_grads = [out_grads[n] for n in sym.list_outputs()]
-        out_grads = [g if isinstance(g, NDArray) else NDArray(np.ascontiguousarray(np.asarray(g, dtype)), ctx)
+        out_grads = [g if isinstance(g, NDArray) else NDArray(np.asarray(g, dtype, order="C"), ctx)
                      for g in (out_grads if isinstance(out_grads, (list, tuple)) else [out_grads])]
     executor.backward(out_grads)
     results = {}
@@ -201,7 +201,7 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     grad_nodes = list(grad_nodes or [n for n in names if n in location])
     args = {n: NDArray(np.array(location[n], order="C"), ctx) for n in names}
     args[proj_name] = NDArray(projection, ctx)
-    aux = {k: NDArray(np.ascontiguousarray(np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype)), ctx)
+    aux = {k: NDArray(np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype, order="C"), ctx)
            for k, v in (aux_states or {}).items()}
     grads = {n: NDArray(np.zeros(location[n].shape, dtype), ctx) for n in grad_nodes}
     executor = loss.bind(ctx, args=args, args_grad=grads, grad_req={n: "write" for n in grad_nodes},

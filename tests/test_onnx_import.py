@@ -145,3 +145,30 @@ def test_unknown_op_is_a_clear_error(tmp_path):
     with pytest.raises(mx.MXNetError, match="NoSuchOp"):
         sym, args, _ = mx.onnx.import_model(path)
         sym.bind(mx.cpu(), {"x": mx.nd.ones(2)}).forward()
+
+
+def test_zero_dimensional_tensors_keep_their_shape(tmp_path):
+    """0-d tensors (ONNX scalars) stay 0-d through binding, head gradients, export and plain ORT: numpy's
+    ascontiguousarray makes them (1,), which ORT accepted silently for a [] input and export wrote as [1]."""
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["m"]),
+             helper.make_node("ReduceSum", ["m"], ["y"], keepdims=0)]
+    path = save(tmp_path, "scalar", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, [])],
+                [numpy_helper.from_array(np.array(1.5, np.float32), "scale")])
+    sym, args, auxs = mx.onnx.import_model(path)
+    assert args["scale"].shape == ()
+    x = RNG.randn(2, 3).astype(np.float32)
+    grads = {"x": mx.nd.zeros((2, 3)), "scale": mx.nd.NDArray(np.zeros((), np.float32))}
+    exe = sym.bind(mx.cpu(), {"x": mx.nd.array(x), "scale": args["scale"]}, args_grad=grads)
+    (y,) = exe.forward(is_train=True)
+    assert y.shape == () and np.isclose(y.asnumpy(), 1.5 * x.sum(), rtol=1e-6)
+    exe.backward([mx.nd.NDArray(np.array(2.0, np.float32))])
+    np.testing.assert_allclose(grads["x"].asnumpy(), np.full((2, 3), 3.0), rtol=1e-6)
+    assert grads["scale"].shape == () and np.isclose(grads["scale"].asnumpy(), 2.0 * x.sum(), rtol=1e-5)
+    out = str(tmp_path / "back.onnx")
+    mx.onnx.export_model(sym, {**args, **auxs}, [(2, 3)], np.float32, out)
+    exported = onnx.load(out)
+    scale = next(t for t in exported.graph.initializer if t.name == "scale")
+    assert list(scale.dims) == []
+    served = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert served.shape == () and np.isclose(served, 1.5 * x.sum(), rtol=1e-6)

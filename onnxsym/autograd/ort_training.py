@@ -207,7 +207,7 @@ class OrtSplitTraining(Training):
         keep = []
         for index in self.differentiable:
             name = self.output_names[index]
-            array = np.ascontiguousarray(head_grads[name]) if name in head_grads else \
+            array = np.asarray(head_grads[name], order="C") if name in head_grads else \
                 np.ones((), self.output_dtypes[name])
             keep.append(array)
             grads_in.push_back(C.OrtValue.ortvalue_from_numpy(array, _cpu_device()))

@@ -99,8 +99,8 @@ class Kernel:
         """arrays: arguments then aux states; returns the outputs then the aux states as the forward left them."""
         self._ensure_op(arrays)
         ctx = cpu()
-        in_data = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[: self.num_args]]
-        aux = [NDArray(np.ascontiguousarray(a), ctx) for a in arrays[self.num_args:]]
+        in_data = [NDArray(np.asarray(a, order="C"), ctx) for a in arrays[: self.num_args]]
+        aux = [NDArray(np.asarray(a, order="C"), ctx) for a in arrays[self.num_args:]]
         out_data = [NDArray(o, ctx) for o in self._outputs(arrays)]
         names = self.prop.list_outputs()
         lists = (out_data, aux)
@@ -117,7 +117,7 @@ class Kernel:
         self._ensure_op(arrays[self.num_outputs:])
         ctx = cpu()
         n_out, n_in = self.num_outputs, self.num_args + len(self.prop.list_auxiliary_states())
-        wrap = lambda group: [NDArray(np.ascontiguousarray(a), ctx) for a in group]
+        wrap = lambda group: [NDArray(np.asarray(a, order="C"), ctx) for a in group]
         out_grad = wrap(arrays[:n_out])
         in_data = wrap(arrays[n_out:n_out + self.num_args])
         aux = wrap(arrays[n_out + self.num_args:n_out + n_in])

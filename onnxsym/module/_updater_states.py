@@ -44,7 +44,7 @@ class _Encoder:
         if isinstance(value, (float, np.floating)):
             return float(value)
         if isinstance(value, NDArray):
-            self.arrays.append(np.ascontiguousarray(value._data))
+            self.arrays.append(np.asarray(value._data, order="C"))
             return {"ndarray": len(self.arrays) - 1}
         if isinstance(value, (tuple, list)):
             return {type(value).__name__: [self(v) for v in value]}

@@ -358,7 +358,7 @@ def _slice(arr, start, end, axis):
     index = [slice(None)] * arr.ndim
     index[axis] = slice(start, end)
     view = arr._data[tuple(index)]
-    return NDArray(view if view.flags.c_contiguous else np.ascontiguousarray(view), arr.context)
+    return NDArray(view if view.flags.c_contiguous else np.asarray(view, order="C"), arr.context)
 
 
 def _join(first, second, axis):

@@ -47,7 +47,7 @@ def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None, dty
 
 
 def concatenate(arrays, axis=0, always_copy=True):
-    return NDArray(np.ascontiguousarray(np.concatenate([a._data for a in arrays], axis=axis)), arrays[0].context)
+    return NDArray(np.asarray(np.concatenate([a._data for a in arrays], axis=axis), order="C"), arrays[0].context)
 
 
 def waitall():

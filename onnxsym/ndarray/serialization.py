@@ -39,7 +39,7 @@ def _encode_array(array, label):
                          % label)
     header = struct.pack("<Iii", V2_MAGIC, 0, data.ndim) + struct.pack("<%dq" % data.ndim, *data.shape)
     header += struct.pack("<iii", _CPU, 0, flag)
-    return header + np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+    return header + np.asarray(data, order="C").astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
 def _as_entries(data):

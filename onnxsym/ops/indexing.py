@@ -613,7 +613,7 @@ class _SequenceOp(OpDef):
         """(time index, lengths) as int64 tensors broadcasting to (time, batch) or (batch, time)."""
         time, batch = shape[self.axis], shape[1 - self.axis]
         steps = np.arange(time, dtype=np.int64).reshape((time, 1) if self.axis == 0 else (1, time))
-        steps = np.ascontiguousarray(np.broadcast_to(steps, (time, batch) if self.axis == 0 else (batch, time)))
+        steps = np.asarray(np.broadcast_to(steps, (time, batch) if self.axis == 0 else (batch, time)), order="C")
         lengths = g.Reshape(_index(g, sequence_length), g.int64s((1, batch) if self.axis == 0 else (batch, 1)))
         return g.const(steps), lengths
 

@@ -247,7 +247,7 @@ class Executor:
         for name in self._lowered.input_names:
             array = self._by_name[name]
             if not array._data.flags.c_contiguous:
-                array._data = np.ascontiguousarray(array._data)
+                array._data = np.asarray(array._data, order="C")
             io.bind_cpu_input(name, array._data)
         for name, out in zip(self._lowered.output_names, self.outputs):
             io.bind_output(name, "cpu", 0, out._data.dtype, list(out.shape), out._data.ctypes.data)

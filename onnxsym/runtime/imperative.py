@@ -69,5 +69,5 @@ def invoke(func_name, args, kwargs, out=None):
         for dst, value in zip(outs, results):
             dst[:] = value
         return out
-    arrays = [NDArray(np.ascontiguousarray(r), ctx) for r in results]
+    arrays = [NDArray(np.asarray(r, order="C"), ctx) for r in results]
     return arrays[0] if len(arrays) == 1 else arrays

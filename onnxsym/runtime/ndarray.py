@@ -125,7 +125,7 @@ class NDArray:
         return NDArray(self._data.reshape(target), self._ctx)
 
     def _fresh(self, data):
-        return NDArray(np.ascontiguousarray(data), self._ctx)
+        return NDArray(np.asarray(data, order="C"), self._ctx)
 
     # ----- indexing -----
     def __getitem__(self, key):

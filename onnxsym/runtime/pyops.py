@@ -66,7 +66,7 @@ def _install_hooker(ocos):
             _PENDING.errors.append(err)
             result = tuple(np.zeros((0,), np.float32) for _ in op._nativedef.output_types)
         result = result if isinstance(result, tuple) else (result,)
-        return (op_id,) + tuple(v for array in result for v in (np.shape(array), np.ascontiguousarray(array)))
+        return (op_id,) + tuple(v for array in result for v in (np.shape(array), np.asarray(array, order="C")))
 
     ocos.PyCustomOpDef.install_hooker(hook)
 

@@ -91,7 +91,7 @@ UNARY_REFS = {
     "sqrt": (np.sqrt, 0.1, 3), "rsqrt": (lambda x: 1 / np.sqrt(x), 0.1, 3), "cbrt": (np.cbrt, -3, 3),
     "rcbrt": (lambda x: 1 / np.cbrt(x), 0.2, 3), "square": (np.square, -2, 2), "reciprocal": (lambda x: 1 / x, 0.2, 3),
     "abs": (np.abs, -2, 2), "negative": (np.negative, -2, 2), "sign": (np.sign, -2, 2),
-    "floor": (np.floor, -3, 3), "ceil": (np.ceil, -3, 3), "rint": (np.rint, -3, 3), "fix": (np.fix, -3, 3),
+    "floor": (np.floor, -3, 3), "ceil": (np.ceil, -3, 3), "rint": (np.rint, -3, 3), "fix": (np.trunc, -3, 3),
     "trunc": (np.trunc, -3, 3), "sin": (np.sin, -3, 3), "cos": (np.cos, -3, 3), "tan": (np.tan, -1, 1),
     "arcsin": (np.arcsin, -0.9, 0.9), "arccos": (np.arccos, -0.9, 0.9), "arctan": (np.arctan, -3, 3),
     "sinh": (np.sinh, -2, 2), "cosh": (np.cosh, -2, 2), "arcsinh": (np.arcsinh, -3, 3),

@@ -110,7 +110,7 @@ def _nd_index(g, node, indices, data_shape, batch_dims):
     m = prod(index_shape[batch_dims:-1])
     index = g.Reshape(index, g.int64s([b, m, q]))
     batch = np.broadcast_to(np.arange(b, dtype=np.int64).reshape(b, 1, 1), (b, m, 1))
-    index = g.Concat(g.const(np.ascontiguousarray(batch)), index, axis=2)
+    index = g.Concat(g.const(np.asarray(batch, order="C")), index, axis=2)
     return index, (b,) + tuple(data_shape[batch_dims:]), (b, m)
 
 
