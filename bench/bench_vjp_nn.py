@@ -147,6 +147,15 @@ def pool_cases(n, c, hw, k, stride, pad):
         helper.make_node("Reshape", ["dxf", "xshape"], ["dx"])],
         [_ints("m1", [-1]), helper.make_tensor("zero", F, [], [0.0]), _ints("size", [n * c * hw * hw]),
          _ints("xshape", [n, c, hw, hw])])
+    cases["MaxPool dX Indices + ScatterND(add)"] = ([
+        helper.make_node("MaxPool", ["x"], ["y", "idx"], kernel_shape=[k, k], strides=[stride] * 2, pads=pads),
+        helper.make_node("Reshape", ["idx", "m11"], ["idxf"]),
+        helper.make_node("Reshape", ["dy", "m1"], ["dyf"]),
+        helper.make_node("Expand", ["zero", "size"], ["zeros"]),
+        helper.make_node("ScatterND", ["zeros", "idxf", "dyf"], ["dxf"], reduction="add"),
+        helper.make_node("Reshape", ["dxf", "xshape"], ["dx"])],
+        [_ints("m1", [-1]), _ints("m11", [-1, 1]), helper.make_tensor("zero", F, [], [0.0]),
+         _ints("size", [n * c * hw * hw]), _ints("xshape", [n, c, hw, hw])])
     taps = k * k
     onehot = np.eye(taps, dtype=np.float32).reshape(taps, 1, k, k)
     lowest = np.finfo(np.float32).min
@@ -168,6 +177,23 @@ def pool_cases(n, c, hw, k, stride, pad):
          helper.make_tensor("onehot", F, onehot.shape, onehot.reshape(-1).tolist()),
          _ints("flaty", [-1, 1, out, out]), _ints("xshape", [n, c, hw, hw]),
          helper.make_tensor("range", TensorProto.INT64, [1, taps, 1, 1], list(range(taps)))])
+    if stride == k and pad == 0 and hw % k == 0:
+        cases["MaxPool dX window ArgMax + one-hot (non-overlapping)"] = ([
+            helper.make_node("Reshape", ["x", "s6"], ["x6"]),
+            helper.make_node("Transpose", ["x6"], ["xt"], perm=[0, 1, 2, 4, 3, 5]),
+            helper.make_node("Reshape", ["xt", "s5"], ["x5"]),
+            helper.make_node("ArgMax", ["x5"], ["am"], axis=-1, keepdims=1),
+            helper.make_node("Equal", ["am", "taps"], ["mask"]),
+            helper.make_node("Cast", ["mask"], ["maskf"], to=F),
+            helper.make_node("Unsqueeze", ["dy", "last"], ["dyu"]),
+            helper.make_node("Mul", ["maskf", "dyu"], ["v5"]),
+            helper.make_node("Reshape", ["v5", "t6"], ["v6"]),
+            helper.make_node("Transpose", ["v6"], ["vt"], perm=[0, 1, 2, 4, 3, 5]),
+            helper.make_node("Reshape", ["vt", "xshape"], ["dx"])],
+            [_ints("s6", [n, c, out, k, out, k]), _ints("s5", [n, c, out, out, k * k]),
+             _ints("t6", [n, c, out, out, k, k]), _ints("last", [4]),
+             helper.make_tensor("taps", TensorProto.INT64, [k * k], list(range(k * k))),
+             _ints("xshape", [n, c, hw, hw])])
     t_pads = [pad, pad, pad, pad]
     rest = hw + pad - ((out - 1) * stride + k - pad)
     ones = np.ones((1, 1, k, k), np.float32)
@@ -212,6 +238,8 @@ def main():
         "conv1x1 16x256x14x14 -> 64": conv_cases(16, 256, 64, 14, 1, 1, 0),
         "maxpool/avgpool 3x3 s2 p1 16x64x112x112": pool_cases(16, 64, 112, 3, 2, 1),
         "maxpool/avgpool 2x2 s2 16x64x56x56": pool_cases(16, 64, 56, 2, 2, 0),
+        "maxpool/avgpool 2x2 s2 64x20x24x24 (LeNet)": pool_cases(64, 20, 24, 2, 2, 0),
+        "maxpool/avgpool 2x2 s2 64x50x8x8 (LeNet)": pool_cases(64, 50, 8, 2, 2, 0),
     }
     for title, (cases, shapes) in suites.items():
         if args.case != "all" and args.case not in title:

@@ -2,7 +2,8 @@
 central finite differences of onnx's reference implementation or numpy.
 
 - The imported-ONNX cases of tests/ops/test_input_gradients.py for these ops, with the node kept as it is in the
-  training graph (ops/onnx_training.py's rewrite turned off), so that the VJP rule itself is what is checked.
+  training graph (ops/onnx_training.py's rewrite turned off: the default for all but SoftmaxCrossEntropyLoss), so
+  that the VJP rule itself is what is checked.
 - One-node models differentiated by `gradient_model` directly, for what import cannot reach (opset 18+ ops: Mish,
   Gelu) or the import cases miss (SoftmaxCrossEntropyLoss's log_prob output, mean reductions, ignore_index inside
   the class range, N-D losses, int32 labels, single-input Sum and Mean, Det).
@@ -46,8 +47,8 @@ def _kept_cases():
 def test_rule_with_the_node_kept(case, tmp_path, monkeypatch):
     monkeypatch.setenv("ONNXSYM_AUTOGRAD", "onnxsym")
     original = onnx_node.rule_for
-    monkeypatch.setattr(onnx_node, "rule_for", lambda op_type, training, dtypes: None if training and
-                        op_type == case.op_type else original(op_type, training, dtypes))
+    monkeypatch.setattr(onnx_node, "rule_for", lambda op_type, training, dtypes, gradients: None if training
+                        and op_type == case.op_type else original(op_type, training, dtypes, gradients))
     run_onnx_gradient_case(case, tmp_path)
 
 

@@ -54,7 +54,8 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
 def _lowered(symbol, shapes, dtypes, train_mode, ort_training=False):
     """The training-mode graph; float16 values are computed in float32 (float16 gradients lose too much), and for
     onnxruntime-training the float64 ops it has no gradient kernels for are rewritten."""
-    lowered = lower_symbol(symbol, shapes, dtypes, training=True, train_mode=train_mode)
+    lowered = lower_symbol(symbol, shapes, dtypes, training=True, train_mode=train_mode,
+                           gradients="ort-training" if ort_training else "onnxsym")
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
     if ort_training:
         float64_without_missing_kernels(lowered.model)
@@ -262,7 +263,7 @@ class SplitTraining(Training):
                     feeds[name] = self._saved_values[name]
                 elif name in self._head_of:
                     output = self._head_of[name]
-                    feeds[name] = np.ascontiguousarray(head_grads[output], dtype=self.output_dtypes[output]) \
+                    feeds[name] = np.asarray(head_grads[output], self.output_dtypes[output], order="C") \
                         if output in head_grads else np.ones(self._saved_shape(output), self.output_dtypes[output])
                 else:
                     feeds[name] = ex._by_name[name]._data

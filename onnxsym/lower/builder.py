@@ -57,6 +57,7 @@ class GraphBuilder:
         # Training graphs: ops read `is_train`; loss heads add `head_gradients` (input value, MXNet's gradient
         # for it); training-mode ops report new auxiliary-state values in `aux_updates` (aux input -> value).
         self.is_train = False
+        self.gradients = "onnxsym"     # who differentiates a training graph: 'onnxsym' or 'ort-training'
         # Ops in training mode (BatchNorm batch statistics, Dropout masks, rrelu slopes): normally `is_train`; a
         # differentiable graph of an inference forward (backward after forward(is_train=False)) has it False.
         self.train_mode = False

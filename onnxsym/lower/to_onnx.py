@@ -58,17 +58,21 @@ def _visible(node):
     return 1 if node.is_variable else node.op.num_visible_outputs()
 
 
-def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, train_mode=None):
+def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, train_mode=None,
+                 gradients="onnxsym"):
     """Lower `symbol` with input `shapes` ({name: shape}) and `dtypes` ({name: dtype}) to ONNX.
 
     training=True gives the training forward graph: training-mode ops, loss-head outputs behind stop-gradient
     markers, the auxiliary-state updates as extra outputs, and a scalar `loss` output whose gradient is the loss
     heads' MXNet backward (sum of stop(gradient) * input over the heads). train_mode=False with training=True
     gives that differentiable graph with the ops in inference mode (BatchNorm's moving statistics, no Dropout).
+    gradients: who differentiates the training graph, 'onnxsym' or 'ort-training' (imported ONNX ops it cannot
+    differentiate are rewritten, ops/onnx_training.py).
     """
     nodes, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes or {})
     g = builder or GraphBuilder()
     g.is_train = training
+    g.gradients = gradients
     g.train_mode = training if train_mode is None else train_mode
     blocked = set()         # training: entries behind a stop-gradient marker (loss heads, non-differentiable)
     values = {}

@@ -73,7 +73,8 @@ class ONNXNode(OpDef):
     def lower(self, g, *inputs):
         values = iter(inputs)
         ordered = [next(values) if flag == "1" else "" for flag in self.input_slots]
-        rule = None if self.domain else rule_for(self.op_type, g.is_train, [g.dtype(v) for v in inputs])
+        rule = None if self.domain else rule_for(self.op_type, g.is_train, [g.dtype(v) for v in inputs],
+                                                         g.gradients)
         if rule is not None:
             outputs = rule(g, _NodeView(self), [v or None for v in ordered])
             outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)

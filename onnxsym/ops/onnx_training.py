@@ -2,8 +2,11 @@
 
 One rule per ONNX op type: `rule(g, node, inputs)` returns the node's outputs, built from ops whose gradients
 onnxruntime-training 1.19.2 gets right (or with `g.with_gradient` for elementwise ops), with exactly the values of
-the original node. Inference graphs keep the original node. Each rule is checked against float64 finite differences
-of onnx's reference implementation in tests/ops/test_input_gradients.py. Why each op needs one (ORT_NOTES.md §1):
+the original node. Inference graphs keep the original node. onnxsym's own AD (the default) differentiates the
+node itself with its VJP rule (onnxsym/autograd/vjp/) and uses a rule here only where it has none or the rewrite is
+faster (`own_ad=True`: RNN/GRU/LSTM, GridSample, Resize, RoiAlign, MaxRoiPool, SoftmaxCrossEntropyLoss); every rule
+applies for the optional onnxruntime-training backend (`gradients='ort-training'`). Each rule is checked against
+float64 finite differences of onnx's reference implementation in tests/ops/test_input_gradients.py. Why each op needs one (ORT_NOTES.md §1):
 - no gradient builder: Sum, Mean, Mod, PRelu, CastLike, Einsum, InstanceNormalization, RNN, GridSample,
   RoiAlign, MaxRoiPool, NegativeLogLikelihoodLoss, and the elementwise UNARY_DERIVATIVES (Elu, Asin, Floor, ...);
 - silently wrong or zero: Pow (exponent), Clip (min, max), Pad (constant_value), OneHot (values), Where with a
@@ -27,21 +30,28 @@ __all__ = ["rule_for"]
 
 _RULES = {}          # op type -> rule
 _FLOAT64_RULES = set()   # op types whose rule also lowers float64 inference graphs (ORT has no float64 CPU kernel)
+_OWN_AD_RULES = set()    # op types whose rule onnxsym's own AD uses too (no VJP rule of its own, or a faster graph)
 
 
-def _rule(*op_types, float64=False):
+def _rule(*op_types, float64=False, own_ad=False):
     def register(fn):
         for op_type in op_types:
             _RULES[op_type] = fn
             if float64:
                 _FLOAT64_RULES.add(op_type)
+            if own_ad:
+                _OWN_AD_RULES.add(op_type)
         return fn
     return register
 
 
-def rule_for(op_type, training, dtypes):
-    """The rule lowering an ai.onnx node of `op_type` with input `dtypes`, or None for the node as it is."""
-    if training or (op_type in _FLOAT64_RULES and any(np.dtype(d) == np.float64 for d in dtypes)):
+def rule_for(op_type, training, dtypes, gradients="onnxsym"):
+    """The rule lowering an ai.onnx node of `op_type` with input `dtypes`, or None for the node as it is.
+    `gradients`: who differentiates the training graph, 'onnxsym' (its own VJP rules, autograd/vjp/, cover the
+    node itself for most ops) or 'ort-training' (every rule here)."""
+    if training and (gradients == "ort-training" or op_type in _OWN_AD_RULES):
+        return _RULES.get(op_type)
+    if op_type in _FLOAT64_RULES and any(np.dtype(d) == np.float64 for d in dtypes):
         return _RULES.get(op_type)
     return None
 
@@ -405,7 +415,7 @@ def _sample_axis(g, coordinate, size, align_corners, padding, dtype):
     return x
 
 
-@_rule("GridSample", float64=True)
+@_rule("GridSample", float64=True, own_ad=True)
 def _grid_sample(g, node, inputs):
     """Bilinear / nearest sampling as GatherElements of the corner pixels times interpolation weights that are
     differentiable in the grid (ORT has no GridSample gradient, nor a float64 kernel)."""
@@ -501,7 +511,7 @@ def _resize_taps(g, node, coordinate, n_in, dtype):
     return [(index(v), w) for v, w in zip(taps, weights)]
 
 
-@_rule("Resize", float64=True)
+@_rule("Resize", float64=True, own_ad=True)
 def _resize(g, node, inputs):
     """One axis at a time: Gather of the interpolation taps times their weights (ORT has no CPU ResizeGrad
     kernel). An axis whose size does not change is taken as scale 1 (the identity)."""
@@ -525,7 +535,7 @@ def _resize(g, node, inputs):
     return out
 
 
-@_rule("RoiAlign")
+@_rule("RoiAlign", own_ad=True)
 def _roi_align(g, node, inputs):
     """mode avg: MXNet's ROIAlign gather form (ORT has no RoiAlign gradient; its CPU kernel equals MXNet's,
     half_pixel being MXNet's aligned=True). The box coordinates get no gradient, as in MXNet."""
@@ -542,7 +552,7 @@ def _roi_align(g, node, inputs):
     return op.lower(g, x, rois)
 
 
-@_rule("MaxRoiPool")
+@_rule("MaxRoiPool", own_ad=True)
 def _max_roi_pool(g, node, inputs):
     """MXNet's ROIPooling gather form (ORT has no MaxRoiPool gradient; its CPU kernel equals MXNet's). The boxes
     get no gradient, as in MXNet."""
@@ -651,7 +661,7 @@ def _activations(node, directions, dtype):
     return [result[d * per:(d + 1) * per] for d in range(directions)]
 
 
-@_rule("RNN", "GRU", "LSTM", float64=True)
+@_rule("RNN", "GRU", "LSTM", float64=True, own_ad=True)
 def _recurrent(g, node, inputs):
     """The cell unrolled over the static sequence length, ONNX's equations and gate orders (LSTM i,o,f,c with
     peepholes; GRU z,r,h), masked per sequence length: ORT has no RNN gradient, ignores LSTM peepholes, and fails
@@ -807,7 +817,7 @@ def _negative_log_likelihood(g, node, inputs):
     return _nll(g, node, log_prob, labels, inputs[2] if len(inputs) > 2 else None, g.dtype(log_prob))
 
 
-@_rule("SoftmaxCrossEntropyLoss")
+@_rule("SoftmaxCrossEntropyLoss", own_ad=True)
 def _softmax_cross_entropy(g, node, inputs):
     """LogSoftmax over axis 1 + NegativeLogLikelihoodLoss (ORT's builder fails when the weights need a gradient)."""
     scores, labels = inputs[:2]

@@ -34,19 +34,24 @@ def test_forward(case):
     run_case(case)
 
 
-def _lowered_op_types(attrs, shapes, training):
+def _lowered_op_types(attrs, shapes, training, gradients="onnxsym"):
     names = ["input%d" % i for i in range(len(shapes))]
     sym = mx.sym.create_symbol("_onnx", *[mx.sym.Variable(n) for n in names], **attrs)
-    lowered = lower_symbol(sym, dict(zip(names, shapes)), {n: np.float32 for n in names}, training=training)
+    lowered = lower_symbol(sym, dict(zip(names, shapes)), {n: np.float32 for n in names}, training=training,
+                           gradients=gradients)
     return {node.op_type for node in lowered.model.graph.node}
 
 
 def test_training_rules_apply_to_training_graphs_only():
-    """Inference keeps the ONNX node itself; training graphs use its rule (ops/onnx_training.py)."""
+    """Inference keeps the ONNX node itself; training graphs for onnxruntime-training's builders use its rule
+    (ops/onnx_training.py); onnxsym's own AD differentiates the node itself unless it has no VJP rule (LSTM)."""
     power = onnx_attrs("Pow", 2, [[2, 3]])
     assert "Pow" in _lowered_op_types(power, [(2, 3), (2, 3)], training=False)
-    assert "ATen" in _lowered_op_types(power, [(2, 3), (2, 3)], training=True)       # with_gradient's stops
+    assert "ATen" in _lowered_op_types(power, [(2, 3), (2, 3)], training=True,
+                                       gradients="ort-training")                          # with_gradient's stops
+    assert _lowered_op_types(power, [(2, 3), (2, 3)], training=True) == {"Identity", "Pow"}
     lstm = onnx_attrs("LSTM", 3, [[2, 1, 1, 3]], hidden_size=3)
     shapes = [(2, 1, 4), (1, 12, 4), (1, 12, 3)]
     assert "LSTM" in _lowered_op_types(lstm, shapes, training=False)
-    assert "LSTM" not in _lowered_op_types(lstm, shapes, training=True)                # unrolled
+    for gradients in ("onnxsym", "ort-training"):
+        assert "LSTM" not in _lowered_op_types(lstm, shapes, training=True, gradients=gradients)   # unrolled

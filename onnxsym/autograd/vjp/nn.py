@@ -369,20 +369,20 @@ def _moments(g, x, axes, epsilon):
 @rule("BatchNormalization")
 def _batch_norm(g, node, out_grads):
     """training_mode=0: the affine map with the given statistics (every input differentiable); training_mode=1:
-    batch statistics for Y (the running-statistics outputs pass no gradient)."""
+    batch statistics for Y, and the running statistics input * momentum + batch statistic * (1 - momentum)
+    (population variance) when something reads them (MXNet's aux updates are outputs no seed reaches)."""
     x, scale, bias, mean, var = node.input[:5]
     dy = out_grads[0]
+    attrs = g.attrs(node)
+    if attrs.get("training_mode", 0):
+        return _batch_norm_training(g, node, out_grads)
     if dy is None:
         return []
     shape, dtype = static_shape(g, x), g.dtype(x)
     rank = len(shape)
-    attrs = g.attrs(node)
     epsilon = attrs.get("epsilon", 1e-5)
-    axes = [0] + list(range(2, rank))
     gamma = _channel(g, scale, rank, dtype)
     grads = [None] * 5
-    if attrs.get("training_mode", 0):
-        return _normalization_grads(g, node, dy, x, axes, epsilon, gamma, dtype)
     inv_std = g.Reciprocal(g.Sqrt(g.Add(_channel(g, var, rank, dtype), g.scalar(epsilon, dtype))))
     centered = g.Sub(x, _channel(g, mean, rank, dtype))
     scaled = g.Mul(gamma, inv_std)                                   # (1, C, 1, ...)
@@ -397,6 +397,40 @@ def _batch_norm(g, node, out_grads):
     if _needs(g, node, 4):
         cube_half = g.Mul(g.Mul(scaled, g.Mul(inv_std, inv_std)), g.scalar(-0.5, dtype))
         grads[4] = _sum_but_channel(g, g.Mul(g.Mul(dy, centered), cube_half), var, rank, dtype)
+    return grads
+
+
+def _batch_norm_training(g, node, out_grads):
+    x = node.input[0]
+    dy, d_running_mean, d_running_var = (list(out_grads) + [None] * 3)[:3]
+    shape, dtype = static_shape(g, x), g.dtype(x)
+    rank = len(shape)
+    attrs = g.attrs(node)
+    momentum = attrs.get("momentum", 0.9)
+    axes = [0] + list(range(2, rank))
+    grads = [None] * 5
+    if dy is not None:
+        gamma = _channel(g, node.input[1], rank, dtype)
+        grads[:3] = _normalization_grads(g, node, dy, x, axes, attrs.get("epsilon", 1e-5), gamma, dtype)
+    count = prod(shape) // shape[1]
+    parts = [grads[0]] if grads[0] is not None else []
+    for index, d_running in ((3, d_running_mean), (4, d_running_var)):
+        if d_running is None:
+            continue
+        if _needs(g, node, index):
+            grads[index] = g.like(g.Mul(d_running, g.scalar_like(momentum, d_running)), node.input[index])
+        if _needs(g, node, 0):
+            share = g.Mul(_channel(g, d_running, rank, dtype), g.scalar((1 - momentum) / count, dtype))
+            if index == 3:          # d batch mean / dx = 1 / count
+                parts.append(g.Expand(share, g.int64s(shape)))
+            else:                   # d population variance / dx = 2 (x - mean) / count
+                centered = g.Sub(x, g.ReduceMean(x, axes=axes, keepdims=1))
+                parts.append(g.Mul(centered, g.Mul(share, g.scalar(2, dtype))))
+    if _needs(g, node, 0) and parts:
+        total = parts[0]
+        for part in parts[1:]:
+            total = g.Add(total, part)
+        grads[0] = g.like(total, x)
     return grads
 
 
