@@ -236,6 +236,8 @@ def main():
         "conv3x3 16x64x56x56 -> 64, stride 1, pad 1": conv_cases(16, 64, 64, 56, 3, 1, 1),
         "conv3x3 16x64x56x56 -> 128, stride 2, pad 1": conv_cases(16, 64, 128, 56, 3, 2, 1),
         "conv1x1 16x256x14x14 -> 64": conv_cases(16, 256, 64, 14, 1, 1, 0),
+        "conv5x5 64x20x12x12 -> 50 (LeNet conv2)": conv_cases(64, 20, 50, 12, 5, 1, 0),
+        "conv5x5 64x1x28x28 -> 20 (LeNet conv1)": conv_cases(64, 1, 20, 28, 5, 1, 0),
         "maxpool/avgpool 3x3 s2 p1 16x64x112x112": pool_cases(16, 64, 112, 3, 2, 1),
         "maxpool/avgpool 2x2 s2 16x64x56x56": pool_cases(16, 64, 56, 2, 2, 0),
         "maxpool/avgpool 2x2 s2 64x20x24x24 (LeNet)": pool_cases(64, 20, 24, 2, 2, 0),

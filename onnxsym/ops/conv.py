@@ -278,6 +278,31 @@ def conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, grou
 
 
 # ---------------------------------------------------------------- pooling
+def _zero_padded(g, x, shape, dtype, pads, kernel):
+    """x with zeros around its spatial axes (`pads`: begin values then end values, batch and channel included).
+    A Pad ONNX Runtime folds into the pooling node after it; where a side's padding reaches the kernel size
+    (pooling_convention='full' with pad), zeros concatenated instead: ORT 1.2x's Pad fusion makes such pads pool
+    attributes, which its pooling kernels refuse ("Pad should be smaller than kernel"), also in exported files."""
+    rank = len(shape)
+    if not any(pads):
+        return x
+    if all(max(pads[2 + i], pads[rank + 2 + i]) < k for i, k in enumerate(kernel)):
+        return g.Pad(x, g.int64s(pads), g.scalar(0, dtype))
+    current = list(shape)
+    for axis in range(2, rank):
+        parts = []
+        for side, size in (("begin", pads[axis]), ("end", pads[rank + axis])):
+            if size:
+                block = current[:axis] + [size] + current[axis + 1:]
+                parts.append((side, g.Expand(g.scalar(0, dtype), g.int64s(block))))
+        if parts:
+            x = g.Concat(*[v for side, v in parts if side == "begin"], x,
+                         *[v for side, v in parts if side == "end"], axis=axis)
+            current[axis] += pads[axis] + pads[rank + axis]
+            g.set_info(x, tuple(current), dtype)
+    return x
+
+
 def _cbrt(g, x, dtype):
     """Real cube root: -|x|^(1/3) where x < 0 (Pow of a negative base is NaN; ORT has no Sign gradient)."""
     root = g.Pow(g.Abs(x), g.scalar(1.0 / 3.0, dtype))
@@ -401,7 +426,7 @@ class Pooling(OpDef):
             y = g.Reshape(y, g.int64s(list(shape[:2]) + list(out)))
             scale = scale / area
         else:
-            y = g.AveragePool(g.Pad(x, g.int64s(pads), g.scalar(0, dtype)) if any(pads) else x, **attrs)
+            y = g.AveragePool(_zero_padded(g, x, shape, dtype, pads, kernel), **attrs)
         if np.any(scale != 1):
             y = g.Mul(y, g.const(np.asarray(scale, dtype=dtype)))
         if self.pool_type == "lp" and self.p_value == 2:

@@ -98,13 +98,16 @@ def _conv_data_grad(g, dy, w, x_shape, y_shape, kernel, strides, dilations, pads
     rank = len(kernel)
     spatial, out = x_shape[2:], y_shape[2:]
     t_pads, extra = _transpose_geometry(spatial, out, kernel, strides, dilations, pads)
-    # stride 1: a Conv of dy with the flipped, transposed kernel (faster than ConvTranspose in ORT)
+    # stride 1, kernels up to 3 wide, images of 14x14 or more: a Conv of dy with the flipped, transposed kernel
+    # (1.1-1.25x faster than ConvTranspose in ORT at ResNet sizes; 5x5 kernels (padding 4) and smaller images are
+    # 1.2-12x slower that way: LeNet's conv dX went 10.0 -> 3.4 ms as ConvTranspose, bench/bench_vjp_nn.py)
     flip_pads = [(k - 1) * d - p for k, d, p in zip(kernel * 2, dilations * 2, t_pads)]
     flip_pads = [p + e for p, e in zip(flip_pads, [0] * rank + extra)]
     # (the flip is a negative-step Slice of the weights, slow on big kernels: worth it while the weights are no
     # larger than dy; ResNet-18's last stage at 32x32 input went from 7.6 ms of Slice to a ConvTranspose)
     small_weights = prod(static_shape(g, w)) <= prod(y_shape)
-    if all(s == 1 for s in strides) and all(p >= 0 for p in flip_pads) and small_weights:
+    flip_pays = max(kernel) <= 3 and prod(spatial) >= 14 ** rank
+    if all(s == 1 for s in strides) and all(p >= 0 for p in flip_pads) and small_weights and flip_pays:
         dx = g.Conv(dy, _flipped_transposed(g, w, static_shape(g, w), group), group=group,
                     kernel_shape=list(kernel), dilations=list(dilations), pads=flip_pads)
     else:
