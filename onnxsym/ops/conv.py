@@ -4,7 +4,8 @@ UpSampling, Pad, Crop.
 Every lowering uses explicit pads (ORT's gradients of auto_pad SAME are wrong). Pooling pads the input itself and
 never relies on ceil_mode, because ONNX drops a last window that starts in the right padding while MXNet keeps it.
 Where it is easy, lowerings stay on ops that have ORT gradient builders: nearest upsampling is Reshape+Expand,
-edge/reflect padding is one Gather per axis. Training graphs work around onnxruntime-training 1.19.2's CPU gradients:
+edge/reflect padding is one Gather per axis. Training graphs for the optional onnxruntime-training backend
+(`g.gradients == 'ort-training'`) work around onnxruntime-training 1.19.2's CPU gradients:
 ConvTranspose (Deconvolution, bilinear UpSampling; no gradient kernel) becomes zero insertion + Conv, 3-D avg/sum/lp
 windows (wrong AveragePoolGrad) a ones-kernel Conv, and a grouped 3-D Conv (wrong ConvGrad after Pad/Tile) one Conv
 per group.
@@ -25,6 +26,12 @@ _CONV_LAYOUTS = ("NCW", "NCHW", "NCDHW", "NHWC", "NDHWC")
 _POOL_LAYOUTS = ("NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC")
 _CUDNN_TUNE = ("off", "limited_workspace", "fastest")
 _DIM_NAMES = {1: "x", 2: "y, x", 3: "d, y, x"}
+
+
+def _for_ort_training(g):
+    """Whether `g` is a training graph for onnxruntime-training's gradient builders, which need the workarounds
+    below; onnxsym's own AD differentiates the standard nodes."""
+    return g.is_train and g.gradients == "ort-training"
 
 
 def _per_dim(op, name, ndim, fill):
@@ -51,9 +58,9 @@ def _check_rank(op, data, ndim, name="data"):
 
 
 def _conv(g, data, weight, bias, group, channels, filters, **attrs):
-    """Conv; a grouped 3-D one in training as one Conv per group (onnxruntime-training's ConvGrad gives later groups
-    a wrong data gradient when the Conv input comes from Pad or Tile)."""
-    if not (g.is_train and group > 1 and len(attrs["kernel_shape"]) == 3):
+    """Conv; a grouped 3-D one, in graphs onnxruntime-training differentiates, as one Conv per group (its ConvGrad
+    gives later groups a wrong data gradient when the Conv input comes from Pad or Tile)."""
+    if not (_for_ort_training(g) and group > 1 and len(attrs["kernel_shape"]) == 3):
         return g.Conv(data, weight, bias, group=group, **attrs)
     cin, fout = channels // group, filters // group
     axis = g.int64s([1])
@@ -243,11 +250,12 @@ class Deconvolution(_Kernel):
 
 
 def conv_transpose(g, data, weight, bias, kernel, stride, dilate, pad, adj, group, pad_end=None):
-    """ConvTranspose (`pad` at the start of each axis, `pad_end` at its end, default `pad`); in training the same
-    values as zero insertion + padding by d*(k-1)-p (+adj at the end) + a stride-1 Conv with the spatially flipped
-    kernel, in/out channels swapped per group (ORT has no CPU ConvTransposeGrad kernel)."""
+    """ConvTranspose (`pad` at the start of each axis, `pad_end` at its end, default `pad`); in graphs
+    onnxruntime-training differentiates, the same values as zero insertion + padding by d*(k-1)-p (+adj at the end)
+    + a stride-1 Conv with the spatially flipped kernel, in/out channels swapped per group (it has no CPU
+    ConvTransposeGrad kernel)."""
     pad_end = list(pad) if pad_end is None else list(pad_end)
-    if not g.is_train:
+    if not _for_ort_training(g):
         return g.ConvTranspose(data, weight, bias, kernel_shape=list(kernel), strides=list(stride),
                                dilations=list(dilate), pads=list(pad) + pad_end, output_padding=list(adj),
                                group=group)
@@ -294,8 +302,11 @@ def _zero_padded(g, x, shape, dtype, pads, kernel):
         for side, size in (("begin", pads[axis]), ("end", pads[rank + axis])):
             if size:
                 block = current[:axis] + [size] + current[axis + 1:]
-                parts.append((side, g.Expand(g.scalar(0, dtype), g.int64s(block))))
+                parts.append((side, g.const(np.zeros(block, dtype))))
         if parts:
+            if len(parts) == 2 and parts[0][1] == parts[1][1]:
+                # one value read twice by a node: ort-training's builder defines its gradient twice
+                parts[1] = ("end", g.Identity(parts[1][1]))
             x = g.Concat(*[v for side, v in parts if side == "begin"], x,
                          *[v for side, v in parts if side == "end"], axis=axis)
             current[axis] += pads[axis] + pads[rank + axis]
@@ -417,7 +428,7 @@ class Pooling(OpDef):
         if self.pool_type == "avg":
             with np.errstate(divide="ignore"):      # an empty window divides by 0 in MXNet too
                 scale = area / self.divisor(shape)
-        if g.is_train and len(kernel) == 3:
+        if _for_ort_training(g) and len(kernel) == 3:
             # ORT's AveragePoolGrad is wrong for overlapping 3-D windows: sum them with a ones-kernel Conv over
             # (N*C, 1, d, h, w), which needs no groups (see _conv)
             y = g.Reshape(x, g.int64s([-1, 1] + list(shape[2:])))

@@ -517,7 +517,8 @@ class LRN(OpDef):
         return [data], [data, data]
 
     def lower(self, g, data):
-        if not g.is_train:
+        # the standard node, but for onnxruntime-training's builders (no LRN gradient): the window sum spelled out
+        if not (g.is_train and g.gradients == "ort-training"):
             return g.LRN(data, size=self.nsize, alpha=self.alpha, beta=self.beta, bias=self.knorm), None
         (n, c, h, w), dtype, half = g.shape(data), g.dtype(data), self.nsize // 2
         squares = g.Reshape(g.Mul(data, data), g.int64s([n, 1, c, h * w]))
