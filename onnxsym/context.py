@@ -1,7 +1,7 @@
 """Devices: `mx.cpu()`, `mx.gpu(i)`, `mx.Context` and the `with ctx:` default (MXNet's `mxnet.context`)."""
 import threading
 
-from .runtime.library import cuda_available
+from .runtime.library import cuda_device_count
 
 __all__ = ["Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus"]
 
@@ -69,5 +69,5 @@ def current_context():
 
 
 def num_gpus():
-    """How many CUDA devices ONNX Runtime can use here (0 with the CPU wheel)."""
-    return 1 if cuda_available() else 0
+    """How many CUDA devices ONNX Runtime can use here (0 with the CPU wheel or without a device)."""
+    return cuda_device_count()

@@ -167,11 +167,11 @@ def numeric_grad(executor, location, aux_states=None, eps=1e-4, use_forward_trai
         result = np.zeros(flat.shape, np.float64)
         for i in range(flat.size):
             original = flat[i].copy()
-            flat[i] = original + eps / 2
+            array[np.unravel_index(i, array.shape)] = original + eps / 2
             plus = sum(float(o.asnumpy().astype(np.float64).sum()) for o in executor.forward(use_forward_train))
-            flat[i] = original - eps / 2
+            array[np.unravel_index(i, array.shape)] = original - eps / 2
             minus = sum(float(o.asnumpy().astype(np.float64).sum()) for o in executor.forward(use_forward_train))
-            flat[i] = original
+            array[np.unravel_index(i, array.shape)] = original
             result[i] = (plus - minus) / eps
         grads[name] = result.reshape(array.shape)
     return grads

@@ -241,6 +241,7 @@ class CallCounterProp(mx.operator.CustomOpProp):
 
 
 def test_convert_fails_when_the_outputs_differ(capsys, tmp_path):
+    pytest.importorskip("onnxruntime_extensions", reason="a custom Python operator makes the outputs differ")
     sym = mx.sym.Custom(mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=2, name="fc"),
                         op_type="cli_call_counter", name="count")
     prefix = save(str(tmp_path / "counter"), sym, {"fc_weight": np.ones((2, 3), np.float32),

@@ -3,8 +3,11 @@
 import threading
 
 import numpy as np
+import pytest
 
 import onnxsym as mx
+
+pytest.importorskip("onnxruntime_extensions", reason="custom Python operators run through onnxruntime-extensions")
 
 
 class Scale(mx.operator.CustomOp):

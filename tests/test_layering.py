@@ -22,9 +22,9 @@ FOLDERS = {"onnxsym": "onnxsym", "converters": "onnxsym.converters", "models": "
 # in it. A module may import, at module level, modules of its own layer and of the layers before it.
 LAYERS = [
     ("base", ["onnxsym._checkout", "onnxsym.base", "onnxsym._files", "onnxsym.name", "onnxsym._shapes",
-              "onnxsym.runtime", "onnxsym.runtime.library", "onnxsym.context"]),
+              "onnxsym.runtime", "onnxsym.runtime.library", "onnxsym.runtime.device", "onnxsym.context"]),
     # errors, dtypes, names and hidden keys (mx.name), partial shapes, atomic files, devices (onnxruntime's
-    # import and what it can run on); no graph and no operator
+    # import, what it can run on, device copies of host buffers); no graph and no operator
     ("onnx builder", ["onnxsym.lower", "onnxsym.lower.builder", "onnxsym.lower.dtype_passes"]),
     # the one place that writes ONNX protos: every op's lowering writes through GraphBuilder
     ("ops", ["onnxsym.ops.*"]),
@@ -37,8 +37,8 @@ LAYERS = [
     # NDArray: a numpy buffer on a device
     ("custom", ["onnxsym.custom.*"]),
     # mx.operator and the Custom op: its lowering needs Symbols (composites) and kernels that run on NDArrays
-    ("runtime", ["onnxsym.runtime.pyops", "onnxsym.runtime.ort", "onnxsym.runtime.imperative",
-                 "onnxsym.runtime.executor", "onnxsym.autograd.*"]),
+    ("runtime", ["onnxsym.runtime.pyops", "onnxsym.runtime.ort", "onnxsym.runtime.binding",
+                 "onnxsym.runtime.imperative", "onnxsym.runtime.executor", "onnxsym.autograd.*"]),
     # ORT sessions (with custom ops' Python kernels), imperative mx.nd ops, training graphs, Executor
     ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.random", "onnxsym.viz",
                    "onnxsym.test_utils", "onnxsym._namespaces"]),

@@ -15,6 +15,7 @@ from ..custom.kernels import get_kernel
 from ..lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, STOP_GRADIENT_KEY, \
     aten_python_ops, python_op_dtypes, python_op_name, strip_stop_gradients
 from ..lower.dtype_passes import float64_unfused
+from ..runtime.device import touch
 from ..runtime.ort import C, create_session, ort, ort_message, quiet_logging, run_error, session_options
 from ..runtime.pyops import has_pending, raise_pending
 from .training import Training
@@ -180,6 +181,7 @@ class OrtSplitTraining(Training):
         ex = self.executor
         for name, out in zip(self.lowered.output_names, ex.outputs):
             out._data[...] = values[name]
+            touch(out._data)
         for aux, output in self.lowered.aux_updates.items():
             self.aux_buffers[aux][...] = values[output]
         self._write_forward_aux()

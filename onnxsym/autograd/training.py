@@ -20,6 +20,8 @@ from ..base import MXNetError
 from ..lower.builder import strip_stop_gradients
 from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
+from ..runtime.binding import BoundRun
+from ..runtime.device import touch
 from ..runtime.ort import create_session, run_error
 from ..runtime.pyops import raise_pending
 from .reverse import gradient_model, value_info
@@ -101,7 +103,7 @@ class Training:
         return self._executor()
 
     def __del__(self):
-        for name in ("_state", "io", "agent"):
+        for name in ("_state", "_bound", "io", "agent"):
             self.__dict__.pop(name, None)
         self.__dict__.pop("_run", None)
         self.__dict__.pop("session", None)
@@ -110,12 +112,14 @@ class Training:
         """Aux states written by the forward (custom ops)."""
         for target, buffer in self._forward_aux:
             target[...] = buffer
+            touch(target)
 
     def _update_moving_aux(self):
         """Moving averages (BatchNorm): updated in the backward pass, once per backward() call, from the batch
         statistics of the last training forward (MXNet 1.x: a training forward alone leaves them unchanged)."""
         for target, batch, keep, take in self._backward_aux:
             target[...] = target * keep + batch * take
+            touch(target)
 
     def _store_grads(self, grads):
         """grads: {argument name: array or None}; 'write' replaces, 'add' accumulates, unreachable -> zeros."""
@@ -132,6 +136,7 @@ class Training:
                 array._data[...] = 0
             else:
                 array._data[...] = grad
+            touch(array._data)
 
 
 class FusedTraining(Training):
@@ -143,10 +148,8 @@ class FusedTraining(Training):
         full = float64_unfused(strip_stop_gradients(full))
         self.session = create_session(full, ctx)
         ex = executor
-        io = self.session.io_binding()
-        names = {i.name for i in full.graph.input}
-        for name in names:
-            io.bind_cpu_input(name, ex._by_name[name]._data)
+        inputs = [(i.name, ex._by_name[i.name]._data) for i in full.graph.input]
+        outputs = []
         by_output = dict(zip(lowered.output_names, ex.outputs))
         # Gradients land in buffers of their own and reach the gradient arrays at backward(), as in MXNet: a
         # training forward alone leaves them unchanged, and each backward() writes or adds them again.
@@ -163,19 +166,13 @@ class FusedTraining(Training):
                 grad = ex.grad_arrays[ex._arg_names.index(arg)]
                 target = self.grad_buffers[arg] = np.zeros_like(grad._data)
             else:
-                io.bind_output(name, "cpu")         # the loss, or anything else: ORT allocates it
-                continue
-            io.bind_output(name, "cpu", 0, target.dtype, list(target.shape), target.ctypes.data)
-        self.io = io
-        self._run = self.session._sess.run_with_iobinding
+                target = None                        # the loss, or anything else: ORT allocates it
+            outputs.append((name, target))
+        self._bound = BoundRun(self.session, ctx, inputs, outputs)
         self._plan = None
 
     def forward(self):
-        try:
-            self._run(self.io._iobinding, None)
-        except Exception as err:
-            raise run_error(err) from None
-        raise_pending()
+        self._bound.run()
         self._write_forward_aux()
 
     def backward(self, head_grads):
@@ -192,10 +189,13 @@ class FusedTraining(Training):
         writes, adds, zeros = self._plan
         for target, value in writes:
             np.copyto(target, value)
+            touch(target)
         for target, value in adds:
             target += value
+            touch(target)
         for target in zeros:
             target[...] = 0
+            touch(target)
         self._update_moving_aux()
 
 
@@ -246,6 +246,7 @@ class SplitTraining(Training):
         values = dict(zip(self.forward_outputs, values))
         for name, out in zip(self.lowered.output_names, ex.outputs):
             out._data[...] = values[name]
+            touch(out._data)
         for aux, output in self.lowered.aux_updates.items():
             self.aux_buffers[aux][...] = values[output]
         self._write_forward_aux()

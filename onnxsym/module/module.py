@@ -14,6 +14,7 @@ from .. import kvstore as _kvstore
 from .._files import atomic_write
 from ..base import MXNetError
 from ..context import cpu
+from ..runtime.device import touch
 from ..runtime.executor import Executor
 from ..runtime.ndarray import NDArray
 from . import optimizer as _optimizer
@@ -187,8 +188,10 @@ class Module(BaseModule):
         exe = self._exec
         for name in self._param_names:
             self._arg_params[name]._data[...] = exe._by_name[name]._data
+            touch(self._arg_params[name]._data)
         for name in self._aux_names:
             self._aux_params[name]._data[...] = exe._by_name[name]._data
+            touch(self._aux_params[name]._data)
         self._params_dirty = False
 
     def init_params(self, initializer=Uniform(0.01), arg_params=None, aux_params=None, allow_missing=False,
@@ -241,6 +244,7 @@ class Module(BaseModule):
                 raise MXNetError("Parameter '%s' has shape %s, the module expects %s"
                                  % (name, tuple(arr.shape), tuple(target.shape)))
             target._data[...] = arr.asnumpy()
+            touch(target._data)
 
     def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False):
         """Set parameter values (all of them unless allow_missing)."""
@@ -256,6 +260,7 @@ class Module(BaseModule):
         for name, arr in list((arg_params or {}).items()) + list((aux_params or {}).items()):
             if name in exe._by_name:
                 exe._by_name[name]._data[...] = arr.asnumpy()
+                touch(exe._by_name[name]._data)
             elif not allow_extra:
                 raise ValueError('Find name "%s" that is not in the arguments' % name)
         self._params_dirty = True
@@ -479,11 +484,13 @@ class Module(BaseModule):
         by_name = self._exec._by_name
         for name, array in zip(self._data_names, data):
             by_name[name]._data[...] = array._data if hasattr(array, "_data") else array
+            touch(by_name[name]._data)
         labels = getattr(data_batch, "label", None)     # (namedtuple("Batch", ["data"]) batches have none)
         if labels and self._label_names:
             for name, array in zip(self._label_names, labels):
                 if name in by_name:
                     by_name[name]._data[...] = array._data if hasattr(array, "_data") else array
+                    touch(by_name[name]._data)
         self._exec.forward(is_train=is_train)
 
     def _reshape_for(self, data_batch):
@@ -562,6 +569,7 @@ class Module(BaseModule):
             w += momentum
         else:
             w -= step
+        touch(w)
         return True
 
     def _arena_momentum(self, indices):

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from ..base import MXNetError
+from ..runtime.device import touch
 from ..runtime.ndarray import NDArray
 
 __all__ = ["Optimizer", "SGD", "Signum", "FTML", "LARS", "LAMB", "DCASGD", "NAG", "SGLD", "ccSGD", "Adam",
@@ -30,6 +31,7 @@ def _pair(weight, grad):
                         % (type(weight).__name__, type(grad).__name__))
     if weight.shape != grad.shape:
         raise MXNetError("optimizer update: weight shape %s does not match grad shape %s" % (weight.shape, grad.shape))
+    touch(weight._data)     # (before the caller writes it: what matters is that the next session run sees a change)
     return weight._data, grad._data
 
 
@@ -159,6 +161,7 @@ class Optimizer:
             master, original = state
             self.update(index, master, grad.astype(np.float32), original)
             weight._data[...] = master._data
+            touch(weight._data)
         else:
             self.update(index, weight, grad, state)
 

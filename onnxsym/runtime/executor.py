@@ -10,8 +10,8 @@ from ..context import Context, current_context
 from ..lower.to_onnx import lower_symbol
 from ..symbol.infer import check_float_inputs
 from .ndarray import NDArray
-from .ort import create_session, run_error
-from .pyops import raise_pending
+from .binding import BoundRun
+from .ort import create_session
 
 __all__ = ["Executor", "bind", "simple_bind"]
 
@@ -225,7 +225,7 @@ class Executor:
     def __del__(self):
         # The IOBinding points into the session: release it first (attribute order would free the session
         # first once the compile cache has dropped it).
-        for name in ("_pending", "_io_handle", "_io", "_run", "_training", "_inference_grad", "_session"):
+        for name in ("_pending", "_bound", "_training", "_inference_grad", "_session"):
             self.__dict__.pop(name, None)
 
     @staticmethod
@@ -243,17 +243,14 @@ class Executor:
                                  % (name, grad.shape, arr.shape))
 
     def _bind_io(self):
-        io = self._session.io_binding()
+        inputs = []
         for name in self._lowered.input_names:
             array = self._by_name[name]
             if not array._data.flags.c_contiguous:
                 array._data = np.asarray(array._data, order="C")
-            io.bind_cpu_input(name, array._data)
-        for name, out in zip(self._lowered.output_names, self.outputs):
-            io.bind_output(name, "cpu", 0, out._data.dtype, list(out.shape), out._data.ctypes.data)
-        self._io = io
-        self._run = self._session._sess.run_with_iobinding
-        self._io_handle = io._iobinding
+            inputs.append((name, array._data))
+        self._bound = BoundRun(self._session, self._ctx, inputs,
+                               [(name, out._data) for name, out in zip(self._lowered.output_names, self.outputs)])
 
     # ----- dictionaries -----
     @property
@@ -283,11 +280,7 @@ class Executor:
         if is_train:
             return self._forward_train()
         self._pending = "inference"
-        try:
-            self._run(self._io_handle, None)
-        except Exception as err:
-            raise run_error(err) from None
-        raise_pending()
+        self._bound.run()
         return self.outputs
 
     def _copy_inputs(self, kwargs):

@@ -6,7 +6,8 @@ import numpy as np
 from ..base import MXNetError, normalize_dtype
 from ..context import Context, current_context
 from ..ops.shape import reshape_target
-from .library import cuda_available
+from .device import touch
+from .library import cuda_available, gpu_unavailable
 
 __all__ = ["NDArray", "as_ndarray", "creation_shape"]
 
@@ -15,7 +16,7 @@ def _check_ctx(ctx):
     ctx = Context(ctx) if ctx is not None else current_context()
     if ctx.device_type == "gpu":
         if not cuda_available():
-            raise MXNetError("%s is not available: the installed onnxruntime has no CUDAExecutionProvider" % ctx)
+            raise MXNetError(gpu_unavailable(ctx))
     return ctx
 
 
@@ -90,6 +91,7 @@ class NDArray:
             if other.shape != self.shape:
                 raise ValueError("copyto: shape mismatch, source %s vs destination %s" % (self.shape, other.shape))
             other._data[...] = self._data
+            touch(other._data)
             return other
         if isinstance(other, Context):
             return NDArray(self._data.copy(), _check_ctx(other))
@@ -152,6 +154,7 @@ class NDArray:
         except ValueError as err:
             raise ValueError("cannot assign a value of shape %s to NDArray[%r] of shape %s: %s"
                              % (np.shape(value), key, self.shape, err)) from None
+        touch(self._data)
 
     def __len__(self):
         return self.shape[0]

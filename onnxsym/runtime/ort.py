@@ -14,7 +14,7 @@ from ..base import MXNetError
 from ..lower.builder import PYTHON_DOMAIN
 from ..lower.dtype_passes import has_elem_type
 from . import pyops
-from .library import C, cuda_available, ort
+from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
 
 __all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging",
            "ort_message"]
@@ -32,8 +32,9 @@ def providers_for(ctx):
         return ["CPUExecutionProvider"]
     if ctx.device_type == "gpu":
         if not cuda_available():
-            raise MXNetError("%s requested but the installed onnxruntime has no CUDAExecutionProvider "
-                             "(install onnxruntime-gpu in place of onnxruntime)" % ctx)
+            raise MXNetError(gpu_unavailable(ctx))
+        if gpu_emulation():
+            return ["CPUExecutionProvider"]
         return [("CUDAExecutionProvider", {"device_id": ctx.device_id}), "CPUExecutionProvider"]
     raise MXNetError("unsupported context %s" % ctx)
 
