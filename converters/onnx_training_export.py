@@ -1,11 +1,17 @@
-"""Symbol + parameters -> a training `.onnx`: the forward, onnxsym's backward and optionally an SGD update, as one
-plain ONNX model that any ONNX Runtime (1.17+) runs. On-device training without onnxruntime-training's artifacts.
+"""Symbol + parameters -> a training `.onnx`: the forward, onnxsym's backward and optionally an SGD or Adam update,
+as one plain ONNX model that any ONNX Runtime (1.17+) runs. On-device training without onnxruntime-training's
+artifacts.
 
-Inputs: the data inputs, the labels, `learning_rate` (a 0-d array, with optimizer='sgd'), and every parameter
-and auxiliary state; their starting values go to `<file>.npz` beside the model (`np.load` reads them). Outputs: the symbol's outputs, `<param>_grad` for every parameter, and with
-optimizer='sgd' `<param>_new` = param - learning_rate * grad and `<aux>_new` (BatchNorm's moving statistics, as
-MXNet updates them, from the batch statistics `<aux>_batch`); feed the `_new` values back as the next step's
-inputs.
+Inputs: the data inputs, the labels, every parameter and auxiliary state, and with an optimizer `learning_rate`
+(a 0-d array); Adam also takes `step` (0-d, the 1-based update count t) and its states `<param>_adam_mean` /
+`<param>_adam_var`. Starting values of everything but data, labels, learning_rate and step go to `<file>.npz` beside
+the model (`np.load` reads them; Adam's states start at zero). Outputs: the symbol's outputs, `<param>_grad` for
+every parameter, and with an optimizer `<name>_new` for every parameter, optimizer state and auxiliary state
+(BatchNorm's moving statistics, as MXNet updates them, from the batch statistics `<aux>_batch`); feed the `_new`
+values back as the next step's inputs. The updates are MXNet's `sgd_update` and `adam_update` (with the bias
+correction of MXNet's Adam optimizer): g = clip(rescale_grad * grad, clip_gradient) + wd * param (sgd) or
+clip(rescale_grad * grad + wd * param, clip_gradient) (adam); optimizer_params: rescale_grad, wd, clip_gradient,
+and for Adam beta1, beta2, epsilon (MXNet's defaults).
 """
 import io
 import os
@@ -25,16 +31,26 @@ from .onnx_export import _load_inputs, _warn_python_ops, data_inputs
 
 __all__ = ["export_training_model", "state_path", "OPTIMIZERS"]
 
-OPTIMIZERS = (None, "sgd")
+OPTIMIZERS = (None, "sgd", "adam")
+_DEFAULTS = {"sgd": {"rescale_grad": 1.0, "wd": 0.0, "clip_gradient": None},
+             "adam": {"rescale_grad": 1.0, "wd": 0.0, "clip_gradient": None, "beta1": 0.9, "beta2": 0.999,
+                      "epsilon": 1e-8}}
 
 
 def export_training_model(sym, params, in_shapes, in_types=np.float32, onnx_file_path="train.onnx",
-                          optimizer=None):
+                          optimizer=None, optimizer_params=None):
     """Write the training graph of `sym` (its loss heads give MXNet's backward) with `params` (arg and aux arrays,
     or a .params path) to onnx_file_path and return the path. in_shapes / in_types: one per data input, as
-    export_model; labels take the shapes shape inference gives them. optimizer: None (gradients only) or 'sgd'."""
+    export_model; labels take the shapes shape inference gives them. optimizer: None (gradients only), 'sgd' or
+    'adam', with optimizer_params as the module docstring lists."""
     if optimizer not in OPTIMIZERS:
         raise MXNetError("export_training_model: optimizer=%r; use one of %s" % (optimizer, OPTIMIZERS))
+    settings = dict(_DEFAULTS.get(optimizer, {}))
+    unknown = sorted(set(optimizer_params or {}) - set(settings))
+    if unknown:
+        raise MXNetError("export_training_model: optimizer_params %s are not settings of %s (it takes %s)"
+                         % (unknown, optimizer, sorted(settings) or "none"))
+    settings.update(optimizer_params or {})
     sym, params = _load_inputs(sym, params)
     names = data_inputs(sym, params)
     in_shapes = [tuple(s) for s in in_shapes]
@@ -63,8 +79,8 @@ def export_training_model(sym, params, in_shapes, in_types=np.float32, onnx_file
     model, grads = gradient_model(lowered.model, [(lowered.loss, None)], trainable)
     model = float64_unfused(strip_stop_gradients(model))
     graph = model.graph
-    if optimizer == "sgd":
-        _append_sgd(graph, lowered, grads, arrays)
+    if optimizer is not None:
+        _append_update(graph, lowered, grads, arrays, optimizer, settings)
     inputs = {i.name for i in graph.input}
     _warn_python_ops(model)
     onnx.checker.check_model(model)
@@ -80,17 +96,45 @@ def state_path(onnx_file_path):
     return os.path.splitext(os.fspath(onnx_file_path))[0] + ".npz"
 
 
-def _append_sgd(graph, lowered, grads, arrays):
-    """param_new = param - learning_rate * param_grad; aux_new = aux * momentum + batch_statistic * (1 - momentum)."""
+def _append_update(graph, lowered, grads, arrays, optimizer, settings):
+    """param_new from param and param_grad (SGD or Adam, MXNet's formulas); aux_new = aux * momentum +
+    batch_statistic * (1 - momentum)."""
     dtypes = {name: array.dtype for name, array in arrays.items()}
     rate_dtype = next(iter(dtypes.values()), np.dtype(np.float32))
     graph.input.append(helper.make_tensor_value_info("learning_rate", onnx_dtype(rate_dtype), []))
+    if optimizer == "adam":
+        graph.input.append(helper.make_tensor_value_info("step", onnx_dtype(rate_dtype), []))
     for name in grads:
-        rate = "learning_rate" if dtypes[name] == rate_dtype else _cast(graph, "learning_rate", dtypes[name], name)
-        step = name + "/sgd_step"
-        graph.node.append(helper.make_node("Mul", [rate, name + "_grad"], [step], name=step))
-        graph.node.append(helper.make_node("Sub", [name, step], [name + "_new"], name=name + "/sgd"))
-        graph.output.append(helper.make_tensor_value_info(name + "_new", onnx_dtype(dtypes[name]),
+        dtype = dtypes[name]
+        rate = "learning_rate" if dtype == rate_dtype else _cast(graph, "learning_rate", dtype, name)
+        emit = _Emitter(graph, name, dtype)
+        grad = emit("Mul", name + "_grad", emit.const("rescale_grad", settings["rescale_grad"]))
+        decay = lambda g: emit("Add", g, emit("Mul", name, emit.const("wd", settings["wd"])))
+        if optimizer == "sgd":       # sgd_update: clip the rescaled gradient, then add the weight decay
+            step = emit("Mul", rate, decay(_clipped(emit, grad, settings["clip_gradient"])))
+        else:                        # adam_update: decay, then clip; the rate bias-corrected as MXNet's Adam
+            beta1, beta2 = settings["beta1"], settings["beta2"]
+            grad = _clipped(emit, decay(grad), settings["clip_gradient"])
+            step_count = "step" if dtype == rate_dtype else _cast(graph, "step", dtype, name, "step")
+            mean = _state(graph, arrays, name + "_adam_mean", dtype)
+            var = _state(graph, arrays, name + "_adam_var", dtype)
+            new_mean = emit("Add", emit("Mul", mean, emit.const("beta1", beta1)),
+                            emit("Mul", grad, emit.const("one_minus_beta1", 1 - beta1)), out=mean + "_new")
+            new_var = emit("Add", emit("Mul", var, emit.const("beta2", beta2)),
+                           emit("Mul", emit("Mul", grad, grad), emit.const("one_minus_beta2", 1 - beta2)),
+                           out=var + "_new")
+            one = emit.const("one", 1)
+            correction = emit("Div", emit("Sqrt", emit("Sub", one, emit("Pow", emit.const("beta2", beta2),
+                                                                           step_count))),
+                              emit("Sub", one, emit("Pow", emit.const("beta1", beta1), step_count)))
+            ratio = emit("Div", new_mean, emit("Add", emit("Sqrt", new_var), emit.const("epsilon",
+                                                                                          settings["epsilon"])))
+            step = emit("Mul", emit("Mul", rate, correction), ratio)
+            for state in (mean, var):
+                graph.output.append(helper.make_tensor_value_info(state + "_new", onnx_dtype(dtype),
+                                                                  list(arrays[name].shape)))
+        graph.node.append(helper.make_node("Sub", [name, step], [name + "_new"], name=name + "/" + optimizer))
+        graph.output.append(helper.make_tensor_value_info(name + "_new", onnx_dtype(dtype),
                                                           list(arrays[name].shape)))
     for aux, batch in lowered.aux_updates.items():
         momentum = lowered.aux_momentum.get(aux)
@@ -110,6 +154,40 @@ def _append_sgd(graph, lowered, grads, arrays):
         graph.output.append(helper.make_tensor_value_info(aux + "_new", onnx_dtype(dtype), list(arrays[aux].shape)))
 
 
+class _Emitter:
+    """Nodes of one parameter's update, named under it; constants in its dtype, one initializer each."""
+
+    def __init__(self, graph, scope, dtype):
+        self.graph, self.scope, self.dtype, self.count = graph, scope, dtype, 0
+
+    def const(self, key, value):
+        name = "%s/%s" % (self.scope, key)
+        if not any(t.name == name for t in self.graph.initializer):
+            self.graph.initializer.append(numpy_helper.from_array(np.asarray(value, self.dtype), name))
+        return name
+
+    def __call__(self, op_type, *inputs, out=None):
+        self.count += 1
+        out = out or "%s/update_%d" % (self.scope, self.count)
+        self.graph.node.append(helper.make_node(op_type, list(inputs), [out], name=out))
+        return out
+
+
+def _clipped(emit, grad, bound):
+    """MXNet's kernels clip only for a truthy, non-negative bound."""
+    if not bound or bound < 0:
+        return grad
+    return emit("Clip", grad, emit.const("clip_low", -bound), emit.const("clip_high", bound))
+
+
+def _state(graph, arrays, name, dtype):
+    """An optimizer state input (zeros in the .npz)."""
+    shape = arrays[name.rsplit("_adam_", 1)[0]].shape
+    arrays[name] = np.zeros(shape, dtype)
+    graph.input.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape)))
+    return name
+
+
 def _rename(graph, old, new):
     for node in graph.node:
         for seq in (node.input, node.output):
@@ -122,7 +200,7 @@ def _rename(graph, old, new):
     return new
 
 
-def _cast(graph, value, dtype, scope):
-    out = "%s/learning_rate" % scope
+def _cast(graph, value, dtype, scope, what="learning_rate"):
+    out = "%s/%s" % (scope, what)
     graph.node.append(helper.make_node("Cast", [value], [out], name=out, to=onnx_dtype(dtype)))
     return out

@@ -393,8 +393,8 @@ def _verify(compared, args):
 
 
 def _convert_training(args, sym, params, names, shapes, dtypes):
-    """--training: the training graph (gradients, or gradients and an SGD update), then one step of onnxsym and
-    of ONNX Runtime on the same seeded batch (labels: class 0), gradient by gradient."""
+    """--training: the training graph (gradients, or gradients and an SGD or Adam update), then one step of onnxsym
+    and of ONNX Runtime on the same seeded batch (labels: class 0), gradient by gradient."""
     from .context import cpu  # lazy: CLI start-up time
     from .onnx import export_training_model  # lazy: CLI start-up time
     optimizer = None if args.training == "grad" else args.training
@@ -417,6 +417,7 @@ def _convert_training(args, sym, params, names, shapes, dtypes):
         with np.load(state_file) as saved:
             feeds = dict(saved, **inputs, **labels)
         feeds["learning_rate"] = np.array(0.0, args.dtype)
+        feeds["step"] = np.array(1.0, args.dtype)
         theirs = dict(zip([o.name for o in session.get_outputs()],
                           _run_session(session, {i.name: feeds[i.name] for i in session.get_inputs()})))
     _verify([(name + "_grad", grad.asnumpy(), theirs[name + "_grad"]) for name, grad in exe.grad_dict.items()
@@ -881,9 +882,10 @@ def build_parser():
     convert.add_argument("--tolerance", type=float, default=1e-4, metavar="TOL",
                          help="largest max abs difference (1e-4)")
     convert.add_argument("--seed", type=int, default=0, help="seed of the random verification input (0)")
-    convert.add_argument("--training", choices=["grad", "sgd"], default=None,
-                         help="write the training graph instead: gradients ('grad') or gradients and an SGD update "
-                              "('sgd', input learning_rate), with the starting parameters in FILE.npz")
+    convert.add_argument("--training", choices=["grad", "sgd", "adam"], default=None,
+                         help="write the training graph instead: gradients ('grad'), or gradients and an SGD update "
+                              "('sgd', input learning_rate) or an Adam update ('adam', inputs learning_rate and "
+                              "step), with the starting parameters (and Adam's zero states) in FILE.npz")
     convert.set_defaults(handler=cmd_convert)
 
     info = _add_command(commands, "info", common, "describe a .onnx or -symbol.json",

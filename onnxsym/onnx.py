@@ -19,11 +19,11 @@ def export_model(*args, **kwargs):
 
 
 def export_training_model(sym, params, in_shapes, in_types=np.float32, onnx_file_path="train.onnx",
-                          optimizer=None):
-    """The forward, onnxsym's backward and optionally an SGD update as one plain ONNX model that any ONNX Runtime
-    1.17+ trains with (see converters/onnx_training_export.py for its inputs and outputs)."""
+                          optimizer=None, optimizer_params=None):
+    """The forward, onnxsym's backward and optionally an SGD or Adam update as one plain ONNX model that any ONNX
+    Runtime 1.17+ trains with (see converters/onnx_training_export.py for its inputs and outputs)."""
     from .converters.onnx_training_export import export_training_model as export  # lazy: start-up time
-    return export(sym, params, in_shapes, in_types, onnx_file_path, optimizer)
+    return export(sym, params, in_shapes, in_types, onnx_file_path, optimizer, optimizer_params)
 
 
 def import_model(model_file, input_shapes=None):
