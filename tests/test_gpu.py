@@ -28,7 +28,7 @@ def emulated(monkeypatch):
 
 def _net():
     data = mx.sym.Variable("data")
-    net = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), pad=(1, 1), name="conv")
+    net = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), pad=(1, 1), no_bias=True, name="conv")
     net = mx.sym.BatchNorm(net, name="bn")
     net = mx.sym.Activation(net, act_type="relu")
     net = mx.sym.Pooling(net, kernel=(2, 2), stride=(2, 2), pool_type="max")
@@ -36,7 +36,7 @@ def _net():
     return mx.sym.SoftmaxOutput(net, name="softmax")
 
 
-def _fit(ctx, epochs=2):
+def _fit(ctx, epochs=2, optimizer="sgd", optimizer_params=None):
     rng = np.random.RandomState(0)
     x = rng.randn(16, 2, 6, 6).astype(np.float32)
     y = rng.randint(0, 3, 16).astype(np.float32)
@@ -44,7 +44,7 @@ def _fit(ctx, epochs=2):
     it = mx.io.NDArrayIter(x, y, batch_size=4)
     mx.random.seed(1)
     mod.fit(it, num_epoch=epochs, initializer=mx.init.Xavier(rnd_type="gaussian", magnitude=2),
-            optimizer="sgd", optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
+            optimizer=optimizer, optimizer_params=optimizer_params or {"learning_rate": 0.1, "momentum": 0.9})
     args, auxs = mod.get_params()
     return {k: v.asnumpy() for k, v in {**args, **auxs}.items()}, mod.predict(it).asnumpy()
 
@@ -116,13 +116,68 @@ def test_device_check_catches_a_write_without_touch(emulated):
         exe.forward()
 
 
-def test_module_fit_on_emulated_gpu_equals_cpu(emulated):
-    cpu_params, cpu_pred = _fit(mx.cpu())
-    gpu_params, gpu_pred = _fit(mx.gpu(0))
+@pytest.mark.parametrize("optimizer, params", [("sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-3}),
+                                               ("sgd", {"learning_rate": 0.1, "clip_gradient": 0.01}),
+                                               ("adam", {"learning_rate": 0.01, "wd": 1e-3}),
+                                               ("rmsprop", {"learning_rate": 0.01})])
+def test_module_fit_on_emulated_gpu_equals_cpu(emulated, optimizer, params):
+    """SGD and Adam update on the device (module/device_updates.py), RMSProp on the host: the same training as on
+    the CPU (where SGD takes the arena path) up to float rounding."""
+    cpu_params, cpu_pred = _fit(mx.cpu(), optimizer=optimizer, optimizer_params=params)
+    gpu_params, gpu_pred = _fit(mx.gpu(0), optimizer=optimizer, optimizer_params=params)
     assert cpu_params.keys() == gpu_params.keys()
     for name in cpu_params:
-        np.testing.assert_array_equal(gpu_params[name], cpu_params[name], err_msg=name)
-    np.testing.assert_array_equal(gpu_pred, cpu_pred)
+        np.testing.assert_allclose(gpu_params[name], cpu_params[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(gpu_pred, cpu_pred, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_steps_keep_parameters_gradients_and_states_on_the_device(emulated, monkeypatch, optimizer):
+    """Between steps only the batches (and BatchNorm's moving statistics, updated on the host) go up; nothing
+    comes down until the program reads something."""
+    monkeypatch.setattr(device, "_CHECK", False)        # (its comparisons read device buffers)
+    mod = mx.mod.Module(_net(), context=mx.gpu(0))
+    it = mx.io.NDArrayIter(np.random.RandomState(0).randn(16, 2, 6, 6).astype(np.float32),
+                           np.arange(16) % 3, batch_size=4)
+    mod.bind(it.provide_data, it.provide_label)
+    mod.init_params(initializer=mx.init.Xavier())
+    mod.init_optimizer(optimizer=optimizer, optimizer_params={"learning_rate": 0.01, "momentum": 0.9}
+                       if optimizer == "sgd" else {"learning_rate": 0.01})
+    batches = list(it)
+    for batch in batches[:2]:          # (the first updates create the optimizer states)
+        mod.forward_backward(batch)
+        mod.update()
+    uploads, downloads = [], []
+    up, down = onnxruntime.OrtValue.update_inplace, onnxruntime.OrtValue.numpy
+    monkeypatch.setattr(onnxruntime.OrtValue, "update_inplace",
+                        lambda self, array: (uploads.append(array.shape), up(self, array))[1])
+    monkeypatch.setattr(onnxruntime.OrtValue, "numpy", lambda self: (downloads.append(self.shape()), down(self))[1])
+    for batch in batches[2:]:
+        mod.forward_backward(batch)
+        mod.update()
+    assert sorted(uploads) == [(4,)] * 6 + [(4, 2, 6, 6)] * 2     # data, labels, moving mean and variance
+    assert downloads == []
+    args, _ = mod.get_params()          # the parameters come down once each, when read
+    assert sorted(map(tuple, downloads)) == sorted(a.shape for a in args.values())
+
+
+def test_gradients_read_on_the_host_are_the_devices(emulated):
+    rng = np.random.RandomState(0)
+    results = {}
+    for ctx in (mx.cpu(), mx.gpu(0)):
+        exe = _net().simple_bind(ctx, data=(4, 2, 6, 6))
+        rng = np.random.RandomState(0)
+        for name, arr in exe.arg_dict.items():
+            arr[:] = rng.randint(0, 3, arr.shape) if name == "softmax_label" else rng.uniform(-1, 1, arr.shape)
+        exe.forward(is_train=True)
+        exe.backward()
+        first = {k: v.asnumpy() for k, v in exe.grad_dict.items()}
+        exe.grad_dict["fc_weight"][:] = 5.0       # a host write, then a second backward writes again
+        exe.backward()
+        results[ctx.device_type] = first, {k: v.asnumpy() for k, v in exe.grad_dict.items()}
+    for name, grad in results["cpu"][0].items():
+        np.testing.assert_array_equal(results["gpu"][0][name], grad, err_msg=name)
+        np.testing.assert_array_equal(results["gpu"][1][name], results["cpu"][1][name], err_msg=name)
 
 
 @cuda
@@ -151,3 +206,21 @@ def test_cuda_module_fit_matches_cpu():
     gpu_params, _ = _fit(mx.gpu(0))
     for name in cpu_params:
         np.testing.assert_allclose(gpu_params[name], cpu_params[name], rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_grad_req_add_accumulates_on_emulated_gpu(emulated):
+    results = {}
+    for ctx in (mx.cpu(), mx.gpu(0)):
+        exe = _net().simple_bind(ctx, data=(4, 2, 6, 6), grad_req="add")
+        rng = np.random.RandomState(0)
+        for name, arr in exe.arg_dict.items():
+            arr[:] = rng.randint(0, 3, arr.shape) if name == "softmax_label" else rng.uniform(-1, 1, arr.shape)
+        for grad in exe.grad_arrays:
+            if grad is not None:
+                grad[:] = 0
+        for _ in range(2):
+            exe.forward(is_train=True)
+            exe.backward()
+        results[ctx.device_type] = {k: v.asnumpy() for k, v in exe.grad_dict.items() if v is not None}
+    for name, grad in results["cpu"].items():
+        np.testing.assert_allclose(results["gpu"][name], grad, rtol=1e-6, atol=1e-7, err_msg=name)

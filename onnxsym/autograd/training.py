@@ -20,8 +20,9 @@ from ..base import MXNetError
 from ..lower.builder import strip_stop_gradients
 from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
-from ..runtime.binding import BoundRun
-from ..runtime.device import touch
+from ..runtime.binding import BoundRun, copy_on_device
+from ..runtime.device import home_copy, sync_host, touch, version
+from ..runtime.ndarray import host_buffer
 from ..runtime.ort import create_session, run_error
 from ..runtime.pyops import raise_pending
 from .reverse import gradient_model, value_info
@@ -148,7 +149,7 @@ class FusedTraining(Training):
         full = float64_unfused(strip_stop_gradients(full))
         self.session = create_session(full, ctx)
         ex = executor
-        inputs = [(i.name, ex._by_name[i.name]._data) for i in full.graph.input]
+        inputs = [(i.name, host_buffer(ex._by_name[i.name])) for i in full.graph.input]
         outputs = []
         by_output = dict(zip(lowered.output_names, ex.outputs))
         # Gradients land in buffers of their own and reach the gradient arrays at backward(), as in MXNet: a
@@ -156,20 +157,22 @@ class FusedTraining(Training):
         self.grad_buffers = {}
         for value in full.graph.output:
             name = value.name
+            on_device = True            # (where there is a device: outputs and gradients stay there)
             if name in by_output:
-                target = by_output[name]._data
+                target = host_buffer(by_output[name])
             elif name in lowered.aux_updates.values():
                 aux = next(a for a, o in lowered.aux_updates.items() if o == name)
-                target = self.aux_buffers[aux]
+                target, on_device = self.aux_buffers[aux], False
             elif name.endswith("_grad") and name[:-5] in ex._grad_req:
                 arg = name[:-5]
                 grad = ex.grad_arrays[ex._arg_names.index(arg)]
-                target = self.grad_buffers[arg] = np.zeros_like(grad._data)
+                target = self.grad_buffers[arg] = np.zeros_like(host_buffer(grad))
             else:
                 target = None                        # the loss, or anything else: ORT allocates it
-            outputs.append((name, target))
+            outputs.append((name, target, on_device))
         self._bound = BoundRun(self.session, ctx, inputs, outputs)
         self._plan = None
+        self._zeroed = {}
 
     def forward(self):
         self._bound.run()
@@ -178,6 +181,8 @@ class FusedTraining(Training):
     def backward(self, head_grads):
         """The gradients of the last forward: every output is a loss head (head gradients do not matter), so each
         call gives the same ones ('write' copies them, 'add' adds them again; unreachable arguments get zeros)."""
+        if self._bound.device is not None:
+            return self._backward_on_device()
         if self._plan is None:
             ex = self.executor
             grads = dict(zip(ex._arg_names, ex.grad_arrays))
@@ -196,6 +201,32 @@ class FusedTraining(Training):
         for target in zeros:
             target[...] = 0
             touch(target)
+        self._update_moving_aux()
+
+    def _backward_on_device(self):
+        """As backward, with the gradients on the device: 'write' copies device to device (the gradient arrays'
+        device buffers then hold the newest values), 'add' and the zeros of unreachable arguments go through the
+        host."""
+        ex = self.executor
+        grads = dict(zip(ex._arg_names, ex.grad_arrays))
+        device = self._bound.device
+        for name, req in ex._grad_req.items():
+            array = grads[name]
+            if req == "null" or array is None:
+                continue
+            if name not in self.wrt:
+                host = host_buffer(array)
+                if req == "write" and (version(host) is None or version(host) != self._zeroed.get(name)):
+                    array[:] = 0        # (once: not again while nothing wrote the array since)
+                    self._zeroed[name] = version(host)
+                continue
+            scratch = self._bound.device_outputs[name + "_grad"][1]
+            if req == "write":
+                copy_on_device(scratch, home_copy(host_buffer(array), device))
+            else:
+                sync_host(scratch.host)
+                array._data[...] += scratch.host
+                touch(host_buffer(array))
         self._update_moving_aux()
 
 

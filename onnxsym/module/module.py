@@ -14,7 +14,7 @@ from .. import kvstore as _kvstore
 from .._files import atomic_write
 from ..base import MXNetError
 from ..context import cpu
-from ..runtime.device import touch
+from ..runtime.device import device_of, touch
 from ..runtime.executor import Executor
 from ..runtime.ndarray import NDArray
 from . import optimizer as _optimizer
@@ -385,7 +385,7 @@ class Module(BaseModule):
         updates every parameter with a few vectorized numpy operations instead of a loop over arrays."""
         train = [(n, tuple(s)) for n, s, t in zip(names, shapes, dtypes)
                  if n in self._param_names and reqs[n] != "null" and np.dtype(t) == np.float32]
-        if not train:
+        if not train or device_of(ctx) is not None:     # (on a device, updates run there: device_updates.py)
             self._arena = None
             return None, None
         sizes = [int(np.prod(s)) for _, s in train]

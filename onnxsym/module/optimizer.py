@@ -18,19 +18,23 @@ import numpy as np
 from ..base import MXNetError
 from ..runtime.device import touch
 from ..runtime.ndarray import NDArray
+from . import device_updates
 
 __all__ = ["Optimizer", "SGD", "Signum", "FTML", "LARS", "LAMB", "DCASGD", "NAG", "SGLD", "ccSGD", "Adam",
            "AdaGrad", "LBSGD", "RMSProp", "AdaDelta", "Ftrl", "Adamax", "Nadam", "GroupAdaGrad", "Test", "Updater",
            "create", "get_updater", "register"]
 
 
-def _pair(weight, grad):
-    """The numpy buffers of weight and grad, checked as MXNet's update operators check them."""
+def _pair(weight, grad, touch_weight=True):
+    """The numpy buffers of weight and grad, checked as MXNet's update operators check them (touch_weight=False:
+    only the checks, for an update on the device)."""
     if not isinstance(weight, NDArray) or not isinstance(grad, NDArray):
         raise TypeError("optimizer update expects NDArray weight and grad, got %s and %s"
                         % (type(weight).__name__, type(grad).__name__))
     if weight.shape != grad.shape:
         raise MXNetError("optimizer update: weight shape %s does not match grad shape %s" % (weight.shape, grad.shape))
+    if not touch_weight:
+        return None
     touch(weight._data)     # (before the caller writes it: what matters is that the next session run sees a change)
     return weight._data, grad._data
 
@@ -285,7 +289,13 @@ class _MasterLast(_ImplDispatch):
         return self.create_state(index, weight)
 
     def _sgd_step(self, weight, grad, state, lr, wd, momentum, multi_precision):
-        """sgd_update / sgd_mom_update and their mp_ variants (the master copy takes the update)."""
+        """sgd_update / sgd_mom_update and their mp_ variants (the master copy takes the update); on a device
+        where the arrays live (device_updates.py)."""
+        if not multi_precision:
+            device = device_updates.on_device(weight, grad, state)
+            if device is not None:
+                _pair(weight, grad, touch_weight=False)
+                return device_updates.sgd(self, device, weight, grad, state, lr, wd, momentum)
         w, g = _pair(weight, grad)
         if multi_precision:
             state, master = state
@@ -675,6 +685,13 @@ class Adam(Optimizer):
         return (_zeros(weight), _zeros(weight))
 
     def update(self, index, weight, grad, state):
+        device = device_updates.on_device(weight, grad, *state)
+        if device is not None:
+            _pair(weight, grad, touch_weight=False)
+            self._update_count(index)
+            t = self._index_update_count[index]
+            lr = self._get_lr(index) * math.sqrt(1. - self.beta2 ** t) / (1. - self.beta1 ** t)
+            return device_updates.adam(self, device, weight, grad, state[0], state[1], lr, self._get_wd(index))
         w, g, lr, wd = self._begin(index, weight, grad)
         t = self._index_update_count[index]
         lr *= math.sqrt(1. - self.beta2 ** t) / (1. - self.beta1 ** t)

@@ -1,32 +1,67 @@
 """One session run through one IOBinding, fixed at bind time: the Executor's graphs and the fused training step.
 
-Inputs are host buffers bound zero-copy (CPU), or their device copies (device.py) refreshed before each run;
-outputs are host buffers ORT writes into (or, given None, arrays ORT allocates), touched after each run."""
-from .device import DeviceCopy, device_of, touch
-from .ort import run_error
+On the CPU, inputs and outputs are host buffers bound zero-copy. On a device (runtime/device.py), inputs are the
+arrays' device copies, made current before each run, and outputs marked `on_device` are written into device
+copies (the device then holds the newest values); other outputs land in host buffers. Outputs given as None are
+allocated by ORT. Device copies swapped by an update (device.swap) are bound again before the next run."""
+import onnx
+from onnx import helper
+
+from .device import device_of, home_copy, touch, written
+from .ort import ort, run_error, session_options
 from .pyops import raise_pending
 
-__all__ = ["BoundRun"]
+__all__ = ["BoundRun", "copy_on_device"]
+
+_COPIERS = {}       # (dtype, rank, device) -> an Identity session on that device
+
+
+def copy_on_device(source, target):
+    """target's device buffer := source's (two DeviceCopy of one shape and dtype), without the host."""
+    source.refresh()
+    key = (source.host.dtype.str, source.host.ndim, source.device)
+    session = _COPIERS.get(key)
+    if session is None:
+        kind = helper.np_dtype_to_tensor_dtype(source.host.dtype)
+        dims = ["d%d" % i for i in range(source.host.ndim)]
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "copy",
+                                  [helper.make_tensor_value_info("x", kind, dims)],
+                                  [helper.make_tensor_value_info("y", kind, dims)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+        onnx.checker.check_model(model)
+        providers = ["CPUExecutionProvider"] if source.device[0] == "cpu" else \
+            [("CUDAExecutionProvider", {"device_id": source.device[1]}), "CPUExecutionProvider"]
+        session = _COPIERS[key] = ort.InferenceSession(model.SerializeToString(), session_options(),
+                                                       providers=providers)
+    io = session.io_binding()
+    io.bind_ortvalue_input("x", source.value)
+    io.bind_ortvalue_output("y", target.value)
+    session.run_with_iobinding(io)
+    written(target)
 
 
 class BoundRun:
-    """`run()` runs `session` on `inputs` [(name, host buffer)] into `outputs` [(name, host buffer or None)]."""
+    """`run()` runs `session` on `inputs` [(name, host buffer)] into `outputs` [(name, host buffer or None,
+    on_device)]; `device_outputs` maps an output name to its device copy."""
 
     def __init__(self, session, ctx, inputs, outputs):
         io = session.io_binding()
-        device = device_of(ctx)
-        self.copies = []
+        self.device = device = device_of(ctx)
+        self.copies, self.device_outputs, self.written = [], {}, []
         for name, host in inputs:
             if device is None:
                 io.bind_cpu_input(name, host)
             else:
-                copy = DeviceCopy(host, device)
+                copy = home_copy(host, device)
                 io.bind_ortvalue_input(name, copy.value)
-                self.copies.append(copy)
-        self.written = []
-        for name, target in outputs:
+                self.copies.append([name, copy, copy.value])
+        for name, target, on_device in outputs:
             if target is None:
                 io.bind_output(name, "cpu")
+            elif on_device and device is not None:
+                copy = home_copy(target, device)
+                io.bind_ortvalue_output(name, copy.value)
+                self.device_outputs[name] = [name, copy, copy.value]
             else:
                 io.bind_output(name, "cpu", 0, target.dtype, list(target.shape), target.ctypes.data)
                 self.written.append(target)
@@ -35,8 +70,18 @@ class BoundRun:
         self._run = session._sess.run_with_iobinding
 
     def run(self):
-        for copy in self.copies:
+        io = self.io
+        for entry in self.copies:
+            name, copy, bound = entry
             copy.refresh()
+            if copy.value is not bound:
+                io.bind_ortvalue_input(name, copy.value)
+                entry[2] = copy.value
+        for entry in self.device_outputs.values():
+            name, copy, bound = entry
+            if copy.value is not bound:
+                io.bind_ortvalue_output(name, copy.value)
+                entry[2] = copy.value
         try:
             self._run(self._handle, None)
         except Exception as err:
@@ -44,4 +89,6 @@ class BoundRun:
         finally:
             for target in self.written:
                 touch(target)
+            for _, copy, _ in self.device_outputs.values():
+                written(copy)
         raise_pending()

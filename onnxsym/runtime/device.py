@@ -1,18 +1,21 @@
-"""Device copies of host arrays, for sessions on an accelerator (ONNX Runtime's CUDA execution provider).
+"""Device buffers of NDArrays, for sessions on an accelerator (ONNX Runtime's CUDA execution provider).
 
-An NDArray's values live in its host (numpy) buffer, which everything in onnxsym reads and writes. A session on a
-GPU reads its inputs from device buffers (OrtValues) bound once through IOBinding; each device copy remembers the
-write count of the host buffer it was taken from and is uploaded again only after that buffer was written. So
-parameters stay on the device across forward and backward runs until something changes them (an optimizer step,
-`arr[:] = ...`, `set_params`), and a data batch is uploaded once per batch. Outputs come back to host buffers after
-each run (the host stays the one truth: no read anywhere can see stale values).
+An NDArray on a device context has a host (numpy) buffer and, once a session has used it, a device buffer (an
+OrtValue) kept with its root host buffer: its *home copy*. Either side can hold the newest values:
+- the host, after a write through onnxsym (every writer calls `touch(array)`: NDArray's `__setitem__`, in-place
+  operators and `copyto`, the optimizers' host updates, Module's batch loading and parameter copies, the training
+  graphs' gradient and auxiliary-state writes, every host-bound session output); the next run that reads the array
+  uploads it once;
+- the device, after a session wrote the home copy (executor outputs, gradients, device optimizer updates:
+  `written(copy)`); a read of the array on the host (`NDArray._data` of a device array, so `asnumpy`, indexing,
+  the optimizers' host paths, checkpoints) downloads it first (`sync_host`).
+So parameters, gradients and optimizer states stay on the device between training steps (optimizers with a device
+kernel: SGD, Adam, see module/device_updates.py), and only data batches go up and what the program reads comes down.
 
-Every writer of a host buffer that a session may read calls `touch(array)`: NDArray's `__setitem__` and in-place
-operators, `copyto`, the optimizers, Module's batch loading and parameter copies, the training graphs' gradient and
-auxiliary-state writes, and every session run for its outputs. A view's write counts for its whole buffer.
-`ONNXSYM_DEVICE_CHECK=1` (tests) compares each unchanged device copy with its host buffer before a run and raises
-on any difference: a writer that forgot `touch`. `ONNXSYM_GPU_EMULATION` (library.py) gives the device path on a
-machine without a GPU: device memory is then separate host memory.
+A session input that is a view (not a whole root buffer) gets a copy of its own, refreshed from the host.
+`ONNXSYM_DEVICE_CHECK=1` (tests) compares every unchanged device copy whose host side is current with its host
+buffer before each run and raises on any difference: a writer that forgot `touch`. `ONNXSYM_GPU_EMULATION`
+(library.py) gives the device path on a machine without a GPU: device memory is then separate host memory.
 """
 import os
 import weakref
@@ -22,9 +25,12 @@ import numpy as np
 from ..base import MXNetError
 from .library import gpu_emulation, ort
 
-__all__ = ["touch", "DeviceCopy", "device_of"]
+__all__ = ["touch", "DeviceCopy", "device_of", "home_copy", "written", "sync_host", "swap", "emulating_all",
+           "version"]
 
 _writes = {}          # id(root buffer) -> write count, for buffers that have a device copy
+_owners = {}          # id(root buffer) -> the home copy holding newer values than the host
+_homes = {}           # id(root buffer) -> its home copy
 _finalizers = {}
 
 
@@ -37,6 +43,14 @@ def device_of(ctx):
     return ("cpu", 0) if emulation == "all" else None
 
 
+def emulating_all():
+    """ONNXSYM_GPU_EMULATION=all (read once: it must hold for the whole process)."""
+    return _ALL
+
+
+_ALL = os.environ.get("ONNXSYM_GPU_EMULATION", "") == "all"
+
+
 def _root(array):
     while isinstance(array.base, np.ndarray):
         array = array.base
@@ -44,11 +58,47 @@ def _root(array):
 
 
 def touch(array):
-    """Note that host buffer `array` (a numpy array, or a view of one) was written."""
+    """Note that host buffer `array` (a numpy array, or a view of one) was written: the host is newest."""
     if _writes:
         key = id(_root(array))
         if key in _writes:
             _writes[key] += 1
+            _owners.pop(key, None)
+
+
+def sync_host(array):
+    """Bring the newest values of `array`'s root buffer to the host (a download when a session wrote it last)."""
+    if _owners:
+        owner = _owners.pop(id(_root(array)), None)
+        if owner is not None:
+            owner.host[...] = owner.value.numpy()
+
+
+def version(array):
+    """The write count of `array`'s root buffer (None when no device copy of it exists): equal counts, same
+    values."""
+    return _writes.get(id(_root(array)))
+
+
+def written(copy):
+    """A session wrote `copy`: for a home copy the device is now newest (other copies of the buffer are stale);
+    a copy of a view is brought to the host at once (the newest-values mark is per whole buffer)."""
+    _writes[copy._key] += 1
+    copy._seen = _writes[copy._key]
+    if copy.is_home:
+        _owners[copy._key] = copy
+    else:
+        sync_host(copy.host)
+        copy.host[...] = copy.value.numpy()
+        _owners.pop(copy._key, None)
+
+
+def swap(home, scratch):
+    """Give `home` the device buffer `scratch` was written into (and `scratch` home's old one): a device update
+    without a copy. Sessions that bound either rebind before their next run (BoundRun)."""
+    home.value, scratch.value = scratch.value, home.value
+    scratch._seen = None
+    written(home)
 
 
 def _track(root):
@@ -60,27 +110,54 @@ def _track(root):
 
 
 def _forget(key):
-    _writes.pop(key, None)
-    _finalizers.pop(key, None)
+    for table in (_writes, _owners, _homes, _finalizers):
+        table.pop(key, None)
+
+
+def home_copy(host, device):
+    """The home copy of root buffer `host` on `device`, made at its first use; a view gets a copy of its own."""
+    if _root(host) is not host:
+        return DeviceCopy(host, device)
+    copy = _homes.get(id(host))
+    if copy is None or copy.device != device:
+        copy = _homes[id(host)] = DeviceCopy(host, device, home=True)
+    return copy
 
 
 class DeviceCopy:
-    """The device buffer a session reads for host buffer `host` (C-contiguous), refreshed before each run."""
+    """The device buffer sessions read (and may write) for host buffer `host` (C-contiguous). A home copy holds
+    its root buffer weakly (the tables here keep home copies; they go when the array's buffer goes); any other
+    copy holds its host buffer, as the session binding it does."""
 
-    __slots__ = ("host", "value", "_key", "_seen", "_root")
+    __slots__ = ("_host", "_weak", "value", "device", "scratch", "_key", "_seen")
 
-    def __init__(self, host, device):
+    def __init__(self, host, device, home=False):
         if not host.flags.c_contiguous:
             raise MXNetError("a device copy needs a C-contiguous host buffer")
-        self.host = host
-        self._root = _root(host)          # kept alive: its id is the key
-        self._key = _track(self._root)
+        self._weak = home
+        self._host = weakref.ref(host) if home else host
+        self.device = device
+        self.scratch = None               # the buffer a device update writes into (module/device_updates.py)
+        self._key = _track(_root(host))
         self._seen = None
         self.value = ort.OrtValue.ortvalue_from_shape_and_type(list(host.shape), host.dtype.type, device[0],
                                                               device[1])
 
+    @property
+    def host(self):
+        return self._host() if self._weak else self._host
+
+    @property
+    def is_home(self):
+        return self._weak
+
     def refresh(self):
-        """Upload the host buffer if it was written since the last upload."""
+        """Make the device buffer current before a session reads it."""
+        owner = _owners.get(self._key)
+        if owner is self:
+            return
+        if owner is not None:           # another copy of the same buffer was written on the device
+            sync_host(self.host)
         count = _writes[self._key]
         if count != self._seen:
             self.value.update_inplace(self.host)

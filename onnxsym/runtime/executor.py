@@ -9,7 +9,7 @@ from ..base import MXNetError
 from ..context import Context, current_context
 from ..lower.to_onnx import lower_symbol
 from ..symbol.infer import check_float_inputs
-from .ndarray import NDArray
+from .ndarray import NDArray, host_buffer
 from .binding import BoundRun
 from .ort import create_session
 
@@ -246,11 +246,12 @@ class Executor:
         inputs = []
         for name in self._lowered.input_names:
             array = self._by_name[name]
-            if not array._data.flags.c_contiguous:
+            if not host_buffer(array).flags.c_contiguous:
                 array._data = np.asarray(array._data, order="C")
-            inputs.append((name, array._data))
+            inputs.append((name, host_buffer(array)))
         self._bound = BoundRun(self._session, self._ctx, inputs,
-                               [(name, out._data) for name, out in zip(self._lowered.output_names, self.outputs)])
+                               [(name, host_buffer(out), True)
+                                for name, out in zip(self._lowered.output_names, self.outputs)])
 
     # ----- dictionaries -----
     @property

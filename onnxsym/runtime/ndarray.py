@@ -6,10 +6,10 @@ import numpy as np
 from ..base import MXNetError, normalize_dtype
 from ..context import Context, current_context
 from ..ops.shape import reshape_target
-from .device import touch
+from .device import emulating_all, sync_host, touch
 from .library import cuda_available, gpu_unavailable
 
-__all__ = ["NDArray", "as_ndarray", "creation_shape"]
+__all__ = ["NDArray", "DeviceNDArray", "host_buffer", "as_ndarray", "creation_shape"]
 
 
 def _check_ctx(ctx):
@@ -22,10 +22,17 @@ def _check_ctx(ctx):
 
 class NDArray:
     """An n-dimensional array on a device. Operators run as cached one-op ORT graphs; the buffer stays in
-    place, so executors that bound it see every in-place write (`arr[:] = batch`)."""
+    place, so executors that bound it see every in-place write (`arr[:] = batch`). On a device context (a GPU) the
+    array is a DeviceNDArray: its newest values may be on the device (runtime/device.py)."""
 
     __slots__ = ("_data", "_ctx", "__weakref__")
     __array_priority__ = 1000.0
+
+    def __new__(cls, data=None, ctx=None):
+        if cls is NDArray and (emulating_all() or (ctx is not None and Context(ctx).device_type == "gpu")
+                               or (ctx is None and current_context().device_type == "gpu")):
+            cls = DeviceNDArray
+        return object.__new__(cls)
 
     def __init__(self, data, ctx=None):
         if not isinstance(data, np.ndarray):
@@ -171,7 +178,7 @@ class NDArray:
 
     def __repr__(self):
         shape_info = "x".join("%d" % x for x in self.shape)
-        return "\n%s\n<%s %s @%s>" % (str(self._data), self.__class__.__name__, shape_info, self._ctx)
+        return "\n%s\n<NDArray %s @%s>" % (str(self._data), shape_info, self._ctx)
 
     __str__ = __repr__
 
@@ -264,6 +271,44 @@ class NDArray:
 
     def __le__(self, o):
         return self._binary(o, "broadcast_lesser_equal", "_lesser_equal_scalar")
+
+
+class DeviceNDArray(NDArray):
+    """An NDArray whose device buffer may hold newer values than its host buffer: reading `_data` brings them to
+    the host first (`sync_host`); `_host` is the host buffer as it is (for binding, no transfer)."""
+
+    __slots__ = ("_host",)
+
+    @property
+    def _data(self):
+        host = self._host
+        sync_host(host)
+        return host
+
+    @_data.setter
+    def _data(self, value):
+        self._host = value
+
+    @property
+    def shape(self):
+        return self._host.shape
+
+    @property
+    def dtype(self):
+        return self._host.dtype.type
+
+    @property
+    def size(self):
+        return int(self._host.size)
+
+    @property
+    def ndim(self):
+        return self._host.ndim
+
+
+def host_buffer(array):
+    """The host buffer of an NDArray as it is, without bringing a device's newer values (for binding)."""
+    return array._host if isinstance(array, DeviceNDArray) else array._data
 
 
 def as_ndarray(value, ctx=None, dtype=None):
