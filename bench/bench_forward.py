@@ -31,7 +31,9 @@ def raw_ort(executor):
     outs = [np.empty_like(o.asnumpy()) for o in executor.outputs]
     for name, out in zip(lowered.output_names, outs):
         io.bind_output(name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
-    return lambda: session.run_with_iobinding(io)
+    # (the IOBinding points into feeds and outs: the closure keeps them alive; without it the buffers were freed
+    # and later allocations wrote over what ORT reads and writes)
+    return lambda: (session.run_with_iobinding(io), feeds, outs)[0]
 
 
 def tiny():

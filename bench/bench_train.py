@@ -48,11 +48,9 @@ def raw_step(exe):
     feeds = {n: a._data.copy() for n, a in exe._by_name.items()}
     for value in fused.graph.input:
         io.bind_cpu_input(value.name, feeds[value.name])
-    keep = []
     for value in fused.graph.output:
         io.bind_output(value.name, "cpu")
-        keep.append(value.name)
-    return lambda: session.run_with_iobinding(io)
+    return lambda: (session.run_with_iobinding(io), feeds)[0]     # (the binding points into feeds: kept alive)
 
 
 def main():

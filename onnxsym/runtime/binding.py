@@ -70,6 +70,16 @@ class BoundRun:
         self._run = session._sess.run_with_iobinding
 
     def run(self):
+        if self.device is None:         # the CPU: host buffers bound once
+            try:
+                self._run(self._handle, None)
+            except Exception as err:
+                raise run_error(err) from None
+            finally:
+                for target in self.written:
+                    touch(target)
+            raise_pending()
+            return
         io = self.io
         for entry in self.copies:
             name, copy, bound = entry

@@ -11,6 +11,8 @@ from .library import cuda_available, gpu_unavailable
 
 __all__ = ["NDArray", "DeviceNDArray", "host_buffer", "as_ndarray", "creation_shape"]
 
+_EMULATE_ALL = emulating_all()      # ONNXSYM_GPU_EMULATION=all: every array a device array (testing aid)
+
 
 def _check_ctx(ctx):
     ctx = Context(ctx) if ctx is not None else current_context()
@@ -25,20 +27,19 @@ class NDArray:
     place, so executors that bound it see every in-place write (`arr[:] = batch`). On a device context (a GPU) the
     array is a DeviceNDArray: its newest values may be on the device (runtime/device.py)."""
 
-    __slots__ = ("_data", "_ctx", "__weakref__")
+    __slots__ = ("_data", "_ctx", "_host", "__weakref__")     # (_host: a DeviceNDArray's host buffer)
     __array_priority__ = 1000.0
-
-    def __new__(cls, data=None, ctx=None):
-        if cls is NDArray and (emulating_all() or (ctx is not None and Context(ctx).device_type == "gpu")
-                               or (ctx is None and current_context().device_type == "gpu")):
-            cls = DeviceNDArray
-        return object.__new__(cls)
 
     def __init__(self, data, ctx=None):
         if not isinstance(data, np.ndarray):
             raise TypeError("NDArray wraps a numpy array, got %s" % type(data).__name__)
+        if isinstance(ctx, Context) and ctx.device_type != "gpu" and not _EMULATE_ALL:
+            self._ctx = ctx
+        else:
+            self._ctx = _check_ctx(ctx)
+            if self._ctx.device_type == "gpu" or _EMULATE_ALL:
+                self.__class__ = DeviceNDArray
         self._data = data
-        self._ctx = ctx if isinstance(ctx, Context) and ctx.device_type != "gpu" else _check_ctx(ctx)
 
     # ----- properties -----
     @property
@@ -277,7 +278,7 @@ class DeviceNDArray(NDArray):
     """An NDArray whose device buffer may hold newer values than its host buffer: reading `_data` brings them to
     the host first (`sync_host`); `_host` is the host buffer as it is (for binding, no transfer)."""
 
-    __slots__ = ("_host",)
+    __slots__ = ()
 
     @property
     def _data(self):
