@@ -1,8 +1,9 @@
-"""Any standard ONNX graph (opsets 13-21) -> Symbol, one `_onnx` op per ONNX node (ops/onnx_node.py).
+"""Any standard ONNX graph -> Symbol, one `_onnx` op per ONNX node (ops/onnx_node.py).
 
-The model is converted to onnxsym's opset first, shapes and dtypes come from ONNX shape inference (inputs with
-dynamic dimensions need `input_shapes`), initializers become parameters (arg_params), and graph inputs become
-data variables. The Symbol binds, runs, exports and trains like any other.
+Nodes keep their opset from 17 up to the newest the installed onnx and onnxruntime run (the lowered graph
+declares it: lower/builder.lift_to_opset); older models are converted up to 17 first. Shapes and dtypes come from
+ONNX shape inference (inputs with dynamic dimensions need `input_shapes`), initializers become parameters
+(arg_params), and graph inputs become data variables. The Symbol binds, runs, exports and trains like any other.
 """
 import base64
 import json
@@ -15,19 +16,24 @@ from onnx import helper, inliner, numpy_helper, shape_inference, version_convert
 from onnxsym.base import MXNetError
 from onnxsym.lower.builder import OPSET, PYTHON_DOMAIN
 from onnxsym.runtime.ndarray import NDArray
+from onnxsym.runtime.ort import max_opset, ort
 from onnxsym.symbol import Group, Variable, create_symbol
 
 __all__ = ["graph_to_symbol"]
 
 
 def _convert_opset(model):
+    """(model, opset): a model of opset 17 or newer (up to what the installed onnxruntime runs) keeps its opset;
+    an older one is converted up to 17 with onnx's version converter."""
     version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
-    if version == OPSET:
-        return model
-    if not 7 <= version <= 21:
-        raise MXNetError("ONNX opset %d is not supported (13-21 are)" % version)
+    if version >= OPSET:
+        newest = max_opset()
+        if version > newest:
+            raise MXNetError("ONNX opset %d is newer than the installed onnx and onnxruntime %s run (up to %d): "
+                             "pip install -U onnxruntime onnx" % (version, ort.__version__, newest))
+        return model, version
     try:
-        return version_converter.convert_version(model, OPSET)
+        return version_converter.convert_version(model, OPSET), OPSET
     except Exception as err:
         raise MXNetError("cannot convert the model from opset %d to opset %d: %s" % (version, OPSET, err)) from None
 
@@ -92,7 +98,7 @@ def graph_to_symbol(model, input_shapes=None):
         if node.domain == PYTHON_DOMAIN:     # onnxsym's Python custom ops: only in the models onnxsym exports
             raise MXNetError("ONNX node %s (%s) is in the domain %s, which onnxsym reserves for its own custom ops"
                              % (node.name or index, node.op_type, PYTHON_DOMAIN))
-    model = _convert_opset(model)
+    model, opset = _convert_opset(model)
     _fix_inputs(model, input_shapes)
     try:
         model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
@@ -124,7 +130,8 @@ def graph_to_symbol(model, input_shapes=None):
             "_onnx", *[entries[i] for i in node.input if i], name=name, op_type=node.op_type,
             domain=node.domain, node_attributes=base64.b64encode(holder.SerializeToString()).decode(),
             input_slots="".join("1" if i else "0" for i in node.input), output_count=len(node.output),
-            out_shapes=json.dumps([s for s, _ in out_info]), out_types=json.dumps([t for _, t in out_info]))
+            out_shapes=json.dumps([s for s, _ in out_info]), out_types=json.dumps([t for _, t in out_info]),
+            **({"opset": opset} if opset > OPSET and node.domain in ("", "ai.onnx") else {}))
         for i, output in enumerate(node.output):
             entries[output] = sym[i] if len(node.output) > 1 else sym
     undefined = [o.name for o in model.graph.output if o.name not in entries]

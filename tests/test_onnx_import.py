@@ -172,3 +172,81 @@ def test_zero_dimensional_tensors_keep_their_shape(tmp_path):
     assert list(scale.dims) == []
     served = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert served.shape == () and np.isclose(served, 1.5 * x.sum(), rtol=1e-6)
+
+
+def _opset18_model(tmp_path):
+    """Pad-18, Split-18 (num_outputs) and ReduceMean-18 (axes as an input): forms opset 17 does not have."""
+    nodes = [helper.make_node("Pad", ["x", "pads", "", "pad_axes"], ["p"], mode="constant"),
+             helper.make_node("Split", ["p"], ["s0", "s1"], axis=1, num_outputs=2),
+             helper.make_node("Mul", ["s0", "s1"], ["m"]),
+             helper.make_node("ReduceMean", ["m", "axes"], ["y"], keepdims=1)]
+    inits = [numpy_helper.from_array(np.array([1, 1], np.int64), "pads"),
+             numpy_helper.from_array(np.array([2], np.int64), "pad_axes"),
+             numpy_helper.from_array(np.array([2], np.int64), "axes")]
+    return save(tmp_path, "opset18", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, [2, 4, 3])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, [2, 2, 1])], inits, opset=18)
+
+
+def test_newer_opsets_are_kept_and_mix_with_mxnet_ops(tmp_path):
+    """An opset-18 model imports without down-conversion; composed with MXNet ops (whose lowering writes opset-17
+    forms: mean's ReduceMean with an axes attribute) the graph declares opset 18 and runs, exports and trains."""
+    path = _opset18_model(tmp_path)
+    x = RNG.randn(2, 4, 3).astype(np.float32)
+    sym, args, ours, theirs = run_both(path, {"x": x})
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+    net = mx.sym.mean(mx.sym.LayerNorm(sym * mx.sym.Variable("w"), axis=1, name="ln"), axis=1)
+    from onnxsym.lower.to_onnx import lower_symbol
+    shapes = {"x": (2, 4, 3), "w": (2, 2, 1), "ln_gamma": (2,), "ln_beta": (2,)}
+    lowered = lower_symbol(net, shapes, {n: np.float32 for n in shapes})
+    assert [o.version for o in lowered.model.opset_import if o.domain == ""] == [18]
+    reduce_means = [n for n in lowered.model.graph.node if n.op_type == "ReduceMean"]
+    assert len(reduce_means) >= 2 and all(len(n.input) == 2 and all(a.name != "axes" for a in n.attribute)
+                                          for n in reduce_means)
+    onnx.checker.check_model(lowered.model, full_check=True)
+    # gradients at opset 18 (the VJP rules' opset-17 nodes rewritten too) against central differences (float32
+    # graph: differences of a float64 sum, step 1e-2, on a function quadratic in each input)
+    # (x's gradient would go through Pad, whose pads are a bound input here: issue 13's imported-gradient work)
+    values = {"x": x, "w": RNG.rand(2, 2, 1).astype(np.float32), "ln_gamma": RNG.rand(2).astype(np.float32) + 0.5,
+              "ln_beta": RNG.rand(2).astype(np.float32)}
+    head = RNG.rand(2, 1)
+    grads = {n: mx.nd.zeros(values[n].shape) for n in ("w", "ln_gamma")}
+    exe = net.bind(mx.cpu(), {**args, **{n: mx.nd.array(v) for n, v in values.items()}}, args_grad=grads,
+                   grad_req={n: "write" if n in grads else "null" for n in net.list_arguments()})
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.array(head))
+
+    def loss(**changed):
+        feeds = {**args, **{n: mx.nd.array(changed.get(n, v)) for n, v in values.items()}}
+        return float((net.bind(mx.cpu(), feeds).forward()[0].asnumpy().astype(np.float64) * head).sum())
+    for name in grads:
+        value = values[name]
+        numeric = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            plus, minus = value.copy(), value.copy()
+            plus[index] += 1e-2
+            minus[index] -= 1e-2
+            numeric[index] = (loss(**{name: plus}) - loss(**{name: minus})) / 2e-2
+        np.testing.assert_allclose(grads[name].asnumpy(), numeric, rtol=2e-3, atol=2e-4, err_msg=name)
+    out = str(tmp_path / "mixed.onnx")
+    w = RNG.rand(2, 2, 1).astype(np.float32)
+    params = {**args, "w": mx.nd.array(w), "ln_gamma": mx.nd.ones(2), "ln_beta": mx.nd.zeros(2)}
+    mx.onnx.export_model(net, params, [(2, 4, 3)], np.float32, out)
+    served = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    exe = net.bind(mx.cpu(), {**params, "x": mx.nd.array(x)})
+    np.testing.assert_allclose(served, exe.forward()[0].asnumpy(), rtol=1e-6)
+
+
+def test_old_opsets_convert_and_too_new_ones_are_refused(tmp_path):
+    from onnxsym.runtime.ort import max_opset
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    io_ = ([helper.make_tensor_value_info("x", TP.FLOAT, [3])], [helper.make_tensor_value_info("y", TP.FLOAT, [3])])
+    old = save(tmp_path, "old", nodes, *io_, [], opset=6)
+    _, _, ours, theirs = run_both(old, {"x": np.array([-1, 0, 2], np.float32)})
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    graph = helper.make_graph(nodes, "new", *io_)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max_opset() + 1)], ir_version=8)
+    path = str(tmp_path / "new.onnx")
+    onnx.save(model, path)
+    with pytest.raises(mx.MXNetError, match=r"opset %d is newer than the installed onnx and onnxruntime"
+                                            % (max_opset() + 1)):
+        mx.onnx.import_model(path)

@@ -12,7 +12,7 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from ..base import MXNetError
-from ..lower.builder import ATEN_DOMAIN, STOP_GRADIENT_OPERATOR, GraphBuilder, numpy_dtype
+from ..lower.builder import ATEN_DOMAIN, STOP_GRADIENT_OPERATOR, GraphBuilder, lift_to_opset, numpy_dtype
 from . import vjp
 
 __all__ = ["gradient_model", "GradientBuilder", "value_info"]
@@ -314,4 +314,4 @@ def _append(model, g, grads):
         shape, dtype = g._shapes.get(name), g._dtypes.get(name, np.dtype(np.float32))
         graph.output.append(helper.make_tensor_value_info(target, onnx.helper.np_dtype_to_tensor_dtype(dtype),
                                                           list(shape) if shape is not None else None))
-    return out
+    return lift_to_opset(out)       # (the rules write opset-17 nodes; a newer model's opset rewrites them)

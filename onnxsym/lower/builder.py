@@ -10,7 +10,7 @@ from onnx import helper, numpy_helper
 
 from ..base import MXNetError
 
-__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY", "PYTHON_DOMAIN",
+__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "ir_version_for", "lift_to_opset", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY", "PYTHON_DOMAIN",
            "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
            "python_grad_key", "split_python_grad_key", "strip_stop_gradients"]
 
@@ -324,9 +324,64 @@ class GraphBuilder:
                     kind.shape.dim.add().dim_value = dim
         graph = helper.make_graph(nodes, name, self.inputs, self.outputs, initializers, value_info=value_info)
         opsets = [helper.make_opsetid(d, v) for d, v in self.domains.items()]
-        model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name="onnxsym",
-                                  doc_string=doc, functions=list(self.functions.values()))
+        model = helper.make_model(graph, opset_imports=opsets, ir_version=ir_version_for(self.domains[""]),
+                                  producer_name="onnxsym", doc_string=doc, functions=list(self.functions.values()))
+        lift_to_opset(model)
         return model
+
+
+# The one place where opsets mix: onnxsym's lowerings (and VJP rules) write opset-17 nodes; a graph holding an
+# imported node of a newer opset (ops/onnx_node.py raises the builder's opset) declares that opset, and the nodes
+# whose form changed since 17 are rewritten to it here (Reduce* axes became an input at 18, Split needs
+# num_outputs without a split input at 18, GridSample's modes were renamed at 20). Imported nodes of the newer
+# opset are already in that form, so the rewrite leaves them as they are.
+_AXES_INPUT_AT_18 = {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
+                     "ReduceProd", "ReduceSumSquare"}
+_GRID_SAMPLE_MODES_20 = {"bilinear": "linear", "bicubic": "cubic"}
+
+
+def ir_version_for(opset):
+    """The IR version a model of this ai.onnx opset needs (IR_VERSION up to opset 17)."""
+    return max(IR_VERSION, helper.find_min_ir_version_for([helper.make_opsetid("", opset)]))
+
+
+def lift_to_opset(model):
+    """Rewrite `model`'s opset-17-form nodes (main graph, subgraphs, functions) for the ai.onnx opset it declares."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
+    if opset <= OPSET:
+        return model
+    model.ir_version = max(model.ir_version, ir_version_for(opset))
+    stack = [model.graph] + [f for f in model.functions]
+    while stack:
+        graph = stack.pop()
+        extra = []
+        for node in graph.node:
+            if node.domain not in ("", "ai.onnx"):
+                continue
+            stack.extend(a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH)
+            stack.extend(g for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS for g in a.graphs)
+            if opset >= 18 and node.op_type in _AXES_INPUT_AT_18:
+                axes = next((a for a in node.attribute if a.name == "axes"), None)
+                if axes is not None:
+                    values = list(axes.ints)
+                    node.attribute.remove(axes)
+                    name = "%s/axes_input" % (node.name or node.output[0])
+                    extra.append(helper.make_node("Constant", [], [name], name=name,
+                                                  value=numpy_helper.from_array(np.array(values, np.int64))))
+                    del node.input[1:]
+                    node.input.append(name)
+            elif opset >= 18 and node.op_type == "Split" and (len(node.input) < 2 or not node.input[1]) and \
+                    not any(a.name == "num_outputs" for a in node.attribute):
+                node.attribute.append(helper.make_attribute("num_outputs", len(node.output)))
+            elif opset >= 20 and node.op_type == "GridSample":
+                for attribute in node.attribute:
+                    if attribute.name == "mode" and attribute.s.decode() in _GRID_SAMPLE_MODES_20:
+                        attribute.s = _GRID_SAMPLE_MODES_20[attribute.s.decode()].encode()
+        if extra:       # constants first: a graph's nodes are in topological order
+            nodes = extra + list(graph.node)
+            del graph.node[:]
+            graph.node.extend(nodes)
+    return model
 
 
 def _attr_value(value):

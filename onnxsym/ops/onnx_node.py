@@ -31,6 +31,7 @@ class ONNXNode(OpDef):
     output_count: int = param(1, min=1, doc="Number of outputs.")
     out_shapes: str = param("", doc="JSON list of the output shapes found at import.")
     out_types: str = param("", doc="JSON list of the output dtype names found at import.")
+    opset: int = param(17, min=1, doc="The ai.onnx opset the node comes from (a graph holding it declares it).")
 
     def input_names(self):
         return tuple("input%d" % i for i, flag in enumerate(self.input_slots) if flag == "1")
@@ -71,6 +72,8 @@ class ONNXNode(OpDef):
         return list(node.attribute)
 
     def lower(self, g, *inputs):
+        if not self.domain and self.opset > g.domains[""]:
+            g.domains[""] = self.opset      # (older-form nodes are rewritten for it: builder.lift_to_opset)
         values = iter(inputs)
         ordered = [next(values) if flag == "1" else "" for flag in self.input_slots]
         rule = None if self.domain else rule_for(self.op_type, g.is_train, [g.dtype(v) for v in inputs],

@@ -11,7 +11,7 @@ import sys
 import onnx
 
 from ..base import MXNetError
-from ..lower.builder import PYTHON_DOMAIN
+from ..lower.builder import PYTHON_DOMAIN, ir_version_for, lift_to_opset
 from ..lower.dtype_passes import has_elem_type
 from . import pyops
 from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
@@ -54,6 +54,7 @@ _FLOAT32_ONLY_FUSIONS = ["QuickGeluFusion", "MatmulTransposeFusion"]
 
 def create_session(model, ctx=None):
     """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first."""
+    lift_to_opset(model)        # (passes after lowering write opset-17 nodes too)
     options = session_options()
     python_ops = {n.op_type for n in model.graph.node if n.domain == PYTHON_DOMAIN}
     if python_ops:
@@ -69,6 +70,32 @@ def create_session(model, ctx=None):
         raise
     except Exception as err:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
         raise MXNetError("ONNX Runtime could not load the lowered graph: %s" % ort_message(err)) from None
+
+
+_MAX_OPSET = []
+
+
+def max_opset():
+    """The newest ai.onnx opset both onnx and the installed onnxruntime know (probed once with an Identity model)."""
+    if not _MAX_OPSET:
+        from onnx import defs  # lazy: only imports of newer models ask
+        graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "probe",
+                                       [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                                       [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+        found = 17
+        for opset in range(defs.onnx_opset_version(), 17, -1):
+            model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
+                                           ir_version=ir_version_for(opset))
+            try:
+                with quiet_logging():
+                    ort.InferenceSession(model.SerializeToString(), session_options(),
+                                         providers=["CPUExecutionProvider"])
+            except Exception:  # noqa: BLE001 - too new for this runtime
+                continue
+            found = opset
+            break
+        _MAX_OPSET.append(found)
+    return _MAX_OPSET[0]
 
 
 def ort_message(err):
