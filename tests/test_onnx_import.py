@@ -250,3 +250,41 @@ def test_old_opsets_convert_and_too_new_ones_are_refused(tmp_path):
     with pytest.raises(mx.MXNetError, match=r"opset %d is newer than the installed onnx and onnxruntime"
                                             % (max_opset() + 1)):
         mx.onnx.import_model(path)
+
+
+def test_shapes_that_depend_on_data_are_decided_at_each_run(tmp_path):
+    """ConstantOfShape of an input's values: the output shape is only known when the graph runs; the executor's
+    output takes whatever ORT gives, run after run."""
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"],
+                              value=numpy_helper.from_array(np.array([2.0], np.float32))),
+             helper.make_node("Mul", ["c", "scale"], ["y"])]
+    path = save(tmp_path, "dynamic", nodes, [helper.make_tensor_value_info("shape", TP.INT64, [2]),
+                                             helper.make_tensor_value_info("scale", TP.FLOAT, [1])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, ["rows", "cols"])], [])
+    sym, args, _ = mx.onnx.import_model(path)
+    exe = sym.bind(mx.cpu(), {"shape": mx.nd.array([2, 3], dtype=np.int64), "scale": mx.nd.array([1.5])})
+    np.testing.assert_array_equal(exe.forward()[0].asnumpy(), np.full((2, 3), 3.0, np.float32))
+    exe.arg_dict["shape"][:] = np.array([4, 1])
+    out = exe.forward()[0]
+    assert out.shape == (4, 1)
+    np.testing.assert_array_equal(out.asnumpy(), np.full((4, 1), 3.0, np.float32))
+    # an MXNet op cannot take a shape decided at run time: still one clear error at bind
+    with pytest.raises(mx.MXNetError, match="(?i)cannot decide the shape"):
+        mx.sym.FullyConnected(sym, num_hidden=2).simple_bind(mx.cpu(), shape=(2,), scale=(1,))
+
+
+def test_empty_tensors_are_real_in_imported_graphs(tmp_path):
+    """A zero-size dimension is a size in ONNX (MXNet 1.x reads 0 as unknown: that convention stays for MXNet
+    symbols): ReduceSum over an empty axes input, and an empty data input."""
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=1, noop_with_empty_axes=1),
+             helper.make_node("Concat", ["s", "empty"], ["y"], axis=0)]
+    path = save(tmp_path, "empty", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3]),
+                                           helper.make_tensor_value_info("axes", TP.INT64, [0]),
+                                           helper.make_tensor_value_info("empty", TP.FLOAT, [0, 3])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3])], [])
+    feeds = {"x": RNG.randn(2, 3).astype(np.float32), "axes": np.zeros(0, np.int64),
+             "empty": np.zeros((0, 3), np.float32)}
+    sym, args, _ = mx.onnx.import_model(path)
+    exe = sym.bind(mx.cpu(), {k: mx.nd.NDArray(v) for k, v in feeds.items()})
+    theirs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_array_equal(exe.forward()[0].asnumpy(), theirs[0])

@@ -318,7 +318,7 @@ class GraphBuilder:
         for value in value_info:      # ops unknown to ONNX shape inference (ATen markers, Python ops): their shapes
             shape = self._shapes.get(value.name)
             kind = value.type.tensor_type
-            if shape is not None and not kind.HasField("shape"):
+            if shape is not None and None not in shape and not kind.HasField("shape"):
                 kind.shape.SetInParent()
                 for dim in shape:
                     kind.shape.dim.add().dim_value = dim

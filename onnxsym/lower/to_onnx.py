@@ -1,10 +1,12 @@
 """Symbol -> onnx.ModelProto for given input shapes and dtypes (the inference graph)."""
+import json
+
 from ..base import MXNetError
 from ..symbol.infer import infer_graph_shapes, infer_graph_types
 from ..symbol.node import topo_order
 from .builder import GraphBuilder
 
-__all__ = ["lower_symbol", "Lowered"]
+__all__ = ["lower_symbol", "Lowered", "is_static", "dynamic_entries"]
 
 
 class Lowered:
@@ -29,13 +31,26 @@ class Lowered:
 
 
 def infer_all(symbol, shapes, dtypes):
-    """Shapes and dtypes of every entry; MXNetError naming what cannot be decided."""
+    """Shapes and dtypes of every entry; MXNetError naming what cannot be decided. An output of an imported ONNX
+    node whose shape depends on data (ConstantOfShape of a computed shape, Reduce* over axes given as an input, a
+    zero-size dimension) may stay partial (None for unknown dimensions, or None) when only imported nodes read it:
+    ONNX Runtime decides it at each run (`dynamic_entries`)."""
     _, entry_shapes = infer_graph_shapes(symbol.outputs, shapes)
     _, entry_dtypes = infer_graph_types(symbol.outputs, dtypes)
     nodes = topo_order(symbol.outputs)
+    for key in dynamic_entries(nodes, entry_shapes, symbol.outputs):
+        entry_shapes[key] = _partial_shape(nodes, key, shapes)
+    readers = {}
+    for node in nodes:
+        for src, idx in ([] if node.is_variable else node.inputs):
+            readers.setdefault((id(src), idx), []).append(node)
     for node in nodes:
         if node.is_variable:
             key = (id(node), 0)
+            given = shapes.get(node.name)
+            if key not in entry_shapes and given is not None and 0 in tuple(given) and \
+                    all(_is_imported(r) for r in readers.get(key, [])):
+                entry_shapes[key] = tuple(int(d) for d in given)   # an empty ONNX tensor (0 is no "unknown" there)
             if key not in entry_shapes:
                 raise MXNetError("Cannot decide the shape of input '%s': give its shape" % node.name)
             entry_dtypes.setdefault(key, _default_dtype())
@@ -47,6 +62,42 @@ def infer_all(symbol, shapes, dtypes):
             if (id(node), i) not in entry_shapes and i < _visible(node):
                 raise MXNetError("Cannot decide the shape of %s" % node.output_name(i))
     return nodes, entry_shapes, entry_dtypes
+
+
+def is_static(shape):
+    """A shape every dimension of which is known (what an array can be allocated with)."""
+    return shape is not None and None not in shape
+
+
+def _is_imported(node):
+    return not node.is_variable and node.op.op_name == "_onnx"
+
+
+def dynamic_entries(nodes, entry_shapes, heads):
+    """The entries without a complete shape that may be decided at run time: outputs of imported ONNX nodes read
+    only by imported nodes (or graph outputs)."""
+    readers = {}
+    for node in nodes:
+        if not node.is_variable:
+            for src, idx in node.inputs:
+                readers.setdefault((id(src), idx), []).append(node)
+    dynamic = set()
+    for node in nodes:
+        if not _is_imported(node):
+            continue
+        for i in range(node.num_outputs):
+            key = (id(node), i)
+            if key not in entry_shapes and all(_is_imported(r) for r in readers.get(key, [])):
+                dynamic.add(key)
+    return dynamic
+
+
+def _partial_shape(nodes, key, shapes):
+    """What import recorded of an imported node's output shape (None dimensions unknown), or None."""
+    node = next(n for n in nodes if id(n) == key[0])
+    recorded = json.loads(node.op.out_shapes) if node.op.out_shapes else []
+    shape = recorded[key[1]] if key[1] < len(recorded) else None
+    return None if shape is None else tuple(None if d is None else int(d) for d in shape)
 
 
 def _default_dtype():

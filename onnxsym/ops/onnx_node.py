@@ -40,12 +40,12 @@ class ONNXNode(OpDef):
         return ("output",) if self.output_count == 1 else tuple("output%d" % i for i in range(self.output_count))
 
     def infer_shape(self, *in_shapes):
+        """The output shapes import recorded; a shape that depends on data stays unknown (None, or None
+        dimensions): ONNX Runtime decides it when the graph runs (lower/to_onnx.dynamic_entries)."""
         shapes = json.loads(self.out_shapes) if self.out_shapes else []
-        if len(shapes) != self.output_count or any(s is None for s in shapes):
-            raise MXNetError("ONNX node %s: its output shapes could not be decided at import (a dynamic "
-                             "dimension?); import the model with input_shapes={...} giving static shapes"
-                             % self.op_type)
-        return list(in_shapes), [tuple(s) for s in shapes]
+        if len(shapes) != self.output_count:
+            shapes = [None] * self.output_count
+        return list(in_shapes), [None if s is None or None in s or 0 in s else tuple(s) for s in shapes]
 
     def infer_type(self, *in_types):
         types = json.loads(self.out_types) if self.out_types else []

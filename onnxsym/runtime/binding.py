@@ -4,6 +4,7 @@ On the CPU, inputs and outputs are host buffers bound zero-copy. On a device (ru
 arrays' device copies, made current before each run, and outputs marked `on_device` are written into device
 copies (the device then holds the newest values); other outputs land in host buffers. Outputs given as None are
 allocated by ORT. Device copies swapped by an update (device.swap) are bound again before the next run."""
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -55,9 +56,12 @@ class BoundRun:
                 copy = home_copy(host, device)
                 io.bind_ortvalue_input(name, copy.value)
                 self.copies.append([name, copy, copy.value])
-        for name, target, on_device in outputs:
-            if target is None:
+        self.dynamic = []         # (position among the outputs, name, NDArray): shapes ORT decides at each run
+        for position, (name, target, on_device) in enumerate(outputs):
+            if target is None or not isinstance(target, np.ndarray):
                 io.bind_output(name, "cpu")
+                if target is not None:
+                    self.dynamic.append((position, name, target))
             elif on_device and device is not None:
                 copy = home_copy(target, device)
                 io.bind_ortvalue_output(name, copy.value)
@@ -79,6 +83,8 @@ class BoundRun:
                 for target in self.written:
                     touch(target)
             raise_pending()
+            if self.dynamic:
+                self._take_dynamic()
             return
         io = self.io
         for entry in self.copies:
@@ -102,3 +108,14 @@ class BoundRun:
             for _, copy, _ in self.device_outputs.values():
                 written(copy)
         raise_pending()
+        if self.dynamic:
+            self._take_dynamic()
+
+    def _take_dynamic(self):
+        """Outputs whose shape ORT decided: their NDArrays take the new arrays."""
+        values = self.io.get_outputs()
+        for position, name, array in self.dynamic:
+            array._data = np.array(values[position].numpy(), order="C", copy=True)   # (ORT reuses its buffer)
+            touch(array._data)
+        for _, name, _ in self.dynamic:     # unallocated again: the next run may give another shape
+            self.io.bind_output(name, "cpu")

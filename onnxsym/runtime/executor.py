@@ -7,7 +7,7 @@ import numpy as np
 from .._shapes import user_shape
 from ..base import MXNetError
 from ..context import Context, current_context
-from ..lower.to_onnx import lower_symbol
+from ..lower.to_onnx import is_static, lower_symbol
 from ..symbol.infer import check_float_inputs
 from .ndarray import NDArray, host_buffer
 from .binding import BoundRun
@@ -213,7 +213,8 @@ class Executor:
         for (node, index) in symbol.outputs:
             key = (id(node), index)
             shape, dtype = self._lowered.entry_shapes[key], self._lowered.entry_dtypes[key]
-            self.outputs.append(NDArray(np.zeros(shape, dtype), self._ctx))
+            # (a shape decided at each run, imported ONNX graphs: an empty array until the first forward)
+            self.outputs.append(NDArray(np.zeros(shape if is_static(shape) else (0,), dtype), self._ctx))
         self._by_name = dict(zip(names, arrays))
         self._shapes, self._dtypes = shapes, dtypes
         self._bind_io()
@@ -249,9 +250,10 @@ class Executor:
             if not host_buffer(array).flags.c_contiguous:
                 array._data = np.asarray(array._data, order="C")
             inputs.append((name, host_buffer(array)))
+        shapes = [self._lowered.entry_shapes[(id(node), index)] for node, index in self._symbol.outputs]
         self._bound = BoundRun(self._session, self._ctx, inputs,
-                               [(name, host_buffer(out), True)
-                                for name, out in zip(self._lowered.output_names, self.outputs)])
+                               [(name, host_buffer(out) if is_static(shape) else out, True)
+                                for name, out, shape in zip(self._lowered.output_names, self.outputs, shapes)])
 
     # ----- dictionaries -----
     @property
