@@ -87,6 +87,25 @@ def _value_types(model):
     return types
 
 
+def _captured(node, entries):
+    """The outer values `node`'s subgraphs read (If/Loop/Scan bodies, at any depth), in a stable order."""
+    from onnx import AttributeProto
+    stack = [a.g for a in node.attribute if a.type == AttributeProto.GRAPH] + \
+        [g for a in node.attribute if a.type == AttributeProto.GRAPHS for g in a.graphs]
+    defined, read = set(), []
+    while stack:
+        graph = stack.pop()
+        defined.update(v.name for v in graph.input)
+        defined.update(t.name for t in graph.initializer)
+        for inner in graph.node:
+            defined.update(inner.output)
+            read.extend(i for i in inner.input if i)
+            stack.extend(a.g for a in inner.attribute if a.type == AttributeProto.GRAPH)
+            stack.extend(g for a in inner.attribute if a.type == AttributeProto.GRAPHS for g in a.graphs)
+        read.extend(o.name for o in graph.output)
+    return sorted({name for name in read if name not in defined and name in entries})
+
+
 def graph_to_symbol(model, input_shapes=None):
     """(sym, arg_params, aux_params) of an ONNX ModelProto."""
     if model.functions:     # model-local functions: the Symbol keeps nodes, not the model's function table
@@ -126,8 +145,10 @@ def graph_to_symbol(model, input_shapes=None):
         while name in used_names:
             name += "_"
         used_names.add(name)
+        captured = _captured(node, entries)
         sym = create_symbol(
-            "_onnx", *[entries[i] for i in node.input if i], name=name, op_type=node.op_type,
+            "_onnx", *[entries[i] for i in node.input if i], *[entries[c] for c in captured], name=name,
+            op_type=node.op_type, **({"captured": json.dumps(captured)} if captured else {}),
             domain=node.domain, node_attributes=base64.b64encode(holder.SerializeToString()).decode(),
             input_slots="".join("1" if i else "0" for i in node.input), output_count=len(node.output),
             out_shapes=json.dumps([s for s, _ in out_info]), out_types=json.dumps([t for _, t in out_info]),

@@ -288,3 +288,25 @@ def test_empty_tensors_are_real_in_imported_graphs(tmp_path):
     exe = sym.bind(mx.cpu(), {k: mx.nd.NDArray(v) for k, v in feeds.items()})
     theirs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
     np.testing.assert_array_equal(exe.forward()[0].asnumpy(), theirs[0])
+
+
+def test_control_flow_bodies_read_outer_values(tmp_path):
+    """If/Loop bodies may read any outer value by its ONNX name, also values only they read: import passes them to
+    the node and lowering gives the bodies the names those values get."""
+    then_branch = helper.make_graph([helper.make_node("Add", ["doubled", "shift"], ["then_out"])], "then", [],
+                                    [helper.make_tensor_value_info("then_out", TP.FLOAT, [3])])
+    else_branch = helper.make_graph([helper.make_node("Sub", ["doubled", "shift"], ["else_out"])], "else", [],
+                                    [helper.make_tensor_value_info("else_out", TP.FLOAT, [3])])
+    nodes = [helper.make_node("Mul", ["x", "two"], ["doubled"]),
+             helper.make_node("Exp", ["x"], ["shift"]),            # read by the bodies only
+             helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+             helper.make_node("Greater", ["total", "zero"], ["positive"]),
+             helper.make_node("If", ["positive"], ["y"], then_branch=then_branch, else_branch=else_branch)]
+    inits = [numpy_helper.from_array(np.array(2, np.float32), "two"),
+             numpy_helper.from_array(np.array(0, np.float32), "zero")]
+    path = save(tmp_path, "branches", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, [3])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, [3])], inits)
+    for x in (np.array([1, 2, -0.5], np.float32), np.array([-1, -2, 0.5], np.float32)):
+        _, _, ours, theirs = run_both(path, {"x": x})
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
+        np.testing.assert_allclose(ours[0], 2 * x + np.exp(x) if x.sum() > 0 else 2 * x - np.exp(x), rtol=1e-6)

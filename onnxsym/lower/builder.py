@@ -289,6 +289,10 @@ class GraphBuilder:
                 for i, name in enumerate(seq):
                     if name in self._renames:
                         seq[i] = self._renames[name]
+            for inner in _body_nodes(node):     # outer values a subgraph reads (imported If/Loop/Scan)
+                for i, name in enumerate(inner.input):
+                    if name in self._renames:
+                        inner.input[i] = self._renames[name]
         for value in list(self.inputs) + list(self.outputs) + list(self.value_infos):
             value.name = self._renames.get(value.name, value.name)
         for old, new in self._renames.items():
@@ -306,6 +310,7 @@ class GraphBuilder:
             if any(name in needed for name in node.output):
                 live.append(node)
                 needed.update(i for i in node.input if i)
+                needed.update(i for inner in _body_nodes(node) for i in inner.input if i)
         live.reverse()
         used_inits = [t for t in self.initializers if t.name in needed]
         return live, used_inits
@@ -382,6 +387,18 @@ def lift_to_opset(model):
             del graph.node[:]
             graph.node.extend(nodes)
     return model
+
+
+def _body_nodes(node):
+    """The nodes of `node`'s subgraphs (If/Loop/Scan bodies), at any depth."""
+    stack = [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH] + \
+        [g for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS for g in a.graphs]
+    while stack:
+        graph = stack.pop()
+        for inner in graph.node:
+            yield inner
+            stack.extend(a.g for a in inner.attribute if a.type == onnx.AttributeProto.GRAPH)
+            stack.extend(g for a in inner.attribute if a.type == onnx.AttributeProto.GRAPHS for g in a.graphs)
 
 
 def _attr_value(value):

@@ -32,9 +32,12 @@ class ONNXNode(OpDef):
     out_shapes: str = param("", doc="JSON list of the output shapes found at import.")
     out_types: str = param("", doc="JSON list of the output dtype names found at import.")
     opset: int = param(17, min=1, doc="The ai.onnx opset the node comes from (a graph holding it declares it).")
+    captured: str = param("", doc="JSON list of the outer values its subgraphs (If/Loop/Scan bodies) read, by their "
+                                  "ONNX names: extra inputs after the node's own.")
 
     def input_names(self):
-        return tuple("input%d" % i for i, flag in enumerate(self.input_slots) if flag == "1")
+        own = tuple("input%d" % i for i, flag in enumerate(self.input_slots) if flag == "1")
+        return own + tuple("outer%d" % i for i in range(len(json.loads(self.captured)) if self.captured else 0))
 
     def output_names(self):
         return ("output",) if self.output_count == 1 else tuple("output%d" % i for i in range(self.output_count))
@@ -53,8 +56,31 @@ class ONNXNode(OpDef):
             return None
         return list(in_types), [np.dtype(t) for t in types]
 
-    def attributes(self):
-        """The node's AttributeProtos."""
+    def attributes(self, renamed=None):
+        """The node's AttributeProtos; `renamed` {ONNX name: lowered name}: the outer values subgraph bodies read."""
+        attributes = self._attributes()
+        if renamed:
+            from onnx import AttributeProto
+            stack = [a.g for a in attributes if a.type == AttributeProto.GRAPH] + \
+                [g for a in attributes if a.type == AttributeProto.GRAPHS for g in a.graphs]
+            while stack:
+                graph = stack.pop()
+                for node in graph.node:
+                    for i, name in enumerate(node.input):
+                        if name in renamed:
+                            node.input[i] = renamed[name]
+                    stack.extend(a.g for a in node.attribute if a.type == AttributeProto.GRAPH)
+                    stack.extend(g for a in node.attribute if a.type == AttributeProto.GRAPHS for g in a.graphs)
+                for output in graph.output:         # a body output may be an outer value itself
+                    if output.name in renamed:
+                        identity = graph.node.add()
+                        identity.op_type, identity.name = "Identity", output.name + "/outer"
+                        identity.input.append(renamed[output.name])
+                        identity.output.append(output.name + "/outer")
+                        output.name = output.name + "/outer"
+        return attributes
+
+    def _attributes(self):
         if not self.node_attributes:
             return []
         from onnx import NodeProto
@@ -76,22 +102,24 @@ class ONNXNode(OpDef):
             g.domains[""] = self.opset      # (older-form nodes are rewritten for it: builder.lift_to_opset)
         values = iter(inputs)
         ordered = [next(values) if flag == "1" else "" for flag in self.input_slots]
+        # the bodies read outer values by their ONNX names: they get the names lowering gave them
+        renamed = dict(zip(json.loads(self.captured), values)) if self.captured else None
         rule = None if self.domain else rule_for(self.op_type, g.is_train, [g.dtype(v) for v in inputs],
                                                          g.gradients)
         if rule is not None:
             outputs = rule(g, _NodeView(self), [v or None for v in ordered])
             outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
             return outputs[0] if self.output_count == 1 else tuple(outputs[:self.output_count])
-        return self.emit(g, ordered)
+        return self.emit(g, ordered, renamed=renamed)
 
-    def emit(self, g, ordered, count=None):
+    def emit(self, g, ordered, count=None, renamed=None):
         """The ONNX node itself on `ordered` inputs ('' = absent): its outputs, or all `count` of them."""
         if count is not None:
-            return g.emit_with_attributes(self.op_type, ordered, self.attributes(), count, self.domain)
+            return g.emit_with_attributes(self.op_type, ordered, self.attributes(renamed), count, self.domain)
         count = self.output_count
         if g.is_train and not self.domain:
             count = max(count, TRAINING_OUTPUTS.get(self.op_type, count))
-        outputs = g.emit_with_attributes(self.op_type, ordered, self.attributes(), count, self.domain)
+        outputs = g.emit_with_attributes(self.op_type, ordered, self.attributes(renamed), count, self.domain)
         if count == self.output_count:
             return outputs
         return outputs[0] if self.output_count == 1 else outputs[:self.output_count]
