@@ -310,3 +310,18 @@ def test_control_flow_bodies_read_outer_values(tmp_path):
         _, _, ours, theirs = run_both(path, {"x": x})
         np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)
         np.testing.assert_allclose(ours[0], 2 * x + np.exp(x) if x.sum() > 0 else 2 * x - np.exp(x), rtol=1e-6)
+
+
+def test_training_a_graph_with_run_time_shapes_is_one_clear_error(tmp_path):
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"],
+                              value=numpy_helper.from_array(np.array([2.0], np.float32))),
+             helper.make_node("Mul", ["c", "scale"], ["y"])]
+    path = save(tmp_path, "dyntrain", nodes, [helper.make_tensor_value_info("shape", TP.INT64, [2]),
+                                              helper.make_tensor_value_info("scale", TP.FLOAT, [1])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, ["rows", "cols"])], [])
+    sym, _, _ = mx.onnx.import_model(path)
+    exe = sym.bind(mx.cpu(), {"shape": mx.nd.array([2, 3], dtype=np.int64), "scale": mx.nd.array([1.5])},
+                   args_grad={"scale": mx.nd.zeros((1,))})
+    with pytest.raises(mx.MXNetError, match="shapes that ONNX Runtime decides at each run"):
+        exe.forward(is_train=True)
+    assert exe.forward()[0].shape == (2, 3)          # inference still runs
