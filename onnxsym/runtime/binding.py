@@ -74,30 +74,8 @@ class BoundRun:
         self._run = session._sess.run_with_iobinding
 
     def run(self):
-        if self.device is None:         # the CPU: host buffers bound once
-            try:
-                self._run(self._handle, None)
-            except Exception as err:
-                raise run_error(err) from None
-            finally:
-                for target in self.written:
-                    touch(target)
-            raise_pending()
-            if self.dynamic:
-                self._take_dynamic()
-            return
-        io = self.io
-        for entry in self.copies:
-            name, copy, bound = entry
-            copy.refresh()
-            if copy.value is not bound:
-                io.bind_ortvalue_input(name, copy.value)
-                entry[2] = copy.value
-        for entry in self.device_outputs.values():
-            name, copy, bound = entry
-            if copy.value is not bound:
-                io.bind_ortvalue_output(name, copy.value)
-                entry[2] = copy.value
+        if self.device is not None:
+            self._refresh_device()
         try:
             self._run(self._handle, None)
         except Exception as err:
@@ -110,6 +88,21 @@ class BoundRun:
         raise_pending()
         if self.dynamic:
             self._take_dynamic()
+
+    def _refresh_device(self):
+        """Device inputs made current; copies an update swapped (device.swap) bound again."""
+        io = self.io
+        for entry in self.copies:
+            name, copy, bound = entry
+            copy.refresh()
+            if copy.value is not bound:
+                io.bind_ortvalue_input(name, copy.value)
+                entry[2] = copy.value
+        for entry in self.device_outputs.values():
+            name, copy, bound = entry
+            if copy.value is not bound:
+                io.bind_ortvalue_output(name, copy.value)
+                entry[2] = copy.value
 
     def _take_dynamic(self):
         """Outputs whose shape ORT decided: their NDArrays take the new arrays."""
