@@ -38,12 +38,9 @@ def infer_all(symbol, shapes, dtypes):
     _, entry_shapes = infer_graph_shapes(symbol.outputs, shapes)
     _, entry_dtypes = infer_graph_types(symbol.outputs, dtypes)
     nodes = topo_order(symbol.outputs)
-    for key in dynamic_entries(nodes, entry_shapes, symbol.outputs):
-        entry_shapes[key] = _partial_shape(nodes, key, shapes)
-    readers = {}
-    for node in nodes:
-        for src, idx in ([] if node.is_variable else node.inputs):
-            readers.setdefault((id(src), idx), []).append(node)
+    readers = _readers(nodes)
+    for node, i in dynamic_entries(nodes, entry_shapes, readers):
+        entry_shapes[(id(node), i)] = _partial_shape(node, i)
     for node in nodes:
         if node.is_variable:
             key = (id(node), 0)
@@ -73,30 +70,26 @@ def _is_imported(node):
     return not node.is_variable and node.op.op_name == "_onnx"
 
 
-def dynamic_entries(nodes, entry_shapes, heads):
-    """The entries without a complete shape that may be decided at run time: outputs of imported ONNX nodes read
-    only by imported nodes (or graph outputs)."""
+def _readers(nodes):
+    """{entry key: the nodes that read it}."""
     readers = {}
     for node in nodes:
-        if not node.is_variable:
-            for src, idx in node.inputs:
-                readers.setdefault((id(src), idx), []).append(node)
-    dynamic = set()
-    for node in nodes:
-        if not _is_imported(node):
-            continue
-        for i in range(node.num_outputs):
-            key = (id(node), i)
-            if key not in entry_shapes and all(_is_imported(r) for r in readers.get(key, [])):
-                dynamic.add(key)
-    return dynamic
+        for src, idx in ([] if node.is_variable else node.inputs):
+            readers.setdefault((id(src), idx), []).append(node)
+    return readers
 
 
-def _partial_shape(nodes, key, shapes):
+def dynamic_entries(nodes, entry_shapes, readers):
+    """(node, output index) of the entries without a complete shape that may be decided at run time: outputs of
+    imported ONNX nodes read only by imported nodes (or graph outputs)."""
+    return [(node, i) for node in nodes if _is_imported(node) for i in range(node.num_outputs)
+            if (id(node), i) not in entry_shapes and all(_is_imported(r) for r in readers.get((id(node), i), []))]
+
+
+def _partial_shape(node, index):
     """What import recorded of an imported node's output shape (None dimensions unknown), or None."""
-    node = next(n for n in nodes if id(n) == key[0])
     recorded = json.loads(node.op.out_shapes) if node.op.out_shapes else []
-    shape = recorded[key[1]] if key[1] < len(recorded) else None
+    shape = recorded[index] if index < len(recorded) else None
     return None if shape is None else tuple(None if d is None else int(d) for d in shape)
 
 
