@@ -106,6 +106,23 @@ def _captured(node, entries):
     return sorted({name for name in read if name not in defined and name in entries})
 
 
+# Integer and boolean initializers up to this size (shapes, axes, pads, indices: settings, not parameters) are
+# Constant nodes of the Symbol, as MXNet's importer reads them into attributes: they are not trained, and the
+# gradient rules that need their values (Pad, Slice, Tile, ...) see them. Larger ones, and initializers the graph
+# also lists as inputs (overridable defaults), stay parameters.
+SETTING_SIZE = 4096
+
+
+def _constant(name, array, opset):
+    holder = helper.make_node("Constant", [], [])
+    holder.attribute.extend([helper.make_attribute("value", numpy_helper.from_array(np.asarray(array), name))])
+    return create_symbol(
+        "_onnx", name=name, op_type="Constant", domain="", input_slots="", output_count=1,
+        node_attributes=base64.b64encode(holder.SerializeToString()).decode(),
+        out_shapes=json.dumps([list(array.shape)]), out_types=json.dumps([array.dtype.name]),
+        **({"opset": opset} if opset > OPSET else {}))
+
+
 def graph_to_symbol(model, input_shapes=None):
     """(sym, arg_params, aux_params) of an ONNX ModelProto."""
     if model.functions:     # model-local functions: the Symbol keeps nodes, not the model's function table
@@ -130,9 +147,14 @@ def graph_to_symbol(model, input_shapes=None):
         if value.name not in initializers:
             shape, dtype = types[value.name]
             entries[value.name] = Variable(value.name, shape=tuple(shape), dtype=dtype)
-    for name, array in initializers.items():
-        entries[name] = Variable(name, shape=array.shape, dtype=array.dtype)
+    overridable = {value.name for value in model.graph.input}
     used_names = set()
+    for name, array in initializers.items():
+        if array.dtype.kind in "fc" or array.size > SETTING_SIZE or name in overridable:
+            entries[name] = Variable(name, shape=array.shape, dtype=array.dtype)
+        else:
+            entries[name] = _constant(name, array, opset)
+            used_names.add(name)
     for index, node in enumerate(model.graph.node):
         missing = [i for i in node.input if i and i not in entries]
         if missing:

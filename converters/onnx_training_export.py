@@ -76,7 +76,7 @@ def export_training_model(sym, params, in_shapes, in_types=np.float32, onnx_file
                          "differentiate")
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
     trainable = [n for n in sym.list_arguments() if n in arrays]
-    model, grads = gradient_model(lowered.model, [(lowered.loss, None)], trainable)
+    model, grads, _ = gradient_model(lowered.model, [(lowered.loss, None)], trainable)
     model = float64_unfused(strip_stop_gradients(model))
     graph = model.graph
     if optimizer is not None:

@@ -1,6 +1,7 @@
 """ONNX's backend node tests through onnxsym: import_model -> bind -> forward, against the recorded outputs.
 
     python tests/onnx_conformance.py NODE_DIR [NODE_DIR ...] [--jobs 2] [--json results.json] [--only SUBSTRING]
+                                     [--gradients]
 
 NODE_DIR: an `onnx/backend/test/data/node` folder of an onnx checkout (not committed here), e.g. from the onnx
 repository at tag v1.16.2 (opsets <= 21) and at 6be0677 (the last commit before that folder was removed, newer
@@ -11,6 +12,14 @@ Only cases plain ONNX Runtime itself runs correctly count (the same tolerance: r
 backend runner, exact for integers and NaN positions); a case is then `pass`, `wrong` (onnxsym ran and its numbers
 differ: the worst outcome), or failed at `import`, `bind` or `run` (the first line of the error kept). Prints the
 pass count per opset and the failure kinds, most frequent first.
+
+--gradients checks onnxsym's gradients instead, on every single-node case with a floating-point input and output:
+the model is turned to float64 (inputs, initializers, Cast targets, constants), onnxsym's backward of a random head
+gradient is compared with differences of plain ORT running that float64 model, or of onnx's reference
+implementation where ORT has no float64 kernel for the op (a sample of up to 32 elements per input; at a kink any
+subgradient passes, at a jump nothing is checked: see _check_gradient). Every floating-point input is checked (Pow's exponent, Clip's bounds, PRelu's slope, BatchNorm's
+statistics), except those the op defines as settings rather than values (Resize's roi and scales), whose gradient
+must be zeros. Where ORT has no float64 kernel for the op the check runs in float32 with a wider step and tolerance.
 """
 import argparse
 import collections
@@ -73,38 +82,52 @@ def _alarm(*_):
     raise TimeoutError("over %d s" % TIMEOUT)
 
 
+def _ort(model):
+    """A plain ORT CPU session of `model` (a path or a ModelProto)."""
+    import onnxruntime as ort
+    ort.set_default_logger_severity(3)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    source = model if isinstance(model, str) else model.SerializeToString()
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def _load_case(folder):
+    """(model, opset, feeds, ORT's outputs) of a case ORT runs correctly, or the (opset, reason) it is excluded for."""
+    import onnx
+    model = onnx.load(os.path.join(folder, "model.onnx"))
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    data = os.path.join(folder, "test_data_set_0")
+    try:
+        inputs, expected = _tensors(data, "input"), _tensors(data, "output")
+    except ValueError as err:        # segmented tensors: numpy_helper cannot read them
+        return 0, "test data: " + _first_line(err)
+    if inputs is None or expected is None:
+        return opset, "sequence or optional values"
+    graph_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(graph_inputs) != len(inputs):
+        return opset, "optional inputs left out"
+    feeds = dict(zip(graph_inputs, inputs))
+    try:
+        theirs = _ort(os.path.join(folder, "model.onnx")).run(None, feeds)
+    except Exception as err:  # noqa: BLE001 - counted as not run by ORT
+        return opset, "ORT: " + _first_line(err)
+    if len(theirs) != len(expected) or not all(_close(a, b) for a, b in zip(theirs, expected)):
+        return opset, "ORT's numbers differ from the recorded outputs"
+    return model, opset, feeds, theirs
+
+
 def run_case(folder):
     """(case name, opset, outcome, detail)."""
-    import onnx
-    import onnxruntime as ort
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(TIMEOUT)
     name = os.path.basename(folder)
     try:
         model_path = os.path.join(folder, "model.onnx")
-        model = onnx.load(model_path)
-        opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-        data = os.path.join(folder, "test_data_set_0")
-        try:
-            inputs, expected = _tensors(data, "input"), _tensors(data, "output")
-        except ValueError as err:        # segmented tensors: numpy_helper cannot read them
-            return name, 0, "excluded", "test data: " + _first_line(err)
-        if inputs is None or expected is None:
-            return name, opset, "excluded", "sequence or optional values"
-        graph_inputs = [i.name for i in model.graph.input
-                        if i.name not in {t.name for t in model.graph.initializer}]
-        if len(graph_inputs) != len(inputs):
-            return name, opset, "excluded", "optional inputs left out"
-        feeds = dict(zip(graph_inputs, inputs))
-        try:
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-            theirs = session.run(None, feeds)
-        except Exception as err:  # noqa: BLE001 - counted as not run by ORT
-            return name, opset, "excluded", "ORT: " + _first_line(err)
-        if len(theirs) != len(expected) or not all(_close(a, b) for a, b in zip(theirs, expected)):
-            return name, opset, "excluded", "ORT's numbers differ from the recorded outputs"
+        loaded = _load_case(folder)
+        if len(loaded) == 2:
+            return (name, *loaded[:1], "excluded", loaded[1])
+        _, opset, feeds, expected = loaded
         import onnxsym as mx
         try:
             sym, args, auxs = mx.onnx.import_model(model_path, input_shapes={k: v.shape for k, v in feeds.items()})
@@ -134,12 +157,215 @@ def run_case(folder):
         signal.alarm(0)
 
 
+# Floating-point inputs an op defines as settings, not values: their gradient must be zeros. (op type, input index)
+SETTINGS = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
+SAMPLES = 32
+
+
+def _schema_attributes(node):
+    import onnx
+    try:
+        return onnx.defs.get_schema(node.op_type, domain=node.domain).attributes
+    except Exception:  # noqa: BLE001 - not a standard op
+        return {}
+
+
+def _float64(model, stash=True):
+    """A copy of `model` computing in float64: every floating-point value, initializer, constant, Cast target and
+    normalization's stash_type."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+
+    def tensor(t):
+        if t.data_type in floats:
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name))
+
+    def graph(g):
+        for value in (*g.input, *g.output, *g.value_info):
+            if value.type.tensor_type.elem_type in floats:
+                value.type.tensor_type.elem_type = TensorProto.DOUBLE
+        for t in g.initializer:
+            tensor(t)
+        for node in g.node:
+            if stash and "stash_type" in _schema_attributes(node) and not any(a.name == "stash_type" for a in node.attribute):
+                node.attribute.append(onnx.helper.make_attribute("stash_type", TensorProto.DOUBLE))
+            for a in node.attribute:
+                if a.name in ("to", "dtype", "stash_type") and a.type == onnx.AttributeProto.INT and a.i in floats:
+                    a.i = TensorProto.DOUBLE
+                if a.type == onnx.AttributeProto.TENSOR:
+                    tensor(a.t)
+                if a.type == onnx.AttributeProto.GRAPH:
+                    graph(a.g)
+    graph(model.graph)
+    return model
+
+
+def _constants_made_initializers(model, feeds):
+    """`model` with its non-floating-point inputs (shapes, pads, axes, indices) as initializers holding the case's
+    values, as exported models hold them; the floating-point feeds left."""
+    from onnx import numpy_helper
+    fixed = {k: v for k, v in feeds.items() if v.dtype.kind not in "fc"}
+    kept = [i for i in model.graph.input if i.name not in fixed]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    model.graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in fixed.items())
+    return model, {k: v for k, v in feeds.items() if k not in fixed}
+
+
+def _check_gradient(name, x, ours, loss, rng, float64, ours_float64):
+    """None, or what is wrong with `ours` (d loss / d x) at a sample of elements, against differences.
+
+    Each element gets one-sided differences at steps h and h/2: where they agree (or their gap halves with the
+    step) the function is smooth there and `ours` must match the central difference; where the gap stays, it is
+    a kink and any value between the one-sided slopes passes (a subgradient); where they grow as the step shrinks
+    (a jump: Sign at 0, a rounding boundary, an output whose shape changes), nothing is checked."""
+    flat = x.reshape(-1)
+    scale = max(1.0, float(np.max(np.abs(ours))) if ours.size else 1.0)
+    rtol, atol = (3e-2, 3e-3) if not float64 else (1e-4, 1e-6) if ours_float64 else (2e-3, 2e-4)
+    atol *= scale
+    base = loss(x)
+    for i in rng.choice(flat.size, min(flat.size, SAMPLES), replace=False):
+        h = (1e-6 if float64 else 1e-2) * max(1.0, abs(float(flat[i])))
+        slopes = {}
+        for step in (h, h / 2):
+            for sign in (1, -1):
+                moved = flat.copy()
+                moved[i] += sign * step
+                slopes[step, sign] = sign * (loss(moved.reshape(x.shape)) - base) / step
+        (r1, l1), (r2, l2) = (slopes[h, 1], slopes[h, -1]), (slopes[h / 2, 1], slopes[h / 2, -1])
+        if not np.all(np.isfinite([r1, l1, r2, l2])):
+            continue
+        mine = float(ours.reshape(-1)[i])
+        tol = atol + rtol * max(abs(r1), abs(l1), abs(r2), abs(l2))
+        if abs(r2 - r1) > 0.5 * abs(r1) + tol or abs(l2 - l1) > 0.5 * abs(l1) + tol:     # a jump
+            continue
+        if abs(r2 - l2) <= tol or abs(r2 - l2) < 0.75 * abs(r1 - l1):      # smooth here
+            if abs(mine - (r2 + l2) / 2) <= tol:
+                continue
+        elif min(r2, l2) - tol <= mine <= max(r2, l2) + tol:     # a kink: any subgradient
+            continue
+        return "%s[%d]: onnxsym %.6g, one-sided differences %.6g / %.6g" % (name, i, mine, l2, r2)
+    return None
+
+
+def _float64_runner(model, feeds, expected):
+    """Something with run(None, feeds) computing the float64 `model`: ORT, or where ORT has no float64 kernel for
+    the op, onnx's reference implementation (numpy); None if neither runs it with the float32 case's numbers."""
+    try:
+        session = _ort(model)
+        session.run(None, feeds)
+        return session
+    except Exception:  # noqa: BLE001 - no float64 kernel
+        pass
+    try:
+        from onnx.reference import ReferenceEvaluator
+        session = ReferenceEvaluator(model)
+        if all(_close(a, b) for a, b in zip(session.run(None, feeds), expected)):
+            return session
+    except Exception:  # noqa: BLE001 - the reference lacks the op
+        pass
+    return None
+
+
+def run_gradient_case(folder):
+    """(case name, opset, outcome, detail) of onnxsym's gradients of a single-node case against differences."""
+    import zlib
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(TIMEOUT)
+    name = os.path.basename(folder)
+    try:
+        loaded = _load_case(folder)
+        if len(loaded) == 2:
+            return (name, *loaded[:1], "excluded", loaded[1])
+        model, opset, feeds, theirs = loaded
+        if len(model.graph.node) != 1:
+            return name, opset, "excluded", "not a single node"
+        node = model.graph.node[0]
+        float_inputs = [k for k, v in feeds.items() if v.dtype.kind == "f" and v.size]
+        if not float_inputs or not any(o.type.tensor_type.elem_type in (1, 10, 11, 16) for o in model.graph.output):
+            return name, opset, "excluded", "no floating-point input and output"
+        model, feeds = _constants_made_initializers(model, feeds)
+        float64 = True
+        wide_feeds = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
+        for stash in (True, False):     # normalizations in float64 where a kernel has it, else as they are
+            wide = _float64(model, stash)
+            session = _float64_runner(wide, wide_feeds, theirs)
+            if session is not None:
+                break
+        if session is not None:
+            feeds = wide_feeds
+        elif all(v.dtype == np.float32 for v in feeds.values() if v.dtype.kind == "f"):
+            wide, session, float64 = model, _ort(model), False
+        else:
+            return name, opset, "excluded", "no float64 kernel in ORT or onnx's reference, and not float32"
+        first, again = session.run(None, feeds), session.run(None, feeds)
+        if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(first, again)):
+            return name, opset, "excluded", "random outputs"
+        if not all(np.all(np.isfinite(o)) for o in first if o.dtype.kind == "f"):
+            return name, opset, "excluded", "outputs not finite"
+        rng = np.random.default_rng(zlib.crc32(name.encode()))
+        heads = [rng.standard_normal(o.shape).astype(o.dtype) if o.dtype.kind == "f" else None for o in first]
+
+        def loss(values):
+            outs = session.run(None, {**feeds, **values})
+            if any(h is not None and h.shape != o.shape for h, o in zip(heads, outs)):
+                return np.nan
+            return sum(float(np.sum(h.astype(np.float64) * o)) for h, o in zip(heads, outs) if h is not None)
+
+        import tempfile
+        import onnxsym as mx
+        ours_float64 = float64 and type(session).__name__ == "InferenceSession"    # onnxsym: float64 where ORT is
+        mine = wide if ours_float64 else model
+        my_feeds = feeds if ours_float64 else {k: v.astype(np.float32) if v.dtype.kind == "f" else v
+                                               for k, v in feeds.items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            with open(path, "wb") as f:
+                f.write(mine.SerializeToString())
+            try:
+                sym, args, auxs = mx.onnx.import_model(path, input_shapes={k: v.shape for k, v in feeds.items()})
+            except Exception as err:  # noqa: BLE001 - reported
+                return name, opset, "import", _first_line(err)
+        try:
+            arrays = {k: mx.nd.NDArray(np.asarray(v, order="C")) for k, v in my_feeds.items()}
+            grads = {k: mx.nd.NDArray(np.zeros_like(my_feeds[k])) for k in float_inputs}
+            exe = sym.bind(mx.cpu(), args={**args, **arrays}, args_grad=grads, aux_states=auxs,
+                           grad_req={k: "write" if k in grads else "null" for k in sym.list_arguments()})
+            outs = [o.asnumpy() for o in exe.forward(is_train=True)]
+            exe.backward([mx.nd.NDArray(h.astype(o.dtype)) if h is not None else None for h, o in zip(heads, outs)])
+            ours = {k: g.asnumpy() for k, g in grads.items()}
+        except Exception as err:  # noqa: BLE001 - reported
+            return name, opset, "backward", _first_line(err)
+        if not all(_close(a, b) for a, b in zip(outs, first)):
+            return name, opset, "wrong", "forward differs from ORT's in float%d" % (64 if ours_float64 else 32)
+        slots = {k: i for i, k in enumerate(node.input)}
+        for k in float_inputs:
+            if (node.op_type, slots.get(k)) in SETTINGS:
+                if np.any(ours[k]):
+                    return name, opset, "wrong", "%s is a setting: its gradient must be zeros" % k
+                continue
+            wrong = _check_gradient(k, feeds[k], ours[k], lambda v, k=k: loss({k: v}), rng, float64,
+                                    ours_float64)
+            if wrong:
+                return name, opset, "wrong", wrong
+        return name, opset, "pass", "float64" if ours_float64 else "float64 differences" if float64 else "float32"
+    except TimeoutError as err:
+        return name, 0, "run", _first_line(err)
+    except Exception as err:  # noqa: BLE001 - the harness itself must not stop
+        return name, 0, "run", "harness: " + _first_line(err)
+    finally:
+        signal.alarm(0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", default=None)
     parser.add_argument("--only", default=None, help="run only cases whose name contains this")
+    parser.add_argument("--gradients", action="store_true", help="check gradients of the single-node cases")
     args = parser.parse_args()
     cases = {}
     for folder in args.folders:
@@ -149,7 +375,7 @@ def main():
             cases.setdefault(os.path.basename(case), case)      # the first folder given wins a name
     results = []
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
-        for done, result in enumerate(pool.map(run_case, cases.values(), chunksize=8), start=1):
+        for done, result in enumerate(pool.map(run_gradient_case if args.gradients else run_case, cases.values(), chunksize=8), start=1):
             results.append(result)
             if done % 200 == 0:
                 print("  %d / %d cases" % (done, len(cases)), file=sys.stderr, flush=True)

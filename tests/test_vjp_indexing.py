@@ -72,7 +72,7 @@ def check(op_type, inputs, attrs=None, outputs=1, fed=(), eps=1e-6):
     model32.graph.input.append(helper.make_tensor_value_info("dy", elem, out.shape))
     del model32.graph.output[1:]
     model32.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", elem, out.shape))
-    full, grads = gradient_model(model32, [("y0", "dy")], list(arrays32))
+    full, grads, _ = gradient_model(model32, [("y0", "dy")], list(arrays32))
     session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [name + "_grad" for name in arrays if name in grads]
     results = dict(zip(names, session.run(names, {**arrays32, **feeds, "dy": projection.astype(dtype)})))
@@ -181,7 +181,7 @@ def test_reduce_max_splits_ties_evenly():
                               {"axes": [1], "keepdims": 0})
     model.graph.input.append(helper.make_tensor_value_info("dy", TensorProto.DOUBLE, (2,)))
     model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y0", TensorProto.DOUBLE, (2,)))
-    full, _ = gradient_model(model, [("y0", "dy")], ["x"])
+    full, _, _ = gradient_model(model, [("y0", "dy")], ["x"])
     session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(["x_grad"], {"x": arrays["x"], "dy": np.array([1.0, 3.0])})[0]
     np.testing.assert_allclose(got, [[0, 0.5, 0.5], [1, 1, 1]])

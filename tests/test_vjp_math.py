@@ -86,7 +86,7 @@ def check_vjp(op_type, arrays, wrt, attrs=None, outputs=1, opset=17, reference=N
     head_names = {i: "out%d_head" % i for i in seeded}
     model.graph.input.extend(helper.make_tensor_value_info(head_names[i], helper.np_dtype_to_tensor_dtype(
         np.dtype(dtype)), expected[i].shape) for i in seeded)
-    grad, names = gradient_model(model, [("out%d" % i, head_names[i]) for i in seeded], wrt)
+    grad, names, _ = gradient_model(model, [("out%d" % i, head_names[i]) for i in seeded], wrt)
     feeds = {n: cast[n] for n in wrt}
     feeds.update({head_names[i]: heads[i] for i in seeded})
     results = dict(zip([o.name for o in grad.graph.output], create_session(grad).run(None, feeds)))
@@ -144,7 +144,7 @@ def test_sum_of_one_input_repeated():
                       model_arrays.items()] + [helper.make_tensor_value_info("head", onnx.TensorProto.DOUBLE, (2, 3))],
         [helper.make_tensor_value_info("out0", onnx.TensorProto.DOUBLE, (2, 3))]),
         opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    grad, _ = gradient_model(model, [("out0", "head")], ["x", "b"])
+    grad, _, _ = gradient_model(model, [("out0", "head")], ["x", "b"])
     head = _uniform((2, 3), seed=2)
     out = ort.InferenceSession(grad.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         ["x_grad", "b_grad"], {**model_arrays, "head": head})
@@ -211,7 +211,7 @@ def test_quantized_values_pass_no_gradient():
         nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, (2, 3))],
         [helper.make_tensor_value_info("out0", onnx.TensorProto.FLOAT, (2, 3))], [scale, zero]),
         opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    grad, _ = gradient_model(model, [("out0", None)], ["x"])
+    grad, _, _ = gradient_model(model, [("out0", None)], ["x"])
     x = _uniform((2, 3)).astype(np.float32)
     out = create_session(grad).run(["x_grad"], {"x": x})[0]
     np.testing.assert_array_equal(out, np.ones((2, 3), np.float32))      # through the Add only

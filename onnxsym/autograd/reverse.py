@@ -14,6 +14,7 @@ from onnx import helper, numpy_helper, shape_inference
 from ..base import MXNetError
 from ..lower.builder import ATEN_DOMAIN, STOP_GRADIENT_OPERATOR, GraphBuilder, lift_to_opset, numpy_dtype
 from . import vjp
+from .expand import expand_functions
 
 __all__ = ["gradient_model", "GradientBuilder", "value_info"]
 
@@ -246,14 +247,19 @@ def _active(graph, seeds, wrt):
 
 
 def gradient_model(model, seeds, wrt, info=None):
-    """(model with the gradients appended, {wrt name: gradient value name}).
+    """(model with the gradients appended, {wrt name: gradient value name}, number of forward nodes: the model's
+    first nodes, the forward graph with the operators that have no rule expanded to their function bodies).
 
     seeds: [(value, gradient value or None)], None meaning a scalar seeded with 1 (the loss). wrt: graph input
     names. A wrt input that no seed depends on is missing from the returned dict (its gradient is zero)."""
+    seed_values = [value for value, _ in seeds]
+    active = _active(model.graph, seed_values, wrt)
+    expanded = expand_functions(model, lambda node: any(name in active for name in node.output))
+    if expanded is not model:       # operators with no rule of their own: through their function bodies
+        model, info = expanded, None
     graph = model.graph
     info = value_info(model) if info is None else info
     g = GradientBuilder(model, info)
-    seed_values = [value for value, _ in seeds]
     active = g.active = _active(graph, seed_values, wrt)
     contributions = {}
     for value, gradient in seeds:
@@ -285,7 +291,7 @@ def gradient_model(model, seeds, wrt, info=None):
         total = _total(g, contributions.get(name), name)
         if total is not None:
             grads[name] = total
-    return _append(model, g, grads), grads
+    return _append(model, g, grads), grads, len(graph.node)
 
 
 def _total(g, parts, like):

@@ -50,7 +50,7 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
     if lowered.head_outputs:
         return SplitTraining(lowered, wrt, ctx, executor)
     own = lambda: gradient_model(lowered.model, [(lowered.loss, None)], list(wrt))
-    full, grads = own() if lowered.loss is not None and wrt else (lowered.model, {})
+    full, grads, _ = own() if lowered.loss is not None and wrt else (lowered.model, {}, 0)
     return FusedTraining(lowered, full, [name for name in wrt if name in grads], ctx, executor)
 
 
@@ -253,10 +253,10 @@ class SplitTraining(Training):
             entry = with_heads.graph.input.add()
             entry.CopyFrom(value)
             entry.name = head
-        full, grads = gradient_model(with_heads, seeds, list(wrt))
+        full, grads, n_forward = gradient_model(with_heads, seeds, list(wrt))
         self.wrt = [name for name in wrt if name in grads]
         full = float64_unfused(strip_stop_gradients(full))
-        forward_model, backward_model, self.saved = _cut(full, len(graph.node), [o.name for o in graph.output],
+        forward_model, backward_model, self.saved = _cut(full, n_forward, [o.name for o in graph.output],
                                                          [n + "_grad" for n in self.wrt])
         self.forward_session = create_session(forward_model, ctx)
         self.backward_session = create_session(backward_model, ctx) if self.wrt else None

@@ -359,9 +359,10 @@ def lift_to_opset(model):
     stack = [model.graph] + [f for f in model.functions]
     while stack:
         graph = stack.pop()
-        extra = []
+        nodes, lifted = [], False
         for node in graph.node:
             if node.domain not in ("", "ai.onnx"):
+                nodes.append(node)
                 continue
             stack.extend(a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH)
             stack.extend(g for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS for g in a.graphs)
@@ -371,8 +372,10 @@ def lift_to_opset(model):
                     values = list(axes.ints)
                     node.attribute.remove(axes)
                     name = "%s/axes_input" % (node.name or node.output[0])
-                    extra.append(helper.make_node("Constant", [], [name], name=name,
+                    # right before its reader: the nodes before it (a forward part) keep their positions
+                    nodes.append(helper.make_node("Constant", [], [name], name=name,
                                                   value=numpy_helper.from_array(np.array(values, np.int64))))
+                    lifted = True
                     del node.input[1:]
                     node.input.append(name)
             elif opset >= 18 and node.op_type == "Split" and (len(node.input) < 2 or not node.input[1]) and \
@@ -382,8 +385,8 @@ def lift_to_opset(model):
                 for attribute in node.attribute:
                     if attribute.name == "mode" and attribute.s.decode() in _GRID_SAMPLE_MODES_20:
                         attribute.s = _GRID_SAMPLE_MODES_20[attribute.s.decode()].encode()
-        if extra:       # constants first: a graph's nodes are in topological order
-            nodes = extra + list(graph.node)
+            nodes.append(node)
+        if lifted:
             del graph.node[:]
             graph.node.extend(nodes)
     return model

@@ -1,6 +1,8 @@
 """Symbol -> onnx.ModelProto for given input shapes and dtypes (the inference graph)."""
 import json
 
+import numpy as np
+
 from ..base import MXNetError
 from ..symbol.infer import infer_graph_shapes, infer_graph_types
 from ..symbol.node import topo_order
@@ -171,7 +173,9 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
             g.rename(total, loss)
             g.add_output(loss, (), g.dtype(g.head_gradients[0][0]))
     model = g.model()
-    heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked]
+    # integer and boolean outputs (indices, masks, quantized values) pass no gradient: they take no head gradient
+    heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked
+             and np.dtype(entry_dtypes[(id(node), index)]).kind in "fc"]
     return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads,
                    aux_momentum, g.kernels)
 

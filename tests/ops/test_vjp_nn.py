@@ -69,7 +69,7 @@ def check(op_type, inputs, attrs, wrt=None, n_outputs=1, seeds=None, rtol=2e-3, 
         name = "head%d" % i
         model.graph.input.append(helper.make_tensor_value_info(name, F32, outs[i].shape))
         grad_inputs.append(("out%d" % i, name))
-    full, grads = gradient_model(model, grad_inputs, ["in%d" % i for i in wrt])
+    full, grads, _ = gradient_model(model, grad_inputs, ["in%d" % i for i in wrt])
     session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds = {"in%d" % i: a for i, a in enumerate(inputs)}
     feeds.update({"head%d" % i: projs[i].astype(np.float32) for i in seeds})
@@ -248,7 +248,7 @@ def test_max_pool_ties_in_tiling_windows(kernel, strides):
     out = inferred.graph.output[0].type.tensor_type.shape
     y_shape = tuple(d.dim_value for d in out.dim)
     inferred.graph.input.append(helper.make_tensor_value_info("head", F32, y_shape))
-    full, _ = build(inferred, [("out0", "head")], ["in0"])
+    full, _, _ = build(inferred, [("out0", "head")], ["in0"])
     session = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
     grad, = session.run(["in0_grad"], {"in0": x, "head": np.ones(y_shape, np.float32)})
     expected = np.zeros((5, 5), np.float32)

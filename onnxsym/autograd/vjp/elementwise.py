@@ -1,6 +1,7 @@
 """VJP rules of elementwise ONNX ops (broadcasting binary ops sum their gradients back to each input's shape)."""
 import numpy as np
 
+from ...base import MXNetError
 from ...lower.builder import onnx_dtype
 from ...ops.elemwise import power_partials
 from .registry import no_gradient, rule
@@ -204,10 +205,10 @@ def _dropout(g, node, out_grads):
     mode = g.constant(training) if training else np.array(False)
     if mode is None or bool(mode) is False or len(node.output) < 2 or not node.output[1]:
         if mode is None:
-            raise NotImplementedError("Dropout with a computed training_mode")
+            raise MXNetError("the gradient of Dropout needs a constant training_mode (node %s)" % node.name)
         return [dy]
     rate = g.constant(ratio) if ratio else np.array(0.5)
     if rate is None:
-        raise NotImplementedError("Dropout with a computed ratio")
+        raise MXNetError("the gradient of Dropout needs a constant ratio (node %s)" % node.name)
     scale = g.scalar(1.0 / (1.0 - float(rate)), g.dtype(x))
     return [g.Mul(g.Mul(dy, g.cast(node.output[1], g.dtype(x))), scale)]

@@ -1,6 +1,8 @@
 """VJP rules of reductions, softmax and matrix products."""
+from itertools import combinations
 from math import prod
 
+from ...base import MXNetError
 from .registry import rule
 from .shape import static_rank, static_shape
 
@@ -10,11 +12,30 @@ def _reduced_axes(g, node):
     attrs = g.attrs(node)
     rank = static_rank(g, node.input[0])
     axes = attrs.get("axes")
+    keepdims = attrs.get("keepdims", 1)
     if len(node.input) > 1 and node.input[1]:
         axes = g.constant(node.input[1])
+        if axes is None:        # computed in the graph: read off the shapes
+            return _axes_from_shapes(g, node, keepdims), keepdims
     if axes is None or len(axes) == 0:
         axes = [] if attrs.get("noop_with_empty_axes", 0) else list(range(rank))
-    return sorted(int(a) % rank for a in axes), attrs.get("keepdims", 1)
+    return sorted(int(a) % rank for a in axes), keepdims
+
+
+def _axes_from_shapes(g, node, keepdims):
+    """The reduced axes of a Reduce* node whose axes input is computed, from its input and output shapes. Axes of
+    size 1 count as kept (reducing them changes nothing); a keepdims=0 reduction whose dropped axes the shapes do not
+    tell apart is refused."""
+    x_shape, y_shape = static_shape(g, node.input[0]), static_shape(g, node.output[0])
+    if keepdims:
+        return [a for a, (n, m) in enumerate(zip(x_shape, y_shape)) if m == 1 and n != 1]
+    candidates = [axes for axes in combinations(range(len(x_shape)), len(x_shape) - len(y_shape))
+                  if tuple(d for a, d in enumerate(x_shape) if a not in axes) == tuple(y_shape)]
+    kept = {tuple(a for a in axes if x_shape[a] != 1) for axes in candidates}
+    if len(kept) != 1:
+        raise MXNetError("the gradient of %s needs constant axes: its input %s and output %s shapes do not tell which "
+                         "axes it reduced (node %s)" % (node.op_type, x_shape, y_shape, node.name))
+    return list(candidates[0])
 
 
 def _kept(g, node, dy):
