@@ -158,7 +158,9 @@ def run_case(folder):
 
 
 # Floating-point inputs an op defines as settings, not values: their gradient must be zeros. (op type, input index)
-SETTINGS = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
+# Resize's roi and scales; the boxes of RoiAlign and MaxRoiPool, which MXNet's ROIAlign / ROIPooling (and
+# torchvision's roi_align) do not differentiate either.
+SETTINGS = {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("RoiAlign", 1), ("MaxRoiPool", 1)}
 SAMPLES = 32
 
 
@@ -223,11 +225,13 @@ def _check_gradient(name, x, ours, loss, rng, float64, ours_float64):
     (a jump: Sign at 0, a rounding boundary, an output whose shape changes), nothing is checked."""
     flat = x.reshape(-1)
     scale = max(1.0, float(np.max(np.abs(ours))) if ours.size else 1.0)
-    rtol, atol = (3e-2, 3e-3) if not float64 else (1e-4, 1e-6) if ours_float64 else (2e-3, 2e-4)
+    # float64: a step of 1e-4 (central differences' error ~1e-9) and 1e-3 relative, which a float32 step inside a
+    # float64 kernel (onnx's reference Gelu: its Erf is float32) stays below; real errors are larger
+    rtol, atol = (3e-2, 3e-3) if not float64 else (1e-3, 1e-5) if ours_float64 else (2e-3, 2e-4)
     atol *= scale
     base = loss(x)
     for i in rng.choice(flat.size, min(flat.size, SAMPLES), replace=False):
-        h = (1e-6 if float64 else 1e-2) * max(1.0, abs(float(flat[i])))
+        h = (1e-4 if float64 else 1e-2) * max(1.0, abs(float(flat[i])))
         slopes = {}
         for step in (h, h / 2):
             for sign in (1, -1):
@@ -250,19 +254,29 @@ def _check_gradient(name, x, ours, loss, rng, float64, ours_float64):
     return None
 
 
+def _precise(session, feeds):
+    """Whether `session` computes in float64: some kernels compute in float32 whatever the input (ORT's float64
+    Shrink, onnx's reference Erf), and their differences would be float32 noise. A relative change of 1e-9, below
+    float32's resolution, must move most elements of some output."""
+    outputs = session.run(None, feeds)
+    nudged = session.run(None, {k: v * (1 + 1e-9) + 1e-12 if v.dtype.kind == "f" else v for k, v in feeds.items()})
+    return any(np.asarray(a).dtype.kind == "f" and np.asarray(a).size and
+               np.mean(np.asarray(a) != np.asarray(b)) >= 0.5 for a, b in zip(outputs, nudged))
+
+
 def _float64_runner(model, feeds, expected):
-    """Something with run(None, feeds) computing the float64 `model`: ORT, or where ORT has no float64 kernel for
-    the op, onnx's reference implementation (numpy); None if neither runs it with the float32 case's numbers."""
+    """Something with run(None, feeds) computing the float64 `model` in float64: ORT, or where ORT has no float64
+    kernel for the op, onnx's reference implementation (numpy); None if neither does it with the case's numbers."""
     try:
         session = _ort(model)
-        session.run(None, feeds)
-        return session
+        if _precise(session, feeds):
+            return session
     except Exception:  # noqa: BLE001 - no float64 kernel
         pass
     try:
         from onnx.reference import ReferenceEvaluator
         session = ReferenceEvaluator(model)
-        if all(_close(a, b) for a, b in zip(session.run(None, feeds), expected)):
+        if all(_close(a, b) for a, b in zip(session.run(None, feeds), expected)) and _precise(session, feeds):
             return session
     except Exception:  # noqa: BLE001 - the reference lacks the op
         pass

@@ -7,15 +7,20 @@ that has no rule of its own is replaced in the forward graph by its body, so the
 standard nodes that have rules; the forward values are the same by the operator's definition. Bodies are expanded
 again while they hold such nodes (a body calling another function operator).
 """
+import itertools
+
+import numpy as np
 import onnx
-from onnx import defs, helper
+from onnx import defs, helper, numpy_helper
 
 from ..base import MXNetError
 from . import vjp
 
-__all__ = ["expand_functions"]
+__all__ = ["expand_functions", "constant_value"]
 
 _MAX_DEPTH = 4
+_FOLD_PASSES = 32
+_FOLD_SIZE = 4096     # larger results stay computed in the graph
 
 
 def _schema(node, opset):
@@ -53,7 +58,8 @@ def _body(node, opset, types):
 
 
 def _inline(node, body, filled, prefix):
-    """`body`'s nodes computing `node`'s outputs from its inputs; body-internal values named under `prefix`."""
+    """`body`'s nodes computing `node`'s outputs from its inputs; body-internal values named under `prefix` (in
+    the body's subgraphs too: their outer references and their own names, renamed the same way)."""
     names = dict(zip(body.input, list(node.input) + [""] * len(body.input)))
     names.update((formal, actual) for formal, actual in zip(body.output, node.output) if actual)
     attributes = {a.name: a for a in filled.attribute}
@@ -65,16 +71,26 @@ def _inline(node, body, filled, prefix):
             names[name] = prefix + name
         return names[name]
 
-    nodes = []
-    for inner in body.node:
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in inner.attribute):
-            return None     # subgraph bodies would need their outer names renamed too: keep the node
+    def renamed_graph(graph):
+        """A subgraph (If/Loop/Scan body) with the same renaming: its outer references and its own names."""
+        out = onnx.GraphProto()
+        out.CopyFrom(graph)
+        for value in (*out.input, *out.output, *out.value_info):
+            value.name = rename(value.name)
+        for tensor in out.initializer:
+            tensor.name = rename(tensor.name)
+        inner_nodes = [renamed_node(n) for n in graph.node]
+        del out.node[:]
+        out.node.extend(inner_nodes)
+        return out
+
+    def renamed_node(inner):
         out = onnx.NodeProto()
         out.CopyFrom(inner)
         del out.input[:], out.output[:], out.attribute[:]
         out.input.extend(rename(name) for name in inner.input)
         out.output.extend(rename(name) for name in inner.output)
-        out.name = prefix + (inner.name or "%s%d" % (inner.op_type, len(nodes)))
+        out.name = prefix + (inner.name or "%s%d" % (inner.op_type, next(counter)))
         for attribute in inner.attribute:
             if attribute.ref_attr_name:
                 if attribute.ref_attr_name not in attributes:
@@ -83,9 +99,23 @@ def _inline(node, body, filled, prefix):
                 copied.CopyFrom(attributes[attribute.ref_attr_name])
                 copied.name = attribute.name
                 out.attribute.append(copied)
+            elif attribute.type == onnx.AttributeProto.GRAPH:
+                copied = onnx.AttributeProto()
+                copied.CopyFrom(attribute)
+                copied.g.CopyFrom(renamed_graph(attribute.g))
+                out.attribute.append(copied)
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                copied = onnx.AttributeProto()
+                copied.CopyFrom(attribute)
+                del copied.graphs[:]
+                copied.graphs.extend(renamed_graph(g) for g in attribute.graphs)
+                out.attribute.append(copied)
             else:
                 out.attribute.append(attribute)
-        nodes.append(out)
+        return out
+
+    counter = itertools.count()
+    nodes = [renamed_node(inner) for inner in body.node]
     return nodes
 
 
@@ -102,49 +132,87 @@ def _types(model):
     return types
 
 
+def constant_value(node):
+    """The value of a Constant node in any of its forms (value, value_int(s), value_float(s)), or None (strings,
+    sparse values)."""
+    for attribute in node.attribute:
+        if attribute.name == "value":
+            return numpy_helper.to_array(attribute.t)
+        if attribute.name in ("value_int", "value_ints"):
+            return np.asarray(helper.get_attribute_value(attribute), np.int64)
+        if attribute.name in ("value_float", "value_floats"):
+            return np.asarray(helper.get_attribute_value(attribute), np.float32)
+    return None
+
+
+def _static_shapes(graph):
+    shapes = {}
+    for value in list(graph.input) + list(graph.value_info):
+        kind = value.type.tensor_type
+        if kind.HasField("shape") and all(d.HasField("dim_value") for d in kind.shape.dim):
+            shapes[value.name] = tuple(d.dim_value for d in kind.shape.dim)
+    return shapes
+
+
+def _folded(node, known, shapes):
+    """The nodes replacing `node` when its result is known before running (Constant nodes holding its values;
+    an If on a known condition: the taken branch's nodes), or None."""
+    from onnx.reference import ReferenceEvaluator  # lazy: only function bodies need it
+    inputs = [name for name in node.input if name]
+    if node.domain or node.op_type.startswith("Random") or node.op_type in ("Bernoulli", "Multinomial", "Constant"):
+        return None
+    if node.op_type == "If" and node.input[0] in known:
+        branch = next(a.g for a in node.attribute if a.name == ("then_branch" if known[node.input[0]] else
+                                                                   "else_branch"))
+        return list(branch.node) + [helper.make_node("Identity", [inner.name], [outer])
+                                    for inner, outer in zip(branch.output, node.output)]
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        return None
+    if node.op_type in ("Shape", "Size") and inputs and inputs[0] in shapes:
+        values = ReferenceEvaluator(node).run(None, {inputs[0]: np.empty(shapes[inputs[0]], np.int8)})
+    elif all(name in known for name in inputs):
+        values = ReferenceEvaluator(node).run(None, {name: known[name] for name in inputs})
+    else:
+        return None
+    if any(np.asarray(v).size > _FOLD_SIZE for v in values):
+        return None
+    return [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(v), name))
+            for name, v in zip(node.output, values)]
+
+
 def _fold(model):
-    """`model` with the body nodes that compute from constants and static shapes alone (axes, shapes, ranks:
-    ONNX shape inference does not see through Range or Size) replaced by Constant nodes holding their values."""
-    from onnx import numpy_helper
-    from onnx.reference import ReferenceEvaluator
-    import numpy as np
-    for _ in range(_MAX_DEPTH):
-        known = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        shapes = {}
-        for value in list(model.graph.input) + list(model.graph.value_info):
-            dims = value.type.tensor_type.shape.dim
-            if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
-                shapes[value.name] = tuple(d.dim_value for d in dims)
-        changed, nodes = False, []
-        for node in model.graph.node:
-            values = None
-            inputs = [name for name in node.input if name]
-            if node.domain or node.op_type.startswith("Random") or node.op_type in ("Bernoulli", "Multinomial"):
-                pass
-            elif node.op_type in ("Shape", "Size") and inputs and inputs[0] in shapes:
-                values = ReferenceEvaluator(node).run(None, {inputs[0]: np.empty(shapes[inputs[0]], np.int8)})
-            elif all(name in known for name in inputs) and not any(
-                    a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-                values = ReferenceEvaluator(node).run(None, {name: known[name] for name in inputs})
-            if values is None or any(np.asarray(v).size > 4096 for v in values):
-                nodes.append(node)
-                continue
-            for name, value in zip(node.output, values):
-                known[name] = np.asarray(value)
-                if node.op_type != "Constant":
-                    changed = True
-                    nodes.append(helper.make_node("Constant", [], [name], name=node.name + "/folded" if node.name else "",
-                                                  value=numpy_helper.from_array(np.asarray(value), name)))
-            if node.op_type == "Constant":
-                nodes.append(node)
-        if not changed:
-            return model
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
+    """`model` with the body nodes that compute from constants and static shapes alone (axes, shapes, ranks,
+    branch conditions: ONNX shape inference does not see through Range, Size or If) replaced by what they give,
+    pass after pass (each pass's shape inference lets the next fold further)."""
+    for _ in range(_FOLD_PASSES):
         try:
             model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
         except Exception:  # noqa: BLE001 - folded as far as shapes are known
             return model
+        graph = model.graph
+        known = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        shapes = _static_shapes(graph)
+        changed, nodes = False, []
+        for node in graph.node:
+            if node.op_type == "Constant" and not node.domain:
+                value = constant_value(node)
+                if value is not None:
+                    known[node.output[0]] = value
+                nodes.append(node)
+                continue
+            replacement = _folded(node, known, shapes)
+            if replacement is None:
+                nodes.append(node)
+                continue
+            changed = True
+            for new in replacement:
+                if new.op_type == "Constant" and not new.domain and constant_value(new) is not None:
+                    known[new.output[0]] = constant_value(new)
+            nodes.extend(replacement)
+        if not changed:
+            return model
+        del graph.node[:]
+        graph.node.extend(nodes)
     return model
 
 
@@ -165,9 +233,7 @@ def expand_functions(model, needs_gradient):
             if found is None:
                 continue
             prefix = "%s/%s/" % (node.name or "%s%d" % (node.op_type, index), "expanded")
-            nodes = _inline(node, *found, prefix)
-            if nodes is not None:
-                replaced[index] = nodes
+            replaced[index] = _inline(node, *found, prefix)
         if not replaced:
             return model
         if depth == 0:

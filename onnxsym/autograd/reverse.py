@@ -14,7 +14,7 @@ from onnx import helper, numpy_helper, shape_inference
 from ..base import MXNetError
 from ..lower.builder import ATEN_DOMAIN, STOP_GRADIENT_OPERATOR, GraphBuilder, lift_to_opset, numpy_dtype
 from . import vjp
-from .expand import expand_functions
+from .expand import constant_value, expand_functions
 
 __all__ = ["gradient_model", "GradientBuilder", "value_info"]
 
@@ -120,14 +120,13 @@ class GradientBuilder(GraphBuilder):
         (imported models pass every input through one), or None. Indexed once per gradient build."""
         if self._constants is None:
             graph = self.forward.graph
-            self._constants = {t.name: t for t in graph.initializer}
-            self._constants.update((n.output[0], self.attrs(n)["value"]) for n in graph.node
-                                   if n.op_type == "Constant" and "value" in self.attrs(n))
+            self._constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+            self._constants.update((n.output[0], constant_value(n)) for n in graph.node
+                                   if n.op_type == "Constant" and not n.domain and constant_value(n) is not None)
             self._identities = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
         while name in self._identities:
             name = self._identities[name]
-        tensor = self._constants.get(name)
-        return None if tensor is None else numpy_helper.to_array(tensor)
+        return self._constants.get(name)
 
     def known_shape(self, value):
         """The static shape of `value`, or None."""

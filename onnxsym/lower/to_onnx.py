@@ -16,7 +16,7 @@ class Lowered:
     order), `output_names` (one ONNX output per symbol output), `shapes`/`dtypes` of every symbol entry."""
 
     def __init__(self, model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates=None, loss=None,
-                 head_outputs=(), aux_momentum=None, kernels=()):
+                 head_outputs=(), aux_momentum=None, kernels=(), run_time_shapes=()):
         self.model = model
         self.input_names = input_names
         self.output_names = output_names
@@ -28,6 +28,9 @@ class Lowered:
         self.aux_momentum = aux_momentum or {}
         self.loss = loss                         # training: the scalar objective of the loss heads, or None
         self.head_outputs = tuple(head_outputs)  # training: positions of outputs that need a head gradient
+        # whether ONNX Runtime decides some shape at run time: an entry without a static shape that the graph reads
+        # or outputs (an imported node's omitted optional output has none and is neither)
+        self.run_time_shapes = bool(run_time_shapes)
         # custom ops' Python kernels (onnxsym/custom/kernels.py): whoever runs a session of `model` keeps this
         self.kernels = list(kernels)
 
@@ -176,8 +179,10 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
     # integer and boolean outputs (indices, masks, quantized values) pass no gradient: they take no head gradient
     heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked
              and np.dtype(entry_dtypes[(id(node), index)]).kind in "fc"]
+    used = set(_readers(nodes)) | {(id(node), index) for node, index in symbol.outputs}
+    run_time = [key for key, shape in entry_shapes.items() if key in used and not is_static(shape)]
     return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads,
-                   aux_momentum, g.kernels)
+                   aux_momentum, g.kernels, run_time)
 
 
 def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):

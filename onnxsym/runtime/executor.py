@@ -304,7 +304,7 @@ class Executor:
         inference forward."""
         attribute = "_training" if train_mode else "_inference_grad"
         graph = getattr(self, attribute)
-        if graph is None and not all(is_static(s) for s in self._lowered.entry_shapes.values()):
+        if graph is None and self._lowered.run_time_shapes:
             raise MXNetError("forward(is_train=True)/backward: this graph has shapes that ONNX Runtime decides at each "
                              "run (an imported ONNX model's data-dependent shapes or empty tensors); onnxsym's "
                              "gradients need static shapes: import it with input_shapes that fix them, or run it "

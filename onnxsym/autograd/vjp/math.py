@@ -13,8 +13,71 @@ from .registry import no_gradient, rule
 from .shape import static_shape
 
 # Piecewise constant (a one-hot of the row maxima), or integer (quantized) values: no gradient.
-rule("Hardmax", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "QuantizeLinear",
-     "DynamicQuantizeLinear", "DequantizeLinear")(no_gradient)
+rule("Hardmax", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "QuantizeLinear")(no_gradient)
+
+
+@rule("DequantizeLinear")
+def _dequantize_linear(g, node, out_grads):
+    """y = (x - zero_point) * scale, the scale per tensor, per slice along `axis` or per block of `block_size`
+    along it: d scale = dy * (x - zero_point) summed over what each scale covers. x and the zero point are
+    integers: no gradient."""
+    x, scale = node.input[:2]
+    zero = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    attrs = g.attrs(node)
+    dtype = g.dtype(scale)
+    shifted = g.cast(x, dtype)
+    if zero is not None:
+        shifted = g.Sub(shifted, _repeated_blocks(g, g.cast(zero, dtype), node, attrs))
+    g.set_info(shifted, static_shape(g, x), dtype)
+    part = g.Mul(g.cast(out_grads[0], dtype), shifted)
+    x_shape, s_shape = static_shape(g, x), static_shape(g, scale)
+    rank, axis = len(x_shape), attrs.get("axis", 1) % max(len(x_shape), 1)
+    if not s_shape:                                         # per tensor
+        return [None, g.reshape_to(g.ReduceSum(part, keepdims=0), ())]
+    if len(s_shape) == 1 and not attrs.get("block_size", 0):     # per axis
+        others = [a for a in range(rank) if a != axis]
+        return [None, g.reshape_to(g.ReduceSum(part, g.int64s(others), keepdims=0) if others else part, s_shape)]
+    block = attrs["block_size"]                            # blocked: the axis split into (blocks, block)
+    blocks = s_shape[axis]
+    padded = blocks * block - x_shape[axis]
+    if padded:
+        part = g.Pad(part, g.int64s([0] * rank + [padded if a == axis else 0 for a in range(rank)]))
+    split = list(x_shape[:axis]) + [blocks, block] + list(x_shape[axis + 1:])
+    summed = g.ReduceSum(g.Reshape(part, g.int64s(split)), g.int64s([axis + 1]), keepdims=0)
+    return [None, g.reshape_to(summed, s_shape)]
+
+
+def _repeated_blocks(g, value, node, attrs):
+    """A blocked zero point repeated to the input's shape (other layouts broadcast as they are)."""
+    block = attrs.get("block_size", 0)
+    x_shape, v_shape = static_shape(g, node.input[0]), static_shape(g, node.input[2])
+    if not block:
+        if len(v_shape) == 1 and len(x_shape) > 1:
+            axis = attrs.get("axis", 1) % len(x_shape)
+            return g.Reshape(value, g.int64s([v_shape[0] if a == axis else 1 for a in range(len(x_shape))]))
+        return value
+    axis = attrs.get("axis", 1) % len(x_shape)
+    repeated = g.Reshape(g.Expand(g.Unsqueeze(value, g.int64s([axis + 1])),
+                                  g.int64s(list(v_shape[:axis + 1]) + [block] + list(v_shape[axis + 1:]))),
+                         g.int64s(list(v_shape[:axis]) + [v_shape[axis] * block] + list(v_shape[axis + 1:])))
+    return g.Slice(repeated, g.int64s([0]), g.int64s([x_shape[axis]]), g.int64s([axis]))
+
+
+@rule("DynamicQuantizeLinear")
+def _dynamic_quantize_linear(g, node, out_grads):
+    """Only y_scale = (max(0, max x) - min(0, min x)) / 255 is a real number: its gradient goes to the maximum
+    (where above 0) and the minimum (where below 0), split evenly among ties. y and the zero point are integers."""
+    if len(out_grads) < 2 or out_grads[1] is None:
+        return [None]
+    x = node.input[0]
+    zero = g.scalar_like(0, x)
+    parts = []
+    for reduce, beyond in (("ReduceMax", "Greater"), ("ReduceMin", "Less")):
+        extreme = getattr(g, reduce)(x, keepdims=0)
+        hit = g.cast(g.And(g.Equal(x, extreme), getattr(g, beyond)(extreme, zero)), g.dtype(x))
+        parts.append(g.Div(hit, g.Max(g.ReduceSum(hit, keepdims=0), g.scalar_like(1, x))))
+    slope = g.Mul(g.Sub(parts[0], parts[1]), g.scalar_like(1.0 / 255.0, x))
+    return [g.like(g.Mul(slope, g.cast(out_grads[1], g.dtype(x))), x)]
 
 
 def _unary(*op_types):
