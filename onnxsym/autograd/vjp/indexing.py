@@ -158,14 +158,59 @@ def _distinct_targets(g, op_type, indices, shape, axis):
     return len(np.unique(targets)) == targets.size
 
 
+def _scatter_extremum(g, node, out_grads, op_type, index, extra):
+    """reduction max/min: dy to whichever of data and the updates written there equals the result, split evenly
+    among ties (as ReduceMax and Max do)."""
+    data, _, updates = node.input
+    y, dy = node.output[0], out_grads[0]
+    dtype = g.dtype(data)
+    gather = getattr(g, "GatherElements" if op_type == "ScatterElements" else "GatherND")
+    data_won = g.cast(g.Equal(data, y), dtype)
+    update_won = g.cast(g.Equal(updates, gather(y, index, **extra)), dtype)
+    ties = getattr(g, op_type)(data_won, index, update_won, reduction="add", **extra)
+    share = g.Div(dy, ties)
+    kept = g.like(g.Mul(data_won, share), data) if data in g.active else None
+    picked = g.like(g.Mul(update_won, gather(share, index, **extra)), updates) if updates in g.active else None
+    return [kept, None, picked]
+
+
+def _scatter_product(g, node, out_grads, op_type, index, extra):
+    """reduction mul: y = data * (product of the updates written there). d data = dy * that product; d update =
+    dy * data * the product of the other updates written at its position, exact with zeros and duplicates: the
+    product of the non-zero updates there divided by the update itself (non-zero) when no update there is zero;
+    with exactly one zero update there, that product for the zero update and 0 for the others; 0 with more."""
+    data, _, updates = node.input
+    dy = out_grads[0]
+    dtype = g.dtype(data)
+    gather = getattr(g, "GatherElements" if op_type == "ScatterElements" else "GatherND")
+    scatter = getattr(g, op_type)
+    one = g.scalar(1, dtype)
+    ones = g.Expand(one, g.int64s(static_shape(g, data)))
+    kept = None
+    if data in g.active:
+        kept = g.like(g.Mul(dy, scatter(ones, index, updates, reduction="mul", **extra)), data)
+    if updates not in g.active:
+        return [kept, None, None]
+    zero = g.scalar(0, dtype)
+    is_zero = g.Equal(updates, zero)
+    nonzero = g.Where(is_zero, one, updates)
+    products = gather(scatter(ones, index, nonzero, reduction="mul", **extra), index, **extra)
+    nothing = _zeros(g, static_shape(g, data), dtype)
+    zeros = gather(scatter(nothing, index, g.cast(is_zero, dtype), reduction="add", **extra), index, **extra)
+    others = g.Where(g.Equal(zeros, zero), g.Div(products, nonzero),
+                     g.Where(g.And(is_zero, g.Equal(zeros, one)), products, zero))
+    picked = g.like(g.Mul(gather(g.Mul(dy, data), index, **extra), others), updates)
+    return [kept, None, picked]
+
+
 def _scatter(g, node, out_grads, op_type):
     """d data = dy where no update landed (add: dy); d updates = dy gathered at the indices, 0 for updates a later
-    duplicate overwrote (reduction none)."""
+    duplicate overwrote (reduction none). max, min, mul: _scatter_extremum, _scatter_product."""
     data, indices, updates = node.input
     attrs = g.attrs(node)
     reduction = _text(attrs.get("reduction", "none"))
-    if reduction not in ("none", "add"):
-        raise MXNetError("onnxsym differentiates %s with reduction none or add, not %r (node %s)"
+    if reduction not in ("none", "add", "max", "min", "mul"):
+        raise MXNetError("onnxsym differentiates %s with reduction none, add, max, min or mul, not %r (node %s)"
                          % (op_type, reduction, node.name))
     shape, update_shape = static_shape(g, data), static_shape(g, updates)
     dtype = g.dtype(data)
@@ -176,6 +221,10 @@ def _scatter(g, node, out_grads, op_type):
     else:
         index = _nd_index(g, node, indices, shape, 0)[0]
         extra = {}
+    if reduction in ("max", "min"):
+        return _scatter_extremum(g, node, out_grads, op_type, index, extra)
+    if reduction == "mul":
+        return _scatter_product(g, node, out_grads, op_type, index, extra)
     gather = g.GatherElements if op_type == "ScatterElements" else g.GatherND
     dy = out_grads[0]
     picked = None
