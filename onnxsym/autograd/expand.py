@@ -15,10 +15,11 @@ from onnx import defs, helper, numpy_helper
 
 from ..base import MXNetError
 from . import vjp
+from .unroll import unrolled
 
 __all__ = ["expand_functions", "constant_value"]
 
-_MAX_DEPTH = 4
+_MAX_DEPTH = 8
 _FOLD_PASSES = 32
 _FOLD_SIZE = 4096     # larger results stay computed in the graph
 
@@ -216,30 +217,40 @@ def _fold(model):
     return model
 
 
-def expand_functions(model, needs_gradient):
-    """`model` (or a copy with the function operators expanded) for which `needs_gradient(node)` says whether a
-    node's gradient will be asked for."""
+def expand_functions(model, active_of):
+    """`model`, or a copy with the nodes that need a gradient (an output in `active_of(model)`) but have no rule
+    expanded: function operators into their bodies, Scan and Loop unrolled (unroll.py)."""
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     for depth in range(_MAX_DEPTH):
+        active = active_of(model)
         pending = [i for i, node in enumerate(model.graph.node)
-                   if vjp.rule_for(node) is None and not node.domain and needs_gradient(node)]
+                   if vjp.rule_for(node) is None and not node.domain and any(o in active for o in node.output)]
         if not pending:
-            return model
-        types = _types(model)
-        replaced = {}
-        for index in pending:
-            node = model.graph.node[index]
-            found = _body(node, opset, types)
-            if found is None:
-                continue
-            prefix = "%s/%s/" % (node.name or "%s%d" % (node.op_type, index), "expanded")
-            replaced[index] = _inline(node, *found, prefix)
-        if not replaced:
             return model
         if depth == 0:
             copy = onnx.ModelProto()
             copy.CopyFrom(model)
-            model = copy
+            model = _fold(copy)      # trip counts, conditions and shapes the expansions need, as constants
+            continue
+        types = _types(model)
+        shapes = {name: tuple(d.dim_value for d in t.tensor_type.shape.dim) for name, t in types.items()
+                  if t.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in t.tensor_type.shape.dim)}
+        known = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        known.update((n.output[0], constant_value(n)) for n in model.graph.node
+                     if n.op_type == "Constant" and not n.domain and constant_value(n) is not None)
+        replaced = {}
+        for index in pending:
+            node = model.graph.node[index]
+            prefix = "%s/%s/" % (node.name or "%s%d" % (node.op_type, index), "expanded")
+            if node.op_type in ("Scan", "Loop"):
+                nodes = unrolled(node, shapes, known, prefix)
+            else:
+                found = _body(node, opset, types)
+                nodes = None if found is None else _inline(node, *found, prefix)
+            if nodes is not None:
+                replaced[index] = nodes
+        if not replaced:
+            return model
         nodes = []
         for index, node in enumerate(model.graph.node):
             nodes.extend(replaced.get(index, [node]))

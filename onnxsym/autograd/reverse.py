@@ -252,8 +252,7 @@ def gradient_model(model, seeds, wrt, info=None):
     seeds: [(value, gradient value or None)], None meaning a scalar seeded with 1 (the loss). wrt: graph input
     names. A wrt input that no seed depends on is missing from the returned dict (its gradient is zero)."""
     seed_values = [value for value, _ in seeds]
-    active = _active(model.graph, seed_values, wrt)
-    expanded = expand_functions(model, lambda node: any(name in active for name in node.output))
+    expanded = expand_functions(model, lambda m: _active(m.graph, seed_values, wrt))
     if expanded is not model:       # operators with no rule of their own: through their function bodies
         model, info = expanded, None
     graph = model.graph
