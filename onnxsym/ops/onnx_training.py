@@ -458,81 +458,154 @@ def _grid_sample(g, node, inputs):
     return g.Reshape(out, g.int64s([n, channels, out_h, out_w]))
 
 
-def _resize_coordinates(g, node, axis, n_in, n_out, scales, dtype):
-    """The input coordinate of each output position along `axis` (n_out,), from the runtime scale (held
-    constant: scales are sizes) or, with `sizes`, n_out / n_in."""
+def _resize_setting(g, value, position, dtype):
+    """Element `position` of a Resize setting input (roi, scales) as a scalar of `dtype`, without gradient."""
+    return g.stop_gradient(g.cast(g.Gather(value, g.int64s(position), axis=0), dtype), dtype)
+
+
+def _resize_scale(g, node, settings, k, n_in, n_out, dtype):
+    """(the runtime scale of the k-th resized axis, a static lower bound of it). With `sizes` the scale is
+    n_out / n_in, or, with keep_aspect_ratio_policy, the one scale of every axis (min or max of sizes / input)."""
+    roi, scales, sizes, axes, in_shape = settings
+    if scales is not None:
+        # ONNX: n_out = floor(n_in * scale); the margin covers float32 rounding of the product
+        return _resize_setting(g, scales, k, dtype), n_out / n_in * (1 - 1e-6)
+    policy = node.attrs.get("keep_aspect_ratio_policy", "stretch")
+    if policy == "stretch":
+        return g.scalar(n_out / n_in, dtype), n_out / n_in
+    if policy not in ("not_larger", "not_smaller"):
+        raise MXNetError("Resize: keep_aspect_ratio_policy %s is not one of stretch, not_larger, not_smaller" % policy)
+    ratios = g.Div(g.cast(sizes, dtype), g.const(np.array([in_shape[a] for a in axes], dtype=dtype)))
+    scale = (g.ReduceMin if policy == "not_larger" else g.ReduceMax)(ratios, keepdims=0)
+    return g.stop_gradient(scale, dtype), max(n_out - 0.5, 0.5) / n_in      # n_out = round(n_in * scale)
+
+
+def _resize_coordinates(g, node, settings, k, n_in, n_out, scale, dtype):
+    """The input coordinate of each output position along the k-th resized axis (n_out,), as ONNX's
+    coordinate_transformation_mode defines it (values, no gradient: roi and scales are settings)."""
     c = lambda v: g.scalar(v, dtype)
     mode = node.attrs.get("coordinate_transformation_mode", "half_pixel")
     position = g.const(np.arange(n_out, dtype=dtype))
+    half_pixel = lambda: g.Sub(g.Div(g.Add(position, c(0.5)), scale), c(0.5))
     if mode == "align_corners":
         return g.Mul(position, c((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0))
-    if scales is None:
-        scale = c(n_out / n_in)
-    else:
-        scale = g.stop_gradient(g.cast(g.Gather(scales, g.int64s(axis), axis=0), dtype), dtype)
     if mode == "asymmetric":
         return g.Div(position, scale)
-    if mode in ("half_pixel", "pytorch_half_pixel"):
-        coordinate = g.Sub(g.Div(g.Add(position, c(0.5)), scale), c(0.5))
-        return g.Mul(coordinate, c(0.0)) if mode == "pytorch_half_pixel" and n_out == 1 else coordinate
-    raise MXNetError("Resize: coordinate_transformation_mode %s is not supported in training graphs" % mode)
+    if mode == "half_pixel":
+        return half_pixel()
+    if mode == "pytorch_half_pixel":
+        return half_pixel() if n_out > 1 else g.Mul(position, c(0.0))
+    if mode == "half_pixel_symmetric":
+        adjustment = g.Div(c(n_out), g.Mul(scale, c(n_in)))       # the integer output size over the exact one
+        offset = g.Mul(c(n_in / 2.0), g.Sub(c(1), adjustment))
+        return g.Add(offset, half_pixel())
+    if mode == "tf_crop_and_resize":
+        roi, rank = settings[0], len(settings[3])
+        if roi is None:
+            raise MXNetError("Resize: coordinate_transformation_mode tf_crop_and_resize needs the roi input")
+        start, end = _resize_setting(g, roi, k, dtype), _resize_setting(g, roi, k + rank, dtype)
+        if n_out == 1:
+            return g.Add(g.Mul(position, c(0.0)), g.Mul(g.Add(start, end), c(0.5 * (n_in - 1))))
+        step = g.Mul(g.Sub(end, start), c((n_in - 1) / (n_out - 1)))
+        return g.Add(g.Mul(start, c(n_in - 1)), g.Mul(position, step))
+    raise MXNetError("Resize: coordinate_transformation_mode %s is not one ONNX defines" % mode)
 
 
-def _resize_taps(g, node, coordinate, n_in, dtype):
-    """[(input index (n_out,) int64, weight (n_out,) or None)] of the interpolation along one axis."""
-    c = lambda v: g.scalar(v, dtype)
-    clamp = lambda v: g.Clip(v, c(0), c(n_in - 1))
-    index = lambda v: g.cast(clamp(v), np.int64)
-    mode = node.attrs.get("mode", "nearest")
-    if mode == "nearest":
-        rounding = node.attrs.get("nearest_mode", "round_prefer_floor")
-        rounded = {"round_prefer_floor": lambda v: g.Ceil(g.Sub(v, c(0.5))),
-                   "round_prefer_ceil": lambda v: g.Floor(g.Add(v, c(0.5))),
-                   "floor": g.Floor, "ceil": g.Ceil}[rounding](coordinate)
-        return [(index(rounded), None)]
-    if mode == "linear":
-        coordinate = clamp(coordinate)
-        low = g.Floor(coordinate)
-        weight = g.Sub(coordinate, low)
-        return [(index(low), g.Sub(c(1), weight)), (index(g.Add(low, c(1))), weight)]
+def _resize_kernel(g, node, distance, c):
+    """The interpolation kernel at `distance` (|t|): linear's triangle or the Keys cubic with cubic_coeff_a."""
+    if node.attrs.get("mode") == "linear":
+        return g.Max(g.Sub(c(1), distance), c(0))
     a = node.attrs.get("cubic_coeff_a", -0.75)
-    low = g.Floor(coordinate)
-    t = g.Sub(coordinate, low)
-    far = lambda d: g.Sub(g.Mul(g.Add(g.Mul(g.Sub(g.Mul(c(a), d), c(5 * a)), d), c(8 * a)), d), c(4 * a))
-    near = lambda d: g.Add(g.Mul(g.Mul(g.Sub(g.Mul(c(a + 2), d), c(a + 3)), d), d), c(1))
-    one_minus = g.Sub(c(1), t)
-    weights = [far(g.Add(t, c(1))), near(t), near(one_minus), far(g.Add(one_minus, c(1)))]
-    taps = [g.Add(low, c(k)) for k in (-1, 0, 1, 2)]
+    t = distance
+    near = g.Add(g.Mul(g.Mul(g.Sub(g.Mul(c(a + 2), t), c(a + 3)), t), t), c(1))
+    far = g.Sub(g.Mul(g.Add(g.Mul(g.Sub(g.Mul(c(a), t), c(5 * a)), t), c(8 * a)), t), c(4 * a))
+    return g.Where(g.LessOrEqual(t, c(1)), near, g.Where(g.Less(t, c(2)), far, c(0)))
+
+
+def _resize_taps(g, node, coordinate, n_in, scale, scale_low, dtype):
+    """[(input index (n_out,) int64, weight (n_out,) or None)] of the interpolation along one axis, as onnx's
+    reference defines it: the taps left of the coordinate (ratio in (0, 1]) and right of it, edge-padded; with
+    antialias and a scale below 1 the kernel is stretched by 1 / scale (more taps) and normalized to sum 1;
+    exclude_outside drops the taps outside the input and renormalizes."""
+    c = lambda v: g.scalar(v, dtype)
+    index = lambda v: g.cast(g.Clip(v, c(0), c(n_in - 1)), np.int64)
+    mode = node.attrs.get("mode", "nearest")
+    if mode == "nearest":       # (antialias and exclude_outside apply to linear and cubic only)
+        rounding = node.attrs.get("nearest_mode", "round_prefer_floor")
+        rounders = {"round_prefer_floor": lambda v: g.Ceil(g.Sub(v, c(0.5))),
+                    "round_prefer_ceil": lambda v: g.Floor(g.Add(v, c(0.5))), "floor": g.Floor, "ceil": g.Ceil}
+        if rounding not in rounders:
+            raise MXNetError("Resize: nearest_mode %s is not one ONNX defines" % rounding)
+        return [(index(rounders[rounding](coordinate)), None)]
+    radius = 1 if mode == "linear" else 2
+    antialias = bool(node.attrs.get("antialias", 0))
+    stretch = 1.0 / min(scale_low, 1.0) if antialias else 1.0
+    first = int(np.floor(-radius * stretch)) + 1          # taps first .. 1 - first around the left neighbour
+    base = g.Sub(g.Ceil(coordinate), c(1))                # left neighbour: ratio = coordinate - base in (0, 1]
+    ratio = g.Sub(coordinate, base)
+    factor = g.Min(scale, c(1.0)) if antialias else None
+    taps, weights = [], []
+    for k in range(first, 2 - first):
+        offset = g.Sub(c(k), ratio)
+        distance = g.Abs(offset if factor is None else g.Mul(offset, factor))
+        taps.append(g.Add(base, c(k)))
+        weights.append(_resize_kernel(g, node, distance, c))
     if node.attrs.get("exclude_outside", 0):
-        inside = [g.cast(g.And(g.GreaterOrEqual(v, c(0)), g.LessOrEqual(v, c(n_in - 1))), dtype) for v in taps]
-        weights = [g.Mul(w, m) for w, m in zip(weights, inside)]
-        total = g.Add(g.Add(weights[0], weights[1]), g.Add(weights[2], weights[3]))
+        weights = [g.Mul(w, g.cast(g.And(g.GreaterOrEqual(t, c(0)), g.LessOrEqual(t, c(n_in - 1))), dtype))
+                   for w, t in zip(weights, taps)]
+    if antialias or node.attrs.get("exclude_outside", 0):
+        total = weights[0]
+        for w in weights[1:]:
+            total = g.Add(total, w)
         weights = [g.Div(w, total) for w in weights]
-    return [(index(v), w) for v, w in zip(taps, weights)]
+    return [(index(t), w) for t, w in zip(taps, weights)]
 
 
 @_rule("Resize", float64=True, own_ad=True)
 def _resize(g, node, inputs):
     """One axis at a time: Gather of the interpolation taps times their weights (ORT has no CPU ResizeGrad
-    kernel). An axis whose size does not change is taken as scale 1 (the identity)."""
-    x = inputs[0]
-    scales = inputs[2] if len(inputs) > 2 and inputs[2] is not None and g.shape(inputs[2])[0] else None
-    if node.attrs.get("mode", "nearest") not in ("nearest", "linear", "cubic"):
-        raise MXNetError("Resize: mode %s is not supported in training graphs" % node.attrs["mode"])
+    kernel); every attribute as ONNX's spec and reference define it. roi, scales and sizes are settings (no
+    gradient). An axis is skipped only where it is the identity for any setting (size 1, or sizes keeping it)."""
+    if node._op.opset < 11:
+        raise MXNetError("Resize: the opset-10 form (scales as the second input) is not supported in training "
+                         "graphs; convert the model to opset 11 or later")
+    x, roi, scales, sizes = (list(inputs) + [None] * 4)[:4]
+    present = lambda v: v is not None and g.shape(v)[0] > 0
+    roi = roi if present(roi) else None
+    scales, sizes = (scales if present(scales) else None), (sizes if present(sizes) else None)
+    mode = node.attrs.get("mode", "nearest")
+    if mode not in ("nearest", "linear", "cubic"):
+        raise MXNetError("Resize: mode %s is not one ONNX defines (nearest, linear, cubic)" % mode)
+    transform = node.attrs.get("coordinate_transformation_mode", "half_pixel")
     shape, out_shape, dtype = list(g.shape(x)), node.out_shapes[0], g.dtype(x)
-    out = x
-    for axis, (n_in, n_out) in enumerate(zip(shape, out_shape)):
-        if n_in == n_out:
+    axes = [a % len(shape) for a in node.attrs.get("axes", range(len(shape)))]
+    if node.attrs.get("antialias", 0) and mode != "nearest" and transform == "tf_crop_and_resize":
+        raise MXNetError("Resize: antialias with tf_crop_and_resize is not supported in training graphs (the "
+                         "filter width depends on the run-time roi)")
+    settings = (roi, scales, sizes, axes, shape)
+    fixed = scales is None and node.attrs.get("keep_aspect_ratio_policy", "stretch") == "stretch"
+    out, outside = x, None
+    for k, axis in enumerate(axes):
+        n_in, n_out = shape[axis], out_shape[axis]
+        if n_in == n_out and (n_in == 1 or (fixed and transform != "tf_crop_and_resize")):
             continue
-        coordinate = _resize_coordinates(g, node, axis, n_in, n_out, scales, dtype)
+        scale, scale_low = _resize_scale(g, node, settings, k, n_in, n_out, dtype)
+        coordinate = _resize_coordinates(g, node, settings, k, n_in, n_out, scale, dtype)
         result = None
-        for index, weight in _resize_taps(g, node, coordinate, n_in, dtype):
+        for index, weight in _resize_taps(g, node, coordinate, n_in, scale, scale_low, dtype):
             value = g.Gather(out, index, axis=axis)
             if weight is not None:
                 value = g.Mul(value, g.Reshape(weight, g.int64s([n_out] + [1] * (len(shape) - axis - 1))))
             result = value if result is None else g.Add(result, value)
         out = result
-    return out
+        if transform == "tf_crop_and_resize":       # outside the input: extrapolation_value
+            c = lambda v: g.scalar(v, dtype)
+            away = g.Or(g.Less(coordinate, c(0)), g.Greater(coordinate, c(n_in - 1)))
+            away = g.Reshape(away, g.int64s([n_out] + [1] * (len(shape) - axis - 1)))
+            outside = away if outside is None else g.Or(outside, away)
+    if outside is not None:
+        out = g.Where(outside, g.scalar(node.attrs.get("extrapolation_value", 0.0), dtype), out)
+    return out if out is not x else g.Identity(x)
 
 
 @_rule("RoiAlign", own_ad=True)
