@@ -16,6 +16,7 @@ float64 finite differences of onnx's reference implementation in tests/ops/test_
   Mean/InvStdDev outputs used, LSTM/GRU without initial states or not forward, SoftmaxCrossEntropyLoss with weights,
   CastLike, MatMul/Einsum with batches and Scatter* in float64 (FusedMatMul, float32 zeros).
 """
+import itertools
 import string
 
 import numpy as np
@@ -386,76 +387,123 @@ def _conv_transpose(g, node, inputs):
 
 
 # ---------------------------------------------------------------- sampling
+def _reflect(g, value, low, high, dtype):
+    """(value reflected by the near border until inside [low, high], d reflected / d value: +-1), no gradient
+    (ONNX GridSample's reflection, applied to coordinates and to the pixels a kernel reaches)."""
+    c = lambda v: g.scalar(v, dtype)
+    span = high - low
+    frozen = g.stop_gradient(value, dtype)
+    if span <= 0:           # a single pixel with align_corners: every coordinate reflects onto it
+        return g.Add(g.Mul(frozen, c(0)), c(low)), c(0)
+    below, above = g.Less(frozen, c(low)), g.Greater(frozen, c(high))
+    distance = g.Where(below, g.Sub(c(low), frozen), g.Where(above, g.Sub(frozen, c(high)), c(0)))
+    turns = g.Floor(g.Div(distance, c(span)))
+    rest = g.Sub(distance, g.Mul(turns, c(span)))
+    even = g.Equal(g.Mod(turns, c(2), fmod=1), c(0))
+    near, far = g.Where(below, c(low), c(high)), g.Where(below, c(high), c(low))
+    toward = g.Where(below, c(1), c(-1))          # from the near border into the image
+    reflected = g.Where(even, g.Add(near, g.Mul(toward, rest)), g.Sub(far, g.Mul(toward, rest)))
+    reflected = g.Where(g.Or(below, above), reflected, frozen)
+    sign = g.Where(g.And(g.Or(below, above), even), c(-1), c(1))
+    return g.stop_gradient(reflected, dtype), g.stop_gradient(sign, dtype)
+
+
 def _sample_axis(g, coordinate, size, align_corners, padding, dtype):
-    """Pixel coordinate of a normalized one (border: clamped; reflection: reflected, derivative +-1)."""
+    """Pixel coordinate of a normalized one, padded (border: clamped; reflection: reflected, derivative +-1)."""
     c = lambda v: g.scalar(v, dtype)
     if align_corners:
         x = g.Mul(g.Add(coordinate, c(1)), c((size - 1) / 2.0))
     else:
         x = g.Div(g.Sub(g.Mul(g.Add(coordinate, c(1)), c(size)), c(1)), c(2))
+    return x if padding is None else _pad_coordinate(g, x, size, align_corners, padding, dtype)
+
+
+def _pad_coordinate(g, x, size, align_corners, padding, dtype):
+    c = lambda v: g.scalar(v, dtype)
+    low, high = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
     if padding == "border":
         return g.Clip(x, c(0), c(size - 1))
     if padding == "reflection":
-        low, high = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
-        span = high - low
-        if span <= 0:           # a single pixel with align_corners: every coordinate reflects onto it
-            return g.Mul(x, c(0))
-        frozen = g.stop_gradient(x, dtype)
-        below, above = g.Less(frozen, c(low)), g.Greater(frozen, c(high))
-        distance = g.Where(below, g.Sub(c(low), frozen), g.Where(above, g.Sub(frozen, c(high)), c(0)))
-        turns = g.Floor(g.Div(distance, c(span)))
-        rest = g.Sub(distance, g.Mul(turns, c(span)))
-        even = g.Equal(g.Mod(turns, c(2), fmod=1), c(0))
-        near, far = g.Where(below, c(low), c(high)), g.Where(below, c(high), c(low))
-        toward = g.Where(below, c(1), c(-1))          # from the near border into the image
-        reflected = g.Where(even, g.Add(near, g.Mul(toward, rest)), g.Sub(far, g.Mul(toward, rest)))
-        reflected = g.Where(g.Or(below, above), reflected, frozen)
-        sign = g.Where(g.And(g.Or(below, above), even), c(-1), c(1))   # d reflected / d x
-        return g.Add(g.stop_gradient(reflected, dtype), g.Mul(g.Sub(x, frozen), g.stop_gradient(sign, dtype)))
+        reflected, sign = _reflect(g, x, low, high, dtype)
+        return g.Add(reflected, g.Mul(g.Sub(x, g.stop_gradient(x, dtype)), sign))
     return x
+
+
+def _cubic_weights(g, t, c, a=-0.75):
+    """Keys' cubic convolution weights of the taps at -1, 0, 1, 2 from the left neighbour, t in [0, 1)."""
+    far = lambda d: g.Sub(g.Mul(g.Add(g.Mul(g.Sub(g.Mul(c(a), d), c(5 * a)), d), c(8 * a)), d), c(4 * a))
+    near = lambda d: g.Add(g.Mul(g.Mul(g.Sub(g.Mul(c(a + 2), d), c(a + 3)), d), d), c(1))
+    one_minus = g.Sub(c(1), t)
+    return [far(g.Add(t, c(1))), near(t), near(one_minus), far(g.Add(one_minus, c(1)))]
 
 
 @_rule("GridSample", float64=True, own_ad=True)
 def _grid_sample(g, node, inputs):
-    """Bilinear / nearest sampling as GatherElements of the corner pixels times interpolation weights that are
-    differentiable in the grid (ORT has no GridSample gradient, nor a float64 kernel)."""
+    """Nearest / (bi, tri)linear / bicubic sampling of 2-D or 3-D images as GatherElements of the taps times
+    interpolation weights that are differentiable in the grid (ORT has no GridSample gradient, nor a float64
+    kernel). As ORT and onnx's reference: nearest rounds half to even before padding; the coordinate is padded
+    (border, reflection) before the kernel; the taps outside the image are 0 (zeros), the edge (border) or
+    reflected (reflection)."""
     x, grid = inputs
-    mode, padding = node.attrs.get("mode", "bilinear"), node.attrs.get("padding_mode", "zeros")
-    if mode not in ("bilinear", "nearest"):
-        raise MXNetError("GridSample: mode %s is not supported in training graphs (bilinear, nearest are)" % mode)
+    mode = node.attrs.get("mode", "linear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    padding = node.attrs.get("padding_mode", "zeros")
+    if mode not in ("linear", "nearest", "cubic") or padding not in ("zeros", "border", "reflection"):
+        raise MXNetError("GridSample: mode %s / padding_mode %s is not one ONNX defines" % (mode, padding))
     align = bool(node.attrs.get("align_corners", 0))
-    n, channels, height, width = g.shape(x)
-    _, out_h, out_w, _ = g.shape(grid)
+    n, channels, *sizes = g.shape(x)
+    out_spatial = g.shape(grid)[1:-1]
+    rank, count = len(sizes), int(np.prod(out_spatial))
     dtype = g.dtype(x)
     c = lambda v: g.scalar(v, dtype)
-    part = lambda k: g.Reshape(g.Slice(grid, g.int64s([k]), g.int64s([k + 1]), g.int64s([3])),
-                               g.int64s([n, 1, out_h * out_w]))
-    ix = _sample_axis(g, part(0), width, align, padding, dtype)
-    iy = _sample_axis(g, part(1), height, align, padding, dtype)
-    flat = g.Reshape(x, g.int64s([n, channels, height * width]))
+    # grid[..., 0] is the last spatial axis (width), grid[..., 1] the one before, ...
+    part = lambda k: g.Reshape(g.Slice(grid, g.int64s([k]), g.int64s([k + 1]), g.int64s([rank + 1])),
+                               g.int64s([n, 1, count]))
+    flat = g.Reshape(x, g.int64s([n, channels, int(np.prod(sizes))]))
+    strides = [int(np.prod(sizes[d + 1:])) for d in range(rank)]
 
-    def fetch(row, col):
-        """x at integer (row, col) (float-valued), 0 outside the image (zeros padding) or the nearest edge."""
-        valid = g.And(g.And(g.GreaterOrEqual(row, c(0)), g.LessOrEqual(row, c(height - 1))),
-                      g.And(g.GreaterOrEqual(col, c(0)), g.LessOrEqual(col, c(width - 1))))
-        row, col = g.Clip(row, c(0), c(height - 1)), g.Clip(col, c(0), c(width - 1))
-        index = g.cast(g.Add(g.Mul(row, c(width)), col), np.int64)
-        value = g.GatherElements(flat, g.Expand(index, g.int64s([n, channels, out_h * out_w])), axis=2)
-        return value if padding != "zeros" else g.Mul(value, g.cast(valid, dtype))
+    def taps(d):
+        """[(pixel index along spatial axis d (float-valued, no gradient), weight or None)]."""
+        size = sizes[d]
+        if mode == "nearest":
+            pixel = g.Round(g.stop_gradient(_sample_axis(g, part(rank - 1 - d), size, align, None, dtype), dtype))
+            return [(g.stop_gradient(_pad_coordinate(g, pixel, size, align, padding, dtype), dtype), None)]
+        coordinate = _sample_axis(g, part(rank - 1 - d), size, align, padding, dtype)
+        low = g.Floor(g.stop_gradient(coordinate, dtype))
+        t = g.Sub(coordinate, low)
+        if mode == "linear":
+            return [(low, g.Sub(c(1), t)), (g.Add(low, c(1)), t)]
+        return [(g.Add(low, c(k)), w) for k, w in zip((-1, 0, 1, 2), _cubic_weights(g, t, c))]
 
-    if mode == "nearest":
-        out = fetch(g.Round(g.stop_gradient(iy, dtype)), g.Round(g.stop_gradient(ix, dtype)))
-    else:
-        y0, x0 = g.Floor(g.stop_gradient(iy, dtype)), g.Floor(g.stop_gradient(ix, dtype))
-        y1, x1 = g.Add(y0, c(1)), g.Add(x0, c(1))
-        wy1, wx1 = g.Sub(iy, y0), g.Sub(ix, x0)
-        wy0, wx0 = g.Sub(c(1), wy1), g.Sub(c(1), wx1)
-        out = None
-        for row, wy in ((y0, wy0), (y1, wy1)):
-            for col, wx in ((x0, wx0), (x1, wx1)):
-                term = g.Mul(fetch(row, col), g.Mul(wy, wx))
-                out = term if out is None else g.Add(out, term)
-    return g.Reshape(out, g.int64s([n, channels, out_h, out_w]))
+    def pixel(d, index):
+        """(index inside axis d, 0/1 mask or None) under the padding mode."""
+        size = sizes[d]
+        if padding == "reflection":
+            low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+            index = _reflect(g, index, low, high, dtype)[0]
+        inside = None
+        if padding == "zeros":
+            inside = g.And(g.GreaterOrEqual(index, c(0)), g.LessOrEqual(index, c(size - 1)))
+        return g.Clip(index, c(0), c(size - 1)), inside
+
+    per_axis = [[(pixel(d, index), weight) for index, weight in taps(d)] for d in range(rank)]
+    out = None
+    for combination in itertools.product(*per_axis):
+        index, inside, weight = None, None, None
+        for d, ((position, mask), w) in enumerate(combination):
+            term = g.Mul(position, c(strides[d])) if strides[d] != 1 else position
+            index = term if index is None else g.Add(index, term)
+            if mask is not None:
+                inside = mask if inside is None else g.And(inside, mask)
+            if w is not None:
+                weight = w if weight is None else g.Mul(weight, w)
+        index = g.cast(index, np.int64)
+        value = g.GatherElements(flat, g.Expand(index, g.int64s([n, channels, count])), axis=2)
+        if inside is not None:
+            weight = g.cast(inside, dtype) if weight is None else g.Mul(weight, g.cast(inside, dtype))
+        term = value if weight is None else g.Mul(value, weight)
+        out = term if out is None else g.Add(out, term)
+    return g.Reshape(out, g.int64s([n, channels, *out_spatial]))
 
 
 def _resize_setting(g, value, position, dtype):
