@@ -158,7 +158,7 @@ def run_case(folder):
 
 
 # Floating-point inputs an op defines as settings, not values: their gradient must be zeros. (op type, input index)
-SETTINGS = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
+SETTINGS = {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("RoiAlign", 1), ("MaxRoiPool", 1)}
 SAMPLES = 32
 
 

@@ -656,13 +656,110 @@ def _resize(g, node, inputs):
     return out if out is not x else g.Identity(x)
 
 
+def _reduce(g, op_type, value, axis):
+    """ReduceMax / ReduceMin over one axis, dropped (axes are an input from opset 18, an attribute before)."""
+    if g.domains[""] >= 18:
+        return g.emit(op_type, [value, g.int64s([axis])], {"keepdims": 0})
+    return g.emit(op_type, [value], {"axes": [axis], "keepdims": 0})
+
+
+def _roi_max_axis(g, lo, hi, pooled, size, ratio, half_pixel, scale, dtype):
+    """ORT's RoiAlign samples along one axis, summarized per pixel: (max weight, min weight) over the samples of
+    each bin whose bilinear taps reach the pixel, (R, pooled, size) (-1 / 2 where none does), and (R, pooled)
+    whether some sample of the bin lies outside [-1, size] (it contributes 0)."""
+    c = lambda v: g.scalar(v, dtype)
+    start = g.Sub(g.Mul(lo, scale), c(0.5 if half_pixel else 0.0))
+    length = g.Sub(g.Sub(g.Mul(hi, scale), c(0.5 if half_pixel else 0.0)), start)
+    if not half_pixel:
+        length = g.Max(length, c(1))
+    bin_size = g.Div(length, c(pooled))                                                  # (R, 1)
+    base = g.Add(start, g.Mul(g.const(np.arange(pooled, dtype=dtype).reshape(1, -1)), bin_size))   # (R, P)
+    if ratio > 0:
+        count, first = c(ratio), None
+        index = g.const(np.arange(ratio, dtype=dtype).reshape(1, 1, -1))
+        window = ratio
+    else:
+        # ceil(bin) samples, >= 0.5 apart when there are several: 2*size + 4 of them from the first at or above -1
+        # (minus one) reach past `size`; the rest lie outside [-1, size]
+        count = g.Ceil(bin_size)
+        step = g.Div(bin_size, g.Max(count, c(1)))
+        first = g.Max(g.Sub(g.Ceil(g.Sub(g.Div(g.Sub(c(-1), base), step), c(0.5))), c(1)), c(0))   # (R, P)
+        window = 2 * size + 4
+        index = g.Add(g.Unsqueeze(first, g.int64s([2])),
+                      g.const(np.arange(window, dtype=dtype).reshape(1, 1, -1)))
+    grid = count if ratio > 0 else g.Unsqueeze(g.Max(count, c(1)), g.int64s([2]))
+    y = g.Add(g.Unsqueeze(base, g.int64s([2])),
+              g.Div(g.Mul(g.Add(index, c(0.5)), g.Unsqueeze(bin_size, g.int64s([2]))), grid))   # (R, P, G)
+    in_grid = None if ratio > 0 else g.Less(index, g.Unsqueeze(count, g.int64s([2])))
+    inside = g.And(g.GreaterOrEqual(y, c(-1)), g.LessOrEqual(y, c(size)))
+    outside = g.Not(inside) if in_grid is None else g.And(in_grid, g.Not(inside))
+    some_outside = g.cast(_reduce(g, "ReduceMax", g.cast(outside, dtype), 2), np.bool_)
+    if ratio <= 0:
+        beyond = g.Greater(count, g.Add(first, c(window)))
+        some_outside = g.Or(some_outside, g.Or(g.Greater(first, c(0)), beyond))
+    used = inside if in_grid is None else g.And(inside, in_grid)
+    y = g.Max(y, c(0))
+    low = g.Floor(y)
+    at_end = g.GreaterOrEqual(low, c(size - 1))
+    low = g.Where(at_end, g.Expand(c(size - 1), g.Shape(low)), low)
+    high = g.Where(at_end, low, g.Add(low, c(1)))
+    frac = g.Sub(g.Where(at_end, low, y), low)
+    pixel = g.const(np.arange(size, dtype=dtype).reshape(1, 1, 1, -1))
+    expand = lambda v: g.Unsqueeze(v, g.int64s([3]))
+    used4 = expand(used)
+    at_low = g.And(used4, g.Equal(pixel, expand(low)))
+    at_high = g.And(used4, g.Equal(pixel, expand(high)))
+    weight_low, weight_high = expand(g.Sub(c(1), frac)), expand(frac)
+    largest = g.Max(g.Where(at_low, weight_low, c(-1)), g.Where(at_high, weight_high, c(-1)))
+    smallest = g.Min(g.Where(at_low, weight_low, c(2)), g.Where(at_high, weight_high, c(2)))
+    return _reduce(g, "ReduceMax", largest, 2), _reduce(g, "ReduceMin", smallest, 2), some_outside
+
+
+def _roi_align_max(g, node, x, rois, batch):
+    """mode max as ORT computes it: per bin, the largest of w_k * x[tap_k] over the four bilinear taps of every
+    sample (0 for a sample outside [-1, size]). For a pixel the weights reaching it form a product set, so the
+    largest candidate of the pixel is x * (max wy * max wx) for x >= 0 and x * (min wy * min wx) for x < 0: two
+    masked maxima, first along the width, then along the height."""
+    dtype = g.dtype(x)
+    _, _, height, width = g.shape(x)
+    c = lambda v: g.scalar(v, dtype)
+    ph, pw = node.attrs.get("output_height", 1), node.attrs.get("output_width", 1)
+    ratio = node.attrs.get("sampling_ratio", 0)
+    half_pixel = node.attrs.get("coordinate_transformation_mode", "half_pixel") == "half_pixel"
+    scale = c(np.float32(node.attrs.get("spatial_scale", 1.0)))
+    boxes = g.stop_gradient(g.cast(rois, dtype), dtype)
+    x1, y1, x2, y2 = [g.Slice(boxes, g.int64s([i]), g.int64s([i + 1]), g.int64s([1])) for i in range(4)]
+    wy_max, wy_min, out_y = _roi_max_axis(g, y1, y2, ph, height, ratio, half_pixel, scale, dtype)
+    wx_max, wx_min, out_x = _roi_max_axis(g, x1, x2, pw, width, ratio, half_pixel, scale, dtype)
+    lowest = c(np.finfo(dtype).min / 4)
+    images = g.Unsqueeze(g.Gather(x, g.cast(batch, np.int64), axis=0), g.int64s([3]))       # (R, C, H, 1, W)
+    wx = lambda v: g.Unsqueeze(v, g.int64s([1, 2]))                                         # (R, 1, 1, PW, W)
+    reach_x = wx(g.GreaterOrEqual(wx_max, c(0)))
+    positive = g.GreaterOrEqual(images, c(0))
+    best = lambda mask, weight: _reduce(g, "ReduceMax", g.Where(g.And(reach_x, mask), g.Mul(images, wx(weight)),
+                                                                lowest), 4)                # (R, C, H, PW)
+    pos, neg = best(positive, wx_max), best(g.Not(positive), wx_min)
+    wy = lambda v: g.Unsqueeze(v, g.int64s([1, 4]))                                         # (R, 1, PH, H, 1)
+    pos, neg = g.Unsqueeze(pos, g.int64s([2])), g.Unsqueeze(neg, g.int64s([2]))             # (R, C, 1, H, PW)
+    candidate = g.Max(g.Where(g.Greater(pos, lowest), g.Mul(pos, wy(wy_max)), lowest),
+                      g.Where(g.Greater(neg, lowest), g.Mul(neg, wy(wy_min)), lowest))
+    candidate = g.Where(wy(g.GreaterOrEqual(wy_max, c(0))), candidate, lowest)
+    out = _reduce(g, "ReduceMax", candidate, 3)                                             # (R, C, PH, PW)
+    some_outside = g.Or(g.Unsqueeze(out_y, g.int64s([1, 3])), g.Unsqueeze(out_x, g.int64s([1, 2])))
+    out = g.Where(some_outside, g.Max(out, c(0)), out)
+    return g.Where(g.Greater(out, lowest), out, c(0))       # a bin without samples: 0
+
+
 @_rule("RoiAlign", own_ad=True)
 def _roi_align(g, node, inputs):
     """mode avg: MXNet's ROIAlign gather form (ORT has no RoiAlign gradient; its CPU kernel equals MXNet's,
-    half_pixel being MXNet's aligned=True). The box coordinates get no gradient, as in MXNet."""
+    half_pixel being MXNet's aligned=True); mode max: _roi_align_max. The boxes get no gradient, as in MXNet."""
     x, rois, batch = inputs
-    if node.attrs.get("mode", "avg") != "avg":
-        raise MXNetError("RoiAlign: mode %s has no gradient in training graphs (avg has)" % node.attrs["mode"])
+    mode = node.attrs.get("mode", "avg")
+    if mode == "max":
+        return _roi_align_max(g, node, x, rois, batch)
+    if mode != "avg":
+        raise MXNetError("RoiAlign: mode %s is not one ONNX defines (avg, max)" % mode)
     op = ROIAlign(pooled_size=(node.attrs.get("output_height", 1), node.attrs.get("output_width", 1)),
                   spatial_scale=node.attrs.get("spatial_scale", 1.0),
                   sample_ratio=node.attrs.get("sampling_ratio", 0) or -1,
