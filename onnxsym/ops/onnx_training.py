@@ -441,8 +441,8 @@ def _cubic_weights(g, t, c, a=-0.75):
 def _grid_sample(g, node, inputs):
     """Nearest / (bi, tri)linear / bicubic sampling of 2-D or 3-D images as GatherElements of the taps times
     interpolation weights that are differentiable in the grid (ORT has no GridSample gradient, nor a float64
-    kernel). As ORT and onnx's reference: nearest rounds half to even before padding; the coordinate is padded
-    (border, reflection) before the kernel; the taps outside the image are 0 (zeros), the edge (border) or
+    kernel). As ORT: nearest rounds half to even before padding; the coordinate is padded (border, reflection;
+    bicubic: reflection only) before the kernel; the taps outside the image are 0 (zeros), the edge (border) or
     reflected (reflection)."""
     x, grid = inputs
     mode = node.attrs.get("mode", "linear")
@@ -468,7 +468,9 @@ def _grid_sample(g, node, inputs):
         if mode == "nearest":
             pixel = g.Round(g.stop_gradient(_sample_axis(g, part(rank - 1 - d), size, align, None, dtype), dtype))
             return [(g.stop_gradient(_pad_coordinate(g, pixel, size, align, padding, dtype), dtype), None)]
-        coordinate = _sample_axis(g, part(rank - 1 - d), size, align, padding, dtype)
+        # ORT's bicubic leaves the coordinate as it is with border padding: only the taps are clamped
+        coordinate = _sample_axis(g, part(rank - 1 - d), size, align,
+                                  None if mode == "cubic" and padding == "border" else padding, dtype)
         low = g.Floor(g.stop_gradient(coordinate, dtype))
         t = g.Sub(coordinate, low)
         if mode == "linear":
@@ -630,6 +632,8 @@ def _resize(g, node, inputs):
     if node.attrs.get("antialias", 0) and mode != "nearest" and transform == "tf_crop_and_resize":
         raise MXNetError("Resize: antialias with tf_crop_and_resize is not supported in training graphs (the "
                          "filter width depends on the run-time roi)")
+    if list(out_shape) == shape:        # ORT copies the input whatever the scales and roi say (the reference not)
+        return g.Identity(x)
     settings = (roi, scales, sizes, axes, shape)
     fixed = scales is None and node.attrs.get("keep_aspect_ratio_policy", "stretch") == "stretch"
     out, outside = x, None
