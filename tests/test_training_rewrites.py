@@ -85,7 +85,8 @@ CASES = {
                                               coordinate_transformation_mode="asymmetric"),
     "resize_linear_not_smaller": _resize(sizes=[4, 4], mode="linear", axes=[2, 3], antialias=1,
                                          keep_aspect_ratio_policy="not_smaller"),
-    "resize_linear_not_larger": _resize(sizes=[4, 4], mode="linear", axes=[2, 3], keep_aspect_ratio_policy="not_larger"),
+    "resize_linear_not_larger": _resize(sizes=[4, 4], mode="linear", axes=[2, 3],
+                                        keep_aspect_ratio_policy="not_larger"),
     "resize_same_size_scale": _resize(scales=[1, 1, 1.2, 2.0], shape=(1, 1, 4, 5), mode="linear"),
     "resize_same_shape_copies": _resize(scales=[1, 1, 1.2, 1.0], shape=(1, 1, 4, 5), mode="linear"),
     # GridSample: opset-20 names, volumetric, every padding mode
