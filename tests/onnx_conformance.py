@@ -159,8 +159,9 @@ def run_case(folder):
 
 # Floating-point inputs an op defines as settings, not values: their gradient must be zeros. (op type, input index)
 # Resize's roi and scales; the boxes of RoiAlign and MaxRoiPool, which MXNet's ROIAlign / ROIPooling (and
-# torchvision's roi_align) do not differentiate either.
-SETTINGS = {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("RoiAlign", 1), ("MaxRoiPool", 1)}
+# torchvision's roi_align) do not differentiate either; Dropout's ratio; MelWeightMatrix's band edges.
+SETTINGS = {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("RoiAlign", 1), ("MaxRoiPool", 1), ("Dropout", 1),
+            ("MelWeightMatrix", 3), ("MelWeightMatrix", 4)}
 SAMPLES = 32
 
 
@@ -231,9 +232,10 @@ def _check_gradient(name, x, ours, loss, rng, float64, ours_float64):
     atol *= scale
     base = loss(x)
     for i in rng.choice(flat.size, min(flat.size, SAMPLES), replace=False):
-        # absolute steps (softmax of 10000s varies by units there), widened only where the values are so large
-        # that the step would vanish in rounding
-        h = max(1e-3, 1e-9 * abs(float(flat[i]))) if float64 else max(1e-2, 3e-4 * abs(float(flat[i])))
+        # absolute steps (softmax of 10000s varies by units there), relative below 1 (a variance of 1e-3 is near
+        # its singularity), widened only where the values are so large that the step would vanish in rounding
+        size = abs(float(flat[i]))
+        h = max(1e-3 * min(1.0, max(size, 1e-3)), 1e-9 * size) if float64 else max(1e-2, 3e-4 * size)
         slopes = {}
         for step in (h, h / 2):
             for sign in (1, -1):

@@ -208,7 +208,9 @@ def _dropout(g, node, out_grads):
             raise MXNetError("the gradient of Dropout needs a constant training_mode (node %s)" % node.name)
         return [dy]
     rate = g.constant(ratio) if ratio else np.array(0.5)
-    if rate is None:
-        raise MXNetError("the gradient of Dropout needs a constant ratio (node %s)" % node.name)
-    scale = g.scalar(1.0 / (1.0 - float(rate)), g.dtype(x))
+    if rate is not None:
+        scale = g.scalar(1.0 / (1.0 - float(rate)), g.dtype(x))
+    else:       # a ratio computed in the graph (the ratio itself is a setting: no gradient)
+        one = g.scalar(1, g.dtype(x))
+        scale = g.Div(one, g.Sub(one, g.cast(ratio, g.dtype(x))))
     return [g.Mul(g.Mul(dy, g.cast(node.output[1], g.dtype(x))), scale)]

@@ -14,6 +14,9 @@ from .shape import static_shape
 
 # Piecewise constant (a one-hot of the row maxima), or integer (quantized) values: no gradient.
 rule("Hardmax", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "QuantizeLinear")(no_gradient)
+# A filter bank computed from settings (bin counts, sample rate, band edges): no gradient.
+rule("MelWeightMatrix")(no_gradient)
+rule("Binarizer", domain="ai.onnx.ml")(no_gradient)
 
 
 @rule("DequantizeLinear")

@@ -4,10 +4,12 @@ Permutations (DepthToSpace, SpaceToDepth, ReverseSequence) differentiate into th
 (Col2Im's sums, Unique, TensorScatter) into the matching gathers or scatters; CumProd into an exact sum of products
 that never divides by the input (zeros are common in masks)."""
 from itertools import product
+from math import prod
 
 import numpy as np
 
 from ...base import MXNetError
+from .indexing import _scatter_rows, _wrapped
 from .registry import rule
 from .shape import static_shape
 
@@ -203,3 +205,30 @@ def _tensor_scatter(g, node, out_grads):
     if update in g.active:
         grads[1] = g.like(g.GatherElements(dy, positions, axis=axis), update)
     return grads
+
+
+@rule("MaxUnpool")
+def _max_unpool(g, node, out_grads):
+    """Y holds X's values at the flat positions I (over the whole output, as MaxPool's Indices): dX is dY read
+    there."""
+    x, indices = node.input[:2]
+    flat = g.Reshape(out_grads[0], g.int64s([-1]))
+    picked = g.Gather(flat, g.Reshape(g.cast(indices, np.int64), g.int64s([-1])), axis=0)
+    return [g.reshape_to(picked, static_shape(g, x))]
+
+
+@rule("OptionalGetElement")
+def _optional_get_element(g, node, out_grads):
+    """The element of a tensor-valued optional (or the tensor itself): its gradient passes through."""
+    return [out_grads[0]]
+
+
+@rule("ArrayFeatureExtractor", domain="ai.onnx.ml")
+def _array_feature_extractor(g, node, out_grads):
+    """Y = X[..., indices] along the last axis: dY scatter-added back into zeros there."""
+    x, indices = node.input
+    shape = static_shape(g, x)
+    outer, n = prod(shape[:-1]), shape[-1]
+    positions = g.Reshape(_wrapped(g, indices, n), g.int64s([-1]))
+    g.set_info(positions, (prod(static_shape(g, indices)),), np.int64)
+    return [g.reshape_to(_scatter_rows(g, out_grads[0], positions, outer, n, 1, g.dtype(x)), shape), None]

@@ -64,10 +64,16 @@ def _reduce_mean(g, node, out_grads):
     return [g.Div(spread, count)]
 
 
+def _defined(g, y):
+    """y with NaN as 0: a row of -inf (attention masking a whole row) has a NaN softmax; where nothing reads it
+    (dy 0) its gradient is 0, not 0 * NaN. A NaN that reaches the loss still shows there."""
+    return g.Where(g.IsNaN(y), g.scalar_like(0, y), y)
+
+
 @rule("Softmax")
 def _softmax(g, node, out_grads):
     """y * (dy - sum(dy * y, axis))."""
-    y, dy = node.output[0], out_grads[0]
+    y, dy = _defined(g, node.output[0]), out_grads[0]
     axis = g.attrs(node).get("axis", -1)
     inner = g.ReduceSum(g.Mul(dy, y), g.int64s([axis]), keepdims=1)
     return [g.Mul(y, g.Sub(dy, inner))]
@@ -79,7 +85,7 @@ def _log_softmax(g, node, out_grads):
     y, dy = node.output[0], out_grads[0]
     axis = g.attrs(node).get("axis", -1)
     total = g.ReduceSum(dy, g.int64s([axis]), keepdims=1)
-    return [g.Sub(dy, g.Mul(g.Exp(y), total))]
+    return [g.Sub(dy, g.Mul(_defined(g, g.Exp(y)), total))]
 
 
 def _swap_last(g, value):
