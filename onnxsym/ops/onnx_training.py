@@ -4,11 +4,13 @@ One rule per ONNX op type: `rule(g, node, inputs)` returns the node's outputs, b
 onnxruntime-training 1.19.2 gets right (or with `g.with_gradient` for elementwise ops), with exactly the values of
 the original node. Inference graphs keep the original node. onnxsym's own AD (the default) differentiates the
 node itself with its VJP rule (onnxsym/autograd/vjp/) and uses a rule here only where it has none or the rewrite is
-faster (`own_ad=True`: RNN/GRU/LSTM, GridSample, Resize, RoiAlign, MaxRoiPool, SoftmaxCrossEntropyLoss); every rule
-applies for the optional onnxruntime-training backend (`gradients='ort-training'`). Each rule is checked against
-float64 finite differences of onnx's reference implementation in tests/ops/test_input_gradients.py. Why each op needs one (ORT_NOTES.md §1):
+faster (`own_ad=True`: RNN/GRU/LSTM, GridSample, Resize, RoiAlign, MaxRoiPool, DeformConv,
+SoftmaxCrossEntropyLoss); every rule applies for the optional onnxruntime-training backend
+(`gradients='ort-training'`). Each rule is checked against float64 finite differences of onnx's reference
+implementation in tests/ops/test_input_gradients.py. Why each op needs one (ORT_NOTES.md §1):
 - no gradient builder: Sum, Mean, Mod, PRelu, CastLike, Einsum, InstanceNormalization, RNN, GridSample,
-  RoiAlign, MaxRoiPool, NegativeLogLikelihoodLoss, and the elementwise UNARY_DERIVATIVES (Elu, Asin, Floor, ...);
+  RoiAlign, MaxRoiPool, DeformConv, NegativeLogLikelihoodLoss, and the elementwise UNARY_DERIVATIVES (Elu, Asin,
+  Floor, ...);
 - silently wrong or zero: Pow (exponent), Clip (min, max), Pad (constant_value), OneHot (values), Where with a
   broadcast branch (wrong shape), BatchNormalization (made BatchNormInternal: batch statistics even with
   training_mode=0), LSTM (peepholes ignored);
@@ -384,6 +386,78 @@ def _conv_transpose(g, node, inputs):
                 small, large = total // 2, total - total // 2
                 pads[i], pads[ndim + i] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
     return conv_transpose(g, x, w, bias, kernel, stride, dilate, pads[:ndim], adj, group, pad_end=pads[ndim:])
+
+
+def _deform_positions(g, node, offset, kernel, out_spatial, offset_group, dtype):
+    """Sampling rows and columns (N, offset_group, kH*kW*oH*oW): output position * stride - pad + tap * dilation
+    + the offset, whose channels are (offset group, tap, (y, x))."""
+    n = g.shape(offset)[0]
+    taps, count = int(np.prod(kernel)), int(np.prod(out_spatial))
+    stride = node.attrs.get("strides") or [1, 1]
+    dilate = node.attrs.get("dilations") or [1, 1]
+    pads = node.attrs.get("pads") or [0, 0, 0, 0]
+    grid = np.meshgrid(*[np.arange(k) for k in kernel], *[np.arange(o) for o in out_spatial], indexing="ij")
+    offsets = g.Reshape(offset, g.int64s([n, offset_group, taps, 2, count]))
+    positions = []
+    for d in range(2):
+        base = grid[2 + d] * stride[d] - pads[d] + grid[d] * dilate[d]          # (kH, kW, oH, oW)
+        part = g.Slice(offsets, g.int64s([d]), g.int64s([d + 1]), g.int64s([3]))
+        part = g.Reshape(part, g.int64s([n, offset_group, taps * count]))
+        positions.append(g.Add(part, g.const(base.reshape(1, 1, -1).astype(dtype))))
+    return positions
+
+
+@_rule("DeformConv", own_ad=True)
+def _deform_conv(g, node, inputs):
+    """Bilinear samples of X at the offset kernel taps (0 outside the image, as ORT and torchvision), times the
+    mask, contracted with W per group by a batched MatMul, plus B: Gathers and products whose gradients reach X,
+    W, offset, mask and B (ORT has no DeformConv gradient)."""
+    x, w, offset = inputs[:3]
+    bias = inputs[3] if len(inputs) > 3 else None
+    mask = inputs[4] if len(inputs) > 4 else None
+    if len(g.shape(x)) != 4:
+        raise MXNetError("DeformConv: onnxsym differentiates 2-D DeformConv only (X of rank 4), not X of shape %s"
+                         % (tuple(g.shape(x)),))
+    dtype = g.dtype(x)
+    c = lambda v: g.scalar(v, dtype)
+    n, channels, height, width = g.shape(x)
+    out_channels = g.shape(w)[0]
+    kernel = list(node.attrs.get("kernel_shape") or g.shape(w)[2:])
+    group, offset_group = node.attrs.get("group", 1), node.attrs.get("offset_group", 1)
+    out_spatial = list(g.shape(offset)[2:])
+    taps, count = int(np.prod(kernel)), int(np.prod(out_spatial))
+    rows, columns = _deform_positions(g, node, offset, kernel, out_spatial, offset_group, dtype)
+    per_group = channels // offset_group
+    images = g.Reshape(x, g.int64s([n, offset_group, per_group, height * width]))
+
+    def corners(position, size):
+        """[(index along the axis, no gradient; 0/1 inside the image; bilinear weight)] of the two neighbours."""
+        low = g.Floor(g.stop_gradient(position, dtype))
+        t = g.Sub(position, low)
+        out = []
+        for index, weight in ((low, g.Sub(c(1), t)), (g.Add(low, c(1)), t)):
+            inside = g.And(g.GreaterOrEqual(index, c(0)), g.LessOrEqual(index, c(size - 1)))
+            out.append((g.Clip(index, c(0), c(size - 1)), g.cast(inside, dtype), weight))
+        return out
+
+    scale = None if mask is None else g.Reshape(mask, g.int64s([n, offset_group, 1, taps * count]))
+    sampled = None
+    for (row, row_in, row_weight), (column, column_in, column_weight) in itertools.product(
+            corners(rows, height), corners(columns, width)):
+        index = g.cast(g.Add(g.Mul(row, c(width)), column), np.int64)
+        index = g.Expand(g.Unsqueeze(index, g.int64s([2])), g.int64s([n, offset_group, per_group, taps * count]))
+        weight = g.Unsqueeze(g.Mul(g.Mul(row_weight, column_weight), g.Mul(row_in, column_in)), g.int64s([2]))
+        if scale is not None:
+            weight = g.Mul(weight, scale)
+        term = g.Mul(g.GatherElements(images, index, axis=3), weight)     # (N, offset groups, C/og, K*L)
+        sampled = term if sampled is None else g.Add(sampled, term)
+    in_group, out_group = channels // group, out_channels // group
+    unfolded = g.Reshape(sampled, g.int64s([n, group, in_group * taps, count]))        # im2col, per group
+    kernels = g.Expand(g.Reshape(w, g.int64s([1, group, out_group, in_group * taps])),
+                       g.int64s([n, group, out_group, in_group * taps]))
+    out = g.Reshape(batch_matmul(g, kernels, unfolded, False, False, 4, dtype),
+                    g.int64s([n, out_channels, *out_spatial]))
+    return out if bias is None else g.Add(out, g.Reshape(bias, g.int64s([out_channels, 1, 1])))
 
 
 # ---------------------------------------------------------------- sampling
