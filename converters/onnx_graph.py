@@ -11,6 +11,7 @@ import os
 from math import prod
 
 import numpy as np
+import onnx
 from onnx import helper, inliner, numpy_helper, shape_inference, version_converter
 
 from onnxsym.base import MXNetError
@@ -123,6 +124,40 @@ def _constant(name, array, opset):
         **({"opset": opset} if opset > OPSET else {}))
 
 
+def _inferred(model):
+    """`model` with ONNX shape inference's shapes and types. Where inference disagrees with shapes the file
+    declares for intermediate values or outputs (onnx's MaxPool with ceil_mode), the declarations go, inference
+    runs again, and a dimension the two disagree on is left to ONNX Runtime to decide at run time; where strict
+    inference fails on onnx's own function bodies (MeanVarianceNormalization-13), what lenient inference finds.
+    Shapes it leaves unknown are decided at run time too."""
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as err:
+        first_error = err
+    declared = {v.name: v.type.tensor_type for v in list(model.graph.output) + list(model.graph.value_info)}
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    del stripped.graph.value_info[:]
+    for value in stripped.graph.output:
+        value.type.tensor_type.ClearField("shape")
+    try:
+        inferred = shape_inference.infer_shapes(stripped, strict_mode=True, data_prop=True)
+    except Exception:  # noqa: BLE001 - onnx's own function bodies can fail it (MeanVarianceNormalization-13)
+        try:        # what it can infer; the rest ONNX Runtime decides at run time
+            inferred = shape_inference.infer_shapes(stripped, strict_mode=False, data_prop=True)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            raise MXNetError("ONNX shape inference failed on the model: %s" % first_error) from None
+    for value in list(inferred.graph.output) + list(inferred.graph.value_info):
+        mine, theirs = value.type.tensor_type, declared.get(value.name)
+        if theirs is None or not theirs.HasField("shape") or not mine.HasField("shape") or \
+                len(theirs.shape.dim) != len(mine.shape.dim):
+            continue
+        for dim, other in zip(mine.shape.dim, theirs.shape.dim):
+            if dim.HasField("dim_value") and other.HasField("dim_value") and dim.dim_value != other.dim_value:
+                dim.Clear()         # the file and onnx disagree: ONNX Runtime decides
+    return inferred
+
+
 def graph_to_symbol(model, input_shapes=None):
     """(sym, arg_params, aux_params) of an ONNX ModelProto."""
     if model.functions:     # model-local functions: the Symbol keeps nodes, not the model's function table
@@ -136,10 +171,7 @@ def graph_to_symbol(model, input_shapes=None):
                              % (node.name or index, node.op_type, PYTHON_DOMAIN))
     model, opset = _convert_opset(model)
     _fix_inputs(model, input_shapes)
-    try:
-        model = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    except Exception as err:
-        raise MXNetError("ONNX shape inference failed on the model: %s" % err) from None
+    model = _inferred(model)
     types = _value_types(model)
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     entries = {}
