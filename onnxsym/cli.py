@@ -478,10 +478,11 @@ def _import_summary(path, model, shapes):
             {p.key: p.value for p in model.metadata_props}.get("onnxsym_version", "?"), len(ops),
             ", ".join(sorted(set(ops))))
     try:
-        sym, _, _, used = _import_onnx(path, model, shapes)
+        used = _import_onnx(path, model, shapes)[3]
     except (CommandError, MXNetError) as err:
         return "cannot import it: %s" % _one_line(err)
-    count = sum(1 for n in json.loads(sym.tojson())["nodes"] if n["op"] != "null")
+    # the ONNX nodes (small integer initializers become Constant ops of the symbol too: settings, not nodes)
+    count = len(model.graph.node)
     return "imports at %s as %d `_onnx` ops (ONNX nodes kept as they are: they run, export and train)" % (
         ", ".join("%s %s" % (n, _fmt_shape(s)) for n, s in used.items()) or "no inputs", count)
 
