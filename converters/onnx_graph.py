@@ -60,6 +60,9 @@ def _fix_inputs(model, input_shapes):
 
 
 def _dtype_name(elem_type, name):
+    if elem_type == onnx.TensorProto.STRING:
+        raise MXNetError("value '%s' is a string tensor: onnxsym's arrays, as MXNet's, hold numbers only (run a "
+                         "model with string inputs or outputs with onnxruntime itself)" % name)
     try:
         return helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else None
     except KeyError:
@@ -187,6 +190,7 @@ def graph_to_symbol(model, input_shapes=None):
         else:
             entries[name] = _constant(name, array, opset)
             used_names.add(name)
+    domains = {o.domain: o.version for o in model.opset_import if o.domain not in ("", "ai.onnx")}
     for index, node in enumerate(model.graph.node):
         missing = [i for i in node.input if i and i not in entries]
         if missing:
@@ -206,7 +210,8 @@ def graph_to_symbol(model, input_shapes=None):
             domain=node.domain, node_attributes=base64.b64encode(holder.SerializeToString()).decode(),
             input_slots="".join("1" if i else "0" for i in node.input), output_count=len(node.output),
             out_shapes=json.dumps([s for s, _ in out_info]), out_types=json.dumps([t for _, t in out_info]),
-            **({"opset": opset} if opset > OPSET and node.domain in ("", "ai.onnx") else {}))
+            **({"opset": opset} if opset > OPSET and node.domain in ("", "ai.onnx") else {}),
+            **({"domain_opset": domains[node.domain]} if domains.get(node.domain, 1) > 1 else {}))
         for i, output in enumerate(node.output):
             entries[output] = sym[i] if len(node.output) > 1 else sym
     undefined = [o.name for o in model.graph.output if o.name not in entries]

@@ -325,3 +325,20 @@ def test_training_a_graph_with_run_time_shapes_is_one_clear_error(tmp_path):
     with pytest.raises(mx.MXNetError, match="shapes that ONNX Runtime decides at each run"):
         exe.forward(is_train=True)
     assert exe.forward()[0].shape == (2, 3)          # inference still runs
+
+
+def test_other_domains_keep_their_opset(tmp_path):
+    """An ai.onnx.ml node runs at the ai.onnx.ml opset of its file (LabelEncoder's int64 -> float mapping is opset
+    2; the lowered graph used to declare version 1, which ORT refuses)."""
+    node = helper.make_node("LabelEncoder", ["x"], ["y"], domain="ai.onnx.ml", keys_int64s=[1, 2, 3],
+                            values_floats=[0.5, 1.5, 2.5], default_float=-1.0)
+    graph = helper.make_graph([node], "ml", [helper.make_tensor_value_info("x", TP.INT64, [4])],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)],
+                              ir_version=8)
+    path = str(tmp_path / "ml.onnx")
+    onnx.save(model, path)
+    x = np.array([3, 1, 7, 2], np.int64)
+    _, _, ours, theirs = run_both(path, {"x": x})
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[0], [2.5, 0.5, -1.0, 1.5])

@@ -32,6 +32,8 @@ class ONNXNode(OpDef):
     out_shapes: str = param("", doc="JSON list of the output shapes found at import.")
     out_types: str = param("", doc="JSON list of the output dtype names found at import.")
     opset: int = param(17, min=1, doc="The ai.onnx opset the node comes from (a graph holding it declares it).")
+    domain_opset: int = param(0, min=0, doc="The opset of the node's own domain (ai.onnx.ml, ...) in the model it "
+                                            "comes from (a graph holding it declares it; 0: version 1).")
     captured: str = param("", doc="JSON list of the outer values its subgraphs (If/Loop/Scan bodies) read, by their "
                                   "ONNX names: extra inputs after the node's own.")
 
@@ -100,6 +102,8 @@ class ONNXNode(OpDef):
     def lower(self, g, *inputs):
         if not self.domain and self.opset > g.domains[""]:
             g.domains[""] = self.opset      # (older-form nodes are rewritten for it: builder.lift_to_opset)
+        elif self.domain and self.domain_opset > g.domains.get(self.domain, 0):
+            g.domains[self.domain] = self.domain_opset
         values = iter(inputs)
         ordered = [next(values) if flag == "1" else "" for flag in self.input_slots]
         # the bodies read outer values by their ONNX names: they get the names lowering gave them
