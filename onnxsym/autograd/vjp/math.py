@@ -16,7 +16,8 @@ from .shape import static_shape
 rule("Hardmax", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "QuantizeLinear")(no_gradient)
 # A filter bank computed from settings (bin counts, sample rate, band edges): no gradient.
 rule("MelWeightMatrix")(no_gradient)
-rule("Binarizer", domain="ai.onnx.ml")(no_gradient)
+# Decision trees and thresholds are piecewise constant in their inputs: no gradient.
+rule("Binarizer", "TreeEnsemble", "TreeEnsembleRegressor", "TreeEnsembleClassifier", domain="ai.onnx.ml")(no_gradient)
 
 
 @rule("DequantizeLinear")
