@@ -20,7 +20,7 @@ from onnx.reference import ReferenceEvaluator
 
 import onnxsym.ops.onnx_node as onnx_node
 from onnxsym.autograd.reverse import gradient_model
-from onnxsym.runtime.ort import create_session
+from onnxsym.runtime.ort import create_session, max_opset
 from onnxsym.test_utils import assert_almost_equal, random_projection
 
 from .ops.onnx_gradcase import central_differences, run_onnx_gradient_case
@@ -72,6 +72,8 @@ def check_vjp(op_type, arrays, wrt, attrs=None, outputs=1, opset=17, reference=N
     """gradient_model's VJP (every output in `seeded` projected by a random head) against float64 central
     differences of onnx's reference evaluator (or `reference(**arrays) -> outputs`). dtype float32: the graph runs
     in float32 (ops without float64 kernels in ONNX Runtime), the reference still in float64."""
+    if opset > max_opset():
+        pytest.skip("opset %d: the installed onnxruntime runs up to %d" % (opset, max_opset()))
     arrays = {n: np.asarray(a) for n, a in arrays.items()}
     cast = {n: a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a for n, a in arrays.items()}
     model = _model(op_type, cast, wrt, attrs or {}, outputs, opset)
