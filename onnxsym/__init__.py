@@ -5,7 +5,7 @@
     net = mx.sym.FullyConnected(data, num_hidden=128, name='fc1')
 """
 from . import _checkout  # noqa: F401  (first: in a source checkout it makes onnxsym.converters/.models resolve)
-from . import base, context, ops
+from . import base, context, engine, ops, util
 from . import custom as operator
 from . import module as mod
 from .module import callback, io, lr_scheduler, metric, model, optimizer
@@ -23,6 +23,7 @@ from .context import Context, cpu, cpu_pinned, current_context, gpu, num_gpus
 from .runtime.executor import Executor
 from . import name
 from .name import AttrScope
+from .util import is_np_array, is_np_shape, np_array, np_shape, set_np_shape, use_np, use_np_array, use_np_shape
 
 _populate(symbol, ndarray)
 

@@ -1,0 +1,62 @@
+"""mx.runtime.Features, mx.engine and mx.util (MXNet's names; what onnxsym can do under them)."""
+import pytest
+
+import onnxsym as mx
+
+
+def test_features_under_mxnet_names():
+    features = mx.runtime.Features()
+    assert features is mx.runtime.Features()            # one instance, as MXNet's
+    assert list(features)[:3] == ["CUDA", "CUDNN", "NCCL"] and len(features) == 32
+    assert features.is_enabled("CUDA") == (mx.num_gpus() > 0) == features.is_enabled("cuda")
+    assert features.is_enabled("LAPACK") and not features.is_enabled("DIST_KVSTORE")
+    assert not features.is_enabled("OPENCV")            # no image decoding here
+    assert repr(features["LAPACK"]) == "✔ LAPACK" and repr(features["MKLDNN"]) == "✖ MKLDNN"
+    assert [f.name for f in mx.runtime.feature_list()] == list(features)
+    with pytest.raises(RuntimeError, match="Feature 'NOPE' is unknown, known features are"):
+        features.is_enabled("nope")
+
+
+def test_engine_bulk_is_a_scoped_setting():
+    previous = mx.engine.set_bulk_size(30)
+    try:
+        with mx.engine.bulk(5):
+            assert mx.engine.set_bulk_size(5) == 5
+        assert mx.engine.set_bulk_size(30) == 30
+    finally:
+        mx.engine.set_bulk_size(previous)
+
+
+def test_numpy_semantics_read_as_off_and_cannot_be_turned_on():
+    assert mx.is_np_shape() is False and mx.util.is_np_array() is False
+    assert mx.set_np_shape(False) is False
+    with mx.np_shape(False):
+        pass
+    with pytest.raises(mx.MXNetError, match="legacy semantics"):
+        mx.set_np_shape(True)
+    with pytest.raises(mx.MXNetError, match="legacy semantics"):
+        with mx.np_shape():
+            pass
+
+    @mx.use_np_shape
+    def needs_np():
+        return 1
+    with pytest.raises(mx.MXNetError, match="use_np_shape\\(needs_np\\)"):
+        needs_np()
+
+    @mx.use_np
+    class Net:
+        def forward(self):
+            return 1
+    with pytest.raises(mx.MXNetError, match="use_np\\(forward\\)"):
+        Net().forward()
+
+
+def test_environment_helpers(monkeypatch):
+    monkeypatch.delenv("ONNXSYM_TEST_VAR", raising=False)
+    assert mx.util.getenv("ONNXSYM_TEST_VAR") is None
+    mx.util.setenv("ONNXSYM_TEST_VAR", 3)
+    assert mx.util.getenv("ONNXSYM_TEST_VAR") == "3"
+    mx.util.setenv("ONNXSYM_TEST_VAR", None)
+    assert mx.util.getenv("ONNXSYM_TEST_VAR") is None
+    assert mx.util.get_gpu_count() == mx.num_gpus()
