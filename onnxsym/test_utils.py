@@ -1,82 +1,48 @@
-"""MXNet's `mx.test_utils` helpers (same names, signatures and meaning), used by onnxsym's own tests."""
-import numbers
+"""MXNet's `mx.test_utils` (MXNet 1.9 names, signatures and meaning): the helpers MXNet's own unit tests import.
+
+Like MXNet's module it has no `__all__`: `from mxnet.test_utils import *` gives every public name here, the modules
+MXNet's tests reach through it (np, npt, rnd, sys, os, logging, time) included. The families live in private modules
+re-exported here: _test_utils_compare (tolerances, assert_almost_equal), _test_utils_random (random data, checks of
+random generators), _test_utils_env (environment variables, stderr, retries, downloads). This file holds the
+helpers that run symbols: check_symbolic_forward/backward, check_numeric_gradient, check_consistency, check_speed,
+simple_forward and compare_optimizer. onnxsym has no gluon, no mx.np and no sparse storage, so the helpers for them
+(check_gluon_hybridize_consistency, has_tvm_ops, ...) are absent, and sparse stypes raise naming the stype.
+"""
+import json
+import logging  # noqa: F401  (exported: MXNet's tests use it through `import *`)
+import numbers  # noqa: F401
 import os
+import sys  # noqa: F401
+import time
+import traceback
 
 import numpy as np
+import numpy.random as rnd  # noqa: F401
+import numpy.testing as npt  # noqa: F401
 
-from .base import MXNetError
-from .context import cpu
+from ._test_utils_compare import *  # noqa: F401,F403
+from ._test_utils_compare import assert_almost_equal, compare_ndarray_tuple, get_tols, same
+from ._test_utils_env import *  # noqa: F401,F403
+from ._test_utils_random import *  # noqa: F401,F403
+from ._test_utils_random import rand_ndarray
+from .base import MXNetError  # noqa: F401
+from .context import Context, current_context
 from .lower.to_onnx import lower_symbol
 from .module.io import MNISTIter
+from .ndarray import array
+from .random import uniform as _random_uniform
 from .runtime.ndarray import NDArray
-from .symbol.symbol import Variable, create_symbol
-
-__all__ = ["default_context", "set_default_context", "assert_almost_equal", "almost_equal", "same",
-           "check_symbolic_forward", "check_symbolic_backward", "check_numeric_gradient", "numeric_grad",
-           "default_rtols", "default_atols", "lowered_model", "random_projection", "get_mnist_iterator"]
-
-_DEFAULT_CTX = [cpu()]
+from .symbol.symbol import Symbol, Variable, create_symbol
 
 
 def default_context():
-    return _DEFAULT_CTX[0]
+    """The context tests run on: the current default (cpu(0) unless set_default_context or `with ctx:`)."""
+    return current_context()
 
 
 def set_default_context(ctx):
-    _DEFAULT_CTX[0] = ctx
-
-
-def default_rtols():
-    return {np.dtype(np.float16): 1e-2, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-5,
-            np.dtype(np.bool_): 0, np.dtype(np.int8): 0, np.dtype(np.uint8): 0, np.dtype(np.int32): 0,
-            np.dtype(np.int64): 0}
-
-
-def default_atols():
-    return {np.dtype(np.float16): 1e-1, np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-20,
-            np.dtype(np.bool_): 0, np.dtype(np.int8): 0, np.dtype(np.uint8): 0, np.dtype(np.int32): 0,
-            np.dtype(np.int64): 0}
-
-
-def _as_numpy(value):
-    if isinstance(value, NDArray):
-        return value.asnumpy()
-    return np.asarray(value)
-
-
-def same(a, b):
-    return np.array_equal(_as_numpy(a), _as_numpy(b))
-
-
-def _tols(a, b, rtol, atol):
-    dtypes = [np.dtype(a.dtype), np.dtype(b.dtype)]
-    rtol = max(default_rtols().get(d, 1e-5) for d in dtypes) if rtol is None else rtol
-    atol = max(default_atols().get(d, 1e-20) for d in dtypes) if atol is None else atol
-    return rtol, atol
-
-
-def almost_equal(a, b, rtol=None, atol=None, equal_nan=False, use_broadcast=True):
-    a, b = _as_numpy(a), _as_numpy(b)
-    rtol, atol = _tols(a, b, rtol, atol)
-    return np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
-
-
-def assert_almost_equal(a, b, rtol=None, atol=None, names=("a", "b"), equal_nan=False, use_broadcast=True,
-                        mismatches=(10, 10)):
-    """Raise AssertionError with the worst mismatches when |a-b| > atol + rtol*|b| anywhere."""
-    a, b = _as_numpy(a), _as_numpy(b)
-    if not use_broadcast and a.shape != b.shape:
-        raise AssertionError("Shape mismatch: %s %s vs %s %s" % (names[0], a.shape, names[1], b.shape))
-    rtol, atol = _tols(a, b, rtol, atol)
-    if np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan):
-        return
-    a64, b64 = np.broadcast_arrays(a.astype(np.float64), b.astype(np.float64))
-    err = np.abs(a64 - b64) / (atol + rtol * np.abs(b64))
-    err = np.where(np.isnan(err), np.inf, err)
-    index = np.unravel_index(np.argmax(err), err.shape) if err.ndim else ()
-    raise AssertionError("Items are not equal (rtol=%g, atol=%g): worst relative error %g at %s: %s=%r %s=%r\n"
-                         "%s: %s\n%s: %s" % (rtol, atol, float(err.max()), index, names[0], a64[index], names[1],
-                                             b64[index], names[0], a, names[1], b))
+    """Make `ctx` the default context (of this thread), as `with ctx:` does for a block."""
+    Context._default.value = ctx
 
 
 def _arrays_for(names, values, what, ctx, dtype):
@@ -110,7 +76,7 @@ def check_symbolic_forward(sym, location, expected, rtol=None, atol=None, aux_st
     if len(expected) != len(outputs):
         raise AssertionError("%d expected arrays for %d outputs" % (len(expected), len(outputs)))
     for name, out, exp in zip(sym.list_outputs(), outputs, expected):
-        exp = _as_numpy(exp)
+        exp = exp.asnumpy() if isinstance(exp, NDArray) else np.asarray(exp)
         if out.shape != exp.shape:
             raise AssertionError("output %s: shape %s, expected %s" % (name, out.shape, exp.shape))
         assert_almost_equal(out, exp, rtol, atol, ("output " + name, "expected"), equal_nan=equal_nan)
@@ -220,6 +186,201 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     return symbolic
 
 
+def simple_forward(sym, ctx=None, is_train=False, **inputs):
+    """Bind `sym` to the numpy `inputs` (by argument name), run forward and return the output as numpy (a list
+    when there are several)."""
+    ctx = ctx or default_context()
+    executor = sym.bind(ctx, args={name: array(value) for name, value in inputs.items()})
+    executor.forward(is_train=is_train)
+    outputs = [out.asnumpy() for out in executor.outputs]
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def check_speed(sym, location=None, ctx=None, N=20, grad_req=None, typ="whole", **kwargs):
+    """Seconds per run of `sym`, averaged over N runs after one warm-up: forward+backward (typ='whole', the
+    outputs as head gradients) or forward only ('forward'). location: {name: numpy} (random normal inputs of the
+    `kwargs` shapes when None)."""
+    ctx = ctx or default_context()
+    grad_req = grad_req or "write"
+    if location is None:
+        executor = sym.simple_bind(ctx, grad_req=grad_req, **kwargs)
+        location = {k: np.random.normal(size=arr.shape, scale=1.0) for k, arr in executor.arg_dict.items()}
+    else:
+        assert isinstance(location, dict), 'Expect dict, get "location"=%s' % str(location)
+        executor = sym.simple_bind(ctx, grad_req=grad_req, **{k: v.shape for k, v in location.items()})
+    for name, value in location.items():
+        executor.arg_dict[name][:] = value.astype(executor.arg_dict[name].dtype)
+    if typ not in ("whole", "forward"):
+        raise ValueError('typ can only be "whole" or "forward".')
+    train = typ == "whole"
+
+    def run():
+        executor.forward(is_train=train)
+        if train:
+            executor.backward(out_grads=executor.outputs)
+
+    run()
+    tic = time.time()
+    for _ in range(N):
+        run()
+    return (time.time() - tic) / N
+
+
+def _least_precise(dtype1, dtype2):
+    """The dtype with the smaller item size (dtype1 on a tie or when dtype2 is None)."""
+    return dtype1 if dtype2 is None or np.dtype(dtype1).itemsize < np.dtype(dtype2).itemsize else dtype2
+
+
+def _report(error, message, raise_on_err):
+    print(message)
+    traceback.print_exc()
+    if raise_on_err:
+        raise error
+    print(str(error))
+
+
+def check_consistency(sym, ctx_list, scale=1.0, grad_req="write", arg_params=None, aux_params=None, rtol=None,
+                      atol=None, raise_on_err=True, ground_truth=None, equal_nan=False, use_uniform=False,
+                      rand_type=np.float64):
+    """Check that `sym` (or one symbol per entry) gives the same outputs and gradients on every entry of
+    `ctx_list`: dicts of simple_bind arguments, e.g. {'ctx': mx.cpu(0), 'data': (2, 3), 'type_dict': {'data':
+    np.float16}}. Inputs are random normal (std `scale`; uniform in +-0.92 scale with use_uniform) unless in
+    arg_params; aux states are 0 unless in aux_params. The executor with the most precise output[0] dtype is the
+    ground truth; each other one is compared with tolerances from the less precise dtype (get_tols) unless
+    rtol/atol are given. The backward pass uses the first executor's outputs, cast to the least precise output
+    dtype, as head gradients. Returns the ground truth {name: NDArray} (outputs, then gradients)."""
+    assert len(ctx_list) > 1
+    symbols = [sym] * len(ctx_list) if isinstance(sym, Symbol) else list(sym)
+    assert len(symbols) == len(ctx_list)
+    output_names, arg_names = symbols[0].list_outputs(), symbols[0].list_arguments()
+    executors = []
+    for s, bind_args in zip(symbols, ctx_list):
+        assert s.list_arguments() == arg_names and s.list_outputs() == output_names
+        bind_args = dict(bind_args)
+        executors.append(s.simple_bind(bind_args.pop("ctx", default_context()), grad_req=grad_req, **bind_args))
+
+    arg_params = {} if arg_params is None else arg_params
+    aux_params = {} if aux_params is None else aux_params
+    for name, arr in sorted(executors[0].arg_dict.items()):    # sorted: reproducible draws
+        if name not in arg_params:
+            values = (np.random.uniform(-0.92 * scale, 0.92 * scale, size=arr.shape) if use_uniform
+                      else np.random.normal(size=arr.shape, scale=scale))
+            arg_params[name] = values.astype(rand_type)
+    for name in executors[0].aux_dict:
+        aux_params.setdefault(name, 0)
+    for executor in executors:
+        for name, arr in executor.arg_dict.items():
+            arr[:] = arg_params[name]
+        for name, arr in executor.aux_dict.items():
+            arr[:] = aux_params[name]
+        if grad_req == "add":
+            for arr in executor.grad_arrays:
+                if arr is not None:
+                    arr[:] = 0
+
+    dtypes = [np.dtype(executor.outputs[0].dtype) for executor in executors]
+    gt_index = int(np.argmax(dtypes))
+    truth = ground_truth
+    if truth is None:
+        truth = dict(executors[gt_index].output_dict)
+        if grad_req != "null":
+            truth.update(executors[gt_index].grad_dict)
+
+    for executor in executors:
+        executor.forward(is_train=False)
+    for i, executor in enumerate(executors):
+        if i == gt_index:
+            continue
+        for name, arr in zip(output_names, executor.outputs):
+            try:
+                assert_almost_equal(arr, truth[name], rtol=rtol, atol=atol, equal_nan=equal_nan)
+            except AssertionError as error:
+                _report(error, "Predict Err: ctx %d vs ctx %d at %s" % (i, gt_index, name), raise_on_err)
+
+    if grad_req == "null":
+        return truth
+    for executor in executors:
+        executor.forward(is_train=True)
+    head_dtypes = [out.dtype for out in executors[0].outputs]
+    for executor in executors:
+        head_dtypes = [_least_precise(out.dtype, dt) for out, dt in zip(executor.outputs, head_dtypes)]
+    heads = [out.asnumpy().astype(dt) for out, dt in zip(executors[0].outputs, head_dtypes)]
+    for executor in executors:
+        executor.backward([array(h, ctx=out.context, dtype=out.dtype) for h, out in zip(heads, executor.outputs)])
+    for i, executor in enumerate(executors):
+        if i == gt_index:
+            continue
+        for name, arr in zip(output_names + arg_names, executor.outputs + executor.grad_arrays):
+            expected = truth[name]
+            if expected is None:
+                assert arr is None
+                continue
+            rt, at = rtol, atol
+            # A float32 gradient (BatchNorm's gamma) of a float16 model gets float16 tolerances.
+            arr_dtype, expected_dtype = _least_precise(arr.dtype, dtypes[i]), _least_precise(expected.dtype,
+                                                                                             dtypes[gt_index])
+            if arr_dtype != arr.dtype or expected_dtype != expected.dtype:
+                rt, at = get_tols(arr.astype(arr_dtype), expected.astype(expected_dtype), rtol, atol)
+            try:
+                assert_almost_equal(arr, expected, rtol=rt, atol=at, equal_nan=equal_nan)
+            except AssertionError as error:
+                _report(error, "Train Err: %s %s ctx %d vs %s %s ctx %d at %s"
+                        % (np.dtype(arr.dtype).name, arr.context, i, np.dtype(expected.dtype).name,
+                           expected.context, gt_index, name), raise_on_err)
+    return truth
+
+
+def compare_optimizer(opt1, opt2, shape, dtype, w_stype="default", g_stype="default", rtol=1e-4, atol=1e-5,
+                      compare_states=True, ntensors=1):
+    """Apply opt1 and opt2 to the same random weights and gradients (uniform [0, 1)) and compare their states and
+    updated weights. `shape` a list: opt2 updates `ntensors` tensors in one multi-tensor call, opt1 one by one.
+    Only dense ('default') storage exists in onnxsym."""
+    ctx = default_context()
+    for stype in (w_stype, g_stype):
+        rand_ndarray((1,), stype)              # raises, naming it, for a sparse stype
+    if not isinstance(shape, list):
+        assert ntensors == 1
+        w2, g2 = (_random_uniform(shape=shape, ctx=ctx, dtype=dtype) for _ in range(2))
+        w1, g1 = w2.copyto(ctx), g2.copyto(ctx)
+        state1 = opt1.create_state_multi_precision(0, w1)
+        state2 = opt2.create_state_multi_precision(0, w2)
+        if compare_states:
+            compare_ndarray_tuple(state1, state2)
+        opt1.update_multi_precision(0, w1, g1, state1)
+        opt2.update_multi_precision(0, w2, g2, state2)
+        if compare_states:
+            compare_ndarray_tuple(state1, state2, rtol=rtol, atol=atol)
+        assert_almost_equal(w1, w2, rtol=rtol, atol=atol)
+        return
+    w1 = tuple(_random_uniform(shape=s, ctx=ctx, dtype=dtype) for s in shape)
+    g1 = tuple(_random_uniform(shape=s, ctx=ctx, dtype=dtype) for s in shape)
+    w2, g2 = tuple(w.copy() for w in w1), tuple(g.copy() for g in g1)
+    state2 = [opt2.create_state_multi_precision(0, w2[i]) for i in range(ntensors)]
+    opt2.update_multi_precision(list(range(ntensors)), w2, g2, state2)
+    for i in range(ntensors):
+        state1 = opt1.create_state_multi_precision(i, w1[i])
+        opt1.update_multi_precision(i, w1[i], g1[i], state1)
+        if compare_states:
+            compare_ndarray_tuple(state1, state2[i], rtol, atol)
+        compare_ndarray_tuple(w1[i], w2[i], rtol, atol)
+
+
+def same_array(array1, array2):
+    """True when the two NDArrays share memory: a write through array1 shows in array2 (array1 is restored)."""
+    array1[:] += 1
+    if not same(array1.asnumpy(), array2.asnumpy()):
+        array1[:] -= 1
+        return False
+    array1[:] -= 1
+    return same(array1.asnumpy(), array2.asnumpy())
+
+
+def same_symbol_structure(sym1, sym2):
+    """True when the two symbols' JSON graphs have the same operator at each node position."""
+    nodes1, nodes2 = json.loads(sym1.tojson())["nodes"], json.loads(sym2.tojson())["nodes"]
+    return all(n1["op"] == n2["op"] for n1, n2 in zip(nodes1, nodes2))
+
+
 def get_mnist_iterator(batch_size, input_shape, num_parts=1, part_index=0, path="data"):
     """(train_iter, val_iter) over the MNIST IDX files in `path` (train-images-idx3-ubyte[.gz], ...), as MXNet's
     helper; nothing is downloaded: a clear error says where to put the files when they are absent."""
@@ -238,8 +399,3 @@ def lowered_model(sym, shapes, dtypes=None):
     return lower_symbol(sym, shapes, dtypes or {})
 
 
-def _is_number(x):
-    return isinstance(x, numbers.Number)
-
-
-MXNetError = MXNetError
