@@ -19,23 +19,11 @@ import numpy as np
 
 from .module.io import DataIter
 from .runtime.library import cuda_device_count
+from .util import getenv, setenv, use_np  # noqa: F401  (MXNet's test_utils has them too)
 
 __all__ = ["getenv", "setenv", "environment", "use_np", "discard_stderr", "retry", "is_cd_run", "is_aarch64_run",
            "list_gpus", "download", "download_model", "get_mnist", "get_mnist_pkl", "get_mnist_ubyte",
            "get_cifar10", "get_zip_data", "get_bz2_data", "get_im2rec_path", "DummyIter"]
-
-
-def getenv(name):
-    """The value of environment variable `name` as the runtime sees it (None when unset)."""
-    return os.environ.get(name)
-
-
-def setenv(name, value):
-    """Set (or, with None, unset) environment variable `name`."""
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -60,12 +48,6 @@ def environment(*args):
     finally:
         for name, value in snapshot.items():
             setenv(name, value)
-
-
-def use_np(func):
-    """MXNet's decorator switching a function or class to NumPy semantics (np_shape + np_array). onnxsym has no
-    `mx.np` arrays and always allows zero-size shapes, so there is nothing to switch: `func` is returned as is."""
-    return func
 
 
 @contextlib.contextmanager
