@@ -2,7 +2,7 @@
 import numpy as np
 
 __all__ = ["MXNetError", "NotImplementedForSymbol", "numeric_types", "integer_types", "string_types", "mx_real_t",
-           "DTYPE_NAMES", "normalize_dtype", "dtype_name", "__version__"]
+           "py_str", "DTYPE_NAMES", "normalize_dtype", "dtype_name", "__version__"]
 
 __version__ = "0.1.0"       # onnxsym's version (mx.__version__), here so that every layer can read it
 
@@ -34,6 +34,16 @@ numeric_types = (float, int, np.generic)
 integer_types = (int, np.integer)
 string_types = (str,)
 mx_real_t = np.float32      # MXNet's default real type
+
+
+def py_str(value):
+    """UTF-8 bytes as a str (MXNet's `base.py_str`, which its programs use on C strings)."""
+    return value.decode("utf-8")
+
+
+def _as_list(obj):
+    """`obj` if it is a list or tuple, else [obj] (MXNet's `base._as_list`)."""
+    return obj if isinstance(obj, (list, tuple)) else [obj]
 
 # MXNet's type flags, in mshadow order (type_flag in .params, __dtype__ in JSON).
 DTYPE_NAMES = ("float32", "float64", "float16", "uint8", "int32", "int8", "int64", "bool", "int16", "uint16",

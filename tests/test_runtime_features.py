@@ -60,3 +60,10 @@ def test_environment_helpers(monkeypatch):
     mx.util.setenv("ONNXSYM_TEST_VAR", None)
     assert mx.util.getenv("ONNXSYM_TEST_VAR") is None
     assert mx.util.get_gpu_count() == mx.num_gpus()
+
+
+def test_base_and_module_paths_mxnet_programs_import():
+    from onnxsym.base import _as_list, integer_types, py_str
+    from onnxsym.ndarray.ndarray import NDArray, py_slice
+    assert py_str(b"caf\xc3\xa9") == "café" and _as_list(3) == [3] and _as_list((1, 2)) == (1, 2)
+    assert isinstance(mx.nd.ones(1), NDArray) and py_slice is slice and int in integer_types
