@@ -46,12 +46,12 @@ def test_names_file_is_mxnet_1_9_1():
 
 
 @pytest.mark.parametrize("namespace", ["mx.sym", "mx.nd"])
-def test_stack_is_an_mxnet_operator_onnxsym_lacks(namespace):
-    message = _missing_message(NAMESPACES[namespace], "stack")
-    assert message.startswith("%s.stack is an MXNet operator that onnxsym does not implement yet" % namespace)
+def test_khatri_rao_is_an_mxnet_operator_onnxsym_lacks(namespace):
+    message = _missing_message(NAMESPACES[namespace], "khatri_rao")
+    assert message.startswith("%s.khatri_rao is an MXNet operator that onnxsym does not implement yet" % namespace)
     assert "onnxsym ops" in message and "mx.onnx.get_operator_support()" in message
-    assert "mx.operator.CustomOp" in message and "register_function('stack')" in message
-    assert "%s.Custom(..., op_type='stack')" % namespace[:6] in message
+    assert "mx.operator.CustomOp" in message and "register_function('khatri_rao')" in message
+    assert "%s.Custom(..., op_type='khatri_rao')" % namespace[:6] in message
 
 
 @pytest.mark.parametrize("namespace", sorted(NAMESPACES))
@@ -76,7 +76,7 @@ def test_missing_mxnet_function_and_namespace():
     ("mx.sym", "nonexistent_op", None),
     ("mx.sym", "fullyconnected", "FullyConnected"),      # case: onnxsym's own name
     ("mx.sym", "Convolutoin", "Convolution"),
-    ("mx.nd", "stak", "stack"),                           # an MXNet name onnxsym lacks is still suggested
+    ("mx.nd", "khatri_roa", "khatri_rao"),                # an MXNet name onnxsym lacks is still suggested
     ("mx.sym.contrib", "box_nsm", "box_nms"),
     ("mx.nd._internal", "_plus_scalr", "_plus_scalar"),
 ])
@@ -94,7 +94,7 @@ def test_unknown_name_says_no_such_mxnet_name(namespace, name, suggestion):
 def test_missing_names_stay_attribute_errors():
     """hasattr / getattr(default) keep working, quickly (the message is built only when shown); dunder probes
     (pytest, doctest, functools.wraps, importlib) get Python's plain AttributeError."""
-    assert not hasattr(mx.sym, "stack") and getattr(mx.nd, "no_such_op", 42) == 42
+    assert not hasattr(mx.sym, "khatri_rao") and getattr(mx.nd, "no_such_op", 42) == 42
     assert hasattr(mx.sym, "FullyConnected") and hasattr(mx.nd, "relu") and hasattr(mx.nd.NDArray, "reshape")
     start = time.perf_counter()
     for _ in range(2000):

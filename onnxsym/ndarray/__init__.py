@@ -1,12 +1,21 @@
 """`mx.nd` / `mx.ndarray`: NDArray creation and one function per registered op (run imperatively on ORT)."""
+import warnings
+
 import numpy as np
 
 from ..base import normalize_dtype
+from ..runtime.imperative import invoke
 from ..runtime.ndarray import NDArray, as_ndarray, creation_shape
+from .functions import (add, divide, equal, eye, greater, greater_equal, histogram, lesser, lesser_equal,
+                        linspace, logical_and, logical_or, logical_xor, maximum, minimum, modulo, moveaxis, multiply,
+                        not_equal, onehot_encode, power, subtract, true_divide)
 from .serialization import load, load_frombuffer, save
 
 __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zeros_like", "ones_like", "waitall",
-           "concatenate", "save", "load", "load_frombuffer"]
+           "concatenate", "save", "load", "load_frombuffer", "add", "subtract", "multiply", "divide", "true_divide",
+           "modulo", "power", "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal", "lesser",
+           "lesser_equal", "logical_and", "logical_or", "logical_xor", "moveaxis", "onehot_encode", "eye",
+           "linspace", "histogram"]
 
 
 
@@ -37,13 +46,12 @@ def full(shape, val, ctx=None, dtype=np.float32, out=None):
 
 
 def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None, dtype=np.float32):
-    """Evenly spaced values in [start, stop), each repeated `repeat` times (MXNet's arange)."""
-    if stop is None:
-        start, stop = 0, start
-    values = np.arange(start, stop, step, dtype=np.float64)
-    if repeat > 1:
-        values = np.repeat(values, int(repeat))
-    return NDArray(values.astype(normalize_dtype(dtype)), ctx)
+    """Evenly spaced values in [start, stop), each repeated `repeat` times (MXNet's arange; op _arange, whose
+    kernel computes start + (i // repeat) * step in the output dtype)."""
+    if infer_range is not None:
+        warnings.warn("`infer_range` argument has been deprecated", DeprecationWarning)
+    return invoke("_arange", (), dict(start=start, stop=stop, step=step, repeat=repeat, infer_range=False,
+                                      dtype=dtype), None, ctx=ctx)
 
 
 def concatenate(arrays, axis=0, always_copy=True):

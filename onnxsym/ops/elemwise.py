@@ -19,12 +19,15 @@ __all__ = ["broadcast_shapes", "python_mod", "power_partials"]
 # ---------------------------------------------------------------- helpers shared by the lowering bodies
 def python_mod(g, a, b):
     """MXNet's mod: the sign follows the divisor (Python %), and x % 0 == 0."""
-    r = g.Mod(a, b, fmod=1)
     dtype = g.dtype(a)
     zero = g.scalar(0, dtype)
+    if np.dtype(dtype).kind in "iu":    # ORT raises on an integer modulo by zero; the result there is 0 below
+        b = g.Where(g.Equal(b, zero), g.scalar(1, dtype), b)
+    r = g.Mod(a, b, fmod=1)
     fix = g.And(g.Not(g.Equal(r, zero)), g.Xor(g.Less(r, zero), g.Less(b, zero)))
     r = g.Where(fix, g.Add(r, b), r)
-    return g.Where(g.Equal(b, zero), g.Mul(r, zero), r)
+    # Where, not r * 0: r is NaN where b == 0 (3 % 0 via _rmod_scalar), and MXNet gives 0 there
+    return g.Where(g.Equal(b, zero), g.Sub(g.Mul(a, zero), g.Mul(b, zero)), r)
 
 
 def _compare(onnx_type):
@@ -320,6 +323,7 @@ UNARY = {
     "degrees": (lambda g, x: g.Mul(x, _const_like(g, x, 180.0 / math.pi)), True, True),
     "radians": (lambda g, x: g.Mul(x, _const_like(g, x, math.pi / 180.0)), True, True),
     "erf": (lambda g, x: g.Erf(x), False, True),
+    "erfinv": (lambda g, x: _erfinv(g, x), False, True),
     "gamma": (lambda g, x: g.Exp(_lgamma(g, x)), False, True),
     "gammaln": (lambda g, x: _lgamma(g, x), False, True),
     "logical_not": (lambda g, x: g.cast(g.Not(g.cast(x, np.bool_)), g.dtype(x)), False, False),
@@ -343,6 +347,36 @@ def _lgamma(g, x):
                  g.Sub(g.Log(acc), t))
 
 
+_ERFINV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                   -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+                0.00943887047, 1.00167406, 2.83297682)
+
+
+def _erfinv(g, x):
+    """Inverse error function (ONNX has none): Giles' polynomial (single precision, "Approximating the erfinv
+    function", 2010), then one Newton step on erf(y) = x; +-inf at +-1 and NaN outside [-1, 1], as MXNet.
+    Computed in float32, where ONNX Runtime has Erf: float64 input gets float32 accuracy."""
+    dtype = g.dtype(x)
+    work = np.float32
+    v = g.cast(x, work) if dtype != work else x
+    c = lambda value: g.scalar(value, work)
+    w = g.Neg(g.Log(g.Mul(g.Sub(c(1), v), g.Add(c(1), v))))
+
+    def poly(t, coeffs):
+        p = c(coeffs[0])
+        for coeff in coeffs[1:]:
+            p = g.Add(c(coeff), g.Mul(p, t))
+        return p
+    central = poly(g.Sub(w, c(2.5)), _ERFINV_CENTRAL)
+    tail = poly(g.Sub(g.Sqrt(g.Max(w, c(5))), c(3)), _ERFINV_TAIL)
+    y = g.Mul(g.Where(g.Less(w, c(5)), central, tail), v)
+    slope = g.Mul(c(2 / math.sqrt(math.pi)), g.Exp(g.Neg(g.Mul(y, y))))
+    y = g.Sub(y, g.Div(g.Sub(g.Erf(y), v), slope))
+    y = g.Where(g.Equal(g.Abs(v), c(1)), g.Mul(v, c(math.inf)), y)
+    return g.cast(y, dtype) if dtype != work else y
+
+
 def _one(g, x):
     return g.scalar(1, g.dtype(x))
 
@@ -358,6 +392,7 @@ DERIVATIVES = {
     "arcsinh": lambda g, x, y: g.Reciprocal(g.Sqrt(g.Add(g.Mul(x, x), _one(g, x)))),
     "arccosh": lambda g, x, y: g.Reciprocal(g.Sqrt(g.Sub(g.Mul(x, x), _one(g, x)))),
     "arctanh": lambda g, x, y: g.Reciprocal(g.Sub(_one(g, x), g.Mul(x, x))),
+    "erfinv": lambda g, x, y: g.Mul(g.scalar(math.sqrt(math.pi) / 2, g.dtype(x)), g.Exp(g.Mul(y, y))),
     "cbrt": lambda g, x, y: g.Reciprocal(g.Mul(g.scalar(3, g.dtype(x)), g.Mul(y, y))),
     "rcbrt": lambda g, x, y: g.Div(g.Neg(y), g.Mul(g.scalar(3, g.dtype(x)), x)),
 }
@@ -370,7 +405,7 @@ DERIVATIVES = {
 # (gamma's Lanczos series misses gamma(1) = 1) refuse integers with a clear error (DEVIATIONS.md).
 _INTEGER_KERNELS = {"abs": "iub", "sign": "iub", "_copy": "iub", "logical_not": "iub", "negative": "i",
                     "square": "i"}
-_FLOAT_ONLY = {"erf", "gamma", "gammaln", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh",
+_FLOAT_ONLY = {"erf", "erfinv", "gamma", "gammaln", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh",
                "arccosh", "arctanh"}
 
 

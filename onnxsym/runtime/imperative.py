@@ -40,8 +40,9 @@ def _compiled(op, params, arrays, ctx):
     return entry
 
 
-def invoke(func_name, args, kwargs, out=None):
-    """Run op `func_name` on NDArrays; returns an NDArray (or a list for several outputs)."""
+def invoke(func_name, args, kwargs, out=None, ctx=None):
+    """Run op `func_name` on NDArrays; returns an NDArray (or a list for several outputs). `ctx`: the device of an
+    op with no input arrays (creation ops); otherwise the first input's."""
     opcls = get_op(func_name)
     kwargs = dict(kwargs)
     kwargs.pop("name", None)
@@ -57,7 +58,7 @@ def invoke(func_name, args, kwargs, out=None):
             raise MXNetError("Operator %s: input '%s' has shape %s with a zero dimension; MXNet 1.x reads 0 as an "
                              "unknown dimension and runs no operator on zero-size arrays"
                              % (opcls.op_name, name, array.shape))
-    ctx = slots[0].context if slots else None
+    ctx = slots[0].context if slots else ctx
     session, names, output_names, _ = _compiled(op, params, slots, ctx)
     try:
         results = session.run(output_names, {n: a._data for n, a in zip(names, slots)})

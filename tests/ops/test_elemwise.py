@@ -112,7 +112,20 @@ def _gamma(x):
     return np.vectorize(gamma)(x.astype(np.float64)).astype(x.dtype)
 
 
+def _erfinv(x):
+    """Bisection on math.erf in float64 (no scipy)."""
+    from math import erf
+    def solve(v):
+        lo, hi = -6.0, 6.0
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if erf(mid) < v else (lo, mid)
+        return (lo + hi) / 2
+    return np.vectorize(solve)(x.astype(np.float64)).astype(x.dtype)
+
+
 UNARY_REFS["erf"] = (_erf, -2, 2)
+UNARY_REFS["erfinv"] = (_erfinv, -0.95, 0.95)
 UNARY_REFS["gamma"] = (_gamma, 0.5, 4)
 assert set(UNARY_REFS) == set(elemwise.UNARY)
 for name, (fn, lo, hi) in UNARY_REFS.items():

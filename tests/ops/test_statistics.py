@@ -1,0 +1,29 @@
+"""moments and _histogram: numpy references (tests/test_functional_ops.py compares them with MXNet 1.9.1)."""
+import numpy as np
+import pytest
+
+from .opcase import OpCase, run_case
+
+
+def _histogram(data, bins=None, bin_cnt=None, lo=None, hi=None):
+    counts, edges = np.histogram(data, bins=bin_cnt if bins is None else bins, range=None if bins is not None
+                                 else (lo, hi))
+    return counts.astype(np.int64), edges.astype(data.dtype)
+
+
+CASES = [
+    OpCase("moments", dict(axes=(1,)), {"data": (3, 4)},
+           lambda data: [data.mean(1), data.var(1)]),
+    OpCase("moments", dict(axes=(0, 2), keepdims=True), {"data": (2, 3, 4)},
+           lambda data: [data.mean((0, 2), keepdims=True), data.var((0, 2), keepdims=True)], dtype="float64"),
+    OpCase("_histogram", dict(bin_cnt=5, range=(-1, 1)), {"data": (4, 6)},
+           lambda data: _histogram(data, bin_cnt=5, lo=-1, hi=1)),
+    OpCase("_histogram", {}, {"data": (20,), "bins": (4,)},
+           lambda data, bins: _histogram(data, bins=bins),
+           values={"bins": np.array([-1, -0.2, 0.1, 1], np.float32)}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    run_case(case)
