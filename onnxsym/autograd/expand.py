@@ -7,14 +7,13 @@ that has no rule of its own is replaced in the forward graph by its body, so the
 standard nodes that have rules; the forward values are the same by the operator's definition. Bodies are expanded
 again while they hold such nodes (a body calling another function operator).
 """
-import itertools
-
 import numpy as np
 import onnx
 from onnx import defs, helper, numpy_helper
 
 from ..base import MXNetError
 from . import vjp
+from ._renamed import renamed_nodes
 from .unroll import unrolled
 
 __all__ = ["expand_functions", "constant_value"]
@@ -72,52 +71,7 @@ def _inline(node, body, filled, prefix):
             names[name] = prefix + name
         return names[name]
 
-    def renamed_graph(graph):
-        """A subgraph (If/Loop/Scan body) with the same renaming: its outer references and its own names."""
-        out = onnx.GraphProto()
-        out.CopyFrom(graph)
-        for value in (*out.input, *out.output, *out.value_info):
-            value.name = rename(value.name)
-        for tensor in out.initializer:
-            tensor.name = rename(tensor.name)
-        inner_nodes = [renamed_node(n) for n in graph.node]
-        del out.node[:]
-        out.node.extend(inner_nodes)
-        return out
-
-    def renamed_node(inner):
-        out = onnx.NodeProto()
-        out.CopyFrom(inner)
-        del out.input[:], out.output[:], out.attribute[:]
-        out.input.extend(rename(name) for name in inner.input)
-        out.output.extend(rename(name) for name in inner.output)
-        out.name = prefix + (inner.name or "%s%d" % (inner.op_type, next(counter)))
-        for attribute in inner.attribute:
-            if attribute.ref_attr_name:
-                if attribute.ref_attr_name not in attributes:
-                    continue
-                copied = onnx.AttributeProto()
-                copied.CopyFrom(attributes[attribute.ref_attr_name])
-                copied.name = attribute.name
-                out.attribute.append(copied)
-            elif attribute.type == onnx.AttributeProto.GRAPH:
-                copied = onnx.AttributeProto()
-                copied.CopyFrom(attribute)
-                copied.g.CopyFrom(renamed_graph(attribute.g))
-                out.attribute.append(copied)
-            elif attribute.type == onnx.AttributeProto.GRAPHS:
-                copied = onnx.AttributeProto()
-                copied.CopyFrom(attribute)
-                del copied.graphs[:]
-                copied.graphs.extend(renamed_graph(g) for g in attribute.graphs)
-                out.attribute.append(copied)
-            else:
-                out.attribute.append(attribute)
-        return out
-
-    counter = itertools.count()
-    nodes = [renamed_node(inner) for inner in body.node]
-    return nodes
+    return renamed_nodes(body.node, rename, prefix, attributes)
 
 
 def _types(model):

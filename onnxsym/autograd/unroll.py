@@ -10,6 +10,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..base import MXNetError
+from ._renamed import renamed_nodes
 
 __all__ = ["unrolled"]
 
@@ -55,35 +56,8 @@ def _copy(body, prefix, bound):
             names[name] = prefix + name
         return names[name]
 
-    def graph_copy(graph):
-        out = onnx.GraphProto()
-        out.CopyFrom(graph)
-        for value in (*out.input, *out.output, *out.value_info):
-            value.name = rename(value.name)
-        for tensor in out.initializer:
-            tensor.name = rename(tensor.name)
-        del out.node[:]
-        out.node.extend(node_copy(n) for n in graph.node)
-        return out
-
-    def node_copy(node):
-        out = onnx.NodeProto()
-        out.CopyFrom(node)
-        del out.input[:], out.output[:]
-        out.input.extend(rename(n) for n in node.input)
-        out.output.extend(rename(n) for n in node.output)
-        out.name = prefix + (node.name or node.op_type)
-        for attribute in out.attribute:
-            if attribute.type == onnx.AttributeProto.GRAPH:
-                attribute.g.CopyFrom(graph_copy(attribute.g))
-            elif attribute.type == onnx.AttributeProto.GRAPHS:
-                graphs = [graph_copy(g) for g in attribute.graphs]
-                del attribute.graphs[:]
-                attribute.graphs.extend(graphs)
-        return out
-
     nodes = [helper.make_node("Constant", [], [rename(t.name)], value=t) for t in body.initializer]
-    nodes += [node_copy(n) for n in body.node]
+    nodes += renamed_nodes(body.node, rename, prefix)
     return nodes, [rename(o.name) for o in body.output]
 
 
