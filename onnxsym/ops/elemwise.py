@@ -61,9 +61,10 @@ def _extremum(onnx_type, keeps_lhs):
 
 
 def _divide(g, a, b):
-    """a / b; for integers, a zero divisor gives the type's minimum, as MXNet 1.9.1 gives (its x86 kernel: INT_MIN
-    for int32, recorded in tests/fixtures/functional.json) instead of reaching ONNX Runtime, which raises (1.32) or
-    dies of SIGFPE (1.23)."""
+    """a / b; for integers a zero divisor never reaches ONNX Runtime, which raises (1.32) or dies of SIGFPE (1.23).
+    The result there is MXNet 1.9.1's for a scalar divided by an array (_rdiv_scalar, which divides in floating
+    point): the int32/int64 minimum, 0 for 8- and 16-bit types (the minimum's low bits). MXNet's array / array and
+    array / 0 die of SIGFPE themselves; they get the same value here."""
     dtype = np.dtype(g.dtype(a))
     if dtype.kind not in "iu":
         return g.Div(a, b)
@@ -72,7 +73,7 @@ def _divide(g, a, b):
     zero = g.scalar(0, wide)
     is_zero = g.Equal(b, zero)
     quotient = g.Div(a, g.Where(is_zero, g.scalar(1, wide), b))
-    result = g.Where(is_zero, g.scalar(np.iinfo(dtype).min, wide), quotient)
+    result = g.Where(is_zero, g.scalar(np.iinfo(dtype).min if dtype.itemsize >= 4 else 0, wide), quotient)
     return g.cast(result, dtype) if wide != dtype else result
 
 
