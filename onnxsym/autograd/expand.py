@@ -195,7 +195,7 @@ def expand_functions(model, active_of):
         replaced = {}
         for index in pending:
             node = model.graph.node[index]
-            prefix = "%s/%s/" % (node.name or "%s%d" % (node.op_type, index), "expanded")
+            prefix = (node.name or "%s%d" % (node.op_type, index)) + vjp.registry.FUNCTION_BODY_SCOPE
             if node.op_type in ("Scan", "Loop"):
                 nodes = unrolled(node, shapes, known, prefix)
             else:

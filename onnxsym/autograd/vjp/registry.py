@@ -8,7 +8,11 @@ last inputs without)."""
 
 _RULES = {}
 
-__all__ = ["rule", "rule_for", "no_gradient", "registered"]
+# Scope of the nodes that replace an operator by its ONNX function body (autograd/expand.py): rules that must be
+# robust where the fused operator is but the body is not (Attention's fully masked rows) check for it.
+FUNCTION_BODY_SCOPE = "/expanded/"
+
+__all__ = ["rule", "rule_for", "no_gradient", "registered", "FUNCTION_BODY_SCOPE"]
 
 
 def rule(*op_types, domain=""):
