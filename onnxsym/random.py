@@ -1,47 +1,24 @@
-"""`mx.random`: seeding and sampling. One seed drives parameter initialization, data shuffling and the random
-draws here (numpy generators; MXNet's own random streams are not reproduced bit for bit)."""
+"""`mx.random`: seeding, and the sampling functions of `mx.nd.random` (MXNet's mx.random is the same module).
+One seed drives every random stream onnxsym uses: ONNX Runtime's sampling nodes (runtime/rng.py), parameter
+initialization and data shuffling (numpy generators). MXNet's own random streams are not reproduced bit for bit:
+the same seed gives the same draws in onnxsym, other draws than MXNet's."""
 import numpy as np
 
-from .base import normalize_dtype
+from .base import integer_types
 from .module import initializer, io
-from .ndarray import NDArray
+from .ndarray.random import *  # noqa: F401,F403  (MXNet: from .ndarray.random import *)
+from .ndarray.random import __all__ as _sampling
+from .runtime import rng
 
-__all__ = ["seed", "uniform", "normal", "randint", "shuffle"]
-
-_STATE = {"rng": np.random.RandomState(0)}
+__all__ = ["seed"] + list(_sampling)
 
 
 def seed(seed_state, ctx="all"):
-    """Seed every random stream onnxsym uses (MXNet's mx.random.seed)."""
-    if not isinstance(seed_state, (int, np.integer)):
+    """Seed every random stream onnxsym uses (MXNet's mx.random.seed; `ctx` is accepted: one stream serves every
+    device here)."""
+    if not isinstance(seed_state, integer_types) or isinstance(seed_state, bool):
         raise ValueError("sd must be int")
     np.random.seed(int(seed_state) % (2 ** 32))
-    _STATE["rng"] = np.random.RandomState(int(seed_state) % (2 ** 32))
+    rng.seed(int(seed_state))
     initializer.seed(int(seed_state))
     io.seed(int(seed_state))
-
-
-def _out(values, dtype, out):
-    values = values.astype(normalize_dtype(dtype))
-    if out is not None:
-        out[:] = values
-        return out
-    return NDArray(np.asarray(values, order="C"))
-
-
-def uniform(low=0, high=1, shape=(1,), dtype=None, ctx=None, out=None, **kwargs):
-    return _out(_STATE["rng"].uniform(low, high, size=shape), dtype, out)
-
-
-def normal(loc=0, scale=1, shape=(1,), dtype=None, ctx=None, out=None, **kwargs):
-    return _out(_STATE["rng"].normal(loc, scale, size=shape), dtype, out)
-
-
-def randint(low, high, shape=(1,), dtype="int32", ctx=None, out=None, **kwargs):
-    return _out(_STATE["rng"].randint(low, high, size=shape), dtype, out)
-
-
-def shuffle(data, **kwargs):
-    values = data.asnumpy()
-    _STATE["rng"].shuffle(values)
-    return NDArray(values)

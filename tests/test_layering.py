@@ -23,10 +23,12 @@ FOLDERS = {"onnxsym": "onnxsym", "converters": "onnxsym.converters", "models": "
 LAYERS = [
     ("base", ["onnxsym._checkout", "onnxsym.base", "onnxsym._files", "onnxsym.name", "onnxsym._shapes",
               "onnxsym.runtime", "onnxsym.runtime.library", "onnxsym.runtime.device", "onnxsym.context",
-              "onnxsym.runtime.features", "onnxsym.engine", "onnxsym.util"]),
+              "onnxsym.runtime.features", "onnxsym.engine", "onnxsym.util", "onnxsym.runtime.rng",
+              "onnxsym._random_api"]),
     # errors, dtypes, names and hidden keys (mx.name), partial shapes, atomic files, devices (onnxruntime's
     # import, what it can run on, device copies of host buffers, mx.runtime.Features), MXNet's engine and NumPy-mode
-    # switches (mx.engine, mx.util); no graph and no operator
+    # switches (mx.engine, mx.util), the seed stream of sampling nodes and the argument handling of mx.nd.random /
+    # mx.sym.random (written once for both); no graph and no operator
     ("onnx builder", ["onnxsym.lower", "onnxsym.lower.builder", "onnxsym.lower.dtype_passes"]),
     # the one place that writes ONNX protos: every op's lowering writes through GraphBuilder
     ("ops", ["onnxsym.ops.*"]),

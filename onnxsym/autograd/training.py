@@ -23,6 +23,7 @@ from ..lower.to_onnx import lower_symbol
 from ..runtime.binding import BoundRun, copy_on_device
 from ..runtime.device import home_copy, sync_host, touch, version
 from ..runtime.ndarray import host_buffer
+from ..runtime import rng
 from ..runtime.ort import create_session, run_error
 from ..runtime.pyops import raise_pending
 from .reverse import gradient_model, value_info
@@ -102,6 +103,11 @@ class Training:
     @property
     def executor(self):
         return self._executor()
+
+    def is_stale(self):
+        """Whether a session of this graph samples with seeds from before the last mx.random.seed."""
+        return any(rng.is_stale(self.__dict__.get(name)) for name in ("session", "forward_session",
+                                                                       "backward_session"))
 
     def __del__(self):
         for name in ("_state", "_bound", "io", "agent"):

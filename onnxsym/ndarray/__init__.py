@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 
+from . import random  # noqa: F401  (mx.nd.random)
 from ..base import normalize_dtype
 from ..runtime.imperative import invoke
 from ..runtime.ndarray import NDArray, as_ndarray, creation_shape

@@ -11,6 +11,7 @@ from ..lower.to_onnx import is_static, lower_symbol
 from ..symbol.infer import check_float_inputs
 from .ndarray import NDArray, host_buffer
 from .binding import BoundRun
+from . import rng
 from .ort import create_session
 
 __all__ = ["Executor", "bind", "simple_bind"]
@@ -283,6 +284,10 @@ class Executor:
         if is_train:
             return self._forward_train()
         self._pending = "inference"
+        if rng.is_stale(self._session):
+            # reseeded since the session was made: a new one samples from the new stream
+            self._session = create_session(self._lowered.model, self._ctx)
+            self._bind_io()
         self._bound.run()
         return self.outputs
 
@@ -304,6 +309,8 @@ class Executor:
         inference forward."""
         attribute = "_training" if train_mode else "_inference_grad"
         graph = getattr(self, attribute)
+        if graph is not None and graph.is_stale():
+            graph = None        # reseeded since it was made (mx.random.seed): made again below
         if graph is None and self._lowered.run_time_shapes:
             raise MXNetError("forward(is_train=True)/backward: this graph has shapes that ONNX Runtime decides at each "
                              "run (an imported ONNX model's data-dependent shapes or empty tensors); onnxsym's "

@@ -10,6 +10,7 @@ from ..symbol.infer import check_float_inputs
 from ..symbol.node import Node
 from ..symbol.symbol import Symbol
 from .ndarray import NDArray
+from . import rng
 from .ort import create_session, run_error
 from .pyops import raise_pending
 
@@ -22,7 +23,7 @@ _CACHE_SIZE = 256
 def _compiled(op, params, arrays, ctx):
     key = (type(op), tuple(sorted(params.items())), tuple((a.shape, a.dtype) for a in arrays), ctx)
     entry = _CACHE.get(key)
-    if entry is not None:
+    if entry is not None and not rng.is_stale(entry[0]):
         _CACHE.move_to_end(key)
         return entry
     names = op.input_names()

@@ -13,7 +13,7 @@ import onnx
 from ..base import MXNetError
 from ..lower.builder import PYTHON_DOMAIN, ir_version_for, lift_to_opset
 from ..lower.dtype_passes import has_elem_type
-from . import pyops
+from . import pyops, rng
 from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
 
 __all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging",
@@ -53,8 +53,10 @@ _FLOAT32_ONLY_FUSIONS = ["QuickGeluFusion", "MatmulTransposeFusion"]
 
 
 def create_session(model, ctx=None):
-    """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first."""
+    """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first. Sampling
+    nodes get seeds from mx.random.seed's stream (`rng.is_stale(session)` tells when to make a new one)."""
     lift_to_opset(model)        # (passes after lowering write opset-17 nodes too)
+    model, epoch = rng.seeded_model(model)
     options = session_options()
     python_ops = {n.op_type for n in model.graph.node if n.domain == PYTHON_DOMAIN}
     if python_ops:
@@ -64,8 +66,8 @@ def create_session(model, ctx=None):
         pyops.session_uses_library()
     disabled = _FLOAT32_ONLY_FUSIONS if has_elem_type(model, onnx.TensorProto.DOUBLE) else []
     try:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=providers_for(ctx),
-                                    disabled_optimizers=disabled)
+        return rng.mark(ort.InferenceSession(model.SerializeToString(), options, providers=providers_for(ctx),
+                                             disabled_optimizers=disabled), epoch)
     except MXNetError:
         raise
     except Exception as err:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
