@@ -160,7 +160,6 @@ def _poisson(g, rate, shape, rate_dtype):
     """Poisson(rate) in float64: inversion of the cumulative distribution below a rate of 10 (a sequential search,
     each element leaving it when it has its count), Hoermann's PTRS rejection from 10 on."""
     dtype = np.dtype(np.float64)
-    zero = _c(g, 0, dtype)
     rate = g.Expand(rate if np.dtype(rate_dtype) == dtype else g.cast(rate, dtype), g.int64s(shape))
     small = g.Less(rate, _c(g, _SMALL_RATE, dtype))
     # inversion: X = #{k : P(X <= k) < U}
