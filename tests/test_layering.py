@@ -42,7 +42,7 @@ LAYERS = [
     ("custom", ["onnxsym.custom.*"]),
     # mx.operator and the Custom op: its lowering needs Symbols (composites) and kernels that run on NDArrays
     ("runtime", ["onnxsym.runtime.pyops", "onnxsym.runtime.ort", "onnxsym.runtime.binding",
-                 "onnxsym.runtime.imperative", "onnxsym.runtime.executor", "onnxsym.autograd.*"]),
+                 "onnxsym.runtime.imperative", "onnxsym.runtime.executor", "onnxsym.runtime.tape", "onnxsym.autograd.*"]),
     # ORT sessions (with custom ops' Python kernels), imperative mx.nd ops, training graphs, Executor
     ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.random", "onnxsym.viz",
                    "onnxsym.test_utils", "onnxsym._test_utils_compare", "onnxsym._test_utils_random",

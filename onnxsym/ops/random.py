@@ -248,6 +248,7 @@ class _RandomOp(OpDef):
     """`_random_<dist>`: scalar parameters (attributes `_params`), output of `shape`."""
     inputs = ()
     differentiable = False
+    samples = True
     _dist = ""
     _params = ()
 
@@ -273,6 +274,7 @@ class _RandomLike(OpDef):
     """`_random_<dist>_like`: scalar parameters, the shape and dtype of `data`."""
     inputs = ("data",)
     differentiable = False
+    samples = True
     _dist = ""
     _params = ()
 
@@ -298,6 +300,7 @@ class _RandomLike(OpDef):
 class _SampleOp(OpDef):
     """`_sample_<dist>`: parameters as arrays of one shape P; output P + shape (`shape` draws of each)."""
     differentiable = False
+    samples = True
     _dist = ""
 
     def input_names(self):
@@ -395,6 +398,7 @@ class _random_randint(OpDef):
     aliases = ("random_randint",)
     inputs = ()
     differentiable = False
+    samples = True
     low: int = param(doc="Lower bound of the distribution.")
     high: int = param(doc="Upper bound of the distribution.")
     shape: Shape = param(Shape(()), doc="Shape of the output.")
@@ -428,6 +432,7 @@ class _sample_multinomial(OpDef):
     1); output data.shape[:-1] + shape, and with get_prob the log-probabilities of the drawn classes. Mirrors MXNet
     _sample_multinomial (gradient of the log-probabilities: head / p at each drawn class)."""
     aliases = ("sample_multinomial",)
+    samples = True
     shape: Shape = param(Shape(()), doc="Shape to be sampled from each random distribution.")
     get_prob: bool = param(False, doc="Whether to also return the log probability of sampled result. This is "
                                       "usually used for differentiating through stochastic variables, e.g. in "
@@ -477,6 +482,7 @@ class _shuffle(OpDef):
     """The array with its first axis randomly permuted. Mirrors MXNet _shuffle (not differentiable)."""
     aliases = ("shuffle",)
     differentiable = False
+    samples = True
 
     def lower(self, g, data):
         n = g.shape(data)[0]

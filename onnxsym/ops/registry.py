@@ -40,6 +40,7 @@ class OpDef:
     outputs: typing.ClassVar[tuple] = ("output",)
     aux: typing.ClassVar[tuple] = ()
     differentiable: typing.ClassVar[bool] = True    # False: gradient undefined (argmax, comparisons): zeros
+    samples: typing.ClassVar[bool] = False          # draws random values: each run gives others (ops/random.py)
     is_loss: typing.ClassVar[bool] = False          # a loss head: backward is MXNet's formula (head_gradients)
     float_only: typing.ClassVar[bool] = False       # an integer first input is refused at bind (no int kernel)
     # Unknown keywords are an error (MXNet: the op has a dmlc parameter parser); None: when the op has parameters.

@@ -10,7 +10,7 @@ from ..symbol.infer import check_float_inputs
 from ..symbol.node import Node
 from ..symbol.symbol import Symbol
 from .ndarray import NDArray
-from . import rng
+from . import rng, tape
 from .ort import create_session, run_error
 from .pyops import raise_pending
 
@@ -69,7 +69,10 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
     if out is not None:
         outs = out if isinstance(out, (list, tuple)) else [out]
         for dst, value in zip(outs, results):
+            tape.check_in_place(dst)
             dst[:] = value
+        tape.record_op(op, params, slots, outs)
         return out
     arrays = [NDArray(np.asarray(r, order="C"), ctx) for r in results]
+    tape.record_op(op, params, slots, arrays)
     return arrays[0] if len(arrays) == 1 else arrays

@@ -27,7 +27,8 @@ class NDArray:
     place, so executors that bound it see every in-place write (`arr[:] = batch`). On a device context (a GPU) the
     array is a DeviceNDArray: its newest values may be on the device (runtime/device.py)."""
 
-    __slots__ = ("_data", "_ctx", "_host", "__weakref__")     # (_host: a DeviceNDArray's host buffer)
+    # (_host: a DeviceNDArray's host buffer; _ag: what autograd's tape knows of it, runtime/tape.py)
+    __slots__ = ("_data", "_ctx", "_host", "_ag", "__weakref__")
     __array_priority__ = 1000.0
 
     def __init__(self, data, ctx=None):
@@ -132,13 +133,54 @@ class NDArray:
         if kwargs:
             raise TypeError("reshape() got unexpected keyword arguments %s" % sorted(kwargs))
         target = reshape_target(self.shape, tuple(shape), reverse)
+        if self._on_tape():
+            from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
+            return invoke("Reshape", (self,), {"shape": target})
         return NDArray(self._data.reshape(target), self._ctx)
+
+    def _on_tape(self):
+        """Whether autograd records what is computed from this array (runtime/tape.py)."""
+        if getattr(self, "_ag", None) is None:
+            return False
+        from . import tape  # lazy: NDArray's autograd methods are MXNet's API on a lower layer
+        return tape.is_recording()
 
     def _fresh(self, data):
         return NDArray(np.asarray(data, order="C"), self._ctx)
 
+    # ----- autograd (runtime/tape.py) -----
+    def attach_grad(self, grad_req="write", stype=None):
+        """Make this array a variable of mx.autograd: `grad` (zeros) receives its gradient at backward."""
+        from . import tape  # lazy: NDArray's autograd methods are MXNet's API on a lower layer
+        if stype not in (None, "default"):
+            raise MXNetError("storage type '%s' is not supported: onnxsym arrays are dense (stype 'default')" % stype)
+        tape.mark_variables([self], [NDArray(np.zeros_like(self._data), self._ctx)], grad_req)
+
+    @property
+    def grad(self):
+        """The gradient buffer of a variable (attach_grad), or None."""
+        mark = getattr(self, "_ag", None)
+        return getattr(mark, "grad", None)
+
+    def detach(self):
+        """The same data, outside the recorded graph."""
+        return NDArray(self._data, self._ctx)
+
+    def backward(self, out_grad=None, retain_graph=False, train_mode=True):
+        """Gradients of this array (times out_grad) into the variables it was computed from."""
+        from . import tape  # lazy: NDArray's autograd methods are MXNet's API on a lower layer
+        tape.backward([self], None if out_grad is None else [out_grad], retain_graph, train_mode)
+
+    def tostype(self, stype):
+        """Dense arrays only: tostype('default') is a copy, other storage types are refused."""
+        if stype != "default":
+            raise MXNetError("storage type '%s' is not supported: onnxsym arrays are dense (stype 'default')" % stype)
+        return self.copy()
+
     # ----- indexing -----
     def __getitem__(self, key):
+        if self._on_tape():
+            return self._recorded_getitem(key)
         if isinstance(key, NDArray):
             key = key._data.astype(np.int64)
         elif isinstance(key, tuple):
@@ -150,7 +192,38 @@ class NDArray:
             return NDArray(view, self._ctx)
         return self._fresh(view)
 
+    def _recorded_getitem(self, key):
+        """Basic indexing (ints, slices) as recorded ops: slice, then Reshape for the int axes."""
+        from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
+        keys = key if isinstance(key, tuple) else (key,)
+        if not all(isinstance(k, (numbers.Integral, slice)) for k in keys) or len(keys) > self.ndim:
+            raise MXNetError("autograd: only basic indexing (integers and slices) of a recorded array is "
+                             "differentiable here, got %r" % (key,))
+        begin, end, step, dropped = [], [], [], []
+        for axis, k in enumerate(keys):
+            if isinstance(k, slice):
+                start, stop, stride = k.indices(self.shape[axis])
+                begin.append(start)
+                end.append(stop if stop >= 0 else None)
+                step.append(stride)
+            else:
+                index = int(k) + (self.shape[axis] if k < 0 else 0)
+                if not 0 <= index < self.shape[axis]:
+                    raise IndexError("index %d is out of bounds for axis %d with size %d" % (k, axis, self.shape[axis]))
+                begin.append(index)
+                end.append(index + 1)
+                step.append(1)
+                dropped.append(axis)
+        out = invoke("slice", (self,), {"begin": tuple(begin), "end": tuple(end), "step": tuple(step)})
+        if dropped:
+            shape = tuple(d for axis, d in enumerate(out.shape) if axis not in dropped) or (1,)
+            out = invoke("Reshape", (out,), {"shape": shape})
+        return out
+
     def __setitem__(self, key, value):
+        if getattr(self, "_ag", None) is not None:
+            from . import tape  # lazy: NDArray's autograd methods are MXNet's API on a lower layer
+            tape.check_in_place(self)
         if isinstance(value, NDArray):
             value = value._data
         elif not isinstance(value, (numbers.Number, np.ndarray, np.generic)):
