@@ -5,7 +5,7 @@
     net = mx.sym.FullyConnected(data, num_hidden=128, name='fc1')
 """
 from . import _checkout  # noqa: F401  (first: in a source checkout it makes onnxsym.converters/.models resolve)
-from . import autograd, base, context, engine, ops, util
+from . import autograd, base, context, contrib, engine, ops, util
 from . import custom as operator
 from . import module as mod
 from .module import callback, io, lr_scheduler, metric, model, optimizer
@@ -39,4 +39,4 @@ visualization = viz
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__", "kv", "kvstore", "opt",
-           "rnd", "visualization", "test_utils", "autograd"]
+           "rnd", "visualization", "test_utils", "autograd", "contrib"]

@@ -160,3 +160,22 @@ def test_get_symbol_and_errors():
     with pytest.raises(MXNetError, match="dense"):
         x.attach_grad(stype="row_sparse")
     assert x.tostype("default").asnumpy().tolist() == [[1, 1], [1, 1]]
+
+
+def test_contrib_autograd_legacy_api():
+    """mx.contrib.autograd (MXNet 1.x's first API): grad_and_loss, mark_variables + train_section + backward."""
+    f = mx.contrib.autograd.grad_and_loss(lambda a, b: (a * b + mx.nd.exp(a)).sum())
+    a, b = mx.nd.array([0.5, 1.0]), mx.nd.array([2.0, 3.0])
+    (ga, gb), loss = f(a, b)
+    np.testing.assert_allclose(ga.asnumpy(), [2.0 + np.exp(0.5), 3.0 + np.exp(1.0)], rtol=1e-6)
+    np.testing.assert_allclose(gb.asnumpy(), [0.5, 1.0])
+    np.testing.assert_allclose(loss.asscalar(), 0.5 * 2 + 3 + np.exp(0.5) + np.exp(1.0), rtol=1e-6)
+    x, dx = mx.nd.array([1.0, 2.0]), mx.nd.zeros(2)
+    mx.contrib.autograd.mark_variables([x], [dx])
+    with mx.contrib.autograd.train_section():
+        assert mx.autograd.is_recording() and mx.autograd.is_training()
+        y = x * x
+        with mx.contrib.autograd.test_section():
+            assert not mx.autograd.is_recording()
+    mx.contrib.autograd.backward([y], [mx.nd.array([1.0, 0.5])])
+    np.testing.assert_array_equal(dx.asnumpy(), [2.0, 2.0])

@@ -46,7 +46,7 @@ LAYERS = [
     # ORT sessions (with custom ops' Python kernels), imperative mx.nd ops, training graphs, Executor
     ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.random", "onnxsym.viz",
                    "onnxsym.test_utils", "onnxsym._test_utils_compare", "onnxsym._test_utils_random",
-                   "onnxsym._test_utils_env", "onnxsym._namespaces"]),
+                   "onnxsym._test_utils_env", "onnxsym._namespaces", "onnxsym.contrib.*"]),
     # mx.nd, mx.mod and its companions (io, metric, init, optimizer, ...), mx.kv, mx.random, mx.viz
     ("converters", ["onnxsym.converters.*", "onnxsym.onnx"]),
     # ONNX import/export and mx.onnx
