@@ -209,6 +209,10 @@ class Executor:
         shapes = {n: a.shape for n, a in zip(names, arrays)}
         dtypes = {n: np.dtype(a.dtype) for n, a in zip(names, arrays)}
         self._lowered, self._session = _compile(symbol, shapes, dtypes, self._ctx)
+        # a graph that samples, with gradients asked for: an inference forward runs the differentiable graph, so
+        # that backward differentiates the draws the outputs show (running it again would draw others)
+        self._samples_for_backward = rng.has_sampling(self._lowered.model) and \
+            any(r != "null" for r in self._grad_req.values())
         self._check_grad_shapes()
         self.outputs = []
         for (node, index) in symbol.outputs:
@@ -283,12 +287,21 @@ class Executor:
             self._copy_inputs(kwargs)
         if is_train:
             return self._forward_train()
+        if self._samples_for_backward:
+            return self.forward_for_backward()
         self._pending = "inference"
         if rng.is_stale(self._session):
             # reseeded since the session was made: a new one samples from the new stream
             self._session = create_session(self._lowered.model, self._ctx)
             self._bind_io()
         self._bound.run()
+        return self.outputs
+
+    def forward_for_backward(self):
+        """An inference forward (BatchNorm's moving statistics, no Dropout) run in the differentiable graph, kept
+        for backward: what forward() then backward() computes, without running the forward twice."""
+        self._training_graph(train_mode=False).forward()
+        self._pending = "inference-kept"
         return self.outputs
 
     def _copy_inputs(self, kwargs):

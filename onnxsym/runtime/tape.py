@@ -62,11 +62,11 @@ class Variable:
 
 class TapeNode:
     """One recorded op call: the op, its attributes, and per input either ('var', array, Variable),
-    ('out', TapeNode, index) or ('const', buffer); `outputs` holds the buffers it wrote (constants for sampling
-    ops)."""
+    ('out', TapeNode, index) or ('const', buffer); a sampling op keeps the buffers it wrote (`outputs`: its draws
+    are constants of the gradient graph)."""
 
-    def __init__(self, op, params, inputs, outputs, training):
-        self.op, self.params, self.inputs, self.outputs, self.training = op, params, inputs, outputs, training
+    def __init__(self, op, params, inputs, outputs):
+        self.op, self.params, self.inputs, self.outputs = op, params, inputs, outputs
 
 
 def _entry(array):
@@ -87,7 +87,7 @@ def record_op(op, params, inputs, outputs):
     entries = [_entry(a) for a in inputs]
     if all(e[0] == "const" for e in entries):
         return
-    node = TapeNode(op, params, entries, [o._data for o in outputs], _STATE["training"])
+    node = TapeNode(op, params, entries, [o._data for o in outputs] if op.samples else None)
     for index, out in enumerate(outputs):
         out._ag = (node, index)
 
@@ -141,7 +141,7 @@ class _Graph:
             name = "ag%d" % len(self._arguments)
             self._arguments[key] = (Node(None, name), 0)
             self.values[name] = value
-            parts.append((value.shape, value.dtype.str, variable is not None))
+            parts.append((value.shape, value.dtype.str, variable is not None and variable.req != "null"))
             if variable is not None:
                 self.variables.append((name, variable))
         return self._arguments[key]
@@ -159,22 +159,22 @@ class _Graph:
             inputs = [self._symbol_entry(e, parts) for e in node.inputs]
             self._built[id(node)] = Node(node.op, "%s%d" % (type(node.op).op_name.lower(), len(self._built)),
                                          node.params, inputs)
-            parts.append((type(node.op), tuple(sorted(node.params.items())), node.training))
+            parts.append((type(node.op), tuple(sorted(node.params.items()))))
         return self._built[id(node)], index
 
 
-def _executor(graph, train_mode):
+def _executor(graph):
     """The cached executor of this tape structure, with the graph's current values copied in."""
-    key = graph.key + (train_mode,)
+    key = graph.key
     names = graph.symbol.list_arguments()
     aux_names = graph.symbol.list_auxiliary_states()
     values = graph.values
     exe = _EXECUTORS.get(key)
     if exe is None:
-        variables = dict(graph.variables)
+        wanted = {name for name, variable in graph.variables if variable.req != "null"}
         args = [NDArray(np.array(values[n], order="C")) for n in names]
         grads = [NDArray(np.zeros(values[n].shape, values[n].dtype))
-                 if n in variables and np.dtype(values[n].dtype).kind == "f" else None for n in names]
+                 if n in wanted and np.dtype(values[n].dtype).kind == "f" else None for n in names]
         aux = [NDArray(np.array(values[n], order="C")) for n in aux_names]
         exe = Executor(graph.symbol, None, args, grads, ["null" if g is None else "write" for g in grads], aux)
         _EXECUTORS[key] = exe
@@ -208,8 +208,8 @@ def _run(heads, head_grads, train_mode):
     heads_values = [np.ones(h.shape, h._data.dtype) if g is None else g._data.astype(h._data.dtype)
                     for h, g in zip(heads, head_grads)]
     # the ops ran imperatively in inference mode (mx.nd lowers inference graphs): the gradient is that forward's
-    exe = _executor(graph, False)
-    exe.forward(is_train=False)
+    exe = _executor(graph)
+    exe.forward_for_backward()
     exe.backward([NDArray(v) for v in heads_values])
     return graph, exe.grad_dict
 

@@ -16,6 +16,7 @@ from onnxsym.base import MXNetError
 from .opcase import OpCase
 
 N = 200000
+RNG_X = np.random.RandomState(11)
 
 # Coverage and zero-gradient cases (tests/ops/test_gradients.py checks that the sample ops pass zero gradients
 # back to their parameters, as MXNet's); their values are checked by the statistical tests below, not `ref`.
@@ -340,3 +341,21 @@ def test_mx_random_is_the_sampling_namespace():
     out = mx.nd.zeros((4, 5), dtype="float64")
     assert mx.random.normal(0, 1, out=out) is out and out.asnumpy().std() > 0
     assert mx.nd.random_uniform(shape=(2,)).shape == (2,) and mx.nd.sample_normal(mx.nd.zeros(2), mx.nd.ones(2)).shape == (2,)
+
+
+def test_backward_after_an_inference_forward_uses_its_draws():
+    """y = x * u with u drawn in the graph: backward after forward() gives dy/dx = u = y / x of that forward (it
+    drew other values when backward ran the graph again), forward after forward draws anew, and a second backward
+    repeats the first."""
+    x = mx.nd.array(RNG_X.uniform(1, 2, (4, 5)))
+    grad = mx.nd.zeros((4, 5))
+    exe = (mx.sym.var("x") * mx.sym.random.uniform(shape=(4, 5))).bind(mx.cpu(), {"x": x}, {"x": grad})
+    previous = None
+    for _ in range(2):
+        out = exe.forward()[0].asnumpy()
+        assert previous is None or not np.array_equal(out, previous)
+        previous = out
+        exe.backward(mx.nd.ones((4, 5)))
+        np.testing.assert_allclose(grad.asnumpy(), out / x.asnumpy(), rtol=1e-6)
+        exe.backward(mx.nd.ones((4, 5)))
+        np.testing.assert_allclose(grad.asnumpy(), out / x.asnumpy(), rtol=1e-6)
