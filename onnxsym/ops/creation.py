@@ -5,6 +5,7 @@ Their shape and values depend on attributes only, so the lowering is a ConstantO
 computed the way MXNet's kernel computes it (ranges, eye). None is differentiable: there is nothing to
 differentiate with respect to.
 """
+import dataclasses
 import math
 import typing
 
@@ -14,7 +15,9 @@ from ..base import MXNetError
 from .params import Dtype, Shape, param
 from .registry import OpDef, register
 
-__all__ = ["arange_values", "linspace_values"]
+__all__ = ["arange_values", "linspace_values", "CTX_DOC"]
+
+CTX_DOC = "Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls."
 
 
 class _Creation(OpDef):
@@ -46,21 +49,23 @@ class _Fill(_Creation):
         return g.ConstantOfShape(g.int64s(tuple(self.shape)), value=value)
 
 
-@register
-class _zeros(_Fill):
-    """out = 0 of `shape` and `dtype`. Mirrors MXNet _zeros (mx.sym.zeros)."""
+@dataclasses.dataclass(frozen=True)
+class _ConstantFill(_Fill):
+    """A fill whose value is the op's own (`_value`): MXNet's parameters shape, ctx, dtype."""
     shape: Shape = param((), doc="The shape of the output")
-    ctx: str = param("", doc="Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls.")
+    ctx: str = param("", doc=CTX_DOC)
     dtype: Dtype = param(Dtype("float32"), doc="Target data type.")
+
+
+@register
+class _zeros(_ConstantFill):
+    """out = 0 of `shape` and `dtype`. Mirrors MXNet _zeros (mx.sym.zeros)."""
     _value = 0
 
 
 @register
-class _ones(_Fill):
+class _ones(_ConstantFill):
     """out = 1 of `shape` and `dtype`. Mirrors MXNet _ones (mx.sym.ones)."""
-    shape: Shape = param((), doc="The shape of the output")
-    ctx: str = param("", doc="Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls.")
-    dtype: Dtype = param(Dtype("float32"), doc="Target data type.")
     _value = 1
 
 
@@ -71,7 +76,7 @@ class _full(_Fill):
     # value is declared first only because a dataclass puts required fields before defaulted ones
     value: float = param(doc="Value with which to fill newly created tensor")
     shape: Shape = param((), doc="The shape of the output")
-    ctx: str = param("", doc="Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls.")
+    ctx: str = param("", doc=CTX_DOC)
     dtype: Dtype = param(Dtype("float32"), doc="Target data type.")
 
     def fill_value(self):
@@ -101,7 +106,7 @@ class _arange(_Creation):
     repeat: int = param(1, doc="The repeating time of all elements.")
     infer_range: bool = param(False, doc="When set to True, infer the stop position from the start, step, repeat, "
                                          "and output tensor size.")
-    ctx: str = param("", doc="Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls.")
+    ctx: str = param("", doc=CTX_DOC)
     dtype: Dtype = param(Dtype("float32"), doc="Target data type.")
 
     def bounds(self):
@@ -131,7 +136,7 @@ class _eye(_Creation):
     M: int = param(0, doc="Number of columns in the output. If 0, defaults to N")
     k: int = param(0, doc="Index of the diagonal. 0 (the default) refers to the main diagonal.A positive value "
                           "refers to an upper diagonal.A negative value to a lower diagonal.")
-    ctx: str = param("", doc="Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls.")
+    ctx: str = param("", doc=CTX_DOC)
     dtype: Dtype = param(Dtype("float32"), doc="Target data type.")
 
     def out_shape(self):
@@ -157,7 +162,7 @@ class _linspace(_Creation):
     stop: float = param(doc="The ending value of the sequence")
     num: int = param(doc="Number of samples to generate. Must be non-negative.")
     endpoint: bool = param(True, doc="If True, stop is the last sample. Otherwise, it is not included.")
-    ctx: str = param("", doc="Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls.")
+    ctx: str = param("", doc=CTX_DOC)
     dtype: Dtype = param(Dtype("float32"), doc="Target data type.")
 
     def out_shape(self):

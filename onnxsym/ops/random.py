@@ -21,6 +21,7 @@ from onnx import TensorProto, helper
 from .._shapes import fmt
 from ..base import MXNetError
 from ..lower.builder import GraphBuilder, onnx_dtype
+from .creation import CTX_DOC
 from .params import Dtype, Shape, param
 from .registry import OpDef, register
 
@@ -29,7 +30,6 @@ __all__ = []
 _MAX_ROUNDS = 1000              # rejection rounds / inversion steps at most (a round accepts > 85%)
 _SMALL_RATE = 10.0              # Poisson: inversion below this rate, PTRS from it
 _FLOATS = ("float16", "float32", "float64")
-_CTX_DOC = "Context of output, in format [cpu|gpu|cpu_pinned](n). Only used for imperative calls."
 _DTYPE_DOC = ("DType of the output in case this can't be inferred. Defaults to float32 if not defined "
               "(dtype=None).")
 
@@ -340,7 +340,7 @@ def _random_op(dist, params, aliases, doc):
     annotations = {name: float for name, _, _ in params}
     namespace = {name: param(default, doc=pdoc) for name, default, pdoc in params}
     annotations.update(shape=Shape, ctx=str, dtype=typing.Optional[Dtype])
-    namespace.update(shape=param(Shape(()), doc="Shape of the output."), ctx=param("", doc=_CTX_DOC),
+    namespace.update(shape=param(Shape(()), doc="Shape of the output."), ctx=param("", doc=CTX_DOC),
                      dtype=param(None, choices=_FLOATS, doc=_DTYPE_DOC))
     namespace.update(__annotations__=annotations, __doc__=doc, _dist=dist,
                      _params=tuple(name for name, _, _ in params), aliases=aliases)
@@ -402,7 +402,7 @@ class _random_randint(OpDef):
     low: int = param(doc="Lower bound of the distribution.")
     high: int = param(doc="Upper bound of the distribution.")
     shape: Shape = param(Shape(()), doc="Shape of the output.")
-    ctx: str = param("", doc=_CTX_DOC)
+    ctx: str = param("", doc=CTX_DOC)
     dtype: typing.Optional[Dtype] = param(None, choices=("int32", "int64"), doc=_DTYPE_DOC.replace("float", "int"))
 
     def __post_init__(self):
