@@ -44,7 +44,9 @@ def backend():
 
 def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
     """The training graph for `executor` (its arrays are bound in place); train_mode=False: the differentiable
-    graph of an inference forward (BatchNorm's moving statistics, no Dropout, no aux updates)."""
+    graph of an inference forward (BatchNorm's moving statistics, no Dropout, no aux updates). Integer arguments
+    take no gradient (their gradient arrays get zeros): the rules differentiate real values."""
+    wrt = [name for name in wrt if np.dtype(dtypes[name]).kind in "fc"]
     if backend() == "ort-training":
         return _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode)
     lowered = _lowered(symbol, shapes, dtypes, train_mode)

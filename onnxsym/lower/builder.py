@@ -175,6 +175,10 @@ class GraphBuilder:
         if not self.is_train:
             return output
         partials = partials() if callable(partials) else partials
+        # integer inputs take no gradient (their derivative nodes, unused, are not written to the model)
+        partials = [(value, derivative) for value, derivative in partials if np.dtype(self.dtype(value)).kind == "f"]
+        if not partials:
+            return output
         out_dtype = self._dtypes.get(output, self.dtype(partials[0][0]))
         total = self.stop_gradient(output, out_dtype)
         for value, derivative in partials:

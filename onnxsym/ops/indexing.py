@@ -13,6 +13,7 @@ import numpy as np
 
 from .._shapes import fmt, is_complete, merge, merge_all, partial_rule
 from ..base import MXNetError
+from ..lower.builder import onnx_dtype
 from .params import Dtype, param
 from .registry import OpDef, register
 
@@ -437,6 +438,12 @@ class _SearchAxis(OpDef):
         else:
             flat, axis = data, _axis(self, self.axis, len(shape))
         index = getattr(g, self.onnx_op)(flat, axis=axis, keepdims=1)
+        if np.issubdtype(g.dtype(data), np.floating):
+            # ORT's ArgMax/ArgMin skip NaN; MXNet's (as numpy's) give the first NaN's position
+            nan = g.Cast(g.IsNaN(flat), to=onnx_dtype(np.int32))
+            first_nan = g.ArgMax(nan, axis=axis, keepdims=1)
+            index = g.Where(g.Greater(g.ReduceMax(nan, axes=[axis], keepdims=1), g.scalar(0, np.int32)), first_nan,
+                            index)
         out = g.Reshape(index, g.int64s(_reduce_axis_shape(shape, self.axis, self.keepdims)))
         return g.cast(out, g.dtype(data))
 

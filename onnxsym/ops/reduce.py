@@ -13,10 +13,11 @@ import numpy as np
 
 from .._shapes import is_complete, partial_rule, same_shape_rule
 from ..base import MXNetError
+from ..lower.builder import onnx_dtype
 from .params import Dtype, Shape, param
 from .registry import OpDef, register
 
-__all__ = ["reduce_axes"]
+__all__ = ["reduce_axes", "any_nan"]
 
 
 def _axis(op, axis, ndim, what="axis"):
@@ -154,7 +155,17 @@ class _Reduce(OpDef):
             x = g.Where(g.IsNaN(data), _expand(g, self._nan_fill, dtype, shape), data)
             g.set_info(x, shape, dtype)
         # nanprod: NaN entries become 1 before the derivative, so they get no gradient (MXNet nanprod_grad).
-        return _reduce(g, x, shape, self._onnx, axes, self.keepdims, out, self._derivative)
+        y = _reduce(g, x, shape, self._onnx, axes, self.keepdims, out, self._derivative)
+        if self._derivative is _extremum_derivative and np.issubdtype(dtype, np.floating):
+            # ORT's ReduceMax/Min skip NaN; MXNet's max/min (and numpy's) are NaN where the slice holds one
+            y = g.Where(any_nan(g, data, axes, self.keepdims, out), g.scalar(np.nan, dtype), y)
+        return y
+
+
+def any_nan(g, data, axes, keepdims, out_shape):
+    """Whether each slice of `data` over `axes` holds a NaN (bool, of the reduction's MXNet output shape)."""
+    flags = g.Cast(g.IsNaN(data), to=onnx_dtype(np.int32))
+    return g.Cast(_reduce(g, flags, g.shape(data), "ReduceMax", axes, keepdims, out_shape), to=onnx_dtype(np.bool_))
 
 
 _REDUCTIONS = {  # name: (ONNX op, NaN replacement, derivative without an ORT gradient, aliases)
@@ -442,6 +453,11 @@ class Dropout(OpDef):
         if not training or self.p == 0:
             return data, None
         shape, dtype = g.shape(data), g.dtype(data)
+        if self.p >= 1:
+            # ORT's Dropout refuses ratio 1; MXNet 1.9.1's mask is keep * 1/(1-p) = 0 * inf: NaN everywhere
+            # (its test_dropout asserts the NaN output)
+            mask = _expand(g, np.nan, dtype, self.infer_shape(tuple(shape))[1][1])
+            return g.Mul(data, mask), mask
         ratio, on = g.scalar(self.p, dtype), g.const(np.array(True))
         factor = g.scalar(1.0 / (1.0 - self.p) if self.p < 1 else 0.0, dtype)
         # The values come from the mask output: onnxruntime 1.2x+ removes a Dropout whose mask nobody reads, even

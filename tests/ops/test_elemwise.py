@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import onnxsym as mx
 from onnxsym.ops import elemwise
 from .opcase import OpCase, run_case
 
@@ -183,3 +184,20 @@ def test_broadcast_rejects_incompatible_shapes():
     a, b = mx.sym.Variable("a"), mx.sym.Variable("b")
     with pytest.raises(mx.MXNetError, match="cannot be broadcast"):
         mx.sym.broadcast_add(a, b).infer_shape(a=(2, 3), b=(4, 3))
+
+
+def test_integer_binary_ops_run_in_training_graphs():
+    """a % b and a ** b on int32 in forward(is_train=True): the training lowering built the mod/power derivatives
+    (Floor of an int32 Div) for integer inputs, which ONNX Runtime refused; integers take no gradient."""
+    a, b = mx.sym.var("a"), mx.sym.var("b")
+    av, bv = np.array([[7, -7, 5]], np.int32), np.array([[3, 3, 2]], np.int32)
+    for sym, expected in ((a % b, np.mod(av, bv)), (a % 3, np.mod(av, 3)), (mx.sym.broadcast_power(a, b), av ** bv)):
+        exe = sym.simple_bind(mx.cpu(), type_dict={n: np.int32 for n in sym.list_arguments()},
+                              **{n: (1, 3) for n in sym.list_arguments()})
+        exe.arg_dict["a"][:] = av
+        if "b" in exe.arg_dict:
+            exe.arg_dict["b"][:] = bv
+        exe.forward(is_train=True)
+        np.testing.assert_array_equal(exe.outputs[0].asnumpy(), expected)
+        exe.backward(mx.nd.ones((1, 3), dtype="int32"))
+        np.testing.assert_array_equal(exe.grad_dict["a"].asnumpy(), np.zeros((1, 3)))

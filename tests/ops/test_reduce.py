@@ -695,3 +695,33 @@ def test_mean_and_std_outputs_pass_no_gradient(op, attrs):
     exe.backward(heads)
     for name, grad in grads.items():
         np.testing.assert_array_equal(grad.asnumpy(), 0, err_msg=name)
+
+
+def test_max_min_argmax_argmin_propagate_nan_as_mxnet():
+    """ORT's ReduceMax/Min and ArgMax/Min skip NaN; MXNet 1.9.1 (recorded in its venv on this array) gives NaN and
+    the NaN's position: max [nan, 2], min [nan, -inf], argmax [1, 1], argmin [1, 0], whole-array max/min NaN."""
+    a = np.array([[1.0, np.nan, 3.0], [-np.inf, 2, 1]], np.float32)
+    for dtype in ("float16", "float32", "float64"):
+        x = mx.nd.array(a, dtype=dtype)
+        np.testing.assert_array_equal(mx.nd.max(x, axis=1).asnumpy(), np.array([np.nan, 2], dtype))
+        np.testing.assert_array_equal(mx.nd.min(x, axis=1).asnumpy(), np.array([np.nan, -np.inf], dtype))
+        np.testing.assert_array_equal(mx.nd.argmax(x, axis=1).asnumpy(), np.array([1, 1], dtype))
+        np.testing.assert_array_equal(mx.nd.argmin(x, axis=1).asnumpy(), np.array([1, 0], dtype))
+        assert np.isnan(mx.nd.max(x).asscalar()) and np.isnan(mx.nd.min(x).asscalar())
+    # without NaN nothing changes, and the gradient of max still reaches the maximum
+    x = mx.sym.var("x")
+    exe = mx.sym.max(x, axis=1).bind(mx.cpu(), {"x": mx.nd.array([[1, 5, 2]])}, {"x": mx.nd.zeros((1, 3))})
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.ones((1,)))
+    np.testing.assert_array_equal(exe.grad_dict["x"].asnumpy(), [[0, 1, 0]])
+
+
+def test_dropout_of_every_element_is_mxnets_nan():
+    """p=1 in training: ORT's Dropout refuses ratio 1; MXNet 1.9.1 outputs NaN (0 * 1/(1-p)), as its test_dropout
+    asserts, and its gradient is NaN too."""
+    exe = mx.sym.Dropout(mx.sym.var("x"), p=1.0).bind(mx.cpu(), {"x": mx.nd.ones((2, 3))},
+                                                        {"x": mx.nd.zeros((2, 3))})
+    exe.forward(is_train=True)
+    assert np.all(np.isnan(exe.outputs[0].asnumpy()))
+    exe.backward(mx.nd.ones((2, 3)))
+    assert np.all(np.isnan(exe.grad_dict["x"].asnumpy()))
