@@ -120,3 +120,27 @@ def test_context_objects():
     with mx.Context("cpu", 2):
         assert mx.current_context() == mx.cpu(2)
     assert mx.current_context() == mx.cpu(0)
+
+
+def test_creation_into_out_and_inplace_views():
+    """MXNet's test_output / test_ndarray_flatten: nd.zeros/ones/full write into `out` (they ignored it and left
+    `out` unchanged); flatten/expand_dims/squeeze(inplace=True) are views of the same buffer, the default a copy."""
+    out = mx.nd.array([[5, 5], [5, 5]])
+    assert mx.nd.ones((2, 2), out=out) is out and out.asnumpy().tolist() == [[1, 1], [1, 1]]
+    mx.nd.zeros((2, 2), out=out)
+    assert out.asnumpy().tolist() == [[0, 0], [0, 0]]
+    mx.nd.full((2, 2), 2, out=out)
+    assert out.asnumpy().tolist() == [[2, 2], [2, 2]]
+    with pytest.raises(mx.base.MXNetError, match="out has shape"):
+        mx.nd.ones((3,), out=out)
+    tensor = (mx.nd.arange(30) + 1).reshape(2, 3, 5)
+    views = [tensor.flatten(inplace=True), tensor.expand_dims(1, inplace=True)]
+    copies = [tensor.flatten(), tensor.expand_dims(-1)]
+    assert [v.shape for v in views] == [(2, 15), (2, 1, 3, 5)] and copies[1].shape == (2, 3, 5, 1)
+    tensor[0] = -1
+    assert all(v.asnumpy().min() == -1 for v in views) and all(c.asnumpy().min() == 1 for c in copies)
+    column = mx.nd.ones((2, 1, 3))
+    squeezed = column.squeeze(inplace=True)
+    column[:] = 7
+    assert squeezed.shape == (2, 3) and squeezed.asnumpy().max() == 7
+    assert column.squeeze(axis=1).shape == (2, 3)

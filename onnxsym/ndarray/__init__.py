@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 
 from . import random  # noqa: F401  (mx.nd.random)
-from ..base import normalize_dtype
+from ..base import MXNetError, normalize_dtype
 from ..runtime.imperative import invoke
 from ..runtime.ndarray import NDArray, as_ndarray, creation_shape
 from .functions import (add, divide, equal, eye, greater, greater_equal, histogram, lesser, lesser_equal,
@@ -31,19 +31,27 @@ def empty(shape, ctx=None, dtype=None):
     return NDArray(np.zeros(creation_shape(shape, "empty", allow_zero=True), normalize_dtype(dtype)), ctx)
 
 
-def zeros(shape, ctx=None, dtype=None, **kwargs):
-    return NDArray(np.zeros(creation_shape(shape, "zeros"), normalize_dtype(dtype)), ctx)
+def zeros(shape, ctx=None, dtype=None, out=None, **kwargs):
+    return _filled(shape, 0, ctx, dtype, out, "zeros")
 
 
-def ones(shape, ctx=None, dtype=None, **kwargs):
-    return NDArray(np.ones(creation_shape(shape, "ones"), normalize_dtype(dtype)), ctx)
+def ones(shape, ctx=None, dtype=None, out=None, **kwargs):
+    return _filled(shape, 1, ctx, dtype, out, "ones")
 
 
 def full(shape, val, ctx=None, dtype=np.float32, out=None):
+    return _filled(shape, val, ctx, dtype, out, "full")
+
+
+def _filled(shape, val, ctx, dtype, out, func):
+    """A new array of `shape` filled with `val`, or `out` filled (its shape must be `shape`, as MXNet's)."""
+    shape = creation_shape(shape, func)
     if out is not None:
+        if tuple(out.shape) != shape:
+            raise MXNetError("mx.nd.%s: out has shape %s, the requested shape is %s" % (func, out.shape, shape))
         out[:] = val
         return out
-    return NDArray(np.full(creation_shape(shape, "full"), val, normalize_dtype(dtype)), ctx)
+    return NDArray(np.full(shape, val, normalize_dtype(dtype)), ctx)
 
 
 def arange(start, stop=None, step=1.0, repeat=1, infer_range=None, ctx=None, dtype=np.float32):

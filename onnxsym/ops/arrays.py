@@ -197,7 +197,10 @@ class _unravel_index(OpDef):
         ndim = len(g.shape(data))
         column = (-1,) + (1,) * ndim
         strides = g.const(_strides(self.shape).astype(dtype).reshape(column))
-        sizes = g.const(np.array(self.shape).astype(dtype).reshape(column))
+        sizes = np.array(self.shape).astype(dtype)
+        if self.shape[0] == -1:     # a leading -1 (MXNet: any size): the first coordinate is the whole quotient
+            sizes[0] = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+        sizes = g.const(sizes.reshape(column))
         expanded = g.Unsqueeze(data, g.int64s([0]))
         quotient = g.Div(expanded, strides)
         if dtype.kind == "f":

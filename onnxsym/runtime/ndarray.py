@@ -138,6 +138,28 @@ class NDArray:
             return invoke("Reshape", (self,), {"shape": target})
         return NDArray(self._data.reshape(target), self._ctx)
 
+    # MXNet's NDArray methods with `inplace`: a view of the same buffer (reshape) instead of an op's new array
+    def flatten(self, inplace=False):
+        return self.reshape((0, -1)) if inplace else self._op("Flatten")
+
+    def expand_dims(self, axis, inplace=False):
+        if not inplace:
+            return self._op("expand_dims", axis=axis)
+        shape = list(self.shape)
+        shape.insert(axis if axis >= 0 else axis + self.ndim + 1, 1)
+        return self.reshape(shape)
+
+    def squeeze(self, axis=None, inplace=False):
+        if not inplace:
+            return self._op("squeeze", axis=axis)
+        axes = range(self.ndim) if axis is None else [axis] if isinstance(axis, int) else axis
+        axes = {a % self.ndim for a in axes}
+        return self.reshape([d for i, d in enumerate(self.shape) if not (i in axes and d == 1)] or [1])
+
+    def _op(self, name, **params):
+        from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
+        return invoke(name, (self,), params)
+
     def _on_tape(self):
         """Whether autograd records what is computed from this array (runtime/tape.py)."""
         if getattr(self, "_ag", None) is None:

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+import onnxsym as mx
+
 from .opcase import OpCase, run_case
 
 
@@ -53,3 +55,20 @@ GRADIENT_CASES = [c for c in CASES if c.op in ("stack", "diag", "scatter_nd", "_
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_forward(case):
     run_case(case)
+
+
+def test_ravel_and_unravel_with_a_leading_minus_one():
+    """MXNet's test_ravel: shape (-1,) + shape[1:] leaves the first dimension free; unravel_index gave 0 for the
+    first coordinate (x % -1), against numpy's unravel_index."""
+    rng = np.random.RandomState(4)
+    for dim in (1, 2, 4):
+        data = rng.randint(50, size=(dim, 300))
+        shape = tuple(np.amax(data, axis=1) + 1)
+        flat = np.ravel_multi_index(data, shape)
+        for dtype in ("float32", "float64", "int32", "int64"):
+            free = (-1,) + shape[1:]
+            np.testing.assert_array_equal(
+                mx.nd.ravel_multi_index(mx.nd.array(data, dtype=dtype), shape=free).asnumpy(), flat)
+            np.testing.assert_array_equal(
+                mx.nd.unravel_index(mx.nd.array(flat, dtype=dtype), shape=free).asnumpy(), data)
+
