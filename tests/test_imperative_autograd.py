@@ -179,3 +179,62 @@ def test_contrib_autograd_legacy_api():
             assert not mx.autograd.is_recording()
     mx.contrib.autograd.backward([y], [mx.nd.array([1.0, 0.5])])
     np.testing.assert_array_equal(dx.asnumpy(), [2.0, 2.0])
+
+
+def test_batchnorm_in_train_mode_under_record_is_mxnets():
+    """Under record() ops run in train mode, as MXNet's: BatchNorm normalizes with the batch statistics, updates
+    the moving ones (m * moving + (1 - m) * batch) and backward is the derivative through the batch statistics
+    (the formulas of MXNet's test_operator.py::_test_batchnorm_impl, computed here with numpy)."""
+    rng = np.random.RandomState(0)
+    x = rng.randn(4, 3, 2).astype(np.float32)
+    gamma, beta = (rng.rand(3) + 0.5).astype(np.float32), rng.randn(3).astype(np.float32)
+    data, g, b = mx.nd.array(x), mx.nd.array(gamma), mx.nd.array(beta)
+    moving_mean, moving_var = mx.nd.zeros(3), mx.nd.ones(3)
+    for array in (data, g, b):
+        array.attach_grad()
+    ograd = rng.randn(*x.shape).astype(np.float32)
+    with mx.autograd.record():
+        y = mx.nd.BatchNorm(data, g, b, moving_mean, moving_var, fix_gamma=False, momentum=0.9, eps=1e-3)
+    y.backward(mx.nd.array(ograd))
+    mean, var = x.mean((0, 2), keepdims=True), x.var((0, 2), keepdims=True)
+    inv = 1 / np.sqrt(var + 1e-3)
+    nx = (x - mean) * inv
+    np.testing.assert_allclose(y.asnumpy(), nx * gamma.reshape(1, 3, 1) + beta.reshape(1, 3, 1), atol=1e-5)
+    np.testing.assert_allclose(moving_mean.asnumpy(), 0.1 * mean.ravel(), rtol=1e-5)
+    np.testing.assert_allclose(moving_var.asnumpy(), 0.9 + 0.1 * var.ravel(), rtol=1e-5)
+    dnx = ograd * gamma.reshape(1, 3, 1)
+    centered = x - mean
+    dvar = (dnx * centered).sum((0, 2), keepdims=True) * -0.5 * inv ** 3
+    dmean = -inv * dnx.sum((0, 2), keepdims=True) - dvar * centered.mean((0, 2), keepdims=True) * 2
+    np.testing.assert_allclose(data.grad.asnumpy(), dnx * inv + dvar * centered * (2 / 8) + dmean / 8, atol=1e-5)
+    np.testing.assert_allclose(g.grad.asnumpy(), (ograd * nx).sum((0, 2)), rtol=1e-5)
+    np.testing.assert_allclose(b.grad.asnumpy(), ograd.sum((0, 2)), rtol=1e-5)
+    # predict mode: the moving statistics normalize and stay as they are
+    before = moving_mean.asnumpy()
+    with mx.autograd.record(train_mode=False):
+        z = mx.nd.BatchNorm(data, g, b, moving_mean, moving_var, fix_gamma=False, eps=1e-3)
+    np.testing.assert_array_equal(moving_mean.asnumpy(), before)
+    expected = (x - before.reshape(1, 3, 1)) / np.sqrt(moving_var.asnumpy().reshape(1, 3, 1) + 1e-3)
+    np.testing.assert_allclose(z.asnumpy(), expected * gamma.reshape(1, 3, 1) + beta.reshape(1, 3, 1), atol=1e-5)
+    with mx.autograd.record():
+        mixed = mx.nd.BatchNorm(data, g, b, moving_mean, moving_var) + z
+    with pytest.raises(MXNetError, match="train mode and in predict mode"):
+        mixed.backward()
+
+
+def test_dropout_in_train_mode():
+    """train_mode(): Dropout drops (factor 1/(1-p)) and follows mx.random.seed; outside it, identity. Recording a
+    train-mode Dropout is refused with a clear error (its mask would be drawn again by backward)."""
+    x = mx.nd.ones((40, 50))
+    with mx.autograd.train_mode():
+        mx.random.seed(3)
+        first = mx.nd.Dropout(x, p=0.5).asnumpy()
+        mx.random.seed(3)
+        second = mx.nd.Dropout(x, p=0.5).asnumpy()
+    np.testing.assert_array_equal(first, second)
+    assert set(np.unique(first)) == {0.0, 2.0} and 0.4 < (first == 0).mean() < 0.6
+    np.testing.assert_array_equal(mx.nd.Dropout(x, p=0.5).asnumpy(), x.asnumpy())
+    x.attach_grad()
+    with mx.autograd.record():
+        with pytest.raises(MXNetError, match="train mode draws random values"):
+            mx.nd.Dropout(x, p=0.5)

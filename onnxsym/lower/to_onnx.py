@@ -155,7 +155,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
         g.add_output(final, entry_shapes[key], entry_dtypes[key])
         output_names.append(final)
     aux_updates, aux_momentum, loss = {}, {}, None
-    if training:
+    if training or g.aux_updates:     # (aux updates without training: imperative ops in train mode, mx.autograd)
         for name in input_names:
             key = (id(_variable(nodes, name)), 0)
             if values[key] in g.aux_updates:
@@ -165,6 +165,7 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
                 aux_updates[name] = g._renames[final]
                 aux_momentum[name] = momentum
                 g.add_output(aux_updates[name], entry_shapes[key], entry_dtypes[key])
+    if training:
         if g.head_gradients:
             g.scope = "loss"
             terms = [g.ReduceSum(g.Mul(g.stop_gradient(grad, g.dtype(value)), value), keepdims=0)

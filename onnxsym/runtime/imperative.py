@@ -9,6 +9,7 @@ from ..ops.registry import bind_inputs, get_op, split_call
 from ..symbol.infer import check_float_inputs
 from ..symbol.node import Node
 from ..symbol.symbol import Symbol
+from .device import touch
 from .ndarray import NDArray
 from . import rng, tape
 from .ort import create_session, run_error
@@ -20,10 +21,22 @@ _CACHE = OrderedDict()
 _CACHE_SIZE = 256
 
 
-def _compiled(op, params, arrays, ctx):
-    key = (type(op), tuple(sorted(params.items())), tuple((a.shape, a.dtype) for a in arrays), ctx)
+class _Compiled:
+    """One op's cached session: its input names, output names, aux-state updates (train mode: input name ->
+    (output name, momentum)), whether it samples, and the custom op kernels the session calls (kept alive)."""
+
+    def __init__(self, session, names, lowered):
+        self.session, self.names, self.output_names = session, names, lowered.output_names
+        self.aux_updates = [(name, output, lowered.aux_momentum.get(name))
+                            for name, output in lowered.aux_updates.items()]
+        self.samples = rng.has_sampling(lowered.model)
+        self.kernels = lowered.kernels
+
+
+def _compiled(op, params, arrays, ctx, train):
+    key = (type(op), tuple(sorted(params.items())), tuple((a.shape, a.dtype) for a in arrays), ctx, train)
     entry = _CACHE.get(key)
-    if entry is not None and not rng.is_stale(entry[0]):
+    if entry is not None and not rng.is_stale(entry.session):
         _CACHE.move_to_end(key)
         return entry
     names = op.input_names()
@@ -32,9 +45,8 @@ def _compiled(op, params, arrays, ctx):
     symbol = Symbol([(node, i) for i in range(op.num_visible_outputs())])
     check_float_inputs(symbol.outputs, {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
     lowered = lower_symbol(symbol, {n: a.shape for n, a in zip(names, arrays)},
-                           {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
-    # the custom op kernels the session calls live as long as the entry
-    entry = (create_session(lowered.model, ctx), list(names), lowered.output_names, lowered.kernels)
+                           {n: np.dtype(a.dtype) for n, a in zip(names, arrays)}, train_mode=train)
+    entry = _Compiled(create_session(lowered.model, ctx), list(names), lowered)
     _CACHE[key] = entry
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -60,19 +72,29 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
                              "unknown dimension and runs no operator on zero-size arrays"
                              % (opcls.op_name, name, array.shape))
     ctx = slots[0].context if slots else ctx
-    session, names, output_names, _ = _compiled(op, params, slots, ctx)
+    # train mode (mx.autograd.record() / train_mode()): Dropout drops, BatchNorm uses and updates batch statistics
+    train = tape.is_training()
+    entry = _compiled(op, params, slots, ctx, train)
+    updates = [output for _, output, _ in entry.aux_updates]
     try:
-        results = session.run(output_names, {n: a._data for n, a in zip(names, slots)})
+        results = entry.session.run(entry.output_names + updates, {n: a._data for n, a in zip(entry.names, slots)})
     except Exception as err:
         raise run_error(err) from None
     raise_pending()
+    results, updated = results[:len(entry.output_names)], results[len(entry.output_names):]
+    for (name, _, momentum), value in zip(entry.aux_updates, updated):
+        state = slots[entry.names.index(name)]._data
+        # MXNet updates an op's moving statistics when it runs imperatively: state * m + batch * (1 - m)
+        state[...] = value if momentum is None else state * state.dtype.type(momentum) + \
+            value * state.dtype.type(1 - momentum)
+        touch(state)
     if out is not None:
         outs = out if isinstance(out, (list, tuple)) else [out]
         for dst, value in zip(outs, results):
             tape.check_in_place(dst)
             dst[:] = value
-        tape.record_op(op, params, slots, outs)
+        tape.record_op(op, params, slots, outs, train, entry.samples)
         return out
     arrays = [NDArray(np.asarray(r, order="C"), ctx) for r in results]
-    tape.record_op(op, params, slots, arrays)
+    tape.record_op(op, params, slots, arrays, train, entry.samples)
     return arrays[0] if len(arrays) == 1 else arrays

@@ -13,8 +13,8 @@ import onnx
 __all__ = ["seed", "seeded_model", "is_stale", "mark", "has_sampling"]
 
 SAMPLING_OPS = frozenset({"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
-                          "Bernoulli"})
-_SEED_LIMIT = 2 ** 24           # the seed attribute is a float32: integers below 2^24 are exact
+                          "Bernoulli", "Dropout"})
+_SEED_LIMIT = 2 ** 24           # a float32 seed attribute holds integers below 2^24 exactly
 _STATE = {"epoch": 0, "stream": np.random.RandomState(0)}
 
 
@@ -50,7 +50,9 @@ def seeded_model(model):
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     for node in _unseeded(copy.graph):
-        node.attribute.append(onnx.helper.make_attribute("seed", float(_STATE["stream"].randint(_SEED_LIMIT))))
+        seed = int(_STATE["stream"].randint(_SEED_LIMIT))
+        # (Dropout's seed attribute is an int, the Random* and Multinomial ones a float)
+        node.attribute.append(onnx.helper.make_attribute("seed", seed if node.op_type == "Dropout" else float(seed)))
     return copy, _STATE["epoch"]
 
 

@@ -11,9 +11,9 @@ grad_req says. The values differentiated are those the recorded ops read (the in
 as MXNet keeps its arrays: writing into a recorded array in place before backward is refused).
 
 Ops that sample (random draws) are constants of the gradient graph (their recorded outputs): running them again
-would draw other values, and they pass no gradient anyway. mx.nd runs every op in inference mode (`train_mode` of
-record() does not make Dropout drop or BatchNorm use batch statistics imperatively), and the gradient is that of
-the forward that ran.
+would draw other values, and they pass no gradient anyway. Under record() (train mode by default) mx.nd runs ops in
+train mode, as MXNet does: BatchNorm uses and updates batch statistics, and the gradient graph runs in train mode
+too; Dropout in train mode is refused while recording (its mask would be drawn again).
 """
 from collections import OrderedDict
 
@@ -65,8 +65,8 @@ class TapeNode:
     ('out', TapeNode, index) or ('const', buffer); a sampling op keeps the buffers it wrote (`outputs`: its draws
     are constants of the gradient graph)."""
 
-    def __init__(self, op, params, inputs, outputs):
-        self.op, self.params, self.inputs, self.outputs = op, params, inputs, outputs
+    def __init__(self, op, params, inputs, outputs, training):
+        self.op, self.params, self.inputs, self.outputs, self.training = op, params, inputs, outputs, training
 
 
 def _entry(array):
@@ -79,15 +79,20 @@ def _entry(array):
     return ("const", array._data)
 
 
-def record_op(op, params, inputs, outputs):
-    """Called by mx.nd after each op: when recording and some input needs a gradient, the call goes on the tape
-    and its outputs refer to it."""
+def record_op(op, params, inputs, outputs, training, samples):
+    """Called by mx.nd after each op (run in train mode or not; `samples`: its graph drew random values): when
+    recording and some input needs a gradient, the call goes on the tape and its outputs refer to it."""
     if not _STATE["recording"]:
         return
     entries = [_entry(a) for a in inputs]
     if all(e[0] == "const" for e in entries):
         return
-    node = TapeNode(op, params, entries, [o._data for o in outputs] if op.samples else None)
+    if samples and not op.samples:
+        # Dropout in train mode: its gradient needs the mask it drew, which running the op again would not give
+        raise MXNetError("mx.autograd: %s in train mode draws random values, and onnxsym cannot differentiate that "
+                         "draw imperatively yet; record it with autograd.record(train_mode=False) or run the model "
+                         "as a Symbol (Executor/Module), whose training graphs differentiate it" % op.op_name)
+    node = TapeNode(op, params, entries, [o._data for o in outputs] if op.samples else None, training)
     for index, out in enumerate(outputs):
         out._ag = (node, index)
 
@@ -134,6 +139,11 @@ class _Graph:
                                  "to pass retain_graph=True to backward.")
             outputs.append(self._symbol_entry(_entry(head), parts))
         self.symbol = Symbol(outputs)
+        modes = {part[2] for part in parts if len(part) == 3 and isinstance(part[0], type)}
+        if len(modes) > 1:
+            raise MXNetError("mx.autograd: backward over ops recorded both in train mode and in predict mode is not "
+                             "supported (record them in one mode)")
+        self.training = modes == {True}
         self.key = (tuple(parts), _wiring(self.symbol))
 
     def _argument(self, key, value, parts, variable=None):
@@ -159,7 +169,7 @@ class _Graph:
             inputs = [self._symbol_entry(e, parts) for e in node.inputs]
             self._built[id(node)] = Node(node.op, "%s%d" % (type(node.op).op_name.lower(), len(self._built)),
                                          node.params, inputs)
-            parts.append((type(node.op), tuple(sorted(node.params.items()))))
+            parts.append((type(node.op), tuple(sorted(node.params.items())), node.training))
         return self._built[id(node)], index
 
 
@@ -207,9 +217,12 @@ def _run(heads, head_grads, train_mode):
         raise ValueError("heads and head_grads must have the same length: %d and %d" % (len(heads), len(head_grads)))
     heads_values = [np.ones(h.shape, h._data.dtype) if g is None else g._data.astype(h._data.dtype)
                     for h, g in zip(heads, head_grads)]
-    # the ops ran imperatively in inference mode (mx.nd lowers inference graphs): the gradient is that forward's
+    # the gradient of the forward that ran: in train mode (BatchNorm's batch statistics) or not
     exe = _executor(graph)
-    exe.forward_for_backward()
+    if graph.training:
+        exe.forward(is_train=True)
+    else:
+        exe.forward_for_backward()
     exe.backward([NDArray(v) for v in heads_values])
     return graph, exe.grad_dict
 
