@@ -88,7 +88,8 @@ def random_functions(call, array_type, imperative):
 
     def shuffle(data, **kwargs):
         """`data` with its first axis randomly permuted."""
-        return call("_shuffle", (data,), kwargs, kwargs.pop("out", None), None)
+        out = kwargs.pop("out", None)
+        return call("_shuffle", (data,), kwargs, out, None)
 
     def randint(low, high, shape=_NOTHING, dtype=_NOTHING, ctx=None, out=None, **kwargs):
         """Integers drawn uniformly from [low, high) (int32 unless `dtype`)."""

@@ -160,7 +160,7 @@ def _poisson(g, rate, shape, rate_dtype):
     """Poisson(rate) in float64: inversion of the cumulative distribution below a rate of 10 (a sequential search,
     each element leaving it when it has its count), Hoermann's PTRS rejection from 10 on."""
     dtype = np.dtype(np.float64)
-    rate = g.Expand(rate if np.dtype(rate_dtype) == dtype else g.cast(rate, dtype), g.int64s(shape))
+    rate = g.Expand(_as(g, rate, rate_dtype, dtype), g.int64s(shape))
     small = g.Less(rate, _c(g, _SMALL_RATE, dtype))
     # inversion: X = #{k : P(X <= k) < U}
     target = _uniform(g, shape, dtype)
@@ -220,27 +220,24 @@ def _sample(g, dist, params, shape, dtype):
         return _gamma(g, alpha, beta, shape, dtype)
     if dist == "poisson":
         (lam,) = params
-        return _to(g, _poisson(g, lam, shape, dtype), dtype)
+        return _as(g, _poisson(g, lam, shape, dtype), np.float64, dtype)
     if dist == "negative_binomial":
         k, p = params
         rate = _gamma(g, k, g.Div(g.Sub(_c(g, 1, dtype), p), p), shape, dtype)
-        return _to(g, _poisson(g, rate, shape, dtype), dtype)
+        return _as(g, _poisson(g, rate, shape, dtype), np.float64, dtype)
     if dist == "generalized_negative_binomial":
         mu, alpha = params
         zero = g.Equal(alpha, _c(g, 0, dtype))
         safe = g.Where(zero, _c(g, 1, dtype), alpha)
         rate = _gamma(g, g.Reciprocal(safe), g.Mul(safe, mu), shape, dtype)
-        return _to(g, _poisson(g, g.Where(zero, g.Expand(mu, g.int64s(shape)), rate), shape, dtype), dtype)
+        return _as(g, _poisson(g, g.Where(zero, g.Expand(mu, g.int64s(shape)), rate), shape, dtype), np.float64,
+                   dtype)
     raise MXNetError("unknown distribution %s" % dist)
 
 
-def _to(g, value, dtype):
-    """A float64 value (the Poisson samplers') in `dtype`."""
-    return value if np.dtype(dtype) == np.float64 else g.cast(value, dtype)
-
-
-def _finish(g, value, compute, dtype):
-    return value if np.dtype(dtype) == compute else g.cast(value, dtype)
+def _as(g, value, have, want):
+    """`value` (of dtype `have`) in dtype `want`."""
+    return value if np.dtype(have) == np.dtype(want) else g.cast(value, want)
 
 
 # ------------------------------------------------------------------------------------------------ the ops
@@ -267,7 +264,7 @@ class _RandomOp(OpDef):
         dtype = self.out_dtype()
         compute = _compute_dtype(dtype)
         params = [_c(g, getattr(self, name), compute) for name in self._params]
-        return _finish(g, _sample(g, self._dist, params, tuple(self.shape), compute), compute, dtype)
+        return _as(g, _sample(g, self._dist, params, tuple(self.shape), compute), compute, dtype)
 
 
 class _RandomLike(OpDef):
@@ -294,7 +291,7 @@ class _RandomLike(OpDef):
         dtype = np.dtype(g.dtype(data))
         compute = _compute_dtype(dtype)
         params = [_c(g, getattr(self, name), compute) for name in self._params]
-        return _finish(g, _sample(g, self._dist, params, tuple(g.shape(data)), compute), compute, dtype)
+        return _as(g, _sample(g, self._dist, params, tuple(g.shape(data)), compute), compute, dtype)
 
 
 class _SampleOp(OpDef):
@@ -331,8 +328,8 @@ class _SampleOp(OpDef):
         pshape = tuple(g.shape(params[0]))
         shape = pshape + tuple(self.shape)
         spread = g.int64s(pshape + (1,) * len(self.shape))
-        values = [g.Reshape(p if np.dtype(g.dtype(p)) == compute else g.cast(p, compute), spread) for p in params]
-        return _finish(g, _sample(g, self._dist, values, shape, compute), compute, dtype)
+        values = [g.Reshape(_as(g, p, g.dtype(p), compute), spread) for p in params]
+        return _as(g, _sample(g, self._dist, values, shape, compute), compute, dtype)
 
 
 def _random_op(dist, params, aliases, doc):
