@@ -238,3 +238,20 @@ def test_dropout_in_train_mode():
     with mx.autograd.record():
         with pytest.raises(MXNetError, match="train mode draws random values"):
             mx.nd.Dropout(x, p=0.5)
+
+
+def test_multinomial_log_probability_under_autograd():
+    """MXNet's test_sample_multinomial: the gradient of the log-probabilities of the drawn classes (recorded) is
+    head / p at each drawn class, summed; the tape replays the draw rather than drawing again."""
+    x = mx.nd.array([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]) / 10.0
+    dx = mx.nd.ones_like(x)
+    mx.autograd.mark_variables([x], [dx])
+    with mx.autograd.record():
+        y, prob = mx.nd.random.multinomial(x, shape=500, get_prob=True, dtype="uint8")
+        (prob * 5).backward()
+    drawn, p = y.asnumpy().astype(np.int64), x.asnumpy()
+    np.testing.assert_allclose(prob.asnumpy(), np.log(np.take_along_axis(p, drawn, 1)), rtol=1e-6)
+    expected = np.zeros((2, 5))
+    for row in range(2):
+        np.add.at(expected[row], drawn[row], 5.0 / p[row, drawn[row]])
+    np.testing.assert_allclose(dx.asnumpy(), expected, rtol=1e-5)

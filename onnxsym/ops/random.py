@@ -12,6 +12,7 @@ no seed: each session gets seeds from `mx.random.seed`'s stream when it is creat
 None of these ops is differentiable (MXNet: zero gradients), except the log-probability output of
 `_sample_multinomial(get_prob=True)`, whose gradient is MXNet's (head / p at each sampled class).
 """
+import dataclasses
 import math
 import typing
 
@@ -459,19 +460,46 @@ class _sample_multinomial(OpDef):
                              % np.dtype(data))
         return [data], [np.dtype(self.dtype), np.dtype(data)][:self.count_outputs()]
 
-    def lower(self, g, data):
+    def lower(self, g, data, drawn=None):
         shape = tuple(g.shape(data))
         rows = int(np.prod(shape[:-1], dtype=np.int64))
         draws = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
         out = tuple(shape[:-1]) + tuple(self.shape) or (1,)
         flat = g.Reshape(data, g.int64s([rows, shape[-1]]))
-        logits = g.Log(flat if np.dtype(g.dtype(data)) == np.float32 else g.cast(flat, np.float32))
-        drawn = g.stop_gradient(g.Multinomial(logits, sample_size=draws, dtype=onnx_dtype(np.int64)), np.int64)
+        if drawn is None:
+            logits = g.Log(flat if np.dtype(g.dtype(data)) == np.float32 else g.cast(flat, np.float32))
+            drawn = g.Multinomial(logits, sample_size=draws, dtype=onnx_dtype(np.int64))
+        else:       # the replay: the classes drawn before, in the output dtype
+            drawn = g.Reshape(g.cast(drawn, np.int64), g.int64s([rows, draws]))
+        drawn = g.stop_gradient(drawn, np.int64)
         samples = g.cast(g.Reshape(drawn, g.int64s(out)), self.dtype)
         if not self.get_prob:
             return samples
         prob = g.Log(g.GatherElements(flat, drawn, axis=1))
         return samples, g.Reshape(prob, g.int64s(out))
+
+    def replay(self):
+        return _MultinomialReplay(**self.params())
+
+
+@dataclasses.dataclass(frozen=True)
+class _MultinomialReplay(_sample_multinomial):
+    """_sample_multinomial given the classes it drew (input `drawn`, recorded by mx.autograd): the same outputs,
+    its log-probabilities differentiable with respect to `data`. Not an MXNet operator (not registered)."""
+    op_name = "_sample_multinomial_replay"
+    samples = False
+    inputs = ("data", "drawn")
+
+    def infer_shape(self, data, drawn=None):
+        shapes = super().infer_shape(data)
+        return shapes and ([shapes[0][0], shapes[1][0]], shapes[1])
+
+    def infer_type(self, data, drawn=None):
+        types = super().infer_type(data)
+        return types and ([types[0][0], np.dtype(self.dtype)], types[1])
+
+    def replay(self):
+        return None
 
 
 @register

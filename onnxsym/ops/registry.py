@@ -88,6 +88,11 @@ class OpDef:
         `g.is_train` (BatchNorm batch statistics, Dropout masks) and reports aux updates with `g.update_aux`."""
         raise NotImplementedError("%s has no ONNX lowering" % self.op_name)
 
+    def replay(self):
+        """Sampling ops: an op that recomputes this one's outputs from its inputs followed by its recorded outputs
+        (mx.autograd's tape differentiates through it), or None: the recorded outputs are constants there."""
+        return None
+
     def head_gradients(self, g, inputs, outputs):
         """Loss heads only: MXNet's backward as values of the training graph, one per input (None = no
         gradient). Their outputs pass no gradient back and head gradients are ignored, as in MXNet."""

@@ -163,13 +163,16 @@ class _Graph:
         if kind == "const":
             return self._argument(("const", id(entry[1])), entry[1], parts)
         node, index = entry[1], entry[2]
-        if node.op.samples:      # its recorded draw is a constant here
+        op = node.op.replay() if node.op.samples else node.op
+        if op is None:           # a sampling op: its recorded draw is a constant here
             return self._argument(("const", id(node.outputs[index])), node.outputs[index], parts)
         if id(node) not in self._built:
             inputs = [self._symbol_entry(e, parts) for e in node.inputs]
-            self._built[id(node)] = Node(node.op, "%s%d" % (type(node.op).op_name.lower(), len(self._built)),
+            if op is not node.op:   # the replay of a sampling op reads what it drew
+                inputs += [self._argument(("const", id(o)), o, parts) for o in node.outputs[:1]]
+            self._built[id(node)] = Node(op, "%s%d" % (type(op).op_name.lower(), len(self._built)),
                                          node.params, inputs)
-            parts.append((type(node.op), tuple(sorted(node.params.items())), node.training))
+            parts.append((type(op), tuple(sorted(node.params.items())), node.training))
         return self._built[id(node)], index
 
 
