@@ -5,7 +5,7 @@
     net = mx.sym.FullyConnected(data, num_hidden=128, name='fc1')
 """
 from . import _checkout  # noqa: F401  (first: in a source checkout it makes onnxsym.converters/.models resolve)
-from . import autograd, base, context, contrib, engine, ops, util
+from . import autograd, base, context, contrib, engine, gluon, ops, util
 from . import custom as operator
 from . import module as mod
 from .module import callback, io, lr_scheduler, metric, model, optimizer

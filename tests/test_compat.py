@@ -52,11 +52,23 @@ def test_a_module_runs_with_dash_m_and_its_folder_on_the_path(tmp_path):
 
 
 def test_missing_mxnet_modules_fail_as_missing_modules(tmp_path):
-    script = tmp_path / "gluon.py"
-    script.write_text("import mxnet.gluon\n")
+    script = tmp_path / "missing.py"
+    script.write_text("import mxnet.nosuchmodule\n")
     done = _run(str(script))
     assert done.returncode == 1
-    assert "ModuleNotFoundError: No module named 'mxnet.gluon'" in done.stderr
+    assert "ModuleNotFoundError: No module named 'mxnet.nosuchmodule'" in done.stderr
+
+
+def test_gluon_imports_and_names_what_is_missing_when_used(tmp_path):
+    # MXNet scripts import gluon beside the symbolic API; the import works, the first use says what to do
+    script = tmp_path / "gluon_user.py"
+    script.write_text("import mxnet as mx\nfrom mxnet import gluon\nfrom mxnet.gluon import nn\n"
+                      "print(hasattr(gluon, 'Trainer'), mx.nd.ones((2,)).sum().asscalar())\nnn.Dense(3)\n")
+    done = _run(str(script))
+    assert done.stdout.strip() == "False 2.0"
+    assert done.returncode == 1
+    assert "GluonNotProvidedError: mx.gluon.nn.Dense: onnxsym provides MXNet's symbolic API" in done.stderr
+    assert "net.export('model')" in done.stderr
 
 
 def test_usage_without_a_script():

@@ -241,6 +241,34 @@ def _as(g, value, have, want):
     return value if np.dtype(have) == np.dtype(want) else g.cast(value, want)
 
 
+# MXNet's checks of the scalar parameters of `_random_<dist>` (run when the op runs, as MXNet's Forward checks them)
+_PARAM_RULES = {
+    "uniform": [(lambda p: p["high"] >= p["low"], "low must be less or equal to high in uniform distribution")],
+    "normal": [(lambda p: p["scale"] > 0, "scale parameter in gaussian has to be positive")],
+    "gamma": [(lambda p: p["alpha"] > 0, "alpha parameter in gamma distribution has to be positive"),
+              (lambda p: p["beta"] > 0, "beta parameter in gamma distribution has to be positive")],
+    "exponential": [(lambda p: p["lam"] > 0, "lambda parameter in exponential distribution has to be positive")],
+    "poisson": [(lambda p: p["lam"] >= 0, "lambda parameter in poisson distribution has to be non-negative")],
+    "negative_binomial": [
+        (lambda p: p["k"] >= 0, "k parameter in negative binomial distribution has to be non-negative"),
+        (lambda p: p["p"] >= 0, "p parameter in negative binomial distribution has to be non-negative")],
+    "generalized_negative_binomial": [
+        (lambda p: p["mu"] >= 0, "mu parameter in generalized negative binomial distribution has to be non-negative"),
+        (lambda p: p["alpha"] >= 0,
+         "alpha parameter in generalized negative binomial distribution has to be non-negative")],
+}
+
+
+def _scalar_params(g, op, dtype):
+    """The scalar parameters of a `_random_<dist>[_like]` op as constants of `dtype`, after MXNet's checks."""
+    values = {name: getattr(op, name) for name in op._params}
+    for holds, message in _PARAM_RULES[op._dist]:
+        if not holds(values):
+            raise MXNetError("%s: %s (%s)" % (op.op_name, message,
+                                               ", ".join("%s=%g" % item for item in values.items())))
+    return [_c(g, values[name], dtype) for name in op._params]
+
+
 # ------------------------------------------------------------------------------------------------ the ops
 class _RandomOp(OpDef):
     """`_random_<dist>`: scalar parameters (attributes `_params`), output of `shape`."""
@@ -264,7 +292,7 @@ class _RandomOp(OpDef):
     def lower(self, g):
         dtype = self.out_dtype()
         compute = _compute_dtype(dtype)
-        params = [_c(g, getattr(self, name), compute) for name in self._params]
+        params = _scalar_params(g, self, compute)
         return _as(g, _sample(g, self._dist, params, tuple(self.shape), compute), compute, dtype)
 
 
@@ -291,7 +319,7 @@ class _RandomLike(OpDef):
     def lower(self, g, data):
         dtype = np.dtype(g.dtype(data))
         compute = _compute_dtype(dtype)
-        params = [_c(g, getattr(self, name), compute) for name in self._params]
+        params = _scalar_params(g, self, compute)
         return _as(g, _sample(g, self._dist, params, tuple(g.shape(data)), compute), compute, dtype)
 
 

@@ -331,6 +331,19 @@ def test_argument_errors_as_mxnets():
         mx.sym.random.normal("0", 1.0)
     with pytest.raises(MXNetError, match="all parameters must have shape"):
         mx.nd.random.gamma(mx.nd.ones((2,)), mx.nd.ones((3,)))
+    # MXNet's checks of the scalar parameters, when the op runs (bind or call), never NaN draws
+    for bad, match in [(lambda: mx.nd.random.normal(0, -1, shape=(2,)), "scale parameter in gaussian"),
+                       (lambda: mx.nd.random.uniform(2, 1, shape=(2,)), "low must be less or equal to high"),
+                       (lambda: mx.nd.random.gamma(0, 1, shape=(2,)), "alpha parameter in gamma"),
+                       (lambda: mx.nd.random.exponential(scale=-1.0, shape=(2,)), "lambda parameter"),
+                       (lambda: mx.nd.random.poisson(-1, shape=(2,)), "non-negative"),
+                       (lambda: mx.nd.random.normal_like(mx.nd.ones((2,)), scale=0), "has to be positive")]:
+        with pytest.raises(MXNetError, match=match):
+            bad()
+    executor = mx.sym.random.normal(0, -1, shape=(2,)).simple_bind(mx.cpu())
+    with pytest.raises(MXNetError, match="scale parameter in gaussian"):
+        executor.forward()
+    assert (mx.nd.random.poisson(0, shape=(3,)).asnumpy() == 0).all()      # lam = 0 is allowed (MXNet: >= 0)
     # no shape: MXNet's default draw is one value imperatively, unknown symbolically
     assert mx.nd.random.uniform().shape == (1,)
     assert mx.sym.random.uniform().infer_shape()[1] is None
