@@ -45,6 +45,15 @@ def set_default_context(ctx):
     Context._default.value = ctx
 
 
+def _location_array(value, dtype):
+    """A location / aux value as numpy, as MXNet's _parse_location reads it: NDArrays keep their dtype, other
+    arrays take `dtype` ("asnumpy": their own)."""
+    if isinstance(value, NDArray):
+        return value.asnumpy()
+    value = np.asarray(value)
+    return value if isinstance(dtype, str) and dtype == "asnumpy" else value.astype(dtype)
+
+
 def _arrays_for(names, values, what, ctx, dtype):
     if isinstance(values, dict):
         missing = [n for n in names if n not in values]
@@ -55,10 +64,7 @@ def _arrays_for(names, values, what, ctx, dtype):
         raise ValueError("%s: %d arrays for %d names (%s)" % (what, len(values), len(names), ", ".join(names)))
     out = {}
     for name, value in zip(names, values):
-        arr = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value)
-        if dtype is not None and np.issubdtype(arr.dtype, np.floating):
-            arr = arr.astype(dtype)
-        out[name] = NDArray(np.array(arr, order="C"), ctx)
+        out[name] = NDArray(np.array(_location_array(value, dtype), order="C"), ctx)
     return out
 
 
@@ -104,7 +110,7 @@ def check_symbolic_backward(sym, location, out_grads, expected, rtol=None, atol=
     if out_grads is not None:
         if isinstance(out_grads, dict):
             out_grads = [out_grads[n] for n in sym.list_outputs()]
-        out_grads = [g if isinstance(g, NDArray) else NDArray(np.asarray(g, dtype, order="C"), ctx)
+        out_grads = [g if isinstance(g, NDArray) else NDArray(np.array(_location_array(g, dtype), order="C"), ctx)
                      for g in (out_grads if isinstance(out_grads, (list, tuple)) else [out_grads])]
     executor.backward(out_grads)
     results = {}
@@ -155,7 +161,9 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     names = sym.list_arguments()
     if not isinstance(location, dict):
         location = dict(zip(names, location))
-    location = {k: np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype) for k, v in location.items()}
+    location = {k: _location_array(v, dtype) for k, v in location.items()}
+    if isinstance(dtype, str) and dtype == "asnumpy":
+        dtype = np.result_type(*location.values())
     _, out_shapes, _ = sym.infer_shape(**{k: v.shape for k, v in location.items()})
     _, out_types, _ = sym.infer_type(**{k: v.dtype for k, v in location.items()})
     out_type = np.dtype(out_types[0] if out_types else dtype)
@@ -167,7 +175,7 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     grad_nodes = list(grad_nodes or [n for n in names if n in location])
     args = {n: NDArray(np.array(location[n], order="C"), ctx) for n in names}
     args[proj_name] = NDArray(projection, ctx)
-    aux = {k: NDArray(np.asarray(v.asnumpy() if isinstance(v, NDArray) else v, dtype, order="C"), ctx)
+    aux = {k: NDArray(np.array(_location_array(v, dtype), order="C"), ctx)
            for k, v in (aux_states or {}).items()}
     grads = {n: NDArray(np.zeros(location[n].shape, dtype), ctx) for n in grad_nodes}
     executor = loss.bind(ctx, args=args, args_grad=grads, grad_req={n: "write" for n in grad_nodes},

@@ -127,3 +127,34 @@ def test_group_outputs_run_together():
     group = mx.sym.Group([a * b, a + b, a * b])
     exe = group.bind(mx.cpu(), {"a": mx.nd.array([2.0]), "b": mx.nd.array([5.0])})
     assert [o.asscalar() for o in exe.forward()] == [10.0, 7.0, 10.0]
+
+
+def test_backward_without_forward_runs_the_forward_first():
+    # MXNet differentiates whatever its buffers hold (test_repeat calls backward right after bind); here the
+    # training forward runs first, so the gradient is right for any op
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = mx.sym.Variable("x")
+    exe = (mx.sym.repeat(x, repeats=2, axis=0) * x.repeat(repeats=2, axis=0)).bind(
+        mx.cpu(), args=[mx.nd.array(data)], args_grad=[mx.nd.zeros((2, 3))])
+    head = np.arange(12, dtype=np.float32).reshape(4, 3)
+    exe.backward(mx.nd.array(head))
+    want = (2 * np.repeat(data, 2, axis=0) * head).reshape(2, 2, 3).sum(axis=1)
+    np.testing.assert_allclose(exe.grad_arrays[0].asnumpy(), want)
+    np.testing.assert_allclose(exe.outputs[0].asnumpy(), np.repeat(data, 2, axis=0) ** 2)
+
+
+def test_simple_bind_ignores_keywords_that_are_no_shapes():
+    # MXNet reads only tuples as shapes (tests pass op attributes: simple_bind(ctx, a=(3, 4), axis=-1, mode='clip'))
+    sym = mx.sym.take(mx.sym.Variable("a"), mx.sym.Variable("indices"), axis=-1, mode="clip")
+    exe = sym.simple_bind(mx.cpu(), a=(3, 4), indices=(2,), axis=-1, mode="clip")
+    assert exe.outputs[0].shape == (3, 2)
+    with pytest.raises(TypeError, match="shape of 'a'"):
+        sym.simple_bind(mx.cpu(), a=3, indices=(2,))
+
+
+def test_inputs_left_out_by_keyword_none():
+    # MXNet's generated functions skip None inputs: SequenceReverse(data, sequence_length=None)
+    rev = mx.sym.SequenceReverse(data=mx.sym.Variable("d"), sequence_length=None, use_sequence_length=False)
+    assert rev.list_arguments() == ["d"]
+    out = mx.nd.SequenceReverse(mx.nd.array(np.arange(3.0).reshape(3, 1)), sequence_length=None)
+    assert out.asnumpy().ravel().tolist() == [2.0, 1.0, 0.0]

@@ -354,3 +354,28 @@ def test_same_array_and_symbol_structure():
     assert a.asnumpy().tolist() == [1, 1]
     assert tu.same_symbol_structure(_fc(), _fc())
     assert not tu.same_symbol_structure(_fc(), mx.sym.Activation(mx.sym.Variable("data"), act_type="relu"))
+
+
+def test_location_dtypes_as_mxnets_parse_location():
+    # numpy arrays take `dtype` (ints included), "asnumpy" keeps each array's own dtype, NDArrays keep theirs
+    x = mx.sym.Variable("x")
+    y = mx.sym.Variable("y")
+    sym = mx.sym.broadcast_add(x, y)
+    ints = np.arange(6, dtype=np.int32).reshape(2, 3)
+    out = mx.test_utils.check_symbolic_forward(sym, [ints, ints], [2 * ints], dtype=np.float64)
+    assert out[0].dtype == np.float64
+    out = mx.test_utils.check_symbolic_forward(sym, [ints, ints], [2 * ints], dtype="asnumpy")
+    assert out[0].dtype == np.int32
+    halves = mx.nd.array(ints, dtype=np.float16)
+    out = mx.test_utils.check_symbolic_forward(sym, [halves, halves], [2 * ints], dtype=np.float64)
+    assert out[0].dtype == np.float16
+    lengths = mx.sym.Variable("len")
+    masked = mx.sym.SequenceMask(x, sequence_length=lengths, use_sequence_length=True)
+    data = np.ones((3, 2, 2), np.float32)
+    want = data.copy()
+    want[1:, 0] = 0
+    want[2:, 1] = 0
+    mx.test_utils.check_symbolic_forward(masked, [data, np.array([1, 2], np.float32)], [want], dtype="asnumpy")
+    mx.test_utils.check_symbolic_backward(masked, [data, np.array([1, 2], np.float32)], [data], [want],
+                                          dtype="asnumpy")
+    mx.test_utils.check_numeric_gradient(mx.sym.tanh(x), [np.linspace(-1, 1, 6).reshape(2, 3)], dtype="asnumpy")

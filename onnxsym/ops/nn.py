@@ -88,11 +88,25 @@ _SELU_LAMBDA = 1.0507009873538
 _SELU_ALPHA = 1.6732632423543772
 
 
+def _prelu_gamma_shape(gamma, data):
+    """The shape gamma broadcasts to against `data`, as MXNet's LeakyReLU expand_shape: gamma's axes, aligned from
+    the right, fill the batch and channel axes (0 and 1) where they equal data's or are 1; other axes get 1."""
+    result, s = [1] * len(data), len(gamma) - 1
+    for i in range(len(data) - 1, -1, -1):
+        if s >= 0 and i <= 1 and gamma[s] in (data[i], 1):
+            result[i] = gamma[s]
+            s -= 1
+    if s != -1:
+        raise MXNetError("LeakyReLU(prelu): Cannot broadcast gamma to data. gamma: %s, data: %s"
+                         % (fmt(gamma), fmt(data)))
+    return result
+
+
 @register
 class LeakyReLU(OpDef):
     """Leaky family of rectifiers. Mirrors MXNet src/operator/leaky_relu-inl.h.
 
-    leaky: x>0 ? x : slope*x; prelu: x>0 ? x : gamma[c]*x (gamma (C,) or (1,)); elu: x>0 ? x : slope*(e^x-1);
+    leaky: x>0 ? x : slope*x; prelu: x>0 ? x : gamma*x (gamma (C,), (1,) or (N, C): it fills axes 0-1 from the right); elu: x>0 ? x : slope*(e^x-1);
     selu: lambda*elu_alpha(x); gelu: x*Phi(x) (erf form); rrelu: random slope in [lower, upper] when training,
     (lower+upper)/2 at inference.
     """
@@ -121,9 +135,8 @@ class LeakyReLU(OpDef):
         if self.act_type != "prelu":
             return [data], outs
         channels = data[1] if len(data) > 1 else 1
-        if is_complete(gamma) and channels is not None and tuple(gamma) not in ((channels,), (1,)):
-            raise MXNetError("LeakyReLU(prelu): gamma must have shape (%d,) or (1,), got %s"
-                             % (channels, fmt(gamma)))
+        if is_complete(gamma) and is_complete(data):
+            _prelu_gamma_shape(gamma, data)
         return [data, gamma if gamma is not None else (channels,)], outs
 
     def lower(self, g, data, gamma=None):
@@ -138,8 +151,7 @@ class LeakyReLU(OpDef):
         elif kind == "rrelu":
             out = g.LeakyRelu(data, alpha=(self.lower_bound + self.upper_bound) / 2.0)
         elif kind == "prelu":
-            ndim = len(g.shape(data))
-            slope = gamma if ndim <= 1 else g.Reshape(gamma, g.int64s([1, -1] + [1] * (ndim - 2)))
+            slope = g.Reshape(gamma, g.int64s(_prelu_gamma_shape(g.shape(gamma), g.shape(data))))
             # x where x > 0, else gamma * x: MXNet's backward (gamma's gradient where x <= 0), and a Where has
             # float64 gradient kernels (ReluGrad has not)
             out = g.Where(g.Greater(data, g.scalar(0, dtype)), data, g.Mul(slope, data))

@@ -233,9 +233,12 @@ def split_call(opcls, args, kwargs, is_input):
                 raise TypeError("%s() got too many positional arguments" % opcls.op_name)
             params[positional_params.pop(0)] = value
     named_inputs = {}
+    fields = opcls.param_names()
     for key, value in kwargs.items():
         if is_input(value):
             named_inputs[key] = value
+        elif value is None and key not in fields:
+            continue            # an input left out by keyword (MXNet's generated functions skip None inputs)
         elif key != "out":
             params[key] = value
     if opcls.variadic and "num_args" not in params:

@@ -123,10 +123,13 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
     - other arguments (and gradients) reuse the memory of `shared_buffer[name]` when it is large enough, else get
       a new array that is stored back into `shared_buffer`.
     Without `shared_buffer` every array is new (MXNet then shares only scratch memory with `shared_exec`)."""
-    for name, shape in (shapes or {}).items():
-        _check_bind_shape(name, shape)
-    arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**(shapes or {}))
     names = symbol.list_arguments() + symbol.list_auxiliary_states()
+    # MXNet reads only tuple values as shapes: other keywords that name no argument (test code passes an op's own
+    # attributes, axis=-1, mode='clip') are ignored; a non-tuple shape of an argument is refused here
+    shapes = {name: shape for name, shape in (shapes or {}).items() if name in names or isinstance(shape, tuple)}
+    for name, shape in shapes.items():
+        _check_bind_shape(name, shape)
+    arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**shapes)
     unknown = ["%s: %s" % (n, s) for n, s in zip(names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
     if unknown:
         raise MXNetError("simple_bind: cannot decide the shapes of the following arguments (0s in shape means "
@@ -349,10 +352,12 @@ class Executor:
         several times after one forward (each call computes the gradients again from its out_grads);
         BatchNorm's moving statistics are updated here, once per call after a training forward. After an
         inference forward (is_train=False) it differentiates that forward (BatchNorm with its moving statistics,
-        no Dropout), running it again in a differentiable graph."""
+        no Dropout), running it again in a differentiable graph. With no forward before it, a training forward
+        runs first."""
         if self._pending is None:
-            raise MXNetError("backward() needs a forward first: forward(is_train=True) to train (a forward() in "
-                             "inference mode can be differentiated too)")
+            # MXNet runs a backward with no forward before it on whatever its buffers hold (right for ops whose
+            # gradient needs no forward value, as test_repeat's); here the forward runs first, so it is right always
+            self.forward(is_train=is_train)
         if self._pending == "inference":
             graph = self._training_graph(train_mode=False)
             graph.forward()

@@ -34,6 +34,11 @@ CASES = [
            lambda data, gamma: np.where(data > 0, data, gamma.reshape(1, 3, 1, 1) * data)),
     OpCase("LeakyReLU", dict(act_type="prelu"), {"data": (4, 3)},
            lambda data, gamma: np.where(data > 0, data, gamma * data)),
+    # gamma of shape (N, C): MXNet fills the batch and channel axes from the right (its test_prelu's gam_full)
+    OpCase("LeakyReLU", dict(act_type="prelu"), {"data": (3, 4, 2, 5), "gamma": (3, 4)},
+           lambda data, gamma: np.where(data > 0, data, gamma.reshape(3, 4, 1, 1) * data)),
+    OpCase("LeakyReLU", dict(act_type="prelu"), {"data": (3, 4), "gamma": (3, 4)},
+           lambda data, gamma: np.where(data > 0, data, gamma * data)),
     OpCase("LeakyReLU", dict(act_type="elu", slope=0.7), {"data": (2, 5)},
            lambda data: np.where(data > 0, data, 0.7 * np.expm1(data)), low=-3, high=3),
     OpCase("LeakyReLU", dict(act_type="selu"), {"data": (2, 5)},
@@ -82,8 +87,10 @@ def test_prelu_gamma_defaults():
     assert act.list_arguments() == ["x", "p_gamma"]
     assert act.infer_shape(x=(2, 7, 3, 3))[0][1] == (7,)
     assert act.attr_dict()["p_gamma"]["__init__"] == '["Constant", {"value": 0.25}]'
-    with pytest.raises(mx.MXNetError, match="gamma"):
+    with pytest.raises(mx.MXNetError, match="Cannot broadcast gamma to data"):
         act.infer_shape(x=(2, 7, 3, 3), p_gamma=(3,))
+    with pytest.raises(mx.MXNetError, match="Cannot broadcast gamma to data"):
+        act.infer_shape(x=(2, 7, 3, 3), p_gamma=(2, 7, 3))
 
 
 def test_rrelu_training_draws_slopes_and_backward_uses_them():
