@@ -398,6 +398,77 @@ def _one(g, x):
     return g.scalar(1, g.dtype(x))
 
 
+# float64 forms of the ops whose ONNX kernels ORT's CPU provider has for float32 only (MXNet computes them in
+# double): identities over Sin/Cos/Exp/Log/Sqrt, which have float64 kernels, short Taylor series where those
+# identities cancel (|x| < 0.01), and arctan as ORT's float32 value refined by two Newton steps in double.
+def _taylor(g, x, coeffs):
+    """x * (c0 + c1 x^2 + c2 x^4 + ...)."""
+    x2 = g.Mul(x, x)
+    acc = g.scalar(coeffs[-1], g.dtype(x))
+    for coeff in reversed(coeffs[:-1]):
+        acc = g.Add(g.scalar(coeff, g.dtype(x)), g.Mul(acc, x2))
+    return g.Mul(x, acc)
+
+
+def _small_or(g, x, small, large, bound=0.01):
+    return g.Where(g.Less(g.Abs(x), g.scalar(bound, g.dtype(x))), small, large)
+
+
+def _atan64(g, x):
+    c = lambda v: g.scalar(v, np.float64)
+    big = g.Greater(g.Abs(x), c(1))
+    u = g.Where(big, g.Reciprocal(x), x)                  # |u| <= 1 (1/inf = 0)
+    y = g.cast(g.Atan(g.cast(u, np.float32)), np.float64)
+    for _ in range(2):                                    # Newton on tan(y) = u: y -= cos y (sin y - u cos y)
+        cos = g.Cos(y)
+        y = g.Sub(y, g.Mul(cos, g.Sub(g.Sin(y), g.Mul(u, cos))))
+    return g.Where(big, g.Sub(g.Mul(g.Sign(x), c(math.pi / 2)), y), y)
+
+
+def _erf64(g, x):
+    """erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (2n+1)!! (positive terms: no cancellation), |x| clamped
+    to 6 where erf is 1.0 in double; 150 terms reach double precision there."""
+    c = lambda v: g.scalar(v, np.float64)
+    v = g.Clip(x, c(-6.0), c(6.0))
+    x2 = g.Mul(v, v)
+    term = total = v
+    for n in range(1, 150):
+        term = g.Mul(term, g.Mul(x2, c(2.0 / (2 * n + 1))))
+        total = g.Add(total, term)
+    return g.Mul(g.Mul(c(2 / math.sqrt(math.pi)), g.Exp(g.Neg(x2))), total)
+
+
+def _sqrt_one_minus_square(g, x):
+    one = _one(g, x)
+    return g.Sqrt(g.Mul(g.Sub(one, x), g.Add(one, x)))
+
+
+_FLOAT64_FORMS = {
+    "tan": lambda g, x: g.Div(g.Sin(x), g.Cos(x)),
+    "sinh": lambda g, x: _small_or(g, x, _taylor(g, x, (1.0, 1 / 6, 1 / 120, 1 / 5040)),
+                                   g.Mul(g.scalar(0.5, np.float64), g.Sub(g.Exp(x), g.Exp(g.Neg(x))))),
+    "cosh": lambda g, x: g.Mul(g.scalar(0.5, np.float64), g.Add(g.Exp(x), g.Exp(g.Neg(x)))),
+    "arcsinh": lambda g, x: _small_or(g, x, _taylor(g, x, (1.0, -1 / 6, 3 / 40, -15 / 336)),
+                                      g.Mul(g.Sign(x), g.Log(g.Add(g.Abs(x), g.Sqrt(g.Add(g.Mul(x, x), _one(g, x))))))),
+    "arccosh": lambda g, x: g.Log(g.Add(x, g.Sqrt(g.Mul(g.Sub(x, _one(g, x)), g.Add(x, _one(g, x)))))),
+    "arctanh": lambda g, x: _small_or(g, x, _taylor(g, x, (1.0, 1 / 3, 1 / 5, 1 / 7)),
+                                      g.Mul(g.scalar(0.5, np.float64),
+                                            g.Log(g.Div(g.Add(_one(g, x), x), g.Sub(_one(g, x), x))))),
+    "arctan": _atan64,
+    "arcsin": lambda g, x: _atan64(g, g.Div(x, _sqrt_one_minus_square(g, x))),
+    "arccos": lambda g, x: g.Mul(g.scalar(2.0, np.float64),
+                                 _atan64(g, g.Sqrt(g.Div(g.Sub(_one(g, x), x), g.Add(_one(g, x), x))))),
+    "erf": _erf64,
+}
+
+
+def erf(g, x):
+    """erf of a float tensor (float64 in double precision, where ORT has only a float32 Erf)."""
+    if g.dtype(x) == np.float64:
+        return g.with_gradient(_erf64(g, x), lambda: [(x, _DERIVATIVES_64["erf"](g, x, None))])
+    return g.Erf(x)
+
+
 # d(out)/d(data) for unary ops whose ONNX form has no onnxruntime-training gradient.
 DERIVATIVES = {
     "arcsin": lambda g, x, y: g.Reciprocal(g.Sqrt(g.Sub(_one(g, x), g.Mul(x, x)))),
@@ -413,6 +484,11 @@ DERIVATIVES = {
     "cbrt": lambda g, x, y: g.Reciprocal(g.Mul(g.scalar(3, g.dtype(x)), g.Mul(y, y))),
     "rcbrt": lambda g, x, y: g.Div(g.Neg(y), g.Mul(g.scalar(3, g.dtype(x)), x)),
 }
+# float64 forms are differentiated through their derivative (their nodes are a computation, not the function)
+_DERIVATIVES_64 = dict(DERIVATIVES, erf=lambda g, x, y: g.Mul(g.scalar(2 / math.sqrt(math.pi), g.dtype(x)),
+                                                              g.Exp(g.Neg(g.Mul(x, x)))),
+                       sinh=lambda g, x, y: _FLOAT64_FORMS["cosh"](g, x),
+                       cosh=lambda g, x, y: _FLOAT64_FORMS["sinh"](g, x))
 
 
 # Integer inputs. MXNet computes integer math in double and truncates back to the integer type (exp(7) -> 1096,
@@ -435,6 +511,10 @@ class _Unary(OpDef):
         dtype = np.dtype(g.dtype(data))
         if dtype.kind in "iub" and dtype.kind not in _INTEGER_KERNELS.get(self.op_name, ""):
             return self._integer_math(g, data, dtype)
+        if dtype == np.float64 and self.op_name in _FLOAT64_FORMS:
+            out = _FLOAT64_FORMS[self.op_name](g, data)
+            derivative = _DERIVATIVES_64[self.op_name]
+            return g.with_gradient(out, lambda: [(data, derivative(g, data, out))])
         out = type(self)._lower(g, data)
         derivative = DERIVATIVES.get(self.op_name)
         return out if derivative is None else g.with_gradient(out, lambda: [(data, derivative(g, data, out))])

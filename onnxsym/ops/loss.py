@@ -241,3 +241,48 @@ class SVMOutput(OpDef):
         else:
             magnitude = g.Mul(slack, g.scalar(2, dtype))
         return [g.Mul(g.Mul(sign, magnitude), g.scalar(self.regularization_coefficient, dtype)), None]
+
+
+@register
+class smooth_l1(OpDef):
+    """0.5 (scalar * x)^2 where |x| < 1 / scalar^2, else |x| - 0.5 / scalar^2 (MXNet smooth_l1, the Fast R-CNN
+    loss); its gradient scalar^2 x, or sign(x)."""
+    scalar: float = param(1.0, doc="sigma: the quadratic region is |x| < 1 / sigma^2.")
+    infer_shape = same_shape_rule
+    float_only = True
+
+    def lower(self, g, data):
+        dtype = g.dtype(data)
+        s2 = self.scalar * self.scalar
+        quadratic = g.Mul(g.scalar(0.5 * s2, dtype), g.Mul(data, data))
+        linear = g.Sub(g.Abs(data), g.scalar(0.5 / s2, dtype))
+        return g.Where(g.Less(g.Abs(data), g.scalar(1.0 / s2, dtype)), quadratic, linear)
+
+
+@register
+class softmax_cross_entropy(OpDef):
+    """sum over the batch of -log softmax(data)[i, label[i]]: output shape (1,); data (N, C), label (N,) of data's
+    dtype (MXNet loss_binary_op). The gradient of data is softmax - one_hot(label); label takes none."""
+    inputs = ("data", "label")
+
+    def infer_shape(self, data, label):
+        if data is None:
+            return None
+        if len(data) != 2:
+            raise MXNetError("softmax_cross_entropy: data must be 2-D (batch, classes), got shape %s" % (data,))
+        if label is not None and (len(label) != 1 or label[0] not in (0, data[0])):
+            raise MXNetError("softmax_cross_entropy: label must have shape (%d,), got %s" % (data[0], label))
+        return [data, (data[0],)], [(1,)]
+
+    def infer_type(self, data, label):
+        if data is None:
+            return None
+        if label is not None and np.dtype(label) != np.dtype(data):
+            raise MXNetError("softmax_cross_entropy: label must have data's dtype %s, got %s"
+                             % (np.dtype(data), np.dtype(label)))
+        return [data, data], [data]
+
+    def lower(self, g, data, label):
+        index = g.Unsqueeze(g.stop_gradient(g.cast(label, np.int64), np.int64), g.int64s([1]))
+        picked = g.GatherElements(g.LogSoftmax(data, axis=1), index, axis=1)
+        return g.Neg(g.Reshape(g.ReduceSum(picked, keepdims=0), g.int64s([1])))

@@ -3,6 +3,7 @@ import math
 
 from .._shapes import fmt, is_complete, partial_rule, same_shape_rule
 from ..base import MXNetError
+from .elemwise import erf
 from .params import param
 from .registry import OpDef, register
 
@@ -161,7 +162,9 @@ class LeakyReLU(OpDef):
             out = g.Mul(g.scalar(_SELU_LAMBDA, dtype), _elu(g, data, _SELU_ALPHA))
         else:
             half, root = g.scalar(0.5, dtype), g.scalar(1.0 / math.sqrt(2.0), dtype)
-            out = g.Mul(g.Mul(half, data), g.Add(g.scalar(1, dtype), g.Erf(g.Mul(data, root))))
+            scaled = g.Mul(data, root)
+            g.set_info(scaled, g.shape(data), dtype)
+            out = g.Mul(g.Mul(half, data), g.Add(g.scalar(1, dtype), erf(g, scaled)))
         if kind != "rrelu":
             return out
         # The mask holds the slope used per element; at inference that is the mean slope everywhere.

@@ -1,4 +1,6 @@
 """Elementwise arithmetic, comparisons, scalar ops, add_n and unary math against numpy."""
+import math
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,41 @@ for name, fn in SCALAR_REFS.items():
     CASES.append(OpCase(name, {"scalar": scalar}, {"data": (2, 3)},
                         (lambda f, s: lambda data: np.asarray(f(data, np.float32(s))).astype(np.float32))(fn, scalar),
                         values={"data": data}))
+
+# float64 forms of the ops ORT has float32 kernels only for: double precision, as MXNet computes them; the edge
+# values (tiny arguments where the identities would cancel, domain ends) are checked apart (forward only)
+FLOAT64_EDGE_CASES = []
+for _name, _ref, _low, _high in [("tan", np.tan, -1.4, 1.4), ("sinh", np.sinh, -3, 3), ("cosh", np.cosh, -3, 3),
+                                 ("arcsinh", np.arcsinh, -3, 3), ("arccosh", np.arccosh, 1.01, 4),
+                                 ("arctanh", np.arctanh, -0.99, 0.99), ("arctan", np.arctan, -5, 5),
+                                 ("arcsin", np.arcsin, -0.99, 0.99), ("arccos", np.arccos, -0.99, 0.99),
+                                 ("erf", np.vectorize(math.erf), -4, 4)]:
+    CASES.append(OpCase(_name, {}, {"data": (40,)}, lambda data, _ref=_ref: _ref(data), dtype="float64",
+                        low=_low, high=_high, rtol=1e-13, atol=1e-15, name="%s-float64" % _name))
+    if _name != "arccosh":
+        FLOAT64_EDGE_CASES.append(OpCase(
+            _name, {}, {"data": (6,)}, lambda data, _ref=_ref: _ref(data), dtype="float64", rtol=1e-13, atol=1e-300,
+            values={"data": np.array([0.0, 1e-9, -1e-12, 0.0099, 0.011, -0.5])}, name="%s-float64-small" % _name))
+FLOAT64_EDGE_CASES += [
+    OpCase("arccosh", {}, {"data": (3,)}, lambda data: np.arccosh(data), dtype="float64",
+           values={"data": np.array([1.0, 1.0 + 1e-9, 1e6])}, rtol=1e-6, atol=1e-12, name="arccosh-float64-near-one"),
+    OpCase("arcsin", {}, {"data": (4,)}, lambda data: np.arcsin(data), dtype="float64",
+           values={"data": np.array([1.0, -1.0, 1 - 1e-15, -1 + 1e-12])}, name="arcsin-float64-edges"),
+    OpCase("arctan", {}, {"data": (4,)}, lambda data: np.arctan(data), dtype="float64",
+           values={"data": np.array([np.inf, -np.inf, 1e300, -1e8])}, name="arctan-float64-edges"),
+]
+
+
+@pytest.mark.parametrize("case", FLOAT64_EDGE_CASES, ids=str)
+def test_float64_forms_at_their_edges(case):
+    run_case(case)
+
+
+def test_float64_forms_give_nan_outside_the_domain():
+    for name, values in (("arcsin", [1.5, -2.0]), ("arccos", [1.5, -2.0]), ("arctanh", [1.5, -2.0]),
+                         ("arccosh", [0.5, -2.0])):
+        assert np.isnan(getattr(mx.nd, name)(mx.nd.array(values, dtype="float64")).asnumpy()).all(), name
+
 
 CASES.append(OpCase("add_n", {}, {"arg0": (2, 3), "arg1": (2, 3), "arg2": (2, 3)},
                     lambda arg0, arg1, arg2: arg0 + arg1 + arg2, nargs=3))

@@ -28,6 +28,15 @@ CASES = [
     OpCase("MakeLoss", dict(grad_scale=0.5), {"data": (2, 3)}, lambda data: data),
     OpCase("make_loss", {}, {"data": (2, 3)}, lambda data: data),
     OpCase("SVMOutput", {}, {"data": (4, 3)}, lambda data, label: data, int_inputs={"label": (0, 3)}),
+    # smooth_l1: quadratic inside |x| < 1 / sigma^2, linear outside (inputs reach both regions)
+    OpCase("smooth_l1", dict(scalar=1.0), {"data": (3, 4)},
+           lambda data: np.where(np.abs(data) < 1, 0.5 * data ** 2, np.abs(data) - 0.5), low=-3, high=3),
+    OpCase("smooth_l1", dict(scalar=2.0), {"data": (5,)}, lambda data: np.where(
+        np.abs(data) < 0.25, 2 * data ** 2, np.abs(data) - 0.125), dtype="float64", low=-1, high=1),
+    OpCase("softmax_cross_entropy", {}, {"data": (4, 5)}, lambda data, label: np.array([-np.sum(
+        np.log(_softmax(data, 1))[np.arange(4), label.astype(int)])]), int_inputs={"label": (0, 5)}),
+    OpCase("softmax_cross_entropy", {}, {"data": (3, 2)}, lambda data, label: np.array([-np.sum(
+        np.log(_softmax(data, 1))[np.arange(3), label.astype(int)])]), dtype="float64", int_inputs={"label": (0, 2)}),
 ]
 
 
