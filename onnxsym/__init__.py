@@ -26,6 +26,8 @@ from .name import AttrScope
 from .util import is_np_array, is_np_shape, np_array, np_shape, set_np_shape, use_np, use_np_array, use_np_shape
 
 _populate(symbol, ndarray)
+contrib.sym = contrib.symbol = symbol.contrib       # MXNet's mx.contrib.sym / mx.contrib.nd
+contrib.nd = contrib.ndarray = ndarray.contrib
 
 sym = symbol
 nd = ndarray

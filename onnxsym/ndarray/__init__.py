@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-from . import random  # noqa: F401  (mx.nd.random)
+from . import contrib, random  # noqa: F401  (mx.nd.contrib, mx.nd.random)
 from ..base import MXNetError, normalize_dtype
 from ..runtime.imperative import invoke
 from ..runtime.ndarray import NDArray, as_ndarray, creation_shape

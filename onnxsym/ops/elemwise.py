@@ -400,7 +400,8 @@ def _one(g, x):
 
 # float64 forms of the ops whose ONNX kernels ORT's CPU provider has for float32 only (MXNet computes them in
 # double): identities over Sin/Cos/Exp/Log/Sqrt, which have float64 kernels, short Taylor series where those
-# identities cancel (|x| < 0.01), and arctan as ORT's float32 value refined by two Newton steps in double.
+# identities cancel (|x| < 0.01), and arctan as ORT's float32 value refined by two Newton steps in double (Cos
+# through Sin: ORT before 1.32 has no float64 Cos).
 def _taylor(g, x, coeffs):
     """x * (c0 + c1 x^2 + c2 x^4 + ...)."""
     x2 = g.Mul(x, x)
@@ -414,13 +415,19 @@ def _small_or(g, x, small, large, bound=0.01):
     return g.Where(g.Less(g.Abs(x), g.scalar(bound, g.dtype(x))), small, large)
 
 
+def _cos64(g, x):
+    """cos x = 1 - 2 sin^2(x / 2): ORT builds before 1.32 have a float64 Sin but no float64 Cos."""
+    half = g.Sin(g.Mul(x, g.scalar(0.5, np.float64)))
+    return g.Sub(g.scalar(1.0, np.float64), g.Mul(g.scalar(2.0, np.float64), g.Mul(half, half)))
+
+
 def _atan64(g, x):
     c = lambda v: g.scalar(v, np.float64)
     big = g.Greater(g.Abs(x), c(1))
     u = g.Where(big, g.Reciprocal(x), x)                  # |u| <= 1 (1/inf = 0)
     y = g.cast(g.Atan(g.cast(u, np.float32)), np.float64)
     for _ in range(2):                                    # Newton on tan(y) = u: y -= cos y (sin y - u cos y)
-        cos = g.Cos(y)
+        cos = _cos64(g, y)
         y = g.Sub(y, g.Mul(cos, g.Sub(g.Sin(y), g.Mul(u, cos))))
     return g.Where(big, g.Sub(g.Mul(g.Sign(x), c(math.pi / 2)), y), y)
 
@@ -444,7 +451,7 @@ def _sqrt_one_minus_square(g, x):
 
 
 _FLOAT64_FORMS = {
-    "tan": lambda g, x: g.Div(g.Sin(x), g.Cos(x)),
+    "tan": lambda g, x: g.Div(g.Sin(x), _cos64(g, x)),
     "sinh": lambda g, x: _small_or(g, x, _taylor(g, x, (1.0, 1 / 6, 1 / 120, 1 / 5040)),
                                    g.Mul(g.scalar(0.5, np.float64), g.Sub(g.Exp(x), g.Exp(g.Neg(x))))),
     "cosh": lambda g, x: g.Mul(g.scalar(0.5, np.float64), g.Add(g.Exp(x), g.Exp(g.Neg(x)))),

@@ -22,6 +22,12 @@ def _check_ctx(ctx):
     return ctx
 
 
+
+def _scalar_type(dtype):
+    """numpy's canonical scalar type of `dtype` (int64, not longlong: arrays ORT returns may carry the 'q' alias,
+    which compares equal to int64 but is another class, and MXNet code tests `x.dtype == np.int64` or prints it)."""
+    return np.dtype(dtype.name).type
+
 class NDArray:
     """An n-dimensional array on a device. Operators run as cached one-op ORT graphs; the buffer stays in
     place, so executors that bound it see every in-place write (`arr[:] = batch`). On a device context (a GPU) the
@@ -49,7 +55,7 @@ class NDArray:
 
     @property
     def dtype(self):
-        return self._data.dtype.type
+        return _scalar_type(self._data.dtype)
 
     @property
     def size(self):
@@ -391,7 +397,7 @@ class DeviceNDArray(NDArray):
 
     @property
     def dtype(self):
-        return self._host.dtype.type
+        return _scalar_type(self._host.dtype)
 
     @property
     def size(self):
