@@ -24,7 +24,7 @@ LAYERS = [
     ("base", ["onnxsym._checkout", "onnxsym.base", "onnxsym._files", "onnxsym.name", "onnxsym._shapes",
               "onnxsym.runtime", "onnxsym.runtime.library", "onnxsym.runtime.device", "onnxsym.context",
               "onnxsym.runtime.features", "onnxsym.engine", "onnxsym.util", "onnxsym.runtime.rng",
-              "onnxsym._random_api"]),
+              "onnxsym._random_api", "onnxsym.gluon"]),
     # errors, dtypes, names and hidden keys (mx.name), partial shapes, atomic files, devices (onnxruntime's
     # import, what it can run on, device copies of host buffers, mx.runtime.Features), MXNet's engine and NumPy-mode
     # switches (mx.engine, mx.util), the seed stream of sampling nodes and the argument handling of mx.nd.random /
