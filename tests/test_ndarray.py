@@ -144,3 +144,14 @@ def test_creation_into_out_and_inplace_views():
     column[:] = 7
     assert squeezed.shape == (2, 3) and squeezed.asnumpy().max() == 7
     assert column.squeeze(axis=1).shape == (2, 3)
+
+
+def test_broadcast_to_method_as_mxnets():
+    # MXNet's NDArray.broadcast_to takes any int sequence and adds leading axes; only size-1 axes broadcast
+    x = mx.nd.array([[1.0], [2.0]])
+    assert x.broadcast_to(np.array([3, 2, 4])).asnumpy().tolist() == [[[1.0] * 4, [2.0] * 4]] * 3
+    assert x.broadcast_to([2, 5]).shape == (2, 5)
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        x.broadcast_to((3, 4))
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        x.broadcast_to((4,))

@@ -12,7 +12,7 @@ import numpy as np
 from ..base import MXNetError, normalize_dtype
 from ..name import format_value
 
-__all__ = ["REQUIRED", "param", "Shape", "OptShape", "Dtype", "parse_value", "format_value", "format_dtype",
+__all__ = ["REQUIRED", "param", "Shape", "OptShape", "FloatTuple", "Dtype", "parse_value", "format_value", "format_dtype",
            "format_param", "parse_shape", "type_name"]
 
 REQUIRED = dataclasses.MISSING
@@ -24,6 +24,10 @@ class Shape(tuple):
 
 class OptShape(tuple):
     """A tuple whose items may be None: "(None, 2)" (MXNet's Tuple<optional<int>>, e.g. slice begin/end)."""
+
+
+class FloatTuple(tuple):
+    """A tuple of floats written "(-2.5, 2.5)" (MXNet's Tuple<double>, e.g. _histogram's range)."""
 
 
 class Dtype(str):
@@ -97,6 +101,10 @@ def parse_value(kind, value):
         raise ValueError("None is not allowed")
     if kind is Dtype:
         return Dtype(normalize_dtype(value).name)
+    if kind is FloatTuple:
+        items = _split_tuple(value) if isinstance(value, str) else \
+            ([value] if isinstance(value, (int, float, np.number)) else value)
+        return tuple(_parse_float(v) if isinstance(v, str) else float(v) for v in items)
     if not isinstance(value, str):
         if kind in (Shape, OptShape):
             if isinstance(value, (int, np.integer)):
@@ -140,6 +148,7 @@ def type_name(kind):
     if optional:
         return "%s or None" % ("Shape" if kind in (Shape, OptShape) else type_name(kind))
     return {int: "int", float: "float", bool: "boolean", Shape: "Shape(tuple)", OptShape: "Shape(tuple)",
+            FloatTuple: "tuple of <double>",
             Dtype: "dtype"}.get(kind, "string")
 
 

@@ -6,6 +6,8 @@ its input / auxiliary / output names, its shape and type rules, and its lowering
 op's name.
 """
 import dataclasses
+import functools
+import inspect
 import typing
 
 from ..base import MXNetError
@@ -219,6 +221,14 @@ def fluent_methods():
     return dict(_FLUENT)
 
 
+@functools.lru_cache(maxsize=None)
+def _possible_inputs(opcls):
+    """Every input name the op can have under some attributes: the parameters of its lowering after the builder."""
+    names_ = [p.name for p in list(inspect.signature(opcls.lower).parameters.values())[2:]
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return frozenset(names_) | frozenset(opcls.inputs)
+
+
 def split_call(opcls, args, kwargs, is_input):
     """Split an op call into input values (positional + by name) and attribute strings, as MXNet's generated
     functions do: positional inputs first, then positional attributes in declaration order. Every keyword is an
@@ -233,11 +243,10 @@ def split_call(opcls, args, kwargs, is_input):
                 raise TypeError("%s() got too many positional arguments" % opcls.op_name)
             params[positional_params.pop(0)] = value
     named_inputs = {}
-    fields = opcls.param_names()
     for key, value in kwargs.items():
         if is_input(value):
             named_inputs[key] = value
-        elif value is None and key not in fields:
+        elif value is None and key in _possible_inputs(opcls):
             continue            # an input left out by keyword (MXNet's generated functions skip None inputs)
         elif key != "out":
             params[key] = value

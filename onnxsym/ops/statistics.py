@@ -6,7 +6,7 @@ import numpy as np
 
 from .._shapes import fmt
 from ..base import MXNetError
-from .params import OptShape, param
+from .params import FloatTuple, OptShape, param
 from .registry import OpDef, register
 
 __all__ = []
@@ -59,11 +59,7 @@ class _histogram(OpDef):
     outputs = ("output0", "output1")
     differentiable = False
     bin_cnt: typing.Optional[int] = param(None, doc="Number of bins for uniform case")
-    range: typing.Optional[OptShape] = param(None, doc="The lower and upper range of the bins.")
-
-    def __post_init__(self):
-        if self.range is not None:   # floats: "(0.5, 2)" parses as a tuple of floats here
-            object.__setattr__(self, "range", tuple(float(v) for v in self.range))
+    range: typing.Optional[FloatTuple] = param(None, doc="The lower and upper range of the bins.")
 
     def input_names(self):
         return ("data",) if self.bin_cnt is not None else ("data", "bins")

@@ -162,6 +162,20 @@ class NDArray:
         axes = {a % self.ndim for a in axes}
         return self.reshape([d for i, d in enumerate(self.shape) if not (i in axes and d == 1)] or [1])
 
+    def broadcast_to(self, shape):
+        """This array broadcast to `shape` (any sequence of ints; leading axes are added as MXNet's method adds them:
+        only size-1 axes broadcast, else ValueError)."""
+        shape = tuple(int(d) for d in shape)
+        error = ("operands could not be broadcast together with remapped shapes[original->remapped]: %s and "
+                 "requested shape %s" % (self.shape, shape))
+        if len(shape) < self.ndim:
+            raise ValueError(error)
+        padded = (1,) * (len(shape) - self.ndim) + self.shape
+        if any(have != want and have != 1 for have, want in zip(padded, shape)):
+            raise ValueError(error)
+        source = self if padded == self.shape else self.reshape(padded)
+        return source._op("broadcast_to", shape=shape)
+
     def _op(self, name, **params):
         from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
         return invoke(name, (self,), params)

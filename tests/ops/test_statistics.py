@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import onnxsym as mx
 from .opcase import OpCase, run_case
 
 
@@ -27,3 +28,16 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_forward(case):
     run_case(case)
+
+
+def test_histogram_range_takes_floats_in_every_spelling():
+    data = mx.nd.array(np.linspace(-3, 3, 25), dtype="float64")
+    want = np.histogram(data.asnumpy(), 4, range=(-2.5, 2.5))
+    for spelling in [(-2.5, 2.5), "(-2.5, 2.5)", [-2.5, 2.5], (np.float32(-2.5), 2.5)]:
+        counts, edges = mx.nd.histogram(data, bins=4, range=spelling)
+        np.testing.assert_array_equal(counts.asnumpy(), want[0])
+        np.testing.assert_allclose(edges.asnumpy(), want[1])
+    sym = mx.sym.histogram(a=mx.sym.Variable("data"), bins=4, range=(-2.5, 2.5))
+    assert sym.attr_dict()[sym.name]["range"] == "(-2.5, 2.5)"
+    with pytest.raises(mx.MXNetError, match="range"):
+        mx.nd.histogram(data, bins=4, range="(a, b)")
