@@ -9,14 +9,14 @@ from ..runtime.imperative import invoke
 from ..runtime.ndarray import NDArray, as_ndarray, creation_shape
 from .functions import (add, divide, equal, eye, greater, greater_equal, histogram, lesser, lesser_equal,
                         linspace, logical_and, logical_or, logical_xor, maximum, minimum, modulo, moveaxis, multiply,
-                        not_equal, onehot_encode, power, subtract, true_divide)
+                        not_equal, onehot_encode, power, split_v2, subtract, true_divide)
 from .serialization import load, load_frombuffer, save
 
 __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zeros_like", "ones_like", "waitall",
            "concatenate", "save", "load", "load_frombuffer", "add", "subtract", "multiply", "divide", "true_divide",
            "modulo", "power", "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal", "lesser",
            "lesser_equal", "logical_and", "logical_or", "logical_xor", "moveaxis", "onehot_encode", "eye",
-           "linspace", "histogram"]
+           "linspace", "histogram", "split_v2"]
 
 
 

@@ -1,17 +1,18 @@
 """`mx.nd` functions written in Python in MXNet (python/mxnet/ndarray/ndarray.py), not generated from an op:
 numpy-style binary functions (`add`, `maximum`, `equal`, ...), `moveaxis`, `onehot_encode`, `eye`, `linspace`,
-`histogram`. Each calls registered ops exactly as MXNet does, so results, dtypes and errors are the ops'."""
+`histogram`, `split_v2`. Each calls registered ops exactly as MXNet does, so results, dtypes and errors are the ops'."""
 import operator
 
 import numpy as np
 
 from ..base import numeric_types
+from ..ops.shape import split_v2_params
 from ..runtime.imperative import invoke
 from ..runtime.ndarray import NDArray, as_ndarray
 
 __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "modulo", "power", "maximum", "minimum",
            "equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal", "logical_and",
-           "logical_or", "logical_xor", "moveaxis", "onehot_encode", "eye", "linspace", "histogram"]
+           "logical_or", "logical_xor", "moveaxis", "onehot_encode", "eye", "linspace", "histogram", "split_v2"]
 
 
 def _ufunc_helper(lhs, rhs, fn_array, fn_scalar, lfn_scalar, rfn_scalar=None):
@@ -113,6 +114,12 @@ def linspace(start, stop, num, endpoint=True, ctx=None, dtype=np.float32):
     """`num` evenly spaced values over [start, stop] (stop excluded unless endpoint; MXNet mx.nd.linspace)."""
     return invoke("_linspace", (), dict(start=start, stop=stop, num=num, endpoint=endpoint, dtype=dtype), None,
                   ctx=ctx)
+
+
+def split_v2(ary, indices_or_sections, axis=0, squeeze_axis=False):
+    """ary split along `axis` into `indices_or_sections` (int: that many nearly equal parts; tuple: at those
+    indices), as numpy.split / array_split (MXNet mx.nd.split_v2)."""
+    return invoke("_split_v2", (ary,), split_v2_params(indices_or_sections, axis, squeeze_axis))
 
 
 def histogram(a, bins=10, range=None):  # noqa: A002  (MXNet's argument name)

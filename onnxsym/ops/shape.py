@@ -491,6 +491,71 @@ class SliceChannel(OpDef):
         return tuple(outputs)
 
 
+@register
+class _split_v2(OpDef):
+    """data split along `axis` at `indices` (the start of each part, the first 0), or into `sections` parts (the
+    first size % sections parts one longer, as numpy.array_split); squeeze_axis drops the axis (parts of size 1).
+    Mirrors MXNet _split_v2 (mx.nd.split_v2 / mx.sym.split_v2 pass indices as [0] + the boundaries)."""
+    fluent = ()
+    indices: Shape = param(doc="Indices of splits: the boundaries at which the split is performed along axis.")
+    axis: int = param(1, doc="Axis along which to split.")
+    squeeze_axis: bool = param(False, doc="Remove the split axis (every part must have size 1).")
+    sections: int = param(0, min=0, doc="Number of (nearly) equal sections; 0: split by indices.")
+
+    def output_names(self):
+        return tuple("output%d" % i for i in range(self.sections or len(self.indices)))
+
+    def _bounds(self, data):
+        axis = _axis(self, self.axis, len(data))
+        size = data[axis]
+        if self.sections:
+            small, extra = divmod(size, self.sections)
+            starts = [i * small + min(i, extra) for i in range(self.sections)]
+        else:
+            starts = list(self.indices)
+        bounds = list(zip(starts, starts[1:] + [size]))
+        for i, (start, end) in enumerate(bounds):
+            if not 0 <= start <= end <= size:
+                raise MXNetError("_split_v2: part %d [%d, %d) does not fit axis %d of size %d (indices %s)"
+                                 % (i, start, end, self.axis, size, fmt(self.indices)))
+            if self.squeeze_axis and end - start != 1:
+                raise MXNetError("_split_v2: squeeze_axis=True needs parts of size 1, part %d has %d"
+                                 % (i, end - start))
+        return axis, bounds
+
+    def infer_shape(self, data):
+        if data is None or not is_complete(data):
+            return None
+        axis, bounds = self._bounds(tuple(data))
+        outs = []
+        for start, end in bounds:
+            out = list(data)
+            if self.squeeze_axis:
+                del out[axis]
+            else:
+                out[axis] = end - start
+            outs.append(tuple(out))
+        return [data], outs
+
+    def lower(self, g, data):
+        axis, bounds = self._bounds(tuple(g.shape(data)))
+        outputs = []
+        for start, end in bounds:
+            y = g.Slice(data, g.int64s([start]), g.int64s([end]), g.int64s([axis]))
+            outputs.append(g.Squeeze(y, g.int64s([axis])) if self.squeeze_axis else y)
+        return tuple(outputs)
+
+
+def split_v2_params(indices_or_sections, axis=0, squeeze_axis=False):
+    """The attributes of _split_v2 for MXNet's split_v2(ary, indices_or_sections, axis, squeeze_axis): an int is a
+    number of sections, a tuple the boundaries (the op takes [0] + boundaries)."""
+    if isinstance(indices_or_sections, (int, np.integer)) and not isinstance(indices_or_sections, bool):
+        return dict(indices=(), axis=axis, squeeze_axis=squeeze_axis, sections=int(indices_or_sections))
+    if isinstance(indices_or_sections, tuple):
+        return dict(indices=(0,) + tuple(indices_or_sections), axis=axis, squeeze_axis=squeeze_axis, sections=0)
+    raise ValueError("indices_or_sections must either int or tuple of ints")
+
+
 # ---------------------------------------------------------------- slicing
 def _slice_positive(g, data, ranges):
     """One Slice for the (axis, begin, end, step>0) entries that change anything; data itself when none do."""

@@ -176,6 +176,12 @@ class NDArray:
         source = self if padded == self.shape else self.reshape(padded)
         return source._op("broadcast_to", shape=shape)
 
+    def split_v2(self, indices_or_sections, axis=0, squeeze_axis=False):
+        """mx.nd.split_v2(self, ...): parts along `axis` (int: that many; tuple: at those indices)."""
+        from ..ops.shape import split_v2_params  # lazy: start-up time (runtime.ndarray loads before the ops)
+        from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
+        return invoke("_split_v2", (self,), split_v2_params(indices_or_sections, axis, squeeze_axis))
+
     def _op(self, name, **params):
         from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
         return invoke(name, (self,), params)

@@ -6,10 +6,11 @@ from numbers import Number
 
 import numpy as np
 
+from ..ops.shape import split_v2_params
 from .symbol import Symbol, create_symbol
 
 __all__ = ["pow", "power", "maximum", "minimum", "hypot", "zeros", "ones", "full", "arange", "linspace", "eye",
-           "histogram"]
+           "histogram", "split_v2"]
 
 
 def _binary(left, right, tensor_op, scalar_op, rscalar_op, numbers_fn):
@@ -22,6 +23,12 @@ def _binary(left, right, tensor_op, scalar_op, rscalar_op, numbers_fn):
     if isinstance(left, Number) and isinstance(right, Number):
         return numbers_fn(left, right)
     raise TypeError("types (%s, %s) not supported" % (str(type(left)), str(type(right))))
+
+
+def split_v2(ary, indices_or_sections, axis=0, squeeze_axis=False):
+    """ary split along `axis` into `indices_or_sections` (int: that many nearly equal parts; tuple: at those
+    indices) (MXNet mx.sym.split_v2)."""
+    return create_symbol("_split_v2", ary, **split_v2_params(indices_or_sections, axis, squeeze_axis))
 
 
 def pow(base, exp):  # noqa: A001  (MXNet's name)

@@ -8,6 +8,7 @@ from ..base import DTYPE_NAMES, MXNetError, NotImplementedForSymbol, normalize_d
 from ..context import current_context
 from ..name import HIDDEN_KEYS, AttrScope, NameManager, format_value, hidden_key, set_attr_key
 from ..ops.registry import bind_inputs, get_op, split_call, symbol_attrs
+from ..ops.shape import split_v2_params
 from .infer import infer_graph_shapes, infer_graph_types
 from .node import Node, topo_order
 
@@ -290,6 +291,10 @@ class Symbol:
     def astype(self, dtype):
         """Cast to `dtype` (MXNet: `cast`, so the node is named cast0, cast1, ...)."""
         return create_symbol("cast", self, dtype=dtype)
+
+    def split_v2(self, indices_or_sections, axis=0, squeeze_axis=False):
+        """mx.sym.split_v2(self, ...): parts along `axis` (int: that many; tuple: at those indices)."""
+        return create_symbol("_split_v2", self, **split_v2_params(indices_or_sections, axis, squeeze_axis))
 
     # ------------------------------------------------------------------ inference
     def _shape_query(self, args, kwargs):

@@ -118,6 +118,13 @@ CASES = [_reshape_case(*r) for r in RESHAPES] + [
     OpCase("SliceChannel", dict(num_outputs=2, axis=-1), {"data": (2, 3, 4)},
            lambda data: [data[..., :2], data[..., 2:]]),
     OpCase("SliceChannel", dict(num_outputs=1), {"data": (2, 3)}, lambda data: [data.copy()]),
+    # _split_v2 (mx.nd/sym.split_v2): numpy.split at indices, numpy.array_split into sections
+    OpCase("_split_v2", dict(indices=(0, 1, 3), axis=1), {"data": (2, 5, 3)},
+           lambda data: np.split(data, [1, 3], axis=1)),
+    OpCase("_split_v2", dict(indices=(0,), sections=3, axis=-1), {"data": (2, 7)},
+           lambda data: np.array_split(data, 3, axis=-1)),
+    OpCase("_split_v2", dict(indices=(0,), sections=2, axis=0, squeeze_axis=True), {"data": (2, 3)},
+           lambda data: [data[0], data[1]]),
     # slice (MXNet's docstring, None, negative indices, steps)
     OpCase("slice", dict(begin=(0, 1), end=(2, 4)), {"data": (3, 4)},
            lambda data: np.array([[2, 3, 4], [6, 7, 8]], np.float32), values={"data": X34}),
@@ -494,3 +501,20 @@ def test_shape_errors(make, shape):
     sym = make(mx.sym.var("x"))
     extra = {"y": (4, 4)} if "y" in sym.list_arguments() else {}
     _shape_error(sym, x=shape, **extra)
+
+
+def test_split_v2_functions_as_mxnets():
+    data = np.arange(20, dtype=np.float32).reshape(4, 5)
+    parts = mx.nd.split_v2(mx.nd.array(data), (1, 3), axis=1)
+    for got, want in zip(parts, np.split(data, [1, 3], axis=1)):
+        np.testing.assert_array_equal(got.asnumpy(), want)
+    parts = mx.nd.array(data).split_v2(3)          # int: sections along axis 0, as numpy.array_split
+    assert [p.shape for p in parts] == [(2, 5), (1, 5), (1, 5)]
+    sym = mx.sym.Variable("x").split_v2(2, axis=1, squeeze_axis=False)
+    assert sym.infer_shape(x=(4, 5))[1] == [(4, 3), (4, 2)]
+    with pytest.raises(ValueError, match="int or tuple of ints"):
+        mx.nd.split_v2(mx.nd.array(data), [1, 2])
+    with pytest.raises(mx.MXNetError, match="does not fit"):
+        mx.nd.split_v2(mx.nd.array(data), (3, 2), axis=1)
+    with pytest.raises(mx.MXNetError, match="squeeze_axis=True needs parts of size 1"):
+        mx.nd.split_v2(mx.nd.array(data), 2, squeeze_axis=True)
