@@ -5,16 +5,17 @@ correlation.cc, nn/im2col-inl.h).
 Every lowering is built from Gathers of constant or computed indices, products, sums and MatMuls, so backward is
 the VJP of those nodes, which is MXNet's backward:
 - bilinear sampling (BilinearSampler, SpatialTransformer) gathers the four neighbours of each sampling point as rows
-  of the (N*H*W, C) image; a neighbour outside the image is gathered from row 0 and weighted 0 (MXNet reads it as 0),
+  of the (N*H*W, C) image; a neighbour outside the image is read at a pixel inside and weighted 0 (MXNet reads 0),
   so the data gradient is scattered to the neighbours inside only, and the grid gradient is the derivative of the
   weights with the outside values 0 (MXNet's top_left_*_gw), the floor held constant;
 - the affine grid is theta @ grid_dst (grid_dst is MXNet's constant (3, H*W) target grid), so d theta = d grid @
   grid_dst.T; the warp grid is (flow + pixel grid) / ((size - 1) / 2) - 1;
-- Correlation gathers the padded images at every (displacement, kernel tap, output position) and averages over
-  channels and taps; its absolute difference takes sign +1 where data1 >= data2 (MXNet's choice at ties);
+- Correlation gathers the padded images as (pixel, channel) rows over the region its windows cover, once for data1
+  and once per displacement for data2 (in chunks bounding the memory), reduces over channels (a MatMul for the
+  product, a sum of |a - b| with sign +1 where data1 >= data2: MXNet's choice at ties), then sums each k x k window;
 - im2col gathers the padded image at the sliding blocks; col2im scatter-adds the columns into the padded image
   (ScatterND, reduction add) and crops: each is the other's gradient.
-float16 runs in float32 inside the graph (sums and interpolation weights), as MXNet's GPU kernels accumulate.
+float16 runs in float32 inside the graph and is rounded once at the end (MXNet's CPU kernels round every step).
 """
 import dataclasses
 import itertools
@@ -29,7 +30,7 @@ from .contrib import _via_float32
 from .params import Shape, param
 from .registry import OpDef, register
 
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_CHUNK = 1 << 24       # Correlation: gathered values per chunk of displacements (inference memory)
 
 
 def _uniform_type(op, in_types):
@@ -306,27 +307,52 @@ class Correlation(OpDef):
         shape = g.shape(data1)
         n, channels = shape[:2]
         padded_h, padded_w, top_h, top_w, radius, grid = self._geometry(shape)
-        k, pad = self.kernel_size, self.pad_size
-        flat = lambda x: g.Reshape(g.Pad(x, g.int64s([0, 0, pad, pad, 0, 0, pad, pad]), g.scalar(0, dtype))
-                                   if pad else x, g.int64s([n, channels, padded_h * padded_w]))
-        # index of data1's taps (k*k, top_h*top_w) in the padded image, then shifted by each displacement
-        tap_y, tap_x, out_y, out_x = np.meshgrid(np.arange(k), np.arange(k), np.arange(top_h), np.arange(top_w),
-                                                 indexing="ij")
-        first = ((out_y * self.stride1 + self.max_displacement + tap_y) * padded_w
-                 + out_x * self.stride1 + self.max_displacement + tap_x).reshape(k * k, top_h * top_w)
+        k, pad, count = self.kernel_size, self.pad_size, top_h * top_w
+        pixels = padded_h * padded_w
+
+        def rows(x):
+            """The zero-padded image as (N * padded pixels, C) rows (Gathers of whole rows are fast)."""
+            x = g.Pad(x, g.int64s([0, 0, pad, pad, 0, 0, pad, pad]), g.scalar(0, dtype)) if pad else x
+            return g.Reshape(g.Transpose(x, perm=[0, 2, 3, 1]), g.int64s([n * pixels, channels]))
+
+        # f(data1, data2) is summed over channels once per pixel of the region the windows cover (and displacement),
+        # then over each k x k window: MXNet's sum, with each pixel's product or difference computed once
+        if k == 1:      # the windows are the pixels at the output positions
+            ys, xs = np.arange(top_h) * self.stride1, np.arange(top_w) * self.stride1
+        else:
+            ys, xs = np.arange((top_h - 1) * self.stride1 + k), np.arange((top_w - 1) * self.stride1 + k)
+        region = ((ys.reshape(-1, 1) + self.max_displacement) * padded_w + xs + self.max_displacement).reshape(1, -1, 1)
+        region = region + (np.arange(n) * pixels).reshape(n, 1, 1)                   # (N, R, 1) rows
+        size = region.shape[1]
         q = np.arange(grid * grid)
-        shift = ((q // grid - radius) * self.stride2) * padded_w + (q % grid - radius) * self.stride2
-        second = first[None] + shift.reshape(-1, 1, 1)
-        a = g.Unsqueeze(g.Gather(flat(data1), g.const(first.astype(np.int64)), axis=2), g.int64s([2]))
-        b = g.Gather(flat(data2), g.const(second.astype(np.int64)), axis=2)        # (N, C, D*D, k*k, T)
+        shifts = ((q // grid - radius) * self.stride2) * padded_w + (q % grid - radius) * self.stride2
+        taps = g.const(region.astype(np.int64))
+        a = g.Gather(rows(data1), taps, axis=0)                                     # (N, R, 1, C)
+        second = rows(data2)
         if self.is_multiply:
-            value = g.Mul(a, b)
-        else:   # |a - b| with derivative sign +1 where a >= b, as MXNet's backward
-            difference = g.Sub(a, b)
+            a = g.Reshape(a, g.int64s([n, size, channels, 1]))
+        # displacements in chunks of at most _CHUNK gathered values (a FlowNet layer has 441 displacements)
+        per_chunk = max(1, _CHUNK // region.size // channels)
+        chunks = []
+        for start in range(0, grid * grid, per_chunk):
+            shift = shifts[start:start + per_chunk]
+            b = g.Gather(second, g.Add(taps, g.const(shift.reshape(1, 1, -1))), axis=0)       # (N, R, S, C)
+            if self.is_multiply:       # a dot product per pixel and displacement
+                chunks.append(g.Reshape(g.MatMul(b, a), g.int64s([n, size, len(shift)])))
+                continue
+            difference = g.Sub(a, b)    # |a - b| with derivative sign +1 where a >= b, as MXNet's backward
             sign = g.Where(g.GreaterOrEqual(difference, g.scalar(0, dtype)), g.scalar(1, dtype), g.scalar(-1, dtype))
-            value = g.Mul(difference, sign)
-        total = g.ReduceSum(value, g.int64s([1, 3]), keepdims=0)                    # (N, D*D, T)
-        out = g.Div(total, g.scalar(k * k * channels, dtype))
+            chunks.append(g.ReduceSum(g.Mul(difference, sign), g.int64s([3]), keepdims=0))      # (N, R, S)
+        total = chunks[0] if len(chunks) == 1 else g.Concat(*chunks, axis=2)                  # (N, R, D*D)
+        if k > 1:       # window sums: gather the k*k region pixels of each output position
+            out_y, out_x, tap_y, tap_x = np.meshgrid(np.arange(top_h), np.arange(top_w), np.arange(k), np.arange(k),
+                                                     indexing="ij")
+            window = ((out_y * self.stride1 + tap_y) * len(xs) + out_x * self.stride1 + tap_x).reshape(1, count, -1)
+            window = window + (np.arange(n) * size).reshape(n, 1, 1)
+            total = g.Gather(g.Reshape(total, g.int64s([n * size, grid * grid])), g.const(window.astype(np.int64)),
+                             axis=0)                                                # (N, T, k*k, D*D)
+            total = g.ReduceSum(total, g.int64s([2]), keepdims=0)
+        out = g.Div(g.Transpose(total, perm=[0, 2, 1]), g.scalar(k * k * channels, dtype))
         return g.Reshape(out, g.int64s([n, grid * grid, top_h, top_w])), None, None
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import onnxsym as mx
+from onnxsym.ops import spatial
+from onnxsym.test_utils import lowered_model
 from .opcase import OpCase, run_case, run_gradient_case
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "mxnet")
@@ -322,6 +324,19 @@ def test_correlation_abs_gradient_at_ties_is_mxnets():
     exe.backward([mx.nd.array(arrays["head:0"])])
     np.testing.assert_allclose(grads["data1"].asnumpy(), arrays["grad:data1"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grads["data2"].asnumpy(), arrays["grad:data2"], rtol=1e-5, atol=1e-6)
+
+
+def test_correlation_in_chunks_of_displacements(monkeypatch):
+    """Displacements gathered a few at a time (what large neighbourhoods do) give the same values and gradients."""
+    monkeypatch.setattr(spatial, "_CHUNK", 4 * 2 * 16 * 3)        # 4 of the 9 displacements (N, 4x4 region, C)
+    case = OpCase("Correlation", dict(kernel_size=3, max_displacement=2, stride2=2, pad_size=1, is_multiply=False),
+                  {"data1": (2, 3, 6, 6), "data2": (2, 3, 6, 6)}, _correlation(3, 2, 1, 2, 1, False),
+                  dtype="float64", name="correlation-chunks")
+    run_case(case)
+    run_gradient_case(case, rtol=1e-5, atol=1e-8)
+    model = lowered_model(case.symbol(), {"data1": (2, 3, 6, 6), "data2": (2, 3, 6, 6)},
+                          {"data1": np.float64, "data2": np.float64}).model
+    assert [len(node.input) for node in model.graph.node if node.op_type == "Concat"] == [3]
 
 
 def test_im2col_and_col2im_are_each_others_gradient():
