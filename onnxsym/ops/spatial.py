@@ -2,8 +2,8 @@
 MXNet 1.9.1's semantics (src/operator/grid_generator-inl.h, bilinear_sampler.cc, spatial_transformer.cc,
 correlation.cc, nn/im2col-inl.h).
 
-Every lowering is built from Gathers of constant or computed indices, products, sums and MatMuls, so backward is
-the VJP of those nodes, which is MXNet's backward:
+Every lowering is built from Gathers, Slices, Pads, products, sums and MatMuls, so backward is the VJP of those
+nodes, which is MXNet's backward:
 - bilinear sampling (BilinearSampler, SpatialTransformer) gathers the four neighbours of each sampling point as rows
   of the (N*H*W, C) image; a neighbour outside the image is read at a pixel inside and weighted 0 (MXNet reads 0),
   so the data gradient is scattered to the neighbours inside only, and the grid gradient is the derivative of the
@@ -13,8 +13,9 @@ the VJP of those nodes, which is MXNet's backward:
 - Correlation gathers the padded images as (pixel, channel) rows over the region its windows cover, once for data1
   and once per displacement for data2 (in chunks bounding the memory), reduces over channels (a MatMul for the
   product, a sum of |a - b| with sign +1 where data1 >= data2: MXNet's choice at ties), then sums each k x k window;
-- im2col gathers the padded image at the sliding blocks; col2im scatter-adds the columns into the padded image
-  (ScatterND, reduction add) and crops: each is the other's gradient.
+- im2col is one strided Slice of the padded image per kernel tap, concatenated; col2im splits the columns per tap,
+  spreads each over the padded image (zeros between strided blocks, a Pad to the tap's offset), sums and crops:
+  each is the other's gradient.
 float16 runs in float32 inside the graph and is rounded once at the end (MXNet's CPU kernels round every step).
 """
 import dataclasses
@@ -393,18 +394,14 @@ class _Sliding(OpDef):
             blocks.append((size + 2 * p - span) // s + 1)
         return tuple(padded), tuple(blocks)
 
-    def _indices(self, padded, blocks):
-        """(K, L) flat indices into the padded image: tap k of block l (MXNet's column row c*K + k)."""
-        stride, dilate = np.asarray(self._dims("stride")), np.asarray(self._dims("dilate"))
-        ndim = len(self.kernel)
-        taps = np.indices(tuple(self.kernel)).reshape(ndim, -1, 1)
-        starts = np.indices(blocks).reshape(ndim, 1, -1)
-        coords = starts * stride.reshape(-1, 1, 1) + taps * dilate.reshape(-1, 1, 1)
-        return np.ravel_multi_index(tuple(coords), padded).astype(np.int64)
-
-    def _pads(self):
-        pad = self._dims("pad")
-        return [0, 0, *pad, 0, 0, *pad]
+    def _taps(self, blocks):
+        """Per kernel tap, in MXNet's column order: (first, end) positions in the padded image of the strided
+        window the tap reads over all blocks."""
+        out = []
+        for tap in np.ndindex(*self.kernel):
+            first = [t * d for t, d in zip(tap, self._dims("dilate"))]
+            out.append((first, [f + s * (b - 1) + 1 for f, s, b in zip(first, self._dims("stride"), blocks)]))
+        return out
 
 
 _SLIDING_DOCS = dict(
@@ -441,10 +438,13 @@ class im2col(_Sliding):
         shape = g.shape(data)
         n, channels = shape[:2]
         padded, blocks = self._blocks(shape[2:], shape)
-        if any(self._dims("pad")):
-            data = g.Pad(data, g.int64s(self._pads()), g.scalar(0, g.dtype(data)))
-        flat = g.Reshape(data, g.int64s([n, channels, prod(padded)]))
-        columns = g.Gather(flat, g.const(self._indices(padded, blocks)), axis=2)         # (N, C, K, L)
+        pad, ndim = self._dims("pad"), len(self.kernel)
+        if any(pad):
+            data = g.Pad(data, g.int64s([0, 0, *pad, 0, 0, *pad]), g.scalar(0, g.dtype(data)))
+        axes, steps = g.int64s(list(range(2, 2 + ndim))), g.int64s(self._dims("stride"))
+        taps = [g.Reshape(g.Slice(data, g.int64s(first), g.int64s(end), axes, steps),
+                          g.int64s([n, channels, 1, prod(blocks)])) for first, end in self._taps(blocks)]
+        columns = g.Concat(*taps, axis=2) if len(taps) > 1 else taps[0]                 # (N, C, K, L)
         return g.Reshape(columns, g.int64s([n, channels * prod(self.kernel), prod(blocks)]))
 
 
@@ -486,17 +486,28 @@ class col2im(_Sliding):
         dtype = g.dtype(data)
         if dtype == np.float16:
             return _via_float32(g, self, (data,))
-        n, rows, count = g.shape(data)
-        channels = rows // prod(self.kernel)
+        n, rows, _ = g.shape(data)
+        taps = prod(self.kernel)
+        channels = rows // taps
         padded, blocks = self._blocks(self.output_size, g.shape(data))
-        index = self._indices(padded, blocks).reshape(-1, 1)                          # (K*L, 1)
-        updates = g.Transpose(g.Reshape(data, g.int64s([n * channels, rows // channels * count])), perm=[1, 0])
-        zeros = g.Expand(g.scalar(0, dtype), g.int64s([prod(padded), n * channels]))
-        image = g.ScatterND(zeros, g.const(index), updates, reduction="add")          # (P, N*C)
-        image = g.Reshape(g.Transpose(image, perm=[1, 0]), g.int64s([n, channels, *padded]))
+        stride, ndim = self._dims("stride"), len(self.kernel)
+        columns = g.Reshape(data, g.int64s([n, channels, taps, *blocks]))
+        parts = g.Split(columns, g.int64s([1] * taps), axis=2, _outputs=taps) if taps > 1 else (columns,)
+        image = None
+        for part, (first, end) in zip(parts, self._taps(blocks)):
+            part = g.Reshape(part, g.int64s([n, channels, *blocks]))
+            if any(s > 1 for s in stride):      # s - 1 zeros after every block: (..., b, s, ...) -> b * s
+                part = g.Reshape(part, g.int64s([n, channels, *[v for b in blocks for v in (b, 1)]]))
+                after = [v for s in stride for v in (0, s - 1)]
+                part = g.Pad(part, g.int64s([0] * (2 + 2 * ndim) + [0, 0] + after), g.scalar(0, dtype))
+                part = g.Reshape(part, g.int64s([n, channels, *[b * s for b, s in zip(blocks, stride)]]))
+                part = g.Slice(part, g.int64s([0] * ndim), g.int64s([e - f for f, e in zip(first, end)]),
+                               g.int64s(list(range(2, 2 + ndim))))
+            part = g.Pad(part, g.int64s([0, 0, *first, 0, 0, *[size - e for size, e in zip(padded, end)]]),
+                         g.scalar(0, dtype))
+            image = part if image is None else g.Add(image, part)
         pad = self._dims("pad")
         if not any(pad):
             return image
-        ndim = len(pad)
         return g.Slice(image, g.int64s(pad), g.int64s([p + s for p, s in zip(pad, self.output_size)]),
                        g.int64s(list(range(2, 2 + ndim))))
