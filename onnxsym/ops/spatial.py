@@ -125,8 +125,7 @@ class GridGenerator(OpDef):
     transform_type: str = param(choices=("affine", "warp"),
                                 doc="The type of transformation: 'affine' (data is (batch, 6) affine matrices) or "
                                     "'warp' (data is an optical flow (batch, 2, h, w)).")
-    target_shape: Shape = param((0, 0), min=0, doc="The output shape (H, W); required for 'affine', ignored for "
-                                                   "'warp'.")
+    target_shape: Shape = param((0, 0), doc="The output shape (H, W); required for 'affine', ignored for 'warp'.")
 
     def num_visible_outputs(self):
         return 1
@@ -214,7 +213,7 @@ class SpatialTransformer(OpDef):
     inputs = ("data", "loc")
     outputs = ("output", "grid_dst", "grid_src")
     float_only = True
-    target_shape: Shape = param((0, 0), min=0, doc="output shape(h, w) of spatial transformer: (y, x)")
+    target_shape: Shape = param((0, 0), doc="output shape(h, w) of spatial transformer: (y, x)")
     transform_type: str = param(choices=("affine",), doc="transformation type")
     sampler_type: str = param(choices=("bilinear",), doc="sampling type")
     cudnn_off: Optional[bool] = param(None, doc="whether to turn cudnn off (no effect: onnxsym never uses cuDNN)")

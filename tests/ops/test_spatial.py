@@ -210,6 +210,18 @@ def test_forward(case):
     run_case(case)
 
 
+def test_docstring_examples_through_both_ops():
+    """MXNet's BilinearSampler docstring: GridGenerator's grids (affine zoom-out, warp by one pixel) sampled."""
+    data = mx.nd.array([[[[1, 4, 3, 6], [1, 8, 8, 9], [0, 4, 1, 5], [1, 0, 1, 3]]]])
+    zoom = mx.nd.GridGenerator(mx.nd.array([[2, 0, 0, 0, 2, 0]]), transform_type="affine", target_shape=(4, 4))
+    np.testing.assert_allclose(mx.nd.BilinearSampler(data, zoom).asnumpy(),
+                               [[[[0, 0, 0, 0], [0, 3.5, 6.5, 0], [0, 1.25, 2.5, 0], [0, 0, 0, 0]]]], atol=1e-6)
+    flow = mx.nd.array(np.stack([np.ones((4, 4)), np.zeros((4, 4))])[None])
+    shifted = mx.nd.BilinearSampler(data, mx.nd.GridGenerator(flow, transform_type="warp"))
+    np.testing.assert_allclose(shifted.asnumpy(), [[[[4, 3, 6, 0], [8, 8, 9, 0], [4, 1, 5, 0], [0, 1, 3, 0]]]],
+                               atol=1e-5)
+
+
 def _bind(meta, arrays, grads=True, grad_req="write"):
     sym = mx.sym.load_json(meta["tojson"])
     args = {k: mx.nd.array(arrays["in:" + k], dtype=arrays["in:" + k].dtype) for k in meta["inputs"]}
@@ -372,12 +384,11 @@ def test_sampling_far_outside_or_at_nan_points():
     out = mx.nd.BilinearSampler(data, mx.nd.array(grid)).asnumpy()
     assert out[0, 0, 0, :3].tolist() == [0, 0, 0] and np.isnan(out[0, 0, 0, 3])
     sym = mx.sym.BilinearSampler(mx.sym.Variable("data"), mx.sym.Variable("grid"))
-    grads = {"data": mx.nd.zeros((1, 1, 3, 3)), "grid": mx.nd.zeros(grid.shape)}
-    exe = sym.bind(mx.cpu(), args={"data": data, "grid": mx.nd.array(grid[..., :3])},
-                   args_grad={"data": grads["data"], "grid": mx.nd.zeros((1, 2, 1, 3))})
+    grads = {"data": mx.nd.ones((1, 1, 3, 3)), "grid": mx.nd.ones((1, 2, 1, 3))}
+    exe = sym.bind(mx.cpu(), args={"data": data, "grid": mx.nd.array(grid[..., :3])}, args_grad=grads)
     exe.forward(is_train=True)
     exe.backward([mx.nd.ones((1, 1, 1, 3))])
-    assert not grads["data"].asnumpy().any()
+    assert not grads["data"].asnumpy().any() and not grads["grid"].asnumpy().any()
 
 
 # ---------------------------------------------------------------- names, shapes, types and errors
@@ -408,6 +419,8 @@ def test_names_shapes_and_hidden_outputs():
 
 @pytest.mark.parametrize("build, shapes, words", [
     (lambda d, e: mx.sym.GridGenerator(d, transform_type="affine"), {"d": (1, 6)}, ["incorrect target_shape: 0"]),
+    (lambda d, e: mx.sym.GridGenerator(d, transform_type="affine", target_shape=(-1, 2)), {"d": (1, 6)},
+     ["incorrect target_shape: -1"]),
     (lambda d, e: mx.sym.GridGenerator(d, transform_type="affine", target_shape=(2, 2)), {"d": (1, 4)},
      ["shape[1], should be 6"]),
     (lambda d, e: mx.sym.GridGenerator(d, transform_type="warp"), {"d": (1, 3, 2, 2)}, ["shape[1], should be 2"]),
