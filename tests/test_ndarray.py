@@ -155,3 +155,46 @@ def test_broadcast_to_method_as_mxnets():
         x.broadcast_to((3, 4))
     with pytest.raises(ValueError, match="could not be broadcast"):
         x.broadcast_to((4,))
+
+
+def test_pickles_as_mxnets_raw_bytes():
+    import pickle
+    for value in (np.arange(6, dtype=np.float16).reshape(2, 3), np.array([7], np.int64), np.array(2.5)):
+        array = mx.nd.array(value, dtype=value.dtype)
+        state = array.__getstate__()
+        assert set(state) == {"handle"} and bytes(state["handle"][:4]) in (b"\xc9\xfa\x93\xf9", b"\xca\xfa\x93\xf9")
+        back = pickle.loads(pickle.dumps(array))
+        assert back.dtype == value.dtype and back.shape == array.shape
+        np.testing.assert_array_equal(back.asnumpy(), array.asnumpy())
+    # the state MXNet 1.9.1 pickles mx.nd.arange(1, ctx=mx.gpu()) as (MXNet's own test): loads on the cpu
+    state = {"handle": bytearray(b"\xc9\xfa\x93\xf9\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"
+                                 b"\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")}
+    array = mx.nd.ones((3,))
+    array.__setstate__(state)
+    assert array.shape == (1,) and array.asnumpy().tolist() == [0.0]
+    with pytest.raises(mx.MXNetError, match="truncated"):
+        array.__setstate__({"handle": state["handle"][:-2]})
+
+
+def test_from_numpy_shares_memory_as_mxnets():
+    source = np.arange(6, dtype=np.float32).reshape(3, 2)
+    shared = mx.nd.from_numpy(source)
+    with pytest.raises(ValueError):
+        source[0, 0] = 5                 # numpy's side becomes read-only
+    shared[2, 1] = 100                   # writes go through the NDArray into the same memory
+    assert source[2, 1] == 100 and shared.dtype == np.float32
+    copied = mx.nd.from_numpy(np.arange(3, dtype=np.int64), zero_copy=False)
+    assert copied.dtype == np.int64 and copied.asnumpy().tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="c-contiguous"):
+        mx.nd.from_numpy(np.ones((2, 3)).T)
+    assert mx.nd.from_numpy(np.zeros((1, 0, 2))).shape == (1, 0, 2)
+
+
+def test_reshape_size_errors_and_scalar_arrays_as_mxnets():
+    tensor = mx.nd.arange(30).reshape(2, 3, 5)
+    with pytest.raises(ValueError, match="Cannot reshape array of size 30 into shape"):
+        tensor.reshape((2, 3))           # MXNet: its Python layer refuses a smaller size (ValueError)
+    with pytest.raises(mx.MXNetError):
+        tensor.reshape((4, 10))
+    # a 0-d source gives a 0-d array (MXNet 1.9.1)
+    assert mx.nd.array(np.ones([])).shape == () and mx.nd.array(2.5).asnumpy() == 2.5

@@ -1,4 +1,5 @@
 """`mx.nd` / `mx.ndarray`: NDArray creation and one function per registered op (run imperatively on ORT)."""
+import ctypes
 import warnings
 
 import numpy as np
@@ -16,9 +17,29 @@ __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zero
            "concatenate", "save", "load", "load_frombuffer", "add", "subtract", "multiply", "divide", "true_divide",
            "modulo", "power", "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal", "lesser",
            "lesser_equal", "logical_and", "logical_or", "logical_xor", "moveaxis", "onehot_encode", "eye",
-           "linspace", "histogram", "split_v2"]
+           "linspace", "histogram", "split_v2", "from_numpy"]
 
 
+
+
+def from_numpy(ndarray, zero_copy=True, array_cls=NDArray):
+    """An NDArray of a numpy array. zero_copy (c-contiguous arrays only, else ValueError): the NDArray uses the
+    numpy array's memory, which becomes read-only for numpy (writes go through the NDArray), as MXNet's DLPack
+    path; otherwise a copy in the array's own dtype."""
+    if not zero_copy:
+        return array(ndarray, dtype=ndarray.dtype)
+    if not ndarray.flags["C_CONTIGUOUS"]:
+        raise ValueError("Only c-contiguous arrays are supported for zero-copy")
+    if ndarray.size:
+        # a writable array over the same memory (numpy views follow their base's read-only flag, so through a
+        # ctypes buffer over the address, which keeps the numpy array alive)
+        memory = (ctypes.c_char * ndarray.nbytes).from_address(ndarray.ctypes.data)
+        memory.owner = ndarray
+        view = np.frombuffer(memory, dtype=ndarray.dtype).reshape(ndarray.shape)
+    else:
+        view = ndarray.copy()
+    ndarray.flags["WRITEABLE"] = False
+    return array_cls(view)
 
 
 def array(source_array, ctx=None, dtype=None):

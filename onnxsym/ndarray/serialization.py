@@ -17,7 +17,7 @@ from .._files import atomic_save
 from ..base import DTYPE_NAMES, MXNetError
 from ..runtime.ndarray import NDArray
 
-__all__ = ["save", "load", "load_frombuffer"]
+__all__ = ["save", "load", "load_frombuffer", "array_to_bytes", "array_from_bytes"]
 
 LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
@@ -27,17 +27,18 @@ _CPU = 1
 
 
 # ----- writing -----
-def _encode_array(array, label):
-    """The V2 record of one dense array (cpu(0), stype 0)."""
+def _encode_array(array, label, scalar_ok=False):
+    """The V2 record of one dense array (cpu(0), stype 0); with `scalar_ok`, a 0-d array as a V3 (np-shape)
+    record, which MXNet 1.9 reads too."""
     data = array._data
     flag = _TYPE_FLAGS.get(data.dtype)
     if flag is None:
         raise MXNetError("cannot save %s: dtype %s has no MXNet type flag" % (label, data.dtype))
-    if data.ndim == 0:
+    if data.ndim == 0 and not scalar_ok:
         # In MXNet 1.x files ndim 0 marks a 'none' array, so a 0-d value cannot be represented.
         raise MXNetError("cannot save %s: 0-d arrays have no MXNet 1.x .params encoding; reshape it to (1,)"
                          % label)
-    header = struct.pack("<Iii", V2_MAGIC, 0, data.ndim) + struct.pack("<%dq" % data.ndim, *data.shape)
+    header = struct.pack("<Iii", V3_MAGIC if data.ndim == 0 else V2_MAGIC, 0, data.ndim) + struct.pack("<%dq" % data.ndim, *data.shape)
     header += struct.pack("<iii", _CPU, 0, flag)
     return header + np.asarray(data, order="C").astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
 
@@ -229,6 +230,21 @@ def _explain(buf, err):
     if str(err).startswith("truncated"):
         return "%s; the MXNet .params file is cut short (an interrupted download or copy?)" % err
     return "%s; the MXNet .params file is damaged" % err
+
+
+def array_to_bytes(array):
+    """One array as MXNet's MXNDArraySaveRawBytes writes it (what MXNet pickles an NDArray as)."""
+    return _encode_array(array, "the array", scalar_ok=True)
+
+
+def array_from_bytes(buf):
+    """The numpy array of MXNet's raw bytes of one NDArray (MXNDArrayLoadFromRawBytes; any saved device)."""
+    reader = _Reader(bytes(buf))
+    reader.where = "the pickled NDArray"
+    values = _read_array(reader)
+    if reader.pos != len(reader.buf):
+        raise MXNetError("corrupt NDArray bytes: %d bytes after the array" % (len(reader.buf) - reader.pos))
+    return values
 
 
 def _load_bytes(buf, source):

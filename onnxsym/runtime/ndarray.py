@@ -138,7 +138,14 @@ class NDArray:
         reverse = kwargs.pop("reverse", False)
         if kwargs:
             raise TypeError("reshape() got unexpected keyword arguments %s" % sorted(kwargs))
-        target = reshape_target(self.shape, tuple(shape), reverse)
+        try:
+            target = reshape_target(self.shape, tuple(shape), reverse)
+        except MXNetError:
+            # MXNet's C reshape takes a smaller target (a view of the first elements), then its Python layer
+            # refuses the size change with a ValueError; a larger one fails in C (MXNetError)
+            if all(isinstance(d, (int, np.integer)) and d > 0 for d in shape) and int(np.prod(shape)) < self.size:
+                raise ValueError("Cannot reshape array of size %d into shape %s" % (self.size, tuple(shape))) from None
+            raise
         if self._on_tape():
             from .imperative import invoke  # lazy: NDArray's operators are MXNet's API on a lower layer
             return invoke("Reshape", (self,), {"shape": target})
@@ -308,10 +315,15 @@ class NDArray:
         return id(self)
 
     def __getstate__(self):
-        return {"data": self._data, "ctx": str(self._ctx)}
+        """MXNet's pickle state: {'handle': the array's raw bytes in MXNet's NDArray format}."""
+        from ..ndarray.serialization import array_to_bytes  # lazy: MXNet's pickle API on a lower layer
+        return {"handle": bytearray(array_to_bytes(self))}
 
     def __setstate__(self, state):
-        self._data = state["data"]
+        """MXNet's pickle state (arrays pickled by MXNet too, whatever device they were on), or the numpy state
+        older onnxsym versions wrote."""
+        from ..ndarray.serialization import array_from_bytes  # lazy: MXNet's pickle API on a lower layer
+        self._data = state["data"] if "data" in state else array_from_bytes(state["handle"])
         self._ctx = current_context()
 
     # ----- arithmetic: every operator runs a registered op -----
@@ -443,9 +455,7 @@ def as_ndarray(value, ctx=None, dtype=None):
         data = np.array(value, dtype=normalize_dtype(dtype), copy=True, order="C")
     except (TypeError, ValueError) as err:
         raise TypeError("source_array must be array like object: %s" % err) from None
-    if data.ndim == 0:
-        data = data.reshape(1)
-    return NDArray(data, ctx)
+    return NDArray(data, ctx)       # a 0-d source gives a 0-d array, as in MXNet 1.9.1 (mx.nd.array(2.0).shape == ())
 
 
 def creation_shape(shape, func, allow_zero=False):
