@@ -1,0 +1,560 @@
+"""MXNet 1.9.1's detection contrib operators: _contrib_box_iou, _contrib_box_encode, _contrib_box_decode,
+_contrib_bipartite_matching, _contrib_MultiBoxPrior, _contrib_MultiBoxTarget, _contrib_MultiBoxDetection,
+_contrib_Proposal and _contrib_MultiProposal (src/operator/contrib/bounding_box*, multibox_*, proposal*,
+multi_proposal*).
+
+Every one of them has a zero gradient in MXNet (box_iou, bipartite_matching, box_encode/decode and the multibox /
+proposal ops write zeros into their input gradients), so they are `differentiable = False`. Greedy matching and
+suppression run in ONNX Loops whose bodies read the loop-invariant tensors from the outer graph; stable sorts are
+TopK (ties: the lower index first, as std::stable_sort). Arithmetic follows the C++ kernels' precision: the
+multibox target's regression and the proposal ops compute in float32 whatever the input dtype (MXNet's `float`
+locals), the others in the input dtype (float16 through float32, as ORT lacks most float16 kernels).
+"""
+import dataclasses
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from ..base import MXNetError
+from ..lower.builder import GraphBuilder, onnx_dtype
+from .params import param
+from .registry import OpDef, register
+
+
+class Floats(tuple):
+    """MXNet's Tuple<float> attribute: "(0.5, 1, 2)", "[0.5, 1]" or a bare "0.5"."""
+
+    def __new__(cls, value=()):
+        if isinstance(value, str):
+            text = value.strip()
+            if text[:1] in "([" and text[-1:] in ")]":
+                text = text[1:-1]
+            value = [float(item) for item in text.split(",") if item.strip()]
+        elif isinstance(value, (int, float, np.number)):
+            value = [value]
+        return super().__new__(cls, (float(v) for v in value))
+
+
+def _floats(op, *names):
+    """Parse the Tuple<float> fields of a frozen OpDef (attribute strings arrive unparsed)."""
+    for name in names:
+        try:
+            object.__setattr__(op, name, Floats(getattr(op, name)))
+        except (TypeError, ValueError):
+            raise ValueError("Invalid Parameter format for %s expect tuple of <float> but value='%s'"
+                             % (name, getattr(op, name))) from None
+
+
+def _calc(dtype):
+    """The dtype the lowering computes in: float16 runs in float32 (ORT has few float16 kernels)."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+
+
+def _real(op, name, dtype):
+    if dtype is not None and np.dtype(dtype) not in (np.float16, np.float32, np.float64):
+        raise MXNetError("%s: input '%s' has dtype %s; the operator supports float16, float32 and float64"
+                         % (op.op_name, name, np.dtype(dtype).name))
+
+
+def _same_real_type(op, in_types, outputs):
+    known = [t for t in in_types if t is not None]
+    if not known:
+        return None
+    for name, dtype in zip(op.input_names(), in_types):
+        _real(op, name, dtype)
+        if dtype is not None and np.dtype(dtype) != np.dtype(known[0]):
+            raise MXNetError("%s: input '%s' has dtype %s but the inputs must all have dtype %s"
+                             % (op.op_name, name, np.dtype(dtype).name, np.dtype(known[0]).name))
+    return [known[0]] * len(in_types), [known[0]] * outputs
+
+
+def _check(op, condition, message, *args):
+    if not condition:
+        raise MXNetError("%s: %s" % (op.op_name, message % args))
+
+
+def _col(g, value, i, axis=-1):
+    """value[..., i:i+1] (the axis kept)."""
+    return g.Slice(value, g.int64s([i]), g.int64s([i + 1]), g.int64s([axis]))
+
+
+def _full(g, value, dtype, shape):
+    return g.Expand(g.scalar(value, dtype), g.int64s(list(shape)))
+
+
+def _loop(g, trips, states, specs, step, cond=None):
+    """An ONNX Loop of `trips` iterations carrying `states` ([(shape, dtype)] in `specs`); step(body, i, states)
+    returns (continue-flag or None, new states). The body reads loop-invariant values of `g` by name."""
+    body = GraphBuilder()
+    body.scope = g.fresh("%s/loop" % g.scope)
+    i = body.add_input(body.scope + "/i", [], np.int64)
+    flag = body.add_input(body.scope + "/cond", [], np.bool_)
+    names = [body.add_input(body.scope + "/state%d" % k, list(shape), dtype)
+             for k, (shape, dtype) in enumerate(specs)]
+    go, outs = step(body, i, names)
+    outs = [body.Identity(flag if go is None else go)] + [body.Identity(v) for v in outs]
+    nodes = [helper.make_node("Constant", [], [t.name], value=t) for t in body.initializers] + body.nodes
+    infos = [helper.make_tensor_value_info(outs[0], TensorProto.BOOL, [])] + [
+        helper.make_tensor_value_info(o, onnx_dtype(dtype), list(shape)) for o, (shape, dtype) in zip(outs[1:], specs)]
+    graph = helper.make_graph(nodes, body.scope, body.inputs, infos)
+    start = None if cond is None else g.const(np.array(True))
+    results = g.Loop(g.const(np.array(trips, np.int64)), start, *states, body=graph, _outputs=len(states))
+    results = results if isinstance(results, tuple) else (results,)
+    for value, (shape, dtype) in zip(results, specs):
+        g.value_infos.append(helper.make_tensor_value_info(value, onnx_dtype(dtype), list(shape)))
+        g.set_info(value, tuple(shape), dtype)
+    return results
+
+
+def _first_true(g, mask, width):
+    """(index of the first True along axis 1, whether there is one), both (B, 1)."""
+    as_float = g.cast(mask, np.float32)
+    return g.ArgMax(as_float, axis=1, keepdims=1), g.Greater(g.ReduceMax(as_float, axes=[1], keepdims=1),
+                                                           g.scalar(0, np.float32))
+
+
+def _compact_order(g, flags, n):
+    """Indices (B, n) that list the True positions of flags (B, n) first, each group in index order."""
+    rank = g.Add(g.Mul(g.cast(flags, np.float32), g.scalar(n, np.float32)),
+                 g.const(np.arange(n - 1, -1, -1, dtype=np.float32).reshape(1, -1)))
+    return g.TopK(rank, g.int64s([n]), axis=1, largest=1, sorted=1, _outputs=2)[1]
+
+
+# ---------------------------------------------------------------- box_iou
+@register(name="_contrib_box_iou")
+class box_iou(OpDef):
+    """IoU of every lhs box with every rhs box: output lhs.shape[:-1] + rhs.shape[:-1]; 0 where the boxes do
+    not intersect. Zero gradient. Mirrors MXNet src/operator/contrib/bounding_box-inl.h (compute_overlap)."""
+    inputs = ("lhs", "rhs")
+    differentiable = False
+    float_only = True
+    format: str = param("corner", choices=("center", "corner"), doc="The box encoding type.")
+
+    def infer_shape(self, lhs, rhs):
+        for name, shape in (("lhs", lhs), ("rhs", rhs)):
+            if shape is not None:
+                _check(self, len(shape) >= 2, "%s must have dim >= 2, got shape %s", name, tuple(shape))
+                _check(self, shape[-1] == 4, "last dimension of %s must be 4, got shape %s", name, tuple(shape))
+        if lhs is None or rhs is None:
+            return None
+        return [lhs, rhs], [tuple(lhs[:-1]) + tuple(rhs[:-1])]
+
+    def infer_type(self, *types):
+        return _same_real_type(self, types, 1)
+
+    def lower(self, g, lhs, rhs):
+        lshape, rshape, dtype = g.shape(lhs), g.shape(rhs), g.dtype(lhs)
+        calc = _calc(dtype)
+        n, m = int(np.prod(lshape[:-1])), int(np.prod(rshape[:-1]))
+        left = g.cast(g.Reshape(lhs, g.int64s([n, 1, 4])), calc)
+        right = g.cast(g.Reshape(rhs, g.int64s([1, m, 4])), calc)
+        a, b = [_col(g, left, i) for i in range(4)], [_col(g, right, i) for i in range(4)]
+        zero, two = g.scalar(0, calc), g.scalar(2, calc)
+
+        def overlap(a1, a2, b1, b2):
+            if self.format == "center":
+                aw, bw = g.Div(a2, two), g.Div(b2, two)
+                a1, a2, b1, b2 = g.Sub(a1, aw), g.Add(a1, aw), g.Sub(b1, bw), g.Add(b1, bw)
+            return g.Max(g.Sub(g.Min(a2, b2), g.Max(a1, b1)), zero)
+
+        def area(box):
+            w, h = (box[2], box[3]) if self.format == "center" else (g.Sub(box[2], box[0]), g.Sub(box[3], box[1]))
+            return g.Where(g.Or(g.Less(w, zero), g.Less(h, zero)), zero, g.Mul(w, h))
+
+        inter = g.Mul(overlap(a[0], a[2], b[0], b[2]), overlap(a[1], a[3], b[1], b[3]))
+        iou = g.Div(inter, g.Sub(g.Add(area(a), area(b)), inter))
+        out = g.Where(g.Greater(inter, zero), iou, zero)
+        return g.cast(g.Reshape(out, g.int64s(list(lshape[:-1]) + list(rshape[:-1]))), dtype)
+
+
+# ---------------------------------------------------------------- bipartite_matching
+@register(name="_contrib_bipartite_matching")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class bipartite_matching(OpDef):
+    """Greedy bipartite matching of a (..., N, M) score matrix: pairs taken in sorted score order (stable;
+    descending unless is_ascend) while both row and column are free and the score passes threshold; outputs the
+    matched column per row and the matched row per column (-1: none). MXNet's topk stops after the (topk+1)-th
+    match. Zero gradient. Mirrors MXNet src/operator/contrib/bounding_box-inl.h (bipartite_matching)."""
+    outputs = ("output0", "output1")
+    differentiable = False
+    float_only = True
+    is_ascend: bool = param(False, doc="Use ascend order for scores instead of descending.")
+    threshold: float = param(doc="Ignore matching when score < thresh (> thresh when is_ascend).")
+    topk: int = param(-1, doc="Limit the number of matches to topk, set -1 for no limit")
+
+    def infer_shape(self, data):
+        if data is None:
+            return None
+        _check(self, len(data) >= 2, "score matrix must have dim >= 2, got shape %s", tuple(data))
+        return [data], [tuple(data[:-1]), tuple(data[:-2]) + (data[-1],)]
+
+    def infer_type(self, data):
+        return _same_real_type(self, [data], 2)
+
+    def lower(self, g, data):
+        shape, dtype = g.shape(data), g.dtype(data)
+        calc = _calc(dtype)
+        rows, cols = shape[-2], shape[-1]
+        batch, size = int(np.prod(shape[:-2])), rows * cols
+        scores = g.cast(g.Reshape(data, g.int64s([batch, size])), calc)       # float16 -> float32 is exact
+        ordered, order = g.TopK(scores, g.int64s([size]), axis=1, largest=0 if self.is_ascend else 1, sorted=1,
+                                _outputs=2)
+        limit = g.scalar(np.float32(self.threshold), calc)
+        passes = g.Less(ordered, limit) if self.is_ascend else g.Greater(ordered, limit)
+        row_of, col_of = g.Div(order, g.scalar(cols, np.int64)), g.Mod(order, g.scalar(cols, np.int64))
+        trips = min(rows, cols) if self.topk <= 0 else min(rows, cols, self.topk + 1)
+        if trips < 1:
+            row_marker, col_marker = _full(g, -1, np.int64, (batch, rows)), _full(g, -1, np.int64, (batch, cols))
+        else:
+            def step(body, _, state):
+                row_marker, col_marker = state
+                free = lambda marker, index: body.GatherElements(body.Equal(marker, body.scalar(-1, np.int64)),
+                                                                index, axis=1)
+                open_ = body.And(passes, body.And(free(row_marker, row_of), free(col_marker, col_of)))
+                first, found = _first_true(body, open_, size)
+                r, c = body.GatherElements(row_of, first, axis=1), body.GatherElements(col_of, first, axis=1)
+                hit = lambda n, at: body.And(found, body.Equal(body.const(np.arange(n, dtype=np.int64)[None]), at))
+                return None, [body.Where(hit(rows, r), c, row_marker), body.Where(hit(cols, c), r, col_marker)]
+
+            row_marker, col_marker = _loop(g, trips, [_full(g, -1, np.int64, (batch, rows)),
+                                                      _full(g, -1, np.int64, (batch, cols))],
+                                           [((batch, rows), np.int64), ((batch, cols), np.int64)], step)
+        return (g.cast(g.Reshape(row_marker, g.int64s(list(shape[:-1]))), dtype),
+                g.cast(g.Reshape(col_marker, g.int64s(list(shape[:-2]) + [cols])), dtype))
+
+
+# ---------------------------------------------------------------- box_encode / box_decode
+@register(name="_contrib_box_encode")
+class box_encode(OpDef):
+    """Regression targets of corner anchors (B, N, 4) against their matched corner refs (B, M, 4):
+    ((ref_center - anchor_center) / anchor_size - means) / stds and (log(ref_size / anchor_size) - means) / stds
+    where samples > 0.5, else 0; masks: 1 there, else 0. Zero gradient. Mirrors MXNet
+    src/operator/contrib/bounding_box-inl.h (box_encode)."""
+    inputs = ("samples", "matches", "anchors", "refs", "means", "stds")
+    outputs = ("output0", "output1")
+    differentiable = False
+    float_only = True
+
+    def infer_shape(self, samples, matches, anchors, refs, means, stds):
+        if samples is not None:
+            _check(self, len(samples) == 2, "samples shape must have dim == 2, got %s", tuple(samples))
+        if matches is not None:
+            _check(self, len(matches) == 2, "matches shape must have dim == 2, got %s", tuple(matches))
+        for name, shape in (("anchors", anchors), ("refs", refs)):
+            if shape is not None:
+                _check(self, len(shape) == 3 and shape[-1] == 4, "%s must have shape (B, N, 4), got %s", name,
+                       tuple(shape))
+        for name, shape in (("means", means), ("stds", stds)):
+            if shape is not None:
+                _check(self, tuple(shape) == (4,), "%s must have shape (4,), got %s", name, tuple(shape))
+        if anchors is None:
+            return None
+        pair = tuple(anchors[:2])
+        for name, shape in (("samples", samples), ("matches", matches)):
+            if shape is not None:
+                _check(self, tuple(shape) == pair, "%s has shape %s but anchors %s need %s", name, tuple(shape),
+                       tuple(anchors), pair)
+        if refs is not None:
+            _check(self, refs[0] == anchors[0], "refs %s and anchors %s have different batch sizes", tuple(refs),
+                   tuple(anchors))
+        ins = [pair, pair, anchors, refs, (4,), (4,)]
+        return ins, [tuple(anchors), tuple(anchors)]
+
+    def infer_type(self, *types):
+        return _same_real_type(self, types, 2)
+
+    def lower(self, g, samples, matches, anchors, refs, means, stds):
+        dtype = g.dtype(anchors)
+        calc = _calc(dtype)
+        b, n, _ = g.shape(anchors)
+        m = g.shape(refs)[1]
+        anchors, refs, means, stds = (g.cast(v, calc) for v in (anchors, refs, means, stds))
+        # C++ index_t(match): truncation; out-of-range matches only occur on masked rows, clamped to stay legal
+        index = g.Clip(g.cast(g.cast(matches, calc), np.int64), g.scalar(0, np.int64), g.scalar(m - 1, np.int64))
+        ref = g.GatherElements(refs, g.Expand(g.Unsqueeze(index, g.int64s([2])), g.int64s([b, n, 4])), axis=1)
+        half = g.scalar(0.5, calc)
+
+        def centers(box):
+            x1, y1, x2, y2 = (_col(g, box, i) for i in range(4))
+            w, h = g.Sub(x2, x1), g.Sub(y2, y1)
+            return g.Add(x1, g.Mul(w, half)), g.Add(y1, g.Mul(h, half)), w, h
+
+        rx, ry, rw, rh = centers(ref)
+        ax, ay, aw, ah = centers(anchors)
+        raw = g.Concat(g.Div(g.Sub(rx, ax), aw), g.Div(g.Sub(ry, ay), ah), g.Log(g.Div(rw, aw)),
+                       g.Log(g.Div(rh, ah)), axis=2)
+        targets = g.Div(g.Sub(raw, means), stds)
+        valid = g.Expand(g.Unsqueeze(g.Greater(g.cast(samples, calc), g.scalar(0.5, calc)), g.int64s([2])),
+                         g.int64s([b, n, 4]))
+        zero = g.scalar(0, calc)
+        return (g.cast(g.Where(valid, targets, zero), dtype),
+                g.cast(g.Where(valid, g.scalar(1, calc), zero), dtype))
+
+
+@register(name="_contrib_box_decode")
+class box_decode(OpDef):
+    """Boxes (B, N, 4) in corner form from offsets and anchors (1, N, 4, corner or center form):
+    center = offset * std * anchor_size + anchor_center, size = exp(min(offset * std, clip)) * anchor_size (clip
+    only when > 0). Zero gradient. Mirrors MXNet src/operator/contrib/bounding_box-inl.h (box_decode)."""
+    inputs = ("data", "anchors")
+    differentiable = False
+    float_only = True
+    std0: float = param(1.0, doc="value to be divided from the 1st encoded values")
+    std1: float = param(1.0, doc="value to be divided from the 2nd encoded values")
+    std2: float = param(1.0, doc="value to be divided from the 3rd encoded values")
+    std3: float = param(1.0, doc="value to be divided from the 4th encoded values")
+    clip: float = param(-1.0, doc="If larger than 0, bounding box target will be clipped to this value.")
+    format: str = param("center", choices=("center", "corner"), doc="The box encoding type of the anchors.")
+
+    def infer_shape(self, data, anchors):
+        if data is not None:
+            _check(self, len(data) == 3 and data[-1] == 4, "data must have shape (B, N, 4), got %s", tuple(data))
+        if anchors is not None:
+            _check(self, len(anchors) >= 3 and anchors[-1] == 4, "anchors must have shape (1, N, 4), got %s",
+                   tuple(anchors))
+        if data is None:
+            return None
+        if anchors is not None:
+            _check(self, int(np.prod(anchors)) == data[1] * 4, "anchors %s must hold %d boxes (data %s)",
+                   tuple(anchors), data[1], tuple(data))
+        return [data, anchors], [tuple(data)]
+
+    def infer_type(self, *types):
+        return _same_real_type(self, types, 1)
+
+    def lower(self, g, data, anchors):
+        dtype = g.dtype(data)
+        calc = _calc(dtype)
+        n = g.shape(data)[1]
+        x = g.cast(data, calc)
+        a = [_col(g, g.cast(g.Reshape(anchors, g.int64s([1, n, 4])), calc), i) for i in range(4)]
+        half = g.scalar(0.5, calc)
+        ax, ay, aw, ah = a
+        if self.format == "corner":
+            aw, ah = g.Sub(a[2], a[0]), g.Sub(a[3], a[1])
+            ax, ay = g.Add(a[0], g.Mul(aw, half)), g.Add(a[1], g.Mul(ah, half))
+        std = lambda s: g.scalar(np.float32(s), calc)
+        ox = g.Add(g.Mul(g.Mul(_col(g, x, 0), std(self.std0)), aw), ax)
+        oy = g.Add(g.Mul(g.Mul(_col(g, x, 1), std(self.std1)), ah), ay)
+        dw, dh = g.Mul(_col(g, x, 2), std(self.std2)), g.Mul(_col(g, x, 3), std(self.std3))
+        if self.clip > 0:
+            dw, dh = g.Min(dw, std(self.clip)), g.Min(dh, std(self.clip))
+        ow, oh = g.Mul(g.Mul(g.Exp(dw), aw), half), g.Mul(g.Mul(g.Exp(dh), ah), half)
+        out = g.Concat(g.Sub(ox, ow), g.Sub(oy, oh), g.Add(ox, ow), g.Add(oy, oh), axis=2)
+        return g.cast(out, dtype)
+
+
+# ---------------------------------------------------------------- MultiBoxPrior
+@register(name="_contrib_MultiBoxPrior")
+class MultiBoxPrior(OpDef):
+    """Anchor boxes (1, H*W*(len(sizes)+len(ratios)-1), 4) in corner form for a (N, C, H, W) feature map: per cell
+    (row-major), sizes with the first ratio, then the first size with the other ratios; computed in float32 as
+    MXNet does, optionally clipped to [0, 1]. Zero gradient. Mirrors MXNet
+    src/operator/contrib/multibox_prior.cc."""
+    aliases = ("_npx_multibox_prior",)
+    differentiable = False
+    float_only = True
+    sizes: Floats = param(Floats((1.0,)), doc="List of sizes of generated MultiBoxPriores.")
+    ratios: Floats = param(Floats((1.0,)), doc="List of aspect ratios of generated MultiBoxPriores.")
+    clip: bool = param(False, doc="Whether to clip out-of-boundary boxes.")
+    steps: Floats = param(Floats((-1.0, -1.0)), doc="Priorbox step across y and x, -1 for auto calculation.")
+    offsets: Floats = param(Floats((0.5, 0.5)), doc="Priorbox center offsets, y and x respectively")
+
+    def __post_init__(self):
+        _floats(self, "sizes", "ratios", "steps", "offsets")
+        if not self.sizes or not self.ratios:
+            raise ValueError("sizes and ratios must not be empty")
+        if len(self.steps) != 2:
+            raise ValueError("Step ndim must be 2: (step_y, step_x), got %s" % (self.steps,))
+        if len(self.offsets) != 2 or not all(0 <= v <= 1 for v in self.offsets):
+            raise ValueError("offsets must be two values in [0, 1] (y, x), got %s" % (self.offsets,))
+        if self.steps[0] * self.steps[1] < 0:
+            raise ValueError("Must specify both step_y and step_x, got %s" % (self.steps,))
+
+    def infer_shape(self, data):
+        if data is None:
+            return None
+        _check(self, len(data) >= 4, "Input data should be 4D: batch-channel-y-x, got %s", tuple(data))
+        _check(self, data[2] > 0 and data[3] > 0, "Input height and width should be > 0, got %s", tuple(data))
+        count = data[2] * data[3] * (len(self.sizes) + len(self.ratios) - 1)
+        return [data], [(1, count, 4)]
+
+    def infer_type(self, data):
+        return _same_real_type(self, [data], 1)
+
+    def half_sizes(self, height, width):
+        """(half widths, half heights) of the anchors of one cell, in MXNet's float32 arithmetic."""
+        f = np.float32
+        pairs = [(f(size), np.sqrt(f(self.ratios[0]))) for size in self.sizes]
+        pairs += [(f(self.sizes[0]), np.sqrt(f(ratio))) for ratio in self.ratios[1:]]
+        w = [f(f(f(f(size * f(height)) / f(width)) * ratio) / f(2)) for size, ratio in pairs]
+        h = [f(f(size / ratio) / f(2)) for size, ratio in pairs]
+        return np.array(w, np.float32), np.array(h, np.float32)
+
+    def lower(self, g, data):
+        height, width = g.shape(data)[2:4]
+        f = np.float32
+        step_y, step_x = (f(self.steps[0]), f(self.steps[1]))
+        if step_y <= 0 or step_x <= 0:
+            step_y, step_x = f(1) / f(height), f(1) / f(width)
+        center_y = ((np.arange(height, dtype=np.float32) + f(self.offsets[0])) * step_y).astype(np.float32)
+        center_x = ((np.arange(width, dtype=np.float32) + f(self.offsets[1])) * step_x).astype(np.float32)
+        half_w, half_h = self.half_sizes(height, width)
+        count = len(half_w)
+        cx, cy = g.const(center_x.reshape(1, width, 1)), g.const(center_y.reshape(height, 1, 1))
+        hw, hh = g.const(half_w.reshape(1, 1, count)), g.const(half_h.reshape(1, 1, count))
+        full = g.int64s([height, width, count, 1])
+        corner = lambda op, c, half: g.Expand(g.Unsqueeze(op(c, half), g.int64s([3])), full)
+        out = g.Concat(corner(g.Sub, cx, hw), corner(g.Sub, cy, hh), corner(g.Add, cx, hw), corner(g.Add, cy, hh),
+                       axis=3)
+        if self.clip:
+            out = g.Clip(out, g.scalar(0, np.float32), g.scalar(1, np.float32))
+        return g.cast(g.Reshape(out, g.int64s([1, height * width * count, 4])), g.dtype(data))
+
+
+# ---------------------------------------------------------------- MultiBoxTarget
+@register(name="_contrib_MultiBoxTarget")
+class MultiBoxTarget(OpDef):
+    """SSD training targets: anchors (1, N, 4) matched to the labels (B, L, >=5: class, corners; rows from the
+    first class -1 on are padding) greedily by IoU (the best remaining pair first), then every other anchor whose
+    best IoU > overlap_threshold; negatives: all the others, or with negative_mining_ratio > 0 the
+    int(positives * ratio) unmatched anchors of IoU < negative_mining_thresh with the lowest background
+    probability (softmax of cls_pred). Outputs loc_target (B, 4N), loc_mask (B, 4N), cls_target (B, N: class + 1,
+    0 for negatives, ignore_label otherwise). Zero gradient. Mirrors MXNet src/operator/contrib/multibox_target.cc
+    (minimum_negative_samples is unused there too)."""
+    aliases = ("_npx_multibox_target",)
+    inputs = ("anchor", "label", "cls_pred")
+    outputs = ("loc_target", "loc_mask", "cls_target")
+    differentiable = False
+    float_only = True
+    overlap_threshold: float = param(0.5, doc="Anchor-GT overlap threshold to be regarded as a positive match.")
+    ignore_label: float = param(-1.0, doc="Label for ignored anchors.")
+    negative_mining_ratio: float = param(-1.0, doc="Max negative to positive samples ratio, use -1 to disable mining")
+    negative_mining_thresh: float = param(0.5, doc="Threshold used for negative mining.")
+    minimum_negative_samples: int = param(0, doc="Minimum number of negative samples.")
+    variances: Floats = param(Floats((0.1, 0.1, 0.2, 0.2)), doc="Variances to be encoded in box regression target.")
+
+    def __post_init__(self):
+        _floats(self, "variances")
+        if len(self.variances) != 4:
+            raise ValueError("variances must have 4 values, got %s" % (self.variances,))
+        if self.negative_mining_ratio > 0 and not self.negative_mining_thresh > 0:
+            raise ValueError("negative_mining_thresh must be > 0 when negative mining is on")
+
+    def infer_shape(self, anchor, label, cls_pred):
+        if anchor is None or label is None or cls_pred is None:
+            return None
+        _check(self, len(anchor) == 3 and anchor[0] == 1 and anchor[1] > 0 and anchor[2] == 4,
+               "anchor must have shape (1, num_anchors, 4), got %s", tuple(anchor))
+        _check(self, len(label) == 3 and label[1] > 0 and label[2] >= 5,
+               "label must have shape (batch, num_labels, >= 5), got %s", tuple(label))
+        _check(self, len(cls_pred) == 3 and cls_pred[2] == anchor[1] and cls_pred[0] == label[0],
+               "cls_pred must have shape (batch %d, num_classes, num_anchors %d), got %s", label[0], anchor[1],
+               tuple(cls_pred))
+        loc = (label[0], anchor[1] * 4)
+        return [anchor, label, cls_pred], [loc, loc, (label[0], anchor[1])]
+
+    def infer_type(self, *types):
+        return _same_real_type(self, types, 3)
+
+    def lower(self, g, anchor, label, cls_pred):
+        dtype = g.dtype(anchor)
+        calc = _calc(dtype)
+        _, n, _ = g.shape(anchor)
+        b, num_labels, _ = g.shape(label)
+        f32 = np.dtype(np.float32)
+        anchors = g.cast(g.Reshape(anchor, g.int64s([n, 4])), calc)
+        labels = g.cast(label, calc)
+        classes = g.Squeeze(_col(g, labels, 0), g.int64s([2]))                            # (B, L)
+        gt = g.Slice(labels, g.int64s([1]), g.int64s([5]), g.int64s([2]))                 # (B, L, 4)
+        # labels count up to the first class -1
+        padding = g.cast(g.Equal(g.cast(classes, f32), g.scalar(-1, f32)), np.int64)
+        valid_gt = g.Equal(g.CumSum(padding, g.scalar(1, np.int64)), g.scalar(0, np.int64))   # (B, L)
+        has_gt = _col(g, valid_gt, 0)                                                     # (B, 1)
+        # IoU (B, N, L) in the input dtype (temp_space), compared in float32 as the C++ loops do
+        a = [g.Unsqueeze(_col(g, anchors, i), g.int64s([0])) for i in range(4)]            # (1, N, 1)
+        t = [g.Unsqueeze(g.Squeeze(_col(g, gt, i), g.int64s([2])), g.int64s([1])) for i in range(4)]   # (B, 1, L)
+        zero = g.scalar(0, calc)
+        side = lambda lo, hi: g.Max(zero, g.Sub(g.Min(a[hi], t[hi]), g.Max(a[lo], t[lo])))
+        inter = g.Mul(side(0, 2), side(1, 3))
+        union = g.Sub(g.Add(g.Mul(g.Sub(a[2], a[0]), g.Sub(a[3], a[1])),
+                            g.Mul(g.Sub(t[2], t[0]), g.Sub(t[3], t[1]))), inter)
+        iou = g.cast(g.Where(g.Equal(union, zero), zero, g.Div(inter, union)), f32)
+        iou = g.Where(g.Unsqueeze(valid_gt, g.int64s([1])), iou, g.scalar(-1, f32))      # (B, N, L)
+        flat = g.Reshape(iou, g.int64s([b, n * num_labels]))
+        anchor_index = g.const(np.arange(n, dtype=np.int64)[None])
+        gt_index = g.const(np.arange(num_labels, dtype=np.int64)[None])
+
+        def step(body, _, state):
+            anchor_used, gt_used, match = state
+            free = body.And(body.Not(body.Unsqueeze(anchor_used, body.int64s([2]))),
+                            body.Not(body.Unsqueeze(gt_used, body.int64s([1]))))
+            key = body.Where(body.Reshape(free, body.int64s([b, n * num_labels])), flat, body.scalar(-1, f32))
+            best = body.ArgMax(key, axis=1, keepdims=1)
+            found = body.Greater(body.ReduceMax(key, axes=[1], keepdims=1), body.scalar(1e-6, f32))
+            j = body.Div(best, body.scalar(num_labels, np.int64))
+            k = body.Mod(best, body.scalar(num_labels, np.int64))
+            at_anchor = body.And(found, body.Equal(anchor_index, j))
+            return None, [body.Or(anchor_used, at_anchor), body.Or(gt_used, body.And(found, body.Equal(gt_index, k))),
+                          body.Where(at_anchor, k, match)]
+
+        anchor_used, _, match = _loop(g, num_labels, [_full(g, False, np.bool_, (b, n)),
+                                                      _full(g, False, np.bool_, (b, num_labels)),
+                                                      _full(g, -1, np.int64, (b, n))],
+                                      [((b, n), np.bool_), ((b, num_labels), np.bool_), ((b, n), np.int64)], step)
+        best_iou = g.ReduceMax(iou, axes=[2], keepdims=0)                           # (B, N)
+        positive = anchor_used
+        if self.overlap_threshold > 0:
+            more = g.And(g.Not(anchor_used), g.Greater(best_iou, g.scalar(np.float32(self.overlap_threshold), f32)))
+            positive = g.Or(anchor_used, more)
+            match = g.Where(more, g.ArgMax(iou, axis=2, keepdims=0), match)
+        if self.negative_mining_ratio > 0:
+            negative = self._mine(g, positive, best_iou, cls_pred, calc, b, n)
+        else:
+            negative = g.Not(positive)
+        negative = g.And(negative, has_gt)
+        # targets
+        index = g.Max(match, g.scalar(0, np.int64))
+        cls = g.Add(g.GatherElements(classes, index, axis=1), g.scalar(1, calc))
+        cls_target = g.Where(positive, cls, g.Where(negative, zero, g.scalar(np.float32(self.ignore_label), calc)))
+        box = g.GatherElements(g.cast(gt, f32), g.Expand(g.Unsqueeze(index, g.int64s([2])), g.int64s([b, n, 4])),
+                               axis=1)
+        loc = self._encode(g, g.cast(anchors, f32), box)                                  # (B, N, 4) float32
+        mask = g.Expand(g.Unsqueeze(positive, g.int64s([2])), g.int64s([b, n, 4]))
+        loc = g.Where(mask, loc, g.scalar(0, f32))
+        flat_shape = g.int64s([b, n * 4])
+        return (g.cast(g.Reshape(loc, flat_shape), dtype), g.cast(g.Reshape(g.cast(mask, f32), flat_shape), dtype),
+                g.cast(cls_target, dtype))
+
+    def _mine(self, g, positive, best_iou, cls_pred, calc, b, n):
+        """The hard negatives: the int(positives * ratio) (at most the non-positive count) candidates with the
+        lowest background probability, ties by anchor index (std::stable_sort of float -prob)."""
+        f32 = np.dtype(np.float32)
+        count = g.ReduceSum(g.cast(positive, f32), g.int64s([1]), keepdims=1)            # (B, 1)
+        wanted = g.Min(g.Floor(g.Mul(count, g.scalar(np.float32(self.negative_mining_ratio), f32))),
+                       g.Sub(g.scalar(n, f32), count))
+        candidate = g.And(g.Not(positive), g.Less(best_iou, g.scalar(np.float32(self.negative_mining_thresh), f32)))
+        pred = g.cast(cls_pred, calc)
+        shifted = g.Exp(g.Sub(pred, g.ReduceMax(pred, axes=[1], keepdims=1)))
+        background = g.Div(g.Squeeze(_col(g, shifted, 0, axis=1), g.int64s([1])),
+                           g.ReduceSum(shifted, g.int64s([1]), keepdims=0))            # (B, N)
+        key = g.Where(candidate, g.cast(background, f32), g.scalar(np.inf, f32))
+        order = g.TopK(key, g.int64s([n]), axis=1, largest=0, sorted=1, _outputs=2)[1]
+        rank = g.const(np.arange(n, dtype=np.float32)[None])
+        take = g.And(g.GatherElements(candidate, order, axis=1), g.Less(rank, wanted))
+        picked = g.ScatterElements(_full(g, 0, f32, (b, n)), order, g.cast(take, f32), axis=1)
+        return g.Greater(picked, g.scalar(0, f32))
+
+    def _encode(self, g, anchors, box):
+        """AssignLocTargets in float32: ((g_center - a_center) / a_size / v, log(g_size / a_size) / v)."""
+        f32 = np.dtype(np.float32)
+        a = [g.Unsqueeze(_col(g, anchors, i), g.int64s([0])) for i in range(4)]           # (1, N, 1)
+        t = [_col(g, box, i) for i in range(4)]                                            # (B, N, 1)
+        half = g.scalar(0.5, f32)
+        aw, ah = g.Sub(a[2], a[0]), g.Sub(a[3], a[1])
+        ax, ay = g.Mul(g.Add(a[0], a[2]), half), g.Mul(g.Add(a[1], a[3]), half)
+        tw, th = g.Sub(t[2], t[0]), g.Sub(t[3], t[1])
+        tx, ty = g.Mul(g.Add(t[0], t[2]), half), g.Mul(g.Add(t[1], t[3]), half)
+        v = [g.scalar(np.float32(x), f32) for x in self.variances]
+        return g.Concat(g.Div(g.Div(g.Sub(tx, ax), aw), v[0]), g.Div(g.Div(g.Sub(ty, ay), ah), v[1]),
+                        g.Div(g.Log(g.Div(tw, aw)), v[2]), g.Div(g.Log(g.Div(th, ah)), v[3]), axis=2)
