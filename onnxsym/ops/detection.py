@@ -558,3 +558,333 @@ class MultiBoxTarget(OpDef):
         v = [g.scalar(np.float32(x), f32) for x in self.variances]
         return g.Concat(g.Div(g.Div(g.Sub(tx, ax), aw), v[0]), g.Div(g.Div(g.Sub(ty, ay), ah), v[1]),
                         g.Div(g.Log(g.Div(tw, aw)), v[2]), g.Div(g.Log(g.Div(th, ah)), v[3]), axis=2)
+
+
+# ---------------------------------------------------------------- MultiBoxDetection
+@register(name="_contrib_MultiBoxDetection")
+class MultiBoxDetection(OpDef):
+    """SSD detections (B, N, 6: class - 1, score, corners) from class probabilities (B, C, N; class 0 is the
+    background), offsets (B, 4N) and anchors (1, N, 4): each anchor's best foreground class (first maximum) if its
+    probability >= threshold, boxes decoded with the variances (clipped to [0, 1] when clip); the valid rows first in
+    anchor order, rows of -1 after. Unless nms_threshold is outside (0, 1], the valid rows are sorted by score
+    (stable), the first nms_topk kept (the others keep their unsorted values with class -1) and greedy NMS marks
+    a row's class -1 when its IoU with a kept higher-scored row (same class unless force_suppress) is >=
+    nms_threshold. background_id is unused, as in MXNet. Zero gradient. Mirrors MXNet
+    src/operator/contrib/multibox_detection.cc."""
+    aliases = ("_npx_multibox_detection",)
+    inputs = ("cls_prob", "loc_pred", "anchor")
+    differentiable = False
+    float_only = True
+    clip: bool = param(True, doc="Clip out-of-boundary boxes.")
+    threshold: float = param(0.01, doc="Threshold to be a positive prediction.")
+    background_id: int = param(0, doc="Background id.")
+    nms_threshold: float = param(0.5, doc="Non-maximum suppression threshold.")
+    force_suppress: bool = param(False, doc="Suppress all detections regardless of class_id.")
+    variances: Floats = param(Floats((0.1, 0.1, 0.2, 0.2)), doc="Variances to be decoded from box regression output.")
+    nms_topk: int = param(-1, doc="Keep maximum top k detections before nms, -1 for no limit.")
+
+    def __post_init__(self):
+        _floats(self, "variances")
+        if len(self.variances) != 4:
+            raise ValueError("Variance size must be 4, got %s" % (self.variances,))
+
+    def infer_shape(self, cls_prob, loc_pred, anchor):
+        if cls_prob is None or loc_pred is None or anchor is None:
+            return None
+        _check(self, len(cls_prob) == 3, "cls_prob must be 3-D (batch, num_classes, num_anchors), got %s",
+               tuple(cls_prob))
+        _check(self, len(loc_pred) == 2, "loc_pred must be 2-D (batch, num_anchors * 4), got %s", tuple(loc_pred))
+        _check(self, len(anchor) == 3 and anchor[1] > 0 and anchor[2] == 4,
+               "anchor must have shape (1, num_anchors, 4), got %s", tuple(anchor))
+        _check(self, cls_prob[2] == anchor[1], "Number of anchors mismatch: cls_prob %s, anchor %s", tuple(cls_prob),
+               tuple(anchor))
+        _check(self, cls_prob[2] * 4 == loc_pred[1] and loc_pred[0] == cls_prob[0],
+               "# anchors mismatch with # loc: cls_prob %s, loc_pred %s", tuple(cls_prob), tuple(loc_pred))
+        _check(self, anchor[0] == 1, "anchors are shared across the batch: anchor must have shape (1, %d, 4), got %s",
+               anchor[1], tuple(anchor))
+        return [cls_prob, loc_pred, anchor], [(cls_prob[0], anchor[1], 6)]
+
+    def infer_type(self, *types):
+        return _same_real_type(self, types, 1)
+
+    def lower(self, g, cls_prob, loc_pred, anchor):
+        dtype = g.dtype(cls_prob)
+        calc = _calc(dtype)
+        b, c, n = g.shape(cls_prob)
+        probs = g.cast(cls_prob, calc)
+        if c > 1:
+            foreground = g.Slice(probs, g.int64s([1]), g.int64s([c]), g.int64s([1]))
+            score = g.ReduceMax(foreground, axes=[1], keepdims=0)                         # (B, N)
+            ids = g.cast(g.ArgMax(foreground, axis=1, keepdims=0), calc)                  # class - 1
+            valid = g.And(g.Greater(score, g.scalar(-1, calc)),
+                          g.Not(g.Less(score, g.scalar(np.float32(self.threshold), calc))))
+        else:
+            score, ids = _full(g, -1, calc, (b, n)), _full(g, -1, calc, (b, n))
+            valid = _full(g, False, np.bool_, (b, n))
+        rows = g.Concat(g.Unsqueeze(ids, g.int64s([2])), g.Unsqueeze(score, g.int64s([2])),
+                        self._decode(g, g.cast(anchor, calc), g.cast(loc_pred, calc), b, n, calc), axis=2)
+        minus = g.scalar(-1, calc)
+        gather = lambda index, count: g.GatherElements(rows, g.Expand(g.Unsqueeze(index, g.int64s([2])),
+                                                                      g.int64s([b, count, 6])), axis=1)
+        compact = _compact_order(g, valid, n)
+        packed = g.Where(g.Unsqueeze(g.GatherElements(valid, compact, axis=1), g.int64s([2])),
+                         gather(compact, n), minus)                                 # (B, N, 6)
+        if not 0 < self.nms_threshold <= 1:
+            return g.cast(packed, dtype)
+        k = n if self.nms_topk <= 0 else min(self.nms_topk, n)
+        key = g.Where(valid, score, g.scalar(-np.inf, calc))
+        order = g.TopK(key, g.int64s([k]), axis=1, largest=1, sorted=1, _outputs=2)[1]    # stable: lower index
+        live = g.GatherElements(valid, order, axis=1)
+        ranked = gather(order, k)                                                         # (B, K, 6)
+        labels = g.Where(live, g.Squeeze(_col(g, ranked, 0), g.int64s([2])), minus)
+        labels = self._suppress(g, labels, ranked, b, k, calc)
+        head = g.Where(g.Unsqueeze(live, g.int64s([2])),
+                       g.Concat(g.Unsqueeze(labels, g.int64s([2])),
+                                g.Slice(ranked, g.int64s([1]), g.int64s([6]), g.int64s([2])), axis=2), minus)
+        if k < n:
+            tail = g.Slice(packed, g.int64s([k, 1]), g.int64s([n, 6]), g.int64s([1, 2]))
+            head = g.Concat(head, g.Concat(_full(g, -1, calc, (b, n - k, 1)), tail, axis=2), axis=1)
+        return g.cast(head, dtype)
+
+    def _decode(self, g, anchor, loc_pred, b, n, calc):
+        """TransformLocations: corner boxes (B, N, 4) from the offsets, clipped to [0, 1] when clip."""
+        a = [_col(g, anchor, i) for i in range(4)]                                        # (1, N, 1)
+        p = [_col(g, g.Reshape(loc_pred, g.int64s([b, n, 4])), i) for i in range(4)]      # (B, N, 1)
+        v = [g.scalar(np.float32(x), calc) for x in self.variances]
+        two = g.scalar(2, calc)
+        aw, ah = g.Sub(a[2], a[0]), g.Sub(a[3], a[1])
+        ax, ay = g.Div(g.Add(a[0], a[2]), two), g.Div(g.Add(a[1], a[3]), two)
+        ox, oy = g.Add(g.Mul(g.Mul(p[0], v[0]), aw), ax), g.Add(g.Mul(g.Mul(p[1], v[1]), ah), ay)
+        ow = g.Div(g.Mul(g.Exp(g.Mul(p[2], v[2])), aw), two)
+        oh = g.Div(g.Mul(g.Exp(g.Mul(p[3], v[3])), ah), two)
+        out = g.Concat(g.Sub(ox, ow), g.Sub(oy, oh), g.Add(ox, ow), g.Add(oy, oh), axis=2)
+        if self.clip:
+            out = g.Max(g.scalar(0, calc), g.Min(g.scalar(1, calc), out))
+        return out
+
+    def _suppress(self, g, labels, ranked, b, k, calc):
+        """Greedy NMS over the K ranked rows: a live row i marks every later live row j (same class unless
+        force_suppress) with IoU >= nms_threshold as class -1."""
+        box = [g.Squeeze(_col(g, ranked, 2 + i), g.int64s([2])) for i in range(4)]        # (B, K)
+        later = g.const(np.arange(k, dtype=np.int64)[None])
+        limit = g.scalar(np.float32(self.nms_threshold), calc)
+
+        def step(body, i, state):
+            (current,) = state
+            at = body.Unsqueeze(i, body.int64s([0]))
+            ref = lambda v: body.Gather(v, at, axis=1)                                    # (B, 1)
+            zero = body.scalar(0, calc)
+            w = body.Max(zero, body.Sub(body.Min(ref(box[2]), box[2]), body.Max(ref(box[0]), box[0])))
+            h = body.Max(zero, body.Sub(body.Min(ref(box[3]), box[3]), body.Max(ref(box[1]), box[1])))
+            inter = body.Mul(w, h)
+            area = lambda x: body.Mul(body.Sub(x[2], x[0]), body.Sub(x[3], x[1]))
+            union = body.Sub(body.Add(area([ref(v) for v in box]), area(box)), inter)
+            iou = body.Where(body.LessOrEqual(union, zero), zero, body.Div(inter, union))
+            own = ref(current)
+            hit = body.And(body.GreaterOrEqual(iou, limit), body.Greater(later, i))
+            hit = body.And(hit, body.And(body.GreaterOrEqual(own, zero), body.GreaterOrEqual(current, zero)))
+            if not self.force_suppress:
+                hit = body.And(hit, body.Equal(current, own))
+            return None, [body.Where(hit, body.scalar(-1, calc), current)]
+
+        return _loop(g, k, [labels], [((b, k), calc)], step)[0]
+
+
+# ---------------------------------------------------------------- Proposal / MultiProposal
+def _rpn_anchors(stride, ratios, scales):
+    """GenerateAnchors (proposal-inl.h) in MXNet's float32 / double arithmetic: (len(ratios) * len(scales), 4),
+    ratio-major."""
+    f = np.float32
+    x1, y1, x2, y2 = f(0), f(0), f(stride - 1.0), f(stride - 1.0)
+    w, h = f(f(x2 - x1) + f(1)), f(f(y2 - y1) + f(1))
+    x_ctr, y_ctr = f(float(x1) + 0.5 * float(f(w - f(1)))), f(float(y1) + 0.5 * float(f(h - f(1))))
+    anchors = []
+    for ratio in ratios:
+        for scale in scales:
+            ratio, scale = f(ratio), f(scale)
+            size_ratios = np.floor(f(f(w * h) / ratio))
+            new_w = f(np.floor(f(np.sqrt(size_ratios) + f(0.5))) * scale)
+            new_h = f(np.floor(f(f(f(new_w / scale) * ratio) + f(0.5))) * scale)
+            half_w, half_h = f(f(0.5) * f(new_w - f(1))), f(f(0.5) * f(new_h - f(1)))
+            anchors.append([f(x_ctr - half_w), f(y_ctr - half_h), f(x_ctr + half_w), f(y_ctr + half_h)])
+    return np.array(anchors, np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ProposalBase(OpDef):
+    """Region proposals of a Faster R-CNN RPN: shifted anchors (per cell, row-major, anchors fastest) moved by
+    bbox_pred (center/size deltas, or corner deltas with iou_loss) and clipped to the image, scored by the
+    foreground half of cls_prob (-1 outside im_info's real feature area, and for boxes smaller than
+    rpn_min_size * scale, which are also grown by half of it on each side); the rpn_pre_nms_top_n best (stable
+    sort) go through greedy NMS (IoU > threshold suppresses, +1 pixel areas) until rpn_post_nms_top_n are kept;
+    the kept boxes repeat cyclically to fill rpn_post_nms_top_n rows of (image index, corners), with the scores
+    as a second output. float32 only; zero gradient. Mirrors MXNet src/operator/contrib/proposal.cc and
+    multi_proposal.cc."""
+    inputs = ("cls_prob", "bbox_pred", "im_info")
+    outputs = ("output", "score")
+    differentiable = False
+    float_only = True
+    rpn_pre_nms_top_n: int = param(6000, doc="Number of top scoring boxes to keep before applying NMS to RPN "
+                                             "proposals")
+    rpn_post_nms_top_n: int = param(300, doc="Number of top scoring boxes to keep after applying NMS to RPN "
+                                             "proposals")
+    threshold: float = param(0.7, doc="NMS value, below which to suppress.")
+    rpn_min_size: int = param(16, doc="Minimum height or width in proposal")
+    scales: Floats = param(Floats((4.0, 8.0, 16.0, 32.0)), doc="Used to generate anchor windows by enumerating "
+                                                               "scales")
+    ratios: Floats = param(Floats((0.5, 1.0, 2.0)), doc="Used to generate anchor windows by enumerating ratios")
+    feature_stride: int = param(16, doc="The size of the receptive field each unit in the convolution layer of the "
+                                        "rpn, for example the product of all stride's prior to this layer.")
+    output_score: bool = param(False, doc="Add score to outputs")
+    iou_loss: bool = param(False, doc="Usage of IoU Loss")
+
+    def __post_init__(self):
+        _floats(self, "scales", "ratios")
+
+    def num_visible_outputs(self):
+        return 2 if self.output_score else 1
+
+    def infer_shape(self, cls_prob, bbox_pred, im_info):
+        if cls_prob is None:
+            return None
+        _check(self, len(cls_prob) == 4, "cls_prob must be 4-D (batch, 2 * num_anchors, height, width), got %s",
+               tuple(cls_prob))
+        anchors = len(self.ratios) * len(self.scales)
+        _check(self, cls_prob[1] == 2 * anchors, "cls_prob %s must have 2 * len(ratios) * len(scales) = %d channels",
+               tuple(cls_prob), 2 * anchors)
+        b = cls_prob[0]
+        wanted = [tuple(cls_prob), (b, cls_prob[1] * 2, cls_prob[2], cls_prob[3]), (b, 3)]
+        for name, shape, need in zip(self.inputs[1:], (bbox_pred, im_info), wanted[1:]):
+            _check(self, shape is None or tuple(shape) == need, "input '%s' has shape %s, expected %s", name,
+                   None if shape is None else tuple(shape), need)
+        rows = self._rows(b)
+        return wanted, [(rows, 5), (rows, 1)]
+
+    def infer_type(self, *types):
+        for name, dtype in zip(self.inputs, types):
+            if dtype is not None and np.dtype(dtype) != np.float32:
+                raise MXNetError("%s: input '%s' has dtype %s; the operator supports float32 only (MXNet's kernel "
+                                 "reads float32)" % (self.op_name, name, np.dtype(dtype).name))
+        return [np.dtype(np.float32)] * 3, [np.dtype(np.float32)] * 2
+
+    def lower(self, g, cls_prob, bbox_pred, im_info):
+        b, channels, height, width = g.shape(cls_prob)
+        num = channels // 2
+        count = num * height * width
+        pre = count if self.rpn_pre_nms_top_n <= 0 else min(self.rpn_pre_nms_top_n, count)
+        post = min(self.rpn_post_nms_top_n, pre)
+        f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+        f = np.float32
+        # shifted anchors, (1, count) per coordinate; cell (h, w) and anchor a at index (h * W + w) * A + a
+        base = _rpn_anchors(self.feature_stride, self.ratios, self.scales)
+        shift_x = (np.arange(width) * self.feature_stride).astype(np.float32)
+        shift_y = (np.arange(height) * self.feature_stride).astype(np.float32)
+        grid = np.zeros((height, width, num, 4), np.float32)
+        grid[..., 0] = base[None, None, :, 0] + shift_x[None, :, None]
+        grid[..., 1] = base[None, None, :, 1] + shift_y[:, None, None]
+        grid[..., 2] = base[None, None, :, 2] + shift_x[None, :, None]
+        grid[..., 3] = base[None, None, :, 3] + shift_y[:, None, None]
+        anchors = grid.reshape(1, count, 4)
+        scores = g.Reshape(g.Transpose(g.Slice(cls_prob, g.int64s([num]), g.int64s([channels]), g.int64s([1])),
+                                       perm=[0, 2, 3, 1]), g.int64s([b, count]))
+        deltas = g.Reshape(g.Transpose(g.Reshape(bbox_pred, g.int64s([b, num, 4, height, width])),
+                                       perm=[0, 3, 4, 1, 2]), g.int64s([b, count, 4]))
+        d = [g.Squeeze(_col(g, deltas, i), g.int64s([2])) for i in range(4)]               # (B, count)
+        info = [_col(g, im_info, i) for i in range(3)]                                     # (B, 1)
+        if self.iou_loss:
+            boxes = [g.Add(g.const(anchors[..., i]), d[i]) for i in range(4)]
+        else:
+            boxes = self._transform(g, anchors, d)
+        one = g.scalar(1, f32)
+        limits = [g.Sub(info[1], one), g.Sub(info[0], one)] * 2                            # width - 1, height - 1
+        boxes = [g.Max(g.Min(v, limit), g.scalar(0, f32)) for v, limit in zip(boxes, limits)]
+        # scores of cells outside the real (unpadded) feature map: -1
+        stride = g.scalar(self.feature_stride, f32)
+        real_h, real_w = (g.cast(g.Div(info[i], stride), np.int64) for i in (0, 1))
+        index = np.arange(count)
+        cell_h = g.const((index // (width * num)).reshape(1, -1).astype(np.int64))
+        cell_w = g.const(((index // num) % width).reshape(1, -1).astype(np.int64))
+        outside = g.Or(g.GreaterOrEqual(cell_h, real_h), g.GreaterOrEqual(cell_w, real_w))
+        # FilterBox: too small boxes grow by min_size / 2 on each side and score -1
+        min_size = g.Mul(g.scalar(self.rpn_min_size, f32), info[2])
+        small = g.Or(g.Less(g.Add(g.Sub(boxes[2], boxes[0]), one), min_size),
+                     g.Less(g.Add(g.Sub(boxes[3], boxes[1]), one), min_size))
+        half = g.Div(min_size, g.scalar(2, f32))
+        boxes = [g.Where(small, g.Sub(v, half) if i < 2 else g.Add(v, half), v) for i, v in enumerate(boxes)]
+        minus = g.scalar(-1, f32)
+        scores = g.Where(small, minus, g.Where(outside, minus, scores))
+        order = g.TopK(scores, g.int64s([pre]), axis=1, largest=1, sorted=1, _outputs=2)[1]   # stable
+        ranked = [g.GatherElements(v, order, axis=1) for v in boxes + [scores]]               # (B, pre)
+        kept = self._nms(g, ranked[:4], b, pre, post)
+        total = g.ReduceSum(g.cast(kept, np.int64), g.int64s([1]), keepdims=1)             # (B, 1), >= 1
+        slots = g.Mod(g.const(np.arange(self.rpn_post_nms_top_n, dtype=np.int64)[None]), total)
+        picked = g.GatherElements(_compact_order(g, kept, pre), slots, axis=1)             # (B, post rows)
+        rows = self.rpn_post_nms_top_n
+        column = lambda v: g.Unsqueeze(g.GatherElements(v, picked, axis=1), g.int64s([2]))
+        image = g.const(np.repeat(np.arange(b, dtype=np.float32)[:, None, None], rows, axis=1))
+        out = g.Concat(image, *(column(v) for v in ranked[:4]), axis=2)
+        return g.Reshape(out, g.int64s([b * rows, 5])), g.Reshape(column(ranked[4]), g.int64s([b * rows, 1]))
+
+    @staticmethod
+    def _transform(g, anchors, d):
+        """BBoxTransformInv: the float32 arithmetic of the kernel, its `0.5 * (w - 1.0)` terms in double."""
+        f, f32, f64 = np.float32, np.dtype(np.float32), np.dtype(np.float64)
+        x1, y1, x2, y2 = (anchors[0, :, i].astype(np.float32) for i in range(4))
+        width, height = (x2 - x1 + f(1)).astype(np.float32), (y2 - y1 + f(1)).astype(np.float32)
+        ctr_x = (x1.astype(np.float64) + 0.5 * (width.astype(np.float64) - 1.0)).astype(np.float32)
+        ctr_y = (y1.astype(np.float64) + 0.5 * (height.astype(np.float64) - 1.0)).astype(np.float32)
+        row = lambda v: g.const(v.reshape(1, -1))
+        center_x = g.Add(g.Mul(d[0], row(width)), row(ctr_x))
+        center_y = g.Add(g.Mul(d[1], row(height)), row(ctr_y))
+        size_w, size_h = g.Mul(g.Exp(d[2]), row(width)), g.Mul(g.Exp(d[3]), row(height))
+        wide = lambda v: g.cast(v, f64)
+        half_w = g.Mul(g.scalar(0.5, f64), g.Sub(wide(size_w), g.scalar(1, f64)))
+        half_h = g.Mul(g.scalar(0.5, f64), g.Sub(wide(size_h), g.scalar(1, f64)))
+        corner = lambda op, c, half: g.cast(op(wide(c), half), f32)
+        return [corner(g.Sub, center_x, half_w), corner(g.Sub, center_y, half_h), corner(g.Add, center_x, half_w),
+                corner(g.Add, center_y, half_h)]
+
+    def _nms(self, g, boxes, b, pre, post):
+        """Greedy NMS over the ranked boxes: each step keeps the first live box and kills the live boxes whose
+        overlap with it is > threshold; stops after `post` kept boxes or when none is live. (B, pre) kept flags."""
+        f32 = np.dtype(np.float32)
+        one = g.scalar(1, f32)
+        area = g.Mul(g.Add(g.Sub(boxes[2], boxes[0]), one), g.Add(g.Sub(boxes[3], boxes[1]), one))
+        positions = g.const(np.arange(pre, dtype=np.int64)[None])
+        limit = g.scalar(np.float32(self.threshold), f32)
+
+        def step(body, _, state):
+            alive, kept = state
+            first, found = _first_true(body, alive, pre)
+            ref = lambda v: body.GatherElements(v, first, axis=1)                         # (B, 1)
+            zero, unit = body.scalar(0, f32), body.scalar(1, f32)
+            side = lambda lo, hi: body.Max(zero, body.Add(body.Sub(body.Min(ref(boxes[hi]), boxes[hi]),
+                                                                   body.Max(ref(boxes[lo]), boxes[lo])), unit))
+            inter = body.Mul(side(0, 2), side(1, 3))
+            overlap = body.Div(inter, body.Sub(body.Add(ref(area), area), inter))
+            pick = body.And(found, body.Equal(positions, first))
+            alive = body.And(alive, body.Not(body.Or(pick, body.Greater(overlap, limit))))
+            more = body.Greater(body.ReduceMax(body.cast(alive, f32), keepdims=0), zero)
+            return more, [alive, body.Or(kept, pick)]
+
+        return _loop(g, post, [_full(g, True, np.bool_, (b, pre)), _full(g, False, np.bool_, (b, pre))],
+                     [((b, pre), np.bool_), ((b, pre), np.bool_)], step, cond=True)[1]
+
+
+@register(name="_contrib_Proposal")
+class Proposal(_ProposalBase):
+    __doc__ = _ProposalBase.__doc__ + " One image only (batch 1)."
+
+    def _rows(self, batch):
+        if batch != 1:
+            raise MXNetError("%s: Sorry, multiple images each device is not implemented (cls_prob has batch %d; "
+                             "use _contrib_MultiProposal)" % (self.op_name, batch))
+        return self.rpn_post_nms_top_n
+
+
+@register(name="_contrib_MultiProposal")
+class MultiProposal(_ProposalBase):
+    __doc__ = _ProposalBase.__doc__ + " rpn_post_nms_top_n rows per image, image after image."
+
+    def _rows(self, batch):
+        return batch * self.rpn_post_nms_top_n
