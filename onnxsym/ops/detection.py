@@ -6,9 +6,10 @@ multi_proposal*).
 Every one of them has a zero gradient in MXNet (box_iou, bipartite_matching, box_encode/decode and the multibox /
 proposal ops write zeros into their input gradients), so they are `differentiable = False`. Greedy matching and
 suppression run in ONNX Loops whose bodies read the loop-invariant tensors from the outer graph; stable sorts are
-TopK (ties: the lower index first, as std::stable_sort). Arithmetic follows the C++ kernels' precision: the
-multibox target's regression and the proposal ops compute in float32 whatever the input dtype (MXNet's `float`
-locals), the others in the input dtype (float16 through float32, as ORT lacks most float16 kernels).
+TopK (ties: the lower index first, as std::stable_sort). The MultiBox and Proposal ops are MXNet legacy
+OperatorProperty ops, which take float32 only; the bounding-box ops compute in their input dtype (float16 through
+float32, as ORT lacks most float16 kernels). Double-precision steps of the C++ kernels are kept where they change
+float32 results (the proposal box transform).
 """
 import dataclasses
 
@@ -66,6 +67,17 @@ def _same_real_type(op, in_types, outputs):
             raise MXNetError("%s: input '%s' has dtype %s but the inputs must all have dtype %s"
                              % (op.op_name, name, np.dtype(dtype).name, np.dtype(known[0]).name))
     return [known[0]] * len(in_types), [known[0]] * outputs
+
+
+def _float32_only(op, in_types):
+    """MXNet's legacy OperatorProperty ops (MultiBox*, Proposal) take and give float32 only (operator.h
+    InferType: "Unsupported data type")."""
+    for name, dtype in zip(op.input_names(), in_types):
+        if dtype is not None and np.dtype(dtype) != np.float32:
+            raise MXNetError("%s: Unsupported data type %s of input '%s': the operator takes float32 only"
+                             % (op.op_name, np.dtype(dtype).name, name))
+    f32 = np.dtype(np.float32)
+    return [f32] * len(in_types), [f32] * op.count_outputs()
 
 
 def _check(op, condition, message, *args):
@@ -379,8 +391,8 @@ class MultiBoxPrior(OpDef):
         count = data[2] * data[3] * (len(self.sizes) + len(self.ratios) - 1)
         return [data], [(1, count, 4)]
 
-    def infer_type(self, data):
-        return _same_real_type(self, [data], 1)
+    def infer_type(self, *types):
+        return _float32_only(self, types)
 
     def half_sizes(self, height, width):
         """(half widths, half heights) of the anchors of one cell, in MXNet's float32 arithmetic."""
@@ -409,7 +421,7 @@ class MultiBoxPrior(OpDef):
                        axis=3)
         if self.clip:
             out = g.Clip(out, g.scalar(0, np.float32), g.scalar(1, np.float32))
-        return g.cast(g.Reshape(out, g.int64s([1, height * width * count, 4])), g.dtype(data))
+        return g.Reshape(out, g.int64s([1, height * width * count, 4]))
 
 
 # ---------------------------------------------------------------- MultiBoxTarget
@@ -455,31 +467,28 @@ class MultiBoxTarget(OpDef):
         return [anchor, label, cls_pred], [loc, loc, (label[0], anchor[1])]
 
     def infer_type(self, *types):
-        return _same_real_type(self, types, 3)
+        return _float32_only(self, types)
 
     def lower(self, g, anchor, label, cls_pred):
-        dtype = g.dtype(anchor)
-        calc = _calc(dtype)
         _, n, _ = g.shape(anchor)
         b, num_labels, _ = g.shape(label)
         f32 = np.dtype(np.float32)
-        anchors = g.cast(g.Reshape(anchor, g.int64s([n, 4])), calc)
-        labels = g.cast(label, calc)
-        classes = g.Squeeze(_col(g, labels, 0), g.int64s([2]))                            # (B, L)
-        gt = g.Slice(labels, g.int64s([1]), g.int64s([5]), g.int64s([2]))                 # (B, L, 4)
+        anchors = g.Reshape(anchor, g.int64s([n, 4]))
+        classes = g.Squeeze(_col(g, label, 0), g.int64s([2]))                             # (B, L)
+        gt = g.Slice(label, g.int64s([1]), g.int64s([5]), g.int64s([2]))                  # (B, L, 4)
         # labels count up to the first class -1
-        padding = g.cast(g.Equal(g.cast(classes, f32), g.scalar(-1, f32)), np.int64)
+        padding = g.cast(g.Equal(classes, g.scalar(-1, f32)), np.int64)
         valid_gt = g.Equal(g.CumSum(padding, g.scalar(1, np.int64)), g.scalar(0, np.int64))   # (B, L)
         has_gt = _col(g, valid_gt, 0)                                                     # (B, 1)
-        # IoU (B, N, L) in the input dtype (temp_space), compared in float32 as the C++ loops do
+        # IoU (B, N, L)
         a = [g.Unsqueeze(_col(g, anchors, i), g.int64s([0])) for i in range(4)]            # (1, N, 1)
         t = [g.Unsqueeze(g.Squeeze(_col(g, gt, i), g.int64s([2])), g.int64s([1])) for i in range(4)]   # (B, 1, L)
-        zero = g.scalar(0, calc)
+        zero = g.scalar(0, f32)
         side = lambda lo, hi: g.Max(zero, g.Sub(g.Min(a[hi], t[hi]), g.Max(a[lo], t[lo])))
         inter = g.Mul(side(0, 2), side(1, 3))
         union = g.Sub(g.Add(g.Mul(g.Sub(a[2], a[0]), g.Sub(a[3], a[1])),
                             g.Mul(g.Sub(t[2], t[0]), g.Sub(t[3], t[1]))), inter)
-        iou = g.cast(g.Where(g.Equal(union, zero), zero, g.Div(inter, union)), f32)
+        iou = g.Where(g.Equal(union, zero), zero, g.Div(inter, union))                   # safe_divide
         iou = g.Where(g.Unsqueeze(valid_gt, g.int64s([1])), iou, g.scalar(-1, f32))      # (B, N, L)
         flat = g.Reshape(iou, g.int64s([b, n * num_labels]))
         anchor_index = g.const(np.arange(n, dtype=np.int64)[None])
@@ -509,24 +518,21 @@ class MultiBoxTarget(OpDef):
             positive = g.Or(anchor_used, more)
             match = g.Where(more, g.ArgMax(iou, axis=2, keepdims=0), match)
         if self.negative_mining_ratio > 0:
-            negative = self._mine(g, positive, best_iou, cls_pred, calc, b, n)
+            negative = self._mine(g, positive, best_iou, cls_pred, b, n)
         else:
             negative = g.Not(positive)
         negative = g.And(negative, has_gt)
         # targets
         index = g.Max(match, g.scalar(0, np.int64))
-        cls = g.Add(g.GatherElements(classes, index, axis=1), g.scalar(1, calc))
-        cls_target = g.Where(positive, cls, g.Where(negative, zero, g.scalar(np.float32(self.ignore_label), calc)))
-        box = g.GatherElements(g.cast(gt, f32), g.Expand(g.Unsqueeze(index, g.int64s([2])), g.int64s([b, n, 4])),
-                               axis=1)
-        loc = self._encode(g, g.cast(anchors, f32), box)                                  # (B, N, 4) float32
+        cls = g.Add(g.GatherElements(classes, index, axis=1), g.scalar(1, f32))
+        cls_target = g.Where(positive, cls, g.Where(negative, zero, g.scalar(self.ignore_label, f32)))
+        box = g.GatherElements(gt, g.Expand(g.Unsqueeze(index, g.int64s([2])), g.int64s([b, n, 4])), axis=1)
         mask = g.Expand(g.Unsqueeze(positive, g.int64s([2])), g.int64s([b, n, 4]))
-        loc = g.Where(mask, loc, g.scalar(0, f32))
+        loc = g.Where(mask, self._encode(g, anchors, box), zero)
         flat_shape = g.int64s([b, n * 4])
-        return (g.cast(g.Reshape(loc, flat_shape), dtype), g.cast(g.Reshape(g.cast(mask, f32), flat_shape), dtype),
-                g.cast(cls_target, dtype))
+        return g.Reshape(loc, flat_shape), g.Reshape(g.cast(mask, f32), flat_shape), cls_target
 
-    def _mine(self, g, positive, best_iou, cls_pred, calc, b, n):
+    def _mine(self, g, positive, best_iou, cls_pred, b, n):
         """The hard negatives: the int(positives * ratio) (at most the non-positive count) candidates with the
         lowest background probability, ties by anchor index (std::stable_sort of float -prob)."""
         f32 = np.dtype(np.float32)
@@ -534,11 +540,11 @@ class MultiBoxTarget(OpDef):
         wanted = g.Min(g.Floor(g.Mul(count, g.scalar(np.float32(self.negative_mining_ratio), f32))),
                        g.Sub(g.scalar(n, f32), count))
         candidate = g.And(g.Not(positive), g.Less(best_iou, g.scalar(np.float32(self.negative_mining_thresh), f32)))
-        pred = g.cast(cls_pred, calc)
+        pred = cls_pred
         shifted = g.Exp(g.Sub(pred, g.ReduceMax(pred, axes=[1], keepdims=1)))
         background = g.Div(g.Squeeze(_col(g, shifted, 0, axis=1), g.int64s([1])),
                            g.ReduceSum(shifted, g.int64s([1]), keepdims=0))            # (B, N)
-        key = g.Where(candidate, g.cast(background, f32), g.scalar(np.inf, f32))
+        key = g.Where(candidate, background, g.scalar(np.inf, f32))
         order = g.TopK(key, g.int64s([n]), axis=1, largest=0, sorted=1, _outputs=2)[1]
         rank = g.const(np.arange(n, dtype=np.float32)[None])
         take = g.And(g.GatherElements(candidate, order, axis=1), g.Less(rank, wanted))
@@ -546,7 +552,7 @@ class MultiBoxTarget(OpDef):
         return g.Greater(picked, g.scalar(0, f32))
 
     def _encode(self, g, anchors, box):
-        """AssignLocTargets in float32: ((g_center - a_center) / a_size / v, log(g_size / a_size) / v)."""
+        """AssignLocTargets: ((g_center - a_center) / a_size / v, log(g_size / a_size) / v)."""
         f32 = np.dtype(np.float32)
         a = [g.Unsqueeze(_col(g, anchors, i), g.int64s([0])) for i in range(4)]           # (1, N, 1)
         t = [_col(g, box, i) for i in range(4)]                                            # (B, N, 1)
@@ -605,13 +611,12 @@ class MultiBoxDetection(OpDef):
         return [cls_prob, loc_pred, anchor], [(cls_prob[0], anchor[1], 6)]
 
     def infer_type(self, *types):
-        return _same_real_type(self, types, 1)
+        return _float32_only(self, types)
 
     def lower(self, g, cls_prob, loc_pred, anchor):
-        dtype = g.dtype(cls_prob)
-        calc = _calc(dtype)
+        calc = np.dtype(np.float32)
         b, c, n = g.shape(cls_prob)
-        probs = g.cast(cls_prob, calc)
+        probs = cls_prob
         if c > 1:
             foreground = g.Slice(probs, g.int64s([1]), g.int64s([c]), g.int64s([1]))
             score = g.ReduceMax(foreground, axes=[1], keepdims=0)                         # (B, N)
@@ -622,7 +627,7 @@ class MultiBoxDetection(OpDef):
             score, ids = _full(g, -1, calc, (b, n)), _full(g, -1, calc, (b, n))
             valid = _full(g, False, np.bool_, (b, n))
         rows = g.Concat(g.Unsqueeze(ids, g.int64s([2])), g.Unsqueeze(score, g.int64s([2])),
-                        self._decode(g, g.cast(anchor, calc), g.cast(loc_pred, calc), b, n, calc), axis=2)
+                        self._decode(g, anchor, loc_pred, b, n, calc), axis=2)
         minus = g.scalar(-1, calc)
         gather = lambda index, count: g.GatherElements(rows, g.Expand(g.Unsqueeze(index, g.int64s([2])),
                                                                       g.int64s([b, count, 6])), axis=1)
@@ -630,7 +635,7 @@ class MultiBoxDetection(OpDef):
         packed = g.Where(g.Unsqueeze(g.GatherElements(valid, compact, axis=1), g.int64s([2])),
                          gather(compact, n), minus)                                 # (B, N, 6)
         if not 0 < self.nms_threshold <= 1:
-            return g.cast(packed, dtype)
+            return packed
         k = n if self.nms_topk <= 0 else min(self.nms_topk, n)
         key = g.Where(valid, score, g.scalar(-np.inf, calc))
         order = g.TopK(key, g.int64s([k]), axis=1, largest=1, sorted=1, _outputs=2)[1]    # stable: lower index
@@ -644,7 +649,7 @@ class MultiBoxDetection(OpDef):
         if k < n:
             tail = g.Slice(packed, g.int64s([k, 1]), g.int64s([n, 6]), g.int64s([1, 2]))
             head = g.Concat(head, g.Concat(_full(g, -1, calc, (b, n - k, 1)), tail, axis=2), axis=1)
-        return g.cast(head, dtype)
+        return head
 
     def _decode(self, g, anchor, loc_pred, b, n, calc):
         """TransformLocations: corner boxes (B, N, 4) from the offsets, clipped to [0, 1] when clip."""
@@ -761,11 +766,7 @@ class _ProposalBase(OpDef):
         return wanted, [(rows, 5), (rows, 1)]
 
     def infer_type(self, *types):
-        for name, dtype in zip(self.inputs, types):
-            if dtype is not None and np.dtype(dtype) != np.float32:
-                raise MXNetError("%s: input '%s' has dtype %s; the operator supports float32 only (MXNet's kernel "
-                                 "reads float32)" % (self.op_name, name, np.dtype(dtype).name))
-        return [np.dtype(np.float32)] * 3, [np.dtype(np.float32)] * 2
+        return _float32_only(self, types)
 
     def lower(self, g, cls_prob, bbox_pred, im_info):
         b, channels, height, width = g.shape(cls_prob)
