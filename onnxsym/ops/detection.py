@@ -774,8 +774,7 @@ class _ProposalBase(OpDef):
         count = num * height * width
         pre = count if self.rpn_pre_nms_top_n <= 0 else min(self.rpn_pre_nms_top_n, count)
         post = min(self.rpn_post_nms_top_n, pre)
-        f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-        f = np.float32
+        f32 = np.dtype(np.float32)
         # shifted anchors, (1, count) per coordinate; cell (h, w) and anchor a at index (h * W + w) * A + a
         base = _rpn_anchors(self.feature_stride, self.ratios, self.scales)
         shift_x = (np.arange(width) * self.feature_stride).astype(np.float32)
