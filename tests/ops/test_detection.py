@@ -15,9 +15,12 @@ from .opcase import OpCase, run_case
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "mxnet")
 
 
+with open(os.path.join(FIXTURES, "detection.json")) as _handle:
+    RECORDED = json.load(_handle)
+
+
 def _load():
-    with open(os.path.join(FIXTURES, "detection.json")) as handle:
-        metas = json.load(handle)["cases"]
+    metas = RECORDED["cases"]
     arrays = np.load(os.path.join(FIXTURES, "detection.npz"))
     cases = {}
     for meta in metas:
@@ -110,6 +113,26 @@ def test_aliases_and_namespaces():
     target = mx.sym.contrib.MultiBoxTarget(mx.sym.var("a"), mx.sym.var("l"), mx.sym.var("p"), name="t")
     assert target.list_outputs() == ["t_loc_target", "t_loc_mask", "t_cls_target"]
     assert target.list_arguments() == ["a", "l", "p"]
+
+
+def test_mxnet_json_round_trip():
+    """MXNet's JSON of an SSD head (Tuple<float> attributes written as "[0.75, 0.5, 0.25]") loads, runs, and is
+    written back as MXNet wrote it."""
+    text = RECORDED["ssd_graph"]
+    loaded = mx.sym.load_json(text)
+    assert json.loads(loaded.tojson())["nodes"] == json.loads(text)["nodes"]
+    prior = mx.sym.contrib.MultiBoxPrior(mx.sym.var("data"), sizes=[0.75, 0.5, 0.25], ratios=(1, 2, 0.5), clip=True,
+                                         name="prior")
+    built = mx.sym.contrib.MultiBoxDetection(mx.sym.var("cls_prob"), mx.sym.var("loc_pred"), prior,
+                                             variances=(0.1, 0.1, 0.2, 0.2), nms_topk=5, name="det")
+    assert json.loads(built.tojson())["nodes"] == json.loads(text)["nodes"]
+    rng = np.random.RandomState(3)
+    args = {"data": mx.nd.zeros((1, 3, 2, 3)), "cls_prob": mx.nd.array(rng.uniform(0, 1, (2, 3, 30))),
+            "loc_pred": mx.nd.array(rng.uniform(-1, 1, (2, 120)))}
+    out = loaded.bind(mx.cpu(), args=args).forward()[0].asnumpy()
+    assert out.shape == (2, 30, 6)
+    np.testing.assert_array_equal(out, built.bind(mx.cpu(), args=args).forward()[0].asnumpy())
+    assert (out[:, 5:, 0] == -1).all()                  # nms_topk=5: the rows after the first 5 get class -1
 
 
 def test_proposal_fills_input_shapes():
