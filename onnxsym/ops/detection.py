@@ -1023,7 +1023,7 @@ class _ProposalBase(OpDef):
             overlap = body.Div(inter, body.Sub(body.Add(ref(area), area), inter))
             pick = body.And(found, body.Equal(positions, first))
             alive = body.And(alive, body.Not(body.Or(pick, body.Greater(overlap, limit))))
-            more = body.Greater(body.ReduceMax(body.cast(alive, f32), keepdims=0), zero)
+            more = body.cast(body.ReduceMax(body.cast(found, np.int32), keepdims=0), np.bool_)   # none live: stop
             return more, [alive, body.Or(kept, pick)]
 
         return _loop(g, post, [_full(g, True, np.bool_, (b, pre)), _full(g, False, np.bool_, (b, pre))],
