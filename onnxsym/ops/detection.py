@@ -913,6 +913,8 @@ class _ProposalBase(OpDef):
             return None
         _check(self, len(cls_prob) == 4, "cls_prob must be 4-D (batch, 2 * num_anchors, height, width), got %s",
                tuple(cls_prob))
+        # MXNet gives (0, 5) and (0, 1) outputs for 0; a zero dimension means "unknown" to shape inference here
+        _check(self, self.rpn_post_nms_top_n >= 1, "rpn_post_nms_top_n must be >= 1, got %d", self.rpn_post_nms_top_n)
         anchors = len(self.ratios) * len(self.scales)
         _check(self, cls_prob[1] == 2 * anchors, "cls_prob %s must have 2 * len(ratios) * len(scales) = %d channels",
                tuple(cls_prob), 2 * anchors)

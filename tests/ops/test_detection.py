@@ -169,6 +169,8 @@ ERRORS = [
      "Unsupported data type"),
     (lambda: mx.nd.contrib.Proposal(mx.nd.zeros((2, 24, 3, 3)), mx.nd.zeros((2, 48, 3, 3)), mx.nd.zeros((2, 3))),
      "multiple images"),
+    (lambda: mx.nd.contrib.MultiProposal(mx.nd.zeros((1, 24, 3, 3)), mx.nd.zeros((1, 48, 3, 3)), mx.nd.zeros((1, 3)),
+                                         rpn_post_nms_top_n=-1), "rpn_post_nms_top_n must be >= 1"),
     (lambda: mx.nd.contrib.MultiProposal(mx.nd.zeros((1, 20, 3, 3)), mx.nd.zeros((1, 40, 3, 3)),
                                          mx.nd.zeros((1, 3))), "channels"),
     (lambda: mx.nd.contrib.MultiProposal(*(mx.nd.zeros(s, dtype="float64") for s in ((1, 24, 3, 3), (1, 48, 3, 3),
