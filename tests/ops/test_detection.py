@@ -44,9 +44,12 @@ def _case(name):
                   **TOLERANCE[meta["dtype"]])
 
 
-@pytest.mark.parametrize("name", sorted(FIXTURE), ids=str)
-def test_forward_matches_mxnet(name):
-    run_case(_case(name))
+CASES = [_case(name) for name in sorted(FIXTURE)]     # also the cases of tests/ops/test_gradients.py (zeros)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward_matches_mxnet(case):
+    run_case(case)
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURE), ids=str)
