@@ -828,30 +828,34 @@ class MultiBoxDetection(OpDef):
 
     def _suppress(self, g, labels, ranked, b, k, calc):
         """Greedy NMS over the K ranked rows: a live row i marks every later live row j (same class unless
-        force_suppress) with IoU >= nms_threshold as class -1."""
+        force_suppress) with IoU >= nms_threshold as class -1. Each step jumps to the next live row (the rows
+        a step suppresses are skipped, as MXNet's loop skips them), and the loop ends when none is left."""
         box = [g.Squeeze(_col(g, ranked, 2 + i), g.int64s([2])) for i in range(4)]        # (B, K)
-        later = g.const(np.arange(k, dtype=np.int64)[None])
+        positions = g.const(np.arange(k, dtype=np.int64)[None])
         limit = g.scalar(np.float32(self.nms_threshold), calc)
 
-        def step(body, i, state):
-            (current,) = state
-            at = body.Unsqueeze(i, body.int64s([0]))
-            ref = lambda v: body.Gather(v, at, axis=1)                                    # (B, 1)
+        def step(body, _, state):
+            current, done = state                        # labels (B, K); the last row handled (B, 1)
             zero = body.scalar(0, calc)
+            live = body.GreaterOrEqual(current, zero)
+            first, found = _first_true(body, body.And(live, body.Greater(positions, done)), k)
+            ref = lambda v: body.GatherElements(v, first, axis=1)                         # (B, 1)
             w = body.Max(zero, body.Sub(body.Min(ref(box[2]), box[2]), body.Max(ref(box[0]), box[0])))
             h = body.Max(zero, body.Sub(body.Min(ref(box[3]), box[3]), body.Max(ref(box[1]), box[1])))
             inter = body.Mul(w, h)
             area = lambda x: body.Mul(body.Sub(x[2], x[0]), body.Sub(x[3], x[1]))
             union = body.Sub(body.Add(area([ref(v) for v in box]), area(box)), inter)
             iou = body.Where(body.LessOrEqual(union, zero), zero, body.Div(inter, union))
-            own = ref(current)
-            hit = body.And(body.GreaterOrEqual(iou, limit), body.Greater(later, i))
-            hit = body.And(hit, body.And(body.GreaterOrEqual(own, zero), body.GreaterOrEqual(current, zero)))
+            hit = body.And(body.And(found, live), body.And(body.GreaterOrEqual(iou, limit),
+                                                           body.Greater(positions, first)))
             if not self.force_suppress:
-                hit = body.And(hit, body.Equal(current, own))
-            return None, [body.Where(hit, body.scalar(-1, calc), current)]
+                hit = body.And(hit, body.Equal(current, ref(current)))
+            done = body.Where(found, first, body.scalar(k, np.int64))
+            more = body.cast(body.ReduceMax(body.cast(found, np.int32), keepdims=0), np.bool_)
+            return more, [body.Where(hit, body.scalar(-1, calc), current), done]
 
-        return _loop(g, k, [labels], [((b, k), calc)], step)[0]
+        start = _full(g, -1, np.int64, (b, 1))
+        return _loop(g, k, [labels, start], [((b, k), calc), ((b, 1), np.int64)], step, cond=True)[0]
 
 
 # ---------------------------------------------------------------- Proposal / MultiProposal
