@@ -95,9 +95,10 @@ def _full(g, value, dtype, shape):
     return g.Expand(g.scalar(value, dtype), g.int64s(list(shape)))
 
 
-def _loop(g, trips, states, specs, step, cond=None):
-    """An ONNX Loop of `trips` iterations carrying `states` ([(shape, dtype)] in `specs`); step(body, i, states)
-    returns (continue-flag or None, new states). The body reads loop-invariant values of `g` by name."""
+def _loop(g, trips, states, specs, step, early_exit=False):
+    """An ONNX Loop of at most `trips` iterations carrying `states` ([(shape, dtype)] in `specs`); step(body, i,
+    states) returns (a continue flag (early_exit) or None, new states). The body reads loop-invariant values of `g`
+    by name."""
     body = GraphBuilder()
     body.scope = g.fresh("%s/loop" % g.scope)
     i = body.add_input(body.scope + "/i", [], np.int64)
@@ -110,7 +111,7 @@ def _loop(g, trips, states, specs, step, cond=None):
     infos = [helper.make_tensor_value_info(outs[0], TensorProto.BOOL, [])] + [
         helper.make_tensor_value_info(o, onnx_dtype(dtype), list(shape)) for o, (shape, dtype) in zip(outs[1:], specs)]
     graph = helper.make_graph(nodes, body.scope, body.inputs, infos)
-    start = None if cond is None else g.const(np.array(True))
+    start = g.const(np.array(True)) if early_exit else None
     results = g.Loop(g.const(np.array(trips, np.int64)), start, *states, body=graph, _outputs=len(states))
     results = results if isinstance(results, tuple) else (results,)
     for value, (shape, dtype) in zip(results, specs):
@@ -119,11 +120,16 @@ def _loop(g, trips, states, specs, step, cond=None):
     return results
 
 
-def _first_true(g, mask, width):
+def _first_true(g, mask):
     """(index of the first True along axis 1, whether there is one), both (B, 1)."""
     as_float = g.cast(mask, np.float32)
     return g.ArgMax(as_float, axis=1, keepdims=1), g.Greater(g.ReduceMax(as_float, axes=[1], keepdims=1),
                                                            g.scalar(0, np.float32))
+
+
+def _any(g, flags):
+    """A 0-d bool: whether any of the bool flags is True (a Loop's continue flag)."""
+    return g.cast(g.ReduceMax(g.cast(flags, np.int32), keepdims=0), np.bool_)
 
 
 def _compact_order(g, flags, n):
@@ -382,14 +388,16 @@ class bipartite_matching(OpDef):
                 free = lambda marker, index: body.GatherElements(body.Equal(marker, body.scalar(-1, np.int64)),
                                                                 index, axis=1)
                 open_ = body.And(passes, body.And(free(row_marker, row_of), free(col_marker, col_of)))
-                first, found = _first_true(body, open_, size)
+                first, found = _first_true(body, open_)
                 r, c = body.GatherElements(row_of, first, axis=1), body.GatherElements(col_of, first, axis=1)
                 hit = lambda n, at: body.And(found, body.Equal(body.const(np.arange(n, dtype=np.int64)[None]), at))
-                return None, [body.Where(hit(rows, r), c, row_marker), body.Where(hit(cols, c), r, col_marker)]
+                return _any(body, found), [body.Where(hit(rows, r), c, row_marker),
+                                           body.Where(hit(cols, c), r, col_marker)]
 
             row_marker, col_marker = _loop(g, trips, [_full(g, -1, np.int64, (batch, rows)),
                                                       _full(g, -1, np.int64, (batch, cols))],
-                                           [((batch, rows), np.int64), ((batch, cols), np.int64)], step)
+                                           [((batch, rows), np.int64), ((batch, cols), np.int64)], step,
+                                           early_exit=True)
         return (g.cast(g.Reshape(row_marker, g.int64s(list(shape[:-1]))), dtype),
                 g.cast(g.Reshape(col_marker, g.int64s(list(shape[:-2]) + [cols])), dtype))
 
@@ -663,13 +671,15 @@ class MultiBoxTarget(OpDef):
             j = body.Div(best, body.scalar(num_labels, np.int64))
             k = body.Mod(best, body.scalar(num_labels, np.int64))
             at_anchor = body.And(found, body.Equal(anchor_index, j))
-            return None, [body.Or(anchor_used, at_anchor), body.Or(gt_used, body.And(found, body.Equal(gt_index, k))),
-                          body.Where(at_anchor, k, match)]
+            return _any(body, found), [body.Or(anchor_used, at_anchor),
+                                       body.Or(gt_used, body.And(found, body.Equal(gt_index, k))),
+                                       body.Where(at_anchor, k, match)]
 
         anchor_used, _, match = _loop(g, num_labels, [_full(g, False, np.bool_, (b, n)),
                                                       _full(g, False, np.bool_, (b, num_labels)),
                                                       _full(g, -1, np.int64, (b, n))],
-                                      [((b, n), np.bool_), ((b, num_labels), np.bool_), ((b, n), np.int64)], step)
+                                      [((b, n), np.bool_), ((b, num_labels), np.bool_), ((b, n), np.int64)], step,
+                                      early_exit=True)
         best_iou = g.ReduceMax(iou, axes=[2], keepdims=0)                           # (B, N)
         positive = anchor_used
         if self.overlap_threshold > 0:
@@ -838,7 +848,7 @@ class MultiBoxDetection(OpDef):
             current, done = state                        # labels (B, K); the last row handled (B, 1)
             zero = body.scalar(0, calc)
             live = body.GreaterOrEqual(current, zero)
-            first, found = _first_true(body, body.And(live, body.Greater(positions, done)), k)
+            first, found = _first_true(body, body.And(live, body.Greater(positions, done)))
             ref = lambda v: body.GatherElements(v, first, axis=1)                         # (B, 1)
             w = body.Max(zero, body.Sub(body.Min(ref(box[2]), box[2]), body.Max(ref(box[0]), box[0])))
             h = body.Max(zero, body.Sub(body.Min(ref(box[3]), box[3]), body.Max(ref(box[1]), box[1])))
@@ -851,11 +861,10 @@ class MultiBoxDetection(OpDef):
             if not self.force_suppress:
                 hit = body.And(hit, body.Equal(current, ref(current)))
             done = body.Where(found, first, body.scalar(k, np.int64))
-            more = body.cast(body.ReduceMax(body.cast(found, np.int32), keepdims=0), np.bool_)
-            return more, [body.Where(hit, body.scalar(-1, calc), current), done]
+            return _any(body, found), [body.Where(hit, body.scalar(-1, calc), current), done]
 
         start = _full(g, -1, np.int64, (b, 1))
-        return _loop(g, k, [labels, start], [((b, k), calc), ((b, 1), np.int64)], step, cond=True)[0]
+        return _loop(g, k, [labels, start], [((b, k), calc), ((b, 1), np.int64)], step, early_exit=True)[0]
 
 
 # ---------------------------------------------------------------- Proposal / MultiProposal
@@ -1020,7 +1029,7 @@ class _ProposalBase(OpDef):
 
         def step(body, _, state):
             alive, kept = state
-            first, found = _first_true(body, alive, pre)
+            first, found = _first_true(body, alive)
             ref = lambda v: body.GatherElements(v, first, axis=1)                         # (B, 1)
             zero, unit = body.scalar(0, f32), body.scalar(1, f32)
             side = lambda lo, hi: body.Max(zero, body.Add(body.Sub(body.Min(ref(boxes[hi]), boxes[hi]),
@@ -1029,11 +1038,10 @@ class _ProposalBase(OpDef):
             overlap = body.Div(inter, body.Sub(body.Add(ref(area), area), inter))
             pick = body.And(found, body.Equal(positions, first))
             alive = body.And(alive, body.Not(body.Or(pick, body.Greater(overlap, limit))))
-            more = body.cast(body.ReduceMax(body.cast(found, np.int32), keepdims=0), np.bool_)   # none live: stop
-            return more, [alive, body.Or(kept, pick)]
+            return _any(body, found), [alive, body.Or(kept, pick)]                        # none live: stop
 
         return _loop(g, post, [_full(g, True, np.bool_, (b, pre)), _full(g, False, np.bool_, (b, pre))],
-                     [((b, pre), np.bool_), ((b, pre), np.bool_)], step, cond=True)[1]
+                     [((b, pre), np.bool_), ((b, pre), np.bool_)], step, early_exit=True)[1]
 
 
 @register(name="_contrib_Proposal")
