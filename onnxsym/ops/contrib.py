@@ -1,5 +1,6 @@
 """Ops of legacy MXNet models outside the core families: _contrib_BilinearResize2D, _contrib_AdaptiveAvgPooling2D,
-ROIPooling, _contrib_ROIAlign, the fused RNN, _contrib_box_nms and amp_multicast (MXNet 1.9.1 semantics).
+ROIPooling, _contrib_ROIAlign, the fused RNN and amp_multicast (MXNet 1.9.1 semantics); _contrib_box_nms lives with
+the other box operators in detection.py.
 
 Bilinear resizing and adaptive average pooling are two MatMuls with interpolation / averaging matrices built from
 the static shapes (exact and differentiable). ROIPooling and ROIAlign run ONNX MaxRoiPool / RoiAlign at inference
@@ -7,18 +8,15 @@ the static shapes (exact and differentiable). ROIPooling and ROIAlign run ONNX M
 training graphs use gather forms: ROIPooling a two-stage masked ArgMax (over columns, then rows: MXNet's first
 maximum in scan order) with GatherElements, ROIAlign separable per-ROI interpolation matrices (rows x columns) around
 a Gather of each ROI's image. RNN emits ONNX LSTM/GRU/RNN at inference and an unrolled cell (Gemm, Sigmoid, Tanh;
-ORT has no LSTM/GRU/RNN gradient) in training graphs. box_nms sorts with TopK, suppresses greedily in an ONNX Loop
-over the sorted boxes and gathers the kept rows, so its gradient is MXNet's (head gradients routed to kept rows).
+ORT has no LSTM/GRU/RNN gradient) in training graphs.
 """
 import dataclasses
 from typing import Optional
 
 import numpy as np
-from onnx import TensorProto, helper
 
 from .._shapes import merge, partial_rule
 from ..base import MXNetError
-from ..lower.builder import GraphBuilder, onnx_dtype
 from .params import Shape, param
 from .registry import OpDef, register
 
@@ -549,164 +547,6 @@ class RNN(OpDef):
             if cell is not None:
                 cy.append(g.Unsqueeze(cell, g.int64s([0])))
         return (outputs[0] if len(outputs) == 1 else g.Concat(*outputs, axis=2)), hy, cy
-
-
-# ---------------------------------------------------------------- box_nms
-@register(name="_contrib_box_nms")
-class box_nms(OpDef):
-    """Greedy non-maximum suppression per batch: boxes with score > valid_thresh (and id != background_id) sorted by
-    descending score (stable), the first topk kept as candidates, a box suppressed when its IoU with a kept
-    higher-scored box (same id unless force_suppress) is > overlap_thresh; output: the kept rows in score order,
-    then rows of -1 (data's shape; topk=0 returns data). Gradient: each kept row's head gradient goes to its input
-    row (MXNet's; the format conversion is passed through unchanged). Mirrors MXNet
-    src/operator/contrib/bounding_box-inl.h."""
-    aliases = ("_contrib_box_non_maximum_suppression",)
-    outputs = ("output0", "output1")
-    overlap_thresh: float = param(0.5, doc="Overlapping(IoU) threshold to suppress object with smaller score.")
-    valid_thresh: float = param(0.0, doc="Filter input boxes to those whose scores greater than valid_thresh.")
-    topk: int = param(-1, doc="Apply nms to topk boxes with descending scores, -1 to no restriction.")
-    coord_start: int = param(2, doc="Start index of the consecutive 4 coordinates.")
-    score_index: int = param(1, doc="Index of the scores/confidence of boxes.")
-    id_index: int = param(-1, doc="Optional, index of the class categories, -1 to disable.")
-    background_id: int = param(-1, doc="Optional, id of the background class which will be ignored in nms.")
-    force_suppress: bool = param(False, doc="Suppress regardless of class id (when id_index is given).")
-    in_format: str = param("corner", choices=("center", "corner"), doc="The input box encoding type.")
-    out_format: str = param("corner", choices=("center", "corner"), doc="The output box encoding type.")
-
-    def num_visible_outputs(self):
-        return 1
-
-    def infer_shape(self, data):
-        if data is None:
-            return None
-        if len(data) < 2:
-            raise MXNetError("_contrib_box_nms: input 'data' must have at least 2 dimensions (..., num_box, "
-                             "box_width), got %s" % (tuple(data),))
-        width = data[-1]
-        expected = 6 if self.id_index >= 0 else 5
-        coords = range(self.coord_start, self.coord_start + 4)
-        if width < expected:
-            raise MXNetError("_contrib_box_nms: the last dimension of 'data' %s must have at least %d elements"
-                             % (tuple(data), expected))
-        if not 0 <= self.score_index < width or self.score_index in coords:
-            raise MXNetError("_contrib_box_nms: score_index %d is out of range or overlaps the coordinates %d..%d "
-                             "of width %d" % (self.score_index, self.coord_start, self.coord_start + 3, width))
-        if self.coord_start < 0 or self.coord_start + 3 >= width:
-            raise MXNetError("_contrib_box_nms: coordinates %d..%d out of range for width %d"
-                             % (self.coord_start, self.coord_start + 3, width))
-        if self.id_index >= 0 and (self.id_index >= width or self.id_index in coords
-                                   or self.id_index == self.score_index):
-            raise MXNetError("_contrib_box_nms: id_index %d is out of range or conflicts with score/coordinates"
-                             % self.id_index)
-        return [data], [tuple(data), tuple(data[:-1]) + (1,)]
-
-    def lower(self, g, data):
-        shape, dtype = g.shape(data), g.dtype(data)
-        num, width = shape[-2], shape[-1]
-        batch = int(np.prod(shape[:-2]))
-        k = num if self.topk < 0 else min(num, self.topk)
-        if k < 1:
-            return g.Identity(data), None
-        rows3 = g.Reshape(data, g.int64s([batch, num, width]))
-        frozen = g.stop_gradient(rows3, dtype)
-        column = lambda v, i: g.Reshape(g.Slice(v, g.int64s([i]), g.int64s([i + 1]), g.int64s([2])),
-                                        g.int64s([batch, -1]))
-        calc = np.float32 if dtype == np.float16 else dtype
-        scores = column(frozen, self.score_index)
-        valid = g.Greater(scores, g.scalar(np.float32(self.valid_thresh), dtype))
-        if self.id_index >= 0:
-            ids = g.cast(column(frozen, self.id_index), np.int64)                # C++ static_cast<int>
-            valid = g.And(valid, g.Not(g.Equal(column(frozen, self.id_index),
-                                               g.scalar(self.background_id, dtype))))
-        key = g.Where(valid, g.cast(scores, calc), g.Expand(g.scalar(-np.inf, calc), g.Shape(scores)))
-        _, order = g.TopK(key, g.int64s([num]), axis=1, largest=1, sorted=1, _outputs=2)   # ties: lower index
-        order = g.Slice(order, g.int64s([0]), g.int64s([k]), g.int64s([1]))         # (B, K)
-        pick = lambda v: g.GatherElements(v, order, axis=1)
-        candidates = pick(valid)
-        boxes = [pick(g.cast(column(frozen, self.coord_start + i), calc)) for i in range(4)]
-        if self.in_format == "center":
-            half_w, half_h = g.Div(boxes[2], g.scalar(2, calc)), g.Div(boxes[3], g.scalar(2, calc))
-            area = self._area(g, boxes[2], boxes[3], calc)
-            boxes = [g.Sub(boxes[0], half_w), g.Sub(boxes[1], half_h), g.Add(boxes[0], half_w),
-                     g.Add(boxes[1], half_h)]
-        else:
-            area = self._area(g, g.Sub(boxes[2], boxes[0]), g.Sub(boxes[3], boxes[1]), calc)
-        classes = pick(ids) if self.id_index >= 0 and not self.force_suppress else None
-        kept = g.Not(self._suppress(g, g.Not(candidates), boxes, area, classes, k, batch, calc))
-        # the kept rows first, in score order
-        rank = g.Add(g.Mul(g.cast(kept, np.float32), g.scalar(k, np.float32)),
-                     g.const(np.arange(k - 1, -1, -1, dtype=np.float32).reshape(1, -1)))
-        _, compact = g.TopK(rank, g.int64s([k]), axis=1, largest=1, sorted=1, _outputs=2)
-        source = g.GatherElements(order, compact, axis=1)
-        flags = g.GatherElements(kept, compact, axis=1)
-        full = g.int64s([batch, k, width])
-        rows = g.GatherElements(rows3, g.Expand(g.Unsqueeze(source, g.int64s([2])), full), axis=1)
-        out = g.Where(g.Expand(g.Unsqueeze(flags, g.int64s([2])), full), rows, g.Expand(g.scalar(-1, dtype), full))
-        if k < num:
-            out = g.Concat(out, g.const(np.full((batch, num - k, width), -1, dtype)), axis=1)
-        if self.in_format != self.out_format:
-            g.set_info(out, None, dtype)
-            out = g.with_gradient(self._convert(g, out, batch, num, width, dtype), [(out, g.scalar(1, dtype))])
-        return g.Reshape(out, g.int64s(list(shape))), None
-
-    @staticmethod
-    def _area(g, w, h, calc):
-        zero = g.scalar(0, calc)
-        negative = g.Or(g.Less(w, zero), g.Less(h, zero))
-        return g.Where(negative, g.Expand(zero, g.Shape(w)), g.Mul(w, h))
-
-    def _convert(self, g, out, batch, num, width, dtype):
-        """Corner <-> center on the coordinates of every row whose first coordinate is >= 0 (MXNet skips the
-        others, meant for the -1 rows)."""
-        cs = self.coord_start
-        coord = lambda i: g.Slice(out, g.int64s([cs + i]), g.int64s([cs + i + 1]), g.int64s([2]))
-        a, b, c, d = (coord(i) for i in range(4))
-        two = g.scalar(2, dtype)
-        if self.out_format == "center":
-            new = [g.Div(g.Add(a, c), two), g.Div(g.Add(b, d), two), g.Sub(c, a), g.Sub(d, b)]
-        else:
-            half_w, half_h = g.Div(c, two), g.Div(d, two)
-            new = [g.Sub(a, half_w), g.Sub(b, half_h), g.Add(a, half_w), g.Add(b, half_h)]
-        skip = g.Expand(g.Less(a, g.scalar(0, dtype)), g.int64s([batch, num, 4]))
-        coords = g.Where(skip, g.Concat(a, b, c, d, axis=2), g.Concat(*new, axis=2))
-        parts = [g.Slice(out, g.int64s([0]), g.int64s([cs]), g.int64s([2]))] if cs else []
-        parts.append(coords)
-        if cs + 4 < width:
-            parts.append(g.Slice(out, g.int64s([cs + 4]), g.int64s([width]), g.int64s([2])))
-        return g.Concat(*parts, axis=2) if len(parts) > 1 else parts[0]
-
-    def _suppress(self, g, suppressed, boxes, area, classes, k, batch, calc):
-        """ONNX Loop over the k sorted candidates: a live reference suppresses every later box (same class unless
-        forced) whose IoU with it is > overlap_thresh. Carried: the (B, K) suppressed flags, boxes, areas, ids."""
-        body = GraphBuilder()
-        body.scope = g.fresh("%s/nms_loop" % g.scope)
-        step = body.add_input(body.scope + "/i", [], np.int64)
-        cond = body.add_input(body.scope + "/cond", [], np.bool_)
-        carried = [suppressed] + boxes + [area] + ([classes] if classes is not None else [])
-        names = [body.add_input(body.scope + "/state%d" % i, [batch, k],
-                                np.bool_ if i == 0 else np.int64 if i == 6 else calc) for i in range(len(carried))]
-        flags, x1, y1, x2, y2, areas = names[:6]
-        at = body.Unsqueeze(step, body.int64s([0]))
-        ref = lambda v: body.Gather(v, at, axis=1)                                    # (B, 1)
-        zero = body.scalar(0, calc)
-        inter = body.Mul(body.Max(body.Sub(body.Min(x2, ref(x2)), body.Max(x1, ref(x1))), zero),
-                         body.Max(body.Sub(body.Min(y2, ref(y2)), body.Max(y1, ref(y1))), zero))
-        iou = body.Div(inter, body.Sub(body.Add(areas, ref(areas)), inter))
-        hit = body.Greater(iou, body.scalar(np.float32(self.overlap_thresh), calc))
-        hit = body.And(hit, body.Greater(body.const(np.arange(k, dtype=np.int64).reshape(1, -1)), step))
-        hit = body.And(hit, body.Not(ref(flags)))
-        if classes is not None:
-            hit = body.And(hit, body.Equal(names[6], ref(names[6])))
-        outs = [body.Identity(cond), body.Or(flags, hit)] + [body.Identity(v) for v in names[1:]]
-        nodes = [helper.make_node("Constant", [], [t.name], value=t) for t in body.initializers] + body.nodes
-        infos = [helper.make_tensor_value_info(outs[0], TensorProto.BOOL, [])] + [
-            helper.make_tensor_value_info(o, onnx_dtype(body.dtype(n)), [batch, k]) for o, n in zip(outs[1:], names)]
-        graph = helper.make_graph(nodes, body.scope, body.inputs, infos)
-        flags = g.Loop(g.const(np.array(k, np.int64)), None, *carried, body=graph, _outputs=len(carried))[0]
-        # ONNX shape inference leaves Loop's carried outputs unshaped; the gradient builder needs their shape
-        g.value_infos.append(helper.make_tensor_value_info(flags, TensorProto.BOOL, [batch, k]))
-        g.set_info(flags, (batch, k), np.bool_)
-        return flags
 
 
 # ---------------------------------------------------------------- AMP
