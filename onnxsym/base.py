@@ -11,6 +11,11 @@ class MXNetError(RuntimeError):
     """Graph, shape, type and operator errors: the exception type MXNet 1.x raises (a RuntimeError)."""
 
 
+class MXNetIndexError(MXNetError, IndexError):
+    """An index out of bounds at run time (gather_nd, take with mode='raise', ...): MXNet raises it as IndexError,
+    which this is too."""
+
+
 class NotImplementedForSymbol(MXNetError):
     """An NDArray-only operation used on a Symbol (`bool(sym)`, `sym += 1`); MXNet's message, naming the function,
     the operator and the argument types."""

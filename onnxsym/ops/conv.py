@@ -34,11 +34,14 @@ def _for_ort_training(g):
     return g.is_train and g.gradients == "ort-training"
 
 
-def _per_dim(op, name, ndim, fill):
-    """A per-spatial-dimension attribute; () means `fill` for every dimension, as MXNet's param parsers do."""
+def _per_dim(op, name, ndim, fill, longer_ok=False):
+    """A per-spatial-dimension attribute; () means `fill` for every dimension, as MXNet's param parsers do.
+    `longer_ok`: extra entries are ignored (MXNet's Pooling reads only the first ones; Convolution checks)."""
     value = tuple(getattr(op, name))
     if not value:
         return (fill,) * ndim
+    if longer_ok and len(value) > ndim:
+        return value[:ndim]
     if len(value) != ndim:
         raise MXNetError("%s: %s=%s must have %d entries (one per dimension of kernel=%s)"
                          % (op.op_name, name, value, ndim, tuple(op.kernel)))
@@ -86,8 +89,6 @@ class _Kernel(OpDef):
             if any(v < 1 for v in _per_dim(self, name, ndim, 1)):
                 raise MXNetError("%s: incorrect %s size: %s" % (self.op_name, name, tuple(getattr(self, name))))
         _per_dim(self, "pad", ndim, 0)
-        if ndim == 3 and any(v != 1 for v in _per_dim(self, "dilate", ndim, 1)):
-            raise MXNetError("%s: dilate is not supported for 3-D kernels, got %s" % (self.op_name, self.dilate))
         if self.num_filter % self.num_group:
             raise MXNetError("%s: num_filter=%d must be divisible by num_group=%d"
                              % (self.op_name, self.num_filter, self.num_group))
@@ -345,9 +346,9 @@ class Pooling(OpDef):
             raise MXNetError("Pooling: %dD pooling not supported (kernel=%s)" % (ndim, tuple(self.kernel)))
         if ndim:
             for name in ("kernel", "stride"):
-                if any(v < 1 for v in _per_dim(self, name, ndim, 1)):
+                if any(v < 1 for v in _per_dim(self, name, ndim, 1, longer_ok=True)):
                     raise MXNetError("Pooling: incorrect %s size: %s" % (name, tuple(getattr(self, name))))
-            _per_dim(self, "pad", ndim, 0)
+            _per_dim(self, "pad", ndim, 0, longer_ok=True)
         if self.pool_type == "lp" and self.p_value not in (1, 2, 3):
             raise MXNetError("Pooling: pool_type='lp' needs p_value 1, 2 or 3, got %s" % self.p_value)
 
@@ -364,7 +365,8 @@ class Pooling(OpDef):
         ndim = len(data) - 2
         if self.global_pool:
             return tuple(data[2:]), (1,) * ndim, (0,) * ndim
-        return tuple(self.kernel), _per_dim(self, "stride", ndim, 1), _per_dim(self, "pad", ndim, 0)
+        return (tuple(self.kernel), _per_dim(self, "stride", ndim, 1, longer_ok=True),
+                _per_dim(self, "pad", ndim, 0, longer_ok=True))
 
     def out_spatial(self, data):
         if self.global_pool:

@@ -270,6 +270,9 @@ def symbol_attrs(params, scope_attrs):
 def bind_inputs(op, node_name, inputs, named_inputs):
     """Match positional and named inputs to op.input_names(); missing ones are None."""
     names_ = op.input_names()
+    inputs = list(inputs)
+    while len(inputs) > len(names_) and inputs[-1] is None:
+        inputs.pop()        # None for an input the op does not have here (Convolution(x, w, None, no_bias=True))
     if len(inputs) > len(names_):
         raise MXNetError("Operator %s (node '%s') takes %d inputs (%s) but %d were given"
                          % (op.op_name, node_name, len(names_), ", ".join(names_), len(inputs)))

@@ -853,6 +853,12 @@ class broadcast_like(OpDef):
             return None
         return [lhs, rhs], [self._out(lhs, rhs)]
 
+    def infer_type(self, lhs, rhs):
+        # only rhs's shape is read: it may have any dtype (MXNet: out has lhs's dtype)
+        if lhs is None:
+            return None
+        return [lhs, rhs if rhs is not None else lhs], [lhs]
+
     def lower(self, g, lhs, rhs):
         return g.Expand(lhs, g.int64s(self._out(g.shape(lhs), g.shape(rhs))))
 

@@ -1,4 +1,5 @@
 """Executor: a bound Symbol running as one ORT session, with arrays bound zero-copy through IOBinding."""
+import warnings
 import weakref
 from collections import OrderedDict
 
@@ -81,7 +82,11 @@ def _grad_reqs(grad_req, names):
     elif isinstance(grad_req, dict):
         unknown = [k for k in grad_req if k not in names]
         if unknown:
-            raise ValueError("grad_req names unknown arguments: %s" % ", ".join(unknown))
+            # MXNet reads the entries of the symbol's arguments and ignores the others (its tests pass a 'b' for
+            # a no_bias Convolution); a warning points at a misspelt name
+            warnings.warn("grad_req names %s, which %s not an argument of the symbol (arguments: %s): ignored"
+                          % (", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(names)),
+                          stacklevel=3)
         reqs = [grad_req.get(n, "null") for n in names]
     else:
         raise TypeError("grad_req must be a str, list or dict, got %s" % type(grad_req).__name__)

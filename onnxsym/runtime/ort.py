@@ -10,7 +10,7 @@ import sys
 
 import onnx
 
-from ..base import MXNetError
+from ..base import MXNetError, MXNetIndexError
 from ..lower.builder import PYTHON_DOMAIN, ir_version_for, lift_to_opset
 from ..lower.dtype_passes import has_elem_type
 from . import pyops, rng
@@ -113,7 +113,13 @@ def ort_message(err):
 def run_error(err):
     """The error to raise for a failed run: a custom op's own exception first (chained), else ORT's."""
     pyops.raise_pending()
-    return MXNetError("ONNX Runtime failed while running the graph: %s" % ort_message(err))
+    message = ort_message(err)
+    kind = MXNetIndexError if _INDEX_ERRORS.search(message) else MXNetError
+    return kind("ONNX Runtime failed while running the graph: %s" % message)
+
+
+# ORT's messages for an index outside its axis (Gather, GatherND, GatherElements, ScatterND, ScatterElements)
+_INDEX_ERRORS = re.compile(r"out of (data )?bounds|invalid ind(ex|ice)|out of range value in index", re.IGNORECASE)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,81 @@
+"""Conventions of MXNet's Python layer that its own tests (and users' programs) rely on: None for an input the op
+does not have, grad_req entries for names that are no arguments, Pooling's extra pad entries, run-time index errors
+as IndexError, broadcast_like with an rhs of another dtype, 3-D dilated convolution."""
+import warnings
+
+import numpy as np
+import pytest
+
+import onnxsym as mx
+
+
+def test_none_for_an_input_the_op_does_not_have():
+    x, w = mx.sym.Variable("x"), mx.sym.Variable("w")
+    conv = mx.sym.Convolution(x, w, None, num_filter=2, kernel=(1, 1), no_bias=True)
+    assert conv.list_arguments() == ["x", "w"]
+    resize = mx.sym.contrib.BilinearResize2D(x, None, height=4, width=4)
+    assert resize.list_arguments() == ["x"]
+
+
+def test_grad_req_names_that_are_no_arguments_are_ignored_with_a_warning():
+    conv = mx.sym.Convolution(mx.sym.Variable("x"), mx.sym.Variable("w"), num_filter=1, kernel=(1, 1), no_bias=True)
+    args = {"x": mx.nd.ones((1, 1, 2, 2)), "w": mx.nd.ones((1, 1, 1, 1))}
+    grads = {"x": mx.nd.zeros((1, 1, 2, 2)), "w": mx.nd.zeros((1, 1, 1, 1))}
+    with pytest.warns(UserWarning, match="grad_req names b, which is not an argument"):
+        exe = conv.bind(mx.cpu(), args, args_grad=grads, grad_req={"x": "write", "w": "null", "b": "write"})
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.ones((1, 1, 2, 2)))
+    assert grads["x"].asnumpy().tolist() == [[[[1.0, 1.0], [1.0, 1.0]]]]
+    assert grads["w"].asnumpy().tolist() == [[[[0.0]]]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv.bind(mx.cpu(), args, args_grad=grads, grad_req={"x": "write"})
+
+
+def test_pooling_reads_the_first_pad_and_stride_entries():
+    data = mx.nd.array(np.arange(10, dtype=np.float32).reshape(1, 1, 10))
+    out = mx.nd.Pooling(data, kernel=2, stride=2, pad=(0, 0, 0), pool_type="max", pooling_convention="same")
+    assert out.asnumpy().ravel().tolist() == [1, 3, 5, 7, 9]
+    with pytest.raises(mx.MXNetError, match="pad"):
+        mx.sym.Pooling(mx.sym.Variable("x"), kernel=(2, 2), pad=(1,))      # fewer entries than the kernel: refused
+
+
+def test_indices_out_of_bounds_raise_index_error():
+    data = mx.nd.array([[0, 1, 2], [3, 4, 5]])
+    for indices in ([[0, 1, 0], [0, 1, 3]], [[0, 1, 0], [0, 1, -5]]):
+        with pytest.raises(IndexError):
+            mx.nd.gather_nd(data, mx.nd.array(indices)).asnumpy()
+    with pytest.raises(mx.MXNetError):          # an MXNetError too
+        mx.nd.take(data, mx.nd.array([7]), mode="raise")
+    wrapped = mx.nd.gather_nd(data, mx.nd.array([[0, 1, -1], [0, 1, -2]]))     # negative indices wrap
+    assert wrapped.asnumpy().tolist() == [0.0, 4.0, 4.0]      # (0, 0), (1, 1), (-1, -2) = (1, 1)
+
+
+def test_broadcast_like_reads_only_the_shape_of_rhs():
+    z = mx.nd.broadcast_like(mx.nd.zeros((2, 1)), mx.nd.ones((2, 2)).astype("int32"))
+    assert z.dtype == np.float32 and z.asnumpy().tolist() == [[0, 0], [0, 0]]
+
+
+def _conv3d(x, w, dilate, pad):
+    x = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pad])
+    n, c, *size = x.shape
+    f, _, *kernel = w.shape
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dilate)]
+    out = np.zeros((n, f) + tuple(s - sp + 1 for s, sp in zip(size, span)))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            for k in range(out.shape[4]):
+                patch = x[:, :, i:i + span[0]:dilate[0], j:j + span[1]:dilate[1], k:k + span[2]:dilate[2]]
+                out[:, :, i, j, k] = np.einsum("ncdhw,fcdhw->nf", patch, w)
+    return out
+
+
+def test_dilated_3d_convolution_against_numpy():
+    rng = np.random.RandomState(0)
+    x, w = rng.randn(1, 2, 6, 5, 6).astype(np.float32), rng.randn(3, 2, 2, 3, 2).astype(np.float32)
+    out = mx.nd.Convolution(mx.nd.array(x), mx.nd.array(w), num_filter=3, kernel=(2, 3, 2), dilate=(2, 1, 3),
+                            pad=(1, 0, 1), no_bias=True)
+    np.testing.assert_allclose(out.asnumpy(), _conv3d(x, w, (2, 1, 3), (1, 0, 1)), rtol=1e-4, atol=1e-4)
+    sym = mx.sym.Convolution(mx.sym.Variable("x"), mx.sym.Variable("w"), num_filter=3, kernel=(2, 3, 2),
+                             dilate=(2, 1, 3), pad=(1, 0, 1), no_bias=True)
+    mx.test_utils.check_numeric_gradient(sym, [x, w], numeric_eps=1e-2, rtol=5e-2, atol=5e-2)
