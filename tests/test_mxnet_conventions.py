@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import onnxsym as mx
+from tests.ops.test_conv import _conv
 
 
 def test_none_for_an_input_the_op_does_not_have():
@@ -56,26 +57,12 @@ def test_broadcast_like_reads_only_the_shape_of_rhs():
     assert z.dtype == np.float32 and z.asnumpy().tolist() == [[0, 0], [0, 0]]
 
 
-def _conv3d(x, w, dilate, pad):
-    x = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pad])
-    n, c, *size = x.shape
-    f, _, *kernel = w.shape
-    span = [(k - 1) * d + 1 for k, d in zip(kernel, dilate)]
-    out = np.zeros((n, f) + tuple(s - sp + 1 for s, sp in zip(size, span)))
-    for i in range(out.shape[2]):
-        for j in range(out.shape[3]):
-            for k in range(out.shape[4]):
-                patch = x[:, :, i:i + span[0]:dilate[0], j:j + span[1]:dilate[1], k:k + span[2]:dilate[2]]
-                out[:, :, i, j, k] = np.einsum("ncdhw,fcdhw->nf", patch, w)
-    return out
-
-
 def test_dilated_3d_convolution_against_numpy():
     rng = np.random.RandomState(0)
     x, w = rng.randn(1, 2, 6, 5, 6).astype(np.float32), rng.randn(3, 2, 2, 3, 2).astype(np.float32)
     out = mx.nd.Convolution(mx.nd.array(x), mx.nd.array(w), num_filter=3, kernel=(2, 3, 2), dilate=(2, 1, 3),
                             pad=(1, 0, 1), no_bias=True)
-    np.testing.assert_allclose(out.asnumpy(), _conv3d(x, w, (2, 1, 3), (1, 0, 1)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out.asnumpy(), _conv(x, w, pad=(1, 0, 1), dilate=(2, 1, 3)), rtol=1e-4, atol=1e-4)
     sym = mx.sym.Convolution(mx.sym.Variable("x"), mx.sym.Variable("w"), num_filter=3, kernel=(2, 3, 2),
                              dilate=(2, 1, 3), pad=(1, 0, 1), no_bias=True)
     mx.test_utils.check_numeric_gradient(sym, [x, w], numeric_eps=1e-2, rtol=5e-2, atol=5e-2)

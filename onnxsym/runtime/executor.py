@@ -72,7 +72,7 @@ def _array_list(values, names, what, allow_missing):
     return arrays
 
 
-def _grad_reqs(grad_req, names):
+def _grad_reqs(grad_req, names, strict=False):
     if isinstance(grad_req, str):
         reqs = [grad_req] * len(names)
     elif isinstance(grad_req, (list, tuple)):
@@ -81,9 +81,11 @@ def _grad_reqs(grad_req, names):
         reqs = list(grad_req)
     elif isinstance(grad_req, dict):
         unknown = [k for k in grad_req if k not in names]
+        if unknown and strict:      # simple_bind: MXNet's C layer refuses them
+            raise ValueError("grad_req names unknown arguments: %s" % ", ".join(unknown))
         if unknown:
-            # MXNet reads the entries of the symbol's arguments and ignores the others (its tests pass a 'b' for
-            # a no_bias Convolution); a warning points at a misspelt name
+            # bind: MXNet reads the entries of the symbol's arguments and ignores the others (its tests pass a
+            # 'b' for a no_bias Convolution); a warning points at a misspelt name
             warnings.warn("grad_req names %s, which %s not an argument of the symbol (arguments: %s): ignored"
                           % (", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(names)),
                           stacklevel=3)
@@ -145,7 +147,7 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
         defaults.update(type_dict or {})
         arg_types, _, aux_types = symbol.infer_type(**defaults)
     arg_names, aux_names = symbol.list_arguments(), symbol.list_auxiliary_states()
-    reqs = _grad_reqs(grad_req, arg_names)
+    reqs = _grad_reqs(grad_req, arg_names, strict=True)
     ctx = ctx or current_context()
     if shared_arg_names is not None and not isinstance(shared_arg_names, list):
         raise ValueError("shared_arg_names in simple_bind must be a list or None")

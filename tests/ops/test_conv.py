@@ -436,7 +436,6 @@ def test_pad_fluent_method():
     (lambda: mx.sym.Convolution(_var(), kernel=(3, 3), num_filter=2, layout="NHWC"), "layout"),
     (lambda: mx.sym.Convolution(_var(), kernel=(3, 3), num_filter=2, stride=(1, 1, 1)), "stride"),
     (lambda: mx.sym.Convolution(_var(), kernel=(1, 1, 1, 1), num_filter=2), "4D"),
-    (lambda: mx.sym.Convolution(_var(), kernel=(3, 3, 3), num_filter=2, dilate=(2, 2, 2)), "dilate"),
     (lambda: mx.sym.Convolution(_var(), kernel=(3, 3), num_filter=3, num_group=2), "num_group"),
     (lambda: mx.sym.Convolution_v1(_var(), kernel=(3, 3, 3), num_filter=2), "3D"),
     (lambda: mx.sym.Deconvolution(_var(), kernel=(3, 3), num_filter=2, layout="NDHWC"), "layout"),
