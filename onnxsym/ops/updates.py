@@ -155,7 +155,10 @@ class _Update(OpDef):
         dtype = g.dtype(inputs[0])
         calc = _F32 if (self.mixed or dtype == np.float16) else np.dtype(dtype)
         values = {n: _E(g, v if g.dtype(v) == calc else g.cast(v, calc), calc) for n, v in zip(names, inputs)}
-        outs, states = self.kernel(values, lambda x: calc.type(np.float32(x)))
+        # scalars as the kernel has them: float parameters cast to the dtype (float16 too: scalar arithmetic such
+        # as 1 - beta2**t rounds there), lifted to the computing dtype when they meet a tensor
+        scalar = _F32 if self.mixed else np.dtype(dtype)
+        outs, states = self.kernel(values, lambda x: scalar.type(np.float32(x)))
         for name, new in states.items():
             old = inputs[names.index(name)]
             g.update_aux(old, new.v if g.dtype(old) == calc else g.cast(new.v, g.dtype(old)))
@@ -618,8 +621,11 @@ class _MultiSGD(_Update):
     def lower(self, g, *inputs):
         size, outs = len(self.group()), []
         lrs, wds = _floats(self.lrs, "lrs"), _floats(self.wds, "wds")
+        # (with float32 weights the mp kernels read and write the weight itself and leave weight32 alone: MXNet
+        # chooses the master-copy path only when the weight's dtype is not float32)
+        master = self.mixed and g.dtype(inputs[0]) != _F32
         for i in range(self.num_weights):
-            one = _MultiOne(self, lrs[i], wds[i])
+            one = _MultiOne(self, lrs[i], wds[i], master)
             outs.append(one.lower(g, *inputs[i * size:(i + 1) * size]))
         return tuple(outs) if len(outs) > 1 else outs[0]
 
@@ -643,6 +649,7 @@ class _MultiOne(_Update):
     parent: object = None
     lr: float = 0.0
     wd: float = 0.0
+    master: bool = False        # reads and writes weight32
 
     def input_names(self):
         return self.parent.group()
@@ -656,14 +663,14 @@ class _MultiOne(_Update):
 
     def kernel(self, v, p):
         parent = self.parent
-        w = v["weight32"] if parent.mixed else v["weight"]
+        w = v["weight32"] if self.master else v["weight"]
         mom = _momentum_step(parent, p, v["mom"] if parent.has_momentum else None, w, v["grad"], p(self.lr),
                              p(self.wd))
         new = w + mom
         states = {}
         if parent.has_momentum:
             states["mom"] = mom
-        if parent.mixed:
+        if self.master:
             states["weight32"] = new
         return new, states
 
