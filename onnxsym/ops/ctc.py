@@ -6,7 +6,8 @@ of time steps, written out step by step (straight-line ONNX), so that the VJP ru
 w.r.t. `data` is the exact derivative of the loss, which is what warp-ctc's cost_and_grad computes (softmax minus
 the label posteriors). Samples whose labels cannot fit their length (L + repeats > T) cost 0 with a zero gradient,
 as warp-ctc returns them; time steps past a sample's data length get a zero gradient (MXNet's SequenceMask) and
-their values (NaN included) are never read.
+their values (NaN included) are never read. MXNet's kernel reads float32 data only; float64 runs here in float64
+and float16 in float32.
 """
 import dataclasses
 
@@ -72,18 +73,20 @@ class CTCLoss(OpDef):
         return [data, label] + [batch] * len(names), [batch, data]
 
     def infer_type(self, data, label, *lengths):
+        # (MXNet 1.9.1's kernel reads float32 data only and fails a type check on others; float64 and float16
+        # run here: float64 in float64, float16 in float32)
         if data is None:
             return None
-        if np.dtype(data) != np.float32:
-            raise MXNetError("CTCLoss: data must be float32 (MXNet's kernel reads it as float), got %s"
-                             % np.dtype(data).name)
         return [data, label] + list(lengths), [data, data]
 
     def lower(self, g, data, label, *lengths):
         steps, batch, classes = g.shape(data)
         length = g.shape(label)[1]
         width = 2 * length + 1
-        f32, i64 = np.float32, np.int64
+        dtype = g.dtype(data)
+        real, i64 = (np.float64 if dtype == np.float64 else np.float32), np.int64
+        if dtype == np.float16:
+            data = g.cast(data, real)
         blank = 0 if self.blank_label == "first" else classes - 1
         lengths = list(lengths)
         data_lengths = lengths.pop(0) if self.use_data_lengths else None
@@ -120,13 +123,13 @@ class CTCLoss(OpDef):
         # log-probabilities; steps past a sample's length read 0 instead of data (MXNet never reads them)
         live = g.Less(g.const(np.arange(steps, dtype=np.int64).reshape(steps, 1)),
                       g.Unsqueeze(time, g.int64s([0])))                                        # (T, N)
-        masked = g.Where(g.Unsqueeze(live, g.int64s([2])), data, g.const(f32(0)))
+        masked = g.Where(g.Unsqueeze(live, g.int64s([2])), data, g.scalar(0, real))
         log_probs = g.LogSoftmax(masked, axis=2)
         emit = g.GatherElements(log_probs, g.Expand(g.Unsqueeze(extended, g.int64s([0])),
                                                     g.int64s([steps, batch, width])), axis=2)    # (T, N, S)
 
-        neg = g.const(f32(_NEG))
-        neg1, neg2 = g.const(np.full((batch, 1), _NEG, f32)), g.const(np.full((batch, 2), _NEG, f32))
+        neg = g.scalar(_NEG, real)
+        neg1, neg2 = g.const(np.full((batch, 1), _NEG, real)), g.const(np.full((batch, 2), _NEG, real))
         last = g.Sub(time, g.const(np.int64(1)))                                               # (N,)
         final_state = g.Or(g.Equal(position, g.Unsqueeze(g.Mul(count, g.const(np.int64(2))), g.int64s([1]))),
                            g.And(g.Equal(position, g.Unsqueeze(g.Sub(g.Mul(count, g.const(np.int64(2))),
@@ -162,14 +165,16 @@ class CTCLoss(OpDef):
         repeats = g.ReduceSum(g.cast(g.And(same, counted), i64), g.int64s([1]), keepdims=0) if length > 1 else \
             g.const(np.zeros(batch, np.int64))
         feasible = g.And(g.LessOrEqual(g.Add(count, repeats), time), g.GreaterOrEqual(time, g.const(np.int64(1))))
-        loss = g.Where(feasible, g.Neg(likelihood), g.const(f32(0)))
+        loss = g.Where(feasible, g.Neg(likelihood), g.scalar(0, real))
         gradient = self._gradient(g, alphas, at, emit, log_probs, extended, skip, final_state, last, live, feasible,
-                                  likelihood, (steps, batch, classes, width), neg, neg1, neg2, logsumexp3)
+                                  likelihood, (steps, batch, classes, width), neg, neg1, neg2, logsumexp3, real)
+        if dtype == np.float16:
+            loss, gradient = g.cast(loss, dtype), g.cast(gradient, dtype)
         return loss, gradient
 
     @staticmethod
     def _gradient(g, alphas, at, emit, log_probs, extended, skip, final_state, last, live, feasible, likelihood,
-                  sizes, neg, neg1, neg2, logsumexp3):
+                  sizes, neg, neg1, neg2, logsumexp3, real):
         """MXNet's hidden output: d out / d data = softmax - sum over the states of each class of
         exp(alpha + beta - emission - log p), by the backward (beta) recursion; 0 past a sample's length and for
         skipped samples. (Only computed when that output is read: unused nodes are dropped.)"""
@@ -193,7 +198,7 @@ class CTCLoss(OpDef):
         stack = lambda values: g.Concat(*(g.Unsqueeze(v, g.int64s([0])) for v in values), axis=0)   # (T, N, S)
         posterior = g.Exp(g.Sub(g.Sub(g.Add(stack(alphas), stack(betas)), emit),
                                 g.Unsqueeze(likelihood, g.int64s([0, 2]))))
-        onehot = g.OneHot(extended, g.const(np.int64(classes)), g.const(np.array([0, 1], np.float32)))  # (N,S,C)
+        onehot = g.OneHot(extended, g.const(np.int64(classes)), g.const(np.array([0, 1], real)))  # (N, S, C)
         occupancy = g.Transpose(g.MatMul(g.Transpose(posterior, perm=[1, 0, 2]), onehot), perm=[1, 0, 2])
         keep = g.Unsqueeze(g.And(live, g.Unsqueeze(feasible, g.int64s([0]))), g.int64s([2]))
-        return g.Where(keep, g.Sub(g.Exp(log_probs), occupancy), g.const(np.float32(0)))
+        return g.Where(keep, g.Sub(g.Exp(log_probs), occupancy), g.scalar(0, real))

@@ -417,6 +417,7 @@ MXNET_NOT_CHECKED = {
     "where": {"condition": "a mask: the output is piecewise constant in it (MXNet gives it no gradient)"},
     "ROIPooling": {"rois": "box coordinates: MXNet gives them no gradient"},
     "_contrib_ROIAlign": {"rois": "box coordinates: MXNet gives them no gradient"},
+    "CTCLoss": {"label": "indices", "data_lengths": "lengths", "label_lengths": "lengths"},
 }
 # Ops that ORT runs or differentiates in float32 only: checked in float32 against float64 finite differences of
 # the case's numpy reference. op -> (reason, which of its cases).
