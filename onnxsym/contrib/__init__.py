@@ -1,16 +1,15 @@
 """`mx.contrib`: the experimental namespaces of MXNet 1.x that onnxsym provides (`autograd`, the legacy imperative
 autograd API; `ndarray` and `symbol`, MXNet's names for mx.nd.contrib and mx.sym.contrib)."""
 from . import autograd
+from .. import ndarray as _ndarray, symbol as _symbol
 
 __all__ = ["autograd", "ndarray", "symbol"]
 
 
 def __getattr__(name):
-    # (lazy: the generated op namespaces are built after this package is imported)
+    # (looked up at use: the contrib op namespaces are generated after onnxsym imports this package)
     if name == "ndarray":
-        from .. import ndarray
-        return ndarray.contrib
+        return _ndarray.contrib
     if name == "symbol":
-        from .. import symbol
-        return symbol.contrib
+        return _symbol.contrib
     raise AttributeError("module 'onnxsym.contrib' has no attribute '%s'" % name)

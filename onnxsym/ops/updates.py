@@ -115,8 +115,8 @@ def _floats(text, name):
 @dataclasses.dataclass(frozen=True)
 class _Update(OpDef):
     """Base of the update ops: `kernel(v, p)` gets the inputs as _E values (by input name, in the computing
-    dtype) and `p` (a float parameter -> that dtype, through float32 as MXNet's float fields); it returns the
-    output(s) and {state input: new value}."""
+    dtype) and `p` (a float parameter -> a numpy scalar of the kernel's dtype, through float32 as MXNet's float
+    fields); it returns the output(s) and {state input: new value}."""
     differentiable = False       # MXNet registers no FGradient for them
     float_only = True            # MSHADOW_REAL_TYPE_SWITCH
     mixed: typing.ClassVar[bool] = False     # mp_*: computes in float32 on the master weight
@@ -145,10 +145,7 @@ class _Update(OpDef):
                                  "dtype %s" % (self.op_name, name, dtype.name, main.name))
         if main is None:
             return None
-        return [_F32 if n in masters else main for n in names], [self.output_dtype(main)] * self.count_outputs()
-
-    def output_dtype(self, main):
-        return main
+        return [_F32 if n in masters else main for n in names], [main] * self.count_outputs()
 
     def lower(self, g, *inputs):
         names = self.input_names()
@@ -163,8 +160,7 @@ class _Update(OpDef):
             old = inputs[names.index(name)]
             g.update_aux(old, new.v if g.dtype(old) == calc else g.cast(new.v, g.dtype(old)))
         outs = outs if isinstance(outs, tuple) else (outs,)
-        out_dtype = self.output_dtype(np.dtype(dtype))
-        results = tuple(o.v if out_dtype == calc else g.cast(o.v, out_dtype) for o in outs)
+        results = tuple(o.v if dtype == calc else g.cast(o.v, dtype) for o in outs)
         return results if len(results) > 1 else results[0]
 
     def kernel(self, v, p):
