@@ -48,6 +48,9 @@ class OpDef:
     # Unknown keywords are an error (MXNet: the op has a dmlc parameter parser); None: when the op has parameters.
     # MXNet stores unknown keywords of parser-less ops (relu(x, foo=2) keeps foo='2').
     strict_attrs: typing.ClassVar[typing.Optional[bool]] = None
+    # An OpDef class run instead by mx.nd.<op>(..., out=x) when x is the op's first input: MXNet kernels that
+    # write the output before they read that input again see the new values (nag_mom_update's momentum).
+    in_place_variant: typing.ClassVar[typing.Optional[type]] = None
     _kinds: typing.ClassVar[dict] = {}
 
     # ----- names -----

@@ -266,9 +266,16 @@ class Executor:
                 array._data = np.asarray(array._data, order="C")
             inputs.append((name, host_buffer(array)))
         shapes = [self._lowered.entry_shapes[(id(node), index)] for node, index in self._symbol.outputs]
+        # Ops that write auxiliary states in their forward (the optimizer updates' FMutateInputs: update_aux
+        # without momentum) do so in an inference forward too: their new values land in scratch buffers, copied
+        # into the aux arrays after the run (ORT must not write an input it is still reading).
+        self._forward_aux = [(output, np.zeros_like(host_buffer(self._by_name[name])), self._by_name[name])
+                             for name, output in self._lowered.aux_updates.items()
+                             if self._lowered.aux_momentum.get(name) is None]
         self._bound = BoundRun(self._session, self._ctx, inputs,
                                [(name, host_buffer(out) if is_static(shape) else out, True)
-                                for name, out, shape in zip(self._lowered.output_names, self.outputs, shapes)])
+                                for name, out, shape in zip(self._lowered.output_names, self.outputs, shapes)] +
+                               [(output, scratch, False) for output, scratch, _ in self._forward_aux])
 
     # ----- dictionaries -----
     @property
@@ -305,6 +312,8 @@ class Executor:
             self._session = create_session(self._lowered.model, self._ctx)
             self._bind_io()
         self._bound.run()
+        for _, scratch, array in self._forward_aux:
+            array[:] = scratch
         return self.outputs
 
     def forward_for_backward(self):

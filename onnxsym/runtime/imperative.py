@@ -62,6 +62,9 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
     inputs, named, params = split_call(opcls, args, kwargs, lambda v: isinstance(v, NDArray))
     op = opcls.from_attrs(params)
     slots = bind_inputs(op, opcls.op_name, inputs, named)
+    if op.in_place_variant is not None and slots and out is not None and \
+            (out[0] if isinstance(out, (list, tuple)) else out) is slots[0]:
+        op = op.in_place_variant(**op.params())     # out= overwrites input 0 before the kernel reads it again
     missing = [n for n, a in zip(op.input_names(), slots) if a is None]
     if missing:
         raise MXNetError("%s needs input(s) %s" % (opcls.op_name, ", ".join(missing)))

@@ -419,6 +419,7 @@ MXNET_NOT_CHECKED = {
     "_contrib_ROIAlign": {"rois": "box coordinates: MXNet gives them no gradient"},
     "_contrib_index_copy": {"index_vector": "indices"},
     "softmax_cross_entropy": {"label": "class labels: MXNet gives them no gradient"},
+    "CTCLoss": {"label": "indices", "data_lengths": "lengths", "label_lengths": "lengths"},
 }
 # Ops that ORT runs or differentiates in float32 only: checked in float32 against float64 finite differences of
 # the case's numpy reference. op -> (reason, which of its cases).
