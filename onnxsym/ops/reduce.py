@@ -315,6 +315,7 @@ class _BatchNormBase(OpDef):
     1/sqrt(moving_var + eps) (MXNet stores the inverse std there, apache/mxnet#9216)."""
     inputs = ("data", "gamma", "beta", "moving_mean", "moving_var")
     aux = ("moving_mean", "moving_var")
+    _var_output = False
     outputs = ("output", "mean", "var")
     eps: float = param(1e-3, doc="Epsilon to prevent div 0.")
     momentum: float = param(0.9, doc="Momentum for moving average.")
@@ -383,6 +384,8 @@ class _BatchNormBase(OpDef):
             batch_mean, batch_var = g.cast(batch_mean, param_dtype), g.cast(batch_var, param_dtype)
         g.update_aux(moving_mean, batch_mean, momentum=self.momentum)
         g.update_aux(moving_var, batch_var, momentum=self.momentum)
+        if self._var_output:
+            return (y,) + _statistics(g, param_dtype, batch_mean, batch_var)
         inv_std = g.Reshape(inv_std, g.int64s(flat))
         if cast_to is not None:
             inv_std = g.cast(inv_std, param_dtype)
@@ -417,6 +420,7 @@ class SyncBatchNorm(_BatchNormBase):
                                         " (the cross-device sync only matters when training).")
     ndev: int = param(1, doc="The count of GPU devices.")
     key: str = param(doc="Hash key for synchronization.")
+    _var_output = True      # training: its third output is the batch variance (BatchNorm's: the inverse std)
 
 
 # ---------------------------------------------------------------- dropout

@@ -725,3 +725,18 @@ def test_dropout_of_every_element_is_mxnets_nan():
     assert np.all(np.isnan(exe.outputs[0].asnumpy()))
     exe.backward(mx.nd.ones((2, 3)))
     assert np.all(np.isnan(exe.grad_dict["x"].asnumpy()))
+
+
+def test_batch_norm_statistics_outputs_in_training():
+    # training with output_mean_var: BatchNorm gives (mean, 1/sqrt(var + eps)), SyncBatchNorm (mean, var): MXNet
+    # 1.9.1's kernels (its test_batchnorm checks both)
+    data = np.random.RandomState(3).randn(4, 3, 5).astype(np.float32)
+    mean, var = data.mean(axis=(0, 2)), data.var(axis=(0, 2))
+    for name, third in (("BatchNorm", 1 / np.sqrt(var + 1e-3)), ("_contrib_SyncBatchNorm", var)):
+        x = mx.nd.array(data)
+        params = [mx.nd.ones((3,)), mx.nd.zeros((3,)), mx.nd.zeros((3,)), mx.nd.ones((3,))]
+        with mx.autograd.record():
+            out = getattr(mx.nd, name)(x, *params, eps=1e-3, output_mean_var=True, fix_gamma=False,
+                                       **({"key": "k"} if name != "BatchNorm" else {}))
+        np.testing.assert_allclose(out[1].asnumpy(), mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out[2].asnumpy(), third, rtol=1e-5, atol=1e-6)
