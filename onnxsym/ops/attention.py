@@ -221,9 +221,11 @@ class arange_like(OpDef):
 
 
 def _range_values(start, step, repeat, size, dtype):
+    """MXNet's range kernel: start + (i // repeat) * step in the output dtype. Integer dtypes and float16 (whose
+    mshadow half_t is not std::is_signed, so MXNet casts start and step to index_t) truncate start and step."""
     dtype = np.dtype(dtype)
     index = np.arange(size, dtype=np.int64) // repeat
-    if dtype.kind in "iub":
+    if dtype.kind in "iub" or dtype == np.float16:
         return (int(start) + index * int(step)).astype(dtype)
     return (np.asarray(start).astype(dtype) + index.astype(dtype) * np.asarray(step).astype(dtype)).astype(dtype)
 
