@@ -40,23 +40,21 @@ def _head_dim(op, shape, name, parts):
 def _part(g, value, heads, parts, index):
     """Part `index` of an interleaved (seq, batch, heads * parts * head_dim) projection as (batch, heads, seq,
     head_dim)."""
-    seq, batch, width = g.shape(value)
-    head_dim = width // (heads * parts)
-    split = g.Reshape(value, g.int64s([seq, batch, heads, parts, head_dim]))
+    head_dim = g.shape(value)[2] // (heads * parts)
+    split = g.Reshape(value, g.int64s([0, 0, heads, parts, head_dim]))     # 0: copied (any batch size)
     picked = g.Gather(split, g.const(np.asarray(index, dtype=np.int64)), axis=3)
     return g.Transpose(picked, perm=[1, 2, 0, 3])
 
 
 def _heads_first(g, value, heads):
     """A (seq, batch, heads * head_dim) projection as (batch, heads, seq, head_dim)."""
-    seq, batch, width = g.shape(value)
-    return g.Transpose(g.Reshape(value, g.int64s([seq, batch, heads, width // heads])), perm=[1, 2, 0, 3])
+    return g.Transpose(g.Reshape(value, g.int64s([0, 0, heads, g.shape(value)[2] // heads])), perm=[1, 2, 0, 3])
 
 
-def _attention(g, batch, heads, attention):
+def _attention(g, heads, attention):
     """(batch * heads, q_seq, kv_seq) attention maps as (batch, heads, q_seq, kv_seq)."""
     _, q_seq, kv_seq = g.shape(attention)
-    return g.Reshape(attention, g.int64s([batch, heads, q_seq, kv_seq]))
+    return g.Reshape(attention, g.int64s([-1, heads, q_seq, kv_seq]))
 
 
 def _float32(g, inputs):
@@ -94,10 +92,10 @@ class interleaved_matmul_selfatt_qk(_Interleaved):
         return [qkv], [(self.heads * qkv[1], qkv[0], qkv[0])]
 
     def _product(self, g, qkv):
-        seq, batch, width = g.shape(qkv)
+        seq, _, width = g.shape(qkv)
         queries, keys = _part(g, qkv, self.heads, 3, 0), _part(g, qkv, self.heads, 3, 1)
         scores = _scaled_scores(g, queries, keys, width // (3 * self.heads), g.dtype(qkv))
-        return g.Reshape(scores, g.int64s([batch * self.heads, seq, seq]))
+        return g.Reshape(scores, g.int64s([-1, seq, seq]))
 
 
 def _scaled_scores(g, queries, keys, head_dim, dtype):
@@ -123,15 +121,13 @@ class interleaved_matmul_selfatt_valatt(_Interleaved):
         return [qkv, attention], [(qkv[0], qkv[1], qkv[2] // 3)]
 
     def _product(self, g, qkv, attention):
-        seq, batch, width = g.shape(qkv)
         values = _part(g, qkv, self.heads, 3, 2)
-        return _merge_heads(g, g.MatMul(_attention(g, batch, self.heads, attention), values), batch, width // 3)
+        return _merge_heads(g, g.MatMul(_attention(g, self.heads, attention), values), g.shape(qkv)[2] // 3)
 
 
-def _merge_heads(g, value, batch, width):
+def _merge_heads(g, value, width):
     """(batch, heads, seq, head_dim) -> (seq, batch, heads * head_dim)."""
-    moved = g.Transpose(value, perm=[2, 0, 1, 3])
-    return g.Reshape(moved, g.int64s([-1, batch, width]))
+    return g.Reshape(g.Transpose(value, perm=[2, 0, 1, 3]), g.int64s([0, 0, width]))
 
 
 @register(name="_contrib_interleaved_matmul_encdec_qk")
@@ -151,12 +147,11 @@ class interleaved_matmul_encdec_qk(_Interleaved):
         return [queries, keys_values], [(queries[1] * self.heads, queries[0], keys_values[0])]
 
     def _product(self, g, queries, keys_values):
-        q_seq, batch, width = g.shape(queries)
-        kv_seq = g.shape(keys_values)[0]
+        q_seq, _, width = g.shape(queries)
         keys = _part(g, keys_values, self.heads, 2, 0)
         scores = _scaled_scores(g, _heads_first(g, queries, self.heads), keys, width // self.heads,
                                 g.dtype(queries))
-        return g.Reshape(scores, g.int64s([batch * self.heads, q_seq, kv_seq]))
+        return g.Reshape(scores, g.int64s([-1, q_seq, g.shape(keys_values)[0]]))
 
 
 @register(name="_contrib_interleaved_matmul_encdec_valatt")
@@ -176,9 +171,8 @@ class interleaved_matmul_encdec_valatt(_Interleaved):
         return [keys_values, attention], [(attention[1], keys_values[1], keys_values[2] // 2)]
 
     def _product(self, g, keys_values, attention):
-        _, batch, width = g.shape(keys_values)
         values = _part(g, keys_values, self.heads, 2, 1)
-        return _merge_heads(g, g.MatMul(_attention(g, batch, self.heads, attention), values), batch, width // 2)
+        return _merge_heads(g, g.MatMul(_attention(g, self.heads, attention), values), g.shape(keys_values)[2] // 2)
 
 
 # ---------------------------------------------------------------- arange_like
@@ -240,7 +234,10 @@ class _rnn_param_concat(Concat):
 
     @partial_rule
     def infer_shape(self, *shapes, out_shapes=None):
-        decided = Concat.infer_shape(self, *shapes, out_shapes=out_shapes)
+        try:
+            decided = Concat.infer_shape(self, *shapes, out_shapes=out_shapes)
+        except MXNetError as err:
+            raise MXNetError(str(err).replace("Concat:", self.op_name + ":", 1)) from None
         if decided is None:
             return None
         ins, outs = decided
