@@ -208,9 +208,7 @@ class arange_like(OpDef):
 
     def lower(self, g, data):
         shape = self._out(g.shape(data))
-        size = int(np.prod(shape, dtype=np.int64))
-        # MXNet's kernel runs over the output size: stop = start + ceil(size / repeat) * step gives that many
-        values = _range_values(self.start, self.step, self.repeat, size, g.dtype(data))
+        values = _range_values(self.start, self.step, self.repeat, int(np.prod(shape, dtype=np.int64)), g.dtype(data))
         return g.Identity(g.const(values.reshape(shape)))
 
 
