@@ -1,5 +1,6 @@
 """GluonNLP / Gluon exports (HybridBlock.export by MXNet 1.9.1, tests/fixtures/nlp, made by make_nlp_fixtures.py):
-a 2-layer BERT (arange_like, interleaved self-attention, softmax with lengths, masked-LM decoder), LSTM and GRU
+a 2-layer BERT (arange_like, interleaved self-attention, softmax with lengths, masked-LM decoder), a Transformer
+encoder (div_sqrt_dim, batch_dot attention, sinusoidal positions from arange_like), LSTM and GRU
 language models (_rnn_param_concat + RNN) and an encoder-decoder attention block (interleaved encdec ops) load
 without MXNet, give MXNet's outputs and MXNet's gradients, export to .onnx that plain ONNX Runtime serves with the
 same numbers, and train."""
@@ -14,7 +15,7 @@ import pytest
 import onnxsym as mx
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "nlp")
-MODELS = ["bert", "lstm_lm", "gru_lm", "encdec"]
+MODELS = ["bert", "transformer", "lstm_lm", "gru_lm", "encdec"]
 
 
 def _load(name):
