@@ -172,25 +172,39 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     proj_name = "__random_proj"
     projection = random_projection(out_shapes[0]).astype(out_type)
     loss = create_symbol("MakeLoss", create_symbol("elemwise_mul", sym, Variable(proj_name)))
-    grad_nodes = list(grad_nodes or [n for n in names if n in location])
+    # grad_nodes: names (req 'write') or, as MXNet's, {name: 'write' | 'add' | 'null'}; 'add' starts from a
+    # random gradient and checks the added part, 'null' checks that the gradient array stays as it was
+    reqs = dict(grad_nodes) if isinstance(grad_nodes, dict) else \
+        {n: "write" for n in (grad_nodes or [n for n in names if n in location])}
+    for name, req in reqs.items():
+        if req not in ("write", "add", "null"):
+            raise ValueError("Invalid grad_req %s for argument %s" % (req, name))
+    grad_nodes = list(reqs)
     args = {n: NDArray(np.array(location[n], order="C"), ctx) for n in names}
     args[proj_name] = NDArray(projection, ctx)
     aux = {k: NDArray(np.array(_location_array(v, dtype), order="C"), ctx)
            for k, v in (aux_states or {}).items()}
-    grads = {n: NDArray(np.zeros(location[n].shape, dtype), ctx) for n in grad_nodes}
-    executor = loss.bind(ctx, args=args, args_grad=grads, grad_req={n: "write" for n in grad_nodes},
-                         aux_states=aux)
+    rng = np.random.RandomState(0)
+    initial = {n: (rng.normal(0, 0.01, location[n].shape) if reqs[n] != "write" else np.zeros(location[n].shape))
+               .astype(dtype) for n in grad_nodes}
+    grads = {n: NDArray(initial[n].copy(), ctx) for n in grad_nodes}
+    executor = loss.bind(ctx, args=args, args_grad=grads, grad_req=reqs, aux_states=aux)
     executor.forward(is_train=True)
     executor.backward()
-    symbolic = {n: grads[n].asnumpy() for n in grad_nodes}
+    symbolic = {n: grads[n].asnumpy() - (initial[n] if reqs[n] == "add" else 0) for n in grad_nodes}
     eps = numeric_eps if numeric_eps is not None else (1e-2 if np.dtype(dtype) == np.float32 else 1e-4)
+    checked = [n for n in grad_nodes if reqs[n] != "null"]
     numeric = numeric_grad(executor, location, aux_states, eps=eps, use_forward_train=use_forward_train,
-                           dtype=dtype, names=grad_nodes)
+                           dtype=dtype, names=checked)
     rtol = rtol if rtol is not None else (2e-2 if np.dtype(dtype) == np.float32 else 1e-4)
     atol = atol if atol is not None else (1e-3 if np.dtype(dtype) == np.float32 else 1e-6)
     for name in grad_nodes:
-        assert_almost_equal(symbolic[name], numeric[name], rtol, atol,
-                            ("symbolic gradient of " + name, "numeric gradient"))
+        if reqs[name] == "null":
+            assert_almost_equal(symbolic[name], initial[name], rtol, atol,
+                                ("gradient of %s (grad_req 'null')" % name, "its initial value"))
+        else:
+            assert_almost_equal(symbolic[name], numeric[name], rtol, atol,
+                                ("symbolic gradient of " + name, "numeric gradient"))
     return symbolic
 
 

@@ -379,3 +379,19 @@ def test_location_dtypes_as_mxnets_parse_location():
     mx.test_utils.check_symbolic_backward(masked, [data, np.array([1, 2], np.float32)], [data], [want],
                                           dtype="asnumpy")
     mx.test_utils.check_numeric_gradient(mx.sym.tanh(x), [np.linspace(-1, 1, 6).reshape(2, 3)], dtype="asnumpy")
+
+
+def test_check_numeric_gradient_grad_nodes_as_reqs():
+    # MXNet's dict form: 'write' and 'add' are checked against finite differences, 'null' must stay untouched
+    x, y = mx.sym.Variable("x"), mx.sym.Variable("y")
+    sym = x * y
+    values = [np.array([[1.0, -2.0]]), np.array([[3.0, 0.5]])]
+    grads = mx.test_utils.check_numeric_gradient(sym, values, grad_nodes={"x": "add", "y": "null"}, dtype=np.float64)
+    assert set(grads) == {"x", "y"}
+    np.testing.assert_allclose(grads["x"] / mx.test_utils.random_projection((1, 2)), values[1], rtol=1e-6)
+    with pytest.raises(ValueError, match="Invalid grad_req"):
+        mx.test_utils.check_numeric_gradient(sym, values, grad_nodes={"x": "inplace"})
+    # a wrong gradient is caught through 'add' too (BlockGrad: symbolic 0, numeric y)
+    with pytest.raises(AssertionError):
+        mx.test_utils.check_numeric_gradient(mx.sym.BlockGrad(x) * y, values, grad_nodes={"x": "add"},
+                                             dtype=np.float64)
