@@ -47,11 +47,11 @@ def set_default_context(ctx):
 
 def _location_array(value, dtype):
     """A location / aux value as numpy, as MXNet's _parse_location reads it: NDArrays keep their dtype, other
-    arrays take `dtype` ("asnumpy": their own)."""
+    arrays take `dtype` ("asnumpy", or None here: their own)."""
     if isinstance(value, NDArray):
         return value.asnumpy()
     value = np.asarray(value)
-    return value if isinstance(dtype, str) and dtype == "asnumpy" else value.astype(dtype)
+    return value if dtype is None or (isinstance(dtype, str) and dtype == "asnumpy") else value.astype(dtype)
 
 
 def _arrays_for(names, values, what, ctx, dtype):

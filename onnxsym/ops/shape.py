@@ -588,9 +588,12 @@ class slice(OpDef):  # noqa: A001  (MXNet's name; the builtin is not used in thi
         for i, (b, e) in enumerate(zip(self.begin, self.end)):
             s = self.step[i] if self.step and self.step[i] is not None else 1
             n = data[i]
-            where = "slice axis %d (size %d) with begin=%s, end=%s, step=%d" % (i, n, b, e, s)
             if s == 0:
                 raise MXNetError("slice: step[%d] cannot be 0" % i)
+            if n is None:           # partial shapes: an unknown dimension stays unknown (MXNet's 0)
+                result.append((i, b, e, s, None))
+                continue
+            where = "slice axis %d (size %d) with begin=%s, end=%s, step=%d" % (i, n, b, e, s)
             b = (n - 1 if s < 0 else 0) if b is None else b + n if b < 0 else b
             e = (-1 if s < 0 else n) if e is None else e + n if e < 0 else e
             if not 0 <= b < n or e < -1 or e > n or (e == -1 and self.end[i] is not None):
@@ -607,7 +610,7 @@ class slice(OpDef):  # noqa: A001  (MXNet's name; the builtin is not used in thi
             out[axis] = length
         return tuple(out)
 
-    infer_shape = _unary_shape(_out)
+    infer_shape = _unary_shape(_out, partial=True)
 
     def lower(self, g, data):
         ranges = self.ranges(g.shape(data))

@@ -518,3 +518,13 @@ def test_split_v2_functions_as_mxnets():
         mx.nd.split_v2(mx.nd.array(data), (3, 2), axis=1)
     with pytest.raises(mx.MXNetError, match="squeeze_axis=True needs parts of size 1"):
         mx.nd.split_v2(mx.nd.array(data), 2, squeeze_axis=True)
+
+
+def test_slice_keeps_unknown_dimensions_unknown():
+    # MXNet's partial shape inference: a slice of an unknown (0) dimension stays unknown, the others are computed
+    data = mx.sym.var("data", shape=(0, 20))
+    for begin, end, step, want in [((None, None), (None, 10), (), (0, 10)), ((None, None), (None, 10), (None, 2), (0, 5)),
+                                   ((2, 3), (None, 10), (), (0, 7)), ((2, 3), (None, 10), (3, 3), (0, 3))]:
+        assert mx.sym.slice(data, begin=begin, end=end, step=step).infer_shape_partial()[1][0] == want
+    with pytest.raises(mx.MXNetError, match="index out of range"):
+        mx.sym.slice(data, begin=(None, 30), end=(None, None)).infer_shape_partial()
