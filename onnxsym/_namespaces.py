@@ -1,5 +1,5 @@
-"""Builds `mx.sym.<Op>`, `mx.nd.<Op>`, their `_internal`/`contrib` namespaces and the fluent methods from the
-operator registry (one definition per op; nothing here is written per op)."""
+"""Builds `mx.sym.<Op>`, `mx.nd.<Op>`, their `_internal`/`contrib`/`linalg` namespaces and the fluent methods
+from the operator registry (one definition per op; nothing here is written per op)."""
 import dataclasses
 import difflib
 import types
@@ -88,20 +88,31 @@ def _missing_names(namespace, module):
     return __getattr__
 
 
+# Operator name prefix -> the submodule of mx.sym / mx.nd that lists those operators without it (MXNet's
+# `_contrib_X` is mx.sym.contrib.X, `_linalg_X` is mx.sym.linalg.X).
+SUBMODULE_PREFIXES = {"_contrib_": "contrib", "_linalg_": "linalg"}
+
+
 def _fill(module, make):
     internal = getattr(module, "_internal", None) or types.ModuleType(module.__name__ + "._internal")
-    contrib = getattr(module, "contrib", None) or types.ModuleType(module.__name__ + ".contrib")
+    submodules = {prefix: getattr(module, sub, None) or types.ModuleType(module.__name__ + "." + sub)
+                  for prefix, sub in SUBMODULE_PREFIXES.items()}
     for func_name, opcls in names().items():
         fn = make(func_name, opcls)
-        if func_name.startswith("_contrib_"):
-            setattr(contrib, func_name[len("_contrib_"):], fn)
+        for prefix, submodule in submodules.items():
+            if func_name.startswith(prefix):
+                setattr(submodule, func_name[len(prefix):], fn)
         if func_name.startswith("_"):
             setattr(internal, func_name, fn)
         if not hasattr(module, func_name) or getattr(getattr(module, func_name), "__module__", "") == __name__:
             setattr(module, func_name, fn)
-    module._internal, module.contrib = internal, contrib
+    module._internal = internal
     prefix = "mx.sym" if make is symbol_function else "mx.nd"
-    for namespace, target in ((prefix, module), (prefix + ".contrib", contrib), (prefix + "._internal", internal)):
+    targets = [(prefix, module), (prefix + "._internal", internal)]
+    for op_prefix, submodule in submodules.items():
+        setattr(module, SUBMODULE_PREFIXES[op_prefix], submodule)
+        targets.append((prefix + "." + SUBMODULE_PREFIXES[op_prefix], submodule))
+    for namespace, target in targets:
         target.__getattr__ = _missing_names(namespace, target)
 
 
