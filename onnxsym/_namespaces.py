@@ -23,19 +23,21 @@ def _doc(opcls, func_name):
     return "\n".join(lines)
 
 
-def symbol_function(func_name, opcls):
+def symbol_function(func_name, opcls, short_name=None):
+    """mx.sym.<func_name>, or with `short_name` the function of a submodule (mx.sym.linalg.det of `_linalg_det`),
+    which names its nodes after the short name (det0), as MXNet's."""
     def creator(*args, name=None, attr=None, **kwargs):
-        return create_symbol(func_name, *args, name=name, attr=attr, **kwargs)
-    creator.__name__ = creator.__qualname__ = func_name
-    creator.__doc__ = _doc(opcls, func_name)
+        return create_symbol(func_name, *args, name=name, attr=attr, _hint=short_name, **kwargs)
+    creator.__name__ = creator.__qualname__ = short_name or func_name
+    creator.__doc__ = _doc(opcls, short_name or func_name)
     return creator
 
 
-def ndarray_function(func_name, opcls):
+def ndarray_function(func_name, opcls, short_name=None):
     def invoke_op(*args, out=None, name=None, **kwargs):
         return invoke(func_name, args, kwargs, out)
-    invoke_op.__name__ = invoke_op.__qualname__ = func_name
-    invoke_op.__doc__ = _doc(opcls, func_name)
+    invoke_op.__name__ = invoke_op.__qualname__ = short_name or func_name
+    invoke_op.__doc__ = _doc(opcls, short_name or func_name)
     return invoke_op
 
 
@@ -101,7 +103,8 @@ def _fill(module, make):
         fn = make(func_name, opcls)
         for prefix, submodule in submodules.items():
             if func_name.startswith(prefix):
-                setattr(submodule, func_name[len(prefix):], fn)
+                short = func_name[len(prefix):]
+                setattr(submodule, short, make(func_name, opcls, short))
         if func_name.startswith("_"):
             setattr(internal, func_name, fn)
         if not hasattr(module, func_name) or getattr(getattr(module, func_name), "__module__", "") == __name__:

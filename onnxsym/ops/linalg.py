@@ -15,9 +15,11 @@ zero outside the triangle, as MXNet's ZeroTriangular). MXNet runs them on float3
 import math
 
 import numpy as np
+from onnx import TensorProto, helper
 
 from .._shapes import fmt
 from ..base import MXNetError
+from ..lower.builder import GraphBuilder, onnx_dtype
 from .indexing import _axis, _batch_matmul_shape, batch_matmul
 from .params import param
 from .registry import OpDef, register
@@ -40,18 +42,23 @@ def _square(op, shape, what="A"):
 
 
 class _LaOp(OpDef):
+    """Elementwise type rule (MXNet's ElemwiseType); the dtype check runs when the op is lowered, where MXNet's
+    kernels refuse float16 and integers. Subclasses lower in `_lower` (several have an attribute named `lower`)."""
     inputs = ("A",)
 
     def infer_type(self, *in_types):
         known = [t for t in in_types if t is not None]
         if not known:
             return None
-        _check_float(self, known[0])
         for t in known:
             if np.dtype(t) != np.dtype(known[0]):
                 raise MXNetError("%s: inputs must have the same dtype, got %s"
                                  % (self.op_name, ", ".join(np.dtype(k).name for k in known)))
         return [known[0]] * len(in_types), [known[0]] * self.count_outputs()
+
+    def lower_onnx(self, g, *inputs):
+        _check_float(self, g.dtype(inputs[0]))
+        return self._lower(g, *inputs)
 
 
 def _to3(g, value):
@@ -202,7 +209,7 @@ class linalg_gemm(_Gemm):
                              % (self.op_name, fmt(c), fmt(out)))
         return [a, b, out], [out]
 
-    def lower(self, g, a, b, c):
+    def _lower(self, g, a, b, c):
         out, _, _ = self._product(g, a, b)
         return g.Add(out, g.Mul(c, g.scalar(self.beta, g.dtype(a))) if self.beta != 1.0 else c)
 
@@ -222,7 +229,7 @@ class linalg_gemm2(_Gemm):
             return None
         return [a, b], [self._product_shape(a, b)]
 
-    def lower(self, g, a, b):
+    def _lower(self, g, a, b):
         return self._product(g, a, b)[0]
 
 
@@ -241,7 +248,7 @@ class linalg_syrk(_LaOp):
         k = a[-1] if self.transpose else a[-2]
         return [a], [tuple(a[:-2]) + (k, k)]
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         out = _mm(g, a3, a3, g.dtype(a), ta=self.transpose, tb=not self.transpose)
         if self.alpha != 1.0:
@@ -266,7 +273,7 @@ class _Triangular(_LaOp):
                              % (self.op_name, fmt(a), fmt(b), self.rightside))
         return [a, b], [b]
 
-    def lower_onnx(self, g, a, b):
+    def _lower(self, g, a, b):
         a3, _ = _to3(g, a)
         b3, shape = _to3(g, b)
         n, dtype = shape[-1] if self.rightside else shape[-2], g.dtype(a)
@@ -339,7 +346,7 @@ class linalg_potrf(_LaOp):
         _square(self, a)
         return [a], [a]
 
-    def lower_onnx(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         if not self.lower:
             a3 = _t(g, a3)
@@ -370,7 +377,7 @@ class linalg_potri(_LaOp):
         _square(self, a)
         return [a], [a]
 
-    def lower_onnx(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         dtype = g.dtype(a)
         n = shape[-1]
@@ -390,7 +397,7 @@ class linalg_inverse(_LaOp):
         _square(self, a)
         return [a], [a]
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         return _inverse(g, a, g.shape(a), g.dtype(a))
 
 
@@ -410,7 +417,7 @@ class linalg_sumlogdiag(_LaOp):
         _square(self, a)
         return [a], [_reduced_shape(a)]
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         out = g.ReduceSum(g.Log(_diag(g, a3, shape[-1])), g.int64s([1]), keepdims=0)
         return g.Reshape(out, g.int64s(list(_reduced_shape(shape))))
@@ -457,7 +464,7 @@ class linalg_extractdiag(_DiagTrian):
             return None
         return [a], [tuple(a[:-2]) + (self._extract_shape(a),)]
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         n = shape[-1]
         out = _gather_flat(g, a3, n, n, _diag_index(n, self.offset))
@@ -479,7 +486,7 @@ class linalg_makediag(_DiagTrian):
         n = a[-1] + abs(self.offset)
         return [a], [tuple(a[:-1]) + (n, n)]
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         shape = tuple(g.shape(a))
         m = shape[-1]
         n = m + abs(self.offset)
@@ -510,7 +517,7 @@ class linalg_extracttrian(_DiagTrian):
         n = self._extract_shape(a)
         return [a], [tuple(a[:-2]) + (n * (n + 1) // 2,)]
 
-    def lower_onnx(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         n = shape[-1]
         index = _trian_index(n, self.offset, self.lower)
@@ -541,7 +548,7 @@ class linalg_maketrian(_DiagTrian):
         n = self._size(a[-1])
         return [a], [tuple(a[:-1]) + (n, n)]
 
-    def lower_onnx(self, g, a):
+    def _lower(self, g, a):
         shape = tuple(g.shape(a))
         length = shape[-1]
         n = self._size(length)
@@ -593,14 +600,13 @@ class _Det(_LaOp):
     def _factor(self, g, a):
         a3, shape = _to3(g, a)
         diagonal, sign = _lu_diagonal(g, _core(g, a3, g.dtype(a)), shape[-1])
-        object.__setattr__(self, "_shape3", (_batch(shape), shape[-1], shape[-1]))
         return a3, shape, diagonal, sign
 
-    def _jacobi(self, g, a3, value, weight, singular, dtype):
+    def _jacobi(self, g, a3, shape, value, weight, singular, dtype):
         """value + weight * sum(A^-T * dA) (Jacobi's formula) when training; no gradient where `singular`."""
         if not g.is_train:
             return value
-        inv = g.stop_gradient(_inverse(g, g.stop_gradient(a3, dtype), self._shape3, dtype), dtype)
+        inv = g.stop_gradient(_inverse(g, g.stop_gradient(a3, dtype), (_batch(shape),) + tuple(shape[-2:]), dtype), dtype)
         coef = g.Mul(_t(g, inv), g.Unsqueeze(weight, g.int64s([1, 2])))
         coef = g.Where(g.Unsqueeze(singular, g.int64s([1, 2])), g.scalar(0, dtype), coef)
         term = g.ReduceSum(g.Mul(coef, _delta(g, a3, dtype)), g.int64s([1, 2]), keepdims=0)
@@ -612,13 +618,13 @@ class linalg_det(_Det):
     """out = det(A) per matrix (LU with partial pivoting). Mirrors MXNet det; no gradient where det(A) = 0."""
     aliases = ("linalg_det", "_npi_det")
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         a3, shape, diagonal, sign = self._factor(g, a)
         dtype = g.dtype(a)
         det = _cast(g, g.Mul(sign, g.ReduceProd(diagonal, axes=[1], keepdims=0)), dtype)
         if g.is_train:
             stopped = g.stop_gradient(det, dtype)
-            det = self._jacobi(g, a3, det, stopped, g.Equal(stopped, g.scalar(0, dtype)), dtype)
+            det = self._jacobi(g, a3, shape, det, stopped, g.Equal(stopped, g.scalar(0, dtype)), dtype)
         return g.Reshape(det, g.int64s(list(_reduced_shape(shape))))
 
 
@@ -627,9 +633,9 @@ class linalg_slogdet(_Det):
     """(sign, logabsdet) = (sign(det(A)), log|det(A)|) per matrix. Mirrors MXNet slogdet (no gradient for sign,
     none where det(A) = 0)."""
     aliases = ("linalg_slogdet", "_npi_slogdet")
-    outputs = ("sign", "logabsdet")
+    outputs = ("output0", "output1")       # MXNet names them by index
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         a3, shape, diagonal, sign = self._factor(g, a)
         dtype = g.dtype(a)
         sign = _cast(g, g.Mul(sign, g.ReduceProd(g.Sign(diagonal), axes=[1], keepdims=0)), dtype)
@@ -637,7 +643,7 @@ class linalg_slogdet(_Det):
         if g.is_train:
             stopped = g.stop_gradient(logabs, dtype)
             one = g.Add(g.Mul(stopped, g.scalar(0, dtype)), g.scalar(1, dtype))
-            logabs = self._jacobi(g, a3, logabs, one, g.Equal(stopped, g.scalar(-np.inf, dtype)), dtype)
+            logabs = self._jacobi(g, a3, shape, logabs, one, g.Equal(stopped, g.scalar(-np.inf, dtype)), dtype)
             sign = g.stop_gradient(sign, dtype)
         out = g.int64s(list(_reduced_shape(shape)))
         return g.Reshape(sign, out), g.Reshape(logabs, out)
@@ -686,7 +692,7 @@ class linalg_gelqf(_LaOp):
     """(Q, L) with A = L Q, Q's rows orthonormal, L lower triangular (m <= n), LAPACK's signs. Mirrors MXNet
     gelqf; gradient L^-T (dQ + copyLTU(L^T dL - dQ Q^T) Q)."""
     aliases = ("linalg_gelqf",)
-    outputs = ("Q", "L")
+    outputs = ("output0", "output1")       # MXNet names them by index
 
     def infer_shape(self, a):
         if a is None:
@@ -698,7 +704,7 @@ class linalg_gelqf(_LaOp):
                              % (self.op_name, fmt(a)))
         return [a], [a, tuple(a[:-1]) + (a[-2],)]
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         m, n, dtype = shape[-2], shape[-1], g.dtype(a)
         q, low = _householder_lq(g, _core(g, a3, dtype), m, n)
@@ -728,46 +734,70 @@ def _round_robin(n):
     return rounds
 
 
-def _jacobi_sweeps(n):
-    return max(6, int(math.ceil(math.log2(max(n, 2)))) + 6)
+# Jacobi converges quadratically: the sweep after the one that starts below 1e-12 (relative off-diagonal norm)
+# reaches rounding level, and the sweeps stop (a NaN stops them too); at most this many.
+_MAX_SWEEPS = 60
 
 
-def _jacobi(g, s3, n):
-    """(eigenvalues (batch, n), eigenvectors as columns (batch, n, n)) of float64 symmetric s3 (n even)."""
+def _rotations(g, s, v, n, pairs):
+    """One round of disjoint Jacobi rotations (Golub & Van Loan's symmetric Schur: [c s; -s c] zeroes s_pq)."""
     zero, one = g.scalar(0, _CORE), g.scalar(1, _CORE)
-    v = g.Add(g.Mul(s3, zero), g.const(np.eye(n, dtype=_CORE)[None]))
-    for _ in range(_jacobi_sweeps(n)):
-        for pairs in _round_robin(n):
-            p = np.asarray([pair[0] for pair in pairs])
-            q = np.asarray([pair[1] for pair in pairs])
-            app = _gather_flat(g, s3, n, n, p * n + p)
-            aqq = _gather_flat(g, s3, n, n, q * n + q)
-            apq = _gather_flat(g, s3, n, n, p * n + q)
-            # Golub & Van Loan's symmetric Schur rotation: [c s; -s c] zeroes apq
-            done = g.Equal(apq, zero)
-            tau = g.Div(g.Sub(aqq, app), g.Mul(g.Where(done, one, apq), g.scalar(2, _CORE)))
-            t = g.Div(g.Where(g.Less(tau, zero), g.Neg(one), one),
-                      g.Add(g.Abs(tau), g.Sqrt(g.Add(one, g.Mul(tau, tau)))))
-            t = g.Where(done, zero, t)
-            c = g.Reciprocal(g.Sqrt(g.Add(one, g.Mul(t, t))))
-            s = g.Mul(t, c)
-            place_c = np.zeros((len(pairs), n * n), dtype=_CORE)
-            place_s = np.zeros((len(pairs), n * n), dtype=_CORE)
-            for k, (i, j) in enumerate(pairs):
-                place_c[k, i * n + i] = place_c[k, j * n + j] = 1
-                place_s[k, i * n + j], place_s[k, j * n + i] = 1, -1
-            rotation = g.Add(g.MatMul(g.Sub(c, one), g.const(place_c)), g.MatMul(s, g.const(place_s)))
-            rotation = g.Add(g.Reshape(rotation, g.int64s([-1, n, n])), g.const(np.eye(n, dtype=_CORE)[None]))
-            s3 = _mm(g, _mm(g, rotation, s3, _CORE, ta=True), rotation, _CORE)
-            v = _mm(g, v, rotation, _CORE)
-    return _diag(g, s3, n), v
+    p = np.asarray([pair[0] for pair in pairs])
+    q = np.asarray([pair[1] for pair in pairs])
+    app, aqq, apq = (_gather_flat(g, s, n, n, i * n + j) for i, j in ((p, p), (q, q), (p, q)))
+    done = g.Equal(apq, zero)
+    tau = g.Div(g.Sub(aqq, app), g.Mul(g.Where(done, one, apq), g.scalar(2, _CORE)))
+    t = g.Div(g.Where(g.Less(tau, zero), g.Neg(one), one), g.Add(g.Abs(tau), g.Sqrt(g.Add(one, g.Mul(tau, tau)))))
+    t = g.Where(done, zero, t)
+    c = g.Reciprocal(g.Sqrt(g.Add(one, g.Mul(t, t))))
+    place_c = np.zeros((len(pairs), n * n), dtype=_CORE)
+    place_s = np.zeros((len(pairs), n * n), dtype=_CORE)
+    for k, (i, j) in enumerate(pairs):
+        place_c[k, i * n + i] = place_c[k, j * n + j] = 1
+        place_s[k, i * n + j], place_s[k, j * n + i] = 1, -1
+    cos, sin = g.MatMul(g.Sub(c, one), g.const(place_c)), g.MatMul(g.Mul(t, c), g.const(place_s))
+    eye, shape = g.const(np.eye(n, dtype=_CORE)[None]), g.int64s([-1, n, n])
+    rotation = g.Add(g.Reshape(g.Add(cos, sin), shape), eye)
+    transposed = g.Add(g.Reshape(g.Sub(cos, sin), shape), eye)
+    # float64 MatMul of untransposed operands (no Transpose for ORT to fuse into a float-only FusedMatMul)
+    return g.MatMul(g.MatMul(transposed, s), rotation), g.MatMul(v, rotation)
+
+
+def _jacobi(g, s3, n, batch):
+    """(eigenvalues (batch, n), eigenvectors as columns (batch, n, n)) of float64 symmetric s3 (n even): cyclic
+    Jacobi in round-robin order, one sweep per iteration of an ONNX Loop (not differentiated: behind a stop)."""
+    body = GraphBuilder()
+    body.scope = g.fresh("%s/jacobi" % g.scope)
+    body.add_input(body.scope + "/sweep", [], np.int64)
+    body.add_input(body.scope + "/cond", [], np.bool_)
+    s = body.add_input(body.scope + "/s", [batch, n, n], _CORE)
+    v = body.add_input(body.scope + "/v", [batch, n, n], _CORE)
+    # another sweep follows while some matrix entered this one with an off-diagonal norm above 1e-12 of its norm
+    total = body.ReduceSum(body.Mul(s, s), body.int64s([1, 2]), keepdims=0)
+    diagonal = _diag(body, s, n)
+    off = body.Sub(total, body.ReduceSum(body.Mul(diagonal, diagonal), body.int64s([1]), keepdims=0))
+    more = body.Cast(body.Greater(off, body.Mul(total, body.scalar(1e-24, _CORE))), to=onnx_dtype(_CORE))
+    more = body.Greater(body.ReduceMax(more, axes=[0], keepdims=0), body.scalar(0, _CORE))
+    for pairs in _round_robin(n):
+        s, v = _rotations(body, s, v, n, pairs)
+    outs = [more, body.Identity(s), body.Identity(v)]
+    nodes = [helper.make_node("Constant", [], [t.name], value=t) for t in body.initializers] + body.nodes
+    infos = [helper.make_tensor_value_info(outs[0], TensorProto.BOOL, [])] + [
+        helper.make_tensor_value_info(o, onnx_dtype(_CORE), [batch, n, n]) for o in outs[1:]]
+    graph = helper.make_graph(nodes, body.scope, body.inputs, infos)
+    start = g.Add(g.Mul(s3, g.scalar(0, _CORE)), g.const(np.eye(n, dtype=_CORE)[None]))
+    s3, vectors = g.Loop(g.const(np.array(_MAX_SWEEPS, np.int64)), g.const(np.array(True)), s3, start,
+                         body=graph, _outputs=2)
+    for value in (s3, vectors):
+        g.declare(value, (batch, n, n), _CORE)
+    return _diag(g, s3, n), vectors
 
 
 @register(name="_linalg_syevd")
 class linalg_syevd(_LaOp):
     """(U, L) with A = U^T diag(L) U for symmetric A (lower triangle read), L ascending, each row of U signed so
     that its largest-magnitude entry is positive. Mirrors MXNet syevd and its backward."""
-    outputs = ("U", "L")
+    outputs = ("output0", "output1")       # MXNet names them by index
 
     def infer_shape(self, a):
         if a is None:
@@ -775,7 +805,7 @@ class linalg_syevd(_LaOp):
         _square(self, a)
         return [a], [a, tuple(a[:-1])]
 
-    def lower(self, g, a):
+    def _lower(self, g, a):
         a3, shape = _to3(g, a)
         n, dtype = shape[-1], g.dtype(a)
         core = _core(g, a3, dtype)
@@ -783,7 +813,7 @@ class linalg_syevd(_LaOp):
         if size != n:
             core = g.Pad(core, g.int64s([0, 0, 0, 0, 1, 1]))
         core = g.Add(_tri(g, core, True, size, _CORE), _t(g, _tri(g, core, True, size, _CORE, k=-1)))
-        values, vectors = _jacobi(g, core, size)
+        values, vectors = _jacobi(g, core, size, _batch(shape))
         if size != n:
             values = g.Slice(values, g.int64s([0]), g.int64s([n]), g.int64s([1]))
             vectors = g.Slice(vectors, g.int64s([0, 0]), g.int64s([n, n]), g.int64s([1, 2]))
