@@ -278,7 +278,10 @@ class _Triangular(_LaOp):
         b3, shape = _to3(g, b)
         n, dtype = shape[-1] if self.rightside else shape[-2], g.dtype(a)
         tri = self._factor(g, _tri(g, a3, self.lower, n, dtype), (_batch(shape), n, n), dtype)
-        out = _mm(g, b3, tri, dtype, tb=self.transpose) if self.rightside else _mm(g, tri, b3, dtype, ta=self.transpose)
+        if self.rightside:
+            out = _mm(g, b3, tri, dtype, tb=self.transpose)
+        else:
+            out = _mm(g, tri, b3, dtype, ta=self.transpose)
         if self.alpha != 1.0:
             out = g.Mul(out, g.scalar(self.alpha, dtype))
         return _back(g, out, shape)
@@ -606,7 +609,8 @@ class _Det(_LaOp):
         """value + weight * sum(A^-T * dA) (Jacobi's formula) when training; no gradient where `singular`."""
         if not g.is_train:
             return value
-        inv = g.stop_gradient(_inverse(g, g.stop_gradient(a3, dtype), (_batch(shape),) + tuple(shape[-2:]), dtype), dtype)
+        n = shape[-1]
+        inv = g.stop_gradient(_inverse(g, g.stop_gradient(a3, dtype), (_batch(shape), n, n), dtype), dtype)
         coef = g.Mul(_t(g, inv), g.Unsqueeze(weight, g.int64s([1, 2])))
         coef = g.Where(g.Unsqueeze(singular, g.int64s([1, 2])), g.scalar(0, dtype), coef)
         term = g.ReduceSum(g.Mul(coef, _delta(g, a3, dtype)), g.int64s([1, 2]), keepdims=0)
