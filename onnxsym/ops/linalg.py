@@ -563,17 +563,22 @@ class linalg_maketrian(_DiagTrian):
 
 
 # ---------------------------------------------------------------- determinants
-def _lu_diagonal(g, a3, n):
-    """(diagonal of U, permutation sign) of the LU factorization with partial pivoting of float64 (batch, n, n)."""
+def _lu(g, a3, n):
+    """LAPACK getrf of float64 (batch, n, n) a3: (packed L\\U, 0-based pivot rows (batch, n) int64, permutation
+    sign (batch,)). Row swaps move whole rows, the multipliers included, as LAPACK's."""
     u = a3
-    sign = g.ReduceSum(g.Mul(_diag(g, a3, n), g.scalar(0, _CORE)), g.int64s([1]), keepdims=0)
-    sign = g.Add(sign, g.scalar(1, _CORE))
+    sign = g.Add(g.ReduceSum(g.Mul(_diag(g, a3, n), g.scalar(0, _CORE)), g.int64s([1]), keepdims=0),
+                 g.scalar(1, _CORE))
     rows = np.arange(n)
-    for k in range(n - 1):
+    pivots = []
+    for k in range(n):
         column = g.Abs(g.Squeeze(_col(g, u, k), g.int64s([2])))
         column = g.Where(g.const(rows >= k), column, g.scalar(-1, _CORE))
         pivot = g.ArgMax(column, axis=1, keepdims=1)                            # (batch, 1) int64
-        # swap rows k and pivot: perm_i = i + (pivot - k) [i == k] + (k - pivot) [i == pivot]
+        pivots.append(pivot)
+        if k == n - 1:
+            break
+        # swap rows k and pivot: perm_i = i + (pivot - k) [i == k] - (pivot - k) [i == pivot]
         shift = g.Sub(pivot, g.const(np.asarray([[k]], dtype=np.int64)))
         at_pivot = g.Cast(g.Equal(g.const(rows[None, :].astype(np.int64)), pivot), to=7)
         perm = g.Add(g.const(rows[None, :].astype(np.int64)),
@@ -583,27 +588,48 @@ def _lu_diagonal(g, a3, n):
         sign = g.Mul(sign, g.Where(g.Equal(g.Squeeze(shift, g.int64s([1])), g.const(np.asarray(0, np.int64))),
                                    g.scalar(1, _CORE), g.scalar(-1, _CORE)))
         head = g.Slice(_col(g, u, k), g.int64s([k]), g.int64s([k + 1]), g.int64s([1]))     # (batch, 1, 1)
-        safe = g.Where(g.Equal(head, g.scalar(0, _CORE)), g.scalar(1, _CORE), head)
-        below = np.zeros((1, n, 1), dtype=_CORE)
-        below[0, k + 1:, 0] = 1
-        factors = g.Mul(g.Div(_col(g, u, k), safe), g.const(below))
-        factors = g.Where(g.Equal(head, g.scalar(0, _CORE)), g.scalar(0, _CORE), factors)
-        u = g.Sub(u, g.Mul(factors, _row(g, u, k)))
-    return _diag(g, u, n), sign
+        singular = g.Equal(head, g.scalar(0, _CORE))
+        below = np.zeros((1, n, 1), dtype=bool)
+        below[0, k + 1:, 0] = True
+        factors = g.Where(singular, g.scalar(0, _CORE), g.Div(_col(g, u, k), g.Where(singular, g.scalar(1, _CORE),
+                                                                                      head)))
+        factors = g.Where(g.const(below), factors, g.scalar(0, _CORE))             # (batch, n, 1)
+        right = np.zeros((1, 1, n), dtype=_CORE)
+        right[0, 0, k + 1:] = 1
+        # the trailing block loses factor * row k; column k below the pivot keeps the multipliers (L)
+        u = g.Sub(u, g.Mul(g.Mul(factors, _row(g, u, k)), g.const(right)))
+        multipliers = g.const(below & (np.arange(n) == k)[None, None, :])
+        u = g.Where(multipliers, g.Expand(factors, g.int64s([1, n, n])), u)
+    return u, g.Concat(*pivots, axis=1) if n > 1 else pivots[0], sign
 
 
 class _Det(_LaOp):
+    """det / slogdet: the visible outputs, then MXNet's hidden LU (LAPACK's packed factors) and pivot (int32,
+    1-based row swaps)."""
+    outputs_visible = 1
+
+    def num_visible_outputs(self):
+        return self.outputs_visible
+
     def infer_shape(self, a):
         if a is None:
             return None
         _square(self, a)
-        out = _reduced_shape(a)
-        return [a], [out] * self.count_outputs()
+        return [a], [_reduced_shape(a)] * self.outputs_visible + [a, tuple(a[:-1])]
+
+    def infer_type(self, a):
+        if a is None:
+            return None
+        return [a], [a] * (self.outputs_visible + 1) + [np.dtype(np.int32)]
 
     def _factor(self, g, a):
         a3, shape = _to3(g, a)
-        diagonal, sign = _lu_diagonal(g, _core(g, a3, g.dtype(a)), shape[-1])
-        return a3, shape, diagonal, sign
+        n, dtype = shape[-1], g.dtype(a)
+        lu, pivots, sign = _lu(g, _core(g, a3, dtype), n)
+        hidden = [g.Reshape(_cast(g, lu, dtype), g.int64s(list(shape))),
+                  g.Reshape(g.Cast(g.Add(pivots, g.const(np.asarray(1, np.int64))), to=6),
+                            g.int64s(list(shape[:-1])))]
+        return a3, shape, _diag(g, lu, n), sign, hidden
 
     def _jacobi(self, g, a3, shape, value, weight, singular, dtype):
         """value + weight * sum(A^-T * dA) (Jacobi's formula) when training; no gradient where `singular`."""
@@ -621,15 +647,16 @@ class _Det(_LaOp):
 class linalg_det(_Det):
     """out = det(A) per matrix (LU with partial pivoting). Mirrors MXNet det; no gradient where det(A) = 0."""
     aliases = ("linalg_det", "_npi_det")
+    outputs = ("output0", "output1", "output2")
 
     def _lower(self, g, a):
-        a3, shape, diagonal, sign = self._factor(g, a)
+        a3, shape, diagonal, sign, hidden = self._factor(g, a)
         dtype = g.dtype(a)
         det = _cast(g, g.Mul(sign, g.ReduceProd(diagonal, axes=[1], keepdims=0)), dtype)
         if g.is_train:
             stopped = g.stop_gradient(det, dtype)
             det = self._jacobi(g, a3, shape, det, stopped, g.Equal(stopped, g.scalar(0, dtype)), dtype)
-        return g.Reshape(det, g.int64s(list(_reduced_shape(shape))))
+        return (g.Reshape(det, g.int64s(list(_reduced_shape(shape)))), *hidden)
 
 
 @register(name="_linalg_slogdet")
@@ -637,10 +664,11 @@ class linalg_slogdet(_Det):
     """(sign, logabsdet) = (sign(det(A)), log|det(A)|) per matrix. Mirrors MXNet slogdet (no gradient for sign,
     none where det(A) = 0)."""
     aliases = ("linalg_slogdet", "_npi_slogdet")
-    outputs = ("output0", "output1")       # MXNet names them by index
+    outputs = ("output0", "output1", "output2", "output3")
+    outputs_visible = 2
 
     def _lower(self, g, a):
-        a3, shape, diagonal, sign = self._factor(g, a)
+        a3, shape, diagonal, sign, hidden = self._factor(g, a)
         dtype = g.dtype(a)
         sign = _cast(g, g.Mul(sign, g.ReduceProd(g.Sign(diagonal), axes=[1], keepdims=0)), dtype)
         logabs = _cast(g, g.ReduceSum(g.Log(g.Abs(diagonal)), g.int64s([1]), keepdims=0), dtype)
@@ -650,7 +678,7 @@ class linalg_slogdet(_Det):
             logabs = self._jacobi(g, a3, shape, logabs, one, g.Equal(stopped, g.scalar(-np.inf, dtype)), dtype)
             sign = g.stop_gradient(sign, dtype)
         out = g.int64s(list(_reduced_shape(shape)))
-        return g.Reshape(sign, out), g.Reshape(logabs, out)
+        return (g.Reshape(sign, out), g.Reshape(logabs, out), *hidden)
 
 
 # ---------------------------------------------------------------- LQ factorization

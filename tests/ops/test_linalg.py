@@ -52,6 +52,21 @@ def test_forward_and_backward_match_mxnet(name):
         assert_almost_equal(grads[n].asnumpy(), arrays["grad:" + n], names=("d " + n, "mxnet"), **TOL[dtype])
 
 
+@pytest.mark.parametrize("name", sorted(_RECORDS["cases"]))
+def test_mxnet_json_loads_and_runs(name):
+    """MXNet's JSON of the symbol (its node names, output names, attribute strings) loads, names its outputs as
+    MXNet does and computes MXNet's outputs."""
+    meta, arrays = _record(name)
+    with mx.name.NameManager():
+        made = _function("sym", meta["op"])(*[mx.sym.Variable(n) for n in meta["inputs"]], **meta["attrs"])
+    assert made.list_outputs() == meta["outputs"]
+    sym = mx.sym.load_json(meta["tojson"])
+    assert sym.list_outputs() == meta["outputs"] and sym.list_arguments() == meta["inputs"]
+    args = {n: mx.nd.array(arrays["in:" + n], dtype=meta["dtype"]) for n in meta["inputs"]}
+    for i, out in enumerate(sym.bind(mx.cpu(), args=args).forward()):
+        assert_almost_equal(out.asnumpy(), arrays["out:%d" % i], names=("onnxsym", "mxnet"), **TOL[meta["dtype"]])
+
+
 @pytest.mark.parametrize("name, op, shapes, dtype", [
     ("potrf_f16", "_linalg_potrf", {"A": (3, 3)}, "float16"),
     ("gemm2_f16", "_linalg_gemm2", {"A": (2, 3), "B": (3, 2)}, "float16"),
@@ -390,3 +405,42 @@ def test_singular_det_gives_zero_gradient():
         assert outputs[index].asnumpy()[0] == (0 if index == 0 else -np.inf)
         executor.backward([mx.nd.ones(o.shape, dtype="float64") for o in outputs])
         assert np.array_equal(grad.asnumpy(), np.zeros((2, 2)))
+
+
+def _getrf(a):
+    """LAPACK getrf in numpy: packed L\\U and 0-based pivot rows (partial pivoting, first maximum)."""
+    lu, pivots = a.astype(np.float64).copy(), []
+    n = a.shape[0]
+    for k in range(n):
+        p = k + int(np.argmax(np.abs(lu[k:, k])))
+        pivots.append(p)
+        lu[[k, p]] = lu[[p, k]]
+        if lu[k, k] != 0:
+            lu[k + 1:, k] /= lu[k, k]
+            lu[k + 1:, k + 1:] -= np.outer(lu[k + 1:, k], lu[k, k + 1:])
+    return lu, np.asarray(pivots)
+
+
+def test_lu_is_lapacks_getrf():
+    """det / slogdet factor as LAPACK's getrf (MXNet's det kernel): the packed factors, pivot rows and the sign of
+    the permutation, the first maximum winning ties; they also become MXNet's hidden outputs LU and pivot."""
+    from onnxsym.lower.builder import GraphBuilder
+    from onnxsym.ops.linalg import _lu
+    from onnxsym.runtime.ort import create_session
+    a = np.random.RandomState(4).uniform(-1, 1, (3, 4, 4))
+    a[1, :, 0] = [0.0, 0.0, 3.0, 0.0]           # a zero first pivot: rows swap
+    a[2, :, 1] = a[2, :, 0]                     # singular: a zero pivot is skipped, as LAPACK's
+    g = GraphBuilder()
+    value = g.add_input("A", a.shape, np.float64)
+    lu, pivots, sign = _lu(g, value, 4)
+    for out, dtype in ((lu, np.float64), (pivots, np.int64), (sign, np.float64)):
+        g.add_output(out, None, dtype)
+    got_lu, got_pivots, got_sign = create_session(g.model()).run(None, {"A": a})
+    for i in range(3):
+        want_lu, want_pivots = _getrf(a[i])
+        assert_almost_equal(got_lu[i], want_lu, rtol=1e-12, atol=1e-12)
+        assert list(got_pivots[i]) == list(want_pivots)
+        assert got_sign[i] == (-1) ** int(np.sum(want_pivots != np.arange(4)))
+    sym = mx.sym.linalg.slogdet(A)
+    assert sym.list_outputs() == [sym.name + "_output0", sym.name + "_output1"]
+    assert sym.infer_type(A="float64")[1] == [np.float64, np.float64]
