@@ -64,10 +64,9 @@ class _LaOp(OpDef):
 def _to3(g, value):
     """(batch, rows, cols) view of a (..., rows, cols) value, and its original shape."""
     shape = tuple(g.shape(value))
-    batch = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
     if len(shape) == 3:
         return value, shape
-    return g.Reshape(value, g.int64s([batch, shape[-2], shape[-1]])), shape
+    return g.Reshape(value, g.int64s([_batch(shape), shape[-2], shape[-1]])), shape
 
 
 def _back(g, value, shape):
@@ -87,9 +86,10 @@ def _mask(g, keep, dtype):
 
 
 def _tri(g, a, lower, n, dtype, k=0):
-    """The lower (upper) triangle of (batch, n, n) `a` (MXNet reads only that part)."""
-    keep = np.tril(np.ones((n, n)), k) if lower else np.triu(np.ones((n, n)), -k)
-    return g.Mul(a, _mask(g, keep, dtype))
+    """The lower (upper) triangle of (batch, n, n) `a`, zeros elsewhere (MXNet reads only that part: a Where, so
+    an inf or NaN outside it does not leak in as 0 * inf)."""
+    keep = np.tril(np.ones((n, n), dtype=bool), k) if lower else np.triu(np.ones((n, n), dtype=bool), -k)
+    return g.Where(g.const(keep[None]), a, g.scalar(0, dtype))
 
 
 def _cast(g, value, dtype):
@@ -126,14 +126,13 @@ def _batch(shape):
     return int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
 
 
-def _gather_flat(g, a3, rows, cols, index, dtype=None):
-    """(batch, len(index)) entries of (batch, rows, cols) a3 at flat positions `index`; -1 reads a zero (needs
-    `dtype`): a gather, so no 0 * inf of a product with a 0/1 matrix."""
+def _gather_flat(g, a3, rows, cols, index, zeros=False):
+    """(batch, len(index)) entries of (batch, rows, cols) a3 at flat positions `index`; with `zeros`, -1 reads a
+    zero padded on (a gather, so no 0 * inf of a product with a 0/1 matrix)."""
     flat = g.Reshape(a3, g.int64s([-1, rows * cols]))
     index = np.asarray(index, dtype=np.int64)
-    if dtype is not None:
-        zeros = g.Mul(g.Slice(flat, g.int64s([0]), g.int64s([1]), g.int64s([1])), g.scalar(0, dtype))
-        flat = g.Concat(flat, zeros, axis=1)
+    if zeros:
+        flat = g.Pad(flat, g.int64s([0, 0, 0, 1]))
         index = np.where(index < 0, rows * cols, index)
     return g.Gather(flat, g.const(index), axis=1)
 
@@ -323,15 +322,15 @@ class linalg_trsm(_Triangular):
 # ---------------------------------------------------------------- Cholesky
 def _cholesky(g, s3, n):
     """Lower Cholesky factor of (batch, n, n) float64 s3 from its lower triangle, by columns."""
-    factor = g.Mul(s3, g.scalar(0, _CORE))
+    factor = _tri(g, s3, True, n, _CORE, k=-n)          # zeros
     for j in range(n):
         # v = A[:, j] - L[:, :j] L[j, :j]^T; rows < j are dropped
         v = g.Sub(_col(g, s3, j), _mm(g, factor, _row(g, factor, j), _CORE, tb=True))
         pivot = g.Sqrt(g.Slice(v, g.int64s([j]), g.int64s([j + 1]), g.int64s([1])))
-        below = np.zeros((1, n, 1), dtype=_CORE)
-        below[0, j:, 0] = 1
-        column = g.Mul(g.Div(v, pivot), g.const(below))
-        factor = g.Add(factor, g.Mul(column, g.const(_unit(n, j, _CORE, 2))))
+        below = np.zeros((1, n, 1), dtype=bool)
+        below[0, j:, 0] = True
+        column = g.Where(g.const(below), g.Div(v, pivot), g.scalar(0, _CORE))
+        factor = g.Where(g.const(_unit(n, j, _CORE, 2).astype(bool)), column, factor)
     return factor
 
 
@@ -496,7 +495,7 @@ class linalg_makediag(_DiagTrian):
         source = np.full(n * n, -1, dtype=np.int64)
         source[_diag_index(n, self.offset)] = np.arange(m)
         flat = g.Reshape(a, g.int64s([-1, 1, m]))
-        out = _gather_flat(g, flat, 1, m, source, g.dtype(a))
+        out = _gather_flat(g, flat, 1, m, source, zeros=True)
         return g.Reshape(out, g.int64s(list(shape[:-1]) + [n, n]))
 
 
@@ -558,7 +557,7 @@ class linalg_maketrian(_DiagTrian):
         source = np.full(n * n, -1, dtype=np.int64)
         source[_trian_index(n, self.offset, self.lower)] = np.arange(length)
         flat = g.Reshape(a, g.int64s([-1, 1, length]))
-        out = _gather_flat(g, flat, 1, length, source, g.dtype(a))
+        out = _gather_flat(g, flat, 1, length, source, zeros=True)
         return g.Reshape(out, g.int64s(list(shape[:-1]) + [n, n]))
 
 
