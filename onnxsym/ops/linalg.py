@@ -319,7 +319,17 @@ class linalg_trsm(_Triangular):
         return _inverse(g, tri, shape, dtype)
 
 
-# ---------------------------------------------------------------- Cholesky
+# ---------------------------------------------------------------- Cholesky, inverses
+class _Square(_LaOp):
+    """One tensor of square matrices in, one of the same shape out."""
+
+    def infer_shape(self, a):
+        if a is None:
+            return None
+        _square(self, a)
+        return [a], [a]
+
+
 def _cholesky(g, s3, n):
     """Lower Cholesky factor of (batch, n, n) float64 s3 from its lower triangle, by columns."""
     factor = _tri(g, s3, True, n, _CORE, k=-n)          # zeros
@@ -335,18 +345,13 @@ def _cholesky(g, s3, n):
 
 
 @register(name="_linalg_potrf")
-class linalg_potrf(_LaOp):
+class linalg_potrf(_Square):
     """out = L with A = L L^T (U with A = U^T U when lower=False), read from A's lower (upper) triangle.
-    Mirrors MXNet potrf; gradient 0.5 L^-T copyLTU(L^T dL) L^-1 (symmetric)."""
+    Mirrors MXNet potrf; gradient 0.5 L^-T copyLTU(L^T dL) L^-1 (symmetric). A matrix that is not positive
+    definite gives NaN from the failing column on, where MXNet's LAPACK call raises."""
     aliases = ("linalg_potrf",)
     lower: bool = param(True, doc="True if the triangular matrix is lower triangular, false if it is upper "
                                   "triangular.")
-
-    def infer_shape(self, a):
-        if a is None:
-            return None
-        _square(self, a)
-        return [a], [a]
 
     def _lower(self, g, a):
         a3, shape = _to3(g, a)
@@ -366,18 +371,12 @@ class linalg_potrf(_LaOp):
 
 
 @register(name="_linalg_potri")
-class linalg_potri(_LaOp):
+class linalg_potri(_Square):
     """out = (L L^T)^-1 from the triangular Cholesky factor L in A (lower, or U^T U when lower=False).
     Mirrors MXNet potri."""
     aliases = ("linalg_potri",)
     lower: bool = param(True, doc="True if the triangular matrix is lower triangular, false if it is upper "
                                   "triangular.")
-
-    def infer_shape(self, a):
-        if a is None:
-            return None
-        _square(self, a)
-        return [a], [a]
 
     def _lower(self, g, a):
         a3, shape = _to3(g, a)
@@ -389,15 +388,10 @@ class linalg_potri(_LaOp):
 
 
 @register(name="_linalg_inverse")
-class linalg_inverse(_LaOp):
-    """out = A^-1, batched. Mirrors MXNet inverse (gradient -A^-T dOut A^-T)."""
+class linalg_inverse(_Square):
+    """out = A^-1, batched. Mirrors MXNet inverse (gradient -A^-T dOut A^-T); a singular matrix gives inf / NaN
+    entries where MXNet raises."""
     aliases = ("linalg_inverse", "_npi_inv")
-
-    def infer_shape(self, a):
-        if a is None:
-            return None
-        _square(self, a)
-        return [a], [a]
 
     def _lower(self, g, a):
         return _inverse(g, a, g.shape(a), g.dtype(a))
