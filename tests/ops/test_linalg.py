@@ -54,12 +54,13 @@ def test_forward_and_backward_match_mxnet(name):
 
 @pytest.mark.parametrize("name", sorted(_RECORDS["cases"]))
 def test_mxnet_json_loads_and_runs(name):
-    """MXNet's JSON of the symbol (its node names, output names, attribute strings) loads, names its outputs as
-    MXNet does and computes MXNet's outputs."""
+    """The symbol built here writes MXNet's JSON; MXNet's JSON (its node names, output names, attribute strings)
+    loads, names its outputs as MXNet does and computes MXNet's outputs."""
     meta, arrays = _record(name)
     with mx.name.NameManager():
         made = _function("sym", meta["op"])(*[mx.sym.Variable(n) for n in meta["inputs"]], **meta["attrs"])
     assert made.list_outputs() == meta["outputs"]
+    assert made.tojson() == meta["tojson"]          # byte for byte MXNet's JSON
     sym = mx.sym.load_json(meta["tojson"])
     assert sym.list_outputs() == meta["outputs"] and sym.list_arguments() == meta["inputs"]
     args = {n: mx.nd.array(arrays["in:" + n], dtype=meta["dtype"]) for n in meta["inputs"]}
