@@ -1,5 +1,5 @@
-"""Builds `mx.sym.<Op>`, `mx.nd.<Op>`, their `_internal`/`contrib` namespaces and the fluent methods from the
-operator registry (one definition per op; nothing here is written per op)."""
+"""Builds `mx.sym.<Op>`, `mx.nd.<Op>`, their `_internal`/`contrib`/`linalg` namespaces and the fluent methods
+from the operator registry (one definition per op; nothing here is written per op)."""
 import dataclasses
 import difflib
 import types
@@ -23,19 +23,21 @@ def _doc(opcls, func_name):
     return "\n".join(lines)
 
 
-def symbol_function(func_name, opcls):
+def symbol_function(func_name, opcls, short_name=None):
+    """mx.sym.<func_name>, or with `short_name` the function of a submodule (mx.sym.linalg.det of `_linalg_det`),
+    which names its nodes after the short name (det0), as MXNet's."""
     def creator(*args, name=None, attr=None, **kwargs):
-        return create_symbol(func_name, *args, name=name, attr=attr, **kwargs)
-    creator.__name__ = creator.__qualname__ = func_name
-    creator.__doc__ = _doc(opcls, func_name)
+        return create_symbol(func_name, *args, name=name, attr=attr, _hint=short_name, **kwargs)
+    creator.__name__ = creator.__qualname__ = short_name or func_name
+    creator.__doc__ = _doc(opcls, short_name or func_name)
     return creator
 
 
-def ndarray_function(func_name, opcls):
+def ndarray_function(func_name, opcls, short_name=None):
     def invoke_op(*args, out=None, name=None, **kwargs):
         return invoke(func_name, args, kwargs, out)
-    invoke_op.__name__ = invoke_op.__qualname__ = func_name
-    invoke_op.__doc__ = _doc(opcls, func_name)
+    invoke_op.__name__ = invoke_op.__qualname__ = short_name or func_name
+    invoke_op.__doc__ = _doc(opcls, short_name or func_name)
     return invoke_op
 
 
@@ -88,20 +90,32 @@ def _missing_names(namespace, module):
     return __getattr__
 
 
+# Operator name prefix -> the submodule of mx.sym / mx.nd that lists those operators without it (MXNet's
+# `_contrib_X` is mx.sym.contrib.X, `_linalg_X` is mx.sym.linalg.X).
+SUBMODULE_PREFIXES = {"_contrib_": "contrib", "_linalg_": "linalg"}
+
+
 def _fill(module, make):
     internal = getattr(module, "_internal", None) or types.ModuleType(module.__name__ + "._internal")
-    contrib = getattr(module, "contrib", None) or types.ModuleType(module.__name__ + ".contrib")
+    submodules = {prefix: getattr(module, sub, None) or types.ModuleType(module.__name__ + "." + sub)
+                  for prefix, sub in SUBMODULE_PREFIXES.items()}
     for func_name, opcls in names().items():
         fn = make(func_name, opcls)
-        if func_name.startswith("_contrib_"):
-            setattr(contrib, func_name[len("_contrib_"):], fn)
+        for prefix, submodule in submodules.items():
+            if func_name.startswith(prefix):
+                short = func_name[len(prefix):]
+                setattr(submodule, short, make(func_name, opcls, short))
         if func_name.startswith("_"):
             setattr(internal, func_name, fn)
         if not hasattr(module, func_name) or getattr(getattr(module, func_name), "__module__", "") == __name__:
             setattr(module, func_name, fn)
-    module._internal, module.contrib = internal, contrib
+    module._internal = internal
     prefix = "mx.sym" if make is symbol_function else "mx.nd"
-    for namespace, target in ((prefix, module), (prefix + ".contrib", contrib), (prefix + "._internal", internal)):
+    targets = [(prefix, module), (prefix + "._internal", internal)]
+    for op_prefix, submodule in submodules.items():
+        setattr(module, SUBMODULE_PREFIXES[op_prefix], submodule)
+        targets.append((prefix + "." + SUBMODULE_PREFIXES[op_prefix], submodule))
+    for namespace, target in targets:
         target.__getattr__ = _missing_names(namespace, target)
 
 

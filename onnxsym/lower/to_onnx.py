@@ -196,7 +196,7 @@ def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):
         g.scope = node.name
         ins = [values[(id(src), idx)] for src, idx in node.inputs]
         try:
-            result = node.op.lower(g, *ins)
+            result = node.op.lower_onnx(g, *ins)
         except MXNetError as err:
             raise MXNetError("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
         result = result if isinstance(result, (tuple, list)) else (result,)

@@ -1,4 +1,4 @@
-"""Products, gathers, searches and sequence ops: dot, batch_dot, linalg_gemm2, Embedding, take, pick, gather_nd,
+"""Products, gathers, searches and sequence ops: dot, batch_dot, Embedding, take, pick, gather_nd,
 one_hot, where, argmax/argmin/argmax_channel, topk, sort, argsort, SequenceMask/SequenceLast/SequenceReverse.
 
 MXNet 1.x passes indices as floats. Lowerings cast them to int64 (truncating toward zero, like the C++
@@ -195,47 +195,6 @@ class batch_dot(OpDef):
 
     def lower(self, g, lhs, rhs):
         return batch_matmul(g, lhs, rhs, self.transpose_a, self.transpose_b, len(g.shape(lhs)), g.dtype(lhs))
-
-
-@register(name="_linalg_gemm2")
-class linalg_gemm2(OpDef):
-    """out = alpha * op(A) @ op(B), batched over leading dims; rows on `axis`. Mirrors MXNet la_op.cc gemm2."""
-    aliases = ("linalg_gemm2",)
-    transpose_a: bool = param(False, doc="Multiply with transposed of first input (A).")
-    transpose_b: bool = param(False, doc="Multiply with transposed of second input (B).")
-    alpha: float = param(1.0, doc="Scalar factor multiplied with A*B.")
-    axis: int = param(-2, doc="Axis corresponding to the matrix row indices.")
-    inputs = ("A", "B")
-
-    def _perm(self, ndim):
-        """The swapaxes(axis, ndim-2) permutation that moves the row axis next to the column axis."""
-        axis = _axis(self, self.axis, ndim)
-        if axis == ndim - 1:
-            raise MXNetError("linalg_gemm2: axis %d is the column axis; it must index the matrix rows" % self.axis)
-        perm = list(range(ndim))
-        perm[axis], perm[-2] = perm[-2], perm[axis]
-        return perm
-
-    def infer_shape(self, a, b):
-        if a is None or b is None:
-            return None
-        if len(a) < 2 or len(a) != len(b):
-            raise MXNetError("linalg_gemm2: A %s and B %s must have the same number (>= 2) of dimensions"
-                             % (tuple(a), tuple(b)))
-        perm = self._perm(len(a))
-        out = _batch_matmul_shape(self, tuple(a[p] for p in perm), tuple(b[p] for p in perm), 2)
-        return [a, b], [tuple(out[p] for p in perm)]
-
-    def lower(self, g, a, b):
-        ndim, dtype = len(g.shape(a)), g.dtype(a)
-        perm = self._perm(ndim)
-        moved = perm != list(range(ndim))
-        if moved:
-            a, b = g.Transpose(a, perm=perm), g.Transpose(b, perm=perm)
-        out = batch_matmul(g, a, b, self.transpose_a, self.transpose_b, ndim, dtype)
-        if self.alpha != 1.0:
-            out = g.Mul(out, g.scalar(self.alpha, dtype))
-        return g.Transpose(out, perm=perm) if moved else out
 
 
 # ---------------------------------------------------------------- gathers

@@ -93,6 +93,11 @@ class OpDef:
         `g.is_train` (BatchNorm batch statistics, Dropout masks) and reports aux updates with `g.update_aux`."""
         raise NotImplementedError("%s has no ONNX lowering" % self.op_name)
 
+    def lower_onnx(self, g, *inputs):
+        """What the lowering pass calls: `lower`. An op with an MXNet attribute named `lower` (its dataclass field
+        hides the method: linalg potrf, trsm, extracttrian, ...) overrides this instead."""
+        return self.lower(g, *inputs)
+
     def replay(self):
         """Sampling ops: an op that recomputes this one's outputs from its inputs followed by its recorded outputs
         (mx.autograd's tape differentiates through it), or None: the recorded outputs are constants there."""

@@ -487,9 +487,10 @@ def Group(symbols):
     return Symbol([entry for s in symbols for entry in s._outputs])
 
 
-def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
+def create_symbol(func_name, *args, name=None, attr=None, _hint=None, **kwargs):
     """Apply the registered op `func_name` (an MXNet name or alias) to symbols, as MXNet's generated
-    `mx.sym.<Op>` functions do: automatic name from the function name, missing inputs as `{name}_{input}`."""
+    `mx.sym.<Op>` functions do: automatic name from the function name (`_hint`: the name of the function called,
+    `det` for mx.sym.linalg.det of `_linalg_det`), missing inputs as `{name}_{input}`."""
     opcls = get_op(func_name)
     for value in args:
         if isinstance(value, Symbol) and len(value) != 1:
@@ -500,7 +501,7 @@ def create_symbol(func_name, *args, name=None, attr=None, **kwargs):
         if len(value) != 1:
             raise MXNetError("%s: input '%s' is a symbol of %d outputs; select one with sym[i]"
                              % (func_name, key, len(value)))
-    name = NameManager.current.get(name, func_name.lower())
+    name = NameManager.current.get(name, (_hint or func_name).lower())
     attrs = symbol_attrs(params, AttrScope.current.get(attr))
     op = opcls.from_attrs(attrs, node_name=name)
     slots = bind_inputs(op, name, inputs, named)

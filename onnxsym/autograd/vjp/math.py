@@ -1,6 +1,6 @@
 """VJP rules of the remaining elementwise math ONNX ops: inverse trigonometric and hyperbolic functions, the
 activation family (Elu, Selu, Celu, HardSigmoid, HardSwish, Shrink, ThresholdedRelu, Softplus, Softsign, Gelu,
-Mish, PRelu), fmod, the variadic Sum and Mean, CastLike and Det.
+Mish, PRelu), fmod, the variadic Sum and Mean, CastLike, Det and com.microsoft Inverse.
 
 Derivatives read the forward output where it is cheaper than recomputing (Tan: 1 + y^2, Elu: y + alpha). Where a
 function has a kink the derivative at the kink is PyTorch's (Elu, Selu, Celu: the negative side's at 0; HardSwish:
@@ -289,3 +289,12 @@ def _det(g, node, out_grads):
     inverse = g.Inverse(a, _domain="com.microsoft")
     transposed = g.Transpose(inverse, perm=list(range(rank - 2)) + [rank - 1, rank - 2])
     return [g.like(g.Mul(scale, transposed), a)]
+
+
+@rule("Inverse", domain="com.microsoft")
+def _inverse(g, node, out_grads):
+    """d inv(A) = -inv(A) dA inv(A), so dA = -inv(A)^T dY inv(A)^T (MXNet la_op-inl.h inverse_backward)."""
+    a, y, dy = node.input[0], node.output[0], out_grads[0]
+    rank = len(static_shape(g, a))
+    transposed = g.Transpose(y, perm=list(range(rank - 2)) + [rank - 1, rank - 2])
+    return [g.like(g.Neg(g.MatMul(g.MatMul(transposed, dy), transposed)), a)]
