@@ -66,3 +66,18 @@ def test_dilated_3d_convolution_against_numpy():
     sym = mx.sym.Convolution(mx.sym.Variable("x"), mx.sym.Variable("w"), num_filter=3, kernel=(2, 3, 2),
                              dilate=(2, 1, 3), pad=(1, 0, 1), no_bias=True)
     mx.test_utils.check_numeric_gradient(sym, [x, w], numeric_eps=1e-2, rtol=5e-2, atol=5e-2)
+
+
+def test_operator_introspection_as_mxnets():
+    ops = mx.operator.get_all_registered_operators()
+    assert isinstance(ops, list) and "Activation" in ops and "_contrib_box_nms" in ops and "box_nms" not in ops
+    args = mx.operator.get_operator_arguments("Activation")
+    assert isinstance(args, mx.operator.OperatorArguments)
+    assert args.names == ["data", "act_type"] and args.narg == 2     # MXNet 1.9.1's own answer
+    assert args.types == ["NDArray-or-Symbol", "{'relu', 'sigmoid', 'softrelu', 'softsign', 'tanh'}, required"]
+    conv = mx.operator.get_operator_arguments("Convolution")
+    assert conv.names[:3] == ["data", "weight", "bias"]
+    assert conv.types[conv.names.index("no_bias")] == "boolean, optional, default=0"
+    assert mx.operator.get_operator_arguments("add_n").types == ["NDArray-or-Symbol[]"]
+    with pytest.raises(mx.MXNetError, match="Failed to find operator"):
+        mx.operator.get_operator_arguments("NoSuchOp")

@@ -230,11 +230,13 @@ def fluent_methods():
 
 
 @functools.lru_cache(maxsize=None)
-def _possible_inputs(opcls):
-    """Every input name the op can have under some attributes: the parameters of its lowering after the builder."""
-    names_ = [p.name for p in list(inspect.signature(opcls.lower).parameters.values())[2:]
+def possible_inputs(opcls):
+    """Every input name the op can have under some attributes, in order: the parameters of its lowering after the
+    builder (ops whose inputs depend on attributes, Convolution's bias), then any other declared input."""
+    lowering = opcls.lower_onnx if opcls.lower_onnx is not OpDef.lower_onnx else opcls.lower
+    names_ = [p.name for p in list(inspect.signature(lowering).parameters.values())[2:]
               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return frozenset(names_) | frozenset(opcls.inputs)
+    return tuple(names_) + tuple(n for n in opcls.inputs if n not in names_)
 
 
 def split_call(opcls, args, kwargs, is_input):
@@ -254,7 +256,7 @@ def split_call(opcls, args, kwargs, is_input):
     for key, value in kwargs.items():
         if is_input(value):
             named_inputs[key] = value
-        elif value is None and key in _possible_inputs(opcls):
+        elif value is None and key in possible_inputs(opcls):
             continue            # an input left out by keyword (MXNet's generated functions skip None inputs)
         elif key != "out":
             params[key] = value
