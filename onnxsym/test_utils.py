@@ -186,6 +186,8 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     grad_nodes = list(reqs)
     args = {n: NDArray(np.array(location[n], order="C"), ctx) for n in names}
     args[proj_name] = NDArray(projection, ctx)
+    if isinstance(aux_states, (list, tuple)):
+        aux_states = dict(zip(sym.list_auxiliary_states(), aux_states))
     aux = {k: NDArray(np.array(_location_array(v, dtype), order="C"), ctx)
            for k, v in (aux_states or {}).items()}
     rng = np.random.RandomState(0)

@@ -413,6 +413,18 @@ class BatchNorm(_BatchNormBase):
             input_name, {})
 
 
+@register
+class BatchNorm_v1(_BatchNormBase):
+    __doc__ = _BatchNormBase.__doc__ + (" MXNet's legacy BatchNorm_v1 (channel axis 1; its training statistics outputs "
+                                        "are the batch mean and variance): src/operator/batch_norm_v1-inl.h.")
+    float_only = True
+    _var_output = True
+
+    def input_attrs(self, input_name):
+        return {"moving_mean": {"__init__": '["zero", {}]'}, "moving_var": {"__init__": '["one", {}]'}}.get(
+            input_name, {})
+
+
 @register(name="_contrib_SyncBatchNorm")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SyncBatchNorm(_BatchNormBase):

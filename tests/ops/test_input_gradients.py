@@ -408,6 +408,7 @@ def test_clip_ties_and_crossed_bounds(tmp_path):
 MXNET_NOT_CHECKED = {
     "BatchNorm": {"moving_mean": "auxiliary state", "moving_var": "auxiliary state"},
     "_contrib_SyncBatchNorm": {"moving_mean": "auxiliary state", "moving_var": "auxiliary state"},
+    "BatchNorm_v1": {"moving_mean": "auxiliary state", "moving_var": "auxiliary state"},
     "Embedding": {"data": "indices"}, "take": {"indices": "indices"}, "pick": {"index": "indices"},
     "gather_nd": {"indices": "indices"}, "batch_take": {"indices": "indices"},
     "scatter_nd": {"indices": "indices"},

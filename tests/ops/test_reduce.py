@@ -223,6 +223,9 @@ NORM_CASES = [
            batch_norm_ref(fix_gamma=False), values=bn_values(3)),
     OpCase("_contrib_SyncBatchNorm", dict(key="bn1", ndev=2, output_mean_var=True), {"data": (2, 3, 4)},
            batch_norm_ref(output_mean_var=True), values=bn_values(3)),
+    OpCase("BatchNorm_v1", dict(fix_gamma=False), {"data": (2, 3, 4, 5)}, batch_norm_ref(fix_gamma=False),
+           values=bn_values(3)),
+    OpCase("BatchNorm_v1", {}, {"data": (4, 3)}, batch_norm_ref(), values=bn_values(3)),
     OpCase("Dropout", {}, {"data": (2, 5)}, lambda data: data,
            values={"data": np.array([[3., 0.5, -0.5, 2., 7.], [2., -0.4, 7., 3., 0.2]], "f")},
            name="Dropout-doc-inference-is-identity"),
@@ -624,12 +627,13 @@ def _bn_train(op, data, momentum=0.9, **attrs):
 @pytest.mark.parametrize("op, attrs", [("BatchNorm", dict(fix_gamma=False)), ("BatchNorm", {}),
                                        ("BatchNorm", dict(fix_gamma=False, axis=-1, eps=1e-5)),
                                        ("_contrib_SyncBatchNorm", dict(fix_gamma=False)),
-                                       ("_contrib_SyncBatchNorm", {})], ids=str)
+                                       ("_contrib_SyncBatchNorm", {}), ("BatchNorm_v1", dict(fix_gamma=False))],
+                         ids=str)
 def test_batch_norm_training_uses_batch_stats_and_updates_moving_ones(op, attrs):
     data = RNG.uniform(-2, 3, (4, 3, 5, 3)).astype(np.float32)
     exe, _, params, aux = _bn_train(op, data, momentum=0.8, output_mean_var=True, **attrs)
     out, mean, inv_std = batch_norm_train_ref(data, params["bn_gamma"], params["bn_beta"], **attrs)
-    if op == "_contrib_SyncBatchNorm":      # its third output is the batch variance (sync_batch_norm-inl.h)
+    if op != "BatchNorm":       # their third output is the batch variance (sync_batch_norm-inl.h, batch_norm_v1-inl.h)
         inv_std = data.var(axis=tuple(i for i in range(4) if i != 1))
     got = [o.asnumpy() for o in exe.forward(is_train=True)]
     for value, expected in zip(got, (out, mean, inv_std)):      # MXNet's training outputs: batch mean, inv std
