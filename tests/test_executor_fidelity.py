@@ -135,11 +135,24 @@ def test_backward_of_a_loss_runs_again(grad_req):
     _same(got, RECORDED["repeated_backward_loss/%s" % grad_req], where="SoftmaxOutput")
 
 
-def test_backward_without_training_forward_is_refused():
+def test_backward_without_a_forward_runs_the_training_forward_first():
+    # MXNet differentiates whatever its buffers hold (its test_repeat calls backward right after bind); onnxsym
+    # runs the training forward first, so the gradients are those of forward(is_train=True) + backward
     sym, shapes = executor_cases._dense_heads(mx)
-    exe = sym.simple_bind(mx.cpu(), **shapes)
-    with pytest.raises(MXNetError, match=r"forward\(is_train=True\)"):
-        exe.backward([mx.nd.ones(o.shape) for o in exe.outputs])
+    grads = []
+    for run_forward in (False, True):
+        exe = sym.simple_bind(mx.cpu(), **shapes)
+        for name, array in sorted(exe.arg_dict.items()):
+            array[:] = np.random.RandomState(len(name)).uniform(-1, 1, array.shape)
+        if run_forward:
+            exe.forward(is_train=True)
+        exe.backward([mx.nd.array(np.random.RandomState(i).uniform(size=o.shape))
+                      for i, o in enumerate(exe.outputs)])
+        grads.append({k: v.asnumpy() for k, v in exe.grad_dict.items() if v is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        np.testing.assert_array_equal(grads[0][name], grads[1][name])
+        assert np.abs(grads[0][name]).sum() > 0, name
 
 
 def test_backward_after_an_inference_forward_differentiates_it():
