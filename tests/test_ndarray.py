@@ -198,3 +198,15 @@ def test_reshape_size_errors_and_scalar_arrays_as_mxnets():
         tensor.reshape((4, 10))
     # a 0-d source gives a 0-d array (MXNet 1.9.1)
     assert mx.nd.array(np.ones([])).shape == () and mx.nd.array(2.5).asnumpy() == 2.5
+
+
+def test_numpy_conversion_and_single_element_assignment():
+    a = mx.nd.array([50000001], dtype="int32")
+    assert np.all(a == 50000001) and np.asarray(mx.nd.ones((2, 3))).shape == (2, 3)
+    assert np.asarray(mx.nd.ones((2,)), dtype=np.float64).dtype == np.float64
+    assert isinstance(np.float32(2) * mx.nd.ones(3), mx.nd.NDArray)     # numpy still defers to NDArray's operators
+    b = mx.nd.zeros(1)
+    b[0] = np.array([47.844944], dtype=np.float32)       # MXNet: x[0] of a 1-D array is a (1,) slot
+    assert b.asnumpy()[0] == np.float32(47.844944)
+    with pytest.raises(ValueError, match="cannot assign"):
+        b[0] = np.array([1.0, 2.0])

@@ -90,6 +90,13 @@ class NDArray:
         """A numpy copy of the data."""
         return self._data.copy()
 
+    def __array__(self, dtype=None, copy=None):
+        """numpy's conversion (np.asarray(x), np.all(x == 1)): a copy of the data. MXNet 1.x has none, so numpy
+        walked its arrays element by element into deeply nested object arrays (an error under numpy 2); numpy's
+        binary operators still defer to NDArray's (__array_priority__)."""
+        data = self._data.copy()
+        return data if dtype is None else data.astype(dtype, copy=False)
+
     def asscalar(self):
         if self.size != 1:
             raise ValueError("The current array is not a scalar")
@@ -288,8 +295,12 @@ class NDArray:
         try:
             self._data[key] = value
         except ValueError as err:
-            raise ValueError("cannot assign a value of shape %s to NDArray[%r] of shape %s: %s"
-                             % (np.shape(value), key, self.shape, err)) from None
+            # MXNet's legacy indexing: x[0] of a 1-D array is a (1,) slot, so a (1,) value fits a scalar position
+            target = np.shape(self._data[key])
+            if np.size(value) != int(np.prod(target)) or not np.size(value):
+                raise ValueError("cannot assign a value of shape %s to NDArray[%r] of shape %s: %s"
+                                 % (np.shape(value), key, self.shape, err)) from None
+            self._data[key] = np.reshape(value, target)
         touch(self._data)
 
     def __len__(self):
