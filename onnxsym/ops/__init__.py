@@ -1,6 +1,6 @@
 """Operator definitions, one family per module; importing this package registers them all, except `Custom`, which
 onnxsym.custom registers (its lowering needs the Symbol API and the custom-op kernels, layers above ops)."""
-from . import arrays, contrib, contrib_math, conv, creation, elemwise, indexing, loss, nn, onnx_node, random, reduce, shape, spatial, statistics  # noqa: F401  (registration side effects)
+from . import arrays, contrib, contrib_math, conv, creation, deformable, elemwise, indexing, loss, nn, onnx_node, random, reduce, shape, spatial, statistics  # noqa: F401  (registration side effects)
 from .registry import all_ops, fluent_methods, get_op, names
 
 __all__ = ["get_op", "all_ops", "names", "fluent_methods"]
