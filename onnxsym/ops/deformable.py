@@ -530,6 +530,7 @@ class RROIAlign(OpDef):
         c = lambda v: g.scalar(v, dtype)
         n, channels, height, width = g.shape(data)
         ph, pw = self.pooled_size
+        num_rois = g.shape(rois)[0]
         rois = g.stop_gradient(rois, dtype)
         scale = c(np.float32(self.spatial_scale))
         column = lambda k: g.Reshape(_column(g, rois, k), g.int64s([-1, 1, 1, 1, 1]))    # (R, 1, 1, 1, 1)
@@ -567,12 +568,40 @@ class RROIAlign(OpDef):
         valid = g.And(valid_y, valid_x)
         if in_grid is not None:
             valid = g.And(valid, in_grid)
-        rows = g.Reshape(g.Transpose(data, perm=[0, 2, 3, 1]), g.int64s([n * height * width, channels]))
-        base = g.Mul(batch, g.const(np.int64(height * width)))
-        values = _interpolate(g, _rows_fetch(g, rows), base, rows_y, rows_x, width, valid, dtype)  # (..., C)
-        sums = g.ReduceSum(values, g.int64s([3, 4]), keepdims=0)                                   # (R, PH, PW, C)
         count = g.Reshape(g.Mul(grid_h, grid_w), g.int64s([-1, 1, 1, 1]))
+        if g.is_train and in_grid is not None:
+            sums = self._by_weight_maps(g, data, batch, num_rois, rows_y, rows_x, valid, dtype)
+        else:
+            rows = g.Reshape(g.Transpose(data, perm=[0, 2, 3, 1]), g.int64s([n * height * width, channels]))
+            base = g.Mul(batch, g.const(np.int64(height * width)))
+            values = _interpolate(g, _rows_fetch(g, rows), base, rows_y, rows_x, width, valid, dtype)  # (.., C)
+            sums = g.ReduceSum(values, g.int64s([3, 4]), keepdims=0)                                # (R, PH, PW, C)
         return g.Transpose(g.Div(sums, count), perm=[0, 3, 1, 2])
+
+    def _by_weight_maps(self, g, data, batch, num_rois, rows_y, rows_x, valid, dtype):
+        """(R, PH, PW, C) sums of the samples as (R, PH*PW, H*W) interpolation maps @ data[b_r]: the adaptive
+        grid's size is only known at run time, and the gradient of a Gather needs static indices, so training
+        graphs contract the samples' row and column weights (sum_s wy_s(h) * wx_s(w), a MatMul over the samples)
+        into per-bin maps and differentiate a MatMul with the gathered images instead."""
+        _, channels, height, width = g.shape(data)
+        ph, pw = self.pooled_size
+        mask = g.cast(valid, dtype)
+
+        def weights(neighbours, size):
+            positions = g.const(np.arange(size, dtype=dtype))
+            total = None
+            for index, weight, _ in neighbours:
+                term = g.Mul(g.cast(g.Equal(g.Unsqueeze(index, g.int64s([-1])), positions), dtype),
+                             g.Unsqueeze(g.Mul(weight, mask), g.int64s([-1])))
+                total = term if total is None else g.Add(total, term)
+            return g.Reshape(total, g.int64s([num_rois, ph * pw, -1, size]))               # (R, PH*PW, S, size)
+
+        maps = g.MatMul(g.Transpose(weights(rows_y, height), perm=[0, 1, 3, 2]), weights(rows_x, width))
+        maps = g.Reshape(maps, g.int64s([num_rois, ph * pw, height * width]))
+        images = g.Reshape(g.Gather(data, g.Reshape(batch, g.int64s([-1])), axis=0),
+                           g.int64s([num_rois, channels, height * width]))
+        sums = g.MatMul(maps, g.Transpose(images, perm=[0, 2, 1]))                          # (R, PH*PW, C)
+        return g.Reshape(sums, g.int64s([num_rois, ph, pw, channels]))
 
 
 class _HalfRROIAlign:
