@@ -19,7 +19,9 @@ so backward is the VJP of those nodes, which is MXNet's backward:
 - rois never get a gradient (MXNet writes none); RROIAlign, which MXNet registers without a gradient, gets the
   derivative of its forward with respect to data.
 float16 runs in float32 inside the graph and is rounded once at the end (MXNet's CPU kernels round every step;
-its CPU DeformableConvolution has no float16 gemm and raises).
+its CPU deformable convolutions have no float16 gemm and raise). The ROI ops round their sampling geometry to
+float16 after every step as MXNet's half kernels do, since it decides which bins and points are inside (mshadow's
+half_t * double is a half_t: RROIAlign's angle is rounded twice).
 """
 import dataclasses
 import itertools
@@ -299,16 +301,35 @@ class _PSRoi(OpDef):
         p, groups = self.pooled_size, self._group()
         return np.clip(np.floor(np.arange(p, dtype=np.float64) * groups / p).astype(np.int64), 0, groups - 1)
 
-    def _roi_box(self, g, rois, dtype, shift):
+    def _roi_box(self, g, rois, dtype, shift, rounded=lambda v: v):
         """(batch index int64, x1, y1, x2, y2) of MXNet's rounded ROI in feature coordinates, each (R, 1)."""
-        scale = g.scalar(np.float32(self.spatial_scale), dtype)
+        scale = rounded(g.scalar(np.float32(self.spatial_scale), dtype))     # a DType argument of the kernel
         batch = g.cast(_column(g, rois, 0), np.int64)
-        start = [g.Mul(_c_round(g, _column(g, rois, k), dtype), scale) for k in (1, 2)]
-        end = [g.Mul(g.Add(_c_round(g, _column(g, rois, k), dtype), g.scalar(1, dtype)), scale) for k in (3, 4)]
+        start = [rounded(g.Mul(_c_round(g, _column(g, rois, k), dtype), scale)) for k in (1, 2)]
+        end = [rounded(g.Mul(rounded(g.Add(_c_round(g, _column(g, rois, k), dtype), g.scalar(1, dtype))), scale))
+               for k in (3, 4)]
         if shift:
-            start = [g.Sub(v, g.scalar(0.5, dtype)) for v in start]
-            end = [g.Sub(v, g.scalar(0.5, dtype)) for v in end]
+            start = [rounded(g.Sub(v, g.scalar(0.5, dtype))) for v in start]
+            end = [rounded(g.Sub(v, g.scalar(0.5, dtype))) for v in end]
         return batch, start, end
+
+
+class _Half:
+    """An op's float32 lowering with its geometry rounded to float16 after every step (the float16 op runs in
+    float32; MXNet's half kernels round every step, and the rounded sample positions decide what is inside)."""
+
+    def __init__(self, op):
+        self.op = op
+
+    def lower(self, g, *inputs):
+        return self.op._lower(g, *inputs, half=True)
+
+
+def _rounding(g, half):
+    """(rounded, add, sub, mul, div): identity and the plain ops, or each rounded to float16 and back."""
+    rounded = (lambda v: g.cast(g.cast(v, np.float16), np.float32)) if half else (lambda v: v)
+    return (rounded, lambda a, b: rounded(g.Add(a, b)), lambda a, b: rounded(g.Sub(a, b)),
+            lambda a, b: rounded(g.Mul(a, b)), lambda a, b: rounded(g.Div(a, b)))
 
 
 @register(name="_contrib_PSROIPooling")
@@ -338,16 +359,20 @@ class PSROIPooling(_PSRoi):
 
     def lower(self, g, data, rois):
         if g.dtype(data) == np.float16:
-            return _via_float32(g, self, (data, rois))
+            return _via_float32(g, _Half(self), (data, rois))
+        return self._lower(g, data, rois)
+
+    def _lower(self, g, data, rois, half=False):
         dtype = g.dtype(data)
         _, channels, height, width = g.shape(data)
         p, groups, dim = self.pooled_size, self._group(), self.output_dim
         rois = g.stop_gradient(rois, dtype)
-        batch, (x1, y1), (x2, y2) = self._roi_box(g, rois, dtype, shift=False)
+        ops = _rounding(g, half)
+        batch, (x1, y1), (x2, y2) = self._roi_box(g, rois, dtype, False, ops[0])
         if channels > dim * groups * groups:
             data = g.Slice(data, g.int64s([0]), g.int64s([dim * groups * groups]), g.int64s([1]))
-        rows, rows_n = self._bins(g, y1, y2, height, dtype)
-        cols, cols_n = self._bins(g, x1, x2, width, dtype)
+        rows, rows_n = self._bins(g, y1, y2, height, dtype, ops)
+        cols, cols_n = self._bins(g, x1, x2, width, dtype, ops)
         images = g.Gather(data, g.Reshape(batch, g.int64s([-1])), axis=0)                   # (R, C, H, W)
         sums = g.MatMul(g.Unsqueeze(rows, g.int64s([1])),
                         g.MatMul(images, g.Unsqueeze(g.Transpose(cols, perm=[0, 2, 1]), g.int64s([1]))))
@@ -358,15 +383,16 @@ class PSROIPooling(_PSRoi):
         area = g.Mul(g.Unsqueeze(rows_n, g.int64s([2])), g.Unsqueeze(cols_n, g.int64s([1])))   # (R, P, P)
         return g.Div(sums, g.Unsqueeze(g.Max(area, g.scalar(1, dtype)), g.int64s([1])))
 
-    def _bins(self, g, lo, hi, size, dtype):
+    def _bins(self, g, lo, hi, size, dtype, ops):
         """(R, P, size) masks of the rows (columns) of each bin and (R, P) their counts."""
         c = lambda v: g.scalar(v, dtype)
+        rounded, add, sub, mul, div = ops
         p = self.pooled_size
-        bin_size = g.Div(g.Max(g.Sub(hi, lo), c(0.1)), c(p))
+        bin_size = div(g.Max(sub(hi, lo), rounded(c(0.1))), c(p))
         index = g.const(np.arange(p, dtype=dtype).reshape(1, -1))
         clip = lambda v: g.Min(g.Max(v, c(0)), c(size))
-        first = clip(g.Floor(g.Add(g.Mul(index, bin_size), lo)))
-        last = clip(g.Ceil(g.Add(g.Mul(g.Add(index, c(1)), bin_size), lo)))
+        first = clip(g.Floor(add(mul(index, bin_size), lo)))
+        last = clip(g.Ceil(add(mul(g.Add(index, c(1)), bin_size), lo)))
         pos = g.const(np.arange(size, dtype=dtype).reshape(1, 1, -1))
         mask = g.And(g.GreaterOrEqual(pos, g.Unsqueeze(first, g.int64s([2]))),
                      g.Less(pos, g.Unsqueeze(last, g.int64s([2]))))
@@ -427,39 +453,44 @@ class DeformablePSROIPooling(_PSRoi):
 
     def lower(self, g, data, rois, trans=None):
         if g.dtype(data) == np.float16:
-            return _via_float32(g, self, (data, rois, trans))
+            return _via_float32(g, _Half(self), (data, rois, trans))
+        return self._lower(g, data, rois, trans)
+
+    def _lower(self, g, data, rois, trans, half=False):
         dtype = g.dtype(data)
         c = lambda v: g.scalar(v, dtype)
+        rounded, add, sub, mul, div = _rounding(g, half)
         n, channels, height, width = g.shape(data)
         p, groups, dim, s = self.pooled_size, self.group_size, self.output_dim, self.sample_per_part
         part = self._part()
         count = g.shape(rois)[0]
         rois = g.stop_gradient(rois, dtype)
-        batch, (x1, y1), (x2, y2) = self._roi_box(g, rois, dtype, shift=True)
-        roi_w, roi_h = g.Max(g.Sub(x2, x1), c(0.1)), g.Max(g.Sub(y2, y1), c(0.1))       # (R, 1)
-        bin_w, bin_h = g.Div(roi_w, c(p)), g.Div(roi_h, c(p))
-        sub_w, sub_h = g.Div(bin_w, c(s)), g.Div(bin_h, c(s))
+        batch, (x1, y1), (x2, y2) = self._roi_box(g, rois, dtype, True, rounded)
+        roi_w, roi_h = g.Max(sub(x2, x1), rounded(c(0.1))), g.Max(sub(y2, y1), rounded(c(0.1)))     # (R, 1)
+        bin_w, bin_h = div(roi_w, c(p)), div(roi_h, c(p))
+        sub_w, sub_h = div(bin_w, c(s)), div(bin_h, c(s))
         # axes of the samples: (R, dim, P_i, P_j, S_i, S_j)
         at = lambda values, axis: g.const(np.asarray(values, dtype=dtype).reshape([-1 if a == axis else 1
                                                                                   for a in range(6)]))
         unsqueeze = lambda v: g.Reshape(v, g.int64s([-1, 1, 1, 1, 1, 1]))
-        x = g.Add(g.Mul(at(np.arange(p), 3), unsqueeze(bin_w)), unsqueeze(x1))
-        y = g.Add(g.Mul(at(np.arange(p), 2), unsqueeze(bin_h)), unsqueeze(y1))
+        x = add(mul(at(np.arange(p), 3), unsqueeze(bin_w)), unsqueeze(x1))
+        y = add(mul(at(np.arange(p), 2), unsqueeze(bin_h)), unsqueeze(y1))
         if not self.no_trans:
             classes = g.shape(trans)[1] // 2
             per_class = dim // classes
-            part_i = np.floor(np.arange(p, dtype=dtype) / dtype.type(p) * dtype.type(part)).astype(np.int64)
+            exact = np.float16 if half else np.dtype(dtype).type
+            part_i = np.floor(np.arange(p, dtype=exact) / exact(p) * exact(part)).astype(np.int64)
             cls = np.arange(dim) // per_class
             pick = lambda k: ((cls[:, None, None] * 2 + k) * part + part_i[None, :, None]) * part + part_i[None, None, :]
             if g.shape(trans)[0] != count:      # MXNet reads the first num_rois rows
                 trans = g.Slice(trans, g.int64s([0]), g.int64s([count]), g.int64s([0]))
             table = g.Reshape(trans, g.int64s([count, -1]))                                  # (R, 2*cls*part^2)
-            std = c(np.float32(self.trans_std))
-            shift = lambda k: g.Unsqueeze(g.Mul(g.Gather(table, g.const(pick(k)), axis=1), std), g.int64s([4, 5]))
-            x = g.Add(x, g.Mul(shift(0), unsqueeze(roi_w)))
-            y = g.Add(y, g.Mul(shift(1), unsqueeze(roi_h)))
-        x = g.Add(x, g.Mul(at(np.arange(s), 5), unsqueeze(sub_w)))
-        y = g.Add(y, g.Mul(at(np.arange(s), 4), unsqueeze(sub_h)))
+            std = rounded(c(np.float32(self.trans_std)))
+            shift = lambda k: g.Unsqueeze(mul(g.Gather(table, g.const(pick(k)), axis=1), std), g.int64s([4, 5]))
+            x = add(x, mul(shift(0), unsqueeze(roi_w)))
+            y = add(y, mul(shift(1), unsqueeze(roi_h)))
+        x = add(x, mul(at(np.arange(s), 5), unsqueeze(sub_w)))
+        y = add(y, mul(at(np.arange(s), 4), unsqueeze(sub_h)))
         rows_y, valid_y = _neighbours_psroi(g, y, height, dtype)
         rows_x, valid_x = _neighbours_psroi(g, x, width, dtype)
         valid = g.And(valid_y, valid_x)                                                  # (R, dim, P, P, S, S)
@@ -520,13 +551,14 @@ class RROIAlign(OpDef):
 
     def lower(self, g, data, rois):
         if g.dtype(data) == np.float16:
-            return _via_float32(g, _HalfRROIAlign(self), (data, rois))
-        return self._lower(g, data, rois, lambda v: v)
+            return _via_float32(g, _Half(self), (data, rois))
+        return self._lower(g, data, rois)
 
-    def _lower(self, g, data, rois, rounded):
-        """`rounded` rounds the geometry to the data's precision (float16 computed in float32: MXNet's half
-        kernel rounds the angle, its cosine and sine and every sample position, which decides what is inside)."""
+    def _lower(self, g, data, rois, half=False):
+        """`half`: float16 data computed in float32 with the geometry rounded to float16 after every step, as
+        MXNet's half kernel computes it (the rounded sample positions decide which points are inside)."""
         dtype = g.dtype(data)
+        rounded, add, sub, mul, div = _rounding(g, half)
         c = lambda v: g.scalar(v, dtype)
         n, channels, height, width = g.shape(data)
         ph, pw = self.pooled_size
@@ -535,14 +567,16 @@ class RROIAlign(OpDef):
         scale = c(np.float32(self.spatial_scale))
         column = lambda k: g.Reshape(_column(g, rois, k), g.int64s([-1, 1, 1, 1, 1]))    # (R, 1, 1, 1, 1)
         batch = g.cast(column(0), np.int64)
-        center_x, center_y = g.Mul(column(1), scale), g.Mul(column(2), scale)
-        roi_w, roi_h = g.Max(g.Mul(column(3), scale), c(1)), g.Max(g.Mul(column(4), scale), c(1))
-        # theta = rois[5] * M_PI / 180.0 in double, then stored as DType
-        theta = rounded(g.cast(g.Div(g.Mul(g.cast(column(5), np.float64), g.scalar(math.pi, np.float64)),
-                                     g.scalar(180.0, np.float64)), dtype))
+        # every step rounded to the data's precision (float16), as MXNet's kernel computes in DType
+        center_x, center_y = mul(column(1), scale), mul(column(2), scale)
+        roi_w, roi_h = g.Max(mul(column(3), scale), c(1)), g.Max(mul(column(4), scale), c(1))
+        if half:    # mshadow's half_t * double is a half_t: rois[5] * M_PI rounds before / 180.0
+            theta = div(mul(column(5), c(math.pi)), c(180.0))
+        else:       # rois[5] * M_PI / 180.0 in double, then stored as DType
+            theta = g.cast(g.Div(g.Mul(g.cast(column(5), np.float64), g.scalar(math.pi, np.float64)),
+                                 g.scalar(180.0, np.float64)), dtype)
         cos, sin = rounded(g.Cos(theta)), rounded(g.Sin(theta))
-        center_x, center_y, roi_w, roi_h = (rounded(v) for v in (center_x, center_y, roi_w, roi_h))
-        bin_h, bin_w = g.Div(roi_h, c(ph)), g.Div(roi_w, c(pw))
+        bin_h, bin_w = div(roi_h, c(ph)), div(roi_w, c(pw))
         # axes (R, PH, PW, GH, GW); the grid is sampling_ratio a side, or ceil(roi / pooled) per ROI padded to the
         # largest with points that count for nothing
         at = lambda values, axis: g.Reshape(values, g.int64s([-1 if a == axis else 1 for a in range(5)]))
@@ -551,18 +585,18 @@ class RROIAlign(OpDef):
             steps_h = steps_w = g.const(np.arange(self.sampling_ratio, dtype=dtype))
             in_grid = None
         else:
-            grid_h, grid_w = g.Ceil(g.Div(roi_h, c(ph))), g.Ceil(g.Div(roi_w, c(pw)))
+            grid_h, grid_w = g.Ceil(div(roi_h, c(ph))), g.Ceil(div(roi_w, c(pw)))
             longest = lambda v: g.cast(g.ReduceMax(v, keepdims=0), np.int64)
             steps_h = g.cast(g.Range(g.const(np.int64(0)), longest(grid_h), g.const(np.int64(1))), dtype)
             steps_w = g.cast(g.Range(g.const(np.int64(0)), longest(grid_w), g.const(np.int64(1))), dtype)
             in_grid = g.And(g.Less(at(steps_h, 3), grid_h), g.Less(at(steps_w, 4), grid_w))
-        yy = g.Add(g.Add(g.Div(roi_h, c(-2.0)), g.Mul(at(g.const(np.arange(ph, dtype=dtype)), 1), bin_h)),
-                   g.Div(g.Mul(g.Add(at(steps_h, 3), c(0.5)), bin_h), grid_h))
-        xx = g.Add(g.Add(g.Div(roi_w, c(-2.0)), g.Mul(at(g.const(np.arange(pw, dtype=dtype)), 2), bin_w)),
-                   g.Div(g.Mul(g.Add(at(steps_w, 4), c(0.5)), bin_w), grid_w))
-        xx, yy = rounded(xx), rounded(yy)
-        x = rounded(g.Add(g.Add(g.Mul(xx, cos), g.Mul(yy, sin)), center_x))
-        y = rounded(g.Add(g.Sub(g.Mul(yy, cos), g.Mul(xx, sin)), center_y))
+        # roi_start + p * bin + (i + .5) * bin / grid, the start being -size / 2 about the centre
+        yy = add(add(div(roi_h, c(-2.0)), mul(at(g.const(np.arange(ph, dtype=dtype)), 1), bin_h)),
+                 div(mul(g.Add(at(steps_h, 3), c(0.5)), bin_h), grid_h))
+        xx = add(add(div(roi_w, c(-2.0)), mul(at(g.const(np.arange(pw, dtype=dtype)), 2), bin_w)),
+                 div(mul(g.Add(at(steps_w, 4), c(0.5)), bin_w), grid_w))
+        x = add(add(mul(xx, cos), mul(yy, sin)), center_x)
+        y = add(sub(mul(yy, cos), mul(xx, sin)), center_y)
         rows_y, valid_y = _neighbours_rroi(g, y, height, dtype)
         rows_x, valid_x = _neighbours_rroi(g, x, width, dtype)
         valid = g.And(valid_y, valid_x)
@@ -602,16 +636,6 @@ class RROIAlign(OpDef):
                            g.int64s([num_rois, channels, height * width]))
         sums = g.MatMul(maps, g.Transpose(images, perm=[0, 2, 1]))                          # (R, PH*PW, C)
         return g.Reshape(sums, g.int64s([num_rois, ph, pw, channels]))
-
-
-class _HalfRROIAlign:
-    """RROIAlign's float32 lowering with its geometry rounded to float16 (the float16 op runs in float32)."""
-
-    def __init__(self, op):
-        self.op = op
-
-    def lower(self, g, data, rois):
-        return self.op._lower(g, data, rois, lambda v: g.cast(g.cast(v, np.float16), np.float32))
 
 
 def _neighbours_rroi(g, coordinate, size, dtype):
