@@ -315,3 +315,128 @@ def test_roi_ops_numpy_and_finite_differences(case):
     exe.forward(is_train=True)
     exe.backward([mx.nd.ones(exe.outputs[0].shape, dtype="float64")])
     assert not exe.grad_dict["rois"].asnumpy().any()
+
+
+def test_float16_convolutions_against_numpy():
+    """MXNet's CPU refuses float16 deformable convolutions (no float16 gemm); onnxsym computes them in float32."""
+    for case in CONV_CASES[:1] + CONV_CASES[2:3]:
+        half = OpCase(case.op, case.attrs, case.shapes, case.ref, dtype="float16", rtol=1e-2, atol=1e-2,
+                      values={k: v.astype(np.float16) for k, v in case.values.items()})
+        sym = half.symbol()
+        arrays = half.inputs(sym)
+        want = case.ref(**{k: v.astype(np.float64) for k, v in arrays.items()})
+        exe = sym.bind(mx.cpu(), args={k: mx.nd.array(v, dtype="float16") for k, v in arrays.items()},
+                       args_grad={k: mx.nd.zeros(v.shape, dtype="float16") for k, v in arrays.items()})
+        out = exe.forward(is_train=True)[0]
+        assert out.dtype == np.float16
+        np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-2, atol=1e-2)
+        exe.backward([mx.nd.ones(out.shape, dtype="float16")])
+        assert all(g.dtype == np.float16 and np.isfinite(g.asnumpy()).all() for g in exe.grad_arrays)
+        wide = sym.bind(mx.cpu(), args={k: mx.nd.array(v, dtype="float64") for k, v in arrays.items()},
+                        args_grad={k: mx.nd.zeros(v.shape, dtype="float64") for k, v in arrays.items()})
+        wide.forward(is_train=True)
+        wide.backward([mx.nd.ones(out.shape, dtype="float64")])
+        for name in ("data", "weight", "offset"):
+            np.testing.assert_allclose(exe.grad_dict[name].asnumpy(), wide.grad_dict[name].asnumpy(),
+                                       rtol=3e-2, atol=3e-2, err_msg=name)
+
+
+def test_names_shapes_and_hidden_outputs():
+    data, rois = mx.sym.Variable("data"), mx.sym.Variable("rois")
+    dcn = mx.sym.contrib.DeformableConvolution(data, kernel=(3, 3), num_filter=2, name="dc")
+    assert dcn.list_arguments() == ["data", "dc_offset", "dc_weight", "dc_bias"]
+    assert dcn.infer_shape(data=(1, 4, 5, 5), dc_offset=(1, 18, 3, 3)) == (
+        [(1, 4, 5, 5), (1, 18, 3, 3), (2, 4, 3, 3), (2,)], [(1, 2, 3, 3)], [])
+    mdcn = mx.sym.contrib.ModulatedDeformableConvolution(data, kernel=(3, 3), num_filter=2, num_deformable_group=2,
+                                                         name="mdc", no_bias=True)
+    assert mdcn.list_arguments() == ["data", "mdc_offset", "mdc_mask", "mdc_weight"]
+    assert mdcn.infer_shape(data=(1, 4, 5, 5), mdc_offset=(1, 36, 3, 3), mdc_mask=(1, 18, 3, 3))[0][3] == (2, 4, 3, 3)
+    assert mdcn.infer_type(data="float64")[1] == [np.float64]
+    dps = mx.sym.contrib.DeformablePSROIPooling(data, rois, spatial_scale=0.1, output_dim=2, pooled_size=2,
+                                                group_size=2, name="dps")
+    assert dps.list_arguments() == ["data", "rois", "dps_trans"] and dps.list_outputs() == ["dps_output"]
+    assert dps.get_internals().list_outputs()[-1] == "dps_output"
+    assert dps.infer_shape(data=(1, 8, 5, 5), rois=(3, 5), dps_trans=(3, 4, 2, 2))[1] == [(3, 2, 2, 2)]
+    psr = mx.sym.contrib.PSROIPooling(data, rois, spatial_scale=0.1, output_dim=2, pooled_size=2, name="ps")
+    assert psr.list_arguments() == ["data", "rois"] and psr.list_outputs() == ["ps_output"]
+    rr = mx.sym.contrib.RROIAlign(data, rois, pooled_size=(2, 3), spatial_scale=0.5, name="rr")
+    assert rr.infer_shape(data=(2, 3, 5, 5), rois=(4, 6))[1] == [(4, 3, 2, 3)]
+    # the hidden top_count output holds MXNet's per-bin point counts
+    meta, arrays = FIXTURE["dpsroi_float32"]
+    out = mx.nd.contrib.DeformablePSROIPooling(*(mx.nd.array(arrays["in:" + k]) for k in meta["inputs"]),
+                                               **meta["attrs"])
+    assert out.shape == arrays["out:0"].shape
+
+
+@pytest.mark.parametrize("build, shapes, words", [
+    (lambda d, e: mx.sym.contrib.DeformableConvolution(d, e, kernel=(3, 3), num_filter=2),
+     {"d": (1, 4, 5, 5), "e": (1, 9, 3, 3)}, ["'offset'", "(1, 18, 3, 3)"]),
+    (lambda d, e: mx.sym.contrib.DeformableConvolution(d, e, kernel=(3, 3), num_filter=2),
+     {"d": (1, 4, 5, 5), "e": (1, 18, 5, 5)}, ["'offset'", "(1, 18, 3, 3)"]),
+    (lambda d, e: mx.sym.contrib.DeformableConvolution(d, e, kernel=(3, 3), num_filter=2, num_deformable_group=3),
+     {"d": (1, 4, 5, 5), "e": (1, 54, 3, 3)}, ["num_deformable_group=3"]),
+    (lambda d, e: mx.sym.contrib.DeformableConvolution(d, e, kernel=(3, 3), num_filter=2, num_group=3),
+     {"d": (1, 4, 5, 5), "e": (1, 18, 3, 3)}, ["num_filter=2"]),
+    (lambda d, e: mx.sym.contrib.DeformableConvolution(d, e, kernel=(7, 7), num_filter=2),
+     {"d": (1, 4, 5, 5), "e": (1, 98, 1, 1)}, ["kernel size exceeds input"]),
+    (lambda d, e: mx.sym.contrib.DeformableConvolution(d, e, kernel=(3, 3), num_filter=2),
+     {"d": (4, 5, 5), "e": (1, 18, 3, 3)}, ["'data'", "4-D"]),
+    (lambda d, e: mx.sym.contrib.ModulatedDeformableConvolution(d, e, mx.sym.Variable("m"), kernel=(3, 3),
+                                                                num_filter=2),
+     {"d": (1, 4, 5, 5), "e": (1, 18, 3, 3), "m": (1, 18, 3, 3)},
+     ["'mask'", "(1, 9, 3, 3)"]),
+    (lambda d, e: mx.sym.contrib.ModulatedDeformableConvolution(d, e, kernel=(3, 3), num_filter=2, im2col_step=2),
+     {"d": (3, 4, 5, 5)}, ["im2col_step"]),
+    (lambda d, e: mx.sym.contrib.PSROIPooling(d, e, spatial_scale=0.5, output_dim=2, pooled_size=2),
+     {"d": (1, 8, 5, 5), "e": (2, 4)}, ["'rois'", "(num_rois, 5)"]),
+    (lambda d, e: mx.sym.contrib.PSROIPooling(d, e, spatial_scale=0.5, output_dim=3, pooled_size=2),
+     {"d": (1, 8, 5, 5), "e": (2, 5)}, ["8 channels", "12"]),
+    (lambda d, e: mx.sym.contrib.DeformablePSROIPooling(d, e, spatial_scale=0.5, output_dim=2, pooled_size=2,
+                                                        group_size=2, name="p"),
+     {"d": (1, 8, 5, 5), "e": (2, 5), "p_trans": (2, 4, 3, 3)}, ["'trans'", "part_size=2"]),
+    (lambda d, e: mx.sym.contrib.DeformablePSROIPooling(d, e, spatial_scale=0.5, output_dim=2, pooled_size=2,
+                                                        group_size=2, name="p"),
+     {"d": (1, 8, 5, 5), "e": (2, 5), "p_trans": (2, 6, 2, 2)}, ["'trans'", "output_dim=2"]),
+    (lambda d, e: mx.sym.contrib.RROIAlign(d, e, pooled_size=(2, 2), spatial_scale=0.5),
+     {"d": (1, 8, 5, 5), "e": (2, 5)}, ["'rois'", "(num_rois, 6)"]),
+    (lambda d, e: mx.sym.contrib.RROIAlign(d, e, pooled_size=(2, 2), spatial_scale=0.5),
+     {"d": (8, 5, 5), "e": (2, 6)}, ["'data'", "4-D"]),
+])
+def test_shape_errors(build, shapes, words):
+    with pytest.raises(MXNetError) as err:
+        build(mx.sym.Variable("d"), mx.sym.Variable("e")).infer_shape(**shapes)
+    for word in words:
+        assert word in str(err.value)
+
+
+@pytest.mark.parametrize("op, attrs, word", [
+    ("DeformableConvolution", dict(kernel=(3, 3)), "num_filter"),
+    ("DeformableConvolution", dict(kernel=(3, 3, 3), num_filter=2), "3D kernel .* not supported"),
+    ("DeformableConvolution", dict(kernel=(3,), num_filter=2), "2-D kernels"),
+    ("DeformableConvolution", dict(kernel=(3, 3), num_filter=2, stride=(1,)), "stride"),
+    ("DeformableConvolution", dict(kernel=(3, 3), num_filter=2, num_deformable_group=0), "num_deformable_group"),
+    ("DeformableConvolution", dict(kernel=(3, 3), num_filter=2, layout="NHWC"), "layout"),
+    ("ModulatedDeformableConvolution", dict(kernel=(0, 3), num_filter=2), "incorrect kernel size"),
+    ("PSROIPooling", dict(spatial_scale=0.5, output_dim=2), "pooled_size"),
+    ("PSROIPooling", dict(spatial_scale=1.5, output_dim=2, pooled_size=2), "spatial_scale"),
+    ("PSROIPooling", dict(spatial_scale=0.5, output_dim=0, pooled_size=2), "output_dim"),
+    ("DeformablePSROIPooling", dict(spatial_scale=0.5, output_dim=2, pooled_size=2), "group_size"),
+    ("DeformablePSROIPooling", dict(spatial_scale=0.5, output_dim=2, pooled_size=2, group_size=2,
+                                    sample_per_part=0), "sample_per_part"),
+    ("DeformablePSROIPooling", dict(spatial_scale=0.5, output_dim=2, pooled_size=2, group_size=2, trans_std=2.0),
+     "trans_std"),
+    ("RROIAlign", dict(pooled_size=(2, 2, 2), spatial_scale=0.5), "pooled_size"),
+    ("RROIAlign", dict(spatial_scale=0.5), "pooled_size"),
+])
+def test_attribute_errors(op, attrs, word):
+    with pytest.raises(MXNetError, match=word):
+        getattr(mx.sym.contrib, op)(mx.sym.Variable("d"), mx.sym.Variable("e"), **attrs)
+
+
+def test_type_errors():
+    with pytest.raises(MXNetError, match="Non-uniform data type"):
+        mx.sym.contrib.PSROIPooling(mx.sym.Variable("d"), mx.sym.Variable("r"), spatial_scale=0.5, output_dim=2,
+                                    pooled_size=2).infer_type(d="float64", r="float32")
+    with pytest.raises(MXNetError, match="floating point"):
+        mx.nd.contrib.RROIAlign(mx.nd.ones((1, 1, 3, 3), dtype="int32"), mx.nd.ones((1, 6), dtype="int32"),
+                                pooled_size=(1, 1), spatial_scale=1.0)
