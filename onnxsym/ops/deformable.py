@@ -65,8 +65,8 @@ def _interpolate(g, fetch, base, rows_y, rows_x, width, valid, dtype):
             mask = g.And(mask, more)
         weight = g.Mul(row_w, col_w)
         if mask is not None:
-            row, col = g.Where(mask, row, zero), g.Where(mask, col, zero)
-            weight = g.Mul(weight, g.cast(mask, dtype))
+            # Where, not a product with the mask: a NaN or infinite position not read gives 0, as in MXNet
+            row, col, weight = g.Where(mask, row, zero), g.Where(mask, col, zero), g.Where(mask, weight, zero)
         index = g.Add(base, g.Add(g.Mul(g.cast(row, np.int64), g.const(np.asarray(width, np.int64))),
                                   g.cast(col, np.int64)))
         term = fetch(index, weight)

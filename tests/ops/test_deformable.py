@@ -440,3 +440,22 @@ def test_type_errors():
     with pytest.raises(MXNetError, match="floating point"):
         mx.nd.contrib.RROIAlign(mx.nd.ones((1, 1, 3, 3), dtype="int32"), mx.nd.ones((1, 6), dtype="int32"),
                                 pooled_size=(1, 1), spatial_scale=1.0)
+
+
+def test_nan_and_far_offsets_read_nothing():
+    """Offsets of NaN, +-inf or far outside the image sample nothing (MXNet's bounds checks are false): only the
+    bias remains, and the data gradient is 0."""
+    for op, extra in (("DeformableConvolution", {}), ("ModulatedDeformableConvolution", {"mask": np.ones((1, 4, 2, 2))})):
+        offset = np.full((1, 8, 2, 2), np.nan)
+        offset[0, :, 0] = [[np.inf, -np.inf]] * 8
+        offset[0, :, 1, 1] = 1e30
+        args = dict(data=np.ones((1, 1, 3, 3)), offset=offset, **extra, weight=np.ones((1, 1, 2, 2)),
+                    bias=np.array([0.5]))
+        args = {k: mx.nd.array(v, dtype="float64") for k, v in args.items()}
+        grads = {k: mx.nd.zeros(v.shape, dtype="float64") for k, v in args.items()}
+        sym = getattr(mx.sym.contrib, op)(*(mx.sym.Variable(k) for k in args), kernel=(2, 2), num_filter=1)
+        exe = sym.bind(mx.cpu(), args=args, args_grad=grads)
+        out = exe.forward(is_train=True)[0].asnumpy()
+        np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 0.5))
+        exe.backward([mx.nd.ones((1, 1, 2, 2), dtype="float64")])
+        np.testing.assert_array_equal(grads["data"].asnumpy(), 0)
