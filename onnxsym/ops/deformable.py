@@ -106,7 +106,8 @@ class _Deformable(_Kernel):
             raise MXNetError("%s: only 2-D kernels are implemented (as in MXNet), got kernel=%s"
                              % (self.op_name, tuple(self.kernel)))
         if self.num_deformable_group < 1:
-            raise MXNetError("%s: num_deformable_group must be >= 1, got %d" % (self.op_name, self.num_deformable_group))
+            raise MXNetError("%s: num_deformable_group must be >= 1, got %d"
+                             % (self.op_name, self.num_deformable_group))
 
     def input_names(self):
         head = ("data", "offset", "mask") if self.modulated else ("data", "offset")
@@ -130,8 +131,8 @@ class _Deformable(_Kernel):
         for i, (x, k, s, d, p) in enumerate(zip(data[2:], kernel, stride, dilate, pad)):
             span = d * (k - 1) + 1
             if span > x + 2 * p:
-                raise MXNetError("%s: kernel size exceeds input: dilated kernel %d > padded input %d on spatial axis %d "
-                                 "of 'data' %s" % (self.op_name, span, x + 2 * p, i, fmt(data)))
+                raise MXNetError("%s: kernel size exceeds input: dilated kernel %d > padded input %d on spatial "
+                                 "axis %d of 'data' %s" % (self.op_name, span, x + 2 * p, i, fmt(data)))
             out.append((x + 2 * p - span) // s + 1)
         taps = kernel[0] * kernel[1]
         if self.modulated and self.num_filter % self.num_deformable_group:
@@ -181,7 +182,8 @@ class _Deformable(_Kernel):
         rows = g.Reshape(g.Transpose(images, perm=[0, 2, 1]), g.int64s([n * groups * height * width, per_group]))
         base = g.const((np.arange(n * groups, dtype=np.int64) * (height * width)).reshape(-1, 1, 1))
         if self.modulated:
-            rows_y, rows_x, valid = _neighbours_inside(g, y, height, dtype), _neighbours_inside(g, x, width, dtype), None
+            rows_y, rows_x = _neighbours_inside(g, y, height, dtype), _neighbours_inside(g, x, width, dtype)
+            valid = None
         else:
             (rows_y, valid_y), (rows_x, valid_x) = _neighbours_clamped(g, y, height, dtype), \
                 _neighbours_clamped(g, x, width, dtype)
@@ -481,7 +483,8 @@ class DeformablePSROIPooling(_PSRoi):
             exact = np.float16 if half else np.dtype(dtype).type
             part_i = np.floor(np.arange(p, dtype=exact) / exact(p) * exact(part)).astype(np.int64)
             cls = np.arange(dim) // per_class
-            pick = lambda k: ((cls[:, None, None] * 2 + k) * part + part_i[None, :, None]) * part + part_i[None, None, :]
+            pick = lambda k: (((cls[:, None, None] * 2 + k) * part + part_i[None, :, None]) * part
+                              + part_i[None, None, :])
             if g.shape(trans)[0] != count:      # MXNet reads the first num_rois rows
                 trans = g.Slice(trans, g.int64s([0]), g.int64s([count]), g.int64s([0]))
             table = g.Reshape(trans, g.int64s([count, -1]))                                  # (R, 2*cls*part^2)

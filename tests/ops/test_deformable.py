@@ -445,7 +445,8 @@ def test_type_errors():
 def test_nan_and_far_offsets_read_nothing():
     """Offsets of NaN, +-inf or far outside the image sample nothing (MXNet's bounds checks are false): only the
     bias remains, and the data gradient is 0."""
-    for op, extra in (("DeformableConvolution", {}), ("ModulatedDeformableConvolution", {"mask": np.ones((1, 4, 2, 2))})):
+    for op, extra in (("DeformableConvolution", {}),
+                      ("ModulatedDeformableConvolution", {"mask": np.ones((1, 4, 2, 2))})):
         offset = np.full((1, 8, 2, 2), np.nan)
         offset[0, :, 0] = [[np.inf, -np.inf]] * 8
         offset[0, :, 1, 1] = 1e30
