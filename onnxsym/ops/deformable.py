@@ -80,8 +80,13 @@ def _rows_fetch(g, rows):
     return lambda index, weight: g.Mul(g.Gather(rows, index, axis=0), g.Unsqueeze(weight, last))
 
 
-def _elements_fetch(g, flat):
-    return lambda index, weight: g.Mul(g.Gather(flat, index, axis=0), weight)
+def _elements_fetch(g, flat, shape):
+    """fetch(index, weight) for a flat array: its elements at index (of `shape`) times weight. GatherElements on
+    the flat index: twice as fast as Gather's per-index blocks in onnxruntime 1.23 (CPU)."""
+    def fetch(index, weight):
+        picked = g.GatherElements(flat, g.Reshape(index, g.int64s([-1])), axis=0)
+        return g.Mul(g.Reshape(picked, g.int64s(shape)), weight)
+    return fetch
 
 
 def _c_round(g, value, dtype):
@@ -482,42 +487,44 @@ class DeformablePSROIPooling(_PSRoi):
         roi_w, roi_h = g.Max(sub(x2, x1), rounded(c(0.1))), g.Max(sub(y2, y1), rounded(c(0.1)))     # (R, 1)
         bin_w, bin_h = div(roi_w, c(p)), div(roi_h, c(p))
         sub_w, sub_h = div(bin_w, c(s)), div(bin_h, c(s))
-        # axes of the samples: (R, dim, P_i, P_j, S_i, S_j)
+        # axes of the samples: (R, class K, channel of the class Q, P_i, P_j, S_i, S_j); the positions depend on
+        # the class only (one for no_trans), so they are computed once for the Q channels of a class
+        classes = 1 if self.no_trans else g.shape(trans)[1] // 2
+        per_class = dim // classes
         at = lambda values, axis: g.const(np.asarray(values, dtype=dtype).reshape([-1 if a == axis else 1
-                                                                                  for a in range(6)]))
-        unsqueeze = lambda v: g.Reshape(v, g.int64s([-1, 1, 1, 1, 1, 1]))
-        x = add(mul(at(np.arange(p), 3), unsqueeze(bin_w)), unsqueeze(x1))
-        y = add(mul(at(np.arange(p), 2), unsqueeze(bin_h)), unsqueeze(y1))
+                                                                                  for a in range(7)]))
+        unsqueeze = lambda v: g.Reshape(v, g.int64s([-1, 1, 1, 1, 1, 1, 1]))
+        x = add(mul(at(np.arange(p), 4), unsqueeze(bin_w)), unsqueeze(x1))
+        y = add(mul(at(np.arange(p), 3), unsqueeze(bin_h)), unsqueeze(y1))
         if not self.no_trans:
-            classes = g.shape(trans)[1] // 2
-            per_class = dim // classes
             exact = np.float16 if half else np.dtype(dtype).type
             part_i = np.floor(np.arange(p, dtype=exact) / exact(p) * exact(part)).astype(np.int64)
-            cls = np.arange(dim) // per_class
+            cls = np.arange(classes)
             pick = lambda k: (((cls[:, None, None] * 2 + k) * part + part_i[None, :, None]) * part
-                              + part_i[None, None, :])
+                              + part_i[None, None, :])                                        # (K, P_i, P_j)
             if g.shape(trans)[0] != count:      # MXNet reads the first num_rois rows
                 trans = g.Slice(trans, g.int64s([0]), g.int64s([count]), g.int64s([0]))
-            table = g.Reshape(trans, g.int64s([count, -1]))                                  # (R, 2*cls*part^2)
+            table = g.Reshape(trans, g.int64s([count, -1]))                                  # (R, 2*K*part^2)
             std = rounded(c(np.float32(self.trans_std)))
-            shift = lambda k: g.Unsqueeze(mul(g.Gather(table, g.const(pick(k)), axis=1), std), g.int64s([4, 5]))
+            shift = lambda k: g.Unsqueeze(mul(g.Gather(table, g.const(pick(k)), axis=1), std), g.int64s([2, 5, 6]))
             x = add(x, mul(shift(0), unsqueeze(roi_w)))
             y = add(y, mul(shift(1), unsqueeze(roi_h)))
-        x = add(x, mul(at(np.arange(s), 5), unsqueeze(sub_w)))
-        y = add(y, mul(at(np.arange(s), 4), unsqueeze(sub_h)))
+        x = add(x, mul(at(np.arange(s), 6), unsqueeze(sub_w)))
+        y = add(y, mul(at(np.arange(s), 5), unsqueeze(sub_h)))
         rows_y, valid_y = _neighbours_psroi(g, y, height, dtype)
         rows_x, valid_x = _neighbours_psroi(g, x, width, dtype)
-        valid = g.And(valid_y, valid_x)                                                  # (R, dim, P, P, S, S)
+        valid = g.And(valid_y, valid_x)                                                  # (R, K, 1, P, P, S, S)
         gi = self._group_index()
         channel = ((np.arange(dim)[:, None, None] * groups + gi[None, :, None]) * groups + gi[None, None, :])
-        base = g.Add(g.Mul(g.Reshape(batch, g.int64s([-1, 1, 1, 1, 1, 1])), g.const(np.int64(channels))),
-                     g.const(channel.reshape(1, dim, p, p, 1, 1).astype(np.int64)))
+        base = g.Add(g.Mul(unsqueeze(batch), g.const(np.int64(channels))),
+                     g.const(channel.reshape(1, classes, per_class, p, p, 1, 1).astype(np.int64)))
         base = g.Mul(base, g.const(np.int64(height * width)))
         flat = g.Reshape(data, g.int64s([-1]))
-        values = _interpolate(g, _elements_fetch(g, flat), base, rows_y, rows_x, width, valid, dtype)
-        sums = g.ReduceSum(values, g.int64s([4, 5]), keepdims=0)
-        points = g.ReduceSum(g.cast(valid, dtype), g.int64s([4, 5]), keepdims=0)   # no trans: (R, 1, P, P)
-        points = g.Expand(points, g.int64s([count, dim, p, p]))
+        fetch = _elements_fetch(g, flat, [count, classes, per_class, p, p, s, s])
+        values = _interpolate(g, fetch, base, rows_y, rows_x, width, valid, dtype)
+        sums = g.Reshape(g.ReduceSum(values, g.int64s([5, 6]), keepdims=0), g.int64s([count, dim, p, p]))
+        points = g.ReduceSum(g.cast(valid, dtype), g.int64s([5, 6]), keepdims=0)                # (R, K, 1, P, P)
+        points = g.Reshape(g.Expand(points, g.int64s([count, classes, per_class, p, p])), g.int64s([count, dim, p, p]))
         return g.Div(sums, g.Max(points, c(1))), points
 
 
