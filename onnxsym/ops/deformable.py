@@ -52,11 +52,11 @@ def _float_types(op, in_types):
     return out
 
 
-def _interpolate(g, fetch, base, rows_y, rows_x, width, valid, dtype):
-    """sum over the four neighbours of fetch(base + row * width + col) * weight, where rows_y / rows_x are the
-    two neighbours [(row as float, weight, inside or None)] along each axis and `valid` (or None) the sample's
-    validity. A neighbour not read (outside, or the sample invalid) is fetched at `base` with weight 0."""
-    total = None
+def _corners(g, base, rows_y, rows_x, width, valid, dtype):
+    """[(index int64, weight)] of the four neighbours: base + row * width + col, where rows_y / rows_x are the two
+    neighbours [(row as float, weight, inside or None)] along each axis and `valid` (or None) the sample's
+    validity. A neighbour not read (outside, or the sample invalid) is read at `base` with weight 0."""
+    out = []
     zero = g.scalar(0, dtype)
     for (row, row_w, row_in), (col, col_w, col_in) in itertools.product(rows_y, rows_x):
         inside = [m for m in (valid, row_in, col_in) if m is not None]
@@ -69,6 +69,14 @@ def _interpolate(g, fetch, base, rows_y, rows_x, width, valid, dtype):
             row, col, weight = g.Where(mask, row, zero), g.Where(mask, col, zero), g.Where(mask, weight, zero)
         index = g.Add(base, g.Add(g.Mul(g.cast(row, np.int64), g.const(np.asarray(width, np.int64))),
                                   g.cast(col, np.int64)))
+        out.append((index, weight))
+    return out
+
+
+def _interpolate(g, fetch, base, rows_y, rows_x, width, valid, dtype):
+    """sum over the four neighbours (_corners) of fetch(index, weight)."""
+    total = None
+    for index, weight in _corners(g, base, rows_y, rows_x, width, valid, dtype):
         term = fetch(index, weight)
         total = term if total is None else g.Add(total, term)
     return total
@@ -626,11 +634,15 @@ class RROIAlign(OpDef):
         count = g.Reshape(g.Mul(grid_h, grid_w), g.int64s([-1, 1, 1, 1]))
         if g.is_train and in_grid is not None:
             sums = self._by_weight_maps(g, data, batch, num_rois, rows_y, rows_x, valid, dtype)
-        else:
+        else:   # one Gather of every bin's 4 * GH * GW neighbour rows, summed with their weights by one MatMul
             rows = g.Reshape(g.Transpose(data, perm=[0, 2, 3, 1]), g.int64s([n * height * width, channels]))
             base = g.Mul(batch, g.const(np.int64(height * width)))
-            values = _interpolate(g, _rows_fetch(g, rows), base, rows_y, rows_x, width, valid, dtype)  # (.., C)
-            sums = g.ReduceSum(values, g.int64s([3, 4]), keepdims=0)                                # (R, PH, PW, C)
+            corners = _corners(g, base, rows_y, rows_x, width, valid, dtype)
+            stack = lambda values: g.Concat(*(g.Unsqueeze(v, g.int64s([-1])) for v in values), axis=-1)
+            bins = num_rois * ph * pw
+            index = g.Reshape(stack([i for i, _ in corners]), g.int64s([bins, -1]))                 # (bins, K)
+            weight = g.Reshape(stack([w for _, w in corners]), g.int64s([bins, 1, -1]))
+            sums = g.Reshape(g.MatMul(weight, g.Gather(rows, index, axis=0)), g.int64s([num_rois, ph, pw, channels]))
         return g.Transpose(g.Div(sums, count), perm=[0, 3, 1, 2])
 
     def _by_weight_maps(self, g, data, batch, num_rois, rows_y, rows_x, valid, dtype):
