@@ -460,3 +460,12 @@ def test_nan_and_far_offsets_read_nothing():
         np.testing.assert_array_equal(out, np.full((1, 1, 2, 2), 0.5))
         exe.backward([mx.nd.ones((1, 1, 2, 2), dtype="float64")])
         np.testing.assert_array_equal(grads["data"].asnumpy(), 0)
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE))
+def test_symbol_json_is_mxnets(name):
+    """mx.sym.contrib.<op> with the recorded attributes writes MXNet's JSON nodes (names, attribute strings)."""
+    meta, _ = FIXTURE[name]
+    op = getattr(mx.sym.contrib, meta["op"].replace("_contrib_", ""))
+    sym = op(*(mx.sym.Variable(k) for k in meta["inputs"]), name=name, **meta["attrs"])
+    assert json.loads(sym.tojson())["nodes"] == json.loads(meta["tojson"])["nodes"]
