@@ -189,6 +189,8 @@ def test_csviter_shapes_folder_and_errors(tmp_path):
     it = io.CSVIter(data_csv=data_csv, data_shape=(1, 2), batch_size=2)
     batch = it.next()
     assert batch.data[0].shape == (2, 1, 2) and batch.label[0].asnumpy().tolist() == [0, 0]
+    # getdata()/getlabel() of MXNet's C++ iterators give one array each (NDArrayIter's give lists)
+    assert it.getdata() is batch.data[0] and it.getlabel() is batch.label[0]
     with pytest.raises(MXNetError, match="bigger than batch size"):
         batches(io.CSVIter(data_csv=data_csv, data_shape=(2,), batch_size=10), 3)
     with pytest.raises(MXNetError, match="data_shape"):

@@ -523,6 +523,13 @@ class _FileIter(_HeldBatchIter):
             return self.current_batch
         raise StopIteration
 
+    # MXNet's C++ iterators (MXDataIter) give their one data and one label array, not lists
+    def getdata(self):
+        return self.current_batch.data[0]
+
+    def getlabel(self):
+        return self.current_batch.label[0]
+
 
 def _check_batch_size(batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
