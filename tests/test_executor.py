@@ -158,3 +158,20 @@ def test_inputs_left_out_by_keyword_none():
     assert rev.list_arguments() == ["d"]
     out = mx.nd.SequenceReverse(mx.nd.array(np.arange(3.0).reshape(3, 1)), sequence_length=None)
     assert out.asnumpy().ravel().tolist() == [2.0, 1.0, 0.0]
+
+
+def test_reshape_shares_output_memory_as_mxnets():
+    # MXNet's test_reshape: a smaller executor writes its outputs into the original executor's output memory
+    sym = mx.sym.FullyConnected(mx.sym.Variable("x"), num_hidden=4)
+    exe = sym.simple_bind(mx.cpu(), x=(5, 4), grad_req="null")
+    exe.arg_arrays[0][:] = 1
+    exe.arg_arrays[1][:] = mx.nd.ones((4, 4))
+    exe.arg_arrays[2][:] = 0
+    small = exe.reshape(x=(3, 4))
+    small.forward(is_train=False)
+    assert (small.outputs[0].asnumpy() == 4).all() and (exe.outputs[0].asnumpy()[:3] == 4).all()
+    assert (exe.outputs[0].asnumpy()[3:] == 0).all()
+    big = exe.reshape(allow_up_sizing=True, x=(6, 4))
+    big.forward()
+    assert big.outputs[0].shape == (6, 4) and (big.outputs[0].asnumpy() == 0).all()   # new memory: x is new zeros
+    assert (exe.outputs[0].asnumpy()[:3] == 4).all()

@@ -202,7 +202,7 @@ class Executor:
     """Runs a bound symbol. `arg_dict`, `aux_dict` and `outputs` are NDArrays bound zero-copy to the ORT
     session, so `exe.arg_dict['data'][:] = batch; exe.forward()` needs no rebuild."""
 
-    def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays):
+    def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays, output_pool=None):
         self._symbol = symbol
         self._ctx = Context(ctx) if ctx is not None else current_context()
         self.arg_arrays = list(arg_arrays)
@@ -225,9 +225,16 @@ class Executor:
             any(r != "null" for r in self._grad_req.values())
         self._check_grad_shapes()
         self.outputs = []
-        for (node, index) in symbol.outputs:
+        for i, (node, index) in enumerate(symbol.outputs):
             key = (id(node), index)
             shape, dtype = self._lowered.entry_shapes[key], self._lowered.entry_dtypes[key]
+            pooled = output_pool[i] if output_pool is not None else None
+            if pooled is not None and is_static(shape) and pooled.size >= int(np.prod(shape)) and \
+                    np.dtype(pooled.dtype) == np.dtype(dtype):
+                # Executor.reshape: the outputs live in the memory of the original executor's (as MXNet's)
+                self.outputs.append(NDArray(pooled._data.reshape(-1)[:int(np.prod(shape))].reshape(shape),
+                                            self._ctx))
+                continue
             # (a shape decided at each run, imported ONNX graphs: an empty array until the first forward)
             self.outputs.append(NDArray(np.zeros(shape if is_static(shape) else (0,), dtype), self._ctx))
         self._by_name = dict(zip(names, arrays))
@@ -452,7 +459,7 @@ class Executor:
         aux = [resized(n, "aux", a, s)
                for n, a, s in zip(self._symbol.list_auxiliary_states(), self.aux_arrays, aux_shapes)]
         reqs = [self._grad_req[n] for n in names]
-        return Executor(self._symbol, self._ctx, args, grads, reqs, aux)
+        return Executor(self._symbol, self._ctx, args, grads, reqs, aux, output_pool=self.outputs)
 
     def debug_str(self):
         return self._symbol.debug_str()
