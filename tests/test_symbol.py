@@ -331,3 +331,13 @@ def test_public_namespace():
         assert hasattr(mx.sym, name), name
     for name in ("array", "empty", "zeros", "ones", "full", "arange", "NDArray", "FullyConnected", "relu"):
         assert hasattr(mx.nd, name), name
+
+
+def test_gen_atomic_symbol_is_the_head_op_with_fresh_inputs():
+    s = mx.sym.RNN(mx.sym.var("data"), mx.sym.var("param"), mx.sym.var("h0"), mx.sym.var("h1"), state_size=10,
+                   num_layers=2, bidirectional=True, state_outputs=True, mode="lstm", name="rnn")
+    atomic = s._gen_atomic_symbol()
+    assert atomic.list_arguments() == ["rnn_data", "rnn_parameters", "rnn_state", "rnn_state_cell"]
+    assert atomic.list_outputs() == s.list_outputs() and atomic[0].attr("state_size") == "10"
+    with pytest.raises(mx.MXNetError, match="variable"):
+        mx.sym.var("x")._gen_atomic_symbol()

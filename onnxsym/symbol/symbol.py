@@ -292,6 +292,16 @@ class Symbol:
         """Cast to `dtype` (MXNet: `cast`, so the node is named cast0, cast1, ...)."""
         return create_symbol("cast", self, dtype=dtype)
 
+    def _gen_atomic_symbol(self):
+        """The head op of this symbol applied anew, with the same name and attributes and fresh input variables
+        (MXNet: the op node without its inputs)."""
+        node = self._outputs[0][0]
+        if node.op is None:
+            raise MXNetError("_gen_atomic_symbol: %s is a variable, not an operator" % node.name)
+        inputs = [(Node(None, "%s_%s" % (node.name, name)), 0) for name in node.op.input_names()]
+        atomic = Node(node.op, node.name, node.attrs, inputs)
+        return Symbol([(atomic, i) for i in range(node.op.num_visible_outputs())])
+
     def split_v2(self, indices_or_sections, axis=0, squeeze_axis=False):
         """mx.sym.split_v2(self, ...): parts along `axis` (int: that many; tuple: at those indices)."""
         return create_symbol("_split_v2", self, **split_v2_params(indices_or_sections, axis, squeeze_axis))
