@@ -1,12 +1,12 @@
 """Small contrib and utility ops of MXNet 1.9.1: _contrib_quadratic, _contrib_gradientmultiplier,
-_contrib_div_sqrt_dim, _contrib_index_array, _contrib_index_copy, _contrib_allclose, all_finite and
-multi_all_finite (semantics of src/operator/contrib/{quadratic_op,gradient_multiplier_op,transformer,index_array,
+_contrib_div_sqrt_dim, _contrib_index_array, _contrib_index_copy, _contrib_allclose, all_finite,
+multi_all_finite and _identity_with_attr_like_rhs (semantics of src/operator/contrib/{quadratic_op,gradient_multiplier_op,transformer,index_array,
 index_copy,allclose_op}* and all_finite*)."""
 import typing
 
 import numpy as np
 
-from .._shapes import same_shape_rule
+from .._shapes import elementwise, partial_rule, same_shape_rule
 from ..base import MXNetError
 from .params import Shape, param
 from .registry import OpDef, register
@@ -189,3 +189,17 @@ class allclose(OpDef):
         ok = g.Or(g.And(either, nan_case), g.And(g.Not(either), close))
         return g.cast(g.ReduceMin(g.cast(g.Reshape(ok, g.int64s([-1])), np.int32), keepdims=0), np.uint8)
 
+
+
+@register
+class _identity_with_attr_like_rhs(OpDef):
+    """lhs unchanged, with the shape (and dtype) of rhs: a constraint that lets shape inference run backwards
+    (lhs, rhs and the output share one shape). rhs takes no gradient."""
+    inputs = ("lhs", "rhs")
+
+    @partial_rule
+    def infer_shape(self, lhs, rhs, out_shapes=None):
+        return elementwise(self, [lhs, rhs], out_shapes)
+
+    def lower(self, g, lhs, rhs):
+        return g.Identity(lhs)

@@ -26,6 +26,7 @@ CASES = [
     OpCase("multi_all_finite", dict(num_arrays=2), {"arg0": (2,), "arg1": (3,)}, lambda arg0, arg1: np.array(
         [0.0], np.float32), values={"arg0": np.ones(2, np.float32), "arg1": np.array([0, np.nan, 1], np.float32)}),
     OpCase("_contrib_allclose", {}, {"a": (3, 2), "b": (3, 2)}, lambda a, b: np.array(0, np.uint8)),
+    OpCase("_identity_with_attr_like_rhs", {}, {"lhs": (2, 3), "rhs": (2, 3)}, lambda lhs, rhs: lhs),
 ]
 
 
@@ -97,3 +98,13 @@ def test_errors_name_the_problem():
         mx.nd.contrib.index_copy(mx.nd.zeros((3, 2)), mx.nd.array([0], dtype="int64"), mx.nd.ones((1, 3)))
     with pytest.raises(mx.MXNetError, match="one shape"):
         mx.nd.contrib.allclose(mx.nd.ones((2,)), mx.nd.ones((3,)))
+
+
+def test_identity_with_attr_like_rhs_lets_shapes_flow_backwards():
+    # MXNet's test_backward_infer: broadcast_add cannot give w its shape back; the identity's constraint does
+    w, data = mx.sym.Variable("weight"), mx.sym.Variable("data")
+    shifted = mx.sym.broadcast_add(w, mx.sym.Variable("wshift", shape=(1,)))
+    net = mx.sym.FullyConnected(data=data, weight=mx.sym._internal._identity_with_attr_like_rhs(shifted, w),
+                                num_hidden=11, no_bias=True)
+    shapes = dict(zip(net.list_arguments(), net.infer_shape(data=(7, 100))[0]))
+    assert shapes["weight"] == (11, 100)
