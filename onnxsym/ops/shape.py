@@ -5,6 +5,7 @@ swapaxis and concat. Shapes are static when lowering, so every target shape is c
 int64 constant. Lowerings avoid what onnxruntime-training cannot differentiate: Slice with a negative step (a
 Gather of explicit indices instead), Split (one Slice per output), DepthToSpace/SpaceToDepth (Reshape+Transpose).
 """
+import dataclasses
 import math
 from typing import Optional
 
@@ -619,6 +620,89 @@ class slice(OpDef):  # noqa: A001  (MXNet's name; the builtin is not used in thi
             if s < 0:
                 y = g.Gather(y, g.int64s(np.arange(b, e, s)), axis=axis)
         return g.Identity(y) if y is data else y
+
+
+def _region_indices(op, shape):
+    """The indices (k, ndim) of the elements a slice op with op's begin/end/step selects, in the slice's order."""
+    grids = [np.arange(shape[i]) for i in range(len(shape))]
+    for axis, b, e, s, _ in op.ranges(shape):
+        grids[axis] = np.arange(b, e, s)
+    mesh = np.meshgrid(*grids, indexing="ij")
+    return np.stack(mesh, axis=-1).astype(np.int64), tuple(len(g) for g in grids)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SliceAssignBase(OpDef):
+    begin: OptShape = param(doc="Starting indices for the slice operation, supports negative indices.")
+    end: OptShape = param(doc="Ending indices for the slice operation, supports negative indices.")
+    step: OptShape = param((), doc="Step for the slice operation, supports negative values.")
+
+    def _region(self, shape):
+        return _region_indices(slice(begin=self.begin, end=self.end, step=self.step), tuple(shape))
+
+
+@register
+class _slice_assign(_SliceAssignBase):
+    """lhs with lhs[begin:end:step] replaced by rhs (the region's shape). MXNet _slice_assign (alias
+    _crop_assign: NDArray's slice assignment); lhs's gradient is the head outside the region, rhs's the head's
+    region."""
+    aliases = ("_crop_assign",)
+    inputs = ("lhs", "rhs")
+
+    def infer_shape(self, lhs, rhs):
+        if lhs is None:
+            return None
+        region = self._region(lhs)[1]
+        if rhs is not None and tuple(rhs) != region:
+            raise MXNetError("_slice_assign: rhs has shape %s, the region [%s:%s:%s] of lhs %s has shape %s"
+                             % (fmt(rhs), self.begin, self.end, self.step, fmt(lhs), fmt(region)))
+        return [lhs, region], [lhs]
+
+    def lower(self, g, lhs, rhs):
+        indices, _ = self._region(g.shape(lhs))
+        return g.ScatterND(lhs, g.const(indices), rhs)
+
+
+@register
+class _slice_assign_scalar(_SliceAssignBase):
+    """data with data[begin:end:step] set to `scalar`. MXNet _slice_assign_scalar (alias _crop_assign_scalar)."""
+    aliases = ("_crop_assign_scalar",)
+    scalar: float = param(0.0, doc="The scalar value for assignment.")
+    infer_shape = same_shape_rule
+
+    def lower(self, g, data):
+        indices, region = self._region(g.shape(data))
+        values = g.const(np.full(region, self.scalar, np.dtype(g.dtype(data))))
+        return g.ScatterND(data, g.const(indices), values)
+
+
+@register
+class fill_element_0index(OpDef):
+    """lhs with lhs[i, rhs[i]] = mhs[i] for every row i (lhs (N, M), mhs and rhs (N,)). MXNet
+    fill_element_0index."""
+    inputs = ("lhs", "mhs", "rhs")
+
+    def infer_shape(self, lhs, mhs, rhs):
+        if lhs is None:
+            return None
+        if len(lhs) != 2:
+            raise MXNetError("fill_element_0index: lhs must be 2-D, got shape %s" % fmt(lhs))
+        for name, shape in (("mhs", mhs), ("rhs", rhs)):
+            if shape is not None and tuple(shape) != (lhs[0],):
+                raise MXNetError("fill_element_0index: %s must have shape (%d,), got %s" % (name, lhs[0], fmt(shape)))
+        return [lhs, (lhs[0],), (lhs[0],)], [lhs]
+
+    def infer_type(self, lhs, mhs, rhs):
+        if lhs is None:
+            return None
+        return [lhs, mhs or lhs, rhs or lhs], [lhs]
+
+    def lower(self, g, lhs, mhs, rhs):
+        rows = lhs_rows = g.shape(lhs)[0]
+        columns = g.Unsqueeze(g.stop_gradient(g.cast(rhs, np.int64), np.int64), g.int64s([1]))
+        row_index = g.const(np.arange(lhs_rows, dtype=np.int64).reshape(rows, 1))
+        indices = g.Concat(row_index, columns, axis=1)
+        return g.ScatterND(lhs, indices, g.cast(mhs, g.dtype(lhs)) if g.dtype(mhs) != g.dtype(lhs) else mhs)
 
 
 @register

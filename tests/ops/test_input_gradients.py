@@ -418,7 +418,7 @@ MXNET_NOT_CHECKED = {
     "where": {"condition": "a mask: the output is piecewise constant in it (MXNet gives it no gradient)"},
     "ROIPooling": {"rois": "box coordinates: MXNet gives them no gradient"},
     "_contrib_ROIAlign": {"rois": "box coordinates: MXNet gives them no gradient"},
-    "_contrib_index_copy": {"index_vector": "indices"},
+    "_contrib_index_copy": {"index_vector": "indices"}, "fill_element_0index": {"rhs": "indices"},
     "_identity_with_attr_like_rhs": {"rhs": "a shape constraint: MXNet gives it no gradient"},
     "softmax_cross_entropy": {"label": "class labels: MXNet gives them no gradient"},
     "CTCLoss": {"label": "indices", "data_lengths": "lengths", "label_lengths": "lengths"},

@@ -528,3 +528,38 @@ def test_slice_keeps_unknown_dimensions_unknown():
         assert mx.sym.slice(data, begin=begin, end=end, step=step).infer_shape_partial()[1][0] == want
     with pytest.raises(mx.MXNetError, match="index out of range"):
         mx.sym.slice(data, begin=(None, 30), end=(None, None)).infer_shape_partial()
+
+
+def _assigned(lhs, region, value):
+    out = lhs.copy()
+    out[region] = value
+    return out
+
+
+ASSIGN_CASES = [
+    # slice assignment (NDArray's x[a:b] = y in MXNet: _slice_assign / _crop_assign) and fill_element_0index
+    OpCase("_slice_assign", dict(begin=(0, 1), end=(2, 3)), {"lhs": (3, 4), "rhs": (2, 2)},
+           lambda lhs, rhs: _assigned(lhs, np.s_[0:2, 1:3], rhs)),
+    OpCase("_crop_assign", dict(begin=(None, None), end=(None, None), step=(2, -1)), {"lhs": (3, 3), "rhs": (2, 3)},
+           lambda lhs, rhs: _assigned(lhs, np.s_[::2, ::-1], rhs)),
+    OpCase("_slice_assign_scalar", dict(begin=(1,), end=(3,), scalar=5.0), {"data": (4, 2)},
+           lambda data: _assigned(data, np.s_[1:3], 5.0)),
+    OpCase("_crop_assign_scalar", dict(begin=(0, 0), end=(2, 1), scalar=-1.0), {"data": (2, 3)},
+           lambda data: _assigned(data, np.s_[0:2, 0:1], -1.0), dtype="float64"),
+    OpCase("fill_element_0index", {}, {"lhs": (3, 4), "mhs": (3,), "rhs": (3,)},
+           lambda lhs, mhs, rhs: _assigned(lhs, (np.arange(3), rhs.astype(int)), mhs),
+           int_inputs={"rhs": (0, 4)}),
+]
+CASES += ASSIGN_CASES
+
+
+@pytest.mark.parametrize("case", ASSIGN_CASES, ids=str)
+def test_slice_assign_forward(case):
+    run_case(case)
+
+
+def test_slice_assign_errors_name_the_region():
+    with pytest.raises(mx.MXNetError, match="region"):
+        mx.nd._internal._slice_assign(mx.nd.ones((3, 4)), mx.nd.ones((2, 3)), begin=(0, 1), end=(2, 3))
+    with pytest.raises(mx.MXNetError, match="must have shape"):
+        mx.nd.fill_element_0index(mx.nd.ones((3, 4)), mx.nd.ones((2,)), mx.nd.ones((3,)))
