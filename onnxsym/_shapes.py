@@ -14,6 +14,7 @@ dimension by dimension (`merge`) and reports a contradiction. Unmarked rules see
 import numbers
 
 from .base import MXNetError
+from .util import is_np_shape
 
 __all__ = ["from_mxnet", "to_mxnet", "is_complete", "merge", "merge_all", "partial_rule", "elementwise",
            "same_shape_rule", "ShapeMismatch", "fmt", "user_shape"]
@@ -28,9 +29,12 @@ class ShapeMismatch(MXNetError):
 
 
 def from_mxnet(shape):
-    """A shape as users, JSON `__shape__` attributes and MXNet write it -> the inference form."""
+    """A shape as users, JSON `__shape__` attributes and MXNet write it -> the inference form. Under NumPy shape
+    semantics (mx.np_shape) -1 is the unknown dimension, 0 a zero-size one and () a scalar."""
     if shape is None:
         return None
+    if is_np_shape():
+        return tuple(None if d is None or int(d) < 0 else int(d) for d in shape)
     shape = tuple(None if d is None or int(d) <= 0 else int(d) for d in shape)
     return shape or None
 
@@ -51,7 +55,10 @@ def user_shape(shape, name, where):
 
 
 def to_mxnet(shape):
-    """The inference form -> MXNet's: 0 for an unknown dimension, () for an unknown shape."""
+    """The inference form -> MXNet's: 0 for an unknown dimension, () for an unknown shape (NumPy shape semantics:
+    -1 and None)."""
+    if is_np_shape():
+        return None if shape is None else tuple(-1 if d is None else d for d in shape)
     return () if shape is None else tuple(0 if d is None else d for d in shape)
 
 

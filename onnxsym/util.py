@@ -1,8 +1,10 @@
-"""`mx.util`: MXNet's switches for NumPy semantics (`mx.np`) and environment helpers.
+"""`mx.util`: MXNet's switches for NumPy semantics and environment helpers.
 
-onnxsym implements MXNet's legacy semantics: shapes where 0 means an unknown dimension, and no `mx.np` arrays.
-The NumPy switches therefore read as off, and turning one on is an MXNetError (a program that needs them would
-otherwise get legacy semantics without a word); turning them off, or scopes and decorators that ask for off, work."""
+NumPy *shape* semantics (`set_np_shape(True)`, `with mx.np_shape():`, `@mx.use_np_shape`) are MXNet 1.x's: in them
+-1 marks an unknown dimension and None an unknown shape, so 0 is a real (zero-size) dimension and () a scalar;
+outside them (the default, legacy semantics) 0 is unknown and () an unknown shape. The conversion happens where
+shapes enter and leave the Symbol/NDArray API (onnxsym._shapes). NumPy *arrays* (`mx.np`, `use_np_array`,
+`set_np(array=True)`) do not exist in onnxsym: asking for them is an MXNetError."""
 import contextlib
 import functools
 import os
@@ -13,34 +15,48 @@ from .context import num_gpus
 __all__ = ["is_np_shape", "set_np_shape", "np_shape", "use_np_shape", "is_np_array", "np_array", "use_np_array",
            "use_np", "set_np", "reset_np", "getenv", "setenv", "get_gpu_count"]
 
+_NP_SHAPE = [False]
+
 
 def _refuse(what):
-    raise MXNetError("%s: onnxsym implements MXNet's legacy semantics (shapes with 0 as an unknown dimension, "
-                     "NDArray rather than mx.np arrays); NumPy semantics are not available" % what)
+    raise MXNetError("%s: onnxsym has no mx.np arrays (NumPy array semantics); NumPy shape semantics are "
+                     "available (mx.np_shape / set_np_shape / use_np_shape)" % what)
 
 
 def is_np_shape():
-    """False: shapes follow MXNet's legacy convention (0 = unknown)."""
-    return False
+    """Whether NumPy shape semantics are on (-1 unknown, 0 a zero-size dimension, () a scalar)."""
+    return _NP_SHAPE[0]
 
 
 def set_np_shape(active):
-    """Turning NumPy shape semantics off is accepted (returns the previous state, False); on is an MXNetError."""
-    if active:
-        _refuse("set_np_shape(True)")
-    return False
+    """Turn NumPy shape semantics on or off; returns the previous state."""
+    previous, _NP_SHAPE[0] = _NP_SHAPE[0], bool(active)
+    return previous
 
 
 @contextlib.contextmanager
 def np_shape(active=True):
-    """`with mx.np_shape(False):` runs the block as it is; `np_shape(True)` is an MXNetError."""
-    set_np_shape(active)
-    yield
+    """Run a block with NumPy shape semantics on (or off), restoring the previous state after it."""
+    previous = set_np_shape(active)
+    try:
+        yield
+    finally:
+        set_np_shape(previous)
 
 
 def use_np_shape(func):
-    """A function (or class: each method) that needs NumPy shape semantics: calling it is an MXNetError."""
-    return _needs("use_np_shape", func)
+    """A function (or class: each method) that runs with NumPy shape semantics on."""
+    if isinstance(func, type):
+        for name, value in list(vars(func).items()):
+            if callable(value) and not name.startswith("__"):
+                setattr(func, name, use_np_shape(value))
+        return func
+
+    @functools.wraps(func)
+    def with_np_shape(*args, **kwargs):
+        with np_shape(True):
+            return func(*args, **kwargs)
+    return with_np_shape
 
 
 def is_np_array():
@@ -64,12 +80,15 @@ def use_np(func):
 
 
 def set_np(shape=True, array=True):
-    if shape or array:
+    """NumPy shape semantics as asked; NumPy arrays are refused (onnxsym has no mx.np)."""
+    if array:
         _refuse("set_np(shape=%s, array=%s)" % (shape, array))
+    set_np_shape(shape)
 
 
 def reset_np():
-    """Back to legacy semantics: already there."""
+    """Back to legacy semantics."""
+    set_np_shape(False)
 
 
 def _needs(what, func):

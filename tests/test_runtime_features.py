@@ -27,22 +27,22 @@ def test_engine_bulk_is_a_scoped_setting():
         mx.engine.set_bulk_size(previous)
 
 
-def test_numpy_semantics_read_as_off_and_cannot_be_turned_on():
+def test_numpy_shape_semantics_switch_and_numpy_arrays_are_refused():
     assert mx.is_np_shape() is False and mx.util.is_np_array() is False
     assert mx.set_np_shape(False) is False
-    with mx.np_shape(False):
-        pass
-    with pytest.raises(mx.MXNetError, match="legacy semantics"):
-        mx.set_np_shape(True)
-    with pytest.raises(mx.MXNetError, match="legacy semantics"):
-        with mx.np_shape():
-            pass
+    with mx.np_shape():
+        assert mx.is_np_shape() is True
+        with mx.np_shape(False):
+            assert mx.is_np_shape() is False
+        assert mx.is_np_shape() is True
+    assert mx.is_np_shape() is False
+    assert mx.set_np_shape(True) is False and mx.set_np_shape(False) is True
 
     @mx.use_np_shape
-    def needs_np():
-        return 1
-    with pytest.raises(mx.MXNetError, match="use_np_shape\\(needs_np\\)"):
-        needs_np()
+    def scalar_one():
+        """doc"""
+        return mx.nd.ones(shape=()).shape, mx.is_np_shape()
+    assert scalar_one() == ((), True) and scalar_one.__doc__ == "doc" and mx.is_np_shape() is False
 
     @mx.use_np
     class Net:
@@ -50,6 +50,12 @@ def test_numpy_semantics_read_as_off_and_cannot_be_turned_on():
             return 1
     with pytest.raises(mx.MXNetError, match="use_np\\(forward\\)"):
         Net().forward()
+    with pytest.raises(mx.MXNetError, match="mx.np arrays"):
+        mx.util.set_np()
+    mx.util.set_np(shape=True, array=False)
+    assert mx.is_np_shape()
+    mx.util.reset_np()
+    assert not mx.is_np_shape()
 
 
 def test_environment_helpers(monkeypatch):

@@ -249,8 +249,8 @@ def test_retry_use_np_and_platform_flags(monkeypatch):
 
     def f():
         return 1
-    assert tu.use_np is mx.util.use_np      # one definition: NumPy semantics are refused when the function runs
-    with pytest.raises(mx.MXNetError, match="legacy semantics"):
+    assert tu.use_np is mx.util.use_np      # one definition: NumPy arrays are refused when the function runs
+    with pytest.raises(mx.MXNetError, match="no mx.np arrays"):
         tu.use_np(f)()
     monkeypatch.setenv("CD_JOB", "1")
     assert tu.is_cd_run()

@@ -46,6 +46,9 @@ class GraphBuilder:
         self.outputs = []
         self.domains = {"": OPSET}
         self.scope = "graph"
+        # the inferred output shapes of the node being lowered (ops without inputs whose shape inference ran
+        # backwards, mx.sym.ones(shape=(-1, -1)): their parameters alone do not say it)
+        self.out_shapes = ()
         self._names = set()
         self._consts = {}
         self._shapes = {}

@@ -195,6 +195,7 @@ def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):
             continue
         g.scope = node.name
         ins = [values[(id(src), idx)] for src, idx in node.inputs]
+        g.out_shapes = tuple(entry_shapes.get((id(node), i)) for i in range(node.num_outputs))
         try:
             result = node.op.lower_onnx(g, *ins)
         except MXNetError as err:

@@ -74,8 +74,11 @@ class index_array(OpDef):
 
     def lower(self, g, data):
         shape = tuple(g.shape(data))
+        axes = self._axes(len(shape))
+        if not shape:       # a 0-d input (NumPy shape semantics): no coordinates
+            return g.Identity(g.const(np.zeros((0,), np.int64)))
         grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.int64) for n in shape], indexing="ij"), axis=-1)
-        return g.Identity(g.const(np.ascontiguousarray(grid[..., self._axes(len(shape))])))
+        return g.Identity(g.const(np.ascontiguousarray(grid[..., axes])))
 
 
 @register(name="_contrib_index_copy")

@@ -11,6 +11,7 @@ import typing
 
 import numpy as np
 
+from .._shapes import from_mxnet, merge, partial_rule
 from ..base import MXNetError
 from .params import Dtype, Shape, param
 from .registry import OpDef, register
@@ -35,6 +36,8 @@ class _Creation(OpDef):
 
 
 class _Fill(_Creation):
+    """A constant array of `shape`; unknown dimensions in it (-1, or 0 outside NumPy shape semantics) are decided
+    by the graph around it (mx.sym.ones(shape=(-1, -1)) + an array of known shape), as MXNet's InitShape."""
     _value = 0
 
     def out_shape(self):
@@ -43,10 +46,16 @@ class _Fill(_Creation):
     def fill_value(self):
         return self._value
 
+    @partial_rule
+    def infer_shape(self, out_shapes=None):
+        shape = from_mxnet(tuple(self.shape)) if (-1 in self.shape or 0 in self.shape) else tuple(self.shape)
+        return [], [merge(shape, out_shapes[0] if out_shapes else None)]
+
     def lower(self, g):
         dtype = np.dtype(self.dtype)
         value = np.array([self.fill_value()]).astype(dtype)
-        return g.ConstantOfShape(g.int64s(tuple(self.shape)), value=value)
+        shape = g.out_shapes[0] if g.out_shapes and g.out_shapes[0] is not None else tuple(self.shape)
+        return g.ConstantOfShape(g.int64s(tuple(shape)), value=value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -150,6 +150,10 @@ class _Reduce(OpDef):
     def lower(self, g, data):
         shape, dtype = g.shape(data), g.dtype(data)
         axes, out = reduce_axes(self, shape, self.axis, self.keepdims, self.exclude)
+        if self._derivative is _extremum_derivative and any(shape[a] == 0 for a in axes):
+            # (zero-size arrays exist under NumPy shape semantics) a max/min of nothing has no value
+            raise MXNetError("%s: cannot reduce over a zero-size axis of data with shape %s (no identity)"
+                             % (self.op_name, tuple(shape)))
         x = data
         if self._nan_fill is not None and np.issubdtype(dtype, np.floating):
             x = g.Where(g.IsNaN(data), _expand(g, self._nan_fill, dtype, shape), data)

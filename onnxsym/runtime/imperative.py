@@ -4,6 +4,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..base import MXNetError
+from ..util import is_np_shape
 from ..lower.to_onnx import lower_symbol
 from ..ops.registry import bind_inputs, get_op, split_call
 from ..symbol.infer import check_float_inputs
@@ -69,7 +70,7 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
     if missing:
         raise MXNetError("%s needs input(s) %s" % (opcls.op_name, ", ".join(missing)))
     for name, array in zip(op.input_names(), slots):
-        if array.size == 0:
+        if array.size == 0 and not is_np_shape():
             # MXNet 1.x (legacy shape mode) reads a 0 dimension as unknown: "Operator ... inferring shapes failed"
             raise MXNetError("Operator %s: input '%s' has shape %s with a zero dimension; MXNet 1.x reads 0 as an "
                              "unknown dimension and runs no operator on zero-size arrays"

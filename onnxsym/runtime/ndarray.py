@@ -5,6 +5,7 @@ import numpy as np
 
 from ..base import MXNetError, normalize_dtype
 from ..context import Context, current_context
+from ..util import is_np_shape
 from ..ops.shape import reshape_target
 from .device import emulating_all, sync_host, touch
 from .library import cuda_available, gpu_unavailable
@@ -482,6 +483,11 @@ def creation_shape(shape, func, allow_zero=False):
     except TypeError:
         raise MXNetError("mx.nd.%s: invalid shape %r: expected a tuple of ints" % (func, shape)) from None
     dims = tuple(int(d) for d in dims)
+    if is_np_shape():               # NumPy shape semantics: zero-size dimensions and () (a scalar) are real
+        allow_zero = True
+    elif not dims and not allow_zero:
+        raise MXNetError("mx.nd.%s: shape () is an unknown shape in MXNet 1.x's legacy semantics; use shape (1,), or "
+                         "a scalar under mx.np_shape()" % func)
     if min(dims, default=1) < 0 or (not allow_zero and min(dims, default=1) == 0):
         raise MXNetError("mx.nd.%s: invalid shape %s: every dimension must be %s (MXNet 1.x reads 0 as an unknown "
                          "dimension)" % (func, dims, "at least 0" if allow_zero else "positive"))

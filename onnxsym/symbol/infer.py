@@ -10,6 +10,7 @@ import numpy as np
 
 from .._shapes import ShapeMismatch, fmt, from_mxnet, is_complete, merge
 from ..base import MXNetError, normalize_dtype
+from ..util import is_np_shape
 from ..ops.params import parse_shape
 from .node import topo_order
 
@@ -110,8 +111,8 @@ def _shape_rule(node, ins, outs):
 
 
 def _merge_shape(old, new):
-    if new is not None:     # a size a rule cannot tell (0, as MXNet writes it) stays unknown
-        new = tuple(None if d is None or int(d) <= 0 else int(d) for d in new)
+    if new is not None:     # a size a rule cannot tell (0, as MXNet writes it) stays unknown (legacy semantics)
+        new = _array_shape(new)
     try:
         return merge(old, new)
     except ShapeMismatch:
@@ -119,9 +120,12 @@ def _merge_shape(old, new):
 
 
 def _array_shape(shape):
-    """A shape of an actual array: () is a scalar; a 0 dimension stays unknown (zero-size arrays are not run)."""
+    """A shape of an actual array: () is a scalar; a 0 dimension stays unknown (zero-size arrays are not run),
+    except under NumPy shape semantics (mx.np_shape), where it is a zero-size dimension."""
     if shape is None:
         return None
+    if is_np_shape():
+        return tuple(None if d is None or int(d) < 0 else int(d) for d in shape)
     return tuple(None if d is None or int(d) <= 0 else int(d) for d in shape)
 
 

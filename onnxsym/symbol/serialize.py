@@ -10,7 +10,9 @@ import reprlib
 from .._files import atomic_save, atomic_write  # noqa: F401 (atomic_write: re-exported for callers)
 from ..base import MXNetError
 from ..name import HIDDEN_KEYS
+from ..ops.params import parse_shape
 from ..ops.registry import get_op
+from ..util import is_np_shape
 from .node import Node, topo_order
 from .symbol import Symbol
 
@@ -38,7 +40,8 @@ def to_json(symbol):
             + '  "arg_nodes": %s, \n' % _ints(arg_nodes)
             + '  "node_row_ptr": %s, \n' % _ints(row_ptr)
             + '  "heads": %s, \n' % _entries(heads)
-            + '  "attrs": {"mxnet_version": ["int", %d]}\n}' % MXNET_VERSION)
+            + '  "attrs": {%s"mxnet_version": ["int", %d]}\n}'
+            % ('"is_np_shape": ["int", 1], ' if is_np_shape() else "", MXNET_VERSION))
 
 
 def _q(text):
@@ -123,6 +126,19 @@ def _version(graph):
         raise MXNetError("the graph attribute 'mxnet_version' is %s, expected [\"int\", <version number>]"
                          % _short(value))
     return value[1]
+
+
+def _graph_is_np_shape(graph):
+    value = _field(graph, "attrs", dict, {}, "the graph").get("is_np_shape")
+    return isinstance(value, list) and len(value) == 2 and value[1] not in (0, "0")
+
+
+def _unknown_as_minus_one(text, where):
+    try:
+        dims = parse_shape(text)
+    except (ValueError, TypeError):
+        raise MXNetError("%s: __shape__ %s is not a shape" % (where, _short(text))) from None
+    return str(tuple(-1 if d == 0 else d for d in dims))
 
 
 def _node_attrs(record, version, where):
@@ -223,6 +239,9 @@ def _graph_symbol(graph, size):
     if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
         raise MXNetError("expected an object with a 'nodes' list")
     version = _version(graph)
+    # a file written outside NumPy shape semantics, read inside them: its 0 dimensions are unknown ones (-1), as
+    # MXNet converts them when it loads such a file
+    legacy_shapes = is_np_shape() and not _graph_is_np_shape(graph)
     budget = [ARITY_BUDGET + size]
     nodes, counts = [], []      # counts[i]: outputs of node i, computed once
     for nid, record in enumerate(graph["nodes"]):
@@ -241,6 +260,8 @@ def _graph_symbol(graph, size):
             versions.append(entry[2])
             nodes[entry[0]].version = max(nodes[entry[0]].version, entry[2])
         if record["op"] == "null":
+            if legacy_shapes and "__shape__" in attrs:
+                attrs["__shape__"] = _unknown_as_minus_one(attrs["__shape__"], where)
             node = Node(None, name, attrs)
         else:
             node = _op_node(record, name, attrs, inputs, versions, version, budget, where)
