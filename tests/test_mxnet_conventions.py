@@ -81,3 +81,33 @@ def test_operator_introspection_as_mxnets():
     assert mx.operator.get_operator_arguments("add_n").types == ["NDArray-or-Symbol[]"]
     with pytest.raises(mx.MXNetError, match="Failed to find operator"):
         mx.operator.get_operator_arguments("NoSuchOp")
+
+
+def test_legacy_python_operators():
+    class Square(mx.operator.NumpyOp):
+        def __init__(self):
+            super().__init__(need_top_grad=True)
+
+        def forward(self, in_data, out_data):
+            out_data[0][:] = in_data[0] ** 2
+
+        def backward(self, out_grad, in_data, out_data, in_grad):
+            in_grad[0][:] = 2 * in_data[0] * out_grad[0]
+
+    class Twice(mx.operator.NDArrayOp):
+        def forward(self, in_data, out_data):
+            out_data[0][:] = in_data[0] * 2
+
+        def backward(self, out_grad, in_data, out_data, in_grad):
+            in_grad[0][:] = out_grad[0] * 2
+
+    with pytest.warns(UserWarning, match="deprecated"):
+        square, twice = Square(), Twice()
+    x = mx.sym.Variable("x")
+    y = twice.get_symbol(square(x, name="sq"), name="tw")
+    assert y.list_arguments() == ["x"]
+    grad = mx.nd.zeros((3,))
+    exe = y.bind(mx.cpu(), args=[mx.nd.array([1.0, -2.0, 3.0])], args_grad={"x": grad})
+    assert exe.forward(is_train=True)[0].asnumpy().tolist() == [2.0, 8.0, 18.0]
+    exe.backward(mx.nd.ones((3,)))
+    assert grad.asnumpy().tolist() == [4.0, -8.0, 12.0]       # d(2 x^2)/dx
