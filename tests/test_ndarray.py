@@ -210,3 +210,25 @@ def test_numpy_conversion_and_single_element_assignment():
     assert b.asnumpy()[0] == np.float32(47.844944)
     with pytest.raises(ValueError, match="cannot assign"):
         b[0] = np.array([1.0, 2.0])
+
+
+def test_cached_op_runs_a_symbol_on_ndarrays_and_differentiates():
+    sym = mx.sym.Convolution(kernel=(3, 3), num_filter=2, name="c") + 2
+    op = mx.nd.CachedOp(sym)
+    data, weight, bias = mx.nd.ones((1, 1, 4, 4)), mx.nd.ones((2, 1, 3, 3)), mx.nd.ones((2,))
+    out = op(data, weight, bias)
+    assert out.shape == (1, 2, 2, 2) and (out.asnumpy() == 12).all()       # 9 + bias 1 + 2
+    target = mx.nd.zeros((1, 2, 2, 2))
+    op(data, weight, bias * 2, out=target)
+    assert (target.asnumpy() == 13).all()
+    weight.attach_grad()
+    with mx.autograd.record():
+        loss = (op(data, weight, bias) * 2).sum()
+    loss.backward()
+    assert (weight.grad.asnumpy() == 8).all()       # 2 * (4 output positions) per weight
+    x = mx.sym.var("x")
+    two = mx.nd.CachedOp(mx.sym.Group([x * 2, x + 1]))
+    a, b = two(mx.nd.array([1.0, 2.0]))
+    assert a.asnumpy().tolist() == [2.0, 4.0] and b.asnumpy().tolist() == [2.0, 3.0]
+    with pytest.raises(ValueError, match="takes 3 arrays"):
+        op(data, weight)

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from . import contrib, random  # noqa: F401  (mx.nd.contrib, mx.nd.random)
+from .cached_op import CachedOp
 from ..base import MXNetError, normalize_dtype
 from ..runtime.imperative import invoke
 from ..runtime.ndarray import NDArray, as_ndarray, creation_shape
@@ -17,7 +18,7 @@ __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zero
            "concatenate", "save", "load", "load_frombuffer", "add", "subtract", "multiply", "divide", "true_divide",
            "modulo", "power", "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal", "lesser",
            "lesser_equal", "logical_and", "logical_or", "logical_xor", "moveaxis", "onehot_encode", "eye",
-           "linspace", "histogram", "split_v2", "from_numpy"]
+           "linspace", "histogram", "split_v2", "from_numpy", "CachedOp"]
 
 
 
