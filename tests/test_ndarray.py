@@ -232,3 +232,11 @@ def test_cached_op_runs_a_symbol_on_ndarrays_and_differentiates():
     assert a.asnumpy().tolist() == [2.0, 4.0] and b.asnumpy().tolist() == [2.0, 3.0]
     with pytest.raises(ValueError, match="takes 3 arrays"):
         op(data, weight)
+
+
+def test_basic_indexing_contiguity_predicate_matches_numpy():
+    import itertools
+    x = np.arange(4 * 5 * 6).reshape(4, 5, 6)
+    slices = [slice(None), slice(2), slice(1, 3), slice(None, None, 2), slice(0, 1), slice(None, None, -1)]
+    for key in itertools.product(slices, repeat=3):
+        assert mx.nd.NDArray._basic_indexing_slice_is_contiguous(key, x.shape) == x[key].flags.contiguous, key

@@ -177,6 +177,23 @@ class NDArray:
         axes = {a % self.ndim for a in axes}
         return self.reshape([d for i, d in enumerate(self.shape) if not (i in axes and d == 1)] or [1])
 
+    @staticmethod
+    def _basic_indexing_slice_is_contiguous(slc_key, shape):
+        """Whether slicing an array of `shape` with `slc_key` (one slice per axis) gives contiguous memory: going
+        from the last axis to the first, once an axis keeps a proper subset, every axis before it keeps at most
+        one element; a multi-element slice with a step other than 1 is never contiguous (MXNet's rule)."""
+        lengths = [len(range(*s.indices(n))) for s, n in zip(slc_key, shape)]
+        if int(np.prod(lengths)) <= 1:
+            return True
+        narrowed = False
+        for s, n, count in zip(reversed(slc_key), reversed(shape), reversed(lengths)):
+            if count > 1 and s.indices(n)[2] != 1:
+                return False
+            if narrowed and count > 1:
+                return False
+            narrowed = narrowed or count < n
+        return True
+
     def broadcast_to(self, shape):
         """This array broadcast to `shape` (any sequence of ints; leading axes are added as MXNet's method adds them:
         only size-1 axes broadcast, else ValueError)."""
