@@ -240,3 +240,14 @@ def test_basic_indexing_contiguity_predicate_matches_numpy():
     slices = [slice(None), slice(2), slice(1, 3), slice(None, None, 2), slice(0, 1), slice(None, None, -1)]
     for key in itertools.product(slices, repeat=3):
         assert mx.nd.NDArray._basic_indexing_slice_is_contiguous(key, x.shape) == x[key].flags.contiguous, key
+
+
+def test_dlpack_round_trip_shares_memory():
+    for dtype in ("float32", "int32", "float16"):
+        a = mx.nd.array(np.arange(12).reshape(3, 4), dtype=dtype)
+        b = mx.nd.from_dlpack(a.to_dlpack_for_read())
+        assert b.dtype == np.dtype(dtype) and b.asnumpy().tolist() == a.asnumpy().tolist()
+        c = mx.nd.from_dlpack(mx.nd.to_dlpack_for_write(a))
+        c[0, 0] = 100                       # the same memory
+        assert a.asnumpy()[0, 0] == 100
+    assert mx.nd.from_dlpack(np.arange(3.0)).asnumpy().tolist() == [0.0, 1.0, 2.0]    # any __dlpack__ producer

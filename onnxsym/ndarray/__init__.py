@@ -18,7 +18,8 @@ __all__ = ["NDArray", "array", "empty", "zeros", "ones", "full", "arange", "zero
            "concatenate", "save", "load", "load_frombuffer", "add", "subtract", "multiply", "divide", "true_divide",
            "modulo", "power", "maximum", "minimum", "equal", "not_equal", "greater", "greater_equal", "lesser",
            "lesser_equal", "logical_and", "logical_or", "logical_xor", "moveaxis", "onehot_encode", "eye",
-           "linspace", "histogram", "split_v2", "from_numpy", "CachedOp"]
+           "linspace", "histogram", "split_v2", "from_numpy", "CachedOp", "to_dlpack_for_read",
+           "to_dlpack_for_write", "from_dlpack"]
 
 
 
@@ -41,6 +42,40 @@ def from_numpy(ndarray, zero_copy=True, array_cls=NDArray):
         view = ndarray.copy()
     ndarray.flags["WRITEABLE"] = False
     return array_cls(view)
+
+
+def to_dlpack_for_read(data):
+    """mx.nd.to_dlpack_for_read(x): x.to_dlpack_for_read()."""
+    return data.to_dlpack_for_read()
+
+
+def to_dlpack_for_write(data):
+    """mx.nd.to_dlpack_for_write(x): x.to_dlpack_for_write()."""
+    return data.to_dlpack_for_write()
+
+
+class _Capsule:
+    """A DLPack capsule as numpy's from_dlpack takes it (an object with __dlpack__)."""
+
+    def __init__(self, capsule):
+        self.capsule = capsule
+
+    def __dlpack__(self, stream=None, **kwargs):
+        return self.capsule
+
+    def __dlpack_device__(self):
+        return (1, 0)       # kDLCPU
+
+
+def from_dlpack(dlpack):
+    """An NDArray over the memory of a DLPack capsule (or of an object with __dlpack__), as MXNet's from_dlpack:
+    no copy, writes go to the producer's memory."""
+    source = np.from_dlpack(dlpack if hasattr(dlpack, "__dlpack__") else _Capsule(dlpack))
+    if not source.size:
+        return NDArray(source.copy())
+    memory = (ctypes.c_char * source.nbytes).from_address(source.ctypes.data)
+    memory.owner = source
+    return NDArray(np.frombuffer(memory, dtype=source.dtype).reshape(source.shape))
 
 
 def array(source_array, ctx=None, dtype=None):

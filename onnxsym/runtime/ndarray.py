@@ -177,6 +177,16 @@ class NDArray:
         axes = {a % self.ndim for a in axes}
         return self.reshape([d for i, d in enumerate(self.shape) if not (i in axes and d == 1)] or [1])
 
+    def to_dlpack_for_read(self):
+        """A DLPack capsule of this array's memory (to read; mx.nd.from_dlpack, torch.utils.dlpack.from_dlpack)."""
+        return np.ascontiguousarray(self._data).__dlpack__()
+
+    def to_dlpack_for_write(self):
+        """A DLPack capsule of this array's memory (a consumer may write into it)."""
+        if not self._data.flags.c_contiguous:
+            self._data = np.ascontiguousarray(self._data)
+        return self._data.__dlpack__()
+
     @staticmethod
     def _basic_indexing_slice_is_contiguous(slc_key, shape):
         """Whether slicing an array of `shape` with `slc_key` (one slice per axis) gives contiguous memory: going
