@@ -55,3 +55,19 @@ def test_fill_ops_learn_unknown_dimensions_from_the_graph():
     total = mx.sym.ones(shape=[2, 3]) + mx.sym.transpose(mx.sym.ones(shape=[-1, -1]))
     out = total.bind(mx.cpu(), args={}).forward()[0]
     assert out.shape == (2, 3) and (out.asnumpy() == 2).all()
+
+
+def test_save_and_load_follow_the_semantics(tmp_path):
+    # MXNet: NumPy-shape files (V3 records, scalars allowed) load only inside np_shape; legacy files whose arrays
+    # have zero-size dimensions only outside it
+    legacy_file, numpy_file = str(tmp_path / "legacy"), str(tmp_path / "numpy")
+    mx.nd.save(legacy_file, [mx.nd.array(np.zeros((2, 0, 1))), mx.nd.array([[1, 2]])])
+    assert [a.shape for a in mx.nd.load(legacy_file)] == [(2, 0, 1), (1, 2)]
+    with mx.np_shape():
+        with pytest.raises(mx.MXNetError, match="outside NumPy shape semantics"):
+            mx.nd.load(legacy_file)
+        mx.nd.save(numpy_file, [mx.nd.array(np.ones(())), mx.nd.array(np.zeros((0, 4)))])
+        loaded = mx.nd.load(numpy_file)
+        assert [a.shape for a in loaded] == [(), (0, 4)] and loaded[0].asnumpy() == 1
+    with pytest.raises(mx.MXNetError, match="inside `with mx.np_shape"):
+        mx.nd.load(numpy_file)

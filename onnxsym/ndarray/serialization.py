@@ -16,6 +16,7 @@ import numpy as np
 from .._files import atomic_save
 from ..base import DTYPE_NAMES, MXNetError
 from ..runtime.ndarray import NDArray
+from ..util import is_np_shape
 
 __all__ = ["save", "load", "load_frombuffer", "array_to_bytes", "array_from_bytes"]
 
@@ -34,11 +35,13 @@ def _encode_array(array, label, scalar_ok=False):
     flag = _TYPE_FLAGS.get(data.dtype)
     if flag is None:
         raise MXNetError("cannot save %s: dtype %s has no MXNet type flag" % (label, data.dtype))
-    if data.ndim == 0 and not scalar_ok:
+    numpy_shape = is_np_shape()     # MXNet writes V3 records under NumPy shape semantics (0-d arrays exist there)
+    if data.ndim == 0 and not (scalar_ok or numpy_shape):
         # In MXNet 1.x files ndim 0 marks a 'none' array, so a 0-d value cannot be represented.
         raise MXNetError("cannot save %s: 0-d arrays have no MXNet 1.x .params encoding; reshape it to (1,)"
                          % label)
-    header = struct.pack("<Iii", V3_MAGIC if data.ndim == 0 else V2_MAGIC, 0, data.ndim) + struct.pack("<%dq" % data.ndim, *data.shape)
+    magic = V3_MAGIC if numpy_shape or data.ndim == 0 else V2_MAGIC
+    header = struct.pack("<Iii", magic, 0, data.ndim) + struct.pack("<%dq" % data.ndim, *data.shape)
     header += struct.pack("<iii", _CPU, 0, flag)
     return header + np.asarray(data, order="C").astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
 
@@ -141,8 +144,15 @@ def _read_payload(reader, dims):
         raise MXNetError("corrupt .params data in %s: shape %s is too large" % (reader.where, dims)) from None
 
 
-def _read_array(reader):
+def _read_array(reader, check_semantics=True):
+    """One array record. With `check_semantics` (files), MXNet's rules between the record's shape semantics and
+    the current ones: a V3 (NumPy shape) record loads only inside mx.np_shape(), an older one with a zero-size
+    dimension only outside it (its 0 meant "unknown")."""
     magic = reader.unpack("<I", "the array magic")
+    numpy_shape = is_np_shape()
+    if check_semantics and magic == V3_MAGIC and not numpy_shape:
+        raise MXNetError("cannot load %s: it was saved under NumPy shape semantics; load it inside "
+                         "`with mx.np_shape():`" % reader.where)
     if magic in (V2_MAGIC, V3_MAGIC):
         stype = reader.unpack("<i", "the storage type")
         if stype != 0:
@@ -152,6 +162,7 @@ def _read_array(reader):
         ndim, dims = reader.shape()
         if ndim == -1 or (ndim == 0 and magic == V2_MAGIC):
             raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
+        _check_legacy_zero(reader, magic != V3_MAGIC and check_semantics and numpy_shape, dims)
         return _read_payload(reader, dims)
     if magic == V1_MAGIC:
         ndim, dims = reader.shape()
@@ -163,7 +174,14 @@ def _read_array(reader):
         ndim = magic
     if ndim == 0:
         raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
+    _check_legacy_zero(reader, check_semantics and numpy_shape, dims)
     return _read_payload(reader, dims)
+
+
+def _check_legacy_zero(reader, numpy_shape, dims):
+    if numpy_shape and 0 in dims:
+        raise MXNetError("cannot load %s: saved outside NumPy shape semantics with a zero-size dimension %s (an "
+                         "unknown one there); load it outside mx.np_shape()" % (reader.where, dims))
 
 
 def _read_file(buf):
@@ -241,7 +259,7 @@ def array_from_bytes(buf):
     """The numpy array of MXNet's raw bytes of one NDArray (MXNDArrayLoadFromRawBytes; any saved device)."""
     reader = _Reader(bytes(buf))
     reader.where = "the pickled NDArray"
-    values = _read_array(reader)
+    values = _read_array(reader, check_semantics=False)
     if reader.pos != len(reader.buf):
         raise MXNetError("corrupt NDArray bytes: %d bytes after the array" % (len(reader.buf) - reader.pos))
     return values
