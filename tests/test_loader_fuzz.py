@@ -297,8 +297,9 @@ def test_truncated_at_every_byte_names_the_file(fixture, tmp_path):
     path = tmp_path / "cut.params"
     for end in range(len(raw)):
         path.write_bytes(raw[:end])
-        with pytest.raises(mx.MXNetError, match="^cannot load file '%s': truncated" % re.escape(str(path))):
-            mx.nd.load(str(path))
+        with mx.np_shape(fixture.endswith("v3")), \
+                pytest.raises(mx.MXNetError, match="^cannot load file '%s': truncated" % re.escape(str(path))):
+            mx.nd.load(str(path))       # (a V3 file is read in the semantics it was written in)
 
 
 def test_str_buffer_of_non_bytes():

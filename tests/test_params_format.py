@@ -6,6 +6,8 @@ import struct
 import numpy as np
 import pytest
 
+import onnxsym as mx
+
 from onnxsym.base import MXNetError
 from onnxsym.ndarray import serialization
 from onnxsym.runtime.ndarray import NDArray
@@ -45,7 +47,8 @@ def test_save_writes_mxnet_bytes(case, tmp_path):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_load_mxnet_files(case):
-    loaded = serialization.load(fixture_path(case))
+    with mx.np_shape(case == "v3"):      # MXNet: V3 files (NumPy shape semantics) load only inside np_shape
+        loaded = serialization.load(fixture_path(case))
     meta = CASES[case]
     if meta["names"] is None:
         assert isinstance(loaded, list)
@@ -69,7 +72,10 @@ def test_load_float16_and_int64_values():
 
 
 def test_v3_scalar_and_zero_size():
-    loaded = serialization.load(fixture_path("v3"))
+    with pytest.raises(mx.MXNetError, match="inside `with mx.np_shape"):
+        serialization.load(fixture_path("v3"))
+    with mx.np_shape():
+        loaded = serialization.load(fixture_path("v3"))
     assert loaded["scalar"].shape == () and loaded["scalar"].asnumpy() == 2.5
     assert loaded["empty"].shape == (2, 0)
 

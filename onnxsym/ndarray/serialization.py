@@ -145,14 +145,10 @@ def _read_payload(reader, dims):
 
 
 def _read_array(reader, check_semantics=True):
-    """One array record. With `check_semantics` (files), MXNet's rules between the record's shape semantics and
-    the current ones: a V3 (NumPy shape) record loads only inside mx.np_shape(), an older one with a zero-size
-    dimension only outside it (its 0 meant "unknown")."""
+    """One array record. With `check_semantics` (files), MXNet's rule between the record's shape semantics and
+    the current ones: a V3 (NumPy shape) record loads only inside mx.np_shape(), an older one only outside it."""
     magic = reader.unpack("<I", "the array magic")
     numpy_shape = is_np_shape()
-    if check_semantics and magic == V3_MAGIC and not numpy_shape:
-        raise MXNetError("cannot load %s: it was saved under NumPy shape semantics; load it inside "
-                         "`with mx.np_shape():`" % reader.where)
     if magic in (V2_MAGIC, V3_MAGIC):
         stype = reader.unpack("<i", "the storage type")
         if stype != 0:
@@ -162,7 +158,10 @@ def _read_array(reader, check_semantics=True):
         ndim, dims = reader.shape()
         if ndim == -1 or (ndim == 0 and magic == V2_MAGIC):
             raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
-        _check_legacy_zero(reader, magic != V3_MAGIC and check_semantics and numpy_shape, dims)
+        if check_semantics and magic == V3_MAGIC and not numpy_shape:
+            raise _SemanticsError("cannot load %s: it was saved under NumPy shape semantics; load it inside "
+                                  "`with mx.np_shape():`" % reader.where)
+        _check_legacy(reader, magic != V3_MAGIC and check_semantics and numpy_shape)
         return _read_payload(reader, dims)
     if magic == V1_MAGIC:
         ndim, dims = reader.shape()
@@ -174,14 +173,14 @@ def _read_array(reader, check_semantics=True):
         ndim = magic
     if ndim == 0:
         raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
-    _check_legacy_zero(reader, check_semantics and numpy_shape, dims)
+    _check_legacy(reader, check_semantics and numpy_shape)
     return _read_payload(reader, dims)
 
 
-def _check_legacy_zero(reader, numpy_shape, dims):
-    if numpy_shape and 0 in dims:
-        raise MXNetError("cannot load %s: saved outside NumPy shape semantics with a zero-size dimension %s (an "
-                         "unknown one there); load it outside mx.np_shape()" % (reader.where, dims))
+def _check_legacy(reader, numpy_shape):
+    if numpy_shape:
+        raise _SemanticsError("cannot load %s: it was saved outside NumPy shape semantics (its 0 dimensions mean "
+                         "unknown); load it outside mx.np_shape()" % reader.where)
 
 
 def _read_file(buf):
@@ -236,8 +235,14 @@ def _looks_like(buf):
     return "it starts with the bytes %s" % head[:8].hex(" ")
 
 
+class _SemanticsError(MXNetError):
+    """A sound file saved under the other shape semantics (nothing is damaged)."""
+
+
 def _explain(buf, err):
     """Why `buf` could not be read, in a newcomer's words, after the reader's precise reason."""
+    if isinstance(err, _SemanticsError):
+        return str(err)
     if len(buf) == 0:
         return "%s; it is empty, so it is not an MXNet .params file" % err
     if len(buf) < 8:
