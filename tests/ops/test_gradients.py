@@ -77,6 +77,6 @@ def _check_zero_gradient(case):
     aux = {n: mx.nd.array(arrays[n], dtype=arrays[n].dtype) for n in sym.list_auxiliary_states()}
     exe = sym[0].bind(mx.cpu(), args=args, args_grad=grads, aux_states=aux)
     exe.forward(is_train=True)
-    exe.backward([mx.nd.ones(exe.outputs[0].shape, dtype=exe.outputs[0].dtype)])
+    exe.backward([mx.nd.array(np.ones(exe.outputs[0].shape), dtype=exe.outputs[0].dtype)])
     for name in names:
         np.testing.assert_array_equal(grads[name].asnumpy(), 0, err_msg="%s: gradient of %s" % (case, name))
