@@ -71,3 +71,10 @@ def test_save_and_load_follow_the_semantics(tmp_path):
         assert [a.shape for a in loaded] == [(), (0, 4)] and loaded[0].asnumpy() == 1
     with pytest.raises(mx.MXNetError, match="inside `with mx.np_shape"):
         mx.nd.load(numpy_file)
+
+
+def test_a_zero_size_dimension_an_op_computes_is_real_in_legacy_semantics_too():
+    # MXNet 1.x marks unknown dimensions -1 inside; only the user-facing shapes read 0 as unknown (its
+    # test_one_hot: depth=0 gives an empty (..., 0) array)
+    out = mx.nd.one_hot(mx.nd.array(np.ones((2, 3)), dtype="int32"), depth=0, dtype="int32")
+    assert out.shape == (2, 3, 0) and out.dtype == np.int32

@@ -111,8 +111,8 @@ def _shape_rule(node, ins, outs):
 
 
 def _merge_shape(old, new):
-    if new is not None:     # a size a rule cannot tell (0, as MXNet writes it) stays unknown (legacy semantics)
-        new = _array_shape(new)
+    if new is not None:     # rules say an unknown size with None; a 0 they compute is a zero-size dimension
+        new = tuple(None if d is None or int(d) < 0 else int(d) for d in new)
     try:
         return merge(old, new)
     except ShapeMismatch:
