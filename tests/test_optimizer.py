@@ -205,11 +205,11 @@ def test_sgld_noise_has_variance_lr():
     g = np.random.RandomState(2).uniform(-1, 1, 20000).astype(np.float32)
     results = []
     for _ in range(2):
-        np.random.seed(7)
+        mx.random.seed(7)
         weight = mx.nd.array(w0)
         optimizer.create("sgld", learning_rate=lr, wd=wd).update(0, weight, mx.nd.array(g), None)
         results.append(weight.asnumpy())
-    np.testing.assert_array_equal(results[0], results[1])  # reproducible under np.random.seed
+    np.testing.assert_array_equal(results[0], results[1])  # reproducible under mx.random.seed, as MXNet's
     noise = results[0] - (w0 - lr / 2 * (g + wd * w0))
     assert abs(noise.mean()) < 0.01
     assert noise.std() == pytest.approx(np.sqrt(lr), rel=0.03)

@@ -657,7 +657,7 @@ class DCASGD(Optimizer):
 @register
 class SGLD(Optimizer):
     """Stochastic gradient Langevin dynamics: ``w += -lr/2*(g + wd*w) + N(0, sqrt(lr))``.
-    The noise comes from numpy's global generator (seed it with ``np.random.seed``)."""
+    The noise is mx.random.normal's (seeded by ``mx.random.seed``, as MXNet's)."""
 
     def create_state(self, index, weight):
         return None
@@ -666,7 +666,8 @@ class SGLD(Optimizer):
         w, g, lr, wd = self._begin(index, weight, grad)
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         w += -lr / 2 * (g + wd * w)
-        w += np.random.normal(0, math.sqrt(lr), size=w.shape).astype(w.dtype)
+        from ..random import normal  # lazy: start-up time (the sampling front end is only needed here)
+        w += normal(0, math.sqrt(lr), shape=w.shape, dtype=np.dtype(w.dtype).name).asnumpy()
 
 
 @register
