@@ -130,7 +130,7 @@ def check_symbolic_backward(sym, location, out_grads, expected, rtol=None, atol=
 
 def random_projection(shape, seed=0):
     """A random head gradient `uniform + 0.1` (away from zero) used by check_numeric_gradient."""
-    return np.random.RandomState(seed).uniform(size=shape) + 0.1
+    return np.asarray(np.random.RandomState(seed).uniform(size=shape) + 0.1)
 
 
 def numeric_grad(executor, location, aux_states=None, eps=1e-4, use_forward_train=True, dtype=np.float32,
@@ -174,7 +174,7 @@ def check_numeric_gradient(sym, location, aux_states=None, numeric_eps=None, rto
     if not np.issubdtype(out_type, np.floating):
         raise ValueError("check_numeric_gradient needs a floating-point output, got %s" % out_type.name)
     proj_name = "__random_proj"
-    projection = random_projection(out_shapes[0]).astype(out_type)
+    projection = np.asarray(random_projection(out_shapes[0]).astype(out_type))
     loss = create_symbol("MakeLoss", create_symbol("elemwise_mul", sym, Variable(proj_name)))
     # grad_nodes: names (req 'write') or, as MXNet's, {name: 'write' | 'add' | 'null'}; 'add' starts from a
     # random gradient and checks the added part, 'null' checks that the gradient array stays as it was

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._shapes import fmt
 from ..base import MXNetError
+from ..util import is_np_shape
 from .params import FloatTuple, OptShape, param
 from .registry import OpDef, register
 
@@ -36,7 +37,8 @@ class moments(OpDef):
         if self.keepdims:
             out = tuple(1 if i in axes else d for i, d in enumerate(data))
         else:
-            out = tuple(d for i, d in enumerate(data) if i not in axes)
+            # every axis reduced: (1,) outside NumPy shape semantics (MXNet's ReduceAxesShape), () inside them
+            out = tuple(d for i, d in enumerate(data) if i not in axes) or (() if is_np_shape() else (1,))
         return [data], [out, out]
 
     def infer_type(self, data):
@@ -49,6 +51,8 @@ class moments(OpDef):
         var = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=int(self.keepdims))
         if not self.keepdims:
             mean = g.ReduceMean(data, axes=axes, keepdims=0)
+            if len(axes) == len(g.shape(data)) and not is_np_shape():
+                mean, var = (g.Reshape(v, g.int64s([1])) for v in (mean, var))
         return mean, var
 
 

@@ -41,3 +41,14 @@ def test_histogram_range_takes_floats_in_every_spelling():
     assert sym.attr_dict()[sym.name]["range"] == "(-2.5, 2.5)"
     with pytest.raises(mx.MXNetError, match="range"):
         mx.nd.histogram(data, bins=4, range="(a, b)")
+
+
+def test_moments_over_every_axis_is_one_element_as_mxnets():
+    # MXNet 1.9.1: mx.nd.moments(ones((2, 3)), axes=(0, 1))[0].shape == (1,) (legacy), () under np_shape
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    mean, var = mx.nd.moments(mx.nd.array(data), axes=(0, 1))
+    assert mean.shape == var.shape == (1,)
+    np.testing.assert_allclose([mean.asscalar(), var.asscalar()], [data.mean(), data.var()], rtol=1e-6)
+    assert mx.sym.moments(mx.sym.var("d"), axes=(0, 1)).infer_shape(d=(2, 3))[1] == [(1,), (1,)]
+    with mx.np_shape():
+        assert mx.nd.moments(mx.nd.array(data), axes=(0, 1))[0].shape == ()
