@@ -8,6 +8,7 @@ import numpy as np
 from .._shapes import user_shape
 from ..base import MXNetError
 from ..context import Context, current_context
+from ..util import is_np_shape
 from ..lower.to_onnx import is_static, lower_symbol
 from ..symbol.infer import check_float_inputs
 from .ndarray import NDArray, host_buffer
@@ -24,7 +25,7 @@ _COMPILED_SIZE = 64
 
 def _compile(symbol, shapes, dtypes, ctx):
     key = (tuple((id(n), i) for n, i in symbol.outputs), tuple(sorted(shapes.items())),
-           tuple(sorted((k, np.dtype(v).str) for k, v in dtypes.items())), ctx)
+           tuple(sorted((k, np.dtype(v).str) for k, v in dtypes.items())), ctx, is_np_shape())
     entry = _COMPILED.get(key)
     if entry is not None and all(ref() is node for ref, (node, _) in zip(entry[2], symbol.outputs)):
         _COMPILED.move_to_end(key)

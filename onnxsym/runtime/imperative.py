@@ -35,7 +35,9 @@ class _Compiled:
 
 
 def _compiled(op, params, arrays, ctx, train):
-    key = (type(op), tuple(sorted(params.items())), tuple((a.shape, a.dtype) for a in arrays), ctx, train)
+    # (the shape semantics are part of the key: under mx.np_shape a full reduction is 0-d, outside it (1,))
+    key = (type(op), tuple(sorted(params.items())), tuple((a.shape, a.dtype) for a in arrays), ctx, train,
+           is_np_shape())
     entry = _CACHE.get(key)
     if entry is not None and not rng.is_stale(entry.session):
         _CACHE.move_to_end(key)
