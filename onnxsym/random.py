@@ -18,7 +18,8 @@ def seed(seed_state, ctx="all"):
     device here)."""
     if not isinstance(seed_state, integer_types) or isinstance(seed_state, bool):
         raise ValueError("sd must be int")
-    np.random.seed(int(seed_state) % (2 ** 32))
-    rng.seed(int(seed_state))
-    initializer.seed(int(seed_state))
-    io.seed(int(seed_state))
+    value = int(seed_state) % (2 ** 32)     # MXNet takes any int (its tests seed with negative ones too)
+    np.random.seed(value)
+    rng.seed(value)
+    initializer.seed(value)
+    io.seed(value)

@@ -371,3 +371,14 @@ def test_backward_after_an_inference_forward_uses_its_draws():
         np.testing.assert_allclose(grad.asnumpy(), out / x.asnumpy(), rtol=1e-6)
         exe.backward(mx.nd.ones((4, 5)))
         np.testing.assert_allclose(grad.asnumpy(), out / x.asnumpy(), rtol=1e-6)
+
+
+def test_any_int_seeds_every_stream():
+    # MXNet's test_random_seed draws seeds from [-2^31, 2^31): negative ones included
+    for value in (-(1 << 31), -5, 0, (1 << 31) - 1, 1 << 40):
+        mx.random.seed(value)
+        first = mx.nd.random.uniform(shape=(4,)).asnumpy()
+        mx.random.seed(value)
+        assert (mx.nd.random.uniform(shape=(4,)).asnumpy() == first).all()
+    with pytest.raises(ValueError):
+        mx.random.seed(1.5)
