@@ -23,6 +23,7 @@ from .._shapes import fmt
 from ..base import MXNetError
 from ..lower.builder import GraphBuilder, onnx_dtype
 from .creation import CTX_DOC
+from .elemwise import _lgamma
 from .params import Dtype, Shape, param
 from .registry import OpDef, register
 
@@ -542,3 +543,36 @@ class _shuffle(OpDef):
         keys = _uniform(g, (n,), np.float32)
         _, order = g.TopK(keys, g.int64s([n]), axis=0, _outputs=2)
         return g.Gather(data, order, axis=0)
+
+
+@register(name="_random_pdf_dirichlet")
+class random_pdf_dirichlet(OpDef):
+    """The density (is_log: its log) of each sample under the Dirichlet distribution of its alpha: sample of shape
+    alpha.shape[:-1] + (draws...) + (K,), alpha (..., K); output sample.shape[:-1]. log pdf = lgamma(sum alpha)
+    - sum lgamma(alpha) + sum (alpha - 1) log(sample) (MXNet pdf_op.h); differentiable in sample and alpha."""
+    aliases = ("random_pdf_dirichlet",)
+    inputs = ("sample", "alpha")
+    is_log: bool = param(False, doc="Whether to compute the log density instead of the density.")
+    float_only = True
+
+    def infer_shape(self, sample, alpha):
+        if sample is None or alpha is None:
+            return None
+        sample, alpha = tuple(sample), tuple(alpha)
+        if len(sample) < len(alpha) or sample[:len(alpha) - 1] != alpha[:-1] or sample[-1] != alpha[-1]:
+            raise MXNetError("random_pdf_dirichlet: sample of shape %s does not fit alpha of shape %s (sample must be "
+                             "alpha.shape[:-1] + (draws...) + (K,))" % (sample, alpha))
+        return [sample, alpha], [sample[:-1]]
+
+    def lower(self, g, sample, alpha):
+        sample_shape, alpha_shape = tuple(g.shape(sample)), tuple(g.shape(alpha))
+        extra = len(sample_shape) - len(alpha_shape)
+        a = alpha if not extra else g.Reshape(alpha, g.int64s(alpha_shape[:-1] + (1,) * extra + alpha_shape[-1:]))
+        dtype = g.dtype(sample)
+        g.set_info(a, alpha_shape[:-1] + (1,) * extra + alpha_shape[-1:], dtype)
+        total = g.ReduceSum(a, g.int64s([-1]), keepdims=0)
+        g.set_info(total, alpha_shape[:-1] + (1,) * extra, dtype)
+        terms = g.Mul(g.Sub(a, g.scalar(1, dtype)), g.Log(sample))
+        log_pdf = g.Sub(g.Add(g.ReduceSum(terms, g.int64s([-1]), keepdims=0), _lgamma(g, total)),
+                        g.ReduceSum(_lgamma(g, a), g.int64s([-1]), keepdims=0))
+        return log_pdf if self.is_log else g.Exp(log_pdf)

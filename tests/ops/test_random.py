@@ -13,7 +13,7 @@ import pytest
 
 import onnxsym as mx
 from onnxsym.base import MXNetError
-from .opcase import OpCase
+from .opcase import OpCase, run_case
 
 N = 200000
 RNG_X = np.random.RandomState(11)
@@ -382,3 +382,27 @@ def test_any_int_seeds_every_stream():
         assert (mx.nd.random.uniform(shape=(4,)).asnumpy() == first).all()
     with pytest.raises(ValueError):
         mx.random.seed(1.5)
+
+
+def _dirichlet_log_pdf(sample, alpha):
+    lg = np.vectorize(math.lgamma)
+    a = alpha.reshape(alpha.shape[:-1] + (1,) * (sample.ndim - alpha.ndim) + alpha.shape[-1:])
+    return ((a - 1) * np.log(sample)).sum(-1) + lg(a.sum(-1)) - lg(a).sum(-1)
+
+
+_SIMPLEX = np.array([[[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]], [[0.6, 0.3, 0.1], [0.3, 0.3, 0.4]]])
+_ALPHA = np.array([[0.5, 1.5, 2.0], [3.0, 1.2, 0.8]])
+PDF_CASES = [
+    OpCase("random_pdf_dirichlet", dict(is_log=True), {"sample": (2, 2, 3), "alpha": (2, 3)},
+           lambda sample, alpha: _dirichlet_log_pdf(sample, alpha), dtype="float64",
+           values={"sample": _SIMPLEX, "alpha": _ALPHA}),
+    OpCase("random_pdf_dirichlet", {}, {"sample": (2, 2, 3), "alpha": (2, 3)},
+           lambda sample, alpha: np.exp(_dirichlet_log_pdf(sample, alpha)), dtype="float32",
+           values={"sample": _SIMPLEX.astype(np.float32), "alpha": _ALPHA.astype(np.float32)}, rtol=1e-4),
+]
+CASES += PDF_CASES
+
+
+@pytest.mark.parametrize("case", PDF_CASES, ids=str)
+def test_dirichlet_density_against_its_formula(case):
+    run_case(case)
