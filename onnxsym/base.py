@@ -11,6 +11,11 @@ class MXNetError(RuntimeError):
     """Graph, shape, type and operator errors: the exception type MXNet 1.x raises (a RuntimeError)."""
 
 
+class MXNetForwardError(MXNetError):
+    """An error MXNet's kernels raise when they run (a sampling op's parameter check): with mx.nd it is deferred,
+    as MXNet's asynchronous engine defers it, to the first read of the result (asnumpy, wait_to_read, waitall)."""
+
+
 class MXNetIndexError(MXNetError, IndexError):
     """An index out of bounds at run time (gather_nd, take with mode='raise', ...): MXNet raises it as IndexError,
     which this is too."""

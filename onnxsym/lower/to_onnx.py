@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from ..base import MXNetError
+from ..base import MXNetError, MXNetForwardError
 from ..symbol.infer import infer_graph_shapes, infer_graph_types
 from ..symbol.node import topo_order
 from .builder import GraphBuilder
@@ -199,7 +199,8 @@ def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):
         try:
             result = node.op.lower_onnx(g, *ins)
         except MXNetError as err:
-            raise MXNetError("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
+            kind = MXNetForwardError if isinstance(err, MXNetForwardError) else MXNetError
+            raise kind("Cannot lower operator %s (%s): %s" % (node.name, node.op.op_name, err)) from None
         result = result if isinstance(result, (tuple, list)) else (result,)
         if training and not node.op.differentiable:
             # No gradient is defined (argmax, comparisons, rounding): nothing flows back, inputs get zeros.

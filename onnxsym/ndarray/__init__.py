@@ -8,7 +8,7 @@ from . import contrib, random  # noqa: F401  (mx.nd.contrib, mx.nd.random)
 from .cached_op import CachedOp
 from ..base import MXNetError, normalize_dtype
 from ..runtime.imperative import invoke
-from ..runtime.ndarray import NDArray, as_ndarray, creation_shape
+from ..runtime.ndarray import NDArray, as_ndarray, creation_shape, raise_any_pending
 from .functions import (add, divide, equal, eye, greater, greater_equal, histogram, lesser, lesser_equal,
                         linspace, logical_and, logical_or, logical_xor, maximum, minimum, modulo, moveaxis, multiply,
                         not_equal, onehot_encode, power, split_v2, subtract, true_divide)
@@ -125,5 +125,6 @@ def concatenate(arrays, axis=0, always_copy=True):
 
 
 def waitall():
-    """Operations finish before they return here; kept for MXNet compatibility."""
-    return None
+    """Wait for all operations (they finish before they return here) and raise the first run-time error still
+    waiting for a read (MXNet's engine delivers an op's errors at the next read or waitall)."""
+    raise_any_pending()

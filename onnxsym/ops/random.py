@@ -20,7 +20,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from .._shapes import fmt
-from ..base import MXNetError
+from ..base import MXNetError, MXNetForwardError
 from ..lower.builder import GraphBuilder, onnx_dtype
 from .creation import CTX_DOC
 from .elemwise import _lgamma
@@ -265,7 +265,7 @@ def _scalar_params(g, op, dtype):
     values = {name: getattr(op, name) for name in op._params}
     for holds, message in _PARAM_RULES[op._dist]:
         if not holds(values):
-            raise MXNetError("%s: %s (%s)" % (op.op_name, message,
+            raise MXNetForwardError("%s: %s (%s)" % (op.op_name, message,
                                                ", ".join("%s=%g" % item for item in values.items())))
     return [_c(g, values[name], dtype) for name in op._params]
 

@@ -3,15 +3,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..base import MXNetError
+from ..base import MXNetError, MXNetForwardError
 from ..util import is_np_shape
-from ..lower.to_onnx import lower_symbol
+from ..lower.to_onnx import infer_all, lower_symbol
 from ..ops.registry import bind_inputs, get_op, split_call
 from ..symbol.infer import check_float_inputs
 from ..symbol.node import Node
 from ..symbol.symbol import Symbol
 from .device import touch
-from .ndarray import NDArray
+from .ndarray import NDArray, defer, pending_of
 from . import rng, tape
 from .ort import create_session, run_error
 from .pyops import raise_pending
@@ -34,6 +34,16 @@ class _Compiled:
         self.kernels = lowered.kernels
 
 
+def _op_symbol(op, params, arrays):
+    """The one-op Symbol of an mx.nd call, with its input shapes and dtypes."""
+    names = op.input_names()
+    variables = [(Node(None, name), 0) for name in names]
+    node = Node(op, op.op_name.lower(), params, variables)
+    symbol = Symbol([(node, i) for i in range(op.num_visible_outputs())])
+    return (symbol, {n: a.shape for n, a in zip(names, arrays)},
+            {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
+
+
 def _compiled(op, params, arrays, ctx, train):
     # (the shape semantics are part of the key: under mx.np_shape a full reduction is 0-d, outside it (1,))
     key = (type(op), tuple(sorted(params.items())), tuple((a.shape, a.dtype) for a in arrays), ctx, train,
@@ -43,17 +53,31 @@ def _compiled(op, params, arrays, ctx, train):
         _CACHE.move_to_end(key)
         return entry
     names = op.input_names()
-    variables = [(Node(None, name), 0) for name in names]
-    node = Node(op, op.op_name.lower(), params, variables)
-    symbol = Symbol([(node, i) for i in range(op.num_visible_outputs())])
-    check_float_inputs(symbol.outputs, {n: np.dtype(a.dtype) for n, a in zip(names, arrays)})
-    lowered = lower_symbol(symbol, {n: a.shape for n, a in zip(names, arrays)},
-                           {n: np.dtype(a.dtype) for n, a in zip(names, arrays)}, train_mode=train)
+    symbol, shapes, dtypes = _op_symbol(op, params, arrays)
+    check_float_inputs(symbol.outputs, dtypes)
+    lowered = lower_symbol(symbol, shapes, dtypes, train_mode=train)
     entry = _Compiled(create_session(lowered.model, ctx), list(names), lowered)
     _CACHE[key] = entry
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return entry
+
+
+def _deferred(op, params, slots, ctx, holder, out):
+    """The results of a call whose error MXNet's engine would deliver at the next read (an invalid sampling
+    parameter, or an input carrying such an error): arrays of the op's output shapes that raise it when read."""
+    symbol, shapes, dtypes = _op_symbol(op, params, slots)
+    _, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes)
+    keys = [(id(node), index) for node, index in symbol.outputs]
+    if out is not None:
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        for dst in outs:
+            dst._pending = holder
+        return out
+    arrays = [NDArray(np.zeros(entry_shapes[k], entry_dtypes[k]), ctx) for k in keys]
+    for array in arrays:
+        array._pending = holder
+    return arrays[0] if len(arrays) == 1 else arrays
 
 
 def invoke(func_name, args, kwargs, out=None, ctx=None):
@@ -80,7 +104,15 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
     ctx = slots[0].context if slots else ctx
     # train mode (mx.autograd.record() / train_mode()): Dropout drops, BatchNorm uses and updates batch statistics
     train = tape.is_training()
-    entry = _compiled(op, params, slots, ctx, train)
+    holder = pending_of(slots)
+    if holder is None:
+        try:
+            entry = _compiled(op, params, slots, ctx, train)
+        except MXNetForwardError as err:
+            err.__context__ = err.__cause__ = None     # (no frames kept: the arrays alone keep it alive)
+            holder = defer(err.with_traceback(None))
+    if holder is not None:
+        return _deferred(op, params, slots, ctx, holder, out)
     updates = [output for _, output, _ in entry.aux_updates]
     try:
         results = entry.session.run(entry.output_names + updates, {n: a._data for n, a in zip(entry.names, slots)})

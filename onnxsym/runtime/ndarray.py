@@ -1,5 +1,6 @@
 """NDArray: an MXNet-style array that owns a contiguous numpy buffer, bound zero-copy to ONNX Runtime."""
 import numbers
+import weakref
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class NDArray:
     array is a DeviceNDArray: its newest values may be on the device (runtime/device.py)."""
 
     # (_host: a DeviceNDArray's host buffer; _ag: what autograd's tape knows of it, runtime/tape.py)
-    __slots__ = ("_data", "_ctx", "_host", "_ag", "__weakref__")
+    __slots__ = ("_data", "_ctx", "_host", "_ag", "_pending", "__weakref__")
     __array_priority__ = 1000.0
 
     def __init__(self, data, ctx=None):
@@ -89,22 +90,25 @@ class NDArray:
     # ----- conversion -----
     def asnumpy(self):
         """A numpy copy of the data."""
+        raise_pending(self)
         return self._data.copy()
 
     def __array__(self, dtype=None, copy=None):
         """numpy's conversion (np.asarray(x), np.all(x == 1)): a copy of the data. MXNet 1.x has none, so numpy
         walked its arrays element by element into deeply nested object arrays (an error under numpy 2); numpy's
         binary operators still defer to NDArray's (__array_priority__)."""
+        raise_pending(self)
         data = self._data.copy()
         return data if dtype is None else data.astype(dtype, copy=False)
 
     def asscalar(self):
+        raise_pending(self)
         if self.size != 1:
             raise ValueError("The current array is not a scalar")
         return self._data.reshape(-1)[0]
 
     def copy(self):
-        return NDArray(self._data.copy(), self._ctx)
+        return _carry(self, NDArray(self._data.copy(), self._ctx))
 
     def copyto(self, other):
         """Copy into another NDArray (same shape) or to a new array on a Context."""
@@ -115,9 +119,9 @@ class NDArray:
                 raise ValueError("copyto: shape mismatch, source %s vs destination %s" % (self.shape, other.shape))
             other._data[...] = self._data
             touch(other._data)
-            return other
+            return _carry(self, other)
         if isinstance(other, Context):
-            return NDArray(self._data.copy(), _check_ctx(other))
+            return _carry(self, NDArray(self._data.copy(), _check_ctx(other)))
         raise TypeError("copyto does not support type %s" % type(other).__name__)
 
     def as_in_context(self, context):
@@ -130,10 +134,11 @@ class NDArray:
         return NDArray(self._data.astype(dtype), self._ctx)
 
     def tolist(self):
+        raise_pending(self)
         return self._data.tolist()
 
     def wait_to_read(self):
-        return None
+        raise_pending(self)
 
     def wait_to_write(self):
         return None
@@ -279,8 +284,8 @@ class NDArray:
         if view.ndim == 0:
             view = view.reshape(1) if np.shares_memory(view, self._data) else np.asarray([view])
         if isinstance(view, np.ndarray) and view.flags.c_contiguous and np.shares_memory(view, self._data):
-            return NDArray(view, self._ctx)
-        return self._fresh(view)
+            return _carry(self, NDArray(view, self._ctx))
+        return _carry(self, self._fresh(view))
 
     def _recorded_getitem(self, key):
         """Basic indexing (ints, slices) as recorded ops: slice, then Reshape for the int axes."""
@@ -519,3 +524,54 @@ def creation_shape(shape, func, allow_zero=False):
         raise MXNetError("mx.nd.%s: invalid shape %s: every dimension must be %s (MXNet 1.x reads 0 as an unknown "
                          "dimension)" % (func, dims, "at least 0" if allow_zero else "positive"))
     return dims
+
+
+# ----- errors MXNet's asynchronous engine delivers at the next read -----
+class PendingError:
+    """An op's run-time error (MXNetForwardError) waiting for the first read of its result, as MXNet's engine
+    delivers it: asnumpy/wait_to_read/asscalar of that result or of anything computed from it, or mx.nd.waitall(),
+    raises it once; the arrays read as zeros after that."""
+    __slots__ = ("error", "raised", "__weakref__")
+
+    def __init__(self, error):
+        self.error, self.raised = error, False
+
+
+_PENDING = weakref.WeakSet()
+
+
+def defer(error):
+    holder = PendingError(error)
+    _PENDING.add(holder)
+    return holder
+
+
+def pending_of(arrays):
+    """The first error not yet raised that one of `arrays` carries, or None."""
+    for array in arrays:
+        holder = getattr(array, "_pending", None)
+        if holder is not None and not holder.raised:
+            return holder
+    return None
+
+
+def raise_pending(array):
+    holder = getattr(array, "_pending", None)
+    if holder is not None and not holder.raised:
+        holder.raised = True
+        raise holder.error
+
+
+def raise_any_pending():
+    """mx.nd.waitall(): the first error still waiting for a read, if any."""
+    for holder in list(_PENDING):
+        if not holder.raised:
+            holder.raised = True
+            raise holder.error
+
+
+def _carry(source, result):
+    holder = pending_of([source])
+    if holder is not None:
+        result._pending = holder
+    return result

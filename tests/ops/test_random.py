@@ -331,15 +331,17 @@ def test_argument_errors_as_mxnets():
         mx.sym.random.normal("0", 1.0)
     with pytest.raises(MXNetError, match="all parameters must have shape"):
         mx.nd.random.gamma(mx.nd.ones((2,)), mx.nd.ones((3,)))
-    # MXNet's checks of the scalar parameters, when the op runs (bind or call), never NaN draws
+    # MXNet's checks of the scalar parameters, when the op runs, never NaN draws: with mx.nd the error comes at the
+    # first read of the result, as MXNet's asynchronous engine delivers it (test_exc_handling)
     for bad, match in [(lambda: mx.nd.random.normal(0, -1, shape=(2,)), "scale parameter in gaussian"),
                        (lambda: mx.nd.random.uniform(2, 1, shape=(2,)), "low must be less or equal to high"),
                        (lambda: mx.nd.random.gamma(0, 1, shape=(2,)), "alpha parameter in gamma"),
                        (lambda: mx.nd.random.exponential(scale=-1.0, shape=(2,)), "lambda parameter"),
                        (lambda: mx.nd.random.poisson(-1, shape=(2,)), "non-negative"),
                        (lambda: mx.nd.random.normal_like(mx.nd.ones((2,)), scale=0), "has to be positive")]:
+        result = bad()
         with pytest.raises(MXNetError, match=match):
-            bad()
+            result.asnumpy()
     with pytest.raises(MXNetError, match="scale parameter in gaussian"):    # at bind here, at forward in MXNet
         mx.sym.random.normal(0, -1, shape=(2,)).simple_bind(mx.cpu()).forward()
     assert (mx.nd.random.poisson(0, shape=(3,)).asnumpy() == 0).all()      # lam = 0 is allowed (MXNet: >= 0)
@@ -406,3 +408,24 @@ CASES += PDF_CASES
 @pytest.mark.parametrize("case", PDF_CASES, ids=str)
 def test_dirichlet_density_against_its_formula(case):
     run_case(case)
+
+
+def test_run_time_errors_come_at_the_next_read_as_in_mxnets_engine():
+    # MXNet 1.9.1's test_exc_handling: the call returns, what reads the result (or anything computed from it)
+    # raises once; mx.nd.waitall() raises a pending one; the arrays read as zeros afterwards
+    a = mx.nd.random.normal(0, 1, (2, 2))
+    b = mx.nd.random.normal(0, -1, (2, 2))
+    c = mx.nd.dot(a, b)
+    with pytest.raises(MXNetError, match="scale parameter"):
+        c.asnumpy()
+    first, second = mx.nd.random_normal(0, -1, (2, 2)).copyto(mx.cpu())
+    with pytest.raises(MXNetError, match="scale parameter"):
+        first.wait_to_read()
+    assert second.asnumpy().tolist() == [0.0, 0.0]          # delivered once, as MXNet's engine does
+    mx.nd.random.normal(0, -1, (2, 2))
+    mx.nd.waitall()              # the result was dropped: nothing is waiting
+    kept = mx.nd.random.normal(0, -1, (2, 2))
+    with pytest.raises(MXNetError, match="scale parameter"):
+        mx.nd.waitall()
+    mx.nd.waitall()
+    assert kept.shape == (2, 2)
