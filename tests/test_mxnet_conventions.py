@@ -46,8 +46,19 @@ def test_indices_out_of_bounds_raise_index_error():
     for indices in ([[0, 1, 0], [0, 1, 3]], [[0, 1, 0], [0, 1, -5]]):
         with pytest.raises(IndexError):
             mx.nd.gather_nd(data, mx.nd.array(indices)).asnumpy()
+    late = mx.nd.take(data, mx.nd.array([7]), mode="raise")     # raised at the read, as MXNet's engine does
     with pytest.raises(mx.MXNetError):          # an MXNetError too
-        mx.nd.take(data, mx.nd.array([7]), mode="raise")
+        late.asnumpy()
+    # take(mode='raise') takes [0, size) as MXNet's does: a negative index is out of bounds (Gather would wrap it)
+    with pytest.raises(IndexError):
+        mx.nd.take(data, mx.nd.array([-1]), mode="raise").asnumpy()
+    sym = mx.sym.take(mx.sym.Variable("a"), mx.sym.Variable("i"), mode="raise")
+    exe = sym.bind(mx.cpu(), args={"a": data, "i": mx.nd.array([5])})
+    outputs = exe.forward()
+    with pytest.raises(IndexError):
+        outputs[0].asnumpy()
+    exe.arg_dict["i"][:] = 1
+    assert exe.forward()[0].asnumpy().tolist() == [[3.0, 4.0, 5.0]]     # a new forward clears it
     wrapped = mx.nd.gather_nd(data, mx.nd.array([[0, 1, -1], [0, 1, -2]]))     # negative indices wrap
     assert wrapped.asnumpy().tolist() == [0.0, 4.0, 4.0]      # (0, 0), (1, 1), (-1, -2) = (1, 1)
 

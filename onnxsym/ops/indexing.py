@@ -51,10 +51,13 @@ def _wrap_index(g, index, size):
 
 
 def _fix_index(g, index, size, mode):
-    """Indices clipped or wrapped into [0, size); mode 'raise' leaves the bounds check to ONNX Gather."""
+    """Indices clipped or wrapped into [0, size); mode 'raise' leaves the bounds check to ONNX Gather, with
+    negative indices moved below -size: MXNet's valid range there is [0, size), where Gather would wrap them."""
     if mode == "clip":
         return _clip_index(g, index, size)
-    return _wrap_index(g, index, size) if mode == "wrap" else index
+    if mode == "wrap":
+        return _wrap_index(g, index, size)
+    return g.Where(g.Less(index, g.scalar(0, np.int64)), g.Sub(index, g.scalar(size, np.int64)), index)
 
 
 def _full(g, value, dtype, shape):

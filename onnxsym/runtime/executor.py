@@ -6,12 +6,12 @@ from collections import OrderedDict
 import numpy as np
 
 from .._shapes import user_shape
-from ..base import MXNetError
+from ..base import MXNetError, MXNetIndexError
 from ..context import Context, current_context
 from ..util import is_np_shape
 from ..lower.to_onnx import is_static, lower_symbol
 from ..symbol.infer import check_float_inputs
-from .ndarray import NDArray, host_buffer
+from .ndarray import NDArray, defer, host_buffer
 from .binding import BoundRun
 from . import rng
 from .ort import create_session
@@ -307,9 +307,24 @@ class Executor:
         """Run the graph on the bound arrays (after copying any `name=array` keyword arguments into them).
 
         is_train=True runs the training graph: BatchNorm uses batch statistics and updates the moving ones in
-        aux_dict, Dropout drops, and the activations are kept for `backward`."""
+        aux_dict, Dropout drops, and the activations are kept for `backward`. An index out of bounds found while
+        running (take with mode='raise', gather_nd) is raised, as MXNet's engine raises it, when the outputs are
+        next read (or by mx.nd.waitall())."""
         if kwargs:
             self._copy_inputs(kwargs)
+        for out in self.outputs:
+            out._pending = None
+        try:
+            return self._forward(is_train)
+        except MXNetIndexError as err:
+            self._pending = None        # nothing to differentiate: a backward runs the forward again
+            err.__context__ = err.__cause__ = None
+            holder = defer(err.with_traceback(None))
+            for out in self.outputs:
+                out._pending = holder
+            return self.outputs
+
+    def _forward(self, is_train):
         if is_train:
             return self._forward_train()
         if self._samples_for_backward:

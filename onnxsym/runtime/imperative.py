@@ -3,7 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..base import MXNetError, MXNetForwardError
+from ..base import MXNetError, MXNetForwardError, MXNetIndexError
 from ..util import is_np_shape
 from ..lower.to_onnx import infer_all, lower_symbol
 from ..ops.registry import bind_inputs, get_op, split_call
@@ -117,7 +117,11 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
     try:
         results = entry.session.run(entry.output_names + updates, {n: a._data for n, a in zip(entry.names, slots)})
     except Exception as err:
-        raise run_error(err) from None
+        error = run_error(err)
+        if not isinstance(error, MXNetIndexError):
+            raise error from None
+        # an index out of bounds, found while running: MXNet's engine raises it at the next read
+        return _deferred(op, params, slots, ctx, defer(error), out)
     raise_pending()
     results, updated = results[:len(entry.output_names)], results[len(entry.output_names):]
     for (name, _, momentum), value in zip(entry.aux_updates, updated):
