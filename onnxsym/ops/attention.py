@@ -98,9 +98,17 @@ class interleaved_matmul_selfatt_qk(_Interleaved):
         return g.Reshape(scores, g.int64s([-1, seq, seq]))
 
 
+def _batched_matmul(g, a, b, dtype, transpose_b=False):
+    """a @ b (or a @ b^T) over (batch, heads, ...) values. float64 as an Einsum: ORT fuses Transpose + MatMul
+    into com.microsoft FusedMatMul, which has no float64 kernel before 1.32 (plain ORT would refuse the export)."""
+    if np.dtype(dtype) == np.float64:
+        return g.Einsum(a, b, equation="bhij,bhkj->bhik" if transpose_b else "bhij,bhjk->bhik")
+    return g.MatMul(a, g.Transpose(b, perm=[0, 1, 3, 2]) if transpose_b else b)
+
+
 def _scaled_scores(g, queries, keys, head_dim, dtype):
     """queries @ keys^T / sqrt(head_dim) on (batch, heads, seq, head_dim) values (MXNet: GEMM alpha)."""
-    scores = g.MatMul(queries, g.Transpose(keys, perm=[0, 1, 3, 2]))
+    scores = _batched_matmul(g, queries, keys, dtype, transpose_b=True)
     return g.Mul(scores, g.scalar(1.0 / np.sqrt(head_dim), dtype))
 
 
@@ -122,7 +130,8 @@ class interleaved_matmul_selfatt_valatt(_Interleaved):
 
     def _product(self, g, qkv, attention):
         values = _part(g, qkv, self.heads, 3, 2)
-        return _merge_heads(g, g.MatMul(_attention(g, self.heads, attention), values), g.shape(qkv)[2] // 3)
+        product = _batched_matmul(g, _attention(g, self.heads, attention), values, g.dtype(qkv))
+        return _merge_heads(g, product, g.shape(qkv)[2] // 3)
 
 
 def _merge_heads(g, value, width):
@@ -172,7 +181,8 @@ class interleaved_matmul_encdec_valatt(_Interleaved):
 
     def _product(self, g, keys_values, attention):
         values = _part(g, keys_values, self.heads, 2, 1)
-        return _merge_heads(g, g.MatMul(_attention(g, self.heads, attention), values), g.shape(keys_values)[2] // 2)
+        product = _batched_matmul(g, _attention(g, self.heads, attention), values, g.dtype(keys_values))
+        return _merge_heads(g, product, g.shape(keys_values)[2] // 2)
 
 
 # ---------------------------------------------------------------- arange_like

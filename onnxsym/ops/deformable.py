@@ -32,6 +32,7 @@ import numpy as np
 
 from .._shapes import fmt
 from ..base import MXNetError
+from .elemwise import _cos64
 from .contrib import _via_float32
 from .conv import _Kernel
 from .params import Shape, param
@@ -604,7 +605,9 @@ class RROIAlign(OpDef):
         else:       # rois[5] * M_PI / 180.0 in double, then stored as DType
             theta = g.cast(g.Div(g.Mul(g.cast(column(5), np.float64), g.scalar(math.pi, np.float64)),
                                  g.scalar(180.0, np.float64)), dtype)
-        cos, sin = rounded(g.Cos(theta)), rounded(g.Sin(theta))
+        # (float64: cos through sin, which ORT before 1.32 has a float64 kernel for)
+        cos = _cos64(g, theta) if np.dtype(dtype) == np.float64 else g.Cos(theta)
+        cos, sin = rounded(cos), rounded(g.Sin(theta))
         bin_h, bin_w = div(roi_h, c(ph)), div(roi_w, c(pw))
         # axes (R, PH, PW, GH, GW); the grid is sampling_ratio a side, or ceil(roi / pooled) per ROI padded to the
         # largest with points that count for nothing

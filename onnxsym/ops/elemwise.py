@@ -10,6 +10,7 @@ import numpy as np
 
 from .._shapes import fmt, partial_rule, same_shape_rule
 from ..base import MXNetError
+from ..runtime.library import ort
 from .params import param
 from .registry import OpDef, register
 
@@ -416,9 +417,14 @@ def _small_or(g, x, small, large, bound=0.01):
 
 
 def _cos64(g, x):
-    """cos x = 1 - 2 sin^2(x / 2): ORT builds before 1.32 have a float64 Sin but no float64 Cos."""
+    """cos of a float64 tensor: ORT's Cos from 1.32 on; before, 1 - 2 sin^2(x / 2) (a float64 Sin but no Cos)."""
+    if _ORT_VERSION >= (1, 32):
+        return g.Cos(x)
     half = g.Sin(g.Mul(x, g.scalar(0.5, np.float64)))
     return g.Sub(g.scalar(1.0, np.float64), g.Mul(g.scalar(2.0, np.float64), g.Mul(half, half)))
+
+
+_ORT_VERSION = tuple(int(part) for part in ort.__version__.split(".")[:2])
 
 
 def _atan64(g, x):
