@@ -312,19 +312,61 @@ def test_control_flow_bodies_read_outer_values(tmp_path):
         np.testing.assert_allclose(ours[0], 2 * x + np.exp(x) if x.sum() > 0 else 2 * x - np.exp(x), rtol=1e-6)
 
 
-def test_training_a_graph_with_run_time_shapes_is_one_clear_error(tmp_path):
+def test_graphs_with_run_time_shapes_train(tmp_path):
+    """y = ConstantOfShape(shape; 2) * scale * x[0]: y's shape comes from the values of `shape`. A training forward
+    finds the shapes ORT decides with a run on the bound inputs and differentiates the graph made for them; another
+    `shape` later makes it again. Truth: d sum(head * y) / d scale = 2 x[0] sum(head)."""
     nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c"],
                               value=numpy_helper.from_array(np.array([2.0], np.float32))),
-             helper.make_node("Mul", ["c", "scale"], ["y"])]
+             helper.make_node("Mul", ["scale", "x"], ["sx"]),
+             helper.make_node("Mul", ["c", "sx"], ["y"])]
     path = save(tmp_path, "dyntrain", nodes, [helper.make_tensor_value_info("shape", TP.INT64, [2]),
-                                              helper.make_tensor_value_info("scale", TP.FLOAT, [1])],
+                                              helper.make_tensor_value_info("scale", TP.FLOAT, [1]),
+                                              helper.make_tensor_value_info("x", TP.FLOAT, [1])],
                 [helper.make_tensor_value_info("y", TP.FLOAT, ["rows", "cols"])], [])
     sym, _, _ = mx.onnx.import_model(path)
-    exe = sym.bind(mx.cpu(), {"shape": mx.nd.array([2, 3], dtype=np.int64), "scale": mx.nd.array([1.5])},
-                   args_grad={"scale": mx.nd.zeros((1,))})
-    with pytest.raises(mx.MXNetError, match="shapes that ONNX Runtime decides at each run"):
-        exe.forward(is_train=True)
-    assert exe.forward()[0].shape == (2, 3)          # inference still runs
+    grads = {"scale": mx.nd.zeros((1,)), "x": mx.nd.zeros((1,))}
+    exe = sym.bind(mx.cpu(), {"shape": mx.nd.array([2, 3], dtype=np.int64), "scale": mx.nd.array([1.5]),
+                              "x": mx.nd.array([0.5])}, args_grad=grads)
+    for shape in ((2, 3), (4, 1), (2, 3)):
+        exe.arg_dict["shape"][:] = np.array(shape)
+        out = exe.forward(is_train=True)[0]
+        assert out.shape == shape
+        np.testing.assert_array_equal(out.asnumpy(), np.full(shape, 1.5, np.float32))
+        head = RNG.uniform(-1, 1, shape).astype(np.float32)
+        exe.backward(mx.nd.array(head))
+        np.testing.assert_allclose(grads["scale"].asnumpy(), [2 * 0.5 * head.sum()], rtol=1e-6)
+        np.testing.assert_allclose(grads["x"].asnumpy(), [2 * 1.5 * head.sum()], rtol=1e-6)
+        assert exe.forward()[0].shape == shape          # inference in between
+    exe.arg_dict["scale"][:] = 3.0
+    assert exe.forward(is_train=True)[0].asnumpy().tolist() == [[3.0] * 3] * 2     # the training graph's outputs
+
+
+def test_data_dependent_selection_trains(tmp_path):
+    """y = w * x[x > 0] (NonZero + GatherND): how many elements pass depends on x's values; the gradient reaches
+    exactly the selected elements (w there) and w (their sum), batch after batch."""
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["pos"]), helper.make_node("NonZero", ["pos"], ["idx"]),
+             helper.make_node("Transpose", ["idx"], ["idx_t"], perm=[1, 0]),
+             helper.make_node("GatherND", ["x", "idx_t"], ["vals"]), helper.make_node("Mul", ["vals", "w"], ["y"])]
+    path = save(tmp_path, "select", nodes, [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3]),
+                                            helper.make_tensor_value_info("w", TP.FLOAT, [1])],
+                [helper.make_tensor_value_info("y", TP.FLOAT, ["n"])],
+                [numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    sym, args, _ = mx.onnx.import_model(path)
+    grads = {"x": mx.nd.zeros((2, 3)), "w": mx.nd.zeros((1,))}
+    x = np.array([[1, -2, 3], [-1, 5, 6]], np.float32)
+    exe = sym.bind(mx.cpu(), {"x": mx.nd.array(x), "w": mx.nd.array([2.0]), **args}, args_grad=grads,
+                   grad_req={n: ("write" if n in grads else "null") for n in sym.list_arguments()})
+    for batch in (x, -x, np.full((2, 3), 0.5, np.float32)):
+        exe.arg_dict["x"][:] = batch
+        out = exe.forward(is_train=True)[0]
+        np.testing.assert_array_equal(out.asnumpy(), 2 * batch[batch > 0])
+        head = RNG.uniform(-1, 1, out.shape).astype(np.float32)
+        exe.backward(mx.nd.array(head))
+        expected = np.zeros((2, 3), np.float32)
+        expected[batch > 0] = 2 * head
+        np.testing.assert_allclose(grads["x"].asnumpy(), expected, rtol=1e-6)
+        np.testing.assert_allclose(grads["w"].asnumpy(), [(head * batch[batch > 0]).sum()], rtol=1e-5)
 
 
 def test_other_domains_keep_their_opset(tmp_path):

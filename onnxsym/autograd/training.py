@@ -42,14 +42,15 @@ def backend():
     return name
 
 
-def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
+def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True, run_shapes=None):
     """The training graph for `executor` (its arrays are bound in place); train_mode=False: the differentiable
     graph of an inference forward (BatchNorm's moving statistics, no Dropout, no aux updates). Integer arguments
-    take no gradient (their gradient arrays get zeros): the rules differentiate real values."""
+    take no gradient (their gradient arrays get zeros): the rules differentiate real values. run_shapes: the
+    shapes of the entries ONNX Runtime decides at run time, as a run on the bound inputs gave them (lower_symbol)."""
     wrt = [name for name in wrt if np.dtype(dtypes[name]).kind in "fc"]
     if backend() == "ort-training":
-        return _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode)
-    lowered = _lowered(symbol, shapes, dtypes, train_mode)
+        return _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode, run_shapes)
+    lowered = _lowered(symbol, shapes, dtypes, train_mode, run_shapes=run_shapes)
     if lowered.head_outputs:
         return SplitTraining(lowered, wrt, ctx, executor)
     own = lambda: gradient_model(lowered.model, [(lowered.loss, None)], list(wrt))
@@ -57,21 +58,21 @@ def make_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode=True):
     return FusedTraining(lowered, full, [name for name in wrt if name in grads], ctx, executor)
 
 
-def _lowered(symbol, shapes, dtypes, train_mode, ort_training=False):
+def _lowered(symbol, shapes, dtypes, train_mode, ort_training=False, run_shapes=None):
     """The training-mode graph; float16 values are computed in float32 (float16 gradients lose too much), and for
     onnxruntime-training the float64 ops it has no gradient kernels for are rewritten."""
     lowered = lower_symbol(symbol, shapes, dtypes, training=True, train_mode=train_mode,
-                           gradients="ort-training" if ort_training else "onnxsym")
+                           gradients="ort-training" if ort_training else "onnxsym", run_shapes=run_shapes)
     float16_as_float32(lowered.model, keep_outputs={lowered.loss})
     if ort_training:
         float64_without_missing_kernels(lowered.model)
     return lowered
 
 
-def _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode):
+def _ort_training(symbol, shapes, dtypes, wrt, ctx, executor, train_mode, run_shapes):
     from . import ort_training  # lazy: closes a cycle (it builds on Training); the backend needs the training build
     ort_training.check_training_build()
-    lowered = _lowered(symbol, shapes, dtypes, train_mode, ort_training=True)
+    lowered = _lowered(symbol, shapes, dtypes, train_mode, ort_training=True, run_shapes=run_shapes)
     ort_training.prepare(lowered)
     loss_type = next((o.type.tensor_type.elem_type for o in lowered.model.graph.output if o.name == lowered.loss),
                      onnx.TensorProto.FLOAT)

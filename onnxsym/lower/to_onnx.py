@@ -31,21 +31,26 @@ class Lowered:
         # whether ONNX Runtime decides some shape at run time: an entry without a static shape that the graph reads
         # or outputs (an imported node's omitted optional output has none and is neither)
         self.run_time_shapes = bool(run_time_shapes)
+        # {entry name: (its ONNX value in `model`, dtype)} for those entries (a run can output them: their shapes)
+        self.run_time_values = dict(run_time_shapes) if isinstance(run_time_shapes, dict) else {}
         # custom ops' Python kernels (onnxsym/custom/kernels.py): whoever runs a session of `model` keeps this
         self.kernels = list(kernels)
 
 
-def infer_all(symbol, shapes, dtypes):
+def infer_all(symbol, shapes, dtypes, run_shapes=None):
     """Shapes and dtypes of every entry; MXNetError naming what cannot be decided. An output of an imported ONNX
     node whose shape depends on data (ConstantOfShape of a computed shape, Reduce* over axes given as an input, a
     zero-size dimension) may stay partial (None for unknown dimensions, or None) when only imported nodes read it:
-    ONNX Runtime decides it at each run (`dynamic_entries`)."""
+    ONNX Runtime decides it at each run (`dynamic_entries`), unless `run_shapes` ({entry name: shape}, what a run
+    on the bound inputs gave) fixes it."""
     _, entry_shapes = infer_graph_shapes(symbol.outputs, shapes)
     _, entry_dtypes = infer_graph_types(symbol.outputs, dtypes)
     nodes = topo_order(symbol.outputs)
     readers = _readers(nodes)
+    run_shapes = run_shapes or {}
     for node, i in dynamic_entries(nodes, entry_shapes, readers):
-        entry_shapes[(id(node), i)] = _partial_shape(node, i)
+        given = run_shapes.get(node.output_name(i))
+        entry_shapes[(id(node), i)] = _partial_shape(node, i) if given is None else tuple(given)
     for node in nodes:
         if node.is_variable:
             key = (id(node), 0)
@@ -108,7 +113,7 @@ def _visible(node):
 
 
 def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, train_mode=None,
-                 gradients="onnxsym"):
+                 gradients="onnxsym", run_shapes=None):
     """Lower `symbol` with input `shapes` ({name: shape}) and `dtypes` ({name: dtype}) to ONNX.
 
     training=True gives the training forward graph: training-mode ops, loss-head outputs behind stop-gradient
@@ -116,9 +121,10 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
     heads' MXNet backward (sum of stop(gradient) * input over the heads). train_mode=False with training=True
     gives that differentiable graph with the ops in inference mode (BatchNorm's moving statistics, no Dropout).
     gradients: who differentiates the training graph, 'onnxsym' or 'ort-training' (imported ONNX ops it cannot
-    differentiate are rewritten, ops/onnx_training.py).
+    differentiate are rewritten, ops/onnx_training.py). run_shapes: the shapes a run gave the entries ONNX Runtime
+    decides at run time ({entry name: shape}, see `Lowered.run_time_values`), to lower them as static.
     """
-    nodes, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes or {})
+    nodes, entry_shapes, entry_dtypes = infer_all(symbol, shapes, dtypes or {}, run_shapes)
     g = builder or GraphBuilder()
     g.is_train = training
     g.gradients = gradients
@@ -176,14 +182,19 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
             loss = g.fresh("__loss__")
             g.rename(total, loss)
             g.add_output(loss, (), g.dtype(g.head_gradients[0][0]))
+    used = set(_readers(nodes)) | {(id(node), index) for node, index in symbol.outputs}
+    run_time = [key for key, shape in entry_shapes.items() if key in used and not is_static(shape)]
+    named = {(id(node), i): node.output_name(i) for node in nodes if not node.is_variable
+             for i in range(node.num_outputs)}
+    # (names as the model will have them: g.model() applies the renames)
+    run_time_values = {named[key]: (g._renames.get(values[key], values[key]), entry_dtypes.get(key))
+                       for key in run_time if key in named and values.get(key) is not None}
     model = g.model()
     # integer and boolean outputs (indices, masks, quantized values) pass no gradient: they take no head gradient
     heads = [i for i, (node, index) in enumerate(symbol.outputs) if training and (id(node), index) not in blocked
              and np.dtype(entry_dtypes[(id(node), index)]).kind in "fc"]
-    used = set(_readers(nodes)) | {(id(node), index) for node, index in symbol.outputs}
-    run_time = [key for key, shape in entry_shapes.items() if key in used and not is_static(shape)]
     return Lowered(model, input_names, output_names, entry_shapes, entry_dtypes, aux_updates, loss, heads,
-                   aux_momentum, g.kernels, run_time)
+                   aux_momentum, g.kernels, run_time_values)
 
 
 def _lower_nodes(g, nodes, values, entry_shapes, entry_dtypes, blocked):

@@ -244,6 +244,7 @@ class Executor:
         self._monitor = None
         self._training = None       # TrainingGraph, built at the first forward(is_train=True)
         self._inference_grad = None  # the same with the ops in inference mode, for backward after forward()
+        self._probe = None          # a session telling the shapes ORT decides at each run (imported graphs)
         self._pending = None        # what backward differentiates: "train", "inference" (to run again), "inference-kept"
 
     def __del__(self):
@@ -366,17 +367,55 @@ class Executor:
         graph = getattr(self, attribute)
         if graph is not None and graph.is_stale():
             graph = None        # reseeded since it was made (mx.random.seed): made again below
-        if graph is None and self._lowered.run_time_shapes:
-            raise MXNetError("forward(is_train=True)/backward: this graph has shapes that ONNX Runtime decides at each "
-                             "run (an imported ONNX model's data-dependent shapes or empty tensors); onnxsym's "
-                             "gradients need static shapes: import it with input_shapes that fix them, or run it "
-                             "for inference")
+        # Shapes ONNX Runtime decides at each run (imported ONNX graphs: data-dependent shapes, shapes ONNX's
+        # inference cannot tell): the gradient rules need static ones, so a run on the bound inputs gives them, and
+        # the training graph is made for those (again when a later batch gives others).
+        run_shapes = self._run_time_shapes() if self._lowered.run_time_shapes else None
+        if graph is not None and getattr(graph, "run_shapes", None) != run_shapes:
+            graph = None
+        # outputs of such shapes: the training graph writes into buffers of the shapes it was made for (an
+        # inference forward in between gives the NDArrays its own arrays: they take the graph's back)
+        dynamic = [(out, run_shapes[node.output_name(index)]) for out, (node, index) in
+                   zip(self.outputs, self._symbol.outputs) if run_shapes and node.output_name(index) in run_shapes]
         if graph is None:
             from ..autograd import make_training  # lazy: start-up time (only training graphs need it)
+            for out, shape in dynamic:
+                out._data = np.zeros(shape, out.dtype)
             wrt = [n for n, r in self._grad_req.items() if r != "null"]
-            graph = make_training(self._symbol, self._shapes, self._dtypes, wrt, self._ctx, self, train_mode)
+            graph = make_training(self._symbol, self._shapes, self._dtypes, wrt, self._ctx, self, train_mode,
+                                  run_shapes)
+            if graph.lowered.run_time_shapes:
+                raise MXNetError("forward(is_train=True)/backward: this graph has shapes that ONNX Runtime decides "
+                                 "at each run and a run does not show (an imported ONNX model's data-dependent "
+                                 "shapes); onnxsym's gradients need static shapes: import it with input_shapes that "
+                                 "fix them, or run it for inference")
+            graph.run_shapes = run_shapes
+            graph.output_buffers = [out._data for out, _ in dynamic]
             setattr(self, attribute, graph)
+        else:
+            for (out, _), buffer in zip(dynamic, graph.output_buffers):
+                out._data = buffer
         return graph
+
+    def _run_time_shapes(self):
+        """{entry name: shape} of the entries ONNX Runtime decides at each run, from an inference run on the bound
+        inputs (in a session of the inference graph that outputs them too, made at the first call)."""
+        lowered = self._lowered
+        if self._probe is None or rng.is_stale(self._probe):
+            import onnx
+            model = onnx.ModelProto()
+            model.CopyFrom(lowered.model)
+            present = {o.name for o in model.graph.output}
+            for value, dtype in lowered.run_time_values.values():
+                if value not in present:
+                    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype or np.float32))
+                    model.graph.output.append(onnx.helper.make_tensor_value_info(value, elem, None))
+                    present.add(value)
+            self._probe = create_session(model, self._ctx)
+        feed = {name: self._by_name[name].asnumpy() for name in lowered.input_names}
+        names = list(lowered.run_time_values)
+        outs = self._probe.run([lowered.run_time_values[n][0] for n in names], feed)
+        return {name: tuple(int(d) for d in out.shape) for name, out in zip(names, outs)}
 
     def _forward_train(self):
         self._training_graph().forward()
