@@ -1,12 +1,14 @@
 """`mx.mod.Module`: a symbol bound for training and inference, as MXNet 1.9.1's python/mxnet/module/module.py.
 
-One executor per input shape: a batch whose shape differs from the bound one (the last batch, variable-length
-data) gets an executor of its own, cached and sharing every parameter, gradient and auxiliary array, so users
-never rebind. Parameters live in the executors' arrays; `get_params` copies them out as MXNet does.
+One executor group per input shape (executor_group.py: one executor per context, each on its share of the batch):
+a batch whose shape differs from the bound one (the last batch, variable-length data) gets a group of its own,
+cached and sharing every parameter, gradient and auxiliary array, so users never rebind. Parameters live in the
+executors' arrays; `get_params` copies them out as MXNet does. On several contexts the update sums the devices'
+gradients into each device's gradient arrays, as MXNet's local kvstore does, updates the first device's weights and
+copies them to the others.
 """
 import logging
 import warnings
-from collections import OrderedDict
 
 import numpy as np
 
@@ -15,10 +17,10 @@ from .._files import atomic_write
 from ..base import MXNetError
 from ..context import cpu
 from ..runtime.device import device_of, touch
-from ..runtime.executor import Executor
 from ..runtime.ndarray import NDArray
 from . import optimizer as _optimizer
 from .base_module import BaseModule
+from .executor_group import DataParallelExecutorGroup
 from .initializer import InitDesc, Uniform
 from .io import DataDesc
 from .model import load_checkpoint
@@ -86,11 +88,14 @@ class Module(BaseModule):
                  compression_params=None):
         super().__init__(logger=logger)
         context = context if context is not None else cpu()
-        if isinstance(context, (list, tuple)):
-            if len(context) != 1:
-                raise MXNetError("onnxsym modules run on one device; got contexts %s" % (list(context),))
-            context = context[0]
-        self._context = context
+        self._context = list(context) if isinstance(context, (list, tuple)) else [context]
+        if not self._context:
+            raise ValueError("Module needs at least one context")
+        self._work_load_list = list(work_load_list) if work_load_list is not None else [1] * len(self._context)
+        if len(self._work_load_list) != len(self._context):
+            raise ValueError("work_load_list has %d entries for %d contexts"
+                             % (len(self._work_load_list), len(self._context)))
+        self._group2ctxs = group2ctxs
         self._symbol = symbol
         self._data_names = list(data_names) if data_names is not None else []
         self._label_names = list(label_names) if label_names is not None else []
@@ -115,8 +120,9 @@ class Module(BaseModule):
 
     def _reset_bind(self):
         self.binded = False
-        self._exec = None
-        self._execs = {}
+        self._exec = None           # the first context's executor (parameters are updated there)
+        self._exec_group = None
+        self._groups = {}
         self._data_shapes = None
         self._label_shapes = None
 
@@ -169,7 +175,7 @@ class Module(BaseModule):
     @property
     def output_shapes(self):
         self._check_bound()
-        return [(n, o.shape) for n, o in zip(self._output_names, self._exec.outputs)]
+        return [(n, o.shape) for n, o in zip(self._output_names, self._exec_group.get_outputs())]
 
     def _check_bound(self):
         if not self.binded:
@@ -185,14 +191,18 @@ class Module(BaseModule):
         return self._arg_params, self._aux_params
 
     def _sync_params_from_devices(self):
-        exe = self._exec
-        for name in self._param_names:
-            self._arg_params[name]._data[...] = exe._by_name[name]._data
-            touch(self._arg_params[name]._data)
-        for name in self._aux_names:
-            self._aux_params[name]._data[...] = exe._by_name[name]._data
-            touch(self._aux_params[name]._data)
+        self._exec_group.get_params(self._arg_params, self._aux_params)
         self._params_dirty = False
+
+    def _broadcast(self, names):
+        """Copy the first device's values of `names` to the other devices' executors."""
+        source = self._exec._by_name
+        for exe in self._exec_group.execs[1:]:
+            for name in names:
+                target = exe._by_name.get(name)
+                if target is not None and target is not source[name]:
+                    target._data[...] = source[name].asnumpy()
+                    touch(target._data)
 
     def init_params(self, initializer=Uniform(0.01), arg_params=None, aux_params=None, allow_missing=False,
                     force_init=False, allow_extra=False):
@@ -245,6 +255,7 @@ class Module(BaseModule):
                                  % (name, tuple(arr.shape), tuple(target.shape)))
             target._data[...] = arr.asnumpy()
             touch(target._data)
+        self._broadcast(list(self._arg_params) + list(self._aux_params))
 
     def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False):
         """Set parameter values (all of them unless allow_missing)."""
@@ -263,6 +274,7 @@ class Module(BaseModule):
                 touch(exe._by_name[name]._data)
             elif not allow_extra:
                 raise ValueError('Find name "%s" that is not in the arguments' % name)
+        self._broadcast([n for n in list(arg_params or {}) + list(aux_params or {}) if n in exe._by_name])
         self._params_dirty = True
         self.params_initialized = True
 
@@ -286,9 +298,13 @@ class Module(BaseModule):
         # label_names at all still only warns, as for inference).
         self._label_shapes = _parse_descs(self._label_names, label_shapes, "label", bool(self._label_names),
                                           self._symbol)
-        shared = shared_module._exec if shared_module is not None else None
-        self._exec = self._new_executor(self._data_shapes, self._label_shapes, shared)
-        self._execs[self._shape_key(self._data_shapes, self._label_shapes)] = self._exec
+        shared = shared_module._exec_group if shared_module is not None else None
+        if shared is not None and len(shared.execs) != len(self._context):
+            raise MXNetError("shared_module runs on %d contexts, this module on %d"
+                             % (len(shared.execs), len(self._context)))
+        self._exec_group = self._new_group(self._data_shapes, self._label_shapes, shared)
+        self._exec = self._exec_group.execs[0]
+        self._groups[self._shape_key(self._data_shapes, self._label_shapes)] = self._exec_group
         if self.params_initialized and self._arg_params is not None and shared is None:
             self._copy_params_to_exec()
         elif shared_module is not None:
@@ -306,79 +322,14 @@ class Module(BaseModule):
     def _shape_key(data_shapes, label_shapes):
         return tuple((d.name, tuple(d.shape)) for d in list(data_shapes) + list(label_shapes or []))
 
-    def _grad_reqs(self):
-        reqs = {}
-        for name in self._symbol.list_arguments():
-            if name in self._param_names:
-                if not self.for_training or name in self._fixed_param_names:
-                    reqs[name] = "null"
-                elif isinstance(self._grad_req, dict):
-                    reqs[name] = self._grad_req.get(name, "null")
-                else:
-                    reqs[name] = self._grad_req
-            elif name in self._data_names:
-                reqs[name] = "write" if self.inputs_need_grad else "null"
-            else:
-                reqs[name] = "null"
-        return reqs
-
-    def _new_executor(self, data_shapes, label_shapes, shared=None):
-        """An executor for these shapes; arrays of `shared` with the same name and shape are reused."""
-        descs = list(data_shapes) + list(label_shapes or [])
-        inputs = set(self._symbol.list_inputs())
-        shapes = {d.name: tuple(d.shape) for d in descs if d.name in inputs}
-        types = {d.name: np.dtype(d.dtype) for d in descs if d.name in inputs}
-        arg_shapes, _, aux_shapes = self._symbol.infer_shape_partial(**shapes)
-        arg_names, aux_names = self._symbol.list_arguments(), self._aux_names
-        missing = [n for n, s in zip(arg_names + aux_names, list(arg_shapes) + list(aux_shapes)) if not s or 0 in s]
-        if missing:
-            hint = ""
-            absent_labels = [n for n in missing if n in self._label_names]
-            if absent_labels:
-                hint = (" The symbol's label input %s has no shape: the data iterator provides labels %s; pass "
-                        "label_names matching the iterator's provide_label to Module."
-                        % (absent_labels, [d.name for d in label_shapes or []]))
-            raise MXNetError("Module.bind: cannot infer the shapes of %s from the data shapes %s.%s"
-                             % (missing, [(d.name, tuple(d.shape)) for d in descs], hint))
-        arg_types, _, aux_types = self._symbol.infer_type(**{n: t for n, t in types.items()})
-        if arg_types is None:
-            defaults = {n: np.float32 for n in arg_names}
-            defaults.update(types)
-            arg_types, _, aux_types = self._symbol.infer_type(**defaults)
-        reqs = self._grad_reqs()
-        ctx = self._context
-
-        def array(name, shape, dtype, table):
-            source = table.get(name) if table is not None else None
-            if source is not None and tuple(source.shape) == tuple(shape) and source.dtype == np.dtype(dtype):
-                return source
-            return NDArray(np.zeros(shape, dtype), ctx)
-
-        if shared is None:
-            shared_args, shared_grads = self._make_arena(arg_names, arg_shapes, arg_types, reqs, ctx)
-        else:
-            shared_args, shared_grads = shared._by_name, dict(zip(shared._arg_names, shared.grad_arrays))
-            self._check_state_shapes(shared, arg_names, arg_shapes, aux_names, aux_shapes, descs)
-        args, grads = [], []
-        for name, shape, dtype in zip(arg_names, arg_shapes, arg_types):
-            args.append(array(name, shape, dtype, shared_args if name in self._param_names else None))
-            grads.append(None if reqs[name] == "null" else array(name, shape, dtype, shared_grads))
-        aux = [array(n, s, t, shared_args) for n, s, t in zip(aux_names, aux_shapes, aux_types)]
-        return Executor(self._symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux)
-
-    def _check_state_shapes(self, shared, arg_names, arg_shapes, aux_names, aux_shapes, descs):
-        """Parameters and auxiliary states keep their shapes across input shapes: a batch whose shapes imply
-        other ones is a mistake (MXNet refuses it too), never a reason to run on fresh zero weights."""
-        states = [(n, s) for n, s in zip(arg_names, arg_shapes) if n in self._param_names]
-        for name, shape in states + list(zip(aux_names, aux_shapes)):
-            old = shared._by_name.get(name)
-            if old is not None and tuple(old.shape) != tuple(shape):
-                raise MXNetError(
-                    "The input shapes %s imply shape %s for %s '%s', which is bound with shape %s. Parameters "
-                    "and auxiliary states keep their shapes when the batch shape changes; check the data (or bind "
-                    "again with force_rebind=True and initialize the parameters for the new shapes)."
-                    % ([(d.name, tuple(d.shape)) for d in descs], tuple(shape),
-                       "parameter" if name in self._param_names else "auxiliary state", name, tuple(old.shape)))
+    def _new_group(self, data_shapes, label_shapes, shared=None):
+        """Executors for these shapes on every context; arrays of the `shared` group with the same name and shape
+        are reused (without one, the first device's trainable parameters live in the SGD arena)."""
+        return DataParallelExecutorGroup(
+            self._symbol, self._context, self._work_load_list, data_shapes, label_shapes, self._param_names,
+            self.for_training, self.inputs_need_grad, shared_group=shared, logger=self.logger,
+            fixed_param_names=self._fixed_param_names, grad_req=self._grad_req, state_names=self._state_names,
+            group2ctxs=self._group2ctxs, make_arena=self._make_arena if shared is None else None)
 
     def _make_arena(self, names, shapes, dtypes, reqs, ctx):
         """Trainable float32 parameters and their gradients as views of one flat buffer each, so that SGD
@@ -405,9 +356,10 @@ class Module(BaseModule):
         data_shapes = _parse_descs(self._data_names, data_shapes, "data", True)
         label_shapes = _parse_descs(self._label_names, label_shapes, "label", False)
         key = self._shape_key(data_shapes, label_shapes)
-        if key not in self._execs:
-            self._execs[key] = self._new_executor(data_shapes, label_shapes, self._exec)
-        self._exec = self._execs[key]
+        if key not in self._groups:
+            self._groups[key] = self._new_group(data_shapes, label_shapes, self._exec_group)
+        self._exec_group = self._groups[key]
+        self._exec = self._exec_group.execs[0]
         self._data_shapes, self._label_shapes = data_shapes, label_shapes
 
     # ----- optimizer -----
@@ -481,17 +433,8 @@ class Module(BaseModule):
                              % (len(data), len(self._data_names), self._data_names))
         if any(tuple(d.shape) != tuple(desc.shape) for d, desc in zip(data, self._data_shapes)):
             self._reshape_for(data_batch)
-        by_name = self._exec._by_name
-        for name, array in zip(self._data_names, data):
-            by_name[name]._data[...] = array._data if hasattr(array, "_data") else array
-            touch(by_name[name]._data)
-        labels = getattr(data_batch, "label", None)     # (namedtuple("Batch", ["data"]) batches have none)
-        if labels and self._label_names:
-            for name, array in zip(self._label_names, labels):
-                if name in by_name:
-                    by_name[name]._data[...] = array._data if hasattr(array, "_data") else array
-                    touch(by_name[name]._data)
-        self._exec.forward(is_train=is_train)
+        # (namedtuple("Batch", ["data"]) batches have no labels: the group reads them with getattr)
+        self._exec_group.forward(data_batch, is_train=is_train)
 
     def _reshape_for(self, data_batch):
         data_descs = getattr(data_batch, "provide_data", None) or [
@@ -508,15 +451,30 @@ class Module(BaseModule):
             raise MXNetError("backward() needs a bound module with initialized parameters")
         if not self.for_training:
             raise MXNetError("backward() needs a module bound with for_training=True")
-        self._exec.backward(out_grads)
+        self._exec_group.backward(out_grads)
 
     def update(self):
         """One optimizer step on every trainable parameter (index = position in the parameter list)."""
         if not (self.binded and self.params_initialized and self.optimizer_initialized):
             raise MXNetError("update() needs bind, init_params and init_optimizer first")
         self._params_dirty = True
-        if self._fast_sgd_update():
-            return
+        group = self._exec_group
+        if len(group.execs) > 1:
+            # MXNet's local kvstore: push sums the devices' gradients, pull writes the sum into each device's
+            for block in group.grad_arrays or []:
+                if block[0] is None:
+                    continue
+                total = sum(g.asnumpy() for g in block)
+                for grad in block:
+                    grad._data[...] = total
+                    touch(grad._data)
+        if not self._fast_sgd_update():
+            self._update_first_device()
+        if len(group.execs) > 1:
+            self._broadcast([n for n, block in zip(self._param_names, group.grad_arrays or [])
+                             if block[0] is not None])
+
+    def _update_first_device(self):
         by_name = self._exec._by_name
         grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
         indices, grad_list, weights = [], [], []
@@ -591,26 +549,29 @@ class Module(BaseModule):
         return arena["momentum"]
 
     def get_outputs(self, merge_multi_context=True):
+        """The outputs of the last forward: one array each (the devices' parts joined along the batch axis), or with
+        merge_multi_context=False a list per output of each device's part."""
         self._check_bound()
-        return self._exec.outputs
+        return self._exec_group.get_outputs(merge_multi_context)
 
     def get_input_grads(self, merge_multi_context=True):
         if not (self.binded and self.params_initialized and self.inputs_need_grad):
             raise MXNetError("get_input_grads() needs a module bound with inputs_need_grad=True")
-        grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
-        return [grads[name] for name in self._data_names]
+        return self._exec_group.get_input_grads(merge_multi_context)
 
     def get_states(self, merge_multi_context=True):
         self._check_bound()
-        return [self._exec._by_name[name] for name in self._state_names]
+        return self._exec_group.get_states(merge_multi_context)
 
     def set_states(self, states=None, value=None):
         self._check_bound()
-        for i, name in enumerate(self._state_names):
-            target = self._exec._by_name[name]
-            target[:] = value if states is None else states[i]
+        self._exec_group.set_states(states, value)
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
-        """Update eval_metric with the labels and the current outputs."""
-        eval_metric.update_dict(OrderedDict(zip(self._label_names, labels or [])),
-                                OrderedDict(zip(self._output_names, self._exec.outputs)))
+        """Update eval_metric with the labels and the current outputs (once per device, on its slice)."""
+        self._exec_group.update_metric(eval_metric, labels, pre_sliced)
+
+    def install_monitor(self, mon):
+        """Install `mon` (mx.monitor.Monitor) on every executor."""
+        self._check_bound()
+        self._exec_group.install_monitor(mon)
