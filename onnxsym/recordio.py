@@ -111,10 +111,11 @@ class MXRecordIO(object):
         return state
 
     def __setstate__(self, state):
+        was_open = state["is_open"]
         self.__dict__ = state
         self.is_open = False
         self._file = None
-        if state["is_open"]:
+        if was_open:
             self.open()
 
     def _check_pid(self, allow_reset=False):
