@@ -17,12 +17,14 @@ from onnxsym.base import MXNetError
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
 sys.path.insert(0, FIXTURES)
-from recordio_cases import KEYS, MAGIC, PACK_CASES, RECORDS  # noqa: E402
+from recordio_cases import IM2REC_LISTS, IM2REC_TREE, KEYS, MAGIC, MULTI_LABEL_LST, PACK_CASES, RECORDS  # noqa: E402
 
 RECORDED = os.path.join(FIXTURES, "mxnet")
 MX_REC, MX_IDX = os.path.join(RECORDED, "recordio.rec"), os.path.join(RECORDED, "recordio.idx")
 with open(os.path.join(RECORDED, "recordio.json")) as _handle:
     MX = json.load(_handle)
+with open(os.path.join(RECORDED, "im2rec.json")) as _handle:
+    MX_IM2REC = json.load(_handle)                      # what MXNet's tools/im2rec.py wrote for IM2REC_TREE
 PACKED = [bytes.fromhex(h) for h in MX["packed"]]        # what MXNet's pack gave for PACK_CASES
 ALL_RECORDS = RECORDS + PACKED                          # the records of MXNet's recordio.rec, in order
 
@@ -226,11 +228,14 @@ def part(cflag, payload, length=None):
 @pytest.mark.parametrize("data, first, message", [
     (part(0, b"abcd") + b"\x0a\x23", b"abcd", "truncated at byte offset 14 .a record header needs 8 bytes"),
     (part(0, b"abcd") + part(0, b"abcdefgh")[:13], b"abcd", "claims 8 bytes, past the end of the file .25 bytes"),
-    (part(0, b"abcd") + b"\0" * 8, b"abcd", "no record at byte offset 12 .expected the magic word 0xced7230a, found 0x0"),
-    (part(0, b"abcd") + part(1, b"ab"), b"abcd", "truncated at byte offset 24 .the record starting at byte offset 12 "
-                                            "misses its last part"),
-    (part(2, b"ab"), None, "the part at byte offset 0 has cflag 2 where a record's first part is expected .cflag 0 or 1"),
-    (part(1, b"ab") + part(0, b"cd"), None, "the part at byte offset 12 has cflag 0 where a continuation is expected .cflag 2 or 3"),
+    (part(0, b"abcd") + b"\0" * 8, b"abcd",
+     "no record at byte offset 12 .expected the magic word 0xced7230a, found 0x0"),
+    (part(0, b"abcd") + part(1, b"ab"), b"abcd",
+     "truncated at byte offset 24 .the record starting at byte offset 12 misses its last part"),
+    (part(2, b"ab"), None,
+     "the part at byte offset 0 has cflag 2 where a record's first part is expected .cflag 0 or 1"),
+    (part(1, b"ab") + part(0, b"cd"), None,
+     "the part at byte offset 12 has cflag 0 where a continuation is expected .cflag 2 or 3"),
     (part(5, b"ab"), None, "cflag 5 where a record's first part"),
     (part(0, b"", length=(1 << 29) - 1), None, "claims 536870911 bytes, past the end of the file .8 bytes"),
 ])
@@ -325,3 +330,111 @@ def test_png_images_round_trip():
     assert back.shape == (5, 7, 3) and np.array_equal(back, img)
     _, gray = mx.recordio.unpack_img(packed, iscolor=0)
     assert gray.shape == (5, 7)
+
+
+# ----- onnxsym im2rec -----
+
+def image_tree(tmp_path):
+    root = tmp_path / "images"
+    for relpath, data in IM2REC_TREE.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_bytes(data)
+    return str(root)
+
+
+def im2rec(capsys, *argv):
+    from onnxsym import cli
+    code = cli.main(["im2rec", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def written(folder):
+    """What im2rec wrote, as the fixture records it: {name: text, or hex for .rec}."""
+    return {path.name: path.read_bytes().hex() if path.suffix == ".rec" else path.read_text()
+            for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("name, args", IM2REC_LISTS, ids=[name for name, _ in IM2REC_LISTS])
+def test_im2rec_lists_are_mxnets(capsys, tmp_path, name, args):
+    root = image_tree(tmp_path)
+    out_dir = tmp_path / name
+    out_dir.mkdir()
+    code, out, err = im2rec(capsys, out_dir / name, root, *args)
+    assert code == 0 and err == "", err
+    expected = {k: v for k, v in MX_IM2REC["lists"][name].items() if k.endswith(".lst")}
+    assert written(out_dir) == expected
+    assert "wrote %s" % (out_dir / sorted(expected)[0]) in out
+    if "--recursive" in args:
+        assert "class 2: dog\n" in out and "class 0: .\n" in out
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_im2rec_pass_through_packs_mxnets_bytes(capsys, tmp_path, threads):
+    root = image_tree(tmp_path)
+    out_dir = tmp_path / "all"
+    out_dir.mkdir()
+    (out_dir / "all.lst").write_text(MX_IM2REC["lists"]["all"]["all.lst"])
+    code, out, err = im2rec(capsys, out_dir / "all", root, "--pass-through", "--num-thread", threads)
+    assert code == 0 and err == "", err
+    assert written(out_dir) == MX_IM2REC["lists"]["all"]
+    assert "(8 images)" in out and "done: 8 records" in out
+    reader = mx.recordio.MXIndexedRecordIO(str(out_dir / "all.idx"), str(out_dir / "all.rec"), "r")
+    for line in MX_IM2REC["lists"]["all"]["all.lst"].splitlines():
+        index, label, relpath = line.split("\t")
+        header, payload = mx.recordio.unpack(reader.read_idx(int(index)))
+        assert payload == IM2REC_TREE[relpath] and header.label == float(label) and header.id == int(index)
+
+
+@pytest.mark.parametrize("name, args", [("multi", []), ("multi_pack_label", ["--pack-label"])])
+def test_im2rec_multi_label_lists(capsys, tmp_path, name, args):
+    root = image_tree(tmp_path)
+    out_dir = tmp_path / name
+    out_dir.mkdir()
+    (out_dir / (name + ".lst")).write_text(MULTI_LABEL_LST)
+    code, out, err = im2rec(capsys, out_dir / name, root, "--pass-through", *args)
+    assert code == 0 and err == "", err
+    assert written(out_dir) == MX_IM2REC[name]
+
+
+def test_im2rec_progress_skips_and_errors(capsys, tmp_path):
+    root = image_tree(tmp_path)
+    lst = tmp_path / "big.lst"
+    good = "".join("%d\t%d\tcat/b.jpg\n" % (i, i % 3) for i in range(2500))
+    lst.write_text(good + "2500\t0\tmissing.jpg\nnot a line\nx\t1\tcat/b.jpg\n")
+    code, out, err = im2rec(capsys, tmp_path / "big", root, "--pass-through")
+    assert code == 0 and err == "", err
+    assert "  1000/2501 images" in out and "  2000/2501 images" in out
+    assert "warning: %s line 2502 skipped: expected 'index<TAB>label(s)<TAB>path', got 1 fields" % lst in out
+    assert "line 2503 skipped: invalid literal for int" in out
+    assert "warning: missing.jpg skipped: [Errno 2] No such file or directory" in out
+    assert "done: 2500 records" in out and "1 images skipped" in out
+    reader = mx.recordio.MXIndexedRecordIO(str(tmp_path / "big.idx"), str(tmp_path / "big.rec"), "r")
+    assert len(reader.keys) == 2500 and mx.recordio.unpack(reader.read_idx(2499))[0].label == 2499 % 3
+
+
+def test_im2rec_usage_errors(capsys, tmp_path, monkeypatch):
+    root = image_tree(tmp_path)
+    code, out, err = im2rec(capsys, tmp_path / "none", root, "--pass-through")
+    assert code == 1 and "no list file %s*.lst (make one with: onnxsym im2rec" % (tmp_path / "none") in err
+    code, out, err = im2rec(capsys, tmp_path / "x", tmp_path / "nowhere", "--list")
+    assert code == 1 and "ROOT %s is not a folder" % (tmp_path / "nowhere") in err
+    code, out, err = im2rec(capsys, tmp_path / "x", root, "--list", "--exts", ".bmp")
+    assert code == 1 and "no files with extension .bmp in %s (--recursive also looks in its subfolders)" % root in err
+    code, out, err = im2rec(capsys, tmp_path / "x", root, "--list", "--train-ratio", "0.8", "--test-ratio", "0.3")
+    assert code == 1 and "their sum at most 1; got 0.8 and 0.3" in err
+    assert not list(tmp_path.glob("x*"))
+    (tmp_path / "y.lst").write_text("0\t0\tcat/b.jpg\n")
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    code, out, err = im2rec(capsys, tmp_path / "y", root, "--resize", "32")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "without --pass-through decodes and re-encodes the images" in err and "opencv-python-headless" in err
+
+
+def test_im2rec_survives_a_folder_link_cycle(capsys, tmp_path):
+    root = image_tree(tmp_path)
+    os.symlink(os.path.join(root, "dog"), os.path.join(root, "dog", "sub", "loop"))
+    code, out, err = im2rec(capsys, tmp_path / "c", root, "--list", "--recursive", "--no-shuffle")
+    assert code == 0, err
+    assert (tmp_path / "c.lst").read_text() == MX_IM2REC["lists"]["split"]["split_test.lst"] + \
+        MX_IM2REC["lists"]["split"]["split_train.lst"] + MX_IM2REC["lists"]["split"]["split_val.lst"]
