@@ -1,12 +1,14 @@
 """mx.recordio against files MXNet 1.9.1 wrote (tests/fixtures/make_recordio_fixtures.py): onnxsym reads them
 record for record and writes the same bytes; damaged files and index lines give one MXNetError naming the file and
 the byte offset; `onnxsym im2rec` makes .lst files and packs them as MXNet's tools/im2rec.py does."""
+import io
 import json
 import multiprocessing
 import os
 import pickle
 import struct
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -321,6 +323,64 @@ def test_image_functions_say_what_to_install(monkeypatch):
         assert isinstance(err.value, MXNetError)
 
 
+def fake_cv2():
+    """A stand-in for OpenCV's calls that MXNet's pack_img/unpack_img and im2rec make: images are .npy bytes,
+    resize picks the nearest rows and columns of cv2.resize's (width, height); every call is logged."""
+    cv2 = types.ModuleType("cv2")
+    cv2.IMWRITE_JPEG_QUALITY, cv2.IMWRITE_PNG_COMPRESSION = 1, 16
+    cv2.calls = []
+
+    def decode(data):
+        return np.load(io.BytesIO(data)) if data.startswith(b"\x93NUMPY") else None
+
+    def imread(path, flag):
+        cv2.calls.append(("imread", os.path.basename(path), flag))
+        with open(path, "rb") as handle:
+            return decode(handle.read())
+
+    def imdecode(buf, flag):
+        cv2.calls.append(("imdecode", flag))
+        return decode(buf.tobytes())
+
+    def imencode(fmt, img, params):
+        cv2.calls.append(("imencode", fmt, list(params)))
+        if fmt == ".fail":
+            return False, None
+        out = io.BytesIO()
+        np.save(out, img)
+        return True, np.frombuffer(out.getvalue(), np.uint8)
+
+    def resize(img, size):
+        width, height = size
+        cv2.calls.append(("resize", size))
+        return img[np.arange(height) * img.shape[0] // height][:, np.arange(width) * img.shape[1] // width]
+
+    cv2.imread, cv2.imdecode, cv2.imencode, cv2.resize = imread, imdecode, imencode, resize
+    return cv2
+
+
+def npy_bytes(array):
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def test_image_functions_call_opencv_as_mxnet_does(monkeypatch):
+    cv2 = fake_cv2()
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    img = np.arange(60, dtype=np.uint8).reshape(4, 5, 3)
+    header = mx.recordio.IRHeader(0, 2.0, 7, 0)
+    for fmt, params in ((".jpg", [1, 80]), (".JPEG", [1, 80]), (".png", [16, 80]), (".bmp", [])):
+        packed = mx.recordio.pack_img(header, img, quality=80, img_fmt=fmt)
+        assert cv2.calls[-1] == ("imencode", fmt, params)
+        assert mx.recordio.unpack(packed) == (header, npy_bytes(img))
+    got_header, got = mx.recordio.unpack_img(packed, iscolor=0)
+    assert cv2.calls[-1] == ("imdecode", 0) and got_header == header and np.array_equal(got, img)
+    assert mx.recordio.unpack_img(mx.recordio.pack(header, b"not an image"))[1] is None
+    with pytest.raises(MXNetError, match="OpenCV could not encode the image as .fail"):
+        mx.recordio.pack_img(header, img, img_fmt=".fail")
+
+
 @pytest.mark.skipif(not _codec_available(), reason="needs opencv-python-headless or Pillow")
 def test_png_images_round_trip():
     img = np.random.RandomState(0).randint(0, 256, size=(5, 7, 3)).astype(np.uint8)
@@ -438,3 +498,34 @@ def test_im2rec_survives_a_folder_link_cycle(capsys, tmp_path):
     assert code == 0, err
     assert (tmp_path / "c.lst").read_text() == MX_IM2REC["lists"]["split"]["split_test.lst"] + \
         MX_IM2REC["lists"]["split"]["split_train.lst"] + MX_IM2REC["lists"]["split"]["split_val.lst"]
+
+
+def test_im2rec_re_encodes_with_opencv_as_mxnet_does(capsys, tmp_path, monkeypatch):
+    cv2 = fake_cv2()
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    tall = np.arange(10 * 6 * 3, dtype=np.uint8).reshape(10, 6, 3)
+    wide = np.arange(4 * 8 * 3, dtype=np.uint8).reshape(4, 8, 3)
+    root = tmp_path / "images"
+    root.mkdir()
+    (root / "tall.jpg").write_bytes(npy_bytes(tall))
+    (root / "wide.jpg").write_bytes(npy_bytes(wide))
+    (root / "broken.jpg").write_bytes(b"not an image")
+    (tmp_path / "p.lst").write_text("0\t0\ttall.jpg\n1\t1\twide.jpg\n2\t0\tbroken.jpg\n")
+
+    def images(*args):
+        cv2.calls.clear()
+        code, out, err = im2rec(capsys, tmp_path / "p", root, *args)
+        assert code == 0 and err == "", err
+        assert "warning: broken.jpg skipped: OpenCV cannot read it as an image" in out
+        reader = mx.recordio.MXIndexedRecordIO(str(tmp_path / "p.idx"), str(tmp_path / "p.rec"), "r")
+        return [np.load(io.BytesIO(mx.recordio.unpack(reader.read_idx(k))[1])) for k in (0, 1)]
+
+    # center crop: the middle square, (10 - 6) // 2 = 2 rows off the tall image's top, 2 columns off the wide's left
+    got = images("--center-crop", "--color", "0", "--encoding", ".png", "--quality", "3")
+    assert np.array_equal(got[0], tall[2:8]) and np.array_equal(got[1], wide[:, 2:6])
+    assert ("imread", "tall.jpg", 0) in cv2.calls and ("imencode", ".png", [16, 3]) in cv2.calls
+    # --resize 3: the shorter edge becomes 3, the other scaled with floor division; cv2.resize takes (w, h)
+    got = images("--resize", "3")
+    assert ("resize", (3, 5)) in cv2.calls and ("resize", (6, 3)) in cv2.calls
+    assert got[0].shape == (5, 3, 3) and got[1].shape == (3, 6, 3)
+    assert ("imread", "wide.jpg", 1) in cv2.calls and ("imencode", ".jpg", [1, 95]) in cv2.calls
