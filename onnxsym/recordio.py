@@ -507,6 +507,9 @@ def pack_img(header, img, quality=95, img_fmt=".jpg"):
     if name is None:
         raise MXNetError("recordio.pack_img: Pillow has no encoder for '%s'" % img_fmt)
     options = ({"quality": quality} if name == "JPEG" else {"compress_level": quality} if name == "PNG" else {})
+    image = codec.fromarray(_swap_rgb(np.asarray(img, dtype=np.uint8)))
+    if name == "JPEG" and image.mode == "RGBA":
+        image = image.convert("RGB")        # JPEG has no alpha: OpenCV drops it too
     out = io.BytesIO()
-    codec.fromarray(_swap_rgb(np.asarray(img, dtype=np.uint8))).save(out, format=name, **options)
+    image.save(out, format=name, **options)
     return pack(header, out.getvalue())
