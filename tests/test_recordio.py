@@ -439,6 +439,8 @@ def test_im2rec_pass_through_packs_mxnets_bytes(capsys, tmp_path, threads):
     assert code == 0 and err == "", err
     assert written(out_dir) == MX_IM2REC["lists"]["all"]
     assert "(8 images)" in out and "done: 8 records" in out
+    code, out, err = im2rec(capsys, out_dir, root, "--pass-through")     # PREFIX a folder: each of its lists
+    assert code == 0 and written(out_dir) == MX_IM2REC["lists"]["all"]
     reader = mx.recordio.MXIndexedRecordIO(str(out_dir / "all.idx"), str(out_dir / "all.rec"), "r")
     for line in MX_IM2REC["lists"]["all"]["all.lst"].splitlines():
         index, label, relpath = line.split("\t")
