@@ -1,5 +1,6 @@
 """The `onnxsym` command line: convert MXNet checkpoints to ONNX (verified); inspect, plot, run and benchmark models
-(any .onnx; --input-shape sizes dynamic dimensions); list the supported MXNet operators.
+(any .onnx; --input-shape sizes dynamic dimensions); list the supported MXNet operators; pack images into RecordIO
+files (MXNet's tools/im2rec.py).
 
     onnxsym convert model 10 -o model.onnx --input-shape data:1,3,224,224
     onnxsym info model.onnx
@@ -7,6 +8,7 @@
     onnxsym run model.onnx --input data=image.npy -o outputs.npz
     onnxsym bench model.onnx --batch 8
     onnxsym ops
+    onnxsym im2rec data/train images --list --recursive
     onnxsym --version
 
 Failures print one line on stderr and exit non-zero (2 for usage errors, 1 otherwise); --debug shows the traceback.
@@ -787,6 +789,186 @@ def cmd_ops(args):
         print("%s%s" % (name, "  (aliases: %s)" % ", ".join(others) if others else ""))
 
 
+# ----- im2rec -----
+
+def _list_images(root, recursive, exts):
+    """MXNet's im2rec list_image: [(index, path relative to root, label)] and {folder: label} (with --recursive one
+    label per folder that holds images, in sorted walk order; else the files of root, label 0)."""
+    images, classes = [], {}
+    if not recursive:
+        for name in sorted(os.listdir(root)):
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and os.path.splitext(name)[1].lower() in exts:
+                images.append((len(images), os.path.relpath(path, root), 0))
+        return images, classes
+    seen = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:            # a link back to a folder already walked: MXNet would loop until paths overflow
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and os.path.splitext(name)[1].lower() in exts:
+                label = classes.setdefault(folder, len(classes))
+                images.append((len(images), os.path.relpath(path, root), label))
+    return images, classes
+
+
+def _write_list(path, images):
+    """MXNet's .lst: 'index<TAB>label<TAB>...<TAB>path' per image, labels as %f."""
+    from ._files import atomic_write  # lazy: CLI start-up time
+    atomic_write(path, "".join("%d\t%s%s\n" % (item[0], "".join("%f\t" % label for label in item[2:]), item[1])
+                               for item in images))
+    print("wrote %s: %d images" % (path, len(images)))
+
+
+def _make_lists(args, prefix, root):
+    """--list: PREFIX.lst (or _train/_val/_test and _<chunk> lists), split as MXNet's make_list does."""
+    import random  # lazy: CLI start-up time
+    if not 0 < args.train_ratio <= 1 or not 0 <= args.test_ratio < 1 or args.train_ratio + args.test_ratio > 1:
+        raise CommandError("--train-ratio must be in (0, 1], --test-ratio in [0, 1) and their sum at most 1; got "
+                           "%g and %g" % (args.train_ratio, args.test_ratio))
+    images, classes = _list_images(root, args.recursive, args.exts)
+    if not images:
+        raise CommandError("no files with extension %s in %s%s" % (
+            " ".join(args.exts), root, "" if args.recursive else " (--recursive also looks in its subfolders)"))
+    for folder, label in sorted(classes.items(), key=lambda kv: kv[1]):
+        print("class %d: %s" % (label, os.path.relpath(folder, root)))
+    if args.shuffle:
+        random.Random(100).shuffle(images)     # MXNet's random.seed(100): the same order as its im2rec
+    size = (len(images) + args.chunks - 1) // args.chunks
+    for number in range(args.chunks):
+        chunk = images[number * size:(number + 1) * size]
+        name = prefix + ("_%d" % number if args.chunks > 1 else "")
+        train, test = int(size * args.train_ratio), int(size * args.test_ratio)
+        if args.train_ratio == 1.0:
+            _write_list(name + ".lst", chunk)
+            continue
+        if args.test_ratio:
+            _write_list(name + "_test.lst", chunk[:test])
+        if args.train_ratio + args.test_ratio < 1.0:
+            _write_list(name + "_val.lst", chunk[test + train:])
+        _write_list(name + "_train.lst", chunk[test:test + train])
+
+
+def _read_list(path):
+    """The items [index, path, label, ...] of a .lst file; malformed lines are reported and skipped, as MXNet does."""
+    items = []
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            fields = [field.strip() for field in line.strip().split("\t")]
+            try:
+                if len(fields) < 3:
+                    raise ValueError("expected 'index<TAB>label(s)<TAB>path', got %d fields" % len(fields))
+                items.append([int(fields[0]), fields[-1]] + [float(f) for f in fields[1:-1]])
+            except ValueError as err:
+                print("  warning: %s line %d skipped: %s" % (path, number, err), flush=True)
+    return items
+
+
+def _image_reader(args, root):
+    """item -> the packed record (bytes), or raises OSError/MXNetError for an image that cannot be packed."""
+    from . import recordio  # lazy: CLI start-up time
+
+    def header(item):
+        label = item[2:] if len(item) > 3 and args.pack_label else item[2]
+        return recordio.IRHeader(0, label, item[0], 0)
+
+    if args.pass_through:
+        def read(item):
+            with open(os.path.join(root, item[1]), "rb") as handle:
+                return recordio.pack(header(item), handle.read())
+        return read
+    try:
+        import cv2  # lazy: optional dependency, only for re-encoding
+    except ImportError:
+        raise CommandError("packing without --pass-through decodes and re-encodes the images (--resize, "
+                           "--center-crop, --quality, --color, --encoding) with OpenCV: pip install "
+                           "opencv-python-headless; --pass-through packs the files' bytes as they are") from None
+
+    def encode(item):
+        img = cv2.imread(os.path.join(root, item[1]), args.color)
+        if img is None:
+            raise OSError("OpenCV cannot read it as an image")
+        height, width = img.shape[:2]
+        if args.center_crop:
+            margin = abs(height - width) // 2
+            img = img[margin:margin + width, :] if height > width else img[:, margin:margin + height]
+            height, width = img.shape[:2]
+        if args.resize:
+            size = ((args.resize, height * args.resize // width) if height > width
+                    else (width * args.resize // height, args.resize))
+            img = cv2.resize(img, size)
+        return recordio.pack_img(header(item), img, quality=args.quality, img_fmt=args.encoding)
+    return encode
+
+
+def _pack_list(args, path, folder, root, read):
+    """PATH.lst -> .rec and .idx in `folder`, records in list order; progress every 1000 images."""
+    from concurrent.futures import ThreadPoolExecutor  # lazy: CLI start-up time
+    from itertools import islice  # lazy: CLI start-up time
+
+    from . import recordio  # lazy: CLI start-up time
+    items = _read_list(path)
+    stem = os.path.join(folder, os.path.splitext(os.path.basename(path))[0])
+    print("packing %s -> %s.rec, %s.idx (%d images)" % (path, stem, stem, len(items)), flush=True)
+
+    def attempt(item):
+        try:
+            return read(item), None
+        except (OSError, ValueError) as err:
+            return None, err
+
+    start, done, skipped = time.perf_counter(), 0, 0
+    record = recordio.MXIndexedRecordIO(stem + ".idx", stem + ".rec", "w")
+    try:
+        with ThreadPoolExecutor(args.num_thread) as pool:
+            pending = iter(items)
+            while True:     # a bounded batch at a time: files are read ahead, records written in list order
+                batch = list(islice(pending, 64 * args.num_thread))
+                if not batch:
+                    break
+                for item, (packed, err) in zip(batch, pool.map(attempt, batch)):
+                    if packed is None:
+                        skipped += 1
+                        print("  warning: %s skipped: %s" % (item[1], _one_line(err)), flush=True)
+                    else:
+                        record.write_idx(item[0], packed)
+                    done += 1
+                    if done % 1000 == 0:
+                        print("  %d/%d images, %s, %.1f s" % (done, len(items), _fmt_bytes(record.tell()),
+                                                             time.perf_counter() - start), flush=True)
+        size = record.tell()
+    finally:
+        record.close()
+    print("done: %d records, %s in %.2f s%s" % (done - skipped, _fmt_bytes(size), time.perf_counter() - start,
+                                               ", %d images skipped" % skipped if skipped else ""))
+
+
+def cmd_im2rec(args):
+    """MXNet's tools/im2rec.py: --list writes PREFIX.lst from ROOT's images; otherwise each PREFIX*.lst is packed
+    into a .rec and .idx beside it."""
+    prefix, root = os.path.abspath(args.prefix), os.path.abspath(args.root)
+    if not os.path.isdir(root):
+        raise CommandError("ROOT %s is not a folder" % args.root)
+    if args.list:
+        _make_lists(args, prefix, root)
+        return
+    folder = prefix if os.path.isdir(prefix) else os.path.dirname(prefix)
+    lists = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                   if os.path.join(folder, name).startswith(prefix) and name.endswith(".lst")
+                   and os.path.isfile(os.path.join(folder, name)))
+    if not lists:
+        raise CommandError("no list file %s*.lst (make one with: onnxsym im2rec %s %s --list)" % (
+            prefix, args.prefix, args.root))
+    read = _image_reader(args, root)
+    for path in lists:
+        _pack_list(args, path, folder, root, read)
+
+
 # ----- parser and entry point -----
 
 class _Version(argparse.Action):
@@ -812,6 +994,7 @@ EXAMPLES = {
   onnxsym run resnet.onnx --input data=image.npy -o outputs.npz
   onnxsym bench resnet.onnx --batch 8
   onnxsym ops --aliases
+  onnxsym im2rec data/train images --list --recursive
   onnxsym --version
 
 'onnxsym COMMAND --help' shows a command's options. Errors are one line on stderr (exit code 2 for usage
@@ -848,6 +1031,15 @@ errors, 1 otherwise); --debug shows the traceback.""",
   onnxsym ops                                  (one name per line, as mx.onnx.get_operator_support() lists)
   onnxsym ops --aliases                        (with the other names each operator answers to: mx.sym.<alias>)
   onnxsym ops --count""",
+    "im2rec": """examples:
+  onnxsym im2rec data/train images --list --recursive
+      data/train.lst: the .jpeg/.jpg/.png files under images/, one label per subfolder, shuffled as MXNet does
+  onnxsym im2rec data/train images --list --recursive --train-ratio 0.8 --test-ratio 0.1
+      data/train_train.lst, data/train_val.lst and data/train_test.lst
+  onnxsym im2rec data/train images --pass-through
+      packs each data/train*.lst into .rec and .idx files (the image files' bytes as they are)
+  onnxsym im2rec data/train images --resize 256 --quality 90
+      decodes, resizes and encodes each image again (needs OpenCV: pip install opencv-python-headless)""",
 }
 
 
@@ -941,6 +1133,45 @@ def build_parser():
     shown.add_argument("--aliases", action="store_true", help="also show each operator's other names")
     shown.add_argument("--count", action="store_true", help="print only how many there are")
     ops.set_defaults(handler=cmd_ops)
+
+    im2rec = _add_command(commands, "im2rec", common, "image folder -> .lst -> RecordIO .rec/.idx",
+                          "MXNet's tools/im2rec.py: with --list, write PREFIX.lst listing the images under ROOT; "
+                          "otherwise pack every PREFIX*.lst into a .rec and .idx beside it (mx.recordio, "
+                          "ImageRecordIter's format).")
+    im2rec.add_argument("prefix", metavar="PREFIX", help="prefix of the .lst files to write or read, and of the "
+                                                         ".rec/.idx files")
+    im2rec.add_argument("root", metavar="ROOT", help="the folder holding the images")
+    listing = im2rec.add_argument_group("making image lists (--list)")
+    listing.add_argument("--list", action="store_true", help="write PREFIX.lst from the images under ROOT instead "
+                                                             "of packing")
+    listing.add_argument("--exts", nargs="+", default=[".jpeg", ".jpg", ".png"], metavar="EXT",
+                         help="file extensions of the images (.jpeg .jpg .png)")
+    listing.add_argument("--chunks", type=positive, default=1, help="split the list into this many chunks (1)")
+    listing.add_argument("--train-ratio", type=float, default=1.0, help="share of the images for PREFIX_train.lst "
+                                                                        "(1.0: one PREFIX.lst)")
+    listing.add_argument("--test-ratio", type=float, default=0.0, help="share of the images for PREFIX_test.lst "
+                                                                       "(0); the rest goes to PREFIX_val.lst")
+    listing.add_argument("--recursive", action="store_true",
+                         help="walk ROOT's subfolders and give each folder's images their own label (otherwise "
+                              "only ROOT's images, label 0)")
+    listing.add_argument("--shuffle", dest="shuffle", action="store_true", default=True,
+                         help="shuffle the list as MXNet's im2rec does (seed 100; the default)")
+    listing.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="keep the sorted order")
+    packing = im2rec.add_argument_group("packing (without --list)")
+    packing.add_argument("--pass-through", action="store_true",
+                         help="pack the image files' bytes as they are (no decoding: needs no image library)")
+    packing.add_argument("--pack-label", action="store_true",
+                         help="store all labels of a multi-label list (else the first)")
+    packing.add_argument("--num-thread", type=positive, default=1, help="threads reading the images (1); "
+                                                                        "records keep the list's order")
+    packing.add_argument("--resize", type=int, default=0, help="resize the shorter edge to this size (0: keep)")
+    packing.add_argument("--center-crop", action="store_true", help="crop the center square")
+    packing.add_argument("--quality", type=int, default=95,
+                         help="JPEG quality 1-100, or PNG compression 1-9 (95)")
+    packing.add_argument("--color", type=int, default=1, choices=[-1, 0, 1],
+                         help="1: color, 0: grayscale, -1: as stored, with alpha (1)")
+    packing.add_argument("--encoding", default=".jpg", choices=[".jpg", ".png"], help="image encoding (.jpg)")
+    im2rec.set_defaults(handler=cmd_im2rec)
     return parser
 
 
