@@ -18,8 +18,9 @@ from onnxsym.base import MXNetError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
-sys.path.insert(0, FIXTURES)
-from recordio_cases import IM2REC_LISTS, IM2REC_TREE, KEYS, MAGIC, MULTI_LABEL_LST, PACK_CASES, RECORDS  # noqa: E402
+# (not through sys.path: tests/fixtures/mxnet would then import as the package `mxnet`)
+from .fixtures.recordio_cases import IM2REC_LISTS, IM2REC_TREE, KEYS, MAGIC, MULTI_LABEL_LST, PACK_CASES, \
+    RECORDS  # noqa: E402
 
 RECORDED = os.path.join(FIXTURES, "mxnet")
 MX_REC, MX_IDX = os.path.join(RECORDED, "recordio.rec"), os.path.join(RECORDED, "recordio.idx")
