@@ -168,6 +168,23 @@ def test_rnn_checkpoint_both_ways(tmp_path):
     assert mx.sym.load(prefix + "-symbol.json").list_arguments() == sym.list_arguments()
 
 
+def test_bucketing_lstm_language_model_trains_as_mxnet():
+    """MXNet's example/rnn/bucketing/lstm_bucketing.py, small: the parameters after two epochs of SGD and the
+    validation perplexity equal MXNet's."""
+    want = np.load(os.path.join(HERE, "rnn_lm.npz"))
+    initial, params, perplexity = rnn_cases.train_lm(mx)
+    assert sorted(params) == sorted(k[len("trained:"):] for k in want.files if k.startswith("trained:"))
+    for name, value in initial.items():
+        np.testing.assert_array_equal(value, want["initial:" + name])
+    moved = 0.0
+    for name, value in params.items():
+        np.testing.assert_allclose(value, want["trained:" + name], rtol=1e-4, atol=2e-5, err_msg=name)
+        moved = max(moved, float(np.abs(value - initial[name]).max()))
+    assert moved > 0.1                  # training changed the parameters
+    assert perplexity[0][0] == EXTRA["lm_perplexity"][0][0] == "perplexity"
+    assert perplexity[0][1] == pytest.approx(EXTRA["lm_perplexity"][0][1], rel=1e-5)
+
+
 def test_names_and_counters_follow_mxnet():
     cell = mx.rnn.LSTMCell(4, prefix="p_")
     assert [s.name for s in cell.begin_state()] == ["p_begin_state_0", "p_begin_state_1"]
