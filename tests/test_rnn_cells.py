@@ -94,7 +94,9 @@ FD_CELLS = {
     "rnn": lambda: mx.rnn.RNNCell(3, prefix="fr_"),
     "lstm": lambda: mx.rnn.LSTMCell(3, prefix="fl_"),
     "gru": lambda: mx.rnn.GRUCell(3, prefix="fg_"),
-    "bidirectional": lambda: mx.rnn.BidirectionalCell(mx.rnn.GRUCell(2, prefix="bl_"), mx.rnn.LSTMCell(2, prefix="br_")),
+    "bidirectional": lambda: mx.rnn.BidirectionalCell(mx.rnn.GRUCell(2, prefix="bl_"),
+                                                      mx.rnn.LSTMCell(2, prefix="br_")),
+    "sequential": lambda: _stack(mx.rnn.RNNCell(3, activation="relu", prefix="s0_"), mx.rnn.GRUCell(2, prefix="s1_")),
     "residual_lstm": lambda: mx.rnn.ResidualCell(mx.rnn.LSTMCell(4, prefix="rl_")),
 }   # the convolutional cells' gradients are checked against MXNet's (float32): Convolution has no float64 kernel
 
@@ -112,6 +114,13 @@ def test_cell_gradients_by_finite_differences(kind):
     arg_shapes, _, _ = outs.infer_shape(data=data_shape, **state_shapes)
     location = rnn_cases.values(dict(zip(outs.list_arguments(), arg_shapes)), "float64", seed=5)
     check_numeric_gradient(outs, location, numeric_eps=1e-6, rtol=1e-5, atol=1e-7, dtype=np.float64)
+
+
+def _stack(*cells):
+    stack = mx.rnn.SequentialRNNCell()
+    for cell in cells:
+        stack.add(cell)
+    return stack
 
 
 def _flat(states):

@@ -382,8 +382,7 @@ class DropoutCell(BaseRNNCell):
 
     def __init__(self, dropout, prefix="dropout_", params=None):
         super().__init__(prefix, params)
-        _check(isinstance(dropout, numeric_types) and not isinstance(dropout, bool),
-               "dropout probability must be a number")
+        _check(isinstance(dropout, numeric_types), "dropout probability must be a number")
         self.dropout = dropout
 
     @property
