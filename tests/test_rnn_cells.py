@@ -39,7 +39,7 @@ def _arrays(store, case, kind):
 
 
 def _compare(record, arrays, got_record, got, dtype):
-    for key in ("arguments", "outputs", "aux", "arg_shapes", "out_shapes", "aux_shapes"):
+    for key in ("nodes", "arguments", "outputs", "aux", "arg_shapes", "out_shapes", "aux_shapes"):
         assert got_record[key] == record[key], key
     assert got_record["out_dtypes"] == [dtype] * len(record["outputs"])
     for key, want in arrays.items():
