@@ -33,11 +33,6 @@ with open(os.path.join(HERE, "rnn_extra.json")) as _f:
     EXTRA = json.load(_f)
 
 
-def _arrays(store, case, kind):
-    prefix = "%s/%s:" % (case, kind)
-    return {k[len(prefix):]: store[k] for k in store.files if k.startswith(prefix)}
-
-
 def _compare(record, arrays, got_record, got, dtype):
     for key in ("nodes", "arguments", "outputs", "aux", "arg_shapes", "out_shapes", "aux_shapes"):
         assert got_record[key] == record[key], key
