@@ -274,3 +274,43 @@ def test_modified_cell_cannot_be_used_directly():
         base.begin_state()
     with pytest.raises(NotImplementedError, match="cannot be stepped"):
         mx.rnn.FusedRNNCell(3).__call__(mx.sym.Variable("x"), [])
+
+
+def _rnn_steps(x, w_i, b_i, w_h, b_h):
+    """numpy: the tanh RNN's per-step states for inputs x (T, N, I) from zeros."""
+    h, states = np.zeros((x.shape[1], w_h.shape[0])), []
+    for step in x:
+        h = np.tanh(step @ w_i.T + b_i + h @ w_h.T + b_h)
+        states.append(h)
+    return states
+
+
+def test_zoneout_and_dropout_cells_in_training():
+    """Training mode: each zoned-out output element is the new output or the previous (zoned) one, both occur,
+    and the states are untouched (zoneout_states=0); DropoutCell's elements are 0 or x / (1 - p)."""
+    rng = np.random.RandomState(2)
+    cell = mx.rnn.ZoneoutCell(mx.rnn.RNNCell(6, prefix="zo_"), zoneout_outputs=0.5)
+    outs, _ = cell.unroll(3, [mx.sym.Variable("x%d" % t) for t in range(3)])
+    net = mx.sym.Group(outs)
+    args = {"x%d" % t: rng.uniform(-1, 1, (8, 5)) for t in range(3)}
+    args.update(zo_i2h_weight=rng.uniform(-1, 1, (6, 5)), zo_i2h_bias=rng.uniform(-1, 1, 6),
+                zo_h2h_weight=rng.uniform(-1, 1, (6, 6)), zo_h2h_bias=rng.uniform(-1, 1, 6))
+    ex = net.bind(mx.cpu(), {k: mx.nd.array(v) for k, v in args.items()})
+    got = [o.asnumpy() for o in ex.forward(is_train=True)]
+    states = _rnn_steps(np.stack([args["x%d" % t] for t in range(3)]), args["zo_i2h_weight"], args["zo_i2h_bias"],
+                        args["zo_h2h_weight"], args["zo_h2h_bias"])
+    previous, kept = np.zeros_like(states[0]), []
+    for out, new in zip(got, states):
+        is_new, is_old = np.isclose(out, new, atol=1e-5), np.isclose(out, previous, atol=1e-5)
+        assert np.all(is_new | is_old)
+        kept.append(is_new & ~is_old)
+        previous = out
+    kept = np.concatenate(kept)
+    assert 0.3 < kept.mean() < 0.7             # p = 0.5 of 144 elements
+    drop = mx.rnn.DropoutCell(0.25, prefix="do_")
+    outs, _ = drop.unroll(2, mx.sym.Variable("data"), merge_outputs=True)
+    x = rng.uniform(1, 2, (50, 2, 4))
+    y = outs.bind(mx.cpu(), {"data": mx.nd.array(x)}).forward(is_train=True)[0].asnumpy()
+    zero = y == 0
+    np.testing.assert_allclose(y[~zero], x[~zero] / 0.75, rtol=1e-6)
+    assert 0.15 < zero.mean() < 0.35
