@@ -4,7 +4,6 @@ BucketSentenceIter, encode_sentences and RNN checkpoints; finite differences in 
 the recurrent cells; bad use raises MXNetError."""
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ import onnxsym as mx
 from onnxsym.base import MXNetError
 from onnxsym.test_utils import check_numeric_gradient
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
-import rnn_cases  # noqa: E402
+from .fixtures import rnn_cases
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mxnet")
 TOL = {"float16": dict(rtol=2e-2, atol=2e-2), "float32": dict(rtol=1e-4, atol=1e-5),
