@@ -29,6 +29,7 @@ from .util import is_np_array, is_np_shape, np_array, np_shape, set_np_shape, us
 _populate(symbol, ndarray)
 contrib.sym = contrib.symbol = symbol.contrib       # MXNet's mx.contrib.sym / mx.contrib.nd
 contrib.nd = contrib.ndarray = ndarray.contrib
+from . import rnn  # noqa: E402  (after _populate: its cells' defaults are mx.sym.zeros, mx.sym.LeakyReLU)
 
 sym = symbol
 nd = ndarray
@@ -42,4 +43,4 @@ visualization = viz
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__", "kv", "kvstore", "opt",
-           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio"]
+           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "rnn"]

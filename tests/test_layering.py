@@ -47,8 +47,8 @@ LAYERS = [
     ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.random", "onnxsym.viz",
                    "onnxsym.recordio",
                    "onnxsym.test_utils", "onnxsym._test_utils_compare", "onnxsym._test_utils_random",
-                   "onnxsym._test_utils_env", "onnxsym._namespaces", "onnxsym.contrib.*"]),
-    # mx.nd, mx.mod and its companions (io, metric, init, optimizer, ...), mx.kv, mx.random, mx.viz, mx.recordio
+                   "onnxsym._test_utils_env", "onnxsym._namespaces", "onnxsym.contrib.*", "onnxsym.rnn.*"]),
+    # mx.nd, mx.mod and its companions (io, metric, init, optimizer, ...), mx.kv, mx.random, mx.viz, mx.recordio, mx.rnn
     ("converters", ["onnxsym.converters.*", "onnxsym.onnx"]),
     # ONNX import/export and mx.onnx
     ("top", ["onnxsym", "onnxsym.cli", "onnxsym.models.*", "onnxsym.compat"]),
