@@ -135,3 +135,118 @@ def test_standalone_group_shares_with_another():
             assert mx.test_utils.same_array(a.grad_dict[name], b.grad_dict[name]), name
         assert mx.test_utils.same_array(a.arg_dict["data"], b.arg_dict["data"])
     assert first.grad_req == second.grad_req and first.grad_req["data"] == "null"
+
+
+def test_outputs_split_along_their_layout():
+    """An output declared with __layout__='TNC' is split and joined along axis 1 (MXNet's output_layouts); the
+    head gradients given for the whole batch too."""
+    sym = mx.sym.Activation(mx.sym.Variable("data"), act_type="relu", __layout__="TNC")
+    mod = mx.mod.Module(sym, ("data",), None, context=[mx.cpu(0), mx.cpu(1)])
+    mod.bind(data_shapes=[mx.io.DataDesc("data", (3, 8, 7), layout="TNC")], inputs_need_grad=True)
+    mod.init_params()
+    x = RNG.uniform(-1, 1, (3, 8, 7)).astype(np.float32)
+    mod.forward(mx.io.DataBatch([mx.nd.array(x)], None), is_train=True)
+    head = RNG.uniform(-1, 1, (3, 8, 7)).astype(np.float32)
+    mod.backward([mx.nd.array(head)])
+    assert [p.shape for p in mod.get_outputs(merge_multi_context=False)[0]] == [(3, 4, 7), (3, 4, 7)]
+    np.testing.assert_array_equal(mod.get_outputs()[0].asnumpy(), np.maximum(x, 0))
+    np.testing.assert_array_equal(mod.get_input_grads()[0].asnumpy(), head * (x > 0))
+
+
+def test_context_groups_place_their_arrays():
+    """group2ctxs: the arrays of variables declared in a ctx_group live on that group's context (one dict for all
+    devices, a list of dicts, or a context per device); results as without groups."""
+    with mx.AttrScope(ctx_group="dev1"):
+        a = mx.sym.Variable("a") * 2
+    with mx.AttrScope(ctx_group="dev2"):
+        c = a + mx.sym.Variable("b")
+    ones = mx.io.DataBatch([mx.nd.ones((2, 5)), mx.nd.ones((2, 5))])
+    for contexts, group2ctxs, where in (([mx.cpu(0)], {"dev1": mx.cpu(1), "dev2": mx.cpu(2)}, [mx.cpu(1), mx.cpu(2)]),
+                                        ([mx.cpu(0), mx.cpu(1)], [{"dev1": mx.cpu(2), "dev2": mx.cpu(3)},
+                                                                  {"dev1": mx.cpu(4), "dev2": mx.cpu(5)}], None),
+                                        ([mx.cpu(0), mx.cpu(1)], {"dev1": [mx.cpu(2), mx.cpu(3)], "dev2": mx.cpu(4)},
+                                         None)):
+        mod = mx.mod.Module(c, context=contexts, data_names=["a", "b"], label_names=None, group2ctxs=group2ctxs)
+        mod.bind(data_shapes=[("a", (2, 5)), ("b", (2, 5))], inputs_need_grad=True)
+        mod.init_params()
+        mod.forward(ones, is_train=True)
+        mod.backward([mx.nd.ones((2, 5))])
+        grads = mod.get_input_grads()
+        np.testing.assert_array_equal(grads[0].asnumpy(), np.full((2, 5), 2.0))
+        np.testing.assert_array_equal(grads[1].asnumpy(), np.ones((2, 5)))
+        if where:
+            assert [g.context for g in grads] == where
+    group = mod._exec_group
+    assert group.execs[1].arg_dict["a"].context == mx.cpu(3) and group.execs[1].arg_dict["b"].context == mx.cpu(4)
+
+
+def test_kvstore_and_optimizer_states_on_several_devices(tmp_path):
+    """Several devices: the module keeps MXNet's kvstore whose updater holds the optimizer states; saved states
+    load into a one-device module (MXNet's test_save_load)."""
+    sym = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=4)
+    mod = mx.mod.Module(sym, ("data",), None, context=[mx.cpu(0), mx.cpu(1)])
+    mod.bind(data_shapes=[("data", (6, 3))])
+    mod.init_params()
+    mod.init_optimizer(optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
+    mod.forward(mx.io.DataBatch([mx.nd.array(RNG.uniform(-1, 1, (6, 3)))]), is_train=True)
+    mod.backward([mx.nd.ones((6, 4))])
+    mod.update()
+    prefix = str(tmp_path / "m")
+    mod.save_checkpoint(prefix, 0, save_optimizer_states=True)
+    mod2 = mx.mod.Module.load(prefix, 0, load_optimizer_states=True, data_names=("data",), label_names=None)
+    mod2.bind(data_shapes=[("data", (6, 3))])
+    mod2.init_optimizer(optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
+    states = mod._kvstore._updater.states
+    assert mod._kvstore._updater is mod._updater and sorted(states) == sorted(mod2._updater.states)
+    for key in states:
+        np.testing.assert_array_equal(states[key].asnumpy(), mod2._updater.states[key].asnumpy())
+    assert mx.mod.Module(sym, ("data",), None)._kvstore is None
+
+
+def test_backward_with_nothing_to_differentiate():
+    """No parameter and no input gradient (MXNet's test_module_update_no_pragram): backward needs no head
+    gradient and the update changes nothing."""
+    mod = mx.mod.Module(mx.sym.Dropout(mx.sym.Variable("data"), 0.5), label_names=None)
+    mod.bind(data_shapes=[("data", (10, 10))])
+    mod.init_params()
+    mod.init_optimizer()
+    mod.forward_backward(mx.io.DataBatch([mx.nd.ones((10, 10))]))
+    mod.update()
+    out = mod.get_outputs()[0].asnumpy()
+    assert out.shape == (10, 10) and set(np.unique(out)) <= {0.0, 2.0}
+
+
+def test_bucketing_module_names_saves_and_loads(tmp_path):
+    """sym_gen runs under a fresh NameManager (every bucket's nodes are named alike: embedding0_weight);
+    save_checkpoint writes MXNet's files (params, a symbol per bucket, .buckets) and load brings the parameters
+    back (MXNet's test_bucketing_save_load)."""
+    def sym_gen(length):
+        embed = mx.sym.Embedding(mx.sym.Variable("data"), input_dim=10, output_dim=4)
+        pred = mx.sym.FullyConnected(mx.sym.Reshape(embed, shape=(-1, 4)), num_hidden=10, name="pred")
+        label = mx.sym.Reshape(mx.sym.Variable("softmax_label"), shape=(-1,))
+        return mx.sym.SoftmaxOutput(pred, label, name="softmax"), ("data",), ("softmax_label",)
+
+    mod = mx.mod.BucketingModule(sym_gen, default_bucket_key=5)
+    mod.bind([("data", (2, 5))], [("softmax_label", (2, 5))])
+    mod.init_params(mx.init.Xavier())
+    assert mod.symbol.list_arguments()[1] == "embedding0_weight"
+    mod.switch_bucket(3, [("data", (2, 3))], [("softmax_label", (2, 3))])
+    assert mod.symbol.list_arguments()[1] == "embedding0_weight"
+    prefix = str(tmp_path / "b")
+    mod.save_checkpoint(prefix, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b-0001.params", "b-3-symbol.json", "b-5-symbol.json",
+                                                          "b.buckets"]
+    mod2 = mx.mod.BucketingModule.load(prefix, 1, sym_gen=sym_gen, default_bucket_key=5)
+    mod2.bind([("data", (2, 5))], [("softmax_label", (2, 5))])
+    for name, value in mod.get_params()[0].items():
+        np.testing.assert_array_equal(mod2.get_params()[0][name].asnumpy(), value.asnumpy(), err_msg=name)
+    assert mod._buckets[5]._exec_group._total_exec_bytes > 0
+
+
+def test_base_module_set_params_is_init_params_without_initializer():
+    calls = []
+    mod = mx.mod.BaseModule()
+    mod.init_params = lambda **kwargs: calls.append(kwargs)
+    mod.set_params({"w": 1}, {}, allow_missing=True)
+    assert calls == [{"initializer": None, "arg_params": {"w": 1}, "aux_params": {}, "allow_missing": True,
+                      "force_init": True, "allow_extra": False}]

@@ -186,6 +186,12 @@ class BaseModule:
     def install_monitor(self, mon):
         raise MXNetError("install_monitor is not supported by onnxsym modules")
 
+    def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False):
+        """Assign parameter and auxiliary state values (MXNet's BaseModule.set_params: init_params without an
+        initializer)."""
+        self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
+                         allow_missing=allow_missing, force_init=force_init, allow_extra=allow_extra)
+
     def save_params(self, fname):
         """Save the parameters (`arg:`/`aux:` names) in MXNet's .params format."""
         save(fname, param_dict(*self.get_params()))

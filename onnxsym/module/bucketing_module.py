@@ -1,10 +1,17 @@
 """`mx.mod.BucketingModule`: one Module per bucket key (from `sym_gen`), all sharing parameters and optimizer."""
 import logging
 
+import numpy as np
+
+from .. import symbol as _symbol
 from ..base import MXNetError
 from ..context import cpu
+from ..name import NameManager
+from ..ndarray import load as _nd_load, save as _nd_save
+from ..runtime.ndarray import NDArray
 from .base_module import BaseModule
 from .initializer import Uniform
+from .model import load_params
 from .module import Module
 
 __all__ = ["BucketingModule"]
@@ -21,19 +28,29 @@ class BucketingModule(BaseModule):
         self._default_bucket_key = default_bucket_key
         self._sym_gen = sym_gen
         self._context = context if context is not None else cpu()
+        self._work_load_list = work_load_list
+        self._group2ctxs = group2ctxs
         self._fixed_param_names = fixed_param_names
         self._state_names = state_names
         self._buckets = {}
         self._curr_module = None
         self._curr_bucket_key = None
         self._grad_req = "write"
-        symbol, data_names, label_names = sym_gen(default_bucket_key)
+        self._params_dirty = False
+        symbol, data_names, label_names = self._call_sym_gen(default_bucket_key)
         self._default_names = (list(data_names), list(label_names or []), symbol.list_outputs())
 
-    def _module(self, key):
-        symbol, data_names, label_names = self._sym_gen(key)
-        return Module(symbol, data_names, label_names, logger=self.logger, context=self._context,
-                      fixed_param_names=self._fixed_param_names, state_names=self._state_names)
+    def _call_sym_gen(self, key):
+        """sym_gen(key) with fresh auto-naming counters (as MXNet: every bucket names its nodes alike)."""
+        with NameManager():
+            return self._sym_gen(key)
+
+    def _module(self, key, symbol=None):
+        generated, data_names, label_names = self._call_sym_gen(key)
+        return Module(generated if symbol is None else symbol, data_names, label_names, logger=self.logger,
+                      context=self._context, work_load_list=self._work_load_list,
+                      fixed_param_names=self._fixed_param_names, state_names=self._state_names,
+                      group2ctxs=self._group2ctxs)
 
     @property
     def data_names(self):
@@ -88,6 +105,7 @@ class BucketingModule(BaseModule):
             self.logger.warning("Already bound, ignoring bind()")
             return
         self.for_training, self.inputs_need_grad, self._grad_req = for_training, inputs_need_grad, grad_req
+        loaded = self._buckets.get(self._default_bucket_key)     # (BucketingModule.load: parameters set)
         self._buckets = {}
         module = self._module(self._default_bucket_key)
         module.bind(data_shapes, label_shapes, for_training, inputs_need_grad, force_rebind=False,
@@ -95,6 +113,9 @@ class BucketingModule(BaseModule):
         self._curr_module, self._curr_bucket_key = module, self._default_bucket_key
         self._buckets[self._default_bucket_key] = module
         self.binded = True
+        if loaded is not None and loaded.params_initialized:
+            module.set_params(loaded._arg_params, loaded._aux_params)
+            self.params_initialized = True
 
     def switch_bucket(self, bucket_key, data_shapes, label_shapes=None):
         """Make `bucket_key` current, binding a module for it (sharing parameters) the first time."""
@@ -148,4 +169,31 @@ class BucketingModule(BaseModule):
         self._curr_module.update_metric(eval_metric, labels, pre_sliced)
 
     def save_checkpoint(self, prefix, epoch, remove_amp_cast=False):
-        self._curr_module.save_checkpoint(prefix, epoch, remove_amp_cast=remove_amp_cast)
+        """prefix-%04d.params, a prefix-KEY-symbol.json per bucket and prefix.buckets (the keys), as MXNet."""
+        if not self._buckets:
+            raise MXNetError("Empty BucketingModule cannot be saved")
+        self.save_params("%s-%04d.params" % (prefix, epoch))
+        for key in self._buckets:
+            symbol, _, _ = self._call_sym_gen(key)
+            symbol.save("%s-%s-symbol.json" % (prefix, key), remove_amp_cast=remove_amp_cast)
+        _nd_save("%s.buckets" % prefix, NDArray(np.array(list(self._buckets), np.int32)))
+
+    @staticmethod
+    def load(prefix, epoch, sym_gen=None, default_bucket_key=None, **kwargs):
+        """A BucketingModule of a checkpoint save_checkpoint wrote (parameters set; call bind before use)."""
+        if sym_gen is None:
+            raise MXNetError("sym_gen is required for loading BucketingModule")
+        if default_bucket_key is None:
+            raise MXNetError("default_bucket_key is required for loading BucketingModule")
+        keys = [int(k) for k in _nd_load("%s.buckets" % prefix)[0].asnumpy().astype(np.int32)]
+        module = BucketingModule(sym_gen, default_bucket_key, **kwargs)
+        for key in keys:
+            module._buckets[key] = module._module(key, _symbol.load("%s-%s-symbol.json" % (prefix, key)))
+        if default_bucket_key not in module._buckets:
+            raise MXNetError("default_bucket_key %r is not among the saved buckets %s" % (default_bucket_key, keys))
+        module._curr_module = module._buckets[default_bucket_key]
+        args, auxs = load_params(prefix, epoch)
+        module._curr_module._arg_params, module._curr_module._aux_params = args, auxs
+        module._curr_module.params_initialized = True
+        module.params_initialized = True
+        return module

@@ -60,12 +60,14 @@ def grad_reqs(symbol, param_names, data_names, fixed_param_names, for_training, 
 
 
 def bind_executor(symbol, ctx, descs, param_names, reqs, label_names=(), shared=None, shared_data=None,
-                  make_arena=None):
+                  make_arena=None, group2ctx=None):
     """An executor of `symbol` on `ctx` for the input descriptions `descs` (DataDesc: name, shape, dtype).
     Parameters, gradients and auxiliary states of `shared` (an Executor) with the same name, shape and dtype are
     reused, and so are input arrays in `shared_data` ({name: NDArray}, filled in with new ones). Without
     `shared`, `make_arena(arg_names, arg_shapes, arg_types, reqs, ctx)` may give ({name: weight}, {name: grad})
-    views to bind the trainable parameters with."""
+    views to bind the trainable parameters with. `group2ctx` ({ctx_group: Context}): the arrays of a variable
+    declared in a ctx_group (mx.AttrScope(ctx_group=...)) live on that group's context (the graph itself runs on
+    `ctx`: one ONNX Runtime session per executor)."""
     inputs = set(symbol.list_inputs())
     shapes = {d.name: tuple(d.shape) for d in descs if d.name in inputs}
     types = {d.name: np.dtype(d.dtype) for d in descs if d.name in inputs}
@@ -87,11 +89,14 @@ def bind_executor(symbol, ctx, descs, param_names, reqs, label_names=(), shared=
         defaults.update(types)
         arg_types, _, aux_types = symbol.infer_type(**defaults)
 
+    groups = symbol.attr_dict() if group2ctx else {}
+
     def array(name, shape, dtype, table):
         source = table.get(name) if table is not None else None
         if source is not None and tuple(source.shape) == tuple(shape) and source.dtype == np.dtype(dtype):
             return source
-        made = NDArray(np.zeros(shape, dtype), ctx)
+        group = groups.get(name, {}).get("__ctx_group__")
+        made = NDArray(np.zeros(shape, dtype), group2ctx.get(group, ctx) if group else ctx)
         if table is shared_data and table is not None:
             table[name] = made
         return made
@@ -158,8 +163,11 @@ class DataParallelExecutorGroup:
         self.logger = logger
         self.fixed_param_names = list(fixed_param_names or [])
         self.state_names = list(state_names or [])
-        self.group2ctxs = group2ctxs
+        self.group2ctxs = self._group_contexts(group2ctxs)
         self._make_arena = make_arena
+        # the batch axis of each output (its __layout__ attribute; 0 without one), for slicing and merging
+        self.output_layouts = [DataDesc.get_batch_axis(symbol[i].attr("__layout__"))
+                               for i in range(len(symbol.list_outputs()))]
         data_shapes = [d if isinstance(d, DataDesc) else DataDesc(*d) for d in data_shapes]
         label_shapes = [d if isinstance(d, DataDesc) else DataDesc(*d) for d in label_shapes or []]
         self.data_names = [d.name for d in data_shapes]
@@ -170,6 +178,40 @@ class DataParallelExecutorGroup:
             else [{} for _ in self.contexts]
         self.execs = []
         self.bind_exec(data_shapes, label_shapes, shared_group)
+
+    def _group_contexts(self, group2ctxs):
+        """group2ctxs as MXNet takes it (one dict for all devices, a list of dicts, or dicts of lists with a
+        context per device) -> a dict per device."""
+        if group2ctxs is None:
+            return [None] * len(self.contexts)
+        if isinstance(group2ctxs, (list, tuple)):
+            if len(group2ctxs) != len(self.contexts):
+                raise ValueError("group2ctxs has %d entries for %d contexts" % (len(group2ctxs), len(self.contexts)))
+            return [dict(g) for g in group2ctxs]
+        per_device = []
+        for i in range(len(self.contexts)):
+            mapping = {}
+            for group, ctxs in group2ctxs.items():
+                if isinstance(ctxs, (list, tuple)):
+                    if len(ctxs) not in (1, len(self.contexts)):
+                        raise ValueError("group2ctxs['%s'] has %d contexts for %d devices"
+                                         % (group, len(ctxs), len(self.contexts)))
+                    mapping[group] = ctxs[i] if len(ctxs) > 1 else ctxs[0]
+                else:
+                    mapping[group] = ctxs
+            per_device.append(mapping)
+        return per_device
+
+    @property
+    def _total_exec_bytes(self):
+        """Bytes of every array the executors hold (arguments, gradients, auxiliary states, outputs), each once."""
+        seen, total = set(), 0
+        for exe in self.execs:
+            for array in list(exe.arg_arrays) + list(exe.grad_arrays) + list(exe.aux_arrays) + list(exe.outputs):
+                if array is not None and id(array) not in seen:
+                    seen.add(id(array))
+                    total += array.size * np.dtype(array.dtype).itemsize
+        return total
 
     # ----- binding -----
     def bind_exec(self, data_shapes, label_shapes, shared_group=None, reshape=False):
@@ -188,7 +230,8 @@ class DataParallelExecutorGroup:
             shared = previous[i] if previous else None
             execs.append(bind_executor(self.symbol, ctx, descs, self.param_names, self.grad_req, self.label_names,
                                        shared=shared, shared_data=self.shared_data_arrays[i],
-                                       make_arena=self._make_arena if i == 0 else None))
+                                       make_arena=self._make_arena if i == 0 else None,
+                                       group2ctx=self.group2ctxs[i]))
         self.execs = execs
         self.data_shapes, self.label_shapes = data_shapes, label_shapes or None
         self._collect()
@@ -270,19 +313,23 @@ class DataParallelExecutorGroup:
             sliced = None
             if out_grads is not None:
                 grads = out_grads if isinstance(out_grads, (list, tuple)) else [out_grads]
-                sliced = [grad if len(self.execs) == 1 else
-                          NDArray(np.ascontiguousarray(_take(grad, 0, self.slices[i])), exe._ctx) for grad in grads]
+                sliced = [grad if len(self.execs) == 1 or grad is None else
+                          NDArray(np.ascontiguousarray(_take(grad, axis, self.slices[i]) if axis >= 0
+                                                       else (grad.asnumpy() if hasattr(grad, "asnumpy") else grad)),
+                                  exe._ctx)
+                          for grad, axis in zip(grads, self.output_layouts)]
             exe.backward(sliced)
 
     def get_outputs(self, merge_multi_context=True, begin=0, end=None):
         outputs = [exe.outputs[begin:end] for exe in self.execs]
         per_output = [[outs[j] for outs in outputs] for j in range(len(outputs[0]))]
-        return self._merge(per_output) if merge_multi_context else per_output
+        return self._merge(per_output, self.output_layouts[begin:end]) if merge_multi_context else per_output
 
     def get_input_grads(self, merge_multi_context=True):
         if not self.inputs_need_grad:
             raise MXNetError("get_input_grads() needs a module bound with inputs_need_grad=True")
-        return self._merge(self.input_grad_arrays) if merge_multi_context else self.input_grad_arrays
+        axes = [_batch_axis(d) for d in self.data_shapes]
+        return self._merge(self.input_grad_arrays, axes) if merge_multi_context else self.input_grad_arrays
 
     def get_states(self, merge_multi_context=True):
         return self._merge(self.state_arrays) if merge_multi_context else self.state_arrays
@@ -298,12 +345,14 @@ class DataParallelExecutorGroup:
                 for name in self.state_names:
                     exe._by_name[name][:] = value
 
-    def _merge(self, blocks):
-        """One array per entry: the devices' blocks joined along the batch axis (the block itself on one device)."""
+    def _merge(self, blocks, axes=None):
+        """One array per entry: the devices' blocks joined along its batch axis (`axes`, 0 by default; an entry
+        without one is the first device's), or the block itself on one device."""
         if len(self.execs) == 1:
             return [block[0] for block in blocks]
-        return [NDArray(np.concatenate([b.asnumpy() for b in block], axis=0)) if block[0].ndim else block[0]
-                for block in blocks]
+        axes = axes or [0] * len(blocks)
+        return [NDArray(np.concatenate([b.asnumpy() for b in block], axis=axis), block[0].context)
+                if block[0].ndim and axis >= 0 else block[0] for block, axis in zip(blocks, axes)]
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
         """Each device's outputs against its slice of the labels (MXNet updates the metric once per device)."""

@@ -116,6 +116,7 @@ class Module(BaseModule):
         self._updater = None
         self._preload_opt_states = None
         self._arena = None          # trainable weights and gradients as views of two flat buffers (fast SGD)
+        self._kvstore = None
         self._reset_bind()
 
     def _reset_bind(self):
@@ -368,8 +369,9 @@ class Module(BaseModule):
         """Create the optimizer (rescale_grad = 1/batch_size unless given) and its updater. `kvstore` ('local',
         'device', an mx.kv.KVStore or None) is checked; with one device the update runs here either way."""
         self._check_bound()
+        store = kvstore
         if isinstance(kvstore, str):
-            _kvstore.create(kvstore)        # refuses distributed types
+            store = _kvstore.create(kvstore)        # refuses distributed types
         elif kvstore is not None and not isinstance(kvstore, _kvstore.KVStore):
             raise TypeError("kvstore must be a type name or an mx.kv.KVStore, got %s" % type(kvstore).__name__)
         if not self.params_initialized:
@@ -395,6 +397,11 @@ class Module(BaseModule):
                 optimizer.idx2name = idx2name.copy()
         self._optimizer = optimizer
         self._updater = _optimizer.get_updater(optimizer)
+        # MXNet keeps a kvstore (and updates on it) only with several devices; its updater is the module's here:
+        # the gradients are summed as the local kvstore sums them (update())
+        self._kvstore = store if len(self._context) > 1 else None
+        if self._kvstore is not None:
+            self._kvstore._set_updater(self._updater)
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)

@@ -432,6 +432,8 @@ class Executor:
         inference forward (is_train=False) it differentiates that forward (BatchNorm with its moving statistics,
         no Dropout), running it again in a differentiable graph. With no forward before it, a training forward
         runs first."""
+        if all(req == "null" for req in self._grad_req.values()) and not self.aux_arrays:
+            return      # nothing to differentiate: MXNet's backward graph is empty and needs no head gradient
         if self._pending is None:
             # MXNet runs a backward with no forward before it on whatever its buffers hold (right for ops whose
             # gradient needs no forward value, as test_repeat's); here the forward runs first, so it is right always
