@@ -12,6 +12,7 @@ from .module import callback, io, lr_scheduler, metric, model, optimizer
 from .module import initializer
 from . import random
 from . import viz
+from . import monitor
 from . import recordio
 from . import onnx
 from . import test_utils
@@ -39,8 +40,9 @@ kv = kvstore
 opt = optimizer
 rnd = random
 visualization = viz
+mon = monitor
 
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__", "kv", "kvstore", "opt",
-           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "rnn"]
+           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "rnn", "monitor", "mon"]
