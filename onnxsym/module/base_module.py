@@ -13,7 +13,13 @@ from .initializer import Uniform
 from .io import NDArrayIter
 from .model import BatchEndParam, param_dict, split_params
 
-__all__ = ["BaseModule"]
+__all__ = ["BaseModule", "ModuleAssertionError"]
+
+
+class ModuleAssertionError(MXNetError, AssertionError):
+    """A misuse MXNet's module classes refuse with an `assert` (unknown meta, binding an empty chain, duplicate
+    parameter names, ...): an MXNetError with a message, and the AssertionError MXNet raises, for callers that
+    catch that."""
 
 
 def _as_list(obj):
@@ -185,6 +191,11 @@ class BaseModule:
 
     def install_monitor(self, mon):
         raise MXNetError("install_monitor is not supported by onnxsym modules")
+
+    def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True, allow_extra=False):
+        """Assign parameter values: init_params without an initializer, re-initializing (MXNet's default)."""
+        self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
+                         allow_missing=allow_missing, force_init=force_init, allow_extra=allow_extra)
 
     def save_params(self, fname):
         """Save the parameters (`arg:`/`aux:` names) in MXNet's .params format."""
