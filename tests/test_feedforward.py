@@ -5,6 +5,8 @@ import json
 import logging
 import os
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -217,3 +219,27 @@ def test_sym_gen_trains_through_buckets():
         np.testing.assert_allclose(bucketed.arg_params[name].asnumpy(), plain.arg_params[name].asnumpy(),
                                    rtol=1e-5, atol=1e-6)
     assert bucketed.symbol is not None      # the default bucket's symbol, as MXNet sets it
+
+
+def test_mxnet_names_under_compat(tmp_path):
+    """`import mxnet.model; mxnet.model.FeedForward` and the module paths of the chain classes, as old scripts
+    write them, under onnxsym.compat."""
+    script = tmp_path / "legacy.py"
+    script.write_text(
+        "import mxnet as mx\n"
+        "import mxnet.model\n"
+        "from mxnet.model import FeedForward\n"
+        "from mxnet.module.sequential_module import SequentialModule\n"
+        "from mxnet.module.python_module import PythonLossModule, PythonModule\n"
+        "import onnxsym\n"
+        "assert mxnet.model.FeedForward is FeedForward is onnxsym.model.FeedForward\n"
+        "assert SequentialModule is mx.mod.SequentialModule and PythonLossModule is mx.mod.PythonLossModule\n"
+        "assert PythonModule is mx.mod.PythonModule\n"
+        "print('ok')\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-m", "onnxsym.compat", str(script)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        mx.model.NoSuchThing

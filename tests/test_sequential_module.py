@@ -20,8 +20,13 @@ def close(actual, key):
     np.testing.assert_allclose(np.asarray(actual), EXPECTED[key], rtol=2e-4, atol=2e-5, err_msg=key)
 
 
-def test_two_modules_fit_matches_mxnet():
-    seq, val, per_epoch, batch_metrics = cases.train_two_modules(mx)
+@pytest.mark.parametrize("contexts", [None, "several"])
+def test_two_modules_fit_matches_mxnet(contexts):
+    """On one CPU, and (as MXNet's example/module/sequential_module.py) with the modules on other contexts, the
+    second split over two: the local kvstore's summed gradients give the same training."""
+    if contexts == "several":
+        contexts = (mx.cpu(1), [mx.cpu(0), mx.cpu(1)])
+    seq, val, per_epoch, batch_metrics = cases.train_two_modules(mx, contexts)
     keys = sorted(k[4:] for k in EXPECTED.files if k.startswith("seq:epoch"))
     assert sorted(per_epoch) == keys
     for key in keys:
