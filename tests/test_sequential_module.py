@@ -83,6 +83,7 @@ def test_set_params_and_save_load_params(tmp_path):
     close(fresh.predict(val).asnumpy(), "seq:predict")
 
 
+@pytest.mark.filterwarnings("ignore:You created Module")   # MXNet warns alike: the scores have no label
 def test_python_loss_module_chain_matches_mxnet():
     seq, train = cases.train_python_loss(mx)
     arg, aux = seq.get_params()
@@ -188,3 +189,26 @@ def test_inference_bind_takes_no_input_gradients():
     softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
     np.testing.assert_allclose(seq.get_outputs()[0].asnumpy(), softmax / softmax.sum(axis=1, keepdims=True),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_install_monitor_reaches_every_module():
+    class Recorder:
+        def __init__(self):
+            self.executors = []
+
+        def install(self, exe):
+            self.executors.append(exe)
+
+    seq = cases.two_modules(mx)
+    seq.bind(data_shapes=[("data", (cases.BATCH, cases.FEATURES))], label_shapes=[("softmax_label", (cases.BATCH,))])
+    mon = Recorder()
+    seq.install_monitor(mon)
+    assert mon.executors == [m._exec_group.execs[0] for m in seq._modules]
+    with_loss = mx.mod.SequentialModule().add(mx.mod.Module(cases.mlp_scores(mx), label_names=[]))
+    with_loss.add(mx.mod.PythonLossModule(grad_func=cases.hinge_grad), take_labels=True, auto_wiring=True)
+    with_loss.bind(data_shapes=[("data", (cases.BATCH, cases.FEATURES))],
+                   label_shapes=[("softmax_label", (cases.BATCH,))])
+    with pytest.raises(NotImplementedError):      # as MXNet: a Python loss has no executor to watch
+        with_loss.install_monitor(Recorder())
+    with pytest.raises(mx.base.MXNetError, match="install_monitor"):
+        cases.two_modules(mx).install_monitor(Recorder())
