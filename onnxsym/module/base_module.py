@@ -13,7 +13,13 @@ from .initializer import Uniform
 from .io import NDArrayIter
 from .model import BatchEndParam, param_dict, split_params
 
-__all__ = ["BaseModule"]
+__all__ = ["BaseModule", "ModuleAssertionError"]
+
+
+class ModuleAssertionError(MXNetError, AssertionError):
+    """A misuse MXNet's module classes refuse with an `assert` (unknown meta, binding an empty chain, duplicate
+    parameter names, ...): an MXNetError with a message, and the AssertionError MXNet raises, for callers that
+    catch that."""
 
 
 def _as_list(obj):

@@ -6,7 +6,7 @@ from .. import ndarray as nd, symbol as sym
 from ..base import MXNetError
 from ..context import cpu
 
-__all__ = ["BatchEndParam", "save_checkpoint", "load_checkpoint", "load_params"]
+__all__ = ["BatchEndParam", "FeedForward", "save_checkpoint", "load_checkpoint", "load_params"]
 
 BatchEndParam = namedtuple("BatchEndParams", ["epoch", "nbatch", "eval_metric", "locals"])
 
@@ -65,3 +65,12 @@ def load_checkpoint(prefix, epoch):
     symbol = sym.load("%s-symbol.json" % prefix)
     arg_params, aux_params = load_params(prefix, epoch)
     return symbol, arg_params, aux_params
+
+
+def __getattr__(name):
+    """`mx.model.FeedForward`, the legacy estimator, lives in feedforward.py: it trains with Module, which reads
+    checkpoints through this module, so it is imported on first use."""
+    if name == "FeedForward":
+        from .feedforward import FeedForward  # lazy: feedforward.py builds on module.py, which imports this module
+        return FeedForward
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
