@@ -218,3 +218,38 @@ def test_import_as_mxnet_contrib_amp():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- MXNet's cases (tests/python/gpu/test_contrib_amp.py)
+def test_mxnet_test_amp_conversion_cases():
+    """check_amp_convert_symbol of MXNet 1.9.1's test_amp_conversion: converted graphs have the structure of
+    graphs written by hand, and overlapping lists are refused."""
+    from onnxsym.test_utils import same_symbol_structure
+    x, y = mx.sym.var("x"), mx.sym.var("y")
+    res = mx.sym.FullyConnected(x, y, num_hidden=10, no_bias=True) + mx.sym.sin(y)
+    converted = amp.convert_symbol(res, target_dtype="float16", target_dtype_ops=["FullyConnected"],
+                                   fp32_ops=["sin"])
+    z = mx.sym.FullyConnected(mx.sym.amp_cast(x, dtype="float16"), mx.sym.amp_cast(y, dtype="float16"),
+                              num_hidden=10, no_bias=True)
+    assert same_symbol_structure(converted, mx.sym.amp_cast(z, dtype="float32") + mx.sym.sin(y))
+    for kwargs in (dict(target_dtype_ops=["FullyConnected"], fp32_ops=["elemwise_add"]),
+                   dict(target_dtype_ops=["FullyConnected"], fp32_ops=["Activation"],
+                        conditional_fp32_ops=[("Activation", "act_type", ["selu"])]),
+                   dict(target_dtype_ops=["Activation"], fp32_ops=["Activation"],
+                        conditional_fp32_ops=[("Activation", "act_type", ["selu"])]),
+                   dict(target_dtype_ops=["FullyConnected"], fp32_ops=["FullyConnected"])):
+        with pytest.raises(AssertionError):
+            amp.convert_symbol(res, target_dtype="float16", **kwargs)
+    fc_cond = mx.sym.FullyConnected(x, y, num_hidden=10, no_bias=True)
+    converted = amp.convert_symbol(fc_cond, target_dtype="float16", target_dtype_ops=[], fp32_ops=["sin"],
+                                   conditional_fp32_ops=[("FullyConnected", "no_bias", ["False"])])
+    assert same_symbol_structure(converted, mx.sym.FullyConnected(x, y, num_hidden=10, no_bias=True))
+    ops = [n["op"] for n in json.loads(converted.tojson(remove_amp_cast=False))["nodes"]]
+    assert ops == ["null", "null", "FullyConnected", "amp_cast"]      # only the output's cast back to float32
+    converted = amp.convert_symbol(fc_cond, target_dtype="float16", target_dtype_ops=[], fp32_ops=["sin"],
+                                   conditional_fp32_ops=[("FullyConnected", "no_bias", ["True"])])
+    expected = mx.sym.FullyConnected(mx.sym.amp_cast(x, dtype="float32"), mx.sym.amp_cast(y, dtype="float32"),
+                                     num_hidden=10, no_bias=True)
+    assert same_symbol_structure(converted, expected)
+    ops = [n["op"] for n in json.loads(converted.tojson(remove_amp_cast=False))["nodes"]]
+    assert ops == ["null", "amp_cast", "null", "amp_cast", "FullyConnected"]

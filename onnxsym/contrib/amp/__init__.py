@@ -1,5 +1,5 @@
 """`mx.contrib.amp`: automatic mixed precision (MXNet 1.9.1's symbolic parts); see amp.py."""
-from . import amp, lists
+from . import amp, lists  # noqa: F401
 from .amp import *  # noqa: F401,F403
 from .amp import __all__ as _amp_all
 

@@ -18,7 +18,7 @@ import numpy as np
 from . import lists
 from .loss_scaler import LossScaler
 from ... import ndarray, symbol
-from ...base import DTYPE_NAMES, MXNetError, normalize_dtype
+from ...base import MXNetError, normalize_dtype
 from ...gluon import GluonNotProvidedError
 from ...runtime.ndarray import NDArray
 from ...symbol.node import Node
@@ -305,7 +305,9 @@ def convert_symbol(sym, target_dtype="float16", target_dtype_ops=None, fp32_ops=
     Example
     -------
     >>> fc = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=4, name='fc')
-    >>> [n.name for n in ...]   # data_amp_cast_float16, fc_weight_amp_cast_float16, ..., fc_output_amp_cast_float32
+    >>> amp.convert_symbol(fc).get_internals().list_outputs()
+    ['data', 'data_amp_cast_float16_output', 'fc_weight', 'fc_weight_amp_cast_float16_output', 'fc_bias',
+     'fc_bias_amp_cast_float16_output', 'fc_output', 'fc_output_amp_cast_float32_output']
     """
     assert isinstance(sym, Symbol), "First argument to convert_symbol should be Symbol"
     assert target_dtype in ["float16", "bfloat16"], "Only target_dtype float16 and bfloat16 are supported currently"
