@@ -195,7 +195,14 @@ dtypes = {"exp_float16": mx.nd.exp(x16), "exp_float32": mx.nd.exp(x32),
           "elemwise_add_mixed": mx.nd.elemwise_add(x32, x16), "elemwise_add_float16": mx.nd.elemwise_add(x16, x16),
           "softrelu_float16": mx.nd.Activation(x16, act_type="softrelu"),
           "relu_float16": mx.nd.Activation(x16, act_type="relu")}
-print(json.dumps({"graphs": graphs, "nd_dtypes": {k: np.dtype(v.dtype).name for k, v in dtypes.items()}}))
+x = mx.nd.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
+x.attach_grad()
+with mx.autograd.record():
+    y = mx.nd.SoftmaxOutput(x, mx.nd.array([2, 0]), grad_scale=0.5)
+y.backward()
+loss = {"grad": x.grad.asnumpy().tolist(), "dtype": np.dtype(x.grad.dtype).name}
+print(json.dumps({"graphs": graphs, "loss_scaled_grad": loss,
+                  "nd_dtypes": {k: np.dtype(v.dtype).name for k, v in dtypes.items()}}))
 """
 
 
@@ -205,6 +212,10 @@ def test_init_patches_sym_and_nd_as_mxnet():
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["nd_dtypes"] == RECORDED["init"]["nd_dtypes"]
+    # mx.nd loss heads: grad_scale times the loss scale (2**16)
+    assert got["loss_scaled_grad"]["dtype"] == RECORDED["init"]["loss_scaled_grad"]["dtype"]
+    np.testing.assert_allclose(got["loss_scaled_grad"]["grad"], RECORDED["init"]["loss_scaled_grad"]["grad"],
+                               rtol=1e-5)
     for name in SYMBOLS:
         assert graph(got["graphs"][name]) == graph(RECORDED["init"]["graphs"][name]), name
 
