@@ -582,10 +582,15 @@ class amp_multicast(OpDef):
         return target
 
     def infer_type(self, *types):
-        if any(t is None for t in types):
+        # partial as MXNet's AMPMultiCastType: without cast_narrow the target is the first input's dtype (unknown
+        # when it is) unless some input is float32; each known float input's output gets it (amp.convert_symbol's
+        # dtype inference relies on this)
+        if all(t is None for t in types):
             return None
-        target = self._target(types)
-        return list(types), [target if np.dtype(t) in _AMP_FLOATS else np.dtype(t) for t in types]
+        target = self._target([t for t in types if t is not None]) if types[0] is not None or self.cast_narrow \
+            else (np.dtype(np.float32) if any(t is not None and np.dtype(t) == np.float32 for t in types) else None)
+        outs = [None if t is None else (target if np.dtype(t) in _AMP_FLOATS else np.dtype(t)) for t in types]
+        return list(types), outs
 
     def lower(self, g, *inputs):
         target = self._target([g.dtype(v) for v in inputs])

@@ -298,7 +298,7 @@ def load_json(json_str):
 def save(symbol, fname):
     if not isinstance(fname, (str, os.PathLike)):
         raise TypeError("fname must be a string")
-    atomic_save(fname, symbol.tojson(), mode="w")
+    atomic_save(fname, to_json(symbol), mode="w")
 
 
 def load(fname):

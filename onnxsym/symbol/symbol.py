@@ -386,11 +386,28 @@ class Symbol:
         return as_type(arg), as_type(out), as_type(aux)
 
     # ------------------------------------------------------------------ serialization
-    def tojson(self):
-        return _serialize().to_json(self)
+    def tojson(self, remove_amp_cast=True):
+        """MXNet's JSON of the graph; `remove_amp_cast`: without the amp_cast / amp_multicast nodes that feed other
+        nodes (mx.contrib.amp's casts; a cast that is an output stays), as MXNet writes it by default."""
+        return _serialize().to_json(self._without_amp_cast() if remove_amp_cast else self)
 
     def save(self, fname, remove_amp_cast=True):
-        _serialize().save(self, fname)
+        _serialize().save(self._without_amp_cast() if remove_amp_cast else self, fname)
+
+    def _without_amp_cast(self):
+        """MXNet's RemoveAmpCast pass (src/operator/contrib/amp_graph_pass.cc) on a copy: each input taken from an
+        amp_cast is that cast's input, each one from an amp_multicast output i the multicast's input i."""
+        if not any(n.op is not None and n.op.op_name in ("amp_cast", "amp_multicast") for n in self._nodes()):
+            return self
+        outputs = _clone(self._outputs, {})
+        for node in topo_order(outputs):
+            inputs, versions = list(node.inputs), list(node.versions)
+            for k, (src, index) in enumerate(inputs):
+                if src.op is not None and src.op.op_name in ("amp_cast", "amp_multicast"):
+                    pick = 0 if src.op.op_name == "amp_cast" else index
+                    inputs[k], versions[k] = src.inputs[pick], src.versions[pick]
+            node.inputs, node.versions = tuple(inputs), tuple(versions)
+        return Symbol(outputs)
 
     def debug_str(self):
         return _serialize().debug_str(self)
