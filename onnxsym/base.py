@@ -1,8 +1,10 @@
 """Errors and dtype tables shared by every layer (MXNet's `mxnet.base`)."""
+import ctypes
+
 import numpy as np
 
 __all__ = ["MXNetError", "NotImplementedForSymbol", "numeric_types", "integer_types", "string_types", "mx_real_t",
-           "py_str", "DTYPE_NAMES", "normalize_dtype", "dtype_name", "__version__"]
+           "py_str", "DTYPE_NAMES", "normalize_dtype", "dtype_name", "__version__", "NDArrayHandle"]
 
 __version__ = "0.1.0"       # onnxsym's version (mx.__version__), here so that every layer can read it
 
@@ -44,6 +46,11 @@ numeric_types = (float, int, np.generic)
 integer_types = (int, np.integer)
 string_types = (str,)
 mx_real_t = np.float32      # MXNet's default real type
+
+
+# MXNet's C handle type: onnxsym's NDArrays have no C handles, but pass through ctypes as one (an NDArray's
+# `_as_parameter_`), and NDArray(handle) gives the array back: what MXNet's monitor callbacks do with their arguments
+NDArrayHandle = ctypes.c_void_p
 
 
 def py_str(value):

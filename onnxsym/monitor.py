@@ -53,6 +53,7 @@ class Monitor:
             if not self.activated or not self.re_prog.match(name):
                 return
             self.queue.append((self.step, name, self.stat_func(array)))
+        stat_helper.wanted = lambda: self.activated       # (executors compute nothing for it in between)
         self.stat_helper = stat_helper
 
     def install(self, exe):

@@ -358,7 +358,10 @@ class Module(BaseModule):
         label_shapes = _parse_descs(self._label_names, label_shapes, "label", False)
         key = self._shape_key(data_shapes, label_shapes)
         if key not in self._groups:
-            self._groups[key] = self._new_group(data_shapes, label_shapes, self._exec_group)
+            group = self._groups[key] = self._new_group(data_shapes, label_shapes, self._exec_group)
+            for old, new in zip(self._exec_group.execs, group.execs):     # monitors stay installed
+                if old._monitor is not None:
+                    new.set_monitor_callback(old._monitor["callback"], old._monitor["monitor_all"])
         self._exec_group = self._groups[key]
         self._exec = self._exec_group.execs[0]
         self._data_shapes, self._label_shapes = data_shapes, label_shapes

@@ -11,11 +11,9 @@ from ..context import Context, current_context
 from ..util import is_np_shape
 from ..lower.to_onnx import is_static, lower_symbol
 from ..symbol.infer import check_float_inputs
-from ..symbol.node import topo_order
-from ..symbol.symbol import Group
 from .ndarray import NDArray, defer, host_buffer
 from .binding import BoundRun
-from . import rng
+from . import monitoring, rng
 from .ort import create_session
 
 __all__ = ["Executor", "bind", "simple_bind"]
@@ -244,7 +242,6 @@ class Executor:
         self._shapes, self._dtypes = shapes, dtypes
         self._bind_io()
         self._monitor = None
-        self._monitor_exec = None
         self._training = None       # TrainingGraph, built at the first forward(is_train=True)
         self._inference_grad = None  # the same with the ops in inference mode, for backward after forward()
         self._probe = None          # a session telling the shapes ORT decides at each run (imported graphs)
@@ -321,7 +318,7 @@ class Executor:
         try:
             outputs = self._forward(is_train)
             if self._monitor is not None:
-                self._call_monitor(is_train)
+                monitoring.after_forward(self, is_train)
             return outputs
         except MXNetIndexError as err:
             self._pending = None        # nothing to differentiate: a backward runs the forward again
@@ -451,6 +448,8 @@ class Executor:
         else:
             graph = self._training if self._pending == "train" else self._inference_grad
         graph.backward(self._head_gradients(graph, out_grads))
+        if self._monitor is not None:
+            monitoring.after_backward(self, out_grads)
 
     def _head_gradients(self, graph, out_grads):
         if out_grads is not None and not isinstance(out_grads, (list, tuple)):
@@ -474,42 +473,11 @@ class Executor:
         return heads
 
     def set_monitor_callback(self, callback, monitor_all=False):
-        """After each forward, call callback(name, NDArray) for every operator's output in graph order (MXNet's
-        names: `<node>_output`, ...); with monitor_all, before each operator's outputs also its inputs, each as
-        its source's name and as `<node>_<input>` (as MXNet's monitor). The values come from a second executor
-        of the graph's internal outputs run on the same arrays in the same mode: exact, except that random ops
-        (Dropout, sampling) draw there again. Backward values are not reported (mx.monitor.Monitor reports
-        arguments and auxiliary states at toc())."""
-        self._monitor = (callback, bool(monitor_all))
-        self._monitor_exec = None
-
-    def _call_monitor(self, is_train):
-        callback, monitor_all = self._monitor
-        if self._monitor_exec is None:
-            internals = self._symbol.get_internals()
-            inputs = set(self._symbol.list_inputs())
-            group = Group([internals[i] for i, name in enumerate(internals.list_outputs()) if name not in inputs])
-            args = {n: self._by_name[n] for n in group.list_arguments()}
-            aux = {n: self._by_name[n].copy() for n in group.list_auxiliary_states()}   # (its updates stay there)
-            self._monitor_exec = Executor(group, self._ctx, [args[n] for n in group.list_arguments()], [None] * len(args),
-                                          ["null"] * len(args), [aux[n] for n in group.list_auxiliary_states()])
-        exe = self._monitor_exec
-        exe.forward(is_train=is_train)
-        values = dict(zip(exe._out_names, exe.outputs))
-        for node in topo_order(self._symbol.outputs):
-            if node.is_variable:
-                continue
-            if monitor_all:
-                for (source, index), arg in zip(node.inputs, node.op.input_names()):
-                    name = source.name if source.is_variable else source.output_name(index)
-                    value = self._by_name[name] if source.is_variable else values.get(name)
-                    if value is not None:
-                        callback(name, value)
-                        callback("%s_%s" % (node.name, arg), value)
-            for i in range(node.op.num_visible_outputs()):
-                value = values.get(node.output_name(i))
-                if value is not None:
-                    callback(node.output_name(i), value)
+        """Call callback(name, array) with every operator's outputs after each forward and its input gradients
+        after each backward, under MXNet's names and in its order (monitor_all: the operators' inputs too); see
+        runtime/monitoring.py. As MXNet's, `name` is bytes (py_str reads it) and `array` also works as a handle:
+        NDArray(ctypes.cast(array, NDArrayHandle)) gives it back."""
+        self._monitor = {"callback": callback, "monitor_all": bool(monitor_all)}
 
     def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):
         """Copy parameter values into the bound arrays (cast to their dtype); the shapes must be equal."""

@@ -1,4 +1,5 @@
 """NDArray: an MXNet-style array that owns a contiguous numpy buffer, bound zero-copy to ONNX Runtime."""
+import ctypes
 import numbers
 import weakref
 
@@ -30,6 +31,9 @@ def _scalar_type(dtype):
     which compares equal to int64 but is another class, and MXNet code tests `x.dtype == np.int64` or prints it)."""
     return np.dtype(dtype.name).type
 
+_HANDLES = weakref.WeakValueDictionary()      # id -> NDArray, for the handles _as_parameter_ gives
+
+
 class NDArray:
     """An n-dimensional array on a device. Operators run as cached one-op ORT graphs; the buffer stays in
     place, so executors that bound it see every in-place write (`arr[:] = batch`). On a device context (a GPU) the
@@ -39,7 +43,13 @@ class NDArray:
     __slots__ = ("_data", "_ctx", "_host", "_ag", "_pending", "__weakref__")
     __array_priority__ = 1000.0
 
-    def __init__(self, data, ctx=None):
+    def __init__(self, data, ctx=None, writable=True):
+        if isinstance(data, ctypes.c_void_p):       # MXNet's NDArray(handle): the array a handle was made from
+            source = _HANDLES.get(data.value)
+            if source is None:
+                raise MXNetError("NDArray(handle): %s is no handle of a live onnxsym NDArray (onnxsym's arrays have "
+                                 "no C handles; only ctypes.cast(ndarray, NDArrayHandle) makes one)" % data)
+            data, ctx = source._data, source._ctx
         if not isinstance(data, np.ndarray):
             raise TypeError("NDArray wraps a numpy array, got %s" % type(data).__name__)
         if isinstance(ctx, Context) and ctx.device_type != "gpu" and not _EMULATE_ALL:
@@ -49,6 +59,12 @@ class NDArray:
             if self._ctx.device_type == "gpu" or _EMULATE_ALL:
                 self.__class__ = DeviceNDArray
         self._data = data
+
+    @property
+    def _as_parameter_(self):
+        """A ctypes handle of this array (ctypes.cast(array, NDArrayHandle)); NDArray(handle) views it again."""
+        _HANDLES[id(self)] = self
+        return ctypes.c_void_p(id(self))
 
     # ----- properties -----
     @property
