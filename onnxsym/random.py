@@ -5,7 +5,7 @@ the same seed gives the same draws in onnxsym, other draws than MXNet's."""
 import numpy as np
 
 from .base import integer_types
-from .module import initializer, io
+from .module import initializer
 from .ndarray.random import *  # noqa: F401,F403  (MXNet: from .ndarray.random import *)
 from .ndarray.random import __all__ as _sampling
 from .runtime import rng
@@ -22,4 +22,3 @@ def seed(seed_state, ctx="all"):
     np.random.seed(value)
     rng.seed(value)
     initializer.seed(value)
-    io.seed(value)

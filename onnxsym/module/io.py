@@ -20,16 +20,6 @@ from ..runtime.ndarray import NDArray
 __all__ = ["DataDesc", "DataBatch", "DataIter", "ResizeIter", "PrefetchingIter", "NDArrayIter", "CSVIter",
            "MNISTIter", "seed"]
 
-# NDArrayIter shuffles with numpy's global RNG, as MXNet does, until `seed` installs a private one.
-_random = np.random
-
-
-def seed(seed_state):
-    """Seed the RNG that NDArrayIter shuffles with (the hook `mx.random.seed` calls)."""
-    global _random
-    _random = np.random.RandomState(seed_state)
-
-
 class DataDesc(namedtuple("DataDesc", ["name", "shape"])):
     """Name and shape of one input, plus its `dtype` and `layout` ('N' marks the batch axis).
 
@@ -503,8 +493,9 @@ class NDArrayIter(DataIter):
         return 0
 
     def _shuffle_data(self):
-        # MXNet shuffles the index in place and re-orders the (already shuffled) arrays by it.
-        _random.shuffle(self.idx)
+        # MXNet shuffles the index in place with numpy's global RNG (np.random.seed reproduces it; mx.random.seed
+        # seeds it too) and re-orders the (already shuffled) arrays by it.
+        np.random.shuffle(self.idx)
         self.data = [(k, NDArray(v._data[self.idx], v.context)) for k, v in self.data]
         self.label = [(k, NDArray(v._data[self.idx], v.context)) for k, v in self.label]
 
