@@ -43,8 +43,9 @@ opt = optimizer
 rnd = random
 visualization = viz
 mon = monitor
+img = image
 
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__", "kv", "kvstore", "opt",
-           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "image", "rnn", "monitor", "mon"]
+           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "image", "img", "rnn", "monitor", "mon"]

@@ -335,3 +335,65 @@ def test_onnxsym_imports_without_cv2():
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.returncode == 0, out.stderr
     assert "ERR" in out.stdout and "opencv-python-headless" in out.stdout
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float32", "int64", "float64"])
+def test_image_iter_last_batch_handles(dtype, tmp_path):
+    """MXNet's test_image.py::test_imageiter flow (16 images, batch 3) on the fixture images."""
+    names = [IMAGES[i % len(IMAGES)] for i in range(16)]
+    imglist = [[i % 5, name] for i, name in enumerate(names)]
+    lst = tmp_path / "list.lst"
+    lst.write_text("".join("%d\t%d\t%s\n" % (k, k % 5, name) for k, name in enumerate(names)))
+    for source in ({"imglist": imglist}, {"path_imglist": str(lst)}):
+        def make(batch_size, **kwargs):
+            return mx.image.ImageIter(batch_size, (3, 16, 16), path_root=FIX, dtype=dtype, **source, **kwargs)
+        it = make(2)
+        for _ in range(3):
+            assert all(b.data[0].shape == (2, 3, 16, 16) for b in it)
+            it.reset()
+        assert sum(1 for _ in make(3, last_batch_handle="discard")) == 5
+        batches = [b.data[0].asnumpy() for b in make(3, last_batch_handle="pad")]
+        assert len(batches) == 6
+        np.testing.assert_array_equal(batches[0][:2], batches[5][1:])
+        it = make(3, last_batch_handle="roll_over")
+        batches = [b.data[0].asnumpy() for b in it]
+        assert len(batches) == 5
+        it.reset()
+        first = it.next()
+        np.testing.assert_array_equal(first.data[0].asnumpy()[1], batches[0][0])
+        assert first.pad == 2
+        for _ in it:
+            pass
+        it.reset()
+        twice = it.next()
+        np.testing.assert_array_equal(twice.data[0].asnumpy()[2], batches[0][0])
+        assert twice.pad == 1
+        assert 1 + sum(1 for _ in it) == 6
+        assert sum(1 for _ in make(3, shuffle=True)) == 6
+
+
+def test_imrotate():
+    """MXNet's test_imrotate: a 6 degree rotation of a linear ramp matches scipy's bilinear rotation inside."""
+    xlin = np.expand_dims(np.linspace(0, 0.5, 30), axis=1)
+    ylin = np.expand_dims(np.linspace(0, 0.5, 60), axis=0)
+    img = np.expand_dims(xlin + ylin, axis=2).astype(np.float32)
+    rot = mx.image.imrotate(mx.nd.array(img.transpose(2, 0, 1)), 6).asnumpy().transpose(1, 2, 0)
+    # rotating a linear ramp f(y, x) = a y + b x about the center (14.5, 29.5) counter-clockwise by t degrees
+    # (scipy.ndimage.rotate(axes=(1, 0)), order 1) samples f at the rotated coordinates: itself linear
+    t = np.deg2rad(6)
+    y, x = np.mgrid[0:30, 0:60].astype(np.float64)
+    yc, xc = y - 14.5, x - 29.5
+    ys = xc * np.sin(t) + yc * np.cos(t) + 14.5
+    xs = xc * np.cos(t) - yc * np.sin(t) + 29.5
+    want = ys * 0.5 / 29 + xs * 0.5 / 59
+    np.testing.assert_allclose(rot[10:20, 20:40, 0], want[10:20, 20:40], atol=1e-4)
+    batch = mx.nd.array(np.random.uniform(0, 1, (5, 3, 30, 60)).astype(np.float32))
+    for zoom in ({}, {"zoom_in": True}, {"zoom_out": True}):
+        assert mx.image.imrotate(batch, mx.nd.array([1, 2, 3, 4, 5]), **zoom).shape == (5, 3, 30, 60)
+    np.testing.assert_allclose(mx.image.imrotate(batch, 0).asnumpy()[:, :, 1:-1, 1:-1],
+                               batch.asnumpy()[:, :, 1:-1, 1:-1], atol=1e-5)
+    with pytest.raises(ValueError):
+        mx.image.imrotate(batch, 3, zoom_in=True, zoom_out=True)
+    with pytest.raises(TypeError):
+        mx.image.imrotate(batch[0], mx.nd.array([1, 2]))
+    assert mx.image.random_rotate(batch, [-5, 5]).shape == (5, 3, 30, 60)

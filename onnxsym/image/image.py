@@ -18,13 +18,14 @@ import random
 
 import numpy as np
 
+from .. import ndarray as nd
 from ..base import MXNetError
 from ..module import io
 from ..recordio import MXIndexedRecordIO, MXRecordIO, unpack
 from ..runtime.ndarray import NDArray
 
 __all__ = ["imread", "imdecode", "imresize", "scale_down", "copyMakeBorder", "resize_short", "fixed_crop",
-           "random_crop", "center_crop", "color_normalize", "random_size_crop", "Augmenter", "SequentialAug",
+           "random_crop", "center_crop", "color_normalize", "random_size_crop", "imrotate", "random_rotate", "Augmenter", "SequentialAug",
            "ResizeAug", "ForceResizeAug", "RandomCropAug", "RandomSizedCropAug", "CenterCropAug", "RandomOrderAug",
            "BrightnessJitterAug", "ContrastJitterAug", "SaturationJitterAug", "HueJitterAug", "ColorJitterAug",
            "LightingAug", "ColorNormalizeAug", "RandomGrayAug", "HorizontalFlipAug", "CastAug", "CreateAugmenter",
@@ -228,6 +229,57 @@ def random_size_crop(src, size, area, ratio, interp=2, **kwargs):
             y0 = random.randint(0, h - new_h)
             return fixed_crop(src, x0, y0, new_w, new_h, size, interp), (x0, y0, new_w, new_h)
     return center_crop(src, size, interp)
+
+
+def imrotate(src, rotation_degrees, zoom_in=False, zoom_out=False):
+    """Rotate float32 image(s) (C, H, W) or (N, C, H, W) by rotation_degrees (a number, or one per image)
+    counter-clockwise about the center, bilinear with zero fill (BilinearSampler); zoom_in scales so that no
+    fill shows, zoom_out so that the whole image stays inside."""
+    if zoom_in and zoom_out:
+        raise ValueError("`zoom_in` and `zoom_out` cannot be both True")
+    if np.dtype(src.dtype) != np.float32:
+        raise TypeError("Only `float32` images are supported by this function")
+    img = _np(src)
+    expanded = img.ndim == 3
+    if expanded:
+        img = img[None]
+        if not isinstance(rotation_degrees, numbers.Number):
+            raise TypeError("When a single image is passed the rotation angle is required to be a scalar.")
+    elif img.ndim != 4:
+        raise ValueError("Only 3D and 4D are supported by this function")
+    if isinstance(rotation_degrees, numbers.Number):
+        rotation_degrees = [rotation_degrees] * len(img)
+    degrees = _np(rotation_degrees).astype(np.float32).reshape(-1)
+    if len(img) != len(degrees):
+        raise ValueError("The number of images must be equal to the number of rotation angles")
+    rad = (np.float32(np.pi) * degrees / np.float32(180))[:, None, None]
+    _, _, h, w = img.shape
+    hscale, wscale = np.float32((h - 1) / 2), np.float32((w - 1) / 2)
+    hm = (np.arange(h, dtype=np.float32)[:, None] - hscale)[None] * np.ones((1, 1, w), np.float32)
+    wm = (np.arange(w, dtype=np.float32)[None, :] - wscale)[None] * np.ones((1, h, 1), np.float32)
+    cos, sin = np.cos(rad), np.sin(rad)
+    wrot = (wm * cos - hm * sin) / wscale
+    hrot = (wm * sin + hm * cos) / hscale
+    scale = np.float32(1)
+    if zoom_in or zoom_out:
+        hf, wf = np.float32(h), np.float32(w)
+        rho, ang = np.sqrt(hf * hf + wf * wf), np.arctan(hf / wf)
+        max_x = np.maximum(np.abs(rho * np.cos(ang + np.abs(rad))), np.abs(rho * np.cos(ang - np.abs(rad))))
+        max_y = np.maximum(np.abs(rho * np.sin(ang + np.abs(rad))), np.abs(rho * np.sin(ang - np.abs(rad))))
+        scale = (np.maximum(max_x / wf, max_y / hf) if zoom_out else np.minimum(wf / max_x, hf / max_y))[:, None]
+    grid = (np.stack([wrot, hrot], axis=1) * scale).astype(np.float32)
+    out = nd.BilinearSampler(NDArray(np.ascontiguousarray(img)), NDArray(grid))
+    return out[0] if expanded else out
+
+
+def random_rotate(src, angle_limits, zoom_in=False, zoom_out=False):
+    """imrotate by angles drawn uniformly from angle_limits (numpy's RNG): one for an image (C, H, W), one per
+    image for a batch."""
+    if src.ndim == 3:
+        degrees = np.random.uniform(*angle_limits)
+    else:
+        degrees = NDArray(np.random.uniform(*angle_limits, size=src.shape[0]).astype(np.float32))
+    return imrotate(src, degrees, zoom_in=zoom_in, zoom_out=zoom_out)
 
 
 # ----- augmenters -----
