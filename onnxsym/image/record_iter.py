@@ -14,8 +14,10 @@ float32. Records are read in file order by the calling thread and decoded by a T
 Deterministic options give MXNet's batches: the same pixels where both OpenCV builds decode alike, the same
 labels, order, pad, round_batch wrap-around (the next epoch continues after the wrapped images), and the same
 num_parts split (by bytes of the .rec, or by records with path_imgidx). As in MXNet, without round_batch the last
-batch reports pad 0 and its unused rows keep the previous batch's values. Random choices (rand_crop, rand_mirror,
-shuffle) come from numpy generators seeded by `seed` (and `seed_aug`), reproducible but not MXNet's C++ stream;
+batch reports pad 0 and its unused rows keep the previous batch's values. MXNet's other augmentations follow its
+order too: the affine transform (max_rotate_angle, rotate, max_shear_ratio, min/max_random_scale, aspect ratios,
+min/max_img_size) after the resize, then after the crop brightness/contrast/saturation, random_h/s/l, pca_noise.
+Random choices (rand_crop, rand_mirror, the augmentations above, shuffle) come from numpy generators seeded by `seed` (and `seed_aug`), reproducible but not MXNet's C++ stream;
 without path_imgidx, shuffle permutes within windows of batch_size records (MXNet shuffles within each chunk).
 """
 import collections
@@ -45,15 +47,23 @@ _OPTIONS = {
     "resize": -1, "rand_crop": False, "rand_mirror": False, "mirror": False, "inter_method": 1, "pad": 0,
     "fill_value": 255, "mean_r": 0.0, "mean_g": 0.0, "mean_b": 0.0, "mean_a": 0.0, "std_r": 1.0, "std_g": 1.0,
     "std_b": 1.0, "std_a": 1.0, "scale": 1.0, "shuffle_chunk_size": 0, "shuffle_chunk_seed": 0,
+    # the affine transform (rotation, shear, scale, aspect ratio), HSL, color jitter and PCA noise of MXNet's
+    # default augmenter
+    "max_rotate_angle": 0, "rotate": -1, "max_shear_ratio": 0.0, "max_random_scale": 1.0,
+    "min_random_scale": 1.0, "max_aspect_ratio": 0.0, "min_aspect_ratio": None, "max_img_size": 1e10,
+    "min_img_size": 0.0, "random_h": 0, "random_s": 0, "random_l": 0, "brightness": 0.0, "contrast": 0.0,
+    "saturation": 0.0, "pca_noise": 0.0,
+    # used by random_resized_crop only (which onnxsym does not implement): ignored, as MXNet ignores them without it
+    "max_random_area": 1.0, "min_random_area": 1.0,
 }
 # Options of MXNet's augmenter that onnxsym accepts only at their default (no augmentation).
 _DEFAULT_ONLY = {
-    "max_random_scale": 1.0, "min_random_scale": 1.0, "max_aspect_ratio": 0.0, "min_aspect_ratio": None,
-    "max_rotate_angle": 0, "max_shear_ratio": 0.0, "rotate": -1, "rotate_list": (), "max_img_size": 1e10,
-    "min_img_size": 0.0, "random_resized_crop": False, "max_crop_size": -1, "min_crop_size": -1,
-    "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "pca_noise": 0.0, "random_h": 0, "random_s": 0,
-    "random_l": 0, "max_random_contrast": 0.0, "max_random_illumination": 0.0, "mean_img": "",
+    "rotate_list": (), "random_resized_crop": False, "max_crop_size": -1, "min_crop_size": -1,
+    "max_random_contrast": 0.0, "max_random_illumination": 0.0, "mean_img": "",
 }
+# MXNet's PCA eigenvectors scaled by the eigenvalues (ImageNet's), as float32
+_EIGVEC = (np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]], np.float32)
+           * np.array([55.46, 4.794, 1.148], np.float32))
 
 
 def _shape(value, name):
@@ -135,6 +145,26 @@ class ImageRecordIter(DataIter):
                              % self.inter_method)
         self.rand_crop, self.rand_mirror, self.mirror = (_flag(opts[k]) for k in ("rand_crop", "rand_mirror",
                                                                                    "mirror"))
+        self._aug = {k: float(opts[k]) for k in (
+            "max_rotate_angle", "rotate", "max_shear_ratio", "max_random_scale", "min_random_scale", "max_aspect_ratio",
+            "max_img_size", "min_img_size", "random_h", "random_s", "random_l", "brightness", "contrast",
+            "saturation", "pca_noise")}
+        aug = self._aug
+        if opts["min_aspect_ratio"] is not None:
+            aug["ratio"] = (float(opts["min_aspect_ratio"]), aug["max_aspect_ratio"])
+        else:
+            aug["ratio"] = (1 - aug["max_aspect_ratio"], 1 + aug["max_aspect_ratio"])
+        self._affine = (aug["max_rotate_angle"] > 0 or aug["max_shear_ratio"] > 0 or aug["rotate"] > 0
+                        or aug["max_random_scale"] != 1 or aug["min_random_scale"] != 1 or aug["ratio"] != (1, 1)
+                        or aug["max_img_size"] != 1e10 or aug["min_img_size"] != 0)
+        if self._affine and self.inter_method == 0:
+            raise MXNetError("ImageRecordIter: invalid inter_method 0 with the affine augmentation (rotation, "
+                             "shear, scale, aspect ratio, image size): valid values 1, 2, 3, 4, 9, 10")
+        self._jitter = aug["brightness"] > 0 or aug["contrast"] > 0 or aug["saturation"] > 0
+        self._hsl = aug["random_h"] != 0 or aug["random_s"] != 0 or aug["random_l"] != 0
+        if (self._jitter or self._hsl or aug["pca_noise"] > 0) and self.data_shape[0] != 3:
+            raise MXNetError("ImageRecordIter: brightness/contrast/saturation, random_h/s/l and pca_noise need "
+                             "3-channel images, data_shape is %s" % (self.data_shape,))
         self.dtype = np.dtype(np.float32) if opts["dtype"] is None else normalize_dtype(opts["dtype"])
         if self.dtype not in (np.float32, np.uint8, np.int8):
             raise MXNetError("ImageRecordIter: dtype must be float32, uint8 or int8, got %s" % (opts["dtype"],))
@@ -152,7 +182,8 @@ class ImageRecordIter(DataIter):
         threads = max(1, int(opts["preprocess_threads"]))
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ImageRecordIter")
         self._shuffle_rng = np.random.RandomState(self.seed + _RAND_MAGIC)
-        self._random = self.rand_crop or self.rand_mirror or self.inter_method == 10
+        self._random = (self.rand_crop or self.rand_mirror or self.inter_method == 10 or self._affine or self._jitter
+                        or self._hsl or self._aug["pca_noise"] > 0)
         self._count = 0
         self._pending = collections.deque()
         self._source = self._new_source()
@@ -294,6 +325,8 @@ class ImageRecordIter(DataIter):
                             (self.resize, self.resize * cols // rows))
             img = codec.resize(img, (new_w, new_h),
                                interpolation=self._interp(self.inter_method, cols, rows, new_w, new_h, rng))
+        if self._affine:
+            img = self._warp(img, rng)
         if self.pad > 0:
             img = codec.copyMakeBorder(img, self.pad, self.pad, self.pad, self.pad, codec.BORDER_CONSTANT,
                                        value=(self.fill_value,) * 3)
@@ -312,6 +345,14 @@ class ImageRecordIter(DataIter):
         else:
             y, x = y // 2, x // 2
         img = img[y:y + height, x:x + width]
+        if self._jitter:
+            img = self._color_jitter(img, rng)
+        if self._hsl:
+            img = self._hsl_shift(img, rng)
+        if self._aug["pca_noise"] > 0:
+            alpha = rng.normal(0, self._aug["pca_noise"], 3).astype(np.float32)
+            rgb = _EIGVEC @ alpha
+            img = np.clip((img.astype(np.float32) + rgb[::-1]).astype(np.int32), 0, 255).astype(np.uint8)
         if img.ndim == 2:
             img = img[:, :, None]
         chw = img.transpose(2, 0, 1)
@@ -326,6 +367,60 @@ class ImageRecordIter(DataIter):
         else:
             data = (chw.astype(np.float32) - self._mean) * self._mult
         return data, label
+
+    def _warp(self, img, rng):
+        """MXNet's affine augmentation: shear, rotation, scale and aspect ratio about the center, fill_value
+        outside, output size scale * the input's (bounded by min/max_img_size)."""
+        aug = self._aug
+        shear = rng.random() * aug["max_shear_ratio"] * 2 - aug["max_shear_ratio"]
+        limit = int(aug["max_rotate_angle"])
+        angle = int(rng.integers(-limit, limit + 1))
+        if aug["rotate"] > 0:
+            angle = aug["rotate"]
+        a, b = np.cos(angle / 180.0 * np.pi), np.sin(angle / 180.0 * np.pi)
+        scale = rng.random() * (aug["max_random_scale"] - aug["min_random_scale"]) + aug["min_random_scale"]
+        ratio = rng.random() * (aug["ratio"][1] - aug["ratio"][0]) + aug["ratio"][0]
+        hs = 2 * scale / (1 + ratio)
+        ws = ratio * hs
+        rows, cols = img.shape[:2]
+        new_w = max(aug["min_img_size"], min(aug["max_img_size"], scale * cols))
+        new_h = max(aug["min_img_size"], min(aug["max_img_size"], scale * rows))
+        m = np.array([[hs * a - shear * b * ws, hs * b + shear * a * ws, 0], [-b * ws, a * ws, 0]], np.float32)
+        m[0, 2] = (new_w - (m[0, 0] * cols + m[0, 1] * rows)) / 2
+        m[1, 2] = (new_h - (m[1, 0] * cols + m[1, 1] * rows)) / 2
+        method = self._interp(self.inter_method, cols, rows, new_w, new_h, rng)
+        out = cv2().warpAffine(img, m, (int(new_w), int(new_h)), flags=method, borderMode=cv2().BORDER_CONSTANT,
+                               borderValue=(self.fill_value,) * 3)
+        return out[:, :, None] if out.ndim == 2 and img.ndim == 3 else out
+
+    def _color_jitter(self, img, rng):
+        """Brightness, contrast and saturation in a random order, on the BGR image (MXNet's gray level is
+        OpenCV's RGB2GRAY of it)."""
+        aug, codec = self._aug, cv2()
+        alphas = [1.0 + rng.uniform(-aug[k], aug[k]) for k in ("brightness", "contrast", "saturation")]
+        for i in rng.permutation(3):
+            alpha = alphas[i]
+            if i == 0:
+                img = np.clip(np.rint(img.astype(np.float64) * alpha), 0, 255).astype(np.uint8)
+            elif i == 1:
+                mean = codec.mean(codec.cvtColor(img, codec.COLOR_RGB2GRAY))[0]
+                img = np.clip(np.rint(img.astype(np.float64) * alpha + (1 - alpha) * mean), 0, 255).astype(np.uint8)
+            else:
+                gray = codec.cvtColor(codec.cvtColor(img, codec.COLOR_RGB2GRAY), codec.COLOR_GRAY2BGR)
+                img = codec.addWeighted(img, alpha, gray, 1 - alpha, 0.0)
+        return img
+
+    def _hsl_shift(self, img, rng):
+        """Shift hue, lightness and saturation (OpenCV's HLS) by amounts of about +-random_h/l/s."""
+        aug, codec = self._aug, cv2()
+        hls = codec.cvtColor(np.ascontiguousarray(img), codec.COLOR_BGR2HLS).astype(np.int32)
+        shifts = []
+        for k in ("random_h", "random_s", "random_l"):
+            r = (rng.random() + 4 * rng.random()) / 5
+            shifts.append(int(r * aug[k] * 2 - aug[k]))
+        h, s, l = shifts
+        hls = np.clip(hls + np.array([h, l, s]), 0, np.array([180, 255, 255])).astype(np.uint8)
+        return codec.cvtColor(hls, codec.COLOR_HLS2BGR)
 
     # ----- batches -----
 
