@@ -67,6 +67,17 @@ def test_imread_and_imdecode_inputs():
         np.testing.assert_array_equal(mx.image.imdecode(source).asnumpy(), EXPECTED["decode_3"])
 
 
+def test_out_arguments():
+    out = mx.nd.zeros((30, 40, 3), dtype="uint8")
+    assert mx.image.imdecode(_bytes("img0.jpg"), out=out) is out
+    np.testing.assert_array_equal(out.asnumpy(), EXPECTED["decode_0"])
+    small = mx.nd.zeros((17, 25, 3), dtype="uint8")
+    mx.image.imresize(_img0(), 25, 17, interp=1, out=small)
+    np.testing.assert_array_equal(small.asnumpy(), EXPECTED["imresize_1"])
+    with pytest.raises(MXNetError, match="out has shape"):
+        mx.image.imresize(_img0(), 25, 18, out=small)
+
+
 def test_imdecode_bad_input():
     with pytest.raises(ValueError, match="bytes"):
         mx.image.imdecode("not bytes")
@@ -430,3 +441,19 @@ def test_imrotate():
     with pytest.raises(TypeError):
         mx.image.imrotate(batch[0], mx.nd.array([1, 2]))
     assert mx.image.random_rotate(batch, [-5, 5]).shape == (5, 3, 30, 60)
+
+
+def test_image_record_iter_bad_records(tmp_path):
+    rec_path = str(tmp_path / "bad.rec")
+    rec = mx.recordio.MXRecordIO(rec_path, "w")
+    rec.write(mx.recordio.pack(mx.recordio.IRHeader(0, 1.0, 5, 0), _bytes("img0.jpg")))
+    rec.write(mx.recordio.pack(mx.recordio.IRHeader(0, 2.0, 6, 0), b"not an image at all"))
+    rec.close()
+    it = mx.io.ImageRecordIter(path_imgrec=rec_path, data_shape=(3, 8, 8), batch_size=2, preprocess_threads=2)
+    with pytest.raises(MXNetError, match="image index 6 .* not an image"):
+        it.next()
+    with open(rec_path, "r+b") as f:
+        f.seek(4)
+        f.write(b"\xff\xff\xff\x1f")        # the first record claims more bytes than the file holds
+    with pytest.raises(MXNetError, match="past the end"):
+        mx.io.ImageRecordIter(path_imgrec=rec_path, data_shape=(3, 8, 8), batch_size=2).next()

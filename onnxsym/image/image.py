@@ -80,6 +80,16 @@ def _decode(buf, flag=1, to_rgb=True):
     return np.ascontiguousarray(img)
 
 
+def _into(result, out, who):
+    """result as an NDArray, or written into `out` (MXNet's out= argument) when given."""
+    if out is None:
+        return NDArray(result)
+    if tuple(out.shape) != result.shape:
+        raise MXNetError("%s: out has shape %s, the result %s" % (who, tuple(out.shape), result.shape))
+    out[:] = result.astype(out.dtype, copy=False)
+    return out
+
+
 def imdecode(buf, flag=1, to_rgb=True, out=None):
     """Decode an image to an NDArray (H, W, C) uint8: flag 1 color (C=3), 0 grayscale (C=1); RGB unless to_rgb
     is False (OpenCV's BGR).
@@ -93,7 +103,7 @@ def imdecode(buf, flag=1, to_rgb=True, out=None):
                          "if you would like to input type str, please convert to bytes")
     elif isinstance(buf, np.ndarray):
         buf = buf.astype(np.uint8, copy=False).ravel()
-    return NDArray(_decode(buf, flag, to_rgb))
+    return _into(_decode(buf, flag, to_rgb), out, "imdecode")
 
 
 def imread(filename, flag=1, to_rgb=True, out=None):
@@ -101,7 +111,7 @@ def imread(filename, flag=1, to_rgb=True, out=None):
     if not os.path.isfile(filename):
         raise MXNetError("imread: file %r does not exist" % (filename,))
     with open(filename, "rb") as f:
-        return NDArray(_decode(f.read(), flag, to_rgb))
+        return _into(_decode(f.read(), flag, to_rgb), out, "imread")
 
 
 def _resize(img, w, h, interp):
@@ -115,7 +125,7 @@ def _resize(img, w, h, interp):
 def imresize(src, w, h, interp=1, out=None):
     """Resize an image (H, W, C) to (h, w, C) with OpenCV; interp 0 nearest, 1 bilinear, 2 bicubic, 3 area,
     4 Lanczos."""
-    return NDArray(_resize(_np(src), w, h, interp))
+    return _into(_resize(_np(src), w, h, interp), out, "imresize")
 
 
 def scale_down(src_size, size):
@@ -140,7 +150,7 @@ def copyMakeBorder(src, top, bot, left, right, type=0, value=0.0, values=(), out
     img = _np(src)
     fill = tuple(float(v) for v in values) if values else (float(value),) * 4
     res = cv2().copyMakeBorder(img, int(top), int(bot), int(left), int(right), int(type), value=fill)
-    return NDArray(_hwc(res, img))
+    return _into(_hwc(res, img), out, "copyMakeBorder")
 
 
 def _get_interp_method(interp, sizes=()):
@@ -798,10 +808,9 @@ class ImageIter(io.DataIter):
         try:
             return imdecode(s)
         except Exception as e:
-            if self.seq is not None:
-                idx = self.seq[(self.cur % self.num_image) - 1]
-            else:
-                idx = self.cur - 1
+            if self.seq is None:
+                raise RuntimeError("Broken image in %s, %s" % (self.imgrec.uri, e)) from None
+            idx = self.seq[(self.cur % self.num_image) - 1]
             where = ("filename: %s" % self.imglist[idx][1]) if self.imglist is not None else "index: %s" % idx
             raise RuntimeError("Broken image %s, %s" % (where, e)) from None
 
