@@ -63,7 +63,8 @@ def test_imread_and_imdecode_inputs():
     path = os.path.join(FIX, "img3.png")
     np.testing.assert_array_equal(mx.image.imread(path).asnumpy(), EXPECTED["decode_3"])
     buf = _bytes("img3.png")
-    for source in (bytearray(buf), np.frombuffer(buf, np.uint8), mx.nd.array(np.frombuffer(buf, np.uint8), dtype="uint8")):
+    for source in (bytearray(buf), np.frombuffer(buf, np.uint8),
+                   mx.nd.array(np.frombuffer(buf, np.uint8), dtype="uint8")):
         np.testing.assert_array_equal(mx.image.imdecode(source).asnumpy(), EXPECTED["decode_3"])
 
 
@@ -294,7 +295,8 @@ def test_image_record_iter_matches_mxnet(case):
             if not info["options"].get("round_batch", True) and b == len(epoch) - 1:
                 rows = 7 % info["options"]["batch_size"] or rows    # the unused rows are stale, in both
             # JPEG and PNG decode alike here: one level of the pixels, times the scale/std of the case
-            level = info["options"].get("scale", 1.0) / min(info["options"].get(k, 1.0) for k in ("std_r", "std_g", "std_b"))
+            opts = info["options"]
+            level = opts.get("scale", 1.0) / min(opts.get(k, 1.0) for k in ("std_r", "std_g", "std_b"))
             if info["options"].get("rotate", 90) % 90:
                 # warpAffine's bilinear weights differ between OpenCV builds: within one level inside, up to 3
                 # where the rotated corners blend with fill_value

@@ -25,7 +25,8 @@ from ..recordio import MXIndexedRecordIO, MXRecordIO, unpack
 from ..runtime.ndarray import NDArray
 
 __all__ = ["imread", "imdecode", "imresize", "scale_down", "copyMakeBorder", "resize_short", "fixed_crop",
-           "random_crop", "center_crop", "color_normalize", "random_size_crop", "imrotate", "random_rotate", "Augmenter", "SequentialAug",
+           "random_crop", "center_crop", "color_normalize", "random_size_crop", "imrotate", "random_rotate",
+           "Augmenter", "SequentialAug",
            "ResizeAug", "ForceResizeAug", "RandomCropAug", "RandomSizedCropAug", "CenterCropAug", "RandomOrderAug",
            "BrightnessJitterAug", "ContrastJitterAug", "SaturationJitterAug", "HueJitterAug", "ColorJitterAug",
            "LightingAug", "ColorNormalizeAug", "RandomGrayAug", "HorizontalFlipAug", "CastAug", "CreateAugmenter",

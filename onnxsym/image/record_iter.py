@@ -17,7 +17,8 @@ num_parts split (by bytes of the .rec, or by records with path_imgidx). As in MX
 batch reports pad 0 and its unused rows keep the previous batch's values. MXNet's other augmentations follow its
 order too: the affine transform (max_rotate_angle, rotate, max_shear_ratio, min/max_random_scale, aspect ratios,
 min/max_img_size) after the resize, then after the crop brightness/contrast/saturation, random_h/s/l, pca_noise.
-Random choices (rand_crop, rand_mirror, the augmentations above, shuffle) come from numpy generators seeded by `seed` (and `seed_aug`), reproducible but not MXNet's C++ stream;
+Random choices (rand_crop, rand_mirror, the augmentations above, shuffle) come from numpy generators seeded by
+`seed` (and `seed_aug`), reproducible but not MXNet's C++ stream;
 without path_imgidx, shuffle permutes within windows of batch_size records (MXNet shuffles within each chunk).
 """
 import collections
