@@ -13,7 +13,7 @@ import pytest
 import onnxsym as mx
 from onnxsym.base import MXNetError
 
-pytest.importorskip("cv2")      # the `test` extra installs opencv-python-headless: these run in CI
+cv2 = pytest.importorskip("cv2")      # the `test` extra installs opencv-python-headless: these run in CI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -351,6 +351,23 @@ def test_image_record_iter_color_augmentations():
         mask = (ref > 40) & (img < 255)
         ratio = img[mask] / ref[mask]
         assert np.ptp(ratio) < 0.05 and 0.6 - 0.02 <= ratio.mean() <= 1.4 + 0.02
+
+
+def test_image_record_iter_random_resized_crop():
+    base = dict(path_imgrec=os.path.join(FIX, "images.rec"), data_shape=(3, 20, 20), batch_size=7, dtype="uint8",
+                random_resized_crop=True, max_random_area=1.0, seed=5)
+    # an area of (almost) the whole image with aspect ratio 1: the square image 3 (36x36) is resized whole
+    whole = mx.io.ImageRecordIter(**base, min_random_area=0.999, min_aspect_ratio=1.0, max_aspect_ratio=1.0)
+    data = whole.next().data[0].asnumpy()
+    want = cv2.resize(EXPECTED["decode_3"], (20, 20), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+    np.testing.assert_array_equal(data[3], want)
+    a = mx.io.ImageRecordIter(**base, min_random_area=0.08, min_aspect_ratio=0.75, max_aspect_ratio=1.33)
+    b = mx.io.ImageRecordIter(**base, min_random_area=0.08, min_aspect_ratio=0.75, max_aspect_ratio=1.33)
+    first = a.next().data[0].asnumpy()
+    np.testing.assert_array_equal(first, b.next().data[0].asnumpy())
+    assert first.shape == (7, 3, 20, 20) and not np.array_equal(first, data)
+    with pytest.raises(MXNetError, match="conflicts"):
+        mx.io.ImageRecordIter(**base, rand_crop=True)
 
 
 def test_image_record_iter_errors():

@@ -16,7 +16,8 @@ labels, order, pad, round_batch wrap-around (the next epoch continues after the 
 num_parts split (by bytes of the .rec, or by records with path_imgidx). As in MXNet, without round_batch the last
 batch reports pad 0 and its unused rows keep the previous batch's values. MXNet's other augmentations follow its
 order too: the affine transform (max_rotate_angle, rotate, max_shear_ratio, min/max_random_scale, aspect ratios,
-min/max_img_size) after the resize, then after the crop brightness/contrast/saturation, random_h/s/l, pca_noise.
+min/max_img_size) after the resize, random_resized_crop (min/max_random_area, aspect ratios) in place of the
+crop, then after the crop brightness/contrast/saturation, random_h/s/l, pca_noise.
 Random choices (rand_crop, rand_mirror, the augmentations above, shuffle) come from numpy generators seeded by
 `seed` (and `seed_aug`), reproducible but not MXNet's C++ stream;
 without path_imgidx, shuffle permutes within windows of batch_size records (MXNet shuffles within each chunk).
@@ -54,12 +55,11 @@ _OPTIONS = {
     "min_random_scale": 1.0, "max_aspect_ratio": 0.0, "min_aspect_ratio": None, "max_img_size": 1e10,
     "min_img_size": 0.0, "random_h": 0, "random_s": 0, "random_l": 0, "brightness": 0.0, "contrast": 0.0,
     "saturation": 0.0, "pca_noise": 0.0,
-    # used by random_resized_crop only (which onnxsym does not implement): ignored, as MXNet ignores them without it
-    "max_random_area": 1.0, "min_random_area": 1.0,
+    "random_resized_crop": False, "max_random_area": 1.0, "min_random_area": 1.0,
 }
 # Options of MXNet's augmenter that onnxsym accepts only at their default (no augmentation).
 _DEFAULT_ONLY = {
-    "rotate_list": (), "random_resized_crop": False, "max_crop_size": -1, "min_crop_size": -1,
+    "rotate_list": (), "max_crop_size": -1, "min_crop_size": -1,
     "max_random_contrast": 0.0, "max_random_illumination": 0.0, "mean_img": "",
 }
 # MXNet's PCA eigenvectors scaled by the eigenvalues (ImageNet's), as float32
@@ -149,15 +149,27 @@ class ImageRecordIter(DataIter):
         self._aug = {k: float(opts[k]) for k in (
             "max_rotate_angle", "rotate", "max_shear_ratio", "max_random_scale", "min_random_scale", "max_aspect_ratio",
             "max_img_size", "min_img_size", "random_h", "random_s", "random_l", "brightness", "contrast",
-            "saturation", "pca_noise")}
+            "saturation", "pca_noise", "max_random_area", "min_random_area")}
         aug = self._aug
+        self.random_resized_crop = _flag(opts["random_resized_crop"])
         if opts["min_aspect_ratio"] is not None:
             aug["ratio"] = (float(opts["min_aspect_ratio"]), aug["max_aspect_ratio"])
         else:
             aug["ratio"] = (1 - aug["max_aspect_ratio"], 1 + aug["max_aspect_ratio"])
         self._affine = (aug["max_rotate_angle"] > 0 or aug["max_shear_ratio"] > 0 or aug["rotate"] > 0
-                        or aug["max_random_scale"] != 1 or aug["min_random_scale"] != 1 or aug["ratio"] != (1, 1)
+                        or aug["max_random_scale"] != 1 or aug["min_random_scale"] != 1
+                        or (not self.random_resized_crop and aug["ratio"] != (1, 1))
                         or aug["max_img_size"] != 1e10 or aug["min_img_size"] != 0)
+        if self.random_resized_crop:
+            if aug["max_random_scale"] != 1 or aug["min_random_scale"] != 1 or self.rand_crop:
+                raise MXNetError("ImageRecordIter: random_resized_crop conflicts with min_random_scale, "
+                                 "max_random_scale and rand_crop")
+            if not 0 < aug["ratio"][0] <= aug["ratio"][1] or aug["min_random_area"] > aug["max_random_area"]:
+                raise MXNetError("ImageRecordIter: random_resized_crop needs 0 < min_aspect_ratio <= max_aspect_ratio "
+                                 "and min_random_area <= max_random_area, got ratios %s, areas (%s, %s)"
+                                 % (aug["ratio"], aug["min_random_area"], aug["max_random_area"]))
+        self._resized_crop = self.random_resized_crop and (
+            aug["max_random_area"] != 1 or aug["min_random_area"] != 1 or aug["ratio"] != (1, 1))
         if self._affine and self.inter_method == 0:
             raise MXNetError("ImageRecordIter: invalid inter_method 0 with the affine augmentation (rotation, "
                              "shear, scale, aspect ratio, image size): valid values 1, 2, 3, 4, 9, 10")
@@ -184,7 +196,7 @@ class ImageRecordIter(DataIter):
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="ImageRecordIter")
         self._shuffle_rng = np.random.RandomState(self.seed + _RAND_MAGIC)
         self._random = (self.rand_crop or self.rand_mirror or self.inter_method == 10 or self._affine or self._jitter
-                        or self._hsl or self._aug["pca_noise"] > 0)
+                        or self._hsl or self._aug["pca_noise"] > 0 or self._resized_crop)
         self._count = 0
         self._pending = collections.deque()
         self._source = self._new_source()
@@ -331,6 +343,35 @@ class ImageRecordIter(DataIter):
         if self.pad > 0:
             img = codec.copyMakeBorder(img, self.pad, self.pad, self.pad, self.pad, codec.BORDER_CONSTANT,
                                        value=(self.fill_value,) * 3)
+        cropped = self._random_resized(img, rng) if self._resized_crop else None
+        img = self._center_crop(img, rng) if cropped is None else cropped
+        return self._finish(img, rng, label)
+
+    def _random_resized(self, img, rng):
+        """MXNet's random_resized_crop: up to ten tries of a random area and aspect ratio (sides swapped half of
+        the time) inside the image, resized to data_shape; None when none fits."""
+        aug, (_, height, width) = self._aug, self.data_shape
+        rows, cols = img.shape[:2]
+        area = np.float32(rows * cols)
+        for _ in range(10):
+            target = area * np.float32(rng.uniform(aug["min_random_area"], aug["max_random_area"]))
+            ratio = np.float32(rng.uniform(*aug["ratio"]))
+            y_area = int(np.round(np.sqrt(target / ratio)))
+            x_area = int(np.round(np.sqrt(target * ratio)))
+            if rng.random() > 0.5:
+                y_area, x_area = x_area, y_area
+            if y_area <= rows and x_area <= cols:
+                y = int(rng.integers(0, rows - y_area + 1))
+                x = int(rng.integers(0, cols - x_area + 1))
+                method = self._interp(self.inter_method, x_area, y_area, width, height, rng)
+                out = cv2().resize(np.ascontiguousarray(img[y:y + y_area, x:x + x_area]), (width, height),
+                                   interpolation=method)
+                return out[:, :, None] if out.ndim == 2 and img.ndim == 3 else out
+        return None
+
+    def _center_crop(self, img, rng):
+        """Scale up an image smaller than data_shape, then crop data_shape at the center (or at random)."""
+        codec, (_, height, width) = cv2(), self.data_shape
         method = self._interp(self.inter_method, img.shape[1], img.shape[0], width, height, rng)
         if img.shape[0] < height:
             new_cols = int(np.float32(height) / np.float32(img.shape[0]) * np.float32(img.shape[1]))
@@ -345,7 +386,11 @@ class ImageRecordIter(DataIter):
             y, x = int(rng.integers(0, y + 1)), int(rng.integers(0, x + 1))
         else:
             y, x = y // 2, x // 2
-        img = img[y:y + height, x:x + width]
+        return img[y:y + height, x:x + width]
+
+    def _finish(self, img, rng, label):
+        """Color augmentations, mirror, channel order and normalization of the cropped image."""
+        channels = self.data_shape[0]
         if self._jitter:
             img = self._color_jitter(img, rng)
         if self._hsl:
@@ -379,8 +424,10 @@ class ImageRecordIter(DataIter):
         if aug["rotate"] > 0:
             angle = aug["rotate"]
         a, b = np.cos(angle / 180.0 * np.pi), np.sin(angle / 180.0 * np.pi)
-        scale = rng.random() * (aug["max_random_scale"] - aug["min_random_scale"]) + aug["min_random_scale"]
-        ratio = rng.random() * (aug["ratio"][1] - aug["ratio"][0]) + aug["ratio"][0]
+        scale = ratio = 1.0
+        if not self.random_resized_crop:
+            scale = rng.random() * (aug["max_random_scale"] - aug["min_random_scale"]) + aug["min_random_scale"]
+            ratio = rng.random() * (aug["ratio"][1] - aug["ratio"][0]) + aug["ratio"][0]
         hs = 2 * scale / (1 + ratio)
         ws = ratio * hs
         rows, cols = img.shape[:2]
