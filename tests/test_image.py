@@ -7,13 +7,12 @@ import random
 import subprocess
 import sys
 
+import cv2      # opencv-python-headless, in the `test` extra (and onnxsym[image])
 import numpy as np
 import pytest
 
 import onnxsym as mx
 from onnxsym.base import MXNetError
-
-cv2 = pytest.importorskip("cv2")      # the `test` extra installs opencv-python-headless: these run in CI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
