@@ -14,6 +14,7 @@ from . import random
 from . import viz
 from . import monitor
 from . import recordio
+from . import image
 from . import onnx
 from . import test_utils
 from . import kvstore
@@ -30,6 +31,7 @@ from .util import is_np_array, is_np_shape, np_array, np_shape, set_np_shape, us
 _populate(symbol, ndarray)
 contrib.sym = contrib.symbol = symbol.contrib       # MXNet's mx.contrib.sym / mx.contrib.nd
 contrib.nd = contrib.ndarray = ndarray.contrib
+io.ImageRecordIter = image.ImageRecordIter     # MXNet's C++ iterator; its module imports mx.io's DataIter
 from . import rnn  # noqa: E402  (after _populate: its cells' defaults are mx.sym.zeros, mx.sym.LeakyReLU)
 
 sym = symbol
@@ -41,8 +43,9 @@ opt = optimizer
 rnd = random
 visualization = viz
 mon = monitor
+img = image
 
 __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", "init", "initializer", "optimizer",
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__", "kv", "kvstore", "opt",
-           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "rnn", "monitor", "mon"]
+           "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "image", "img", "rnn", "monitor", "mon"]

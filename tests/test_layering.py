@@ -46,7 +46,7 @@ LAYERS = [
                  "onnxsym.runtime.tape", "onnxsym.autograd.*"]),
     # ORT sessions (with custom ops' Python kernels), imperative mx.nd ops, training graphs, Executor
     ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.random", "onnxsym.viz",
-                   "onnxsym.recordio", "onnxsym.monitor",
+                   "onnxsym.recordio", "onnxsym.monitor", "onnxsym.image.*",
                    "onnxsym.test_utils", "onnxsym._test_utils_compare", "onnxsym._test_utils_random",
                    "onnxsym._test_utils_env", "onnxsym._namespaces", "onnxsym.contrib.*", "onnxsym.rnn.*"]),
     # mx.nd, mx.mod and its companions (io, metric, init, optimizer, ...), mx.kv, mx.random, mx.viz, mx.recordio, mx.rnn
