@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from ..base import MXNetError, normalize_dtype
-from ..module.io import DataBatch, DataDesc, DataIter
+from ..module.io import DataBatch, DataDesc, _SingleArrayIter
 from ..recordio import _read_record, unpack
 from ..runtime.ndarray import NDArray
 from .image import cv2
@@ -97,7 +97,7 @@ def _record_begin(handle, pos, size):
     return size
 
 
-class ImageRecordIter(DataIter):
+class ImageRecordIter(_SingleArrayIter):
     """Batches of images from an image RecordIO file (MXNet's mx.io.ImageRecordIter): data (batch_size,
     *data_shape) float32 (or uint8/int8 with dtype), label (batch_size,) or (batch_size, label_width).
 
@@ -529,23 +529,6 @@ class ImageRecordIter(DataIter):
                                        provide_data=self.provide_data, provide_label=self.provide_label)
         return True
 
-    def next(self):
-        if self.iter_next():
-            return self.current_batch
-        raise StopIteration
-
-    # MXNet's C++ iterators (MXDataIter) give their one data and one label array, not lists
-    def getdata(self):
-        return self.current_batch.data[0]
-
-    def getlabel(self):
-        return self.current_batch.label[0]
-
-    def getpad(self):
-        return self.current_batch.pad
-
-    def getindex(self):
-        return self.current_batch.index
 
     def __del__(self):
         pool = getattr(self, "_pool", None)

@@ -500,7 +500,23 @@ class NDArrayIter(DataIter):
         self.label = [(k, NDArray(v._data[self.idx], v.context)) for k, v in self.label]
 
 
-class _FileIter(_HeldBatchIter):
+class _SingleArrayIter(_HeldBatchIter):
+    """MXNet's C++ iterators (MXDataIter: CSVIter, MNISTIter, ImageRecordIter): getdata/getlabel give the one data
+    and one label array of the current batch, not lists."""
+
+    def next(self):
+        if self.iter_next():
+            return self.current_batch
+        raise StopIteration
+
+    def getdata(self):
+        return self.current_batch.data[0]
+
+    def getlabel(self):
+        return self.current_batch.label[0]
+
+
+class _FileIter(_SingleArrayIter):
     """Batches cut from arrays loaded up front (the shared part of CSVIter and MNISTIter)."""
 
     def __init__(self, data, label, batch_size, data_name, label_name):
@@ -508,18 +524,6 @@ class _FileIter(_HeldBatchIter):
         self._data, self._label = data, label
         self.provide_data = [DataDesc(data_name, (batch_size,) + data.shape[1:], data.dtype.type)]
         self.provide_label = [DataDesc(label_name, (batch_size,) + label.shape[1:], label.dtype.type)]
-
-    def next(self):
-        if self.iter_next():
-            return self.current_batch
-        raise StopIteration
-
-    # MXNet's C++ iterators (MXDataIter) give their one data and one label array, not lists
-    def getdata(self):
-        return self.current_batch.data[0]
-
-    def getlabel(self):
-        return self.current_batch.label[0]
 
 
 def _check_batch_size(batch_size):

@@ -21,7 +21,23 @@ __all__ = ["RNNParams", "BaseRNNCell", "RNNCell", "LSTMCell", "GRUCell", "FusedR
            "ConvRNNCell", "ConvLSTMCell", "ConvGRUCell"]
 
 
-class RNNCell(BaseRNNCell):
+class _OneStateCell(BaseRNNCell):
+    """A cell with one state of num_hidden and dense i2h/h2h weights and biases (RNNCell, GRUCell)."""
+
+    def __init__(self, num_hidden, prefix, params):
+        super().__init__(prefix=prefix, params=params)
+        self._num_hidden = num_hidden
+        self._iW = self.params.get("i2h_weight")
+        self._iB = self.params.get("i2h_bias")
+        self._hW = self.params.get("h2h_weight")
+        self._hB = self.params.get("h2h_bias")
+
+    @property
+    def state_info(self):
+        return [{"shape": (0, self._num_hidden), "__layout__": "NC"}]
+
+
+class RNNCell(_OneStateCell):
     """Elman RNN cell: h' = activation(W_i x + b_i + W_h h + b_h).
 
     Parameters
@@ -33,17 +49,8 @@ class RNNCell(BaseRNNCell):
     """
 
     def __init__(self, num_hidden, activation="tanh", prefix="rnn_", params=None):
-        super().__init__(prefix=prefix, params=params)
-        self._num_hidden = num_hidden
+        super().__init__(num_hidden, prefix=prefix, params=params)
         self._activation = activation
-        self._iW = self.params.get("i2h_weight")
-        self._iB = self.params.get("i2h_bias")
-        self._hW = self.params.get("h2h_weight")
-        self._hB = self.params.get("h2h_bias")
-
-    @property
-    def state_info(self):
-        return [{"shape": (0, self._num_hidden), "__layout__": "NC"}]
 
     @property
     def _gate_names(self):
@@ -106,7 +113,7 @@ class LSTMCell(BaseRNNCell):
         return next_h, [next_h, next_c]
 
 
-class GRUCell(BaseRNNCell):
+class GRUCell(_OneStateCell):
     """GRU cell (gates r, z, o; the reset gate scales h2h's candidate part after its matmul, as cuDNN does).
 
     Parameters
@@ -117,16 +124,7 @@ class GRUCell(BaseRNNCell):
     """
 
     def __init__(self, num_hidden, prefix="gru_", params=None):
-        super().__init__(prefix=prefix, params=params)
-        self._num_hidden = num_hidden
-        self._iW = self.params.get("i2h_weight")
-        self._iB = self.params.get("i2h_bias")
-        self._hW = self.params.get("h2h_weight")
-        self._hB = self.params.get("h2h_bias")
-
-    @property
-    def state_info(self):
-        return [{"shape": (0, self._num_hidden), "__layout__": "NC"}]
+        super().__init__(num_hidden, prefix=prefix, params=params)
 
     @property
     def _gate_names(self):
