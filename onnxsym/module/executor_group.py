@@ -362,8 +362,9 @@ class DataParallelExecutorGroup:
             elif len(self.execs) == 1:
                 own = labels
             else:
-                own = [NDArray(np.ascontiguousarray(_take(label, _batch_axis(desc), self.slices[i])))
-                       for label, desc in zip(labels, self.label_shapes or [DataDesc(n, ()) for n in labels])]
+                axes = [_batch_axis(d) for d in self.label_shapes] if self.label_shapes else [0] * len(labels)
+                own = [NDArray(np.ascontiguousarray(_take(label, axis, self.slices[i])))
+                       for label, axis in zip(labels, axes)]
             eval_metric.update_dict(OrderedDict(zip(self.label_names, own or [])),
                                     OrderedDict(zip(self.symbol.list_outputs(), exe.outputs)))
 

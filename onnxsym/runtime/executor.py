@@ -222,8 +222,8 @@ class Executor:
         self._lowered, self._session = _compile(symbol, shapes, dtypes, self._ctx)
         # a graph that samples, with gradients asked for: an inference forward runs the differentiable graph, so
         # that backward differentiates the draws the outputs show (running it again would draw others)
-        self._samples_for_backward = rng.has_sampling(self._lowered.model) and \
-            any(r != "null" for r in self._grad_req.values())
+        self._differentiates = any(r != "null" for r in self._grad_req.values())
+        self._samples_for_backward = rng.has_sampling(self._lowered.model) and self._differentiates
         self._check_grad_shapes()
         self.outputs = []
         for i, (node, index) in enumerate(symbol.outputs):
@@ -379,7 +379,8 @@ class Executor:
         # outputs of such shapes: the training graph writes into buffers of the shapes it was made for (an
         # inference forward in between gives the NDArrays its own arrays: they take the graph's back)
         dynamic = [(out, run_shapes[node.output_name(index)]) for out, (node, index) in
-                   zip(self.outputs, self._symbol.outputs) if run_shapes and node.output_name(index) in run_shapes]
+                   zip(self.outputs, self._symbol.outputs) if node.output_name(index) in run_shapes] \
+            if run_shapes else []
         if graph is None:
             from ..autograd import make_training  # lazy: start-up time (only training graphs need it)
             for out, shape in dynamic:
@@ -435,7 +436,7 @@ class Executor:
         inference forward (is_train=False) it differentiates that forward (BatchNorm with its moving statistics,
         no Dropout), running it again in a differentiable graph. With no forward before it, a training forward
         runs first."""
-        if all(req == "null" for req in self._grad_req.values()) and not self.aux_arrays:
+        if not self._differentiates and not self.aux_arrays:
             return      # nothing to differentiate: MXNet's backward graph is empty and needs no head gradient
         if self._pending is None:
             # MXNet runs a backward with no forward before it on whatever its buffers hold (right for ops whose
