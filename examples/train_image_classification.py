@@ -13,7 +13,7 @@
    --lr-step-epochs, accuracy and top-k metrics, Speedometer and do_checkpoint (--model-prefix); --load-epoch
    resumes from a checkpoint with begin_epoch as fit.py does.
 3. Converts the last checkpoint with the `onnxsym convert` command line (a subprocess) and serves the .onnx with
-   plain onnxruntime.InferenceSession on the validation images, next to Module.predict's probabilities.
+   plain onnxruntime.InferenceSession on the validation batches, next to the Module's outputs for them.
 
     pip install ".[image]" && python examples/train_image_classification.py [--num-epochs 6] [--data-dir DIR]
 
@@ -141,8 +141,9 @@ def contexts(args):
 
 
 def fit(args, network, data_loader, **kwargs):
-    """common/fit.py's fit: returns the trained Module. kwargs: arg_params and aux_params (the starting values),
-    batch_end_callback and eval_end_callback (added to Speedometer), initializer."""
+    """common/fit.py's fit: returns the trained Module and the validation iterator. kwargs: arg_params and
+    aux_params (the starting values), batch_end_callback and eval_end_callback (added to Speedometer's),
+    initializer."""
     kv = mx.kvstore.create(args.kv_store)
     train, val = data_loader(args, kv)
     if "arg_params" in kwargs and "aux_params" in kwargs:
@@ -189,7 +190,9 @@ def convert(prefix, epoch, onnx_path, data_shape):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, "-m", "onnxsym.cli", "convert", prefix, str(epoch), "-o", onnx_path,
                            "--input-shape", "data:" + ",".join(str(d) for d in data_shape)],
-                          check=True, env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit("train_image_classification.py: onnxsym convert failed:\n%s%s" % (done.stdout, done.stderr))
     return done.stdout
 
 
