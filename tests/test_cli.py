@@ -165,6 +165,16 @@ def test_top_level_help_and_version_from_the_console_script():
         mx.__version__, onnx.__version__, ort.__version__, sys.version.split()[0])
 
 
+def test_python_dash_m_onnxsym_is_the_command():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-m", "onnxsym", "--version"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("onnxsym %s (onnx" % mx.__version__), done
+    done = subprocess.run([sys.executable, "-m", "onnxsym", "nosuchcommand"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2 and "nosuchcommand" in done.stderr
+
+
 # ----- ops -----
 
 # Names MXNet 1.9.1 registers for one operator (its NNVM_REGISTER_OP ... add_alias): `mx.sym.<alias>` is that op.

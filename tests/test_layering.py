@@ -52,7 +52,7 @@ LAYERS = [
     # mx.nd, mx.mod and its companions (io, metric, init, optimizer, ...), mx.kv, mx.random, mx.viz, mx.recordio, mx.rnn
     ("converters", ["onnxsym.converters.*", "onnxsym.onnx"]),
     # ONNX import/export and mx.onnx
-    ("top", ["onnxsym", "onnxsym.cli", "onnxsym.models.*", "onnxsym.compat"]),
+    ("top", ["onnxsym", "onnxsym.cli", "onnxsym.__main__", "onnxsym.models.*", "onnxsym.compat"]),
     # the public facade (mx.*), the command line, the model zoo written as MXNet programs, and `import mxnet`
     # resolving to the facade (compat)
 ]
