@@ -24,7 +24,7 @@ from ._files import atomic_write
 from .base import MXNetError
 from .runtime.ndarray import NDArray
 
-__all__ = ["KVStoreBase", "KVStore", "TestStore", "create"]
+__all__ = ["KVStoreBase", "KVStore", "create"]
 
 
 class KVStoreAssertionError(MXNetError, AssertionError):
@@ -105,12 +105,13 @@ class _TwoBit:
             raise MXNetError("Unknown type for gradient compression %s (MXNet has '2bit')" % kwargs["type"])
         self.residuals = {}
 
-    def reduce(self, key, values, stored):
-        for what, dtype in [("holds", stored.dtype)] + [("got a value of", v.dtype) for v in values]:
-            if np.dtype(dtype) != np.float32:
+    def reduce(self, key, values, stored, key_dtype):
+        """The sum of the quantized `values` of `key` (stored: its array, key_dtype: the dtype it was
+        initialized with; MXNet's kernels read float32 only)."""
+        for what, got in [("holds", key_dtype)] + [("got a value of", v.dtype) for v in values]:
+            if np.dtype(got) != np.float32:
                 raise MXNetError("2bit gradient compression: data type do not match: it works on float32 arrays "
-                                 "only, and key %r %s dtype %s"
-                                 % (key, what, np.dtype(dtype).name))
+                                 "only, and key %r %s dtype %s" % (key, what, np.dtype(got).name))
         threshold = self.threshold
         total = None
         for i, value in enumerate(values):
@@ -182,6 +183,7 @@ class KVStore(KVStoreBase):
         self._type = kv_type
         self._device_comm = "device" in kv_type       # CommDevice, else CommCPU (kvstore.cc)
         self._store = {}
+        self._dtypes = {}             # key -> the dtype it was initialized with (MXNet's merge buffers keep it)
         self._ids = {}                # str key -> MXNet's int id (init order); int keys are their own id
         self._key_type = None         # str or int, set by the first call that names keys
         self._compression = None
@@ -334,6 +336,7 @@ class KVStore(KVStoreBase):
             if isinstance(k, str):
                 self._ids[k] = len(self._ids)
             self._store[k] = v.copy()
+            self._dtypes[k] = np.dtype(v.dtype)
 
     def _grouped(self, pairs, what):
         """[(key, [arrays])] in MXNet's key order; every key must be initialized."""
@@ -356,10 +359,10 @@ class KVStore(KVStoreBase):
         for value in values:
             _check_shape(value, stored, "push", key)
         if self._compression is not None and self._device_comm:
-            return self._compression.reduce(key, values, stored)
+            return self._compression.reduce(key, values, stored, self._dtypes[key])
         if len(values) == 1:
             return values[0]            # comm.h: "avoid extra copy for single device"
-        dtype = np.dtype(stored.dtype)
+        dtype = self._dtypes[key]
         arrays = [v.asnumpy() for v in values]
         if self._device_comm:           # CommDevice: cast into the key's dtype, ElementwiseSum left to right
             total = arrays[0].astype(dtype)

@@ -275,6 +275,13 @@ def test_recorded_behaviour():
     out = mx.nd.zeros(SHAPE, dtype="float64")
     kv.pull(3, out=out)
     assert [out.asnumpy()[0, 0], out.dtype.__name__] == facts["device_casts_values"]
+    kv = mx.kv.create("local")
+    kv.init(3, mx.nd.zeros(SHAPE))
+    kv.push(3, ones(dtype="float64") * 1.1)
+    kv.push(3, [ones() * 0.1, ones() * 0.2, ones() * 0.3])
+    out = mx.nd.zeros(SHAPE, dtype="float64")
+    kv.pull(3, out=out)
+    assert out.asnumpy()[0, 0] == facts["sum_in_init_dtype"]       # 0.1f + (0.2f + 0.3f), in float32
 
 
 def test_mxnet_invalid_key_types_dense():
