@@ -239,7 +239,7 @@ class KVStore(KVStoreBase):
         pairs, use_str = _pairs(key, value, "pushpull")
         out_pairs = pairs if out is None else _pairs(key, out, "pushpull")[0]
         self._set_key_type(use_str)
-        self._grouped(out_pairs, "pull")            # every key is checked before anything changes
+        self._grouped(out_pairs, "pushpull")        # every key is checked before anything changes
         self.push(key, value, priority)
         self._pull(out_pairs)
 
@@ -279,7 +279,8 @@ class KVStore(KVStoreBase):
         """2-bit gradient compression ({'type': '2bit', 'threshold': 0.5}) of every later push; MXNet's local
         stores compress on 'device' types only (see `_TwoBit`)."""
         if "device" not in self._type and "dist" not in self._type:
-            raise MXNetError("Gradient compression is not supported for this type of kvstore")
+            raise MXNetError("Gradient compression is not supported for this type of kvstore ('%s': MXNet "
+                             "compresses on types with 'device' or 'dist' in their name)" % self._type)
         compression = _TwoBit(compression_params)
         if self._compression is not None:
             compression.residuals = self._compression.residuals    # MXNet keeps its residual buffers
