@@ -188,6 +188,7 @@ class KVStore(KVStoreBase):
         self._key_type = None         # str or int, set by the first call that names keys
         self._compression = None
         self._updater = None
+        self._warned = set()          # keys whose sparse pull targets were ignored (MXNet warns once per key)
 
     @property
     def type(self):
@@ -232,7 +233,7 @@ class KVStore(KVStoreBase):
             raise KVStoreAssertionError("KVStore.pull needs `out` arrays to copy into")
         pairs, use_str = _pairs(key, out, "pull")
         self._set_key_type(use_str)
-        self._pull(pairs)
+        self._pull(pairs, ignore_sparse)
 
     def pushpull(self, key, value, out=None, priority=0):
         """push, then pull into `out` (into `value` when out is None)."""
@@ -350,7 +351,20 @@ class KVStore(KVStoreBase):
             groups.setdefault(k, []).append(v)
         return sorted(groups.items(), key=lambda item: self._ids.get(item[0], item[0]))
 
-    def _pull(self, pairs):
+    def _pull(self, pairs, ignore_sparse=True):
+        """pull into dense targets; sparse ones are skipped (warned once per key) when ignore_sparse, as MXNet's
+        pull, pushpull and broadcast do."""
+        if ignore_sparse:
+            kept = []
+            for k, target in pairs:
+                if getattr(target, "stype", "default") == "default":
+                    kept.append((k, target))
+                elif k not in self._warned:
+                    self._warned.add(k)
+                    warnings.warn("Warning: non-default weights detected during kvstore pull. This call has been "
+                                  "ignored. Please make sure to use kv.row_sparse_pull() or module.prepare() with "
+                                  "row_ids.")
+            pairs = kept
         for k, targets in self._grouped(pairs, "pull"):
             self._copy_out(k, targets)
 

@@ -3,6 +3,7 @@
 'local' and 'device' stores, optimizers and updaters, int/str key rules, and its use by Module.fit."""
 import json
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -295,6 +296,30 @@ def test_mxnet_invalid_key_types_dense():
         out = ones()
         kv.pull(key, out=out)                           # the store still works with its own kind
         assert out.asnumpy().sum() == 0
+
+
+class RowSparseLike(mx.nd.NDArray):
+    """An array that reports storage type row_sparse (a stand-in: onnxsym's arrays are dense)."""
+
+    @property
+    def stype(self):
+        return "row_sparse"
+
+
+def test_pull_ignores_sparse_targets():
+    """MXNet's test_invalid_pull check_ignored_pull_*: pull leaves non-default targets as they are, warning once per
+    key; dense targets of the same call are written."""
+    kv = int_store()
+    kv.push(3, ones() * 5)
+    sparse, dense = RowSparseLike(np.full(SHAPE, 2, np.float32)), mx.nd.zeros(SHAPE)
+    with pytest.warns(UserWarning, match="non-default weights detected during kvstore pull"):
+        kv.pull(3, out=[sparse, dense])
+    np.testing.assert_array_equal(sparse.asnumpy(), np.full(SHAPE, 2.0))
+    np.testing.assert_array_equal(dense.asnumpy(), np.full(SHAPE, 5.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kv.pull(3, out=sparse)
+    np.testing.assert_array_equal(sparse.asnumpy(), np.full(SHAPE, 2.0))
 
 
 def test_broadcast_and_teststore():
