@@ -4,6 +4,8 @@
     data = mx.sym.Variable('data')
     net = mx.sym.FullyConnected(data, num_hidden=128, name='fc1')
 """
+import sys
+
 from . import _checkout  # noqa: F401  (first: in a source checkout it makes onnxsym.converters/.models resolve)
 from . import autograd, base, context, contrib, engine, gluon, ops, util
 from . import custom as operator
@@ -49,3 +51,6 @@ __all__ = ["sym", "symbol", "nd", "ndarray", "operator", "mod", "io", "metric", 
            "lr_scheduler", "callback", "model", "random", "viz", "onnx", "cpu", "gpu", "cpu_pinned", "Context", "current_context",
            "num_gpus", "name", "AttrScope", "MXNetError", "Executor", "base", "__version__", "kv", "kvstore", "opt",
            "rnd", "visualization", "test_utils", "autograd", "contrib", "recordio", "image", "img", "rnn", "monitor", "mon"]
+
+# MXNet's mx.test_utils imports mxnet as `mx`, and its tests use that name through `from mxnet.test_utils import *`
+test_utils.mx = sys.modules[__name__]

@@ -1,9 +1,20 @@
 """Devices: `mx.cpu()`, `mx.gpu(i)`, `mx.Context` and the `with ctx:` default (MXNet's `mxnet.context`)."""
 import threading
+import warnings
 
 from .runtime.library import cuda_device_count
 
 __all__ = ["Context", "cpu", "gpu", "cpu_pinned", "current_context", "num_gpus"]
+
+
+class _ClassProperty:
+    """A read-only property of a class (MXNet's classproperty)."""
+
+    def __init__(self, getter):
+        self.getter = getter
+
+    def __get__(self, instance, owner):
+        return self.getter(owner)
 
 
 class Context:
@@ -47,6 +58,17 @@ class Context:
 
     def __exit__(self, *exc):
         Context._default.value = self._old.pop()
+
+    @_ClassProperty
+    def default_ctx(cls):
+        """The current default device (deprecated in MXNet 1.x for current_context())."""
+        warnings.warn("Context.default_ctx has been deprecated. Please use Context.current_context() instead. "
+                      "Please use test_utils.set_default_context to set a default context", DeprecationWarning)
+        return current_context()
+
+    @staticmethod
+    def current_context():
+        return current_context()
 
 
 def cpu(device_id=0):
