@@ -1,7 +1,7 @@
 """Random data helpers of `mx.test_utils` (arrays, shapes, large-tensor builders) and its statistical checks of
 random generators (mean, variance and chi-square tests, as in MXNet 1.9).
 
-onnxsym arrays are dense only: a sparse storage type ('csr', 'row_sparse') raises a clear MXNetError naming it.
+Sparse storage types ('csr', 'row_sparse') give mx.nd.sparse arrays, drawn as MXNet's helpers draw them.
 The chi-square p-value is computed here (regularized upper incomplete gamma), so scipy is not needed.
 """
 import math
@@ -11,6 +11,7 @@ import numpy.random as rnd
 
 from .base import MXNetError
 from .context import current_context
+from .ndarray import sparse
 from .runtime.ndarray import NDArray, as_ndarray
 
 __all__ = ["default_dtype", "random_arrays", "random_uniform_arrays", "random_sample", "rand_shape_2d",
@@ -82,42 +83,138 @@ def assign_each2(input1, input2, function):
     return np.vectorize(function)(input1, input2)
 
 
-def _dense_only(stype):
-    if stype != "default":
-        raise MXNetError("storage type %r is not supported: onnxsym arrays are dense (stype='default'); sparse "
-                         "'csr'/'row_sparse' NDArrays do not exist here" % (stype,))
-
-
 def rand_ndarray(shape, stype="default", density=None, dtype=None, modifier_func=None, shuffle_csr_indices=False,
                  distribution=None, ctx=None):
-    """A random standard-normal NDArray (float32 unless `dtype`). Only stype='default' exists in onnxsym."""
-    _dense_only(stype)
-    return as_ndarray(random_arrays(shape), ctx or current_context(), dtype)
+    """A random NDArray: standard-normal values for stype 'default' (float32 unless `dtype`), else
+    rand_sparse_ndarray's sparse array."""
+    if stype == "default":
+        return as_ndarray(random_arrays(shape), ctx or current_context(), dtype)
+    return rand_sparse_ndarray(shape, stype, density=density, modifier_func=modifier_func, dtype=dtype,
+                               shuffle_csr_indices=shuffle_csr_indices, distribution=distribution, ctx=ctx)[0]
 
 
 def rand_sparse_ndarray(shape, stype, density=None, dtype=None, distribution=None, data_init=None,
                         rsp_indices=None, modifier_func=None, shuffle_csr_indices=False, ctx=None):
-    """MXNet returns (sparse array, (its numpy parts)); onnxsym has no sparse storage, so this always raises."""
-    _dense_only(stype)
-    raise MXNetError("rand_sparse_ndarray makes sparse arrays; use rand_ndarray(shape, 'default')")
+    """(a random sparse array, its numpy parts) as MXNet's: row_sparse keeps each row with probability
+    `density` (uniform values in [0, 1)), csr draws a scipy.sparse.rand matrix ('uniform') or fills rows with
+    exponentially growing counts ('powerlaw'); numpy's global RNG throughout."""
+    ctx = ctx or current_context()
+    density = rnd.rand() if density is None else density
+    dtype = default_dtype() if dtype is None else dtype
+    distribution = "uniform" if distribution is None else distribution
+    if stype == "row_sparse":
+        if distribution != "uniform":
+            raise MXNetError("Distribution %s not supported for row_sparse" % distribution)
+        if rsp_indices is not None:
+            indices = np.asarray(rsp_indices)
+            if len(indices) > shape[0]:
+                raise MXNetError("rsp_indices has more entries (%d) than rows (%d)" % (len(indices), shape[0]))
+        else:
+            indices = np.argwhere(rnd.rand(shape[0]) < density).flatten()
+        if indices.shape[0] == 0:
+            return sparse.zeros("row_sparse", shape, ctx=ctx, dtype=dtype), (np.array([], dtype=dtype),
+                                                                             np.array([]))
+        values = rnd.rand(indices.shape[0], *shape[1:]).astype(dtype)
+        if data_init is not None:
+            values.fill(data_init)
+        if modifier_func is not None:
+            values = assign_each(values, modifier_func)
+        array = sparse.row_sparse_array((values, indices), shape=shape, dtype=dtype, ctx=ctx)
+        return array, (values, indices)
+    if stype == "csr":
+        if len(shape) != 2:
+            raise MXNetError("a csr array is 2-D; got shape %s" % (tuple(shape),))
+        if distribution == "uniform":
+            array = _uniform_csr(shape, density, dtype, data_init, shuffle_csr_indices)
+        elif distribution == "powerlaw":
+            array = _powerlaw_csr(shape, density, dtype)
+        else:
+            raise MXNetError("Distribution not supported: %s" % distribution)
+        array = array.copyto(ctx) if array.context != ctx else array
+        return array, (array.indptr, array.indices, array.data)
+    raise MXNetError("unknown storage type %r (MXNet's sparse ones are 'row_sparse' and 'csr')" % (stype,))
+
+
+def _uniform_csr(shape, density, dtype, data_init, shuffle_csr_indices):
+    """MXNet's _get_uniform_dataset_csr: scipy.sparse.rand's matrix, or without scipy uniform values below
+    `density` kept."""
+    _check_density(density)
+    try:
+        import scipy.sparse
+    except ImportError:
+        if data_init is not None or shuffle_csr_indices:
+            raise MXNetError("data_init and shuffle_csr_indices need scipy") from None
+        dense = rnd.uniform(size=shape).astype(dtype)
+        return sparse.csr_matrix(dense * (dense < density), dtype=dtype)
+    matrix = scipy.sparse.rand(shape[0], shape[1], density, dtype=dtype, format="csr")
+    if data_init is not None:
+        matrix.data.fill(data_init)
+    if shuffle_csr_indices:
+        shuffle_csr_column_indices(matrix)
+    matrix.sort_indices()   # (the dense-backed CSRNDArray lists each row's columns in order)
+    return sparse.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=shape, dtype=dtype)
+
+
+def _powerlaw_csr(shape, density, dtype):
+    """MXNet's _get_powerlaw_dataset_csr: each row's first entry, then rows with 2, 4, 8, ... entries until
+    int(rows * cols * density) are set."""
+    _check_density(density)
+    rows, cols = shape
+    unused = int(rows * cols * density)
+    if unused < 2 * rows:
+        raise ValueError("not supported for this density: %s for this shape (%s,%s)" % (density, rows, cols))
+    dense = np.zeros(shape, dtype=dtype)
+    for row in range(rows):
+        dense[row][0] = 1 + rnd.uniform(0.001, 2)
+        unused -= 1
+        if unused <= 0:
+            return sparse.csr_matrix(dense)
+    col_max = 2
+    for row in range(rows):
+        col_limit = min(cols, col_max)
+        if col_limit == cols and unused > col_limit:
+            dense[row] = 1 + rnd.uniform(0.001, 2)
+            unused = unused - col_limit + 1
+            if unused <= 0:
+                return sparse.csr_matrix(dense)
+            continue
+        for col in range(1, col_limit):
+            dense[row][col] = 1 + rnd.uniform(0.001, 2)
+            unused -= 1
+            if unused <= 0:
+                return sparse.csr_matrix(dense)
+        col_max *= 2
+    if unused > 0:
+        raise ValueError("not supported for this density: %s for this shape (%s,%s)" % (density, rows, cols))
+    return sparse.csr_matrix(dense)
+
+
+def _check_density(density):
+    if not 0 <= density <= 1:
+        raise ValueError("density has to be between 0 and 1")
 
 
 def create_sparse_array(shape, stype, data_init=None, rsp_indices=None, dtype=None, modifier_func=None,
                         density=.5, shuffle_csr_indices=False):
+    """A random sparse array (row_sparse indices sorted first, as MXNet's)."""
+    if stype == "row_sparse" and rsp_indices is not None:
+        rsp_indices = np.sort(np.asarray(rsp_indices))
     return rand_sparse_ndarray(shape, stype, density=density, dtype=dtype, data_init=data_init,
-                               rsp_indices=rsp_indices, modifier_func=modifier_func)
+                               rsp_indices=rsp_indices, modifier_func=modifier_func,
+                               shuffle_csr_indices=shuffle_csr_indices)[0]
 
 
 def create_sparse_array_zd(shape, stype, density, data_init=None, rsp_indices=None, dtype=None,
                            modifier_func=None, shuffle_csr_indices=False):
-    return create_sparse_array(shape, stype, data_init, rsp_indices, dtype, modifier_func, density)
+    """create_sparse_array whose row_sparse rows are rsp_indices alone (density 0 otherwise), as MXNet's."""
+    if stype == "row_sparse":
+        density = 0.0
+    return create_sparse_array(shape, stype, data_init, rsp_indices, dtype, modifier_func, density,
+                               shuffle_csr_indices)
 
 
 def shuffle_csr_column_indices(csr):
-    """Shuffle the column indices within each row of a CSR matrix in place. Works on any object with numpy
-    `indptr` and `indices` (scipy.sparse.csr_matrix); onnxsym itself has no CSR arrays."""
-    if isinstance(csr, NDArray):
-        _dense_only("csr")
+    """Shuffle the column indices within each row of a scipy.sparse.csr_matrix in place (MXNet's helper)."""
     for row in range(len(csr.indptr) - 1):
         start, end = csr.indptr[row], csr.indptr[row + 1]
         part = np.array(csr.indices[start:end])

@@ -23,6 +23,7 @@ import numpy as np
 from ._files import atomic_write
 from .base import MXNetError
 from .runtime.ndarray import NDArray
+from .runtime.sparse import RowSparseNDArray, retain_rows, sparse_array
 
 __all__ = ["KVStoreBase", "KVStore", "create"]
 
@@ -379,6 +380,13 @@ class KVStore(KVStoreBase):
             return values[0]            # comm.h: "avoid extra copy for single device"
         dtype = self._dtypes[key]
         arrays = [v.asnumpy() for v in values]
+        if isinstance(values[0], RowSparseNDArray):
+            # Comm::ReduceRowSparse (the first value decides): the sum, storing every row some value stores
+            total = arrays[0].astype(dtype)
+            for a in arrays[1:]:
+                total = total + a.astype(dtype)
+            rows = np.unique(np.concatenate([v._rows() for v in values if isinstance(v, RowSparseNDArray)]))
+            return sparse_array("row_sparse", total, stored.context, (rows.astype(np.int64),))
         if self._device_comm:           # CommDevice: cast into the key's dtype, ElementwiseSum left to right
             total = arrays[0].astype(dtype)
             for a in arrays[1:]:
@@ -401,7 +409,11 @@ class KVStore(KVStoreBase):
         stored = self._store[key]
         for target in targets:
             _check_shape(stored, target, "pull", key)
-            if target is not stored:
+            if target is stored:
+                continue
+            if target.stype == stored.stype != "default" and target.dtype == stored.dtype:
+                stored.copyto(target)       # a sparse target takes the stored entries too
+            else:
                 target[:] = stored.asnumpy().astype(target.dtype, copy=False)
 
     def _row_sparse_copy_out(self, key, targets, row_ids):
@@ -411,7 +423,13 @@ class KVStore(KVStoreBase):
             if stype != "row_sparse":
                 raise MXNetError("KVStore.row_sparse_pull of key %r: Expected row_sparse storage type for "
                                  "row_sparse_pull values, but detected storage type %s" % (key, stype))
-        raise MXNetError("KVStore.row_sparse_pull of key %r: this store holds no row_sparse values" % (key,))
+        stored = self._store[key]
+        if stored.stype != "row_sparse":
+            raise MXNetError("KVStore.row_sparse_pull of key %r: PullRowSparse expects row_sparse src NDArray; the "
+                             "key holds a %s array" % (key, stored.stype))
+        for target, ids in zip(targets, row_ids if len(row_ids) == len(targets) else row_ids * len(targets)):
+            _check_shape(stored, target, "row_sparse_pull", key)
+            retain_rows(stored, ids).copyto(target)
 
 
 @KVStoreBase.register

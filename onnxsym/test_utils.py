@@ -5,8 +5,8 @@ MXNet's tests reach through it (np, npt, rnd, sys, os, logging, time) included. 
 re-exported here: _test_utils_compare (tolerances, assert_almost_equal), _test_utils_random (random data, checks of
 random generators), _test_utils_env (environment variables, stderr, retries, downloads). This file holds the
 helpers that run symbols: check_symbolic_forward/backward, check_numeric_gradient, check_consistency, check_speed,
-simple_forward and compare_optimizer. onnxsym has no gluon, no mx.np and no sparse storage, so the helpers for them
-(check_gluon_hybridize_consistency, has_tvm_ops, ...) are absent, and sparse stypes raise naming the stype.
+simple_forward and compare_optimizer (sparse storage types too). onnxsym has no gluon and no mx.np, so the helpers
+for them (check_gluon_hybridize_consistency, has_tvm_ops, ...) are absent.
 """
 import json
 import logging  # noqa: F401  (exported: MXNet's tests use it through `import *`)
@@ -362,14 +362,14 @@ def compare_optimizer(opt1, opt2, shape, dtype, w_stype="default", g_stype="defa
                       compare_states=True, ntensors=1):
     """Apply opt1 and opt2 to the same random weights and gradients (uniform [0, 1)) and compare their states and
     updated weights. `shape` a list: opt2 updates `ntensors` tensors in one multi-tensor call, opt1 one by one.
-    Only dense ('default') storage exists in onnxsym."""
+    A sparse `w_stype`/`g_stype` gives opt2 a sparse weight (all rows stored) or gradient (random rows) and opt1
+    their dense copies, as MXNet's helper."""
     ctx = default_context()
-    for stype in (w_stype, g_stype):
-        rand_ndarray((1,), stype)              # raises, naming it, for a sparse stype
     if not isinstance(shape, list):
         assert ntensors == 1
-        w2, g2 = (_random_uniform(shape=shape, ctx=ctx, dtype=dtype) for _ in range(2))
-        w1, g1 = w2.copyto(ctx), g2.copyto(ctx)
+        w2 = _compared_array(shape, ctx, dtype, w_stype, density=1)
+        g2 = _compared_array(shape, ctx, dtype, g_stype, density=None)
+        w1, g1 = w2.copyto(ctx).tostype("default"), g2.copyto(ctx).tostype("default")
         state1 = opt1.create_state_multi_precision(0, w1)
         state2 = opt2.create_state_multi_precision(0, w2)
         if compare_states:
@@ -391,6 +391,14 @@ def compare_optimizer(opt1, opt2, shape, dtype, w_stype="default", g_stype="defa
         if compare_states:
             compare_ndarray_tuple(state1, state2[i], rtol, atol)
         compare_ndarray_tuple(w1[i], w2[i], rtol, atol)
+
+
+def _compared_array(shape, ctx, dtype, stype, density):
+    if stype == "default":
+        return _random_uniform(shape=shape, ctx=ctx, dtype=dtype)
+    if stype in ("row_sparse", "csr"):
+        return rand_ndarray(shape, stype, density=density, dtype=dtype)
+    raise MXNetError("compare_optimizer: storage type %r is not supported" % (stype,))
 
 
 def same_array(array1, array2):

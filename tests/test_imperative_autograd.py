@@ -157,8 +157,15 @@ def test_get_symbol_and_errors():
         mx.autograd.grad(y, [x], create_graph=True)
     with pytest.raises(MXNetError, match="marked"):
         mx.autograd.grad(y, [mx.nd.ones(2)])
-    with pytest.raises(MXNetError, match="dense"):
-        x.attach_grad(stype="row_sparse")
+    x.attach_grad(stype="row_sparse")             # the gradient buffer in that storage type, as MXNet's
+    assert x.grad.stype == "row_sparse" and x.grad.asnumpy().tolist() == [[0, 0], [0, 0]]
+    with mx.autograd.record():
+        y = (x * mx.nd.array([[0, 0], [2, 3]])).sum()
+    y.backward()
+    assert x.grad.stype == "row_sparse" and x.grad.indices.asnumpy().tolist() == [1]
+    np.testing.assert_array_equal(x.grad.asnumpy(), [[0, 0], [2, 3]])
+    with pytest.raises(MXNetError, match="storage type"):
+        x.attach_grad(stype="coo")
     assert x.tostype("default").asnumpy().tolist() == [[1, 1], [1, 1]]
 
 

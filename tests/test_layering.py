@@ -37,8 +37,8 @@ LAYERS = [
     # the Symbol API over the registry: composition, inference, MXNet's JSON
     ("lower", ["onnxsym.lower.to_onnx"]),
     # Symbol -> ONNX model
-    ("ndarray", ["onnxsym.runtime.ndarray"]),
-    # NDArray: a numpy buffer on a device
+    ("ndarray", ["onnxsym.runtime.ndarray", "onnxsym.runtime.sparse"]),
+    # NDArray: a numpy buffer on a device; its sparse storage types (row_sparse, csr) over dense buffers
     ("custom", ["onnxsym.custom.*"]),
     # mx.operator and the Custom op: its lowering needs Symbols (composites) and kernels that run on NDArrays
     ("runtime", ["onnxsym.runtime.pyops", "onnxsym.runtime.ort", "onnxsym.runtime.binding",

@@ -228,6 +228,22 @@ def _v2(shape, flag=0, stype=0, data=None, magic=0xF993FAC9):
     return body + (data if data is not None else b"\0" * (4 * int(np.prod(shape))))
 
 
+def _sparse(stype, shape, storage, aux, values):
+    """A V2 sparse record: storage shape, shape, cpu(0), float32, int64 aux arrays, then the data."""
+    shape_bytes = lambda s: struct.pack("<i", len(s)) + struct.pack("<%dq" % len(s), *s)
+    body = struct.pack("<Ii", 0xF993FAC9, stype) + shape_bytes(storage) + shape_bytes(shape)
+    body += struct.pack("<iii", 1, 0, 0) + b"".join(struct.pack("<i", 6) + shape_bytes((len(a),)) for a in aux)
+    return body + np.asarray(values, np.float32).tobytes() + b"".join(np.asarray(a, np.int64).tobytes() for a in aux)
+
+
+def _rsp(shape, rows):
+    return _sparse(1, shape, (len(rows),) + shape[1:], [rows], np.ones((len(rows),) + shape[1:]))
+
+
+def _csr(shape, indptr, cols):
+    return _sparse(2, shape, (len(cols),), [indptr, cols], np.ones(len(cols)))
+
+
 def _names(*names):
     return struct.pack("<Q", len(names)) + b"".join(struct.pack("<Q", len(n)) + n for n in names)
 
@@ -254,9 +270,14 @@ PARAMS_CASES = {  # name: (bytes, what the message says after "cannot load <sour
     "unknown type flag": (_header(1) + _v2((1,), flag=13), "unknown dtype flag 13"),
     "negative type flag": (_header(1) + _v2((1,), flag=-1), "unknown dtype flag -1"),
     "bfloat16": (_header(1) + _v2((1,), flag=12), "bfloat16 dtype flag 12"),
-    "row_sparse": (_header(1) + _v2((4,), stype=1), "sparse arrays \\(row_sparse\\) are not supported"),
-    "csr": (_header(1) + _v2((4,), stype=2), "sparse arrays \\(csr\\) are not supported"),
-    "unknown storage type": (_header(1) + _v2((4,), stype=-7), "sparse arrays \\(storage type -7\\)"),
+    "row_sparse row out of range": (_header(1) + _rsp((4, 2), [7]), "indices must be unique, sorted"),
+    "row_sparse rows unsorted": (_header(1) + _rsp((4, 2), [2, 1]), "indices must be unique, sorted"),
+    "row_sparse cut short": (_header(1) + _rsp((4, 2), [1, 2])[:-4], "aux array 0 of shape \\(2,\\) int64 needs"),
+    "row_sparse huge dense shape": (_header(1) + _rsp((1 << 40, 1 << 20), []), "dense-backed sparse arrays allow"),
+    "csr indptr wrong": (_header(1) + _csr((2, 3), [0, 3, 1], [1]), "indptr must have 3 entries"),
+    "csr column out of range": (_header(1) + _csr((2, 3), [0, 1, 1], [5]), "column indices of each row"),
+    "csr in a V3 record": (_header(1) + struct.pack("<Ii", 0xF993FACA, 2), "storage type 2 in a 0xF993FACA record"),
+    "unknown storage type": (_header(1) + _v2((4,), stype=-7), "storage type -7"),
     "V2 none array": (_header(1) + _v2(()), "array 0 of 1: it is a 'none' array"),
     "V3 none array": (_header(1) + struct.pack("<Iii", 0xF993FACA, 0, -1), "it is a 'none' array"),
     "V1 none array": (_header(1) + struct.pack("<Ii", 0xF993FAC8, 0), "it is a 'none' array"),

@@ -69,7 +69,7 @@ def test_every_missing_mxnet_operator_says_so(namespace):
 def test_missing_mxnet_function_and_namespace():
     assert _missing_message(mx.nd, "imdecode").startswith(
         "mx.nd.imdecode is an MXNet function that onnxsym does not implement yet")
-    assert _missing_message(mx.sym, "sparse").startswith("mx.sym.sparse is an MXNet namespace that onnxsym does not")
+    assert _missing_message(mx.sym, "image").startswith("mx.sym.image is an MXNet namespace that onnxsym does not")
 
 
 @pytest.mark.parametrize("namespace, name, suggestion", [

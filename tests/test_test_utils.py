@@ -162,11 +162,15 @@ def test_random_shapes_and_arrays():
 
 
 @pytest.mark.parametrize("stype", ["csr", "row_sparse"])
-def test_sparse_stypes_raise_naming_the_stype(stype):
-    for call in (lambda: tu.rand_ndarray((2, 2), stype), lambda: tu.rand_sparse_ndarray((2, 2), stype),
-                 lambda: tu.create_sparse_array((2, 2), stype)):
-        with pytest.raises(mx.MXNetError, match=stype):
-            call()
+def test_sparse_stypes_give_sparse_arrays(stype):
+    np.random.seed(0)
+    for array in (tu.rand_ndarray((4, 3), stype, density=0.5), tu.rand_sparse_ndarray((4, 3), stype)[0],
+                  tu.create_sparse_array((4, 3), stype)):
+        assert array.stype == stype and array.shape == (4, 3)
+        stored = array.data.asnumpy()
+        assert np.all(stored != 0) and np.count_nonzero(array.asnumpy()) == stored.size
+    with pytest.raises(mx.MXNetError, match="coo"):
+        tu.rand_ndarray((2, 2), "coo")
 
 
 def test_shuffle_csr_and_large_tensor_builders():
@@ -342,8 +346,11 @@ def test_compare_optimizer():
     with pytest.raises(AssertionError):
         tu.compare_optimizer(mx.optimizer.SGD(learning_rate=0.1), mx.optimizer.SGD(learning_rate=0.2), (3, 4),
                              np.float32)
-    with pytest.raises(mx.MXNetError, match="row_sparse"):
-        tu.compare_optimizer(mx.optimizer.SGD(), mx.optimizer.SGD(), (3, 4), np.float32, g_stype="row_sparse")
+    # a row_sparse gradient: lazy SGD (opt2, sparse) and dense SGD (opt1) agree without momentum and weight decay
+    tu.compare_optimizer(mx.optimizer.SGD(learning_rate=0.1), mx.optimizer.SGD(learning_rate=0.1), (4, 3),
+                         np.float32, g_stype="row_sparse")
+    with pytest.raises(mx.MXNetError, match="coo"):
+        tu.compare_optimizer(mx.optimizer.SGD(), mx.optimizer.SGD(), (3, 4), np.float32, g_stype="coo")
 
 
 def test_same_array_and_symbol_structure():

@@ -32,6 +32,7 @@ class BucketingModule(BaseModule):
         self._group2ctxs = group2ctxs
         self._fixed_param_names = fixed_param_names
         self._state_names = state_names
+        self._compression_params = compression_params
         self._buckets = {}
         self._curr_module = None
         self._curr_bucket_key = None
@@ -50,7 +51,7 @@ class BucketingModule(BaseModule):
         return Module(generated if symbol is None else symbol, data_names, label_names, logger=self.logger,
                       context=self._context, work_load_list=self._work_load_list,
                       fixed_param_names=self._fixed_param_names, state_names=self._state_names,
-                      group2ctxs=self._group2ctxs)
+                      group2ctxs=self._group2ctxs, compression_params=self._compression_params)
 
     @property
     def data_names(self):

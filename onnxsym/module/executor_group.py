@@ -16,6 +16,7 @@ from ..base import MXNetError
 from ..runtime.device import touch
 from ..runtime.executor import Executor
 from ..runtime.ndarray import NDArray
+from ..runtime.sparse import argument_stypes, gradient_stypes, sparse_array
 from .io import DataDesc
 
 __all__ = ["DataParallelExecutorGroup", "bind_executor", "split_batch", "grad_reqs"]
@@ -90,19 +91,24 @@ def bind_executor(symbol, ctx, descs, param_names, reqs, label_names=(), shared=
         arg_types, _, aux_types = symbol.infer_type(**defaults)
 
     groups = symbol.attr_dict() if group2ctx else {}
+    arg_stypes = argument_stypes(symbol)
+    grad_stypes = gradient_stypes(symbol, arg_stypes)
 
-    def array(name, shape, dtype, table):
+    def array(name, shape, dtype, table, stype="default"):
         source = table.get(name) if table is not None else None
-        if source is not None and tuple(source.shape) == tuple(shape) and source.dtype == np.dtype(dtype):
+        if source is not None and tuple(source.shape) == tuple(shape) and source.dtype == np.dtype(dtype) and \
+                source.stype == stype:
             return source
         group = groups.get(name, {}).get("__ctx_group__")
-        made = NDArray(np.zeros(shape, dtype), group2ctx.get(group, ctx) if group else ctx)
+        made = sparse_array(stype, np.zeros(shape, dtype), group2ctx.get(group, ctx) if group else ctx)
         if table is shared_data and table is not None:
             table[name] = made
         return made
 
     if shared is None:
-        shared_args, shared_grads = make_arena(arg_names, arg_shapes, arg_types, reqs, ctx) if make_arena \
+        # (sparse parameters and gradients are arrays of their own, outside the dense parameters' arena)
+        dense = {n: r if arg_stypes[n] == grad_stypes[n] == "default" else "null" for n, r in reqs.items()}
+        shared_args, shared_grads = make_arena(arg_names, arg_shapes, arg_types, dense, ctx) if make_arena \
             else (None, None)
     else:
         shared_args, shared_grads = shared._by_name, dict(zip(shared._arg_names, shared.grad_arrays))
@@ -110,8 +116,8 @@ def bind_executor(symbol, ctx, descs, param_names, reqs, label_names=(), shared=
     args, grads = [], []
     for name, shape, dtype in zip(arg_names, arg_shapes, arg_types):
         table = shared_args if name in param_names else shared_data
-        args.append(array(name, shape, dtype, table))
-        grads.append(None if reqs[name] == "null" else array(name, shape, dtype, shared_grads))
+        args.append(array(name, shape, dtype, table, arg_stypes[name]))
+        grads.append(None if reqs[name] == "null" else array(name, shape, dtype, shared_grads, grad_stypes[name]))
     aux = [array(n, s, t, shared_args) for n, s, t in zip(aux_names, aux_shapes, aux_types)]
     return Executor(symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux)
 

@@ -16,6 +16,7 @@ import numpy as np
 from ..base import MXNetError, normalize_dtype
 from ..ndarray import array
 from ..runtime.ndarray import NDArray
+from ..runtime.sparse import CSRNDArray
 
 __all__ = ["DataDesc", "DataBatch", "DataIter", "ResizeIter", "PrefetchingIter", "NDArrayIter", "CSVIter",
            "MNISTIter", "seed"]
@@ -343,8 +344,18 @@ def _init_data(data, allow_empty, default_name):
     return sorted(converted.items())
 
 
+def _take_rows(arr, idx):
+    """`arr` re-ordered by the row indices `idx` (a csr array stays csr, its stored entries moving with them)."""
+    if isinstance(arr, CSRNDArray):
+        return arr._take_rows(idx)
+    return NDArray(arr._data[idx], arr.context)
+
+
 def _slice(arr, start, end, axis):
-    """A batch of `arr`: a view when contiguous (batches along axis 0, as MXNet's NDArray slices), else a copy."""
+    """A batch of `arr`: a view when contiguous (batches along axis 0, as MXNet's NDArray slices), else a copy;
+    a csr array's batches are csr arrays (rows start:end)."""
+    if isinstance(arr, CSRNDArray):
+        return arr[start:end]
     index = [slice(None)] * arr.ndim
     index[axis] = slice(start, end)
     view = arr._data[tuple(index)]
@@ -377,6 +388,9 @@ class NDArrayIter(DataIter):
             raise ValueError("layout %r has no batch axis 'N'" % (layout,))
         self.data = _init_data(data, allow_empty=False, default_name=data_name)
         self.label = _init_data(label, allow_empty=True, default_name=label_name)
+        if any(isinstance(arr, CSRNDArray) for _, arr in self.data + self.label) and last_batch_handle != "discard":
+            raise NotImplementedError("`NDArrayIter` only supports ``CSRNDArray`` with `last_batch_handle` set to "
+                                      "`discard`.")
         self.layout = layout
         axis = layout.find("N")
         sizes = [(name, arr.shape[axis] if arr.ndim > axis else None) for name, arr in self.data + self.label]
@@ -496,8 +510,8 @@ class NDArrayIter(DataIter):
         # MXNet shuffles the index in place with numpy's global RNG (np.random.seed reproduces it; mx.random.seed
         # seeds it too) and re-orders the (already shuffled) arrays by it.
         np.random.shuffle(self.idx)
-        self.data = [(k, NDArray(v._data[self.idx], v.context)) for k, v in self.data]
-        self.label = [(k, NDArray(v._data[self.idx], v.context)) for k, v in self.label]
+        self.data = [(k, _take_rows(v, self.idx)) for k, v in self.data]
+        self.label = [(k, _take_rows(v, self.idx)) for k, v in self.label]
 
 
 class _SingleArrayIter(_HeldBatchIter):

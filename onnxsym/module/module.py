@@ -117,6 +117,7 @@ class Module(BaseModule):
         self._preload_opt_states = None
         self._arena = None          # trainable weights and gradients as views of two flat buffers (fast SGD)
         self._kvstore = None
+        self._compression_params = compression_params
         self._reset_bind()
 
     def _reset_bind(self):
@@ -405,6 +406,8 @@ class Module(BaseModule):
         self._kvstore = store if len(self._context) > 1 else None
         if self._kvstore is not None:
             self._kvstore._set_updater(self._updater)
+            if self._compression_params:
+                self._kvstore.set_gradient_compression(self._compression_params)
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)
@@ -470,27 +473,37 @@ class Module(BaseModule):
         self._params_dirty = True
         group = self._exec_group
         if len(group.execs) > 1:
-            # MXNet's local kvstore: push sums the devices' gradients, pull writes the sum into each device's
-            for block in group.grad_arrays or []:
+            # MXNet's local kvstore: push sums the devices' gradients (through its 2-bit gradient compression
+            # when compression_params asked for it), pull writes the sum into each device's
+            store = self._kvstore
+            compressed = store is not None and getattr(store, "_compression", None) is not None
+            for name, block in zip(self._param_names, group.grad_arrays or []):
                 if block[0] is None:
                     continue
-                total = sum(g.asnumpy() for g in block)
+                if compressed:
+                    if name not in store._store:
+                        store.init(name, block[0])      # (MXNet's module keys its store by parameter name)
+                    total = store._reduce(name, block).asnumpy()
+                else:
+                    total = sum(g.asnumpy() for g in block)
                 for grad in block:
                     grad._data[...] = total
                     touch(grad._data)
-        if not self._fast_sgd_update():
-            self._update_first_device()
+        # the arena's dense float32 parameters at once, when that path applies; every other one by the updater
+        done = set(self._arena["names"]) if self._fast_sgd_update() else set()
+        self._update_first_device(done)
         if len(group.execs) > 1:
             self._broadcast([n for n, block in zip(self._param_names, group.grad_arrays or [])
                              if block[0] is not None])
 
-    def _update_first_device(self):
+    def _update_first_device(self, done=()):
+        """The updater on the first device's parameters (those not in `done`)."""
         by_name = self._exec._by_name
         grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
         indices, grad_list, weights = [], [], []
         for index, name in enumerate(self._param_names):
             grad = grads.get(name)
-            if grad is not None:
+            if grad is not None and name not in done:
                 indices.append(index)
                 grad_list.append(grad)
                 weights.append(by_name[name])

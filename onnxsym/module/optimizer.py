@@ -8,6 +8,7 @@ the contiguous numpy array behind an NDArray, so executors bound to a weight see
     >>> updater(0, grad, weight)          # weight updated in place
     >>> blob = updater.get_states()       # bytes in onnxsym's own format (see `_updater_states`)
 """
+import functools
 import logging
 import math
 import os
@@ -18,6 +19,7 @@ import numpy as np
 from ..base import MXNetError
 from ..runtime.device import touch
 from ..runtime.ndarray import NDArray
+from ..runtime.sparse import RowSparseNDArray, sparse_array
 from . import device_updates
 
 __all__ = ["Optimizer", "SGD", "Signum", "FTML", "LARS", "LAMB", "DCASGD", "NAG", "SGLD", "ccSGD", "Adam",
@@ -52,13 +54,49 @@ def _python_clip(values, clip_gradient):
 
 
 def _zeros(weight, dtype=None):
-    return NDArray(np.zeros(weight.shape, dtype if dtype is not None else weight._data.dtype), weight.context)
+    """A zero state for `weight`, in its storage type (MXNet's create_state)."""
+    return sparse_array(weight.stype, np.zeros(weight.shape, dtype if dtype is not None else weight._data.dtype),
+                        weight.context)
 
 
 def _as_list(index, weight, grad, state):
     if isinstance(index, (tuple, list)):
         return list(index), list(weight), list(grad), list(state)
     return [index], [weight], [grad], [state]
+
+
+def _state_arrays(state):
+    """The NDArrays of an optimizer state (None, an array, or nested tuples/lists of them)."""
+    if isinstance(state, NDArray):
+        return [state]
+    if isinstance(state, (tuple, list)):
+        return [a for part in state for a in _state_arrays(part)]
+    return []
+
+
+def _row_sparse_aware(update):
+    """`update` (an optimizer's update or update_multi_precision) with MXNet's lazy update for row_sparse
+    gradients: where the optimizer applies them lazily (`_lazy_sparse`), only the rows the gradient stores change,
+    in the weight and in every state of the same shape; the others keep their values (no weight decay, no
+    momentum). Optimizers without a sparse kernel in MXNet update every row (its storage fallback)."""
+    @functools.wraps(update)
+    def wrapped(self, index, weight, grad, state):
+        _, weights, grads, states = _as_list(index, weight, grad, state)
+        kept = []
+        for w, g, st in zip(weights, grads, states):
+            if isinstance(g, RowSparseNDArray) and self._lazy_sparse(w) and w.shape[0]:
+                others = np.setdiff1d(np.arange(w.shape[0]), g._rows())
+                if others.size:
+                    arrays = [w] + [a for a in _state_arrays(st) if a.shape[:1] == w.shape[:1]]
+                    kept.append((others, [(a, a._data[others].copy()) for a in arrays]))
+        result = update(self, index, weight, grad, state)
+        for others, arrays in kept:
+            for array, values in arrays:
+                array._data[others] = values
+                touch(array._data)
+        return result
+    wrapped.row_sparse_aware = True
+    return wrapped
 
 
 class Optimizer:
@@ -77,6 +115,20 @@ class Optimizer:
     multi_precision : bool, keep a float32 master copy of float16 weights.
     param_dict : dict of int to a parameter with ``lr_mult``/``wd_mult`` (Gluon), looked up first.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("update", "update_multi_precision"):
+            method = getattr(cls, name)
+            if not getattr(method, "row_sparse_aware", False):     # (mixins such as _ImplDispatch define them)
+                setattr(cls, name, _row_sparse_aware(method))
+
+    def _lazy_sparse(self, weight):
+        """Whether a row_sparse gradient updates only its rows: MXNet's sgd/adam kernels with lazy_update, and
+        ftrl_update on a row_sparse weight (its dense fallback, for a dense weight, updates every row)."""
+        if hasattr(self, "lazy_update"):
+            return bool(self.lazy_update)
+        return isinstance(weight, RowSparseNDArray) and isinstance(self, Ftrl)
 
     opt_registry = {}
 
@@ -309,7 +361,7 @@ class _MasterLast(_ImplDispatch):
 class SGD(_MasterLast, Optimizer):
     """SGD with momentum and weight decay: ``state = momentum*state - lr*(clip(rescale*grad) + wd*weight)``,
     ``weight += state`` (without momentum ``weight -= lr*(clip(rescale*grad) + wd*weight)``).
-    `lazy_update` only concerns row_sparse gradients, which onnxsym does not have."""
+    `lazy_update`: a row_sparse gradient updates only its rows (weight and momentum)."""
 
     def __init__(self, momentum=0.0, lazy_update=True, **kwargs):
         super().__init__(**kwargs)
@@ -716,8 +768,17 @@ class AdaGrad(Optimizer):
 
     def update(self, index, weight, grad, state):
         w, g, lr, wd = self._begin(index, weight, grad)
-        g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         history = state._data
+        if isinstance(grad, RowSparseNDArray):
+            # MXNet's _sparse_adagrad_update: the gradient's rows only, epsilon outside the square root, no wd
+            if wd != 0:
+                raise MXNetError("sparse adagrad_update does not support wd.")
+            rows = grad._rows()
+            g = _kernel_clip(g[rows] * self.rescale_grad, self.clip_gradient)
+            history[rows] += g * g
+            w[rows] -= lr * g / (np.sqrt(history[rows]) + self.float_stable_eps)
+            return
+        g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         history += g * g
         w[...] = w + (g / np.sqrt(history + self.float_stable_eps) + w * wd) * -lr
 

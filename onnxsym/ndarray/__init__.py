@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from . import contrib, random  # noqa: F401  (mx.nd.contrib, mx.nd.random)
+from . import contrib, random, sparse  # noqa: F401  (mx.nd.contrib, mx.nd.random, mx.nd.sparse)
 from .cached_op import CachedOp
 from ..base import MXNetError, normalize_dtype
 from ..runtime.imperative import invoke
@@ -79,16 +79,25 @@ def from_dlpack(dlpack):
 
 
 def array(source_array, ctx=None, dtype=None):
-    """An NDArray copy of `source_array` (float32 unless `dtype` says otherwise or it is an NDArray)."""
+    """An NDArray copy of `source_array` (float32 unless `dtype` says otherwise or it is an NDArray); a sparse
+    array or a scipy.sparse.csr_matrix gives a sparse copy (mx.nd.sparse.array)."""
+    if isinstance(source_array, sparse.BaseSparseNDArray) or sparse._is_scipy_csr(source_array):
+        return sparse.array(source_array, ctx, dtype)
     return as_ndarray(source_array, ctx, dtype)
 
 
-def empty(shape, ctx=None, dtype=None):
-    """An uninitialised array (zero-filled here, so results are reproducible)."""
+def empty(shape, ctx=None, dtype=None, stype=None):
+    """An uninitialised array (zero-filled here, so results are reproducible); `stype` 'row_sparse'/'csr' gives
+    an empty sparse array."""
+    if stype not in (None, "default"):
+        return sparse.empty(stype, creation_shape(shape, "empty", allow_zero=True), ctx, dtype)
     return NDArray(np.zeros(creation_shape(shape, "empty", allow_zero=True), normalize_dtype(dtype)), ctx)
 
 
-def zeros(shape, ctx=None, dtype=None, out=None, **kwargs):
+def zeros(shape, ctx=None, dtype=None, stype=None, out=None, **kwargs):
+    """An all-zero array; `stype` 'row_sparse'/'csr' gives a sparse one (nothing stored)."""
+    if stype not in (None, "default"):
+        return sparse.zeros(stype, creation_shape(shape, "zeros"), ctx, dtype)
     return _filled(shape, 0, ctx, dtype, out, "zeros")
 
 

@@ -16,6 +16,8 @@ import numpy as np
 from .._files import atomic_save
 from ..base import DTYPE_NAMES, MXNetError
 from ..runtime.ndarray import NDArray
+from ..runtime.sparse import BaseSparseNDArray
+from . import sparse
 from ..util import is_np_shape
 
 __all__ = ["save", "load", "load_frombuffer", "array_to_bytes", "array_from_bytes"]
@@ -23,14 +25,18 @@ __all__ = ["save", "load", "load_frombuffer", "array_to_bytes", "array_from_byte
 LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 _STORAGE_NAMES = {1: "row_sparse", 2: "csr"}
+_STORAGE_CODES = {name: code for code, name in _STORAGE_NAMES.items()}
 _TYPE_FLAGS = {np.dtype(name): flag for flag, name in enumerate(DTYPE_NAMES)}
 _CPU = 1
+_SPARSE_DENSE_LIMIT = 1 << 38     # sparse arrays are kept densely (runtime/sparse.py): refuse what cannot fit
 
 
 # ----- writing -----
 def _encode_array(array, label, scalar_ok=False):
     """The V2 record of one dense array (cpu(0), stype 0); with `scalar_ok`, a 0-d array as a V3 (np-shape)
     record, which MXNet 1.9 reads too."""
+    if isinstance(array, BaseSparseNDArray):
+        return _encode_sparse(array, label)
     data = array._data
     flag = _TYPE_FLAGS.get(data.dtype)
     if flag is None:
@@ -44,6 +50,27 @@ def _encode_array(array, label, scalar_ok=False):
     header = struct.pack("<Iii", magic, 0, data.ndim) + struct.pack("<%dq" % data.ndim, *data.shape)
     header += struct.pack("<iii", _CPU, 0, flag)
     return header + np.asarray(data, order="C").astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def _shape_bytes(shape):
+    return struct.pack("<i", len(shape)) + struct.pack("<%dq" % len(shape), *shape)
+
+
+def _encode_sparse(array, label):
+    """The V2 record of a row_sparse or csr array: storage shape, shape, cpu(0), type, aux types and shapes,
+    the stored values, then the aux arrays (row indices; indptr and column indices)."""
+    if is_np_shape():
+        raise MXNetError("cannot save %s: MXNet saves sparse arrays only outside NumPy shape semantics" % label)
+    values, aux = array.data._data, array._aux()
+    flag = _TYPE_FLAGS.get(values.dtype)
+    if flag is None:
+        raise MXNetError("cannot save %s: dtype %s has no MXNet type flag" % (label, values.dtype))
+    header = struct.pack("<Ii", V2_MAGIC, _STORAGE_CODES[array.stype]) + _shape_bytes(values.shape)
+    header += _shape_bytes(array.shape) + struct.pack("<iii", _CPU, 0, flag)
+    for part in aux:
+        header += struct.pack("<i", _TYPE_FLAGS[np.dtype(np.int64)]) + _shape_bytes(part.shape)
+    return header + b"".join(np.ascontiguousarray(p).astype(p.dtype.newbyteorder("<"), copy=False).tobytes()
+                             for p in (values,) + tuple(aux))
 
 
 def _as_entries(data):
@@ -135,13 +162,7 @@ def _read_payload(reader, dims):
     """Context, type flag and data that follow a shape (every format version shares this tail)."""
     reader.unpack("<ii", "the context")  # saved device is ignored: everything loads on cpu, as MXNet does
     dtype = _dtype(reader.unpack("<i", "the dtype flag"), reader.where)
-    count = math.prod(dims)
-    raw = reader.take(count * dtype.itemsize, "the data of shape %s %s" % (dims, dtype.name))
-    values = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
-    try:
-        return values.reshape(dims)
-    except ValueError:  # a zero-size shape whose other dims overflow numpy's limits
-        raise MXNetError("corrupt .params data in %s: shape %s is too large" % (reader.where, dims)) from None
+    return _read_values(reader, dims, dtype, "the data")
 
 
 def _read_array(reader, check_semantics=True):
@@ -152,9 +173,10 @@ def _read_array(reader, check_semantics=True):
     if magic in (V2_MAGIC, V3_MAGIC):
         stype = reader.unpack("<i", "the storage type")
         if stype != 0:
-            kind = _STORAGE_NAMES.get(stype, "storage type %d" % stype)
-            raise MXNetError("cannot load %s: sparse arrays (%s) are not supported; save it dense "
-                             "(arr.tostype('default')) in MXNet first" % (reader.where, kind))
+            if stype not in _STORAGE_NAMES or magic != V2_MAGIC:
+                raise MXNetError("cannot load %s: storage type %d in a 0x%08X record (sparse arrays are V2 records "
+                                 "of type 1 row_sparse or 2 csr)" % (reader.where, stype, magic))
+            return _read_sparse(reader, _STORAGE_NAMES[stype], check_semantics and numpy_shape)
         ndim, dims = reader.shape()
         if ndim == -1 or (ndim == 0 and magic == V2_MAGIC):
             raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
@@ -175,6 +197,48 @@ def _read_array(reader, check_semantics=True):
         raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)
     _check_legacy(reader, check_semantics and numpy_shape)
     return _read_payload(reader, dims)
+
+
+def _read_sparse(reader, stype, numpy_shape):
+    """A row_sparse or csr record (after its storage type) as a sparse NDArray; its entries are checked as a
+    definition's (mx.nd.sparse), so a damaged file gives an MXNetError."""
+    _, storage = reader.shape()
+    ndim, dims = reader.shape()
+    if ndim <= 0:
+        raise MXNetError("cannot load %s: it is a 'none' %s array with no shape or data" % (reader.where, stype))
+    _check_legacy(reader, numpy_shape)
+    reader.unpack("<ii", "the context")
+    dtype = _dtype(reader.unpack("<i", "the dtype flag"), reader.where)
+    aux_info = []
+    for index in range(2 if stype == "csr" else 1):
+        aux_type = _dtype(reader.unpack("<i", "the type of aux array %d" % index), reader.where)
+        aux_info.append((aux_type, reader.shape()[1]))
+    values = _read_values(reader, storage, dtype, "the stored values")
+    aux = [_read_values(reader, shape, aux_type, "aux array %d" % i) for i, (aux_type, shape) in enumerate(aux_info)]
+    dense_bytes = math.prod(dims) * dtype.itemsize
+    if dense_bytes > _SPARSE_DENSE_LIMIT:
+        raise MXNetError("cannot load %s: a %s array of shape %s takes %d bytes densely, more than onnxsym's "
+                         "dense-backed sparse arrays allow (%d)" % (reader.where, stype, dims, dense_bytes,
+                                                                   _SPARSE_DENSE_LIMIT))
+    try:
+        if stype == "row_sparse":
+            return sparse.row_sparse_array((values, aux[0]), shape=dims)
+        return sparse.csr_matrix((values, aux[1], aux[0]), shape=dims)
+    except (MXNetError, ValueError) as err:
+        raise MXNetError("corrupt .params data in %s: %s" % (reader.where, err)) from None
+    except MemoryError:
+        raise MXNetError("cannot load %s: no memory for the %d bytes of a dense %s array of shape %s"
+                         % (reader.where, dense_bytes, stype, dims)) from None
+
+
+def _read_values(reader, dims, dtype, what):
+    count = math.prod(dims)
+    raw = reader.take(count * dtype.itemsize, "%s of shape %s %s" % (what, dims, dtype.name))
+    values = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
+    try:
+        return values.reshape(dims)
+    except ValueError:  # a zero-size shape whose other dims overflow numpy's limits
+        raise MXNetError("corrupt .params data in %s: shape %s is too large" % (reader.where, dims)) from None
 
 
 def _check_legacy(reader, numpy_shape):
@@ -275,7 +339,7 @@ def _load_bytes(buf, source):
         names, arrays = _read_file(buf)
     except MXNetError as err:
         raise MXNetError("cannot load %s: %s" % (source, _explain(buf, err))) from None
-    result = [NDArray(a) for a in arrays]
+    result = [a if isinstance(a, NDArray) else NDArray(a) for a in arrays]
     return dict(zip(names, result)) if names is not None else result
 
 

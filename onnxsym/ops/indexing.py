@@ -207,7 +207,8 @@ class Embedding(OpDef):
     input_dim: int = param(min=1, doc="Vocabulary size of the input indices.")
     output_dim: int = param(min=1, doc="Dimension of the embedding vectors.")
     dtype: Dtype = param("float32", doc="Data type of weight.")
-    sparse_grad: bool = param(False, doc="Compute row sparse gradient in the backward calculation (ignored).")
+    sparse_grad: bool = param(False, doc="Compute a row_sparse weight gradient (an Executor binds it so; values "
+                                         "unchanged).")
     inputs = ("data", "weight")
 
     @partial_rule

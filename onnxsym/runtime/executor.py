@@ -12,6 +12,7 @@ from ..util import is_np_shape
 from ..lower.to_onnx import is_static, lower_symbol
 from ..symbol.infer import check_float_inputs
 from .ndarray import NDArray, defer, host_buffer
+from .sparse import argument_stypes, gradient_stypes, sparse_array
 from .binding import BoundRun
 from . import monitoring, rng
 from .ort import create_session
@@ -124,13 +125,15 @@ def _check_bind_shape(name, shape):
 
 
 def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=None, shared_exec=None,
-                shared_buffer=None, shapes=None):
+                shared_buffer=None, shapes=None, stype_dict=None):
     """Allocate every array from the inferred shapes (zeros). With a `shared_buffer` dict, as MXNet's simple_bind:
     - aux states are `shared_exec`'s own arrays, and so are the arguments named in `shared_arg_names` (with their
       gradients): their shapes and dtypes must equal the inferred ones (MXNetError naming the array otherwise);
     - other arguments (and gradients) reuse the memory of `shared_buffer[name]` when it is large enough, else get
       a new array that is stored back into `shared_buffer`.
-    Without `shared_buffer` every array is new (MXNet then shares only scratch memory with `shared_exec`)."""
+    Without `shared_buffer` every array is new (MXNet then shares only scratch memory with `shared_exec`).
+    Storage types: an argument's is `stype_dict`'s or its variable's (stype=), its gradient's MXNet's inferred one
+    (runtime/sparse.py)."""
     names = symbol.list_arguments() + symbol.list_auxiliary_states()
     # MXNet reads only tuple values as shapes: other keywords that name no argument (test code passes an op's own
     # attributes, axis=-1, mode='clip') are ignored; a non-tuple shape of an argument is refused here
@@ -169,7 +172,13 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
                                                                        np.dtype(array.dtype).name))
         return array
 
+    arg_stypes = argument_stypes(symbol, stype_dict)
+    grad_stypes = gradient_stypes(symbol, arg_stypes)
+
     def reshape_or_create(key, shape, dtype):
+        stype = grad_stypes[key[len("grad of "):]] if key.startswith("grad of ") else arg_stypes[key]
+        if stype != "default":
+            return sparse_array(stype, np.zeros(shape, dtype), ctx)     # (sparse arrays are not pooled)
         if shared_buffer is None:
             return NDArray(np.zeros(shape, dtype), ctx)
         pooled = shared_buffer.get(key)
@@ -186,8 +195,8 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
             grads.append(None if req == "null" else
                          from_shared_exec(shared_exec.grad_dict, name, "gradient of argument", shape, dtype))
         elif name in shared_names:
-            args.append(NDArray(np.zeros(shape, dtype), ctx))
-            grads.append(None if req == "null" else NDArray(np.zeros(shape, dtype), ctx))
+            args.append(sparse_array(arg_stypes[name], np.zeros(shape, dtype), ctx))
+            grads.append(None if req == "null" else sparse_array(grad_stypes[name], np.zeros(shape, dtype), ctx))
         else:
             args.append(reshape_or_create(name, shape, dtype))
             grads.append(None if req == "null" else reshape_or_create("grad of " + name, shape, dtype))

@@ -12,6 +12,7 @@ from ..symbol.node import Node
 from ..symbol.symbol import Symbol
 from .device import touch
 from .ndarray import NDArray, defer, pending_of
+from .sparse import is_sparse, sparse_result
 from . import rng, tape
 from .ort import create_session, run_error
 from .pyops import raise_pending
@@ -96,7 +97,7 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
     if missing:
         raise MXNetError("%s needs input(s) %s" % (opcls.op_name, ", ".join(missing)))
     for name, array in zip(op.input_names(), slots):
-        if array.size == 0 and not is_np_shape():
+        if 0 in array.shape and not is_np_shape():
             # MXNet 1.x (legacy shape mode) reads a 0 dimension as unknown: "Operator ... inferring shapes failed"
             raise MXNetError("Operator %s: input '%s' has shape %s with a zero dimension; MXNet 1.x reads 0 as an "
                              "unknown dimension and runs no operator on zero-size arrays"
@@ -134,9 +135,14 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
         outs = out if isinstance(out, (list, tuple)) else [out]
         for dst, value in zip(outs, results):
             tape.check_in_place(dst)
-            dst[:] = value
+            if is_sparse(dst):
+                dst._assign_dense(value)
+            else:
+                dst[:] = value
         tape.record_op(op, params, slots, outs, train, entry.samples)
         return out
     arrays = [NDArray(np.asarray(r, order="C"), ctx) for r in results]
+    if opcls.op_name == "cast_storage" or any(is_sparse(a) for a in slots):
+        arrays[0] = sparse_result(opcls.op_name, op.params(), slots, arrays[0])
     tape.record_op(op, params, slots, arrays, train, entry.samples)
     return arrays[0] if len(arrays) == 1 else arrays

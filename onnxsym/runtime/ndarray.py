@@ -133,12 +133,16 @@ class NDArray:
                 return other
             if other.shape != self.shape:
                 raise ValueError("copyto: shape mismatch, source %s vs destination %s" % (self.shape, other.shape))
-            other._data[...] = self._data
-            touch(other._data)
+            other._copy_from(self)
             return _carry(self, other)
         if isinstance(other, Context):
             return _carry(self, NDArray(self._data.copy(), _check_ctx(other)))
         raise TypeError("copyto does not support type %s" % type(other).__name__)
+
+    def _copy_from(self, source):
+        """copyto's write into this array (a sparse array also takes the source's stored entries)."""
+        self._data[...] = source._data
+        touch(self._data)
 
     def as_in_context(self, context):
         return self if self._ctx == context else self.copyto(context)
@@ -263,9 +267,9 @@ class NDArray:
     def attach_grad(self, grad_req="write", stype=None):
         """Make this array a variable of mx.autograd: `grad` (zeros) receives its gradient at backward."""
         from . import tape  # lazy: NDArray's autograd methods are MXNet's API on a lower layer
-        if stype not in (None, "default"):
-            raise MXNetError("storage type '%s' is not supported: onnxsym arrays are dense (stype 'default')" % stype)
-        tape.mark_variables([self], [NDArray(np.zeros_like(self._data), self._ctx)], grad_req)
+        from .sparse import sparse_array  # lazy: sparse arrays are NDArray subclasses
+        tape.mark_variables([self], [sparse_array(stype or "default", np.zeros_like(self._data), self._ctx)],
+                            grad_req)
 
     @property
     def grad(self):
@@ -283,10 +287,9 @@ class NDArray:
         tape.backward([self], None if out_grad is None else [out_grad], retain_graph, train_mode)
 
     def tostype(self, stype):
-        """Dense arrays only: tostype('default') is a copy, other storage types are refused."""
-        if stype != "default":
-            raise MXNetError("storage type '%s' is not supported: onnxsym arrays are dense (stype 'default')" % stype)
-        return self.copy()
+        """A copy in storage type `stype` ('default', 'row_sparse' or 'csr'; runtime/sparse.py)."""
+        from .sparse import cast_storage  # lazy: sparse arrays are NDArray subclasses
+        return self.copy() if stype == "default" else cast_storage(self, stype)
 
     # ----- indexing -----
     def __getitem__(self, key):

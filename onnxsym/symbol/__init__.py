@@ -1,6 +1,6 @@
 """`mx.sym` / `mx.symbol`: the Symbol class, Variable, Group, load/save, and one function per registered op
 (generated from the operator registry at import)."""
-from . import random  # noqa: F401  (mx.sym.random)
+from . import random, sparse  # noqa: F401  (mx.sym.random, mx.sym.sparse)
 from ..name import AttrScope, NameManager, Prefix
 from .functions import (arange, eye, full, histogram, hypot, linspace, maximum, minimum, ones, pow, power,
                         split_v2, zeros)

@@ -431,7 +431,7 @@ class Symbol:
         some argument or auxiliary state has an unknown dimension (MXNet: "cannot decide shapes")."""
         from ..runtime.executor import simple_bind  # lazy: Symbol.simple_bind is MXNet's API on a lower layer
         return simple_bind(self, ctx, grad_req, type_dict, shared_arg_names=shared_arg_names,
-                           shared_exec=shared_exec, shared_buffer=shared_buffer, shapes=kwargs)
+                           shared_exec=shared_exec, shared_buffer=shared_buffer, shapes=kwargs, stype_dict=stype_dict)
 
     def eval(self, ctx=None, **kwargs):
         """Bind the given arrays, run forward once and return the outputs."""

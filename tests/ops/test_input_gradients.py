@@ -411,6 +411,7 @@ MXNET_NOT_CHECKED = {
     "_contrib_SyncBatchNorm": {"moving_mean": "auxiliary state", "moving_var": "auxiliary state"},
     "BatchNorm_v1": {"moving_mean": "auxiliary state", "moving_var": "auxiliary state"},
     "Embedding": {"data": "indices"}, "take": {"indices": "indices"}, "pick": {"index": "indices"},
+    "_contrib_SparseEmbedding": {"data": "indices"}, "_sparse_retain": {"indices": "row ids"},
     "gather_nd": {"indices": "indices"}, "batch_take": {"indices": "indices"},
     "scatter_nd": {"indices": "indices"},
     "SequenceLast": {"sequence_length": "lengths"}, "SequenceMask": {"sequence_length": "lengths"},
