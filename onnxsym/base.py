@@ -1,5 +1,6 @@
 """Errors and dtype tables shared by every layer (MXNet's `mxnet.base`)."""
 import ctypes
+import warnings
 
 import numpy as np
 
@@ -51,6 +52,21 @@ mx_real_t = np.float32      # MXNet's default real type
 # MXNet's C handle type: onnxsym's NDArrays have no C handles, but pass through ctypes as one (an NDArray's
 # `_as_parameter_`), and NDArray(handle) gives the array back: what MXNet's monitor callbacks do with their arguments
 NDArrayHandle = ctypes.c_void_p
+
+
+def register_class(registry, klass, kind, error=TypeError):
+    """MXNet's registries of optimizers and kvstores: `klass` under its lower-cased name in `registry`, warning
+    when it replaces another class (`error` when klass is not a class)."""
+    if not isinstance(klass, type):
+        raise error("register expects %s class, got %r" % (kind, klass))
+    name = klass.__name__.lower()
+    if name in registry:
+        old = registry[name]
+        warnings.warn("WARNING: New %s %s.%s is overriding existing %s %s.%s"
+                      % (kind.split()[-1], klass.__module__, klass.__name__, kind.split()[-1], old.__module__,
+                         old.__name__))
+    registry[name] = klass
+    return klass
 
 
 def py_str(value):

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from ._files import atomic_write
-from .base import MXNetError
+from .base import MXNetError, register_class
 from .runtime.ndarray import NDArray
 from .runtime.sparse import RowSparseNDArray, retain_rows, sparse_array
 
@@ -166,15 +166,7 @@ class KVStoreBase:
     @staticmethod
     def register(klass):
         """Register a KVStoreBase subclass under its lower-case class name (a decorator)."""
-        if not isinstance(klass, type):
-            raise KVStoreAssertionError("KVStoreBase.register takes a class, got %s" % type(klass).__name__)
-        name = klass.__name__.lower()
-        if name in KVStoreBase.kv_registry:
-            old = KVStoreBase.kv_registry[name]
-            warnings.warn("WARNING: New kvstore %s.%s is overriding existing kvstore %s.%s"
-                          % (klass.__module__, klass.__name__, old.__module__, old.__name__))
-        KVStoreBase.kv_registry[name] = klass
-        return klass
+        return register_class(KVStoreBase.kv_registry, klass, "a kvstore", KVStoreAssertionError)
 
 
 class KVStore(KVStoreBase):

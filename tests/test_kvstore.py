@@ -10,18 +10,12 @@ import pytest
 
 import onnxsym as mx
 
+from .fixtures.kvstore_cases import double_add, key_of
+
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "mxnet"
 RECORD = json.loads((FIXTURES / "kvstore.json").read_text())
 ARRAYS = np.load(FIXTURES / "kvstore.npz")
 SHAPE = (2, 3)
-
-
-def key_of(key):
-    return int(key) if key.isdigit() else key
-
-
-def double_add(key, value, stored):
-    stored += value * 2
 
 
 def replay(name, spec, check):

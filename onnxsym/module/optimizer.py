@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from ..base import MXNetError
+from ..base import MXNetError, register_class
 from ..runtime.device import touch
 from ..runtime.ndarray import NDArray
 from ..runtime.sparse import RowSparseNDArray, sparse_array
@@ -166,15 +166,7 @@ class Optimizer:
     @staticmethod
     def register(klass):
         """Register an optimizer class under its lower-cased class name (for `create`)."""
-        if not isinstance(klass, type):
-            raise TypeError("register expects an Optimizer class, got %r" % (klass,))
-        name = klass.__name__.lower()
-        if name in Optimizer.opt_registry:
-            old = Optimizer.opt_registry[name]
-            warnings.warn("WARNING: New optimizer %s.%s is overriding existing optimizer %s.%s"
-                          % (klass.__module__, klass.__name__, old.__module__, old.__name__))
-        Optimizer.opt_registry[name] = klass
-        return klass
+        return register_class(Optimizer.opt_registry, klass, "an optimizer")
 
     @staticmethod
     def create_optimizer(name, **kwargs):
