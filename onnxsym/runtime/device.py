@@ -26,7 +26,7 @@ from ..base import MXNetError
 from .library import gpu_emulation, ort
 
 __all__ = ["touch", "DeviceCopy", "device_of", "home_copy", "written", "sync_host", "swap", "emulating_all",
-           "version"]
+           "version", "watch"]
 
 _writes = {}          # id(root buffer) -> write count, for buffers that have a device copy
 _owners = {}          # id(root buffer) -> the home copy holding newer values than the host
@@ -75,9 +75,14 @@ def sync_host(array):
 
 
 def version(array):
-    """The write count of `array`'s root buffer (None when no device copy of it exists): equal counts, same
-    values."""
+    """The write count of `array`'s root buffer (None when it has no device copy and is not watched): equal
+    counts, same values."""
     return _writes.get(id(_root(array)))
+
+
+def watch(array):
+    """Count the writes of `array`'s root buffer from now on (`version`), as for buffers with a device copy."""
+    _track(_root(array))
 
 
 def written(copy):
