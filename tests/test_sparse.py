@@ -210,3 +210,26 @@ def test_mixed_dtype_module_updates_every_parameter():
     arg, _ = mod.get_params()
     np.testing.assert_allclose(arg["w64_weight"].asnumpy(), 0.4, rtol=1e-12)
     np.testing.assert_allclose(arg["fc_weight"].asnumpy(), 0.8, rtol=1e-6)
+
+
+def test_executors_with_sparse_arrays_reshape_and_count_bytes():
+    """Executor.reshape gives a sparse argument of a new shape its storage type again; _total_exec_bytes counts
+    sparse arrays by their dense size (their memory here)."""
+    x = mx.sym.var("data", stype="csr")
+    w = mx.sym.var("w", shape=(6, 2), stype="row_sparse")
+    exe = mx.sym.dot(x, w).simple_bind(mx.cpu(), data=(4, 6), w=(6, 2))
+    assert exe.arg_dict["data"].stype == "csr" and exe.arg_dict["w"].stype == "row_sparse"
+    assert exe.grad_dict["w"].stype == "row_sparse" and exe.grad_dict["data"].stype == "default"
+    exe.arg_dict["data"][:] = mx.nd.array(np.eye(4, 6))
+    exe.arg_dict["w"][:] = mx.nd.array(np.arange(12).reshape(6, 2))
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.ones((4, 2)))
+    assert exe.grad_dict["w"].indices.asnumpy().tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(exe.outputs[0].asnumpy(), np.arange(8).reshape(4, 2))
+    wider = exe.reshape(allow_up_sizing=True, data=(8, 6), w=(6, 2))
+    assert wider.arg_dict["data"].stype == "csr" and wider.arg_dict["data"].shape == (8, 6)
+    assert wider.arg_dict["w"] is exe.arg_dict["w"]
+    mod = mx.mod.Module(mx.sym.LinearRegressionOutput(mx.sym.dot(x, w), name="out"), label_names=["out_label"])
+    mod.bind([("data", (4, 6))], [("out_label", (4, 2))])
+    # data, w and its gradient, the label, the output (float32)
+    assert mod._exec_group._total_exec_bytes == 4 * (4 * 6 + 6 * 2 * 2 + 4 * 2 + 4 * 2)

@@ -100,7 +100,7 @@ class Custom(OpDef):
     def infer_type(self, *in_types):
         if self._function is not None:
             return super().infer_type(*in_types)
-        if in_types[0] is None:
+        if in_types and in_types[0] is None:
             return None
         # As MXNet: the prop sees None for an argument whose type is not known yet, and a None it returns stays
         # unknown (the default infer_type leaves a label's type undecided: infer_type gives (None, None, None)).

@@ -225,7 +225,7 @@ class GraphBuilder:
         name = python_op_name(PYTHON_OP_PREFIX, in_dtypes, out_dtypes)
         key = kernel.key
         self.kernels.append(kernel)
-        if self.is_train:
+        if self.is_train and inputs:    # (an op without inputs has no gradient to give: a plain Python node)
             outs = self.emit("ATen", inputs, {"operator": name, "overload_name": key}, len(out_dtypes),
                              domain=ATEN_DOMAIN)
         else:

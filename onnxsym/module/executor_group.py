@@ -219,7 +219,7 @@ class DataParallelExecutorGroup:
             for array in list(exe.arg_arrays) + list(exe.grad_arrays) + list(exe.aux_arrays) + list(exe.outputs):
                 if array is not None and id(array) not in seen:
                     seen.add(id(array))
-                    total += array.size * np.dtype(array.dtype).itemsize
+                    total += int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
         return total
 
     # ----- binding -----

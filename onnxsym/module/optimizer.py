@@ -762,13 +762,14 @@ class AdaGrad(Optimizer):
         w, g, lr, wd = self._begin(index, weight, grad)
         history = state._data
         if isinstance(grad, RowSparseNDArray):
-            # MXNet's _sparse_adagrad_update: the gradient's rows only, epsilon outside the square root, no wd
+            # MXNet's _sparse_adagrad_update (AdagradDnsRspDnsKernel): the gradient's rows only, no wd
             if wd != 0:
                 raise MXNetError("sparse adagrad_update does not support wd.")
             rows = grad._rows()
             g = _kernel_clip(g[rows] * self.rescale_grad, self.clip_gradient)
             history[rows] += g * g
-            w[rows] -= lr * g / (np.sqrt(history[rows]) + self.float_stable_eps)
+            w[rows] -= lr * g / np.sqrt(history[rows] + self.float_stable_eps)
+            touch(w)
             return
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         history += g * g

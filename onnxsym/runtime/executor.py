@@ -12,7 +12,7 @@ from ..util import is_np_shape
 from ..lower.to_onnx import is_static, lower_symbol
 from ..symbol.infer import check_float_inputs
 from .ndarray import NDArray, defer, host_buffer
-from .sparse import argument_stypes, gradient_stypes, sparse_array
+from .sparse import argument_stypes, gradient_stypes, is_sparse, sparse_array
 from .binding import BoundRun
 from .folding import FoldedRuns
 from . import monitoring, rng
@@ -531,6 +531,8 @@ class Executor:
                                  "network. If this is intended, set partial_shaping=True to suppress this "
                                  "warning." % (kind, name, arr.shape, shape))
             size = int(np.prod(shape))
+            if is_sparse(arr):      # (a sparse array has no flat memory to view: a new one of its storage type)
+                return sparse_array(arr.stype, np.zeros(shape, arr._data.dtype), arr.context)
             if size > arr.size:
                 if not allow_up_sizing:
                     raise MXNetError("New shape of %s: %s %s is larger than original %s. First making a big "

@@ -48,13 +48,14 @@ _PENDING = _Pending()
 
 def _standard_signatures():
     for dtype in ("float32", "float64"):
-        for n_args in range(1, 7):
+        for n_args in range(7):     # (custom ops without arguments too: they have no gradient to give)
             for n_aux in range(3):
                 for n_out in range(1, 4):
                     inputs = [dtype] * (n_args + n_aux)
                     yield python_op_name(PYTHON_OP_PREFIX, inputs, [dtype] * (n_out + n_aux))
-                    yield python_op_name(PYTHON_GRAD_PREFIX, [dtype] * (2 * n_out + n_args + n_aux),
-                                         [dtype] * n_args)
+                    if n_args:
+                        yield python_op_name(PYTHON_GRAD_PREFIX, [dtype] * (2 * n_out + n_args + n_aux),
+                                             [dtype] * n_args)
 
 
 def _install_hooker(ocos):

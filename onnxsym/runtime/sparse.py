@@ -15,6 +15,7 @@ import numpy as np
 
 from ..base import MXNetError, normalize_dtype
 from ..context import Context
+from .device import touch
 from .ndarray import NDArray, _check_ctx
 
 __all__ = ["BaseSparseNDArray", "RowSparseNDArray", "CSRNDArray", "NotSupportedForSparseNDArray", "STYPES",
@@ -164,6 +165,7 @@ class BaseSparseNDArray(NDArray):
         """Write dense values (broadcast to the shape); the entries stored become the non-zeros."""
         self._data[...] = values
         self._stored = None
+        touch(self._data)
 
     def _set_scalar(self, value):
         raise ValueError("Assigning numeric types to %s is not implemented yet." % type(self).__name__)
@@ -246,6 +248,7 @@ class RowSparseNDArray(BaseSparseNDArray):
         """MXNet's _set_value on a row_sparse array: every row stored, each set to `value`."""
         self._data[...] = value
         self._stored = (np.arange(self.shape[0], dtype=np.int64),)
+        touch(self._data)
 
     def retain(self, indices):
         """The rows listed in `indices`, each stored (MXNet's sparse.retain; MXNet 1.9.1's method itself drops
