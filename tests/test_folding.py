@@ -10,7 +10,7 @@ def _net():
     data = mx.sym.var("data")
     fc = mx.sym.FullyConnected(data, num_hidden=3, name="fc")
     bn = mx.sym.BatchNorm(fc, fix_gamma=False, eps=1e-3, name="bn")
-    return mx.sym.LinearRegressionOutput(mx.sym.relu(bn), name="out")
+    return mx.sym.LinearRegressionOutput(mx.sym.relu(bn, name="act"), name="out")
 
 
 def _numpy(x, params, aux):
@@ -90,9 +90,47 @@ def test_training_module_predicts_with_its_latest_parameters():
         arg, auxs = mod.get_params()
         params = {k: v.asnumpy() for k, v in arg.items()}
         aux = {k: v.asnumpy() for k, v in auxs.items()}
-        for _ in range(3):
+        for _ in range(4):
             np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
-        assert _folding(mod).builds == step + 1
+        assert _folding(mod).builds == step + 1     # made at the second forward after a step, then run 3 times
+
+
+def test_a_folded_session_that_does_not_pay_is_not_made_again_at_once():
+    """A weight written every other forward: the folded session made at the first forward serves 2 runs, fewer
+    than 3, so the next 8 forwards run the usual graph (making sessions would cost more than it saves); then one
+    is tried again. The numbers stay right throughout."""
+    rng = np.random.RandomState(4)
+    mod, params, aux = _module(False, rng)
+    x = rng.normal(0, 1, (5, 4)).astype(np.float32)
+    exe = mod._exec_group.execs[0]
+    builds = []
+    for step in range(6):
+        params["fc_bias"] = params["fc_bias"] + 1
+        exe.arg_dict["fc_bias"][:] = params["fc_bias"]
+        for _ in range(2):
+            np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
+        builds.append(_folding(mod).builds)
+    assert builds == [1, 1, 1, 1, 1, 2]
+
+
+def test_plain_executors_fold_what_stays_the_same():
+    """simple_bind(grad_req='null') + forward(data=...): the data changes at every forward, the weights do not;
+    from the second forward the weights are constants."""
+    rng = np.random.RandomState(5)
+    params, aux = _values(rng)
+    exe = _net().get_internals()["act_output"].simple_bind(mx.cpu(), grad_req="null", data=(5, 4))
+    for name, value in list(params.items()) + list(aux.items()):
+        (exe.arg_dict if name in exe.arg_dict else exe.aux_dict)[name][:] = value
+    for index in range(5):
+        x = rng.normal(0, 1, (5, 4)).astype(np.float32)
+        out = exe.forward(is_train=False, data=x)[0].asnumpy()
+        np.testing.assert_allclose(out, _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
+        assert exe._folding.builds == (0 if index < 1 else 1)
+    params["bn_gamma"] = params["bn_gamma"] * 3
+    exe.arg_dict["bn_gamma"][:] = params["bn_gamma"]
+    x = rng.normal(0, 1, (5, 4)).astype(np.float32)
+    np.testing.assert_allclose(exe.forward(is_train=False, data=x)[0].asnumpy(), _numpy(x, params, aux),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_predict_and_score_match_the_unfolded_graph():
@@ -120,3 +158,18 @@ def test_folding_keeps_out_of_sampling_graphs_and_monitors():
     seen = mon.toc()
     assert any("fc_output" in name for _, name, _ in seen)     # the monitored run is the usual graph's
     assert _folding(mod).builds == 0
+
+
+def test_arrays_shared_for_writing_through_dlpack_are_never_constants():
+    """A weight another framework may write (to_dlpack_for_write, from_dlpack): its writes are invisible to
+    onnxsym, so it stays a graph input and every forward reads its current values."""
+    rng = np.random.RandomState(6)
+    mod, params, aux = _module(False, rng)
+    exe = mod._exec_group.execs[0]
+    shared = mx.nd.from_dlpack(exe.arg_dict["fc_weight"].to_dlpack_for_write())._data     # (a consumer's view)
+    x = rng.normal(0, 1, (5, 4)).astype(np.float32)
+    for _ in range(3):
+        np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
+    shared[...] = shared * -1       # written behind onnxsym's back
+    params["fc_weight"] = params["fc_weight"] * -1
+    np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)

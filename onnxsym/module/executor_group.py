@@ -121,8 +121,7 @@ def bind_executor(symbol, ctx, descs, param_names, reqs, label_names=(), shared=
     aux = [array(n, s, t, shared_args) for n, s, t in zip(aux_names, aux_shapes, aux_types)]
     # parameters and auxiliary states are constants of inference forwards (runtime/folding.py)
     return Executor(symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux,
-                    frozen=[n for n in arg_names if n in param_names] + aux_names,
-                    inference_only=all(reqs[n] == "null" for n in arg_names))
+                    frozen=[n for n in arg_names if n in param_names] + aux_names)
 
 
 def _check_state_shapes(shared, param_names, arg_names, arg_shapes, aux_names, aux_shapes, descs):

@@ -213,10 +213,9 @@ class Executor:
     """Runs a bound symbol. `arg_dict`, `aux_dict` and `outputs` are NDArrays bound zero-copy to the ORT
     session, so `exe.arg_dict['data'][:] = batch; exe.forward()` needs no rebuild."""
 
-    def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays, output_pool=None, frozen=None,
-                 inference_only=False):
-        """`frozen`: the parameters and auxiliary states (Module's), which inference forwards may take as
-        constants (runtime/folding.py); `inference_only`: nothing trains them (fold at the first forward)."""
+    def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays, output_pool=None, frozen=None):
+        """`frozen`: the parameters and auxiliary states (a Module's), which inference forwards take as constants
+        while nothing writes them (runtime/folding.py; other executors find theirs out)."""
         self._symbol = symbol
         self._ctx = Context(ctx) if ctx is not None else current_context()
         self.arg_arrays = list(arg_arrays)
@@ -254,9 +253,8 @@ class Executor:
         self._by_name = dict(zip(names, arrays))
         self._shapes, self._dtypes = shapes, dtypes
         self._bind_io()
-        self._folding = FoldedRuns(self._lowered, self._ctx, self._by_name, frozen, self._output_bindings,
-                                   inference_only) \
-            if FoldedRuns.applies(self._lowered, self._ctx, frozen, self._forward_aux) else None
+        self._folding = FoldedRuns(self._lowered, self._ctx, self._by_name, self._output_bindings, frozen) \
+            if FoldedRuns.applies(self._lowered, self._ctx, self._forward_aux) else None
         self._monitor = None
         self._training = None       # TrainingGraph, built at the first forward(is_train=True)
         self._inference_grad = None  # the same with the ops in inference mode, for backward after forward()
