@@ -42,7 +42,8 @@ LAYERS = [
     ("custom", ["onnxsym.custom.*"]),
     # mx.operator and the Custom op: its lowering needs Symbols (composites) and kernels that run on NDArrays
     ("runtime", ["onnxsym.runtime.pyops", "onnxsym.runtime.ort", "onnxsym.runtime.binding",
-                 "onnxsym.runtime.imperative", "onnxsym.runtime.monitoring", "onnxsym.runtime.executor",
+                 "onnxsym.runtime.imperative", "onnxsym.runtime.monitoring", "onnxsym.runtime.folding",
+                 "onnxsym.runtime.executor",
                  "onnxsym.runtime.tape", "onnxsym.autograd.*"]),
     # ORT sessions (with custom ops' Python kernels), imperative mx.nd ops, training graphs, Executor
     ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.random", "onnxsym.viz",

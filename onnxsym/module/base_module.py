@@ -7,7 +7,7 @@ import numpy as np
 
 from ..base import MXNetError
 from ..ndarray import save
-from ..runtime.ndarray import NDArray, as_ndarray
+from ..runtime.ndarray import NDArray
 from . import metric as _metric
 from .initializer import Uniform
 from .io import NDArrayIter
@@ -94,9 +94,9 @@ class BaseModule:
         if isinstance(eval_data, (np.ndarray, NDArray)):
             data = eval_data.asnumpy() if isinstance(eval_data, NDArray) else eval_data
             eval_data = NDArrayIter(data, batch_size=self.data_shapes[0].shape[0], last_batch_handle="pad")
-        output_list = []
+        output_list = []        # each batch's outputs, copied once out of the executor's buffers
         for outputs, _, _ in self.iter_predict(eval_data, num_batch, reset, sparse_row_id_fn):
-            output_list.append([o.copy() for o in outputs])
+            output_list.append([o.asnumpy() for o in outputs])
         if not output_list:
             return output_list
         if merge_batches:
@@ -105,12 +105,11 @@ class BaseModule:
                 if len(out) != num_outputs:
                     raise MXNetError("Cannot merge batches, as num of outputs is not the same in mini-batches. "
                                      "Maybe bucketing is used?")
-            merged = [as_ndarray(np.concatenate([out[i].asnumpy() for out in output_list]),
-                                 dtype=output_list[0][i].dtype) for i in range(num_outputs)]
+            merged = [NDArray(np.concatenate([out[i] for out in output_list])) for i in range(num_outputs)]
             if num_outputs == 1 and not always_output_list:
                 return merged[0]
             return merged
-        return output_list
+        return [[NDArray(o) for o in out] for out in output_list]
 
     def fit(self, train_data, eval_data=None, eval_metric="acc", epoch_end_callback=None, batch_end_callback=None,
             kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),), eval_end_callback=None,

@@ -119,7 +119,9 @@ def bind_executor(symbol, ctx, descs, param_names, reqs, label_names=(), shared=
         args.append(array(name, shape, dtype, table, arg_stypes[name]))
         grads.append(None if reqs[name] == "null" else array(name, shape, dtype, shared_grads, grad_stypes[name]))
     aux = [array(n, s, t, shared_args) for n, s, t in zip(aux_names, aux_shapes, aux_types)]
-    return Executor(symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux)
+    # parameters and auxiliary states are constants of inference forwards (runtime/folding.py)
+    return Executor(symbol, ctx, args, grads, [reqs[n] for n in arg_names], aux,
+                    frozen=[n for n in arg_names if n in param_names] + aux_names)
 
 
 def _check_state_shapes(shared, param_names, arg_names, arg_shapes, aux_names, aux_shapes, descs):

@@ -8,6 +8,7 @@ from . import contrib, random, sparse  # noqa: F401  (mx.nd.contrib, mx.nd.rando
 from .cached_op import CachedOp
 from ..base import MXNetError, normalize_dtype
 from ..runtime.imperative import invoke
+from ..runtime.device import share_externally
 from ..runtime.ndarray import NDArray, as_ndarray, creation_shape, raise_any_pending
 from .functions import (add, divide, equal, eye, greater, greater_equal, histogram, lesser, lesser_equal,
                         linspace, logical_and, logical_or, logical_xor, maximum, minimum, modulo, moveaxis, multiply,
@@ -75,7 +76,9 @@ def from_dlpack(dlpack):
         return NDArray(source.copy())
     memory = (ctypes.c_char * source.nbytes).from_address(source.ctypes.data)
     memory.owner = source
-    return NDArray(np.frombuffer(memory, dtype=source.dtype).reshape(source.shape))
+    result = NDArray(np.frombuffer(memory, dtype=source.dtype).reshape(source.shape))
+    share_externally(result._data)      # the producer writes it without onnxsym knowing: never a folded constant
+    return result
 
 
 def array(source_array, ctx=None, dtype=None):

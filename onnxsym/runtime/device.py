@@ -26,12 +26,13 @@ from ..base import MXNetError
 from .library import gpu_emulation, ort
 
 __all__ = ["touch", "DeviceCopy", "device_of", "home_copy", "written", "sync_host", "swap", "emulating_all",
-           "version"]
+           "version", "version_key", "versions", "watch", "share_externally", "externally_shared"]
 
 _writes = {}          # id(root buffer) -> write count, for buffers that have a device copy
 _owners = {}          # id(root buffer) -> the home copy holding newer values than the host
 _homes = {}           # id(root buffer) -> its home copy
 _finalizers = {}
+_external = set()     # id(root buffer) of buffers shared for writing outside onnxsym (DLPack)
 
 
 def device_of(ctx):
@@ -75,9 +76,35 @@ def sync_host(array):
 
 
 def version(array):
-    """The write count of `array`'s root buffer (None when no device copy of it exists): equal counts, same
-    values."""
+    """The write count of `array`'s root buffer (None when it has no device copy and is not watched): equal
+    counts, same values."""
     return _writes.get(id(_root(array)))
+
+
+def version_key(array):
+    """The key of `array`'s root buffer in the write counts, for `versions`."""
+    return id(_root(array))
+
+
+def versions(keys):
+    """The write counts of the buffers with these `version_key`s (a fast `version` of many arrays)."""
+    return [_writes.get(key) for key in keys]
+
+
+def share_externally(array):
+    """Note that code outside onnxsym may write `array`'s root buffer (DLPack): its writes are not counted, so
+    nothing may take its values as constants (`externally_shared`)."""
+    _external.add(_track(_root(array)))
+
+
+def externally_shared(key):
+    """Whether the buffer with this `version_key` was shared for writing outside onnxsym."""
+    return key in _external
+
+
+def watch(array):
+    """Count the writes of `array`'s root buffer from now on (`version`), as for buffers with a device copy."""
+    _track(_root(array))
 
 
 def written(copy):
@@ -112,6 +139,7 @@ def _track(root):
 def _forget(key):
     for table in (_writes, _owners, _homes, _finalizers):
         table.pop(key, None)
+    _external.discard(key)
 
 
 def home_copy(host, device):

@@ -14,6 +14,7 @@ from ..symbol.infer import check_float_inputs
 from .ndarray import NDArray, defer, host_buffer
 from .sparse import argument_stypes, gradient_stypes, is_sparse, sparse_array
 from .binding import BoundRun
+from .folding import FoldedRuns
 from . import monitoring, rng
 from .ort import create_session
 
@@ -212,7 +213,9 @@ class Executor:
     """Runs a bound symbol. `arg_dict`, `aux_dict` and `outputs` are NDArrays bound zero-copy to the ORT
     session, so `exe.arg_dict['data'][:] = batch; exe.forward()` needs no rebuild."""
 
-    def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays, output_pool=None):
+    def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays, output_pool=None, frozen=None):
+        """`frozen`: the parameters and auxiliary states (a Module's), which inference forwards take as constants
+        while nothing writes them (runtime/folding.py; other executors find theirs out)."""
         self._symbol = symbol
         self._ctx = Context(ctx) if ctx is not None else current_context()
         self.arg_arrays = list(arg_arrays)
@@ -250,6 +253,8 @@ class Executor:
         self._by_name = dict(zip(names, arrays))
         self._shapes, self._dtypes = shapes, dtypes
         self._bind_io()
+        self._folding = FoldedRuns(self._lowered, self._ctx, self._by_name, self._output_bindings, frozen) \
+            if FoldedRuns.applies(self._lowered, self._ctx, self._forward_aux) else None
         self._monitor = None
         self._training = None       # TrainingGraph, built at the first forward(is_train=True)
         self._inference_grad = None  # the same with the ops in inference mode, for backward after forward()
@@ -259,7 +264,7 @@ class Executor:
     def __del__(self):
         # The IOBinding points into the session: release it first (attribute order would free the session
         # first once the compile cache has dropped it).
-        for name in ("_pending", "_bound", "_training", "_inference_grad", "_session"):
+        for name in ("_pending", "_folding", "_bound", "_training", "_inference_grad", "_session"):
             self.__dict__.pop(name, None)
 
     @staticmethod
@@ -283,17 +288,20 @@ class Executor:
             if not host_buffer(array).flags.c_contiguous:
                 array._data = np.asarray(array._data, order="C")
             inputs.append((name, host_buffer(array)))
-        shapes = [self._lowered.entry_shapes[(id(node), index)] for node, index in self._symbol.outputs]
         # Ops that write auxiliary states in their forward (the optimizer updates' FMutateInputs: update_aux
         # without momentum) do so in an inference forward too: their new values land in scratch buffers, copied
         # into the aux arrays after the run (ORT must not write an input it is still reading).
         self._forward_aux = [(output, np.zeros_like(host_buffer(self._by_name[name])), self._by_name[name])
                              for name, output in self._lowered.aux_updates.items()
                              if self._lowered.aux_momentum.get(name) is None]
-        self._bound = BoundRun(self._session, self._ctx, inputs,
-                               [(name, host_buffer(out) if is_static(shape) else out, True)
-                                for name, out, shape in zip(self._lowered.output_names, self.outputs, shapes)] +
+        self._bound = BoundRun(self._session, self._ctx, inputs, self._output_bindings() +
                                [(output, scratch, False) for output, scratch, _ in self._forward_aux])
+
+    def _output_bindings(self):
+        """[(output name, host buffer of a static shape or the NDArray, on_device)] as BoundRun binds them."""
+        shapes = [self._lowered.entry_shapes[(id(node), index)] for node, index in self._symbol.outputs]
+        return [(name, host_buffer(out) if is_static(shape) else out, True)
+                for name, out, shape in zip(self._lowered.output_names, self.outputs, shapes)]
 
     # ----- dictionaries -----
     @property
@@ -343,6 +351,8 @@ class Executor:
         if self._samples_for_backward:
             return self.forward_for_backward()
         self._pending = "inference"
+        if self._folding is not None and self._monitor is None and self._folding.run():
+            return self.outputs
         if rng.is_stale(self._session):
             # reseeded since the session was made: a new one samples from the new stream
             self._session = create_session(self._lowered.model, self._ctx)

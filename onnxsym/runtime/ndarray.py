@@ -9,7 +9,7 @@ from ..base import MXNetError, normalize_dtype
 from ..context import Context, current_context
 from ..util import is_np_shape
 from ..ops.shape import reshape_target
-from .device import emulating_all, sync_host, touch
+from .device import emulating_all, share_externally, sync_host, touch
 from .library import cuda_available, gpu_unavailable
 
 __all__ = ["NDArray", "DeviceNDArray", "host_buffer", "as_ndarray", "creation_shape"]
@@ -210,6 +210,7 @@ class NDArray:
         """A DLPack capsule of this array's memory (a consumer may write into it)."""
         if not self._data.flags.c_contiguous:
             self._data = np.ascontiguousarray(self._data)
+        share_externally(self._data)     # (its writes happen outside onnxsym: never folded as a constant)
         return self._data.__dlpack__()
 
     @staticmethod
