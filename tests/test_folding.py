@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import onnxsym as mx
+from onnxsym.runtime.device import emulating_all
 
 
 def _net():
@@ -40,8 +41,22 @@ def _forward(mod, x):
     return mod.get_outputs()[0].asnumpy()
 
 
+class _NoFolding:
+    """What _folding gives where executors do not fold (device arrays: ONNXSYM_GPU_EMULATION=all): the numbers
+    are checked all the same, the session counts are not."""
+    builds = None
+
+
 def _folding(mod):
-    return mod._exec_group.execs[0]._folding
+    folding = mod._exec_group.execs[0]._folding
+    if emulating_all():
+        assert folding is None      # device arrays keep their own copies: no folding there
+        return _NoFolding()
+    return folding
+
+
+def _builds_are(got, expected):
+    return got is None or got == expected
 
 
 def test_inference_module_folds_at_once_and_sees_every_parameter_write():
@@ -49,10 +64,10 @@ def test_inference_module_folds_at_once_and_sees_every_parameter_write():
     mod, params, aux = _module(False, rng)
     x = rng.normal(0, 1, (5, 4)).astype(np.float32)
     np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
-    assert _folding(mod).builds == 1
+    assert _builds_are(_folding(mod).builds, 1)
     for _ in range(3):
         np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
-    assert _folding(mod).builds == 1            # the parameters did not change: one session
+    assert _builds_are(_folding(mod).builds, 1)     # the parameters did not change: one session
     # set_params
     params, aux = _values(rng)
     mod.set_params({k: mx.nd.array(v) for k, v in params.items()}, {k: mx.nd.array(v) for k, v in aux.items()})
@@ -92,7 +107,7 @@ def test_training_module_predicts_with_its_latest_parameters():
         aux = {k: v.asnumpy() for k, v in auxs.items()}
         for _ in range(4):
             np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
-        assert _folding(mod).builds == step + 1     # made at the second forward after a step, then run 3 times
+        assert _builds_are(_folding(mod).builds, step + 1)    # made at the second forward after a step, run 3 times
 
 
 def test_a_folded_session_that_does_not_pay_is_not_made_again_at_once():
@@ -110,7 +125,7 @@ def test_a_folded_session_that_does_not_pay_is_not_made_again_at_once():
         for _ in range(2):
             np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
         builds.append(_folding(mod).builds)
-    assert builds == [1, 1, 1, 1, 1, 2]
+    assert builds in ([1, 1, 1, 1, 1, 2], [None] * 6)
 
 
 def test_plain_executors_fold_what_stays_the_same():
@@ -125,7 +140,8 @@ def test_plain_executors_fold_what_stays_the_same():
         x = rng.normal(0, 1, (5, 4)).astype(np.float32)
         out = exe.forward(is_train=False, data=x)[0].asnumpy()
         np.testing.assert_allclose(out, _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
-        assert exe._folding.builds == (0 if index < 1 else 1)
+        if not emulating_all():
+            assert exe._folding.builds == (0 if index < 1 else 1)
     params["bn_gamma"] = params["bn_gamma"] * 3
     exe.arg_dict["bn_gamma"][:] = params["bn_gamma"]
     x = rng.normal(0, 1, (5, 4)).astype(np.float32)
@@ -139,7 +155,7 @@ def test_predict_and_score_match_the_unfolded_graph():
     data = rng.normal(0, 1, (23, 4)).astype(np.float32)
     it = mx.io.NDArrayIter(data, np.zeros((23, 3), np.float32), batch_size=5, label_name="out_label")
     np.testing.assert_allclose(mod.predict(it).asnumpy(), _numpy(data, params, aux), rtol=1e-5, atol=1e-5)
-    assert _folding(mod).builds == 1
+    assert _builds_are(_folding(mod).builds, 1)
 
 
 def test_folding_keeps_out_of_sampling_graphs_and_monitors():
@@ -149,7 +165,7 @@ def test_folding_keeps_out_of_sampling_graphs_and_monitors():
     mod = mx.mod.Module(net, label_names=None)
     mod.bind([("data", (5, 4))], for_training=False)
     mod.init_params()
-    assert _folding(mod) is None                # sampling nodes take seeds per session
+    assert mod._exec_group.execs[0]._folding is None       # sampling nodes take seeds per session
     mod, _, _ = _module(False, np.random.RandomState(3))
     mon = mx.mon.Monitor(1, pattern=".*", stat_func=lambda x: x)
     mod.install_monitor(mon)
@@ -157,7 +173,7 @@ def test_folding_keeps_out_of_sampling_graphs_and_monitors():
     _forward(mod, np.ones((5, 4), np.float32))
     seen = mon.toc()
     assert any("fc_output" in name for _, name, _ in seen)     # the monitored run is the usual graph's
-    assert _folding(mod).builds == 0
+    assert _builds_are(_folding(mod).builds, 0)
 
 
 def test_arrays_shared_for_writing_through_dlpack_are_never_constants():

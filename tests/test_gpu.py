@@ -224,3 +224,19 @@ def test_grad_req_add_accumulates_on_emulated_gpu(emulated):
         results[ctx.device_type] = {k: v.asnumpy() for k, v in exe.grad_dict.items() if v is not None}
     for name, grad in results["cpu"].items():
         np.testing.assert_allclose(results["gpu"][name], grad, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_writes_through_dlpack_reach_the_device(emulated):
+    """A weight shared for writing through DLPack (to_dlpack_for_write): onnxsym cannot count those writes, so its
+    device copy is uploaded before every run."""
+    sym = mx.sym.FullyConnected(mx.sym.Variable("x"), num_hidden=3, name="fc")
+    rng = np.random.RandomState(1)
+    weight = rng.randn(3, 4)
+    exe = sym.simple_bind(mx.gpu(0), x=(2, 4))
+    exe.arg_dict["fc_weight"][:] = weight
+    exe.arg_dict["fc_bias"][:] = 0
+    shared = mx.nd.from_dlpack(exe.arg_dict["fc_weight"].to_dlpack_for_write())._data
+    x = np.ones((2, 4))
+    np.testing.assert_allclose(exe.forward(x=mx.nd.array(x))[0].asnumpy(), x @ weight.T, rtol=1e-6)
+    shared[...] = -shared           # written behind onnxsym's back
+    np.testing.assert_allclose(exe.forward(x=mx.nd.array(x))[0].asnumpy(), -(x @ weight.T), rtol=1e-6)

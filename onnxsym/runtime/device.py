@@ -187,7 +187,7 @@ class DeviceCopy:
         if owner is not None:           # another copy of the same buffer was written on the device
             sync_host(self.host)
         count = _writes[self._key]
-        if count != self._seen:
+        if count != self._seen or self._key in _external:   # (writes through DLPack are not counted)
             self.value.update_inplace(self.host)
             self._seen = count
         elif _CHECK and not _same(self.value.numpy(), self.host):
