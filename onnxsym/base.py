@@ -54,6 +54,11 @@ mx_real_t = np.float32      # MXNet's default real type
 NDArrayHandle = ctypes.c_void_p
 
 
+# MXNet's storage types and their codes (NDArrayStorageType: .params records, a variable's __storage_type__)
+STYPE_CODES = {"default": 0, "row_sparse": 1, "csr": 2}
+STYPE_NAMES = {code: name for name, code in STYPE_CODES.items()}
+
+
 def register_class(registry, klass, kind, error=TypeError):
     """MXNet's registries of optimizers and kvstores: `klass` under its lower-cased name in `registry`, warning
     when it replaces another class (`error` when klass is not a class)."""

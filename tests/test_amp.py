@@ -179,30 +179,13 @@ def test_gluon_parts_refuse_naming_gluon():
 
 # ---------------------------------------------------------------- init (patches mx.sym / mx.nd: own process)
 INIT_SCRIPT = r"""
-import json, sys
-import numpy as np
+import json
 import onnxsym.compat
 onnxsym.compat.install()
 import mxnet as mx
 from mxnet.contrib.amp import amp
-from tests.fixtures.amp_cases import SYMBOLS
-amp.init()
-amp.init()
-graphs = {name: json.loads(build(mx).tojson(remove_amp_cast=False)) for name, build in SYMBOLS.items()}
-x32 = mx.nd.ones((2, 3))
-x16 = x32.astype("float16")
-dtypes = {"exp_float16": mx.nd.exp(x16), "exp_float32": mx.nd.exp(x32),
-          "elemwise_add_mixed": mx.nd.elemwise_add(x32, x16), "elemwise_add_float16": mx.nd.elemwise_add(x16, x16),
-          "softrelu_float16": mx.nd.Activation(x16, act_type="softrelu"),
-          "relu_float16": mx.nd.Activation(x16, act_type="relu")}
-x = mx.nd.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
-x.attach_grad()
-with mx.autograd.record():
-    y = mx.nd.SoftmaxOutput(x, mx.nd.array([2, 0]), grad_scale=0.5)
-y.backward()
-loss = {"grad": x.grad.asnumpy().tolist(), "dtype": np.dtype(x.grad.dtype).name}
-print(json.dumps({"graphs": graphs, "loss_scaled_grad": loss,
-                  "nd_dtypes": {k: np.dtype(v.dtype).name for k, v in dtypes.items()}}))
+from tests.fixtures.amp_cases import after_init
+print(json.dumps(after_init(mx, amp)))
 """
 
 

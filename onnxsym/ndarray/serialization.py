@@ -14,7 +14,7 @@ import struct
 import numpy as np
 
 from .._files import atomic_save
-from ..base import DTYPE_NAMES, MXNetError
+from ..base import DTYPE_NAMES, STYPE_CODES, STYPE_NAMES, MXNetError
 from ..runtime.ndarray import NDArray
 from ..runtime.sparse import BaseSparseNDArray
 from . import sparse
@@ -24,8 +24,6 @@ __all__ = ["save", "load", "load_frombuffer", "array_to_bytes", "array_from_byte
 
 LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
-_STORAGE_NAMES = {1: "row_sparse", 2: "csr"}
-_STORAGE_CODES = {name: code for code, name in _STORAGE_NAMES.items()}
 _TYPE_FLAGS = {np.dtype(name): flag for flag, name in enumerate(DTYPE_NAMES)}
 _CPU = 1
 _SPARSE_DENSE_LIMIT = 1 << 38     # sparse arrays are kept densely (runtime/sparse.py): refuse what cannot fit
@@ -65,7 +63,7 @@ def _encode_sparse(array, label):
     flag = _TYPE_FLAGS.get(values.dtype)
     if flag is None:
         raise MXNetError("cannot save %s: dtype %s has no MXNet type flag" % (label, values.dtype))
-    header = struct.pack("<Ii", V2_MAGIC, _STORAGE_CODES[array.stype]) + _shape_bytes(values.shape)
+    header = struct.pack("<Ii", V2_MAGIC, STYPE_CODES[array.stype]) + _shape_bytes(values.shape)
     header += _shape_bytes(array.shape) + struct.pack("<iii", _CPU, 0, flag)
     for part in aux:
         header += struct.pack("<i", _TYPE_FLAGS[np.dtype(np.int64)]) + _shape_bytes(part.shape)
@@ -173,10 +171,10 @@ def _read_array(reader, check_semantics=True):
     if magic in (V2_MAGIC, V3_MAGIC):
         stype = reader.unpack("<i", "the storage type")
         if stype != 0:
-            if stype not in _STORAGE_NAMES or magic != V2_MAGIC:
+            if stype not in STYPE_NAMES or magic != V2_MAGIC:
                 raise MXNetError("cannot load %s: storage type %d in a 0x%08X record (sparse arrays are V2 records "
                                  "of type 1 row_sparse or 2 csr)" % (reader.where, stype, magic))
-            return _read_sparse(reader, _STORAGE_NAMES[stype], check_semantics and numpy_shape)
+            return _read_sparse(reader, STYPE_NAMES[stype], check_semantics and numpy_shape)
         ndim, dims = reader.shape()
         if ndim == -1 or (ndim == 0 and magic == V2_MAGIC):
             raise MXNetError("cannot load %s: it is a 'none' array with no shape or data" % reader.where)

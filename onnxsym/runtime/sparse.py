@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..base import MXNetError, normalize_dtype
+from ..base import STYPE_CODES, STYPE_NAMES, MXNetError, normalize_dtype
 from ..context import Context
 from .device import touch
 from .ndarray import NDArray, _check_ctx
@@ -22,8 +22,7 @@ __all__ = ["BaseSparseNDArray", "RowSparseNDArray", "CSRNDArray", "NotSupportedF
            "is_sparse", "stype_of", "sparse_array", "cast_storage", "retain_rows", "result_stype", "sparse_result",
            "argument_stypes", "gradient_stypes"]
 
-STYPES = ("default", "row_sparse", "csr")
-STYPE_CODES = {"default": 0, "row_sparse": 1, "csr": 2}
+STYPES = tuple(STYPE_CODES)
 _AUX_TYPES = {"row_sparse": [np.int64], "csr": [np.int64, np.int64]}
 
 
@@ -439,7 +438,6 @@ def result_stype(op_name, params, inputs):
 
 
 # ----- storage types of a bound symbol's arrays (MXNet's storage inference for simple_bind) -----
-_STYPE_NAMES = {"0": "default", "1": "row_sparse", "2": "csr"}
 
 
 def argument_stypes(symbol, stype_dict=None):
@@ -448,7 +446,8 @@ def argument_stypes(symbol, stype_dict=None):
     for node in symbol._nodes():
         if node.is_variable:
             code = str(node.attrs.get("__storage_type__", "0"))
-            stypes[node.name] = check_stype(_STYPE_NAMES.get(code, code))
+            stypes[node.name] = check_stype(STYPE_NAMES[int(code)] if code.isdigit() and int(code) in STYPE_NAMES
+                                            else code)
     for name, stype in (stype_dict or {}).items():
         if name in stypes:
             stypes[name] = check_stype(stype)

@@ -4,7 +4,7 @@ import numbers
 import warnings
 
 from .._shapes import is_complete, to_mxnet, user_shape
-from ..base import DTYPE_NAMES, MXNetError, NotImplementedForSymbol, normalize_dtype
+from ..base import DTYPE_NAMES, STYPE_CODES, MXNetError, NotImplementedForSymbol, normalize_dtype
 from ..context import current_context
 from ..name import HIDDEN_KEYS, AttrScope, NameManager, format_value, hidden_key, set_attr_key
 from ..ops.registry import bind_inputs, get_op, split_call, symbol_attrs
@@ -493,7 +493,7 @@ def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None
             init = init.dumps()
         attrs["__init__"] = init
     if stype is not None:
-        attrs["__storage_type__"] = str({"default": 0, "row_sparse": 1, "csr": 2}.get(stype, stype))
+        attrs["__storage_type__"] = str(STYPE_CODES.get(stype, stype))
     for key, value in kwargs.items():
         if key.startswith("__") and key.endswith("__"):
             attrs[key] = format_value(value)

@@ -58,40 +58,25 @@ def _check_target(target_dtype):
 
 
 # ---------------------------------------------------------------- op lists
-def list_lp16_ops(target_dtype):
-    """Get the default list of LP16 ops for AMP"""
-    _check_target(target_dtype)
-    return lists.symbol_fp16.FP16_FUNCS
+def _list_getter(function_name, list_name, doc):
+    """MXNet's list_* function returning the float16 list `list_name` (lists/symbol_fp16.py)."""
+    def getter(target_dtype):
+        _check_target(target_dtype)
+        return getattr(lists.symbol_fp16, list_name)
+    getter.__name__ = getter.__qualname__ = function_name
+    getter.__doc__ = doc
+    return getter
 
 
-def list_fp32_ops(target_dtype):
-    """Get the default list of FP32 ops for AMP"""
-    _check_target(target_dtype)
-    return lists.symbol_fp16.FP32_FUNCS
-
-
-def list_lp16_fp32_ops(target_dtype):
-    """Get the default list of ops which run in both LP16 and FP32"""
-    _check_target(target_dtype)
-    return lists.symbol_fp16.FP16_FP32_FUNCS
-
-
-def list_conditional_fp32_ops(target_dtype):
-    """Get the conditional fp32 ops list"""
-    _check_target(target_dtype)
-    return lists.symbol_fp16.CONDITIONAL_FP32_FUNCS
-
-
-def list_widest_type_cast(target_dtype):
-    """Get the widest type cast ops list"""
-    _check_target(target_dtype)
-    return lists.symbol_fp16.WIDEST_TYPE_CASTS
-
-
-def list_loss_output_functions(target_dtype):
-    """Get loss function list"""
-    _check_target(target_dtype)
-    return lists.symbol_fp16.LOSS_OUTPUT_FUNCTIONS
+list_lp16_ops = _list_getter("list_lp16_ops", "FP16_FUNCS", "Get the default list of LP16 ops for AMP")
+list_fp32_ops = _list_getter("list_fp32_ops", "FP32_FUNCS", "Get the default list of FP32 ops for AMP")
+list_lp16_fp32_ops = _list_getter("list_lp16_fp32_ops", "FP16_FP32_FUNCS",
+                                  "Get the default list of ops which run in both LP16 and FP32")
+list_conditional_fp32_ops = _list_getter("list_conditional_fp32_ops", "CONDITIONAL_FP32_FUNCS",
+                                         "Get the conditional fp32 ops list")
+list_widest_type_cast = _list_getter("list_widest_type_cast", "WIDEST_TYPE_CASTS", "Get the widest type cast ops list")
+list_loss_output_functions = _list_getter("list_loss_output_functions", "LOSS_OUTPUT_FUNCTIONS",
+                                          "Get loss function list")
 
 
 def list_lp16_use_fp32_params(target_dtype):
