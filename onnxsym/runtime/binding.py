@@ -73,11 +73,11 @@ class BoundRun:
         self._handle = io._iobinding
         self._run = session._sess.run_with_iobinding
 
-    def run(self):
+    def run(self, options=None):
         if self.device is not None:
             self._refresh_device()
         try:
-            self._run(self._handle, None)
+            self._run(self._handle, options)
         except Exception as err:
             raise run_error(err) from None
         finally:

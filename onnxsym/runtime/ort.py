@@ -19,8 +19,8 @@ from ..lower.dtype_passes import has_elem_type
 from . import pyops, rng
 from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
 
-__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "run_error", "quiet_logging",
-           "ort_message"]
+__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "shrink_arena",
+           "run_error", "quiet_logging", "ort_message"]
 
 _config = {"intra_op_num_threads": 0}
 
@@ -76,6 +76,18 @@ def create_session(model, ctx=None):
         raise
     except Exception as err:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
         raise MXNetError("ONNX Runtime could not load the lowered graph: %s" % ort_message(err)) from None
+
+
+_SHRINK = []
+
+
+def shrink_arena():
+    """RunOptions under which a run gives the CPU arena's free memory back at its end."""
+    if not _SHRINK:
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        _SHRINK.append(options)
+    return _SHRINK[0]
 
 
 _MAX_OPSET = []
