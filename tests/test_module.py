@@ -140,14 +140,18 @@ def test_bucketing_module_shares_parameters():
 
 
 @pytest.mark.parametrize("momentum,clip", [(0.9, 0.05), (0.0, None)])
-def test_sgd_update_equals_mxnet_formula(momentum, clip):
+@pytest.mark.parametrize("inputs,hidden", [(5, 3), (700, 400)])
+def test_sgd_update_equals_mxnet_formula(momentum, clip, inputs, hidden):
     """Module.update (SGD over the flat parameter arena) is MXNet's sgd(_mom)_update per parameter:
-    g = clip(rescale_grad * grad), mom = momentum * mom - lr * lr_mult * (g + wd * wd_mult * w), w += mom."""
+    g = clip(rescale_grad * grad), mom = momentum * mom - lr * lr_mult * (g + wd * wd_mult * w), w += mom.
+    700 x 400: an arena of several update pieces (module._SGD_CHUNK), a piece boundary inside fc_weight and one
+    piece with both parameters' multipliers."""
     data = mx.sym.Variable("data")
     weight = mx.sym.Variable("fc_weight", lr_mult=0.5, wd_mult=2.0)
-    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(data, weight=weight, num_hidden=3, name="fc"), name="softmax")
+    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(data, weight=weight, num_hidden=hidden, name="fc"),
+                               name="softmax")
     mod = mx.mod.Module(net)
-    mod.bind(data_shapes=[("data", (4, 5))], label_shapes=[("softmax_label", (4,))])
+    mod.bind(data_shapes=[("data", (4, inputs))], label_shapes=[("softmax_label", (4,))])
     mod.init_params(initializer=mx.init.Uniform(0.5))
     lr, wd, rescale = 0.1, 0.01, 0.25
     mod.init_optimizer(optimizer="sgd", optimizer_params=dict(learning_rate=lr, wd=wd, momentum=momentum,
@@ -156,7 +160,8 @@ def test_sgd_update_equals_mxnet_formula(momentum, clip):
     mults = {"fc_weight": (0.5, 2.0), "fc_bias": (1.0, 0.0)}     # MXNet: no weight decay on *_bias
     moms = {n: 0.0 for n in mults}
     for _ in range(3):
-        batch = mx.io.DataBatch([mx.nd.array(rng.uniform(-4, 4, (4, 5)))], [mx.nd.array(rng.randint(0, 3, 4))])
+        batch = mx.io.DataBatch([mx.nd.array(rng.uniform(-4, 4, (4, inputs)))],
+                                [mx.nd.array(rng.randint(0, 3, 4))])
         mod.forward_backward(batch)
         weights = {n: a.asnumpy().astype(np.float64) for n, a in mod._exec.arg_dict.items() if n in mults}
         grads = {n: mod._exec.grad_dict[n].asnumpy().astype(np.float64) for n in mults}

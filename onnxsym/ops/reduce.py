@@ -378,12 +378,10 @@ class _BatchNormBase(OpDef):
         centered = g.Sub(data, mean)
         var = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
         inv_std = g.Reciprocal(g.Sqrt(g.Add(var, g.scalar(self.eps, dtype))))
-        # y = centered * (inv_std * gamma) + beta: one per-channel scale, so that the backward pass keeps only
-        # `centered` of this node's full-size values (dgamma = sum(dy * centered) * inv_std); the form
-        # (centered * inv_std) * gamma kept the normalized data too, one more activation-sized tensor per BatchNorm
-        # for the whole step (ResNet-18 training, batch 16: ~70 MB). Same values up to float rounding (an ulp).
-        scale = inv_std if self.fix_gamma else g.Mul(inv_std, _broadcast(g, gamma, shape, axis, cast_to))
-        y = g.Add(g.Mul(centered, scale), _broadcast(g, beta, shape, axis, cast_to))
+        y = g.Mul(centered, inv_std)
+        if not self.fix_gamma:
+            y = g.Mul(y, _broadcast(g, gamma, shape, axis, cast_to))
+        y = g.Add(y, _broadcast(g, beta, shape, axis, cast_to))
         flat = [shape[axis]]
         batch_mean, batch_var = (g.Reshape(v, g.int64s(flat)) for v in (mean, var))
         if cast_to is not None:
