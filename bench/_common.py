@@ -24,6 +24,6 @@ def fused_training_session(exe, wrt):
     """(model, session): the forward+backward graph onnxsym's own AD makes from the training-mode ONNX model of
     executor `exe` (gradients for the inputs in `wrt`), run by a plain session."""
     lowered = lower_symbol(exe._symbol, exe._shapes, exe._dtypes, training=True)
-    model, _ = gradient_model(lowered.model, [(lowered.loss, None)], list(wrt))
+    model = gradient_model(lowered.model, [(lowered.loss, None)], list(wrt))[0]
     model = strip_stop_gradients(model)
     return model, create_session(model)
