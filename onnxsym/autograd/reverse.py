@@ -12,7 +12,8 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from ..base import MXNetError
-from ..lower.builder import ATEN_DOMAIN, STOP_GRADIENT_OPERATOR, GraphBuilder, lift_to_opset, numpy_dtype
+from ..lower.builder import ATEN_DOMAIN, CUSTOM_VJP_OPERATOR, STOP_GRADIENT_OPERATOR, GraphBuilder, lift_to_opset, \
+    numpy_dtype
 from . import vjp
 from .expand import constant_value, expand_functions
 
@@ -30,15 +31,21 @@ def is_stop_gradient(node):
     return node.domain == ATEN_DOMAIN and node.op_type == "ATen" and _operator(node) == STOP_GRADIENT_OPERATOR
 
 
+def is_custom_vjp(node):
+    return node.domain == ATEN_DOMAIN and node.op_type == "ATen" and _operator(node) == CUSTOM_VJP_OPERATOR
+
+
 def value_info(model):
-    """{value name: (shape tuple (None for unknown dimensions) or None, numpy dtype)} of every value of `model`'s main graph, from ONNX shape
-    inference (stop-gradient markers read as Identity; values it cannot type keep the model's value_info)."""
+    """{value name: (shape tuple (None for unknown dimensions) or None, numpy dtype)} of every value of `model`'s
+    main graph, from ONNX shape inference (stop-gradient and custom-VJP markers read as the Identity of their first
+    input; values it cannot type keep the model's value_info)."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     for node in probe.graph.node:
-        if is_stop_gradient(node):
+        if is_stop_gradient(node) or is_custom_vjp(node):
             node.op_type, node.domain = "Identity", ""
             del node.attribute[:]
+            del node.input[1:]
     try:
         probe = shape_inference.infer_shapes(probe, strict_mode=False, data_prop=True)
     except Exception:   # noqa: BLE001 - partial information is still usable; rules that need more say so

@@ -10,8 +10,8 @@ from onnx import helper, numpy_helper
 
 from ..base import MXNetError
 
-__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "ir_version_for", "lift_to_opset", "onnx_dtype", "numpy_dtype", "STOP_GRADIENT_KEY", "PYTHON_DOMAIN",
-           "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
+__all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "ir_version_for", "lift_to_opset", "onnx_dtype", "numpy_dtype",
+           "STOP_GRADIENT_KEY", "CUSTOM_VJP_OPERATOR", "PYTHON_DOMAIN", "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
            "python_grad_key", "split_python_grad_key", "strip_stop_gradients"]
 
 OPSET = 17
@@ -28,6 +28,7 @@ _DTYPE_CODES = {"float32": "f", "float64": "d", "float16": "h", "int64": "l", "i
                 "bool": "o", "int16": "s", "uint16": "S", "uint32": "I", "uint64": "L"}
 STOP_GRADIENT_OPERATOR = "onnxsym_blockgrad"
 STOP_GRADIENT_KEY = "%s::ATen::%s::" % (ATEN_DOMAIN, STOP_GRADIENT_OPERATOR)
+CUSTOM_VJP_OPERATOR = "onnxsym_vjp"     # value 0 unchanged, differentiated by a named rule from the other inputs
 
 
 def onnx_dtype(dtype):
@@ -163,6 +164,24 @@ class GraphBuilder:
         out = self.emit("ATen", [value], {"operator": STOP_GRADIENT_OPERATOR}, domain=ATEN_DOMAIN)
         self.value_infos.append(helper.make_tensor_value_info(out, onnx_dtype(dtype), None))
         self.set_info(out, self._shapes.get(value), dtype)
+        return out
+
+    def custom_vjp(self, output, saved, rule, params=()):
+        """`output` unchanged, differentiated by onnxsym's VJP rule `rule` (autograd.vjp.registry.custom_rule) from
+        `saved` [values the forward computed] instead of through the ops that computed `output`: what the backward
+        pass keeps alive is then `saved`, not those ops' intermediate values. `params`: integers the rule reads.
+        Only in graphs onnxsym's AD differentiates (training graphs, gradients='onnxsym'); Identity once the
+        gradient graph is built (strip_stop_gradients). `output` has the shape and dtype of saved[0] unless
+        recorded."""
+        if not self.is_train or getattr(self, "gradients", "onnxsym") != "onnxsym":
+            return output
+        dtype = self._dtypes.get(output, self.dtype(saved[0]))
+        shape = self._shapes.get(output, self._shapes.get(saved[0]))
+        key = "%s:%s" % (rule, ",".join(str(int(p)) for p in params))
+        out = self.emit("ATen", [output] + list(saved), {"operator": CUSTOM_VJP_OPERATOR, "overload_name": key},
+                        domain=ATEN_DOMAIN)
+        self.value_infos.append(helper.make_tensor_value_info(out, onnx_dtype(dtype), None))
+        self.set_info(out, shape, dtype)
         return out
 
     def with_gradient(self, output, partials, reduce_axes=None):
@@ -489,9 +508,10 @@ def strip_stop_gradients(model):
                 if not name:        # a gradient the builder did not need (labels): Python ops need every output
                     node.output[i] = "%s_unused%d" % (node.name, i)
             uses_python = True
-        else:
+        else:       # stop-gradient and custom-VJP markers: their first input
             node.op_type, node.domain = "Identity", ""
             del node.attribute[:]
+            del node.input[1:]
     _zero_missing_head_gradients(model, missing)
     keep = [o for o in model.opset_import if o.domain not in (ATEN_DOMAIN, PYTHON_DOMAIN)]
     if uses_python:

@@ -1,9 +1,11 @@
-"""VJP of custom Python ops: their Python backward as one node (the lowering's ATen placeholder of the op)."""
+"""VJP of the lowering's ATen placeholders: custom Python ops (their Python backward as one node) and custom-VJP
+markers (GraphBuilder.custom_vjp: the rule they name)."""
 from onnx import helper
 
 from ...custom.kernels import get_kernel
-from ...lower.builder import ATEN_DOMAIN, PYTHON_GRAD_PREFIX, PYTHON_OP_PREFIX, python_op_dtypes, python_op_name
-from .registry import rule
+from ...lower.builder import ATEN_DOMAIN, CUSTOM_VJP_OPERATOR, PYTHON_GRAD_PREFIX, PYTHON_OP_PREFIX, \
+    python_op_dtypes, python_op_name
+from .registry import custom_rule_for, rule
 
 
 def _string(node, name):
@@ -17,6 +19,9 @@ def _python_op(g, node, out_grads):
     value reaches is zeros (MXNet passes zeros), an argument that needs no gradient gets an empty output (req
     'null' when the placeholder becomes a Python op)."""
     op_type, key = _string(node, "operator"), _string(node, "overload_name")
+    if op_type == CUSTOM_VJP_OPERATOR:
+        fn, params = custom_rule_for(key)
+        return fn(g, node, out_grads, params)
     if not op_type.startswith(PYTHON_OP_PREFIX):
         raise NotImplementedError("ATen operator %s" % op_type)
     kernel = get_kernel(key)

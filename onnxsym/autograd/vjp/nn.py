@@ -8,7 +8,7 @@ from math import prod
 
 import numpy as np
 
-from .registry import rule
+from .registry import custom_rule, rule
 from .shape import static_shape
 
 
@@ -434,6 +434,35 @@ def _batch_norm_training(g, node, out_grads):
         for part in parts[1:]:
             total = g.Add(total, part)
         grads[0] = g.like(total, x)
+    return grads
+
+
+@custom_rule("batch_norm_train")
+def _mxnet_batch_norm_train(g, node, out_grads, axes):
+    """MXNet's BatchNorm in training mode (ops/reduce.py marks y = ((x - mean) * invstd) * gamma + beta with
+    inputs y, x, x - mean, invstd, beta, [gamma], all but y broadcast to x's rank), differentiated as MXNet's
+    BatchNormBackwardImpl computes it: k = dot(x - mean, dy) * invstd^2 / m, dx = (dy - sum(dy) / m -
+    (x - mean) * k) * invstd * gamma, dgamma = dot(x - mean, dy) * invstd, dbeta = sum(dy). It reads x - mean,
+    which the forward keeps anyway, so the normalized data need not live until the backward pass."""
+    dy = out_grads[0]
+    if dy is None:
+        return []
+    x, centered, inv_std, beta = node.input[1:5]
+    gamma = node.input[5] if len(node.input) > 5 else None
+    shape, dtype = static_shape(g, x), g.dtype(x)
+    count = g.scalar(prod(shape[a] for a in axes), dtype)
+    reduce_axes = g.int64s(list(axes))
+    sum_dy = g.ReduceSum(dy, reduce_axes, keepdims=1)
+    dot = g.ReduceSum(g.Mul(centered, dy), reduce_axes, keepdims=1)
+    grads = [None] * len(node.input)
+    if _needs(g, node, 1):
+        k = g.Div(g.Mul(g.Mul(dot, inv_std), inv_std), count)
+        iw = inv_std if gamma is None else g.Mul(inv_std, gamma)
+        grads[1] = g.like(g.Mul(g.Sub(g.Sub(dy, g.Div(sum_dy, count)), g.Mul(centered, k)), iw), x)
+    if _needs(g, node, 4):
+        grads[4] = g.like(sum_dy, beta)
+    if gamma is not None and _needs(g, node, 5):
+        grads[5] = g.like(g.Mul(dot, inv_std), gamma)
     return grads
 
 

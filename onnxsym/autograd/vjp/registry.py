@@ -23,6 +23,25 @@ def rule(*op_types, domain=""):
     return register
 
 
+_CUSTOM = {}       # custom-VJP rule name -> fn(g, node, out_grads, params)
+
+
+def custom_rule(name):
+    """Register the VJP of GraphBuilder.custom_vjp markers naming `name`: fn(g, node, out_grads, params) returns
+    one gradient (or None) per marker input, the marked value first (None: nothing flows through the ops that
+    computed it)."""
+    def register(fn):
+        _CUSTOM[name] = fn
+        return fn
+    return register
+
+
+def custom_rule_for(key):
+    """(rule, params) of a custom-VJP marker's overload_name 'name:1,2,3'."""
+    name, _, params = key.partition(":")
+    return _CUSTOM[name], [int(p) for p in params.split(",") if p]
+
+
 def rule_for(node):
     return _RULES.get((node.domain or "", node.op_type))
 
