@@ -11,8 +11,9 @@ from onnx import helper, numpy_helper
 from ..base import MXNetError
 
 __all__ = ["GraphBuilder", "OPSET", "IR_VERSION", "ir_version_for", "lift_to_opset", "onnx_dtype", "numpy_dtype",
-           "STOP_GRADIENT_KEY", "CUSTOM_VJP_OPERATOR", "PYTHON_DOMAIN", "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX", "python_op_name", "python_op_dtypes", "aten_python_ops",
-           "python_grad_key", "split_python_grad_key", "strip_stop_gradients"]
+           "STOP_GRADIENT_KEY", "CUSTOM_VJP_OPERATOR", "PYTHON_DOMAIN", "PYTHON_OP_PREFIX", "PYTHON_GRAD_PREFIX",
+           "python_op_name", "python_op_dtypes", "aten_python_ops", "python_grad_key", "split_python_grad_key",
+           "strip_stop_gradients"]
 
 OPSET = 17
 IR_VERSION = 8        # every onnxruntime >= 1.17 reads it (onnxruntime-training 1.19.2 accepts <= 10)

@@ -368,8 +368,9 @@ class _BatchNormBase(OpDef):
 
     def _lower_train(self, g, data, gamma, beta, moving_mean, moving_var):
         """Batch statistics (biased variance) over every axis but the channel one; the moving statistics become
-        moving * momentum + batch * (1 - momentum) in the backward pass, as in MXNet (`update_aux`). Written with plain ops, its gradient is MXNet's (the exact
-        derivative through the batch statistics, zero for gamma when fix_gamma)."""
+        moving * momentum + batch * (1 - momentum) in the backward pass, as in MXNet (`update_aux`). The forward is
+        MXNet's arithmetic; the gradient MXNet's formula (the exact derivative through the batch statistics, zero
+        for gamma when fix_gamma), from a rule of its own (custom_vjp)."""
         shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
         axis = self.channel_axis(len(shape))
         axes = [i for i in range(len(shape)) if i != axis]
