@@ -258,18 +258,25 @@ def test_max_pool_ties_in_tiling_windows(kernel, strides):
     np.testing.assert_array_equal(grad[0, 0], expected)
 
 
-@pytest.mark.parametrize("shape, num_filter, kernel, pad, folded", [
-    ((3, 8, 3, 3), 32, (2, 2), (0, 0), True),       # small images, many channels: batch folded into one MatMul
-    ((2, 16, 4, 4), 16, (3, 3), (1, 1), False),     # per-sample products summed over the batch
+@pytest.mark.parametrize("shape, num_filter, kernel, pad, folded, columns_bytes", [
+    ((3, 8, 3, 3), 32, (2, 2), (0, 0), True, None),     # small images, many channels: batch folded into one MatMul
+    ((2, 16, 4, 4), 16, (3, 3), (1, 1), False, None),   # per-sample products summed over the batch
+    ((5, 4, 6, 6), 8, (3, 3), (1, 1), False, 11000),    # columns made 2 samples at a time (2 + 2 + 1)
 ])
-def test_conv_weight_gradient_both_formulations(shape, num_filter, kernel, pad, folded):
-    """Conv's dW picks its formulation by size (nn.py); both against float32 central differences."""
+def test_conv_weight_gradient_both_formulations(shape, num_filter, kernel, pad, folded, columns_bytes,
+                                                monkeypatch):
+    """Conv's dW picks its formulation by size (nn.py), and makes large im2col columns a few samples at a time;
+    each against float32 central differences."""
+    from onnxsym.autograd.vjp import nn as vjp_nn
     from onnxsym.test_utils import check_numeric_gradient
     sym = mx.sym.Convolution(mx.sym.Variable("data"), num_filter=num_filter, kernel=kernel, pad=pad, name="c")
     arg_shapes, out_shapes, _ = sym.infer_shape(data=shape)
     n, c = shape[:2]
     taps, out = kernel[0] * kernel[1], out_shapes[0][2] * out_shapes[0][3]
     assert (n * num_filter * c * taps > 2 * n * out * (c * taps + num_filter)) == folded
+    if columns_bytes is not None:
+        monkeypatch.setattr(vjp_nn, "_COLUMNS_BYTES", columns_bytes)
+        assert columns_bytes // (c * taps * out * 4) == 2
     rng = np.random.RandomState(0)
     location = {name: rng.uniform(-1, 1, s).astype(np.float32) for name, s in zip(sym.list_arguments(), arg_shapes)}
     check_numeric_gradient(sym, location, numeric_eps=1e-2, rtol=2e-2, atol=1e-3)
