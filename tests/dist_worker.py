@@ -2,6 +2,7 @@
 
     python tests/dist_worker.py train OUT --model mlp --kvstore dist_sync    (each of N workers: its part of each batch)
     python tests/dist_worker.py train OUT --model mlp --kvstore none         (one process: the whole batch)
+    python tests/dist_worker.py train OUT --devices 2 ...                     (2 contexts per process)
     python tests/dist_worker.py api OUT                                       (mx.kv.create('dist_sync')'s API)
 
 `train` fits the model on a small synthetic set (fixed seed and order, batches of 8): a worker of N takes its
@@ -38,7 +39,7 @@ def shard(array, rank, workers):
     return batches[:, rank * part:(rank + 1) * part].reshape((-1,) + array.shape[1:])
 
 
-def train(out, model, kvstore):
+def train(out, model, kvstore, devices=1):
     kv = None if kvstore == "none" else mx.kv.create(kvstore)
     rank, workers = (kv.rank, kv.num_workers) if kvstore.startswith("dist") else (0, 1)
     if kvstore == "local":      # the control: the same shards, the workers never talk
@@ -49,7 +50,7 @@ def train(out, model, kvstore):
     train_iter = mx.io.NDArrayIter(x, y, batch_size=BATCH // workers, shuffle=False)
     symbol = (mlp if model == "mlp" else lenet).get_symbol(num_classes=10)
     mx.random.seed(11 + rank)       # rank 1 initializes differently: rank 0's parameters must reach it
-    mod = mx.mod.Module(symbol)
+    mod = mx.mod.Module(symbol, context=[mx.cpu(i) for i in range(devices)])
     if model == "mlp":
         optimizer, params = "sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-4}
     else:
@@ -122,9 +123,10 @@ def main(argv=None):
     parser.add_argument("out")
     parser.add_argument("--model", choices=sorted(SHAPES), default="mlp")
     parser.add_argument("--kvstore", default="dist_sync")
+    parser.add_argument("--devices", type=int, default=1, help="contexts per worker (mx.cpu(i)), each a share")
     args = parser.parse_args(argv)
     if args.what == "train":
-        train(args.out, args.model, args.kvstore)
+        train(args.out, args.model, args.kvstore, args.devices)
     else:
         api(args.out)
 

@@ -7,6 +7,7 @@ must hold the same parameters after every step, and rank 0's checkpoint must loa
 workers with kvstore 'local' (no allreduce) end elsewhere. The MPI checks skip only where mpi4py is not installed.
 """
 import os
+import struct
 import subprocess
 import sys
 
@@ -95,6 +96,33 @@ def test_rank0_checkpoint_loads_in_a_fresh_process(runs):
     mod.bind(data_shapes=[("data", shape)], for_training=False)
     out = mod.predict(mx.io.NDArrayIter(np.ones(shape, np.float32), batch_size=4))
     assert out.shape == (4, 10) and np.all(np.isfinite(out.asnumpy()))
+
+
+def test_dist_sync_with_two_devices_per_worker(mpi, tmp_path):
+    """Each worker splits its half batch over two contexts: devices are summed first, then the workers."""
+    (tmp_path / "one").mkdir()
+    (tmp_path / "dist").mkdir()
+    _run(["train", tmp_path / "one", "--model", "mlp", "--kvstore", "none"])
+    _run(["train", tmp_path / "dist", "--model", "mlp", "--devices", "2"], workers=2)
+    one, _, _ = _params(tmp_path / "one" / "rank0.npz")
+    rank0, diff0, _ = _params(tmp_path / "dist" / "rank0.npz")
+    rank1, diff1, _ = _params(tmp_path / "dist" / "rank1.npz")
+    assert _max_difference(rank0, one) <= TOLERANCE["mlp"]
+    assert diff0 == diff1 == _max_difference(rank0, rank1) == 0.0
+
+
+def test_mnist_iter_parts_shard_the_data_set(tmp_path):
+    """MNISTIter(num_parts=N, part_index=rank) gives each worker its own contiguous share (MXNet's sharding)."""
+    count = 12
+    images = np.arange(count * 4, dtype=np.uint8).reshape(count, 2, 2)
+    (tmp_path / "img").write_bytes(struct.pack(">4I", 2051, count, 2, 2) + images.tobytes())
+    (tmp_path / "lbl").write_bytes(struct.pack(">2I", 2049, count) + np.arange(count, dtype=np.uint8).tobytes())
+    seen = []
+    for part in range(3):
+        it = mx.io.MNISTIter(image=str(tmp_path / "img"), label=str(tmp_path / "lbl"), batch_size=2,
+                             shuffle=False, num_parts=3, part_index=part, silent=True)
+        seen.append([int(v) for batch in it for v in batch.label[0].asnumpy()])
+    assert seen == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
 
 
 def test_kvstore_api_across_two_workers(mpi, tmp_path):
