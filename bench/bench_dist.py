@@ -74,7 +74,7 @@ def worker(args):
     kv.barrier()
     if rank == 0:
         print(json.dumps({"workers": workers, "threads": threads, "local_batch": local, "steps": args.steps,
-                          "wall_s": wall, "allreduce_s": spent[0], "alone_s": alone, "bytes": int(mod._arena["grads"].nbytes),
+                          "wall_s": wall, "allreduce_s": spent[0], "alone_s": alone, "bytes": int(grads.nbytes),
                           "images_per_s": args.batch * args.steps / wall}))
 
 

@@ -71,7 +71,7 @@ class DistKVStore(KVStore):
         return self._comm.Get_size()
 
     def barrier(self):
-        """Wait until every worker gets here (MXNet's KVStore.barrier; ps-lite's Barrier)."""
+        """Wait until every worker gets here (MXNet 1.9.1 names it `_barrier`: both names work)."""
         self._comm.Barrier()
 
     _barrier = barrier
