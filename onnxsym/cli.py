@@ -9,6 +9,7 @@ files (MXNet's tools/im2rec.py).
     onnxsym bench model.onnx --batch 8
     onnxsym ops
     onnxsym im2rec data/train images --list --recursive
+    onnxsym launch -n 2 -- python train.py --kv-store dist_sync
     onnxsym --version
 
 Failures print one line on stderr and exit non-zero (2 for usage errors, 1 otherwise); --debug shows the traceback.
@@ -1040,6 +1041,13 @@ errors, 1 otherwise); --debug shows the traceback.""",
       packs each data/train*.lst into .rec and .idx files (the image files' bytes as they are)
   onnxsym im2rec data/train images --resize 256 --quality 90
       decodes, resizes and encodes each image again (needs OpenCV: pip install opencv-python-headless)""",
+    "launch": """examples:
+  onnxsym launch -n 2 -- python train.py --kv-store dist_sync
+      two workers on this machine (mpiexec -n 2 python train.py); the program uses mx.kv.create('dist_sync')
+  onnxsym launch -n 8 --launcher mpi --hostfile hosts -- python train.py
+      eight workers on the machines listed in hosts (mpiexec -n 8 -hostfile hosts ...)
+  salloc -N 2 -n 8 onnxsym launch -n 8 --launcher mpi -- python train.py
+      inside a Slurm allocation (or run the workers with srun -n 8 python train.py)""",
 }
 
 
@@ -1172,7 +1180,32 @@ def build_parser():
                          help="1: color, 0: grayscale, -1: as stored, with alpha (1)")
     packing.add_argument("--encoding", default=".jpg", choices=[".jpg", ".png"], help="image encoding (.jpg)")
     im2rec.set_defaults(handler=cmd_im2rec)
+
+    launch = _add_command(commands, "launch", common, "start N workers of a dist_sync training (mpiexec)",
+                          "MXNet's tools/launch.py: run N copies of COMMAND as the workers of a distributed job "
+                          "(kvstore 'dist_sync', summed over MPI). mpiexec is the one beside this Python (pip install "
+                          "mpi4py mpich), else the first on PATH.")
+    launch.add_argument("-n", "--num-workers", type=positive, required=True, help="number of worker processes")
+    launch.add_argument("-H", "--hostfile", metavar="FILE",
+                        help="the machines to run on, one per line (mpiexec's -hostfile; needs --launcher mpi)")
+    launch.add_argument("--launcher", choices=["mpi", "local"], default=None,
+                        help="'mpi': mpiexec across the hostfile's machines (the default with --hostfile); "
+                             "'local': all workers on this machine (the default without)")
+    launch.add_argument("worker", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+                        help="the command each worker runs, after --")
+    launch.set_defaults(handler=cmd_launch)
     return parser
+
+
+def cmd_launch(args):
+    """onnxsym launch: mpiexec -n N [-hostfile FILE] COMMAND; the exit status is mpiexec's."""
+    from . import launch as _launch      # lazy: CLI start-up time
+    command = args.worker[1:] if args.worker[:1] == ["--"] else args.worker
+    launcher = args.launcher or ("mpi" if args.hostfile else "local")
+    try:
+        return _launch.launch(args.num_workers, command, args.hostfile, launcher)
+    except _launch.LaunchError as err:
+        raise CommandError(str(err)) from None
 
 
 def _one_line(text):
@@ -1210,8 +1243,8 @@ def main(argv=None):
             sys.path.insert(0, os.getcwd())     # --import mymodule finds ./mymodule.py, as python -m does
         for module in imports:
             importlib.import_module(module)
-        args.handler(args)
-        return 0
+        status = args.handler(args)
+        return status if isinstance(status, int) else 0
     except KeyboardInterrupt:
         print("onnxsym %s: interrupted" % args.command, file=sys.stderr)
         return 130

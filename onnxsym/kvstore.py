@@ -12,8 +12,9 @@ stored array into every `out`. As in MXNet:
   value on its own residual first (CommDevice::ReduceCompressed, see `_TwoBit`);
 - updaters get str keys as UTF-8 bytes (MXNet's C callback).
 
-Distributed types (names with 'dist') and NCCL are refused with an MXNetError, as an MXNet build without them
-refuses them; any other name is a local store, as MXNet's KVStore::Create makes one.
+Distributed types ('dist_sync', 'dist_device_sync', any name with 'dist' but not 'async') and 'horovod' are
+kvstore_dist.py's stores on MPI, imported when first made; 'dist_async' and NCCL are refused with an MXNetError;
+any other name is a local store, as MXNet's KVStore::Create makes one.
 """
 import re
 import warnings
@@ -467,14 +468,22 @@ class TestStore(KVStoreBase):
 
 
 def create(name="local"):
-    """A KVStore of type `name`: a registered KVStoreBase class ('teststore'), or a local store ('local',
-    'device', ...: MXNet makes any name without 'dist' or 'nccl' a local store, 'device' ones reduce on device)."""
+    """A KVStore of type `name`: a registered KVStoreBase class ('teststore'), a store across MPI processes
+    ('dist_sync', 'dist_device_sync', 'horovod': kvstore_dist.py), or a local store ('local', 'device', ...: MXNet
+    makes any name without 'dist' or 'nccl' a local store, 'device' ones reduce on device)."""
     if not isinstance(name, str):
         raise TypeError("name must be a string")
     name = name.lower()
     if name in KVStoreBase.kv_registry:
         return KVStoreBase.kv_registry[name]()
-    if "dist" in name or "nccl" in name:
-        raise MXNetError("KVStore type '%s' is not available in onnxsym: it runs in one process without NCCL, so "
-                         "only local stores ('local', 'device', ...) are supported" % name)
+    if "dist" in name and "async" in name:
+        raise MXNetError("KVStore type '%s' is not available in onnxsym: asynchronous updates need parameter "
+                         "servers, and onnxsym's workers all-reduce over MPI instead; use 'dist_sync' (or "
+                         "'dist_device_sync'), whose results equal one process training the whole batch" % name)
+    if "dist" in name or name == "horovod":
+        from . import kvstore_dist       # lazy: `import onnxsym` never loads MPI
+        return kvstore_dist.Horovod() if name == "horovod" else kvstore_dist.DistKVStore(name)
+    if "nccl" in name:
+        raise MXNetError("KVStore type '%s' is not available in onnxsym: it has no NCCL; use 'local' or 'device' "
+                         "in one process, 'dist_sync' across processes (MPI)" % name)
     return KVStore(name)

@@ -391,10 +391,13 @@ def test_set_optimizer_applies_sgd_and_states_round_trip(tmp_path):
     np.testing.assert_allclose(out.asnumpy(), weight + 0.5 * mom - 0.1 * grad, rtol=1e-6, atol=1e-6)
 
 
-def test_distributed_types_are_refused():
-    for name in ("dist_sync", "dist_device_sync", "dist_async", "nccl"):
+def test_async_and_nccl_types_are_refused():
+    """dist_async has no MPI equivalent (the error names dist_sync); NCCL is absent (dist_sync: tests/test_dist.py)."""
+    for name in ("dist_async", "dist_device_async", "nccl"):
         with pytest.raises(mx.MXNetError, match="'%s' is not available" % name):
             mx.kv.create(name)
+    with pytest.raises(mx.MXNetError, match="dist_sync"):
+        mx.kv.create("dist_async")
 
 
 def test_module_fit_accepts_a_kvstore():

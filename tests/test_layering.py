@@ -46,14 +46,15 @@ LAYERS = [
                  "onnxsym.runtime.executor",
                  "onnxsym.runtime.tape", "onnxsym.autograd.*"]),
     # ORT sessions (with custom ops' Python kernels), imperative mx.nd ops, training graphs, Executor
-    ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.random", "onnxsym.viz",
+    ("frontends", ["onnxsym.ndarray.*", "onnxsym.module.*", "onnxsym.kvstore", "onnxsym.kvstore_dist",
+                   "onnxsym.random", "onnxsym.viz",
                    "onnxsym.recordio", "onnxsym.monitor", "onnxsym.image.*",
                    "onnxsym.test_utils", "onnxsym._test_utils_compare", "onnxsym._test_utils_random",
                    "onnxsym._test_utils_env", "onnxsym._namespaces", "onnxsym.contrib.*", "onnxsym.rnn.*"]),
     # mx.nd, mx.mod and its companions (io, metric, init, optimizer, ...), mx.kv, mx.random, mx.viz, mx.recordio, mx.rnn
     ("converters", ["onnxsym.converters.*", "onnxsym.onnx"]),
     # ONNX import/export and mx.onnx
-    ("top", ["onnxsym", "onnxsym.cli", "onnxsym.__main__", "onnxsym.models.*", "onnxsym.compat"]),
+    ("top", ["onnxsym", "onnxsym.cli", "onnxsym.launch", "onnxsym.__main__", "onnxsym.models.*", "onnxsym.compat"]),
     # the public facade (mx.*), the command line, the model zoo written as MXNet programs, and `import mxnet`
     # resolving to the facade (compat)
 ]

@@ -376,11 +376,16 @@ class Module(BaseModule):
     def init_optimizer(self, kvstore="local", optimizer="sgd", optimizer_params=(("learning_rate", 0.01),),
                        force_init=False):
         """Create the optimizer (rescale_grad = 1/batch_size unless given) and its updater. `kvstore` ('local',
-        'device', an mx.kv.KVStore or None) is checked; with one device the update runs here either way."""
+        'device', an mx.kv.KVStore or None) is checked; with one device the update runs here either way.
+
+        A distributed store ('dist_sync', 'dist_device_sync', 'horovod': kvstore_dist.py) makes every worker start
+        from rank 0's parameters; each update then sums the gradients over the workers (one allreduce) before the
+        same update runs on every worker. As in MXNet, rescale_grad is 1/(batch_size * num_workers) for the
+        'dist*_sync' types (the global batch), 1/batch_size for the others ('horovod' included)."""
         self._check_bound()
         store = kvstore
         if isinstance(kvstore, str):
-            store = _kvstore.create(kvstore)        # refuses distributed types
+            store = _kvstore.create(kvstore)        # refuses dist_async and nccl
         elif kvstore is not None and not isinstance(kvstore, _kvstore.KVStore):
             raise TypeError("kvstore must be a type name or an mx.kv.KVStore, got %s" % type(kvstore).__name__)
         if not self.params_initialized:
@@ -389,6 +394,8 @@ class Module(BaseModule):
             self.logger.warning("optimizer already initialized, ignoring...")
             return
         batch_size = self._data_shapes[0].shape[0]
+        if store is not None and "dist" in store.type and "_sync" in store.type:
+            batch_size *= store.num_workers     # (MXNet's test: plain 'dist' is sync but keeps 1/batch_size)
         rescale_grad = 1.0 / batch_size
         idx2name = dict(enumerate(self._param_names))
         if isinstance(optimizer, str):
@@ -406,22 +413,51 @@ class Module(BaseModule):
                 optimizer.idx2name = idx2name.copy()
         self._optimizer = optimizer
         self._updater = _optimizer.get_updater(optimizer)
-        # MXNet keeps a kvstore (and updates on it) only with several devices; its updater is the module's here:
-        # the gradients are summed as the local kvstore sums them (update())
-        self._kvstore = store if len(self._context) > 1 else None
+        # MXNet keeps a local kvstore (and updates on it) only with several devices, a distributed one always; the
+        # updater is the module's here: the gradients are summed as the store sums them (update())
+        distributed = getattr(store, "allreduce_arrays", None) is not None
+        self._kvstore = store if len(self._context) > 1 or distributed else None
         if self._kvstore is not None:
-            self._kvstore._set_updater(self._updater)
+            if not distributed:
+                self._kvstore._set_updater(self._updater)
             if self._compression_params:
                 self._kvstore.set_gradient_compression(self._compression_params)
+        if distributed:
+            self._broadcast_from_rank0()
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)
             self._preload_opt_states = None
 
+    def _broadcast_from_rank0(self):
+        """Every worker takes rank 0's parameters and auxiliary states (MXNet's _initialize_kvstore broadcasts them
+        through the store), one MPI broadcast per dtype."""
+        if self._params_dirty:
+            self._sync_params_from_devices()
+        by_name = self._exec._by_name
+        names = [n for n in self._param_names + self._aux_names if n in by_name]
+        self._kvstore.broadcast_arrays([by_name[n] for n in names])
+        self._broadcast(names)
+        self._params_dirty = True
+
+    def _allreduce_gradients(self):
+        """Sum the first device's gradients over the workers in place: one allreduce over the gradient arena (one
+        contiguous buffer), with any gradient outside it (float16, on a device, bucketing) fused into the same
+        call per dtype, never one MPI call per parameter."""
+        grads = dict(zip(self._exec._arg_names, self._exec.grad_arrays))
+        arena = self._arena
+        in_arena = set(arena["names"]) if arena is not None else set()
+        others = [grads[n] for n in self._param_names if grads.get(n) is not None and n not in in_arena]
+        buffers = ([arena["grads"]] if arena is not None else []) + [g._data for g in others]
+        self._kvstore.allreduce_arrays(buffers, in_place=True)
+        for buffer in buffers:
+            touch(buffer)
+
     def borrow_optimizer(self, shared_module):
-        """Use shared_module's optimizer and updater (bucketing)."""
+        """Use shared_module's optimizer, updater and kvstore (bucketing)."""
         self._optimizer = shared_module._optimizer
         self._updater = shared_module._updater
+        self._kvstore = shared_module._kvstore
         self.optimizer_initialized = True
 
     def save_optimizer_states(self, fname):
@@ -494,6 +530,8 @@ class Module(BaseModule):
                 for grad in block:
                     grad._data[...] = total
                     touch(grad._data)
+        if getattr(self._kvstore, "allreduce_arrays", None) is not None:
+            self._allreduce_gradients()         # then every worker makes the same update
         # the arena's dense float32 parameters at once, when that path applies; every other one by the updater
         done = set(self._arena["names"]) if self._fast_sgd_update() else set()
         self._update_first_device(done)
