@@ -1,6 +1,7 @@
 """How every file onnxsym writes lands on disk: atomically, with `open`'s permissions, never a partial file."""
 import os
 import random
+import select
 import signal
 import stat
 import subprocess
@@ -257,23 +258,36 @@ def temps_in(folder):
 def test_sigkill_during_saves_leaves_old_or_new_complete_files(tmp_path):
     folder, rng = str(tmp_path), random.Random(10)
     server = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, folder], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=ROOT))
+                              stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=ROOT), bufsize=0)
+    seen = []
+
+    def readline(timeout=60):
+        """The server's next line; a failure, not a hang, when it stops talking (EOF, or nothing for a minute)."""
+        line = b""
+        while not line.endswith(b"\n"):
+            ready, _, _ = select.select([server.stdout], [], [], timeout)
+            byte = server.stdout.read(1) if ready else b""
+            assert byte, "the writer server went quiet after %r (it ended: %s)" % (seen[-5:], server.poll())
+            line += byte
+        seen.append(line)
+        return line
+
     previous, interrupted = None, 0
     try:
         for round_ in range(6):
             server.stdin.write(b"go\n")
             server.stdin.flush()
-            announce = server.stdout.readline().split()
+            announce = readline().split()
             assert announce[:1] == [b"pid"], announce
             writer = int(announce[1])
-            assert server.stdout.readline() == b"%d\n" % (1000 * round_ + 1)
+            assert readline() == b"%d\n" % (1000 * round_ + 1)
             if previous is not None:    # one full round of saves removed what the killed writer left
                 assert not [n for n in temps_in(folder) if "-%d-" % previous in n]
             time.sleep(rng.random() * 0.3)
             os.kill(writer, signal.SIGKILL)
             lines = []
             while not lines or lines[-1] != b"reaped":
-                lines.append(server.stdout.readline().strip())
+                lines.append(readline().strip())
             last = int(([b"%d" % (1000 * round_ + 1)] + lines[:-1])[-1])
             found = generations(folder)
             # each file is the last complete generation or the one being written, in the order they are saved

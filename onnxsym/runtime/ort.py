@@ -11,6 +11,7 @@ import os
 import re
 import sys
 
+import numpy as np
 import onnx
 
 from ..base import MXNetError, MXNetIndexError
@@ -19,7 +20,7 @@ from ..lower.dtype_passes import has_elem_type
 from . import pyops, rng
 from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
 
-__all__ = ["ort", "C", "create_session", "cuda_available", "providers_for", "set_num_threads", "shrink_arena",
+__all__ = ["ort", "C", "create_session", "external_initializer", "cuda_available", "providers_for", "set_num_threads", "shrink_arena",
            "run_error", "quiet_logging", "ort_message"]
 
 _config = {"intra_op_num_threads": 0}
@@ -56,12 +57,27 @@ def session_options():
 _FLOAT32_ONLY_FUSIONS = ["QuickGeluFusion", "MatmulTransposeFusion"]
 
 
-def create_session(model, ctx=None):
+def external_initializer(name, array):
+    """A TensorProto naming `array` (C-contiguous) as initializer `name` whose bytes create_session(external=...)
+    hands to ONNX Runtime from memory: the model then carries no copy of them, and ORT makes the only one."""
+    tensor = onnx.TensorProto(name=name, dims=list(array.shape), data_type=onnx.helper.np_dtype_to_tensor_dtype(
+        array.dtype), data_location=onnx.TensorProto.EXTERNAL)
+    for key, value in (("location", name + ".bin"), ("offset", "0"), ("length", str(array.nbytes))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def create_session(model, ctx=None, external=()):
     """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first. Sampling
-    nodes get seeds from mx.random.seed's stream (`rng.is_stale(session)` tells when to make a new one)."""
+    nodes get seeds from mx.random.seed's stream (`rng.is_stale(session)` tells when to make a new one).
+    `external`: [(initializer name, array)] whose external_initializer entries the model holds."""
     lift_to_opset(model)        # (passes after lowering write opset-17 nodes too)
     model, epoch = rng.seeded_model(model)
     options = session_options()
+    if external:
+        names, arrays = [n + ".bin" for n, _ in external], [a.reshape(-1).view(np.uint8) for _, a in external]
+        options.add_external_initializers_from_files_in_memory(names, arrays, [a.nbytes for a in arrays])
     python_ops = {n.op_type for n in model.graph.node if n.domain == PYTHON_DOMAIN}
     if python_ops:
         for op_type in sorted(python_ops):
