@@ -128,6 +128,14 @@ class _TwoBit:
 
 # ----- the stores -----
 
+def _capable(capability, optimizer):
+    """is_capable's answer for a store that can (`optimizer`) or cannot run an optimizer: KVStoreBase.OPTIMIZER
+    is the only capability MXNet names (ValueError for any other, as MXNet)."""
+    if capability.lower() == KVStoreBase.OPTIMIZER:
+        return optimizer
+    raise ValueError("Unknown capability: {}".format(capability))
+
+
 class KVStoreBase:
     """MXNet's abstract key-value store interface; `register` adds a class that `create` makes by name."""
 
@@ -198,9 +206,7 @@ class KVStore(KVStoreBase):
 
     def is_capable(self, capability):
         """Whether the store has `capability`: only KVStoreBase.OPTIMIZER is known, and a local store has it."""
-        if capability.lower() == KVStoreBase.OPTIMIZER:
-            return True
-        raise ValueError("Unknown capability: {}".format(capability))
+        return _capable(capability, optimizer=True)
 
     def init(self, key, value):
         """Store a copy of each value under its key; each key once (a key with several values is initialized
@@ -450,9 +456,7 @@ class TestStore(KVStoreBase):
 
     @staticmethod
     def is_capable(capability):
-        if capability.lower() == KVStoreBase.OPTIMIZER:
-            return False
-        raise ValueError("Unknown capability: {}".format(capability))
+        return _capable(capability, optimizer=False)
 
     @property
     def type(self):

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from .base import MXNetError
-from .kvstore import KVStore, KVStoreBase, _pairs, _TwoBit
+from .kvstore import KVStore, _capable, _pairs, _TwoBit
 from .runtime.device import touch
 from .runtime.ndarray import NDArray
 from .runtime.sparse import RowSparseNDArray, sparse_array
@@ -173,9 +173,7 @@ class Horovod(DistKVStore):
 
     @staticmethod
     def is_capable(capability):
-        if capability.lower() == KVStoreBase.OPTIMIZER:
-            return False
-        raise ValueError("Unknown capability: {}".format(capability))
+        return _capable(capability, optimizer=False)
 
     @property
     def local_rank(self):
