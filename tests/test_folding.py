@@ -189,3 +189,24 @@ def test_arrays_shared_for_writing_through_dlpack_are_never_constants():
     shared[...] = shared * -1       # written behind onnxsym's back
     params["fc_weight"] = params["fc_weight"] * -1
     np.testing.assert_allclose(_forward(mod, x), _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_large_constants_with_path_like_names(dtype):
+    """Constants of 1 KB and more reach ORT from their buffers as in-memory external data (folding.py): values of
+    both float widths, names that look like paths ('../', '/'), a small one inline beside them; numpy decides."""
+    rng = np.random.RandomState(3)
+    weight = mx.sym.var("../w/eight", dtype=dtype)
+    bias = mx.sym.var("b/../ias", dtype=dtype)
+    out = mx.sym.FullyConnected(mx.sym.var("data", dtype=dtype), weight=weight, bias=bias, num_hidden=64, name="fc")
+    w = rng.normal(0, 1, (64, 32)).astype(dtype)            # 8 or 16 KB: external
+    b = rng.normal(0, 1, 64).astype(dtype)                  # 256 or 512 bytes: inline
+    exe = out.simple_bind(mx.cpu(), data=(5, 32), grad_req="null", type_dict={"data": dtype})
+    exe.arg_dict["../w/eight"][:] = w
+    exe.arg_dict["b/../ias"][:] = b
+    for step in range(3):
+        x = rng.normal(0, 1, (5, 32)).astype(dtype)
+        got = exe.forward(is_train=False, data=mx.nd.array(x, dtype=dtype))[0].asnumpy()
+        np.testing.assert_allclose(got, x @ w.T + b, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-5)
+    if not emulating_all():
+        assert exe._folding is not None and exe._folding.builds == 1

@@ -111,11 +111,14 @@ class FoldedRuns:
         model.graph.input.extend(kept)
         # the constants' bytes go to ORT from their buffers (no copy in the model, none in its serialized form:
         # serving ResNet-18, the process peaked 2 x 45 MB higher while the session was made); small ones inline
-        values = [(self._names[i], np.ascontiguousarray(host_buffer(self._arrays[self._names[i]])))
-                  for i in constants]
-        external = [(name, array) for name, array in values if array.nbytes >= _EXTERNAL_BYTES]
-        model.graph.initializer.extend(external_initializer(name, array) if array.nbytes >= _EXTERNAL_BYTES
-                                       else numpy_helper.from_array(array, name) for name, array in values)
+        external = []
+        for i in constants:
+            name, array = self._names[i], np.ascontiguousarray(host_buffer(self._arrays[self._names[i]]))
+            if array.nbytes >= _EXTERNAL_BYTES and array.dtype.kind in "biuf":
+                external.append(("constant%d.bin" % i, array))
+                model.graph.initializer.append(external_initializer(name, array, external[-1][0]))
+            else:
+                model.graph.initializer.append(numpy_helper.from_array(array, name))
         self._session = create_session(model, self._ctx, external)
         self._bound = BoundRun(self._session, self._ctx,
                                [(n, host_buffer(self._arrays[n])) for n in self._names if n not in frozen],

@@ -57,12 +57,13 @@ def session_options():
 _FLOAT32_ONLY_FUSIONS = ["QuickGeluFusion", "MatmulTransposeFusion"]
 
 
-def external_initializer(name, array):
-    """A TensorProto naming `array` (C-contiguous) as initializer `name` whose bytes create_session(external=...)
-    hands to ONNX Runtime from memory: the model then carries no copy of them, and ORT makes the only one."""
+def external_initializer(name, array, location):
+    """A TensorProto naming `array` (numeric, C-contiguous) as initializer `name` whose bytes create_session hands
+    to ONNX Runtime from memory as the file `location` (a plain file name; `external=[(location, array)]`): the
+    model then carries no copy of them, and ORT makes the only one."""
     tensor = onnx.TensorProto(name=name, dims=list(array.shape), data_type=onnx.helper.np_dtype_to_tensor_dtype(
         array.dtype), data_location=onnx.TensorProto.EXTERNAL)
-    for key, value in (("location", name + ".bin"), ("offset", "0"), ("length", str(array.nbytes))):
+    for key, value in (("location", location), ("offset", "0"), ("length", str(array.nbytes))):
         entry = tensor.external_data.add()
         entry.key, entry.value = key, value
     return tensor
@@ -71,12 +72,12 @@ def external_initializer(name, array):
 def create_session(model, ctx=None, external=()):
     """An InferenceSession for an onnx.ModelProto; custom ops' Python nodes are made available first. Sampling
     nodes get seeds from mx.random.seed's stream (`rng.is_stale(session)` tells when to make a new one).
-    `external`: [(initializer name, array)] whose external_initializer entries the model holds."""
+    `external`: [(location, array)] of the model's external_initializer entries."""
     lift_to_opset(model)        # (passes after lowering write opset-17 nodes too)
     model, epoch = rng.seeded_model(model)
     options = session_options()
     if external:
-        names, arrays = [n + ".bin" for n, _ in external], [a.reshape(-1).view(np.uint8) for _, a in external]
+        names, arrays = [n for n, _ in external], [a.reshape(-1).view(np.uint8) for _, a in external]
         options.add_external_initializers_from_files_in_memory(names, arrays, [a.nbytes for a in arrays])
     python_ops = {n.op_type for n in model.graph.node if n.domain == PYTHON_DOMAIN}
     if python_ops:
