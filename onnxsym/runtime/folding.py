@@ -24,7 +24,7 @@ from ..lower.builder import PYTHON_DOMAIN
 from .binding import BoundRun
 from .device import device_of, externally_shared, version_key, versions, watch
 from .ndarray import host_buffer
-from .ort import create_session, external_initializer
+from .ort import create_session, external_data_in_memory, external_initializer
 from . import rng
 
 __all__ = ["FoldedRuns"]
@@ -110,11 +110,12 @@ class FoldedRuns:
         del model.graph.input[:]
         model.graph.input.extend(kept)
         # the constants' bytes go to ORT from their buffers (no copy in the model, none in its serialized form:
-        # serving ResNet-18, the process peaked 2 x 45 MB higher while the session was made); small ones inline
-        external = []
+        # serving ResNet-18, the process peaked 2 x 45 MB higher while the session was made); small ones inline,
+        # and all where this onnxruntime cannot take them from memory
+        external, in_memory = [], external_data_in_memory()
         for i in constants:
             name, array = self._names[i], np.ascontiguousarray(host_buffer(self._arrays[self._names[i]]))
-            if array.nbytes >= _EXTERNAL_BYTES and array.dtype.kind in "biuf":
+            if in_memory and array.nbytes >= _EXTERNAL_BYTES and array.dtype.kind in "biuf":
                 external.append(("constant%d.bin" % i, array))
                 model.graph.initializer.append(external_initializer(name, array, external[-1][0]))
             else:

@@ -20,7 +20,7 @@ from ..lower.dtype_passes import has_elem_type
 from . import pyops, rng
 from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
 
-__all__ = ["ort", "C", "create_session", "external_initializer", "cuda_available", "providers_for", "set_num_threads",
+__all__ = ["ort", "C", "create_session", "external_data_in_memory", "external_initializer", "cuda_available", "providers_for", "set_num_threads",
            "shrink_arena", "run_error", "quiet_logging", "ort_message"]
 
 _config = {"intra_op_num_threads": 0}
@@ -55,6 +55,13 @@ def session_options():
 # ORT's graph fusions that emit com.microsoft ops with float32 kernels only, and fire on float64 graphs too
 # (x * sigmoid(a * x) -> QuickGelu, Transpose -> MatMul -> FusedMatMul): "Failed to find kernel" at load time.
 _FLOAT32_ONLY_FUSIONS = ["QuickGeluFusion", "MatmulTransposeFusion"]
+
+
+def external_data_in_memory():
+    """Whether this onnxruntime takes initializer bytes from memory
+    (SessionOptions.add_external_initializers_from_files_in_memory: 1.32 has it, 1.23 and the training build 1.19.2
+    do not)."""
+    return hasattr(ort.SessionOptions, "add_external_initializers_from_files_in_memory")
 
 
 def external_initializer(name, array, location):
