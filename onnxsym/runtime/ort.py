@@ -20,8 +20,8 @@ from ..lower.dtype_passes import has_elem_type
 from . import pyops, rng
 from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
 
-__all__ = ["ort", "C", "create_session", "external_data_in_memory", "external_initializer", "cuda_available", "providers_for", "set_num_threads",
-           "shrink_arena", "run_error", "quiet_logging", "ort_message"]
+__all__ = ["ort", "C", "create_session", "external_data_in_memory", "external_initializer", "cuda_available",
+           "providers_for", "set_num_threads", "shrink_arena", "run_error", "quiet_logging", "ort_message"]
 
 _config = {"intra_op_num_threads": 0}
 
