@@ -85,6 +85,12 @@ def _parse_descs(names, shapes, kind, throw, symbol=None):
 _SGD_CHUNK = 1 << 18
 
 
+def _distributed(store):
+    """Whether `store` sums across processes (kvstore_dist's stores; told apart without importing that module,
+    which only a distributed store's creation loads)."""
+    return getattr(store, "allreduce_arrays", None) is not None
+
+
 class Module(BaseModule):
     """A symbol with its parameters, bound to input shapes; trains with an optimizer (MXNet Module)."""
 
@@ -415,7 +421,7 @@ class Module(BaseModule):
         self._updater = _optimizer.get_updater(optimizer)
         # MXNet keeps a local kvstore (and updates on it) only with several devices, a distributed one always; the
         # updater is the module's here: the gradients are summed as the store sums them (update())
-        distributed = getattr(store, "allreduce_arrays", None) is not None
+        distributed = _distributed(store)
         self._kvstore = store if len(self._context) > 1 or distributed else None
         if self._kvstore is not None:
             if not distributed:
@@ -530,7 +536,7 @@ class Module(BaseModule):
                 for grad in block:
                     grad._data[...] = total
                     touch(grad._data)
-        if getattr(self._kvstore, "allreduce_arrays", None) is not None:
+        if _distributed(self._kvstore):
             self._allreduce_gradients()         # then every worker makes the same update
         # the arena's dense float32 parameters at once, when that path applies; every other one by the updater
         done = set(self._arena["names"]) if self._fast_sgd_update() else set()

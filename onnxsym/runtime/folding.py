@@ -52,6 +52,7 @@ class FoldedRuns:
         self._watched = self._keys = None              # the input buffers watched, and their write-count keys
         self._cooldown = 0
         self.builds = 0                                # sessions made (tests, benchmarks)
+        self.declined = 0                              # forwards left to the usual graph
 
     @staticmethod
     def applies(lowered, ctx, forward_aux):
@@ -66,7 +67,13 @@ class FoldedRuns:
 
     def run(self):
         """Run the folded session when it fits the current inputs (made now when it pays); False when the
-        caller should run the usual graph."""
+        caller should run the usual graph (counted in `declined`)."""
+        done = self._run()
+        if not done:
+            self.declined += 1
+        return done
+
+    def _run(self):
         buffers = [host_buffer(self._arrays[name]) for name in self._names]
         if self._watched is None or any(a is not b for a, b in zip(buffers, self._watched)):
             for buffer in buffers:
