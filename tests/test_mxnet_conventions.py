@@ -1,6 +1,9 @@
 """Conventions of MXNet's Python layer that its own tests (and users' programs) rely on: None for an input the op
 does not have, grad_req entries for names that are no arguments, Pooling's extra pad entries, run-time index errors
 as IndexError, broadcast_like with an rhs of another dtype, 3-D dilated convolution."""
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -122,3 +125,31 @@ def test_legacy_python_operators():
     assert exe.forward(is_train=True)[0].asnumpy().tolist() == [2.0, 8.0, 18.0]
     exe.backward(mx.nd.ones((3,)))
     assert grad.asnumpy().tolist() == [4.0, -8.0, 12.0]       # d(2 x^2)/dx
+
+
+def test_thread_count_from_mxnets_environment_variables():
+    """MXNet sizes its operator thread pool from OMP_NUM_THREADS, else MXNET_OMP_MAX_THREADS, else one thread per
+    physical core; sessions here take the same count (0 = ONNX Runtime's one per physical core)."""
+    from onnxsym.runtime.ort import threads_from_environment
+    assert threads_from_environment({}) == 0
+    assert threads_from_environment({"OMP_NUM_THREADS": "1"}) == 1
+    assert threads_from_environment({"OMP_NUM_THREADS": " 3 "}) == 3
+    assert threads_from_environment({"OMP_NUM_THREADS": "2,1"}) == 2
+    assert threads_from_environment({"MXNET_OMP_MAX_THREADS": "4"}) == 4
+    assert threads_from_environment({"OMP_NUM_THREADS": "1", "MXNET_OMP_MAX_THREADS": "4"}) == 1
+    for bad in ("0", "-2", "two", ""):
+        assert threads_from_environment({"OMP_NUM_THREADS": bad}) == 0
+
+
+@pytest.mark.parametrize("value,expected", [("1", 1), ("3", 3), (None, 0)])
+def test_sessions_take_omp_num_threads_at_import(value, expected):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS")}
+    if value is not None:
+        env["OMP_NUM_THREADS"] = value
+    code = ("import onnxsym as mx\n"
+            "from onnxsym.runtime import ort\n"
+            "exe = (mx.sym.var('x') * 2).bind(mx.cpu(), {'x': mx.nd.ones((2,))})\n"
+            "print(exe.forward()[0].asnumpy().tolist(), ort.session_options().intra_op_num_threads)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("]")[-1].split() == [str(expected)] and out.stdout.startswith("[2.0, 2.0]")

@@ -21,13 +21,29 @@ from . import pyops, rng
 from .library import C, cuda_available, gpu_emulation, gpu_unavailable, ort
 
 __all__ = ["ort", "C", "create_session", "external_data_in_memory", "external_initializer", "cuda_available",
-           "providers_for", "set_num_threads", "shrink_arena", "run_error", "quiet_logging", "ort_message"]
+           "providers_for", "set_num_threads", "threads_from_environment", "shrink_arena", "run_error",
+           "quiet_logging", "ort_message"]
 
-_config = {"intra_op_num_threads": 0}
+def threads_from_environment(environ=os.environ):
+    """Threads per session as MXNet 1.9.1 sizes its OpenMP pool at library load: OMP_NUM_THREADS where it is set,
+    else MXNET_OMP_MAX_THREADS, else 0 (ONNX Runtime's default, one per physical core: MXNet's default too).
+    A value that is not a positive integer is ignored, as OpenMP ignores it."""
+    for key in ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS"):
+        value = environ.get(key, "").strip()
+        if value:
+            head = value.split(",")[0].strip()      # OpenMP allows a per-nesting-level list: the first level counts
+            if head.isdigit() and int(head) > 0:
+                return int(head)
+            return 0
+    return 0
+
+
+_config = {"intra_op_num_threads": threads_from_environment()}
 
 
 def set_num_threads(n):
-    """Threads per ORT session (0 = ORT's default, one per core)."""
+    """Threads per ORT session (0 = ORT's default, one per core). The starting value comes from OMP_NUM_THREADS or
+    MXNET_OMP_MAX_THREADS (threads_from_environment)."""
     _config["intra_op_num_threads"] = int(n)
 
 
