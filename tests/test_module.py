@@ -91,6 +91,91 @@ def test_predict_removes_padding_and_iter_predict():
     assert [b[0][0].shape[0] for b in batches] == [16, 11]
 
 
+def _numpy_mlp(x, params):
+    h = np.maximum(x @ params["fc1_weight"].T + params["fc1_bias"], 0)
+    z = h @ params["fc2_weight"].T + params["fc2_bias"]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _mlp_module(batch, folds=True, dtype="float32", labels=False):
+    data = mx.sym.var("data", dtype=dtype)
+    h = mx.sym.FullyConnected(data, num_hidden=8, name="fc1")
+    # (without a fully connected layer nothing folds: the usual session runs the borrowed batches)
+    h = mx.sym.Activation(h, act_type="relu") if folds else mx.sym.relu(h)
+    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(h, num_hidden=3, name="fc2"), name="softmax")
+    if not folds:
+        net = mx.sym.SoftmaxOutput(mx.sym.relu(data) * 2, name="softmax")
+    mod = mx.mod.Module(net)
+    mod.bind(data_shapes=[mx.io.DataDesc("data", (batch, 5), dtype)], for_training=False,
+             label_shapes=[("softmax_label", (batch,))] if labels else None)
+    rs = np.random.RandomState(3)
+    mod.init_params(mx.init.Normal(0.5))
+    params = {k: v.asnumpy().astype(np.float64) for k, v in mod.get_params()[0].items()}
+    return mod, params, rs
+
+
+@pytest.mark.parametrize("folds", [True, False])
+@pytest.mark.parametrize("labels", [False, True])
+def test_predict_and_score_read_the_batches_where_they_lie(folds, labels):
+    """predict/score run each batch from the iterator's own buffer (no copy into the executor): the results are the
+    same as numpy's, padding included; afterwards the executor's data holds the last batch (as forward leaves
+    it), the iterator's arrays are unchanged, and the session binds the executor's own arrays again."""
+    mod, params, rs = _mlp_module(4, folds, labels=labels)
+    x = rs.uniform(-1, 1, (10, 5)).astype(np.float32)
+    y = rs.randint(0, 3, 10).astype(np.float32)
+    it = mx.io.NDArrayIter(x, y if labels else None, batch_size=4, last_batch_handle="pad")
+    expected = _numpy_mlp(x, params) if folds else \
+        np.exp(2 * np.maximum(x, 0)) / np.exp(2 * np.maximum(x, 0)).sum(axis=1, keepdims=True)
+    kept = x.copy()
+    for _ in range(3):      # (a folded session is made at the first predict and serves the later ones)
+        np.testing.assert_allclose(mod.predict(it).asnumpy(), expected, rtol=1e-5, atol=1e-6)
+    exe = mod._exec_group.execs[0]
+    on_host = exe._bound.device is None     # (ONNXSYM_GPU_EMULATION=all: device copies, no folding, no borrowing)
+    assert (exe._folding is not None and exe._folding.builds >= 1) == (folds and on_host)
+    np.testing.assert_array_equal(x, kept)
+    # the last batch: rows 8, 9, then the padding from the start
+    np.testing.assert_array_equal(exe.arg_dict["data"].asnumpy(), x[[8, 9, 0, 1]])
+    for bound in (exe._bound, exe._folding and exe._folding.bound):
+        assert bound is None or not bound._lent
+    # a forward of the module's own after predict reads its own array again
+    fresh = rs.uniform(-1, 1, (4, 5)).astype(np.float32)
+    mod.forward(mx.io.DataBatch([mx.nd.array(fresh)]), is_train=False)
+    reference = _numpy_mlp(fresh, params) if folds else \
+        np.exp(2 * np.maximum(fresh, 0)) / np.exp(2 * np.maximum(fresh, 0)).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), reference, rtol=1e-5, atol=1e-6)
+    if labels:
+        accuracy = dict(mod.score(it, "acc"))["accuracy"]
+        rows = list(range(10)) + [0, 1]         # (MXNet's score counts the padding rows too)
+        assert accuracy == pytest.approx(float(np.mean(expected.argmax(axis=1)[rows] == y[rows])))
+        np.testing.assert_array_equal(exe.arg_dict["data"].asnumpy(), x[[8, 9, 0, 1]])
+
+
+def test_predict_copies_batches_it_cannot_borrow():
+    """float64 batches for a float32 module, strided views, a monitor: copied in as before, the same numbers."""
+    mod, params, rs = _mlp_module(3)
+    x = rs.uniform(-1, 1, (6, 10))
+    it = mx.io.NDArrayIter(x[:, ::2], batch_size=3)            # float64: converted when copied in
+    np.testing.assert_allclose(mod.predict(it).asnumpy(), _numpy_mlp(x[:, ::2], params), rtol=1e-5, atol=1e-6)
+    batch = mx.io.DataBatch([mx.nd.array(x[:3, ::2], dtype="float32")])
+    assert not mod._forward_borrowing(mx.io.DataBatch([x.astype(np.float32)[:3, ::2]]))     # strided
+    assert mod._forward_borrowing(batch) == (mod._exec_group.execs[0]._bound.device is None)
+    # a forward() in between reads the module's own array (the lent buffer is bound no more)
+    other = x[3:, ::2].astype(np.float32)
+    mod.forward(mx.io.DataBatch([mx.nd.array(other)]), is_train=False)
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), _numpy_mlp(other, params), rtol=1e-5, atol=1e-6)
+    mod._end_borrowing()
+    np.testing.assert_array_equal(mod._exec_group.execs[0].arg_dict["data"].asnumpy(), other)
+    seen = []
+    mon = mx.mon.Monitor(1, lambda a: mx.nd.norm(a), pattern=".*fc1_output.*")
+    mod.install_monitor(mon)
+    mon.tic()
+    np.testing.assert_allclose(mod.predict(mx.io.NDArrayIter(x[:3, ::2].astype(np.float32), batch_size=3)).asnumpy(),
+                               _numpy_mlp(x[:3, ::2], params), rtol=1e-5, atol=1e-6)
+    seen = mon.toc()
+    assert seen and "fc1_output" in seen[0][1]
+
+
 def test_bad_input_errors():
     sym = CASES["mlp_sgd"]["build"](mx)
     with pytest.raises(ValueError, match="datum"):

@@ -56,17 +56,22 @@ class BaseModule:
             eval_metric = _metric.create(eval_metric)
         eval_metric.reset()
         actual_num_batch = 0
-        for nbatch, eval_batch in enumerate(eval_data):
-            if num_batch is not None and nbatch == num_batch:
-                break
-            self.prepare(eval_batch, sparse_row_id_fn=sparse_row_id_fn)
-            self.forward(eval_batch, is_train=False)
-            self.update_metric(eval_metric, eval_batch.label)
-            if batch_end_callback is not None:
-                params = BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=eval_metric, locals=locals())
-                for callback in _as_list(batch_end_callback):
-                    callback(params)
-            actual_num_batch += 1
+        borrow = batch_end_callback is None         # (a callback sees the module between batches)
+        try:
+            for nbatch, eval_batch in enumerate(eval_data):
+                if num_batch is not None and nbatch == num_batch:
+                    break
+                self.prepare(eval_batch, sparse_row_id_fn=sparse_row_id_fn)
+                if not (borrow and self._forward_borrowing(eval_batch)):
+                    self.forward(eval_batch, is_train=False)
+                self.update_metric(eval_metric, eval_batch.label)
+                if batch_end_callback is not None:
+                    params = BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=eval_metric, locals=locals())
+                    for callback in _as_list(batch_end_callback):
+                        callback(params)
+                actual_num_batch += 1
+        finally:
+            self._end_borrowing()
         if score_end_callback:
             params = BatchEndParam(epoch=epoch, nbatch=actual_num_batch, eval_metric=eval_metric, locals=locals())
             for callback in _as_list(score_end_callback):
@@ -75,18 +80,38 @@ class BaseModule:
 
     def iter_predict(self, eval_data, num_batch=None, reset=True, sparse_row_id_fn=None):
         """Yield (outputs without padding, batch index, batch) for each batch of eval_data."""
+        return self._predicted(eval_data, num_batch, reset, sparse_row_id_fn, borrow=False)
+
+    def _predicted(self, eval_data, num_batch, reset, sparse_row_id_fn, borrow):
+        """iter_predict's batches; borrow=True (a caller that shows no batch to anyone before the loop ends) runs
+        them where the iterator holds them (_forward_borrowing)."""
         if not (self.binded and self.params_initialized):
             raise MXNetError("iter_predict() needs a bound module with initialized parameters")
         if reset:
             eval_data.reset()
-        for nbatch, eval_batch in enumerate(eval_data):
-            if num_batch is not None and nbatch == num_batch:
-                break
-            self.prepare(eval_batch, sparse_row_id_fn=sparse_row_id_fn)
-            self.forward(eval_batch, is_train=False)
-            pad = eval_batch.pad or 0
-            outputs = [out[0:out.shape[0] - pad] for out in self.get_outputs()]
-            yield outputs, nbatch, eval_batch
+        try:
+            for nbatch, eval_batch in enumerate(eval_data):
+                if num_batch is not None and nbatch == num_batch:
+                    break
+                self.prepare(eval_batch, sparse_row_id_fn=sparse_row_id_fn)
+                if not (borrow and self._forward_borrowing(eval_batch)):
+                    self.forward(eval_batch, is_train=False)
+                pad = eval_batch.pad or 0
+                outputs = self.get_outputs()
+                if pad:
+                    outputs = [out[0:out.shape[0] - pad] for out in outputs]
+                yield outputs, nbatch, eval_batch
+        finally:
+            if borrow:
+                self._end_borrowing()
+
+    def _forward_borrowing(self, data_batch):
+        """An inference forward of `data_batch` reading its arrays where they lie, leaving the module's inputs as
+        they were until _end_borrowing; False (nothing run) where a module cannot: the caller runs forward()."""
+        return False
+
+    def _end_borrowing(self):
+        """The module's inputs take the last batch _forward_borrowing ran (as forward() would have left them)."""
 
     def predict(self, eval_data, num_batch=None, merge_batches=True, reset=True, always_output_list=False,
                 sparse_row_id_fn=None):
@@ -95,7 +120,7 @@ class BaseModule:
             data = eval_data.asnumpy() if isinstance(eval_data, NDArray) else eval_data
             eval_data = NDArrayIter(data, batch_size=self.data_shapes[0].shape[0], last_batch_handle="pad")
         output_list = []        # each batch's outputs, copied once out of the executor's buffers
-        for outputs, _, _ in self.iter_predict(eval_data, num_batch, reset, sparse_row_id_fn):
+        for outputs, _, _ in self._predicted(eval_data, num_batch, reset, sparse_row_id_fn, borrow=True):
             output_list.append([o.asnumpy() for o in outputs])
         if not output_list:
             return output_list

@@ -158,6 +158,7 @@ class DataParallelExecutorGroup:
                  inputs_need_grad, shared_group=None, logger=logging, fixed_param_names=None, grad_req="write",
                  state_names=None, group2ctxs=None, make_arena=None):
         self.symbol = symbol
+        self._lent = None           # the batch forward_borrowing ran last, until end_borrowing copies it in
         self.contexts = list(contexts)
         self.workload = list(workload) if workload is not None else [1] * len(self.contexts)
         if len(self.workload) != len(self.contexts):
@@ -294,12 +295,46 @@ class DataParallelExecutorGroup:
         """Split the batch among the executors and run them."""
         if is_train is None:
             is_train = self.for_training
+        self._lent = None
+        self._load_batch(data_batch)
+        for exe in self.execs:
+            exe.forward(is_train=is_train)
+
+    def _load_batch(self, data_batch):
         self._load(self.data_names, self.data_shapes, data_batch.data)
         labels = getattr(data_batch, "label", None)
         if labels and self.label_shapes:
             self._load(self.label_names, self.label_shapes, labels)
-        for exe in self.execs:
-            exe.forward(is_train=is_train)
+
+    def forward_borrowing(self, data_batch):
+        """An inference forward of the one executor reading the batch's arrays where they lie
+        (Executor.forward_borrowing); the executor's arrays take the batch at end_borrowing (once, after a loop of
+        such forwards). False, with nothing run, where it cannot (several devices, sparse or other arrays)."""
+        if len(self.execs) != 1:
+            return False
+        buffers = {}
+        labels = getattr(data_batch, "label", None)
+        for names, arrays in ((self.data_names, data_batch.data),
+                              (self.label_names, labels if labels and self.label_shapes else ())):
+            if len(arrays) != len(names):
+                return False
+            for name, array in zip(names, arrays):
+                if type(array) is NDArray:
+                    array = array._data
+                if not isinstance(array, np.ndarray):
+                    return False
+                buffers[name] = array
+        if not self.execs[0].forward_borrowing(buffers):
+            return False
+        self._lent = data_batch
+        return True
+
+    def end_borrowing(self):
+        """The executor's arrays take the batch forward_borrowing ran last (as forward() leaves them)."""
+        batch, self._lent = self._lent, None
+        if batch is not None:
+            self._load_batch(batch)
+            self.execs[0].end_borrowing()
 
     def _load(self, names, descs, arrays):
         for name, desc, array in zip(names, descs, arrays):

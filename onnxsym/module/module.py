@@ -496,6 +496,13 @@ class Module(BaseModule):
         # (namedtuple("Batch", ["data"]) batches have no labels: the group reads them with getattr)
         self._exec_group.forward(data_batch, is_train=is_train)
 
+    def _forward_borrowing(self, data_batch):
+        return self.binded and self.params_initialized and self._exec_group.forward_borrowing(data_batch)
+
+    def _end_borrowing(self):
+        if self.binded:
+            self._exec_group.end_borrowing()
+
     def _reshape_for(self, data_batch):
         data_descs = getattr(data_batch, "provide_data", None) or [
             DataDesc(d.name, tuple(a.shape), d.dtype, d.layout) for d, a in zip(self._data_shapes, data_batch.data)]

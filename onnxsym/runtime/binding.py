@@ -49,6 +49,8 @@ class BoundRun:
         io = session.io_binding()
         self.device = device = device_of(ctx)
         self.copies, self.device_outputs, self.written = [], {}, []
+        self.hosts = dict(inputs) if device is None else {}
+        self._lent = {}           # input name -> the buffer bound in place of its host buffer (run's `borrowed`)
         for name, host in inputs:
             if device is None:
                 io.bind_cpu_input(name, host)
@@ -73,7 +75,12 @@ class BoundRun:
         self._handle = io._iobinding
         self._run = session._sess.run_with_iobinding
 
-    def run(self, options=None):
+    def run(self, options=None, borrowed=None):
+        """One run. `borrowed` {input name: host buffer of that input's shape and dtype, C-contiguous} (CPU only):
+        read in place of the bound host buffers for this run, without a copy; the next run without them binds the
+        host buffers again (the buffers lent are held until then, so no binding ever outlives its memory)."""
+        if borrowed or self._lent:
+            self._lend(borrowed or {})
         if self.device is not None:
             self._refresh_device()
         try:
@@ -88,6 +95,21 @@ class BoundRun:
         raise_pending()
         if self.dynamic:
             self._take_dynamic()
+
+    def end_borrowing(self):
+        """The host buffers bound again now (the buffers lent last are no longer held)."""
+        if self._lent:
+            self._lend({})
+
+    def _lend(self, borrowed):
+        io, lent = self.io, self._lent
+        for name in [n for n in lent if n not in borrowed]:
+            io.bind_cpu_input(name, self.hosts[name])
+            del lent[name]
+        for name, buffer in borrowed.items():
+            if name in self.hosts and lent.get(name) is not buffer:     # (inputs the graph does not read: none)
+                io.bind_cpu_input(name, buffer)
+                lent[name] = buffer
 
     def _refresh_device(self):
         """Device inputs made current; copies an update swapped (device.swap) bound again."""

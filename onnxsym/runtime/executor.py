@@ -330,10 +330,35 @@ class Executor:
         next read (or by mx.nd.waitall())."""
         if kwargs:
             self._copy_inputs(kwargs)
+        return self._run_forward(is_train)
+
+    def forward_borrowing(self, buffers):
+        """An inference forward reading `buffers` {argument name: host numpy array of that argument's shape and
+        dtype, C-contiguous} in place of those arguments' arrays, which keep their values: Module.predict's batches
+        without a copy. False, with nothing run, where it cannot (a device, a monitor, an inference forward kept
+        for backward, a buffer of another shape or dtype): the caller copies them in and runs forward()."""
+        if self._bound.device is not None or self._monitor is not None or self._samples_for_backward:
+            return False
+        for name, buffer in buffers.items():
+            array = self._by_name.get(name)
+            if type(array) is not NDArray or not isinstance(buffer, np.ndarray) or \
+                    buffer.dtype != array._data.dtype or buffer.shape != array._data.shape or \
+                    not buffer.flags.c_contiguous:
+                return False
+        self._run_forward(False, buffers)
+        return True
+
+    def end_borrowing(self):
+        """After forwards by forward_borrowing: the sessions read the arguments' arrays again (and hold no batch)."""
+        for bound in (self._bound, self._folding and self._folding.bound):
+            if bound is not None:
+                bound.end_borrowing()
+
+    def _run_forward(self, is_train, borrowed=None):
         for out in self.outputs:
             out._pending = None
         try:
-            outputs = self._forward(is_train)
+            outputs = self._forward(is_train, borrowed)
             if self._monitor is not None:
                 monitoring.after_forward(self, is_train)
             return outputs
@@ -345,13 +370,13 @@ class Executor:
                 out._pending = holder
             return self.outputs
 
-    def _forward(self, is_train):
+    def _forward(self, is_train, borrowed):
         if is_train:
             return self._forward_train()
         if self._samples_for_backward:
             return self.forward_for_backward()
         self._pending = "inference"
-        if self._folding is not None and self._monitor is None and self._folding.run():
+        if self._folding is not None and self._monitor is None and self._folding.run(borrowed):
             return self.outputs
         if rng.is_stale(self._session):
             # reseeded since the session was made: a new one samples from the new stream
@@ -361,7 +386,8 @@ class Executor:
         # the process keeps the activations' arena of a session it no longer runs (serving ResNet-18: 649 -> 544
         # MiB peak); not later ones (cooldown, inputs that all change): a shrunk arena is allocated again at the
         # next run, 10-25 % of a ResNet-18 forward
-        self._bound.run(shrink_arena() if self._folding is not None and self._folding.declined == 1 else None)
+        self._bound.run(shrink_arena() if self._folding is not None and self._folding.declined == 1 else None,
+                        borrowed)
         for _, scratch, array in self._forward_aux:
             array[:] = scratch
         return self.outputs

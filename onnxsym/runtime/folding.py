@@ -65,15 +65,22 @@ class FoldedRuns:
             any(node.op_type in _GAINS for node in lowered.model.graph.node) and \
             not any(node.domain == PYTHON_DOMAIN for node in lowered.model.graph.node)
 
-    def run(self):
+    @property
+    def bound(self):
+        """The folded session's BoundRun (None while there is none)."""
+        return self._bound
+
+    def run(self, borrowed=None):
         """Run the folded session when it fits the current inputs (made now when it pays); False when the
-        caller should run the usual graph (counted in `declined`)."""
-        done = self._run()
+        caller should run the usual graph (counted in `declined`). `borrowed`: BoundRun.run's, inputs read from
+        other buffers this run (never folded: their arrays do not change while they are lent)."""
+        done = self._run(borrowed)
         if not done:
             self.declined += 1
         return done
 
-    def _run(self):
+    def _run(self, borrowed):
+        lent = {i for i, n in enumerate(self._names) if n in borrowed} if borrowed else ()
         buffers = [host_buffer(self._arrays[name]) for name in self._names]
         if self._watched is None or any(a is not b for a, b in zip(buffers, self._watched)):
             for buffer in buffers:
@@ -81,9 +88,9 @@ class FoldedRuns:
             self._watched, self._keys = buffers, [version_key(b) for b in buffers]
         now = versions(self._keys)
         last, self._last = self._last, now
-        if self._bound is not None and all(now[i] == self._built[i] for i in self._constants) and \
-                not rng.is_stale(self._session):
-            self._bound.run()
+        if self._bound is not None and all(now[i] == self._built[i] and i not in lent for i in self._constants) \
+                and not rng.is_stale(self._session):
+            self._bound.run(None, borrowed)
             self._runs += 1
             return True
         if self._bound is not None and self._runs < _MIN_RUNS:
@@ -101,11 +108,11 @@ class FoldedRuns:
             if last is None:
                 return False    # decide at the second forward: what it did not change is constant
             constants = [i for i, (c, a) in enumerate(zip(now, last)) if c == a]
-        constants = [i for i in constants if not externally_shared(self._keys[i])]
+        constants = [i for i in constants if not externally_shared(self._keys[i]) and i not in lent]
         if not constants or len(constants) == len(self._names):
             return False        # nothing to fold, or no input left to feed (an input-less graph gains nothing)
         self._build(constants, now)
-        self._bound.run()
+        self._bound.run(None, borrowed)
         self._runs = 1
         return True
 
