@@ -176,6 +176,93 @@ def test_predict_copies_batches_it_cannot_borrow():
     assert seen and "fc1_output" in seen[0][1]
 
 
+def _softmax_module(grad_req="write", dropout=False):
+    data = mx.sym.var("data")
+    h = mx.sym.BatchNorm(data, fix_gamma=False, momentum=0.9, name="bn")
+    if dropout:
+        h = mx.sym.Dropout(h, p=0.5)
+    net = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(h, num_hidden=3, name="fc"), name="softmax")
+    mod = mx.mod.Module(net)
+    mod.bind(data_shapes=[("data", (6, 4))], label_shapes=[("softmax_label", (6,))], grad_req=grad_req)
+    mod.init_params(mx.init.Normal(0.3))
+    return mod
+
+
+def _softmax_truth(mod, x, y):
+    """numpy: BatchNorm with batch statistics, FullyConnected, SoftmaxOutput's gradient p - onehot(y)."""
+    arg, aux = mod.get_params()
+    gamma, beta = arg["bn_gamma"].asnumpy(), arg["bn_beta"].asnumpy()
+    w, b = arg["fc_weight"].asnumpy().astype(np.float64), arg["fc_bias"].asnumpy()
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    h = (x - mean) / np.sqrt(var + 1e-3) * gamma + beta
+    z = h @ w.T + b
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dz = p - np.eye(3)[y.astype(int)]
+    moving = (aux["bn_moving_mean"].asnumpy() * 0.9 + mean * 0.1, aux["bn_moving_var"].asnumpy() * 0.9 + var * 0.1)
+    return {"fc_weight": dz.T @ h, "fc_bias": dz.sum(axis=0)}, moving
+
+
+@pytest.mark.parametrize("grad_req,dropout", [("write", False), ("add", False), ("write", True)])
+def test_forward_backward_writes_the_gradients_of_forward_then_backward(grad_req, dropout):
+    """Module.forward_backward (fit's step) has the run write the gradients straight into the gradient arrays where
+    it can ('write', no sampling): the gradients and BatchNorm's moving statistics are numpy's, no second set of
+    gradient buffers is made, and a backward() after it gives the same gradients again, also once something
+    overwrote them."""
+    mod = _softmax_module(grad_req, dropout)
+    rs = np.random.RandomState(0)
+    x = rs.normal(size=(6, 4)).astype(np.float32)
+    y = rs.randint(0, 3, 6).astype(np.float32)
+    batch = mx.io.DataBatch([mx.nd.array(x)], [mx.nd.array(y)])
+    exe = mod._exec_group.execs[0]
+    grads = dict(zip(exe._arg_names, exe.grad_arrays))
+    truth, moving = _softmax_truth(mod, x.astype(np.float64), y)
+    mod.forward_backward(batch)
+    training = exe._training
+    direct = grad_req == "write" and not dropout and exe._bound.device is None
+    assert (training.grad_buffers == {}) == direct
+    aux = exe.aux_dict      # (get_params syncs from the devices after update(), as MXNet's)
+    np.testing.assert_allclose(aux["bn_moving_mean"].asnumpy(), moving[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(aux["bn_moving_var"].asnumpy(), moving[1], rtol=1e-5, atol=1e-6)
+    if dropout:
+        return      # (the numbers are the dropped ones; the path is the usual one)
+    for name, value in truth.items():
+        np.testing.assert_allclose(grads[name].asnumpy(), value, rtol=1e-4, atol=1e-5)
+    grads["fc_weight"][:] = 7
+    mod.backward()
+    if grad_req == "write":
+        for name, value in truth.items():
+            np.testing.assert_allclose(grads[name].asnumpy(), value, rtol=1e-4, atol=1e-5)
+        mod.backward()      # (nothing wrote them: they are kept)
+        np.testing.assert_allclose(grads["fc_bias"].asnumpy(), truth["fc_bias"], rtol=1e-4, atol=1e-5)
+    else:
+        np.testing.assert_allclose(grads["fc_weight"].asnumpy(), 7 + truth["fc_weight"], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(grads["fc_bias"].asnumpy(), 2 * truth["fc_bias"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_subclass_runs_its_own_forward_and_backward():
+    calls = []
+
+    class Clipped(mx.mod.Module):
+        def backward(self, out_grads=None):
+            super().backward(out_grads)
+            calls.append(1)
+            for grad in self._exec_group.grad_arrays:
+                grad[0][:] = mx.nd.clip(grad[0], -1e-3, 1e-3)
+
+    data = mx.sym.var("data")
+    mod = Clipped(mx.sym.SoftmaxOutput(mx.sym.FullyConnected(data, num_hidden=3, name="fc"), name="softmax"))
+    mod.bind(data_shapes=[("data", (4, 5))], label_shapes=[("softmax_label", (4,))])
+    mod.init_params(mx.init.Normal(1.0))
+    mod.forward_backward(mx.io.DataBatch([mx.nd.ones((4, 5))], [mx.nd.array([0, 1, 2, 0])]))
+    assert calls == [1]
+    seen = []
+    Clipped.forward = lambda self, batch, is_train=None: seen.append(1) or mx.mod.Module.forward(self, batch, is_train)
+    mod.predict(mx.io.NDArrayIter(np.ones((8, 5), np.float32), batch_size=4))
+    assert seen == [1, 1]
+    assert np.abs(mod._exec_group.grad_arrays[0][0].asnumpy()).max() == pytest.approx(1e-3)
+
+
 def test_bad_input_errors():
     sym = CASES["mlp_sgd"]["build"](mx)
     with pytest.raises(ValueError, match="datum"):

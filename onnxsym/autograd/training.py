@@ -21,7 +21,8 @@ from ..lower.builder import strip_stop_gradients
 from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
 from ..runtime.binding import BoundRun, copy_on_device
-from ..runtime.device import home_copy, sync_host, touch, version
+from ..runtime.device import device_of, externally_shared, home_copy, sync_host, touch, version, \
+    version_key, versions, watch
 from ..runtime.ndarray import host_buffer
 from ..runtime import rng
 from ..runtime.ort import create_session, run_error
@@ -107,13 +108,17 @@ class Training:
     def executor(self):
         return self._executor()
 
+    def direct_applies(self):
+        """Whether forward_backward() runs (FusedTraining's, where it can write the gradients in place)."""
+        return False
+
     def is_stale(self):
         """Whether a session of this graph samples with seeds from before the last mx.random.seed."""
         return any(rng.is_stale(self.__dict__.get(name)) for name in ("session", "forward_session",
                                                                        "backward_session"))
 
     def __del__(self):
-        for name in ("_state", "_bound", "io", "agent"):
+        for name in ("_state", "_bound", "_buffered", "_direct", "io", "agent"):
             self.__dict__.pop(name, None)
         self.__dict__.pop("_run", None)
         self.__dict__.pop("session", None)
@@ -150,20 +155,21 @@ class Training:
 
 
 class FusedTraining(Training):
-    """One forward+backward graph, every array bound through IOBinding."""
+    """One forward+backward graph, every array bound through IOBinding. Its gradients land in buffers of their own
+    and reach the gradient arrays at backward(), as in MXNet: a training forward alone leaves them unchanged, and
+    each backward() writes or adds them again. forward_backward() (Module.fit's step) has the run write them
+    straight into the gradient arrays where that gives the same arrays: no second set of buffers, no copy."""
 
     def __init__(self, lowered, full, wrt, ctx, executor):
         super().__init__(lowered, executor)
         self.wrt = list(wrt)
         full = float64_unfused(strip_stop_gradients(full))
         self.session = create_session(full, ctx)
+        self._ctx, self._samples = ctx, rng.has_sampling(full)
         ex = executor
-        inputs = [(i.name, host_buffer(ex._by_name[i.name])) for i in full.graph.input]
-        outputs = []
+        self._inputs = [(i.name, host_buffer(ex._by_name[i.name])) for i in full.graph.input]
         by_output = dict(zip(lowered.output_names, ex.outputs))
-        # Gradients land in buffers of their own and reach the gradient arrays at backward(), as in MXNet: a
-        # training forward alone leaves them unchanged, and each backward() writes or adds them again.
-        self.grad_buffers = {}
+        self._outputs = []      # (name, host buffer, or for a gradient its argument's name, on_device)
         for value in full.graph.output:
             name = value.name
             on_device = True            # (where there is a device: outputs and gradients stay there)
@@ -173,41 +179,99 @@ class FusedTraining(Training):
                 aux = next(a for a, o in lowered.aux_updates.items() if o == name)
                 target, on_device = self.aux_buffers[aux], False
             elif name.endswith("_grad") and name[:-5] in ex._grad_req:
-                arg = name[:-5]
-                grad = ex.grad_arrays[ex._arg_names.index(arg)]
-                target = self.grad_buffers[arg] = np.zeros_like(host_buffer(grad))
+                target = name[:-5]
             else:
                 target = None                        # the loss, or anything else: ORT allocates it
-            outputs.append((name, target, on_device))
-        self._bound = BoundRun(self.session, ctx, inputs, outputs)
-        self._plan = None
+            self._outputs.append((name, target, on_device))
+        self.grad_buffers = {}
+        self._buffered = self._direct = None        # the two ways to run it, each made at its first use
+        self._direct_state = None       # after a forward_backward: the gradients' and inputs' write counts
+        self._plan = self._unreached = None
         self._zeroed = {}
 
+    def _run_binding(self, gradient_target):
+        outputs = [(name, gradient_target(target) if isinstance(target, str) else target, on_device)
+                   for name, target, on_device in self._outputs]
+        return BoundRun(self.session, self._ctx, self._inputs, outputs)
+
+    def _gradient_array(self, name):
+        ex = self.executor
+        return host_buffer(ex.grad_arrays[ex._arg_names.index(name)])
+
+    @property
+    def _bound(self):
+        """The run into the gradient buffers (made, with them, at the first forward or backward)."""
+        if self._buffered is None:
+            def buffer(name):
+                self.grad_buffers[name] = np.zeros_like(self._gradient_array(name))
+                return self.grad_buffers[name]
+            self._buffered = self._run_binding(buffer)
+        return self._buffered
+
+    def direct_applies(self):
+        """Whether forward_backward can write the gradients in place: on the host, every gradient 'write', and no
+        sampling (a backward() after it whose gradients were overwritten runs the graph again: same numbers)."""
+        ex = self.executor
+        return device_of(self._ctx) is None and not self._samples and \
+            all(ex._grad_req[name] == "write" for name in self.wrt)
+
+    def forward_backward(self):
+        """forward() then backward() with the gradients written by the run into the gradient arrays."""
+        if self._direct is None:
+            self._direct = self._run_binding(self._gradient_array)
+            for name in self.wrt:
+                watch(self._gradient_array(name))
+            self._keys = [version_key(self._gradient_array(name)) for name in self.wrt]
+        self._direct.run()
+        self._write_forward_aux()
+        self._direct_state = versions(self._keys)
+        self._finish_backward()
+
     def forward(self):
+        self._direct_state = None
         self._bound.run()
         self._write_forward_aux()
+
+    def _gradients_kept(self):
+        """After forward_backward: whether the gradient arrays still hold its gradients (nothing wrote them since);
+        if not, the buffered run computes them again (the inputs as they are now: after an update() in between,
+        with the new weights, as MXNet's backward reads the weights in place)."""
+        if versions(self._keys) == self._direct_state and not any(externally_shared(k) for k in self._keys):
+            return True
+        self._direct_state = None
+        self._bound.run()
+        return False
 
     def backward(self, head_grads):
         """The gradients of the last forward: every output is a loss head (head gradients do not matter), so each
         call gives the same ones ('write' copies them, 'add' adds them again; unreachable arguments get zeros)."""
-        if self._bound.device is not None:
+        if device_of(self._ctx) is not None:
             return self._backward_on_device()
+        if self._direct_state is not None and self._gradients_kept():
+            return self._finish_backward()
         if self._plan is None:
-            ex = self.executor
+            self._bound                 # (made with the gradient buffers)
+            ex, buffers = self.executor, self.grad_buffers
             grads = dict(zip(ex._arg_names, ex.grad_arrays))
-            reqs = ex._grad_req
-            self._plan = ([(grads[n]._data, self.grad_buffers[n]) for n in self.wrt if reqs[n] == "write"],
-                          [(grads[n]._data, self.grad_buffers[n]) for n in self.wrt if reqs[n] == "add"],
-                          [grads[n]._data for n, r in reqs.items()
-                           if r == "write" and grads[n] is not None and n not in self.wrt])
-        writes, adds, zeros = self._plan
+            self._plan = ([(grads[n]._data, buffers[n]) for n in self.wrt if ex._grad_req[n] == "write"],
+                          [(grads[n]._data, buffers[n]) for n in self.wrt if ex._grad_req[n] == "add"])
+        writes, adds = self._plan
         for target, value in writes:
             np.copyto(target, value)
             touch(target)
         for target, value in adds:
             target += value
             touch(target)
-        for target in zeros:
+        self._finish_backward()
+
+    def _finish_backward(self):
+        """What each backward() does besides the gradients of `wrt`: zeros for the 'write' arrays of arguments the
+        loss does not reach, and the moving statistics."""
+        if self._unreached is None:
+            ex = self.executor
+            self._unreached = [host_buffer(array) for name, array in zip(ex._arg_names, ex.grad_arrays)
+                               if ex._grad_req[name] == "write" and array is not None and name not in self.wrt]
+        for target in self._unreached:
             target[...] = 0
             touch(target)
         self._update_moving_aux()

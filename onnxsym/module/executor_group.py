@@ -300,6 +300,14 @@ class DataParallelExecutorGroup:
         for exe in self.execs:
             exe.forward(is_train=is_train)
 
+    def forward_backward(self, data_batch):
+        """forward(is_train=True) then backward() without head gradients, one run per executor where it can
+        (Executor.forward_backward)."""
+        self._lent = None
+        self._load_batch(data_batch)
+        for exe in self.execs:
+            exe.forward_backward()
+
     def _load_batch(self, data_batch):
         self._load(self.data_names, self.data_shapes, data_batch.data)
         labels = getattr(data_batch, "label", None)

@@ -487,17 +487,30 @@ class Module(BaseModule):
             raise MXNetError("forward() needs a bound module with initialized parameters")
         if is_train is None:
             is_train = self.for_training
+        self._take_shapes_of(data_batch)
+        # (namedtuple("Batch", ["data"]) batches have no labels: the group reads them with getattr)
+        self._exec_group.forward(data_batch, is_train=is_train)
+
+    def forward_backward(self, data_batch):
+        """A training forward, then backward: one run per device that writes the gradients in place where it can
+        (Executor.forward_backward), the numbers of the two calls."""
+        if not (self.binded and self.params_initialized and self.for_training) or \
+                type(self).forward is not Module.forward or type(self).backward is not Module.backward:
+            return super().forward_backward(data_batch)     # (their errors; a subclass's own forward or backward)
+        self._take_shapes_of(data_batch)
+        self._exec_group.forward_backward(data_batch)
+
+    def _take_shapes_of(self, data_batch):
         data = data_batch.data
         if len(data) != len(self._data_names):
             raise MXNetError("The batch has %d data arrays, the module expects %d (%s)"
                              % (len(data), len(self._data_names), self._data_names))
         if any(tuple(d.shape) != tuple(desc.shape) for d, desc in zip(data, self._data_shapes)):
             self._reshape_for(data_batch)
-        # (namedtuple("Batch", ["data"]) batches have no labels: the group reads them with getattr)
-        self._exec_group.forward(data_batch, is_train=is_train)
 
     def _forward_borrowing(self, data_batch):
-        return self.binded and self.params_initialized and self._exec_group.forward_borrowing(data_batch)
+        return self.binded and self.params_initialized and type(self).forward is Module.forward and \
+            self._exec_group.forward_borrowing(data_batch)      # (a subclass's own forward runs as it is)
 
     def _end_borrowing(self):
         if self.binded:

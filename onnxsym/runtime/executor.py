@@ -470,6 +470,24 @@ class Executor:
         outs = self._probe.run([lowered.run_time_values[n][0] for n in names], feed)
         return {name: tuple(int(d) for d in out.shape) for name, out in zip(names, outs)}
 
+    def forward_backward(self):
+        """forward(is_train=True) then backward() (loss heads only), in one run that writes the gradients straight
+        into grad_arrays where the training graph can (FusedTraining.forward_backward: Module.fit's step, no
+        second set of gradient buffers, no copy); elsewhere, and for a run that raises, the two calls."""
+        if self._monitor is None and self._differentiates:
+            graph = self._training_graph()
+            if graph.direct_applies():
+                for out in self.outputs:
+                    out._pending = None
+                try:
+                    graph.forward_backward()
+                    self._pending = "train"
+                    return
+                except MXNetIndexError:
+                    pass        # (forward() defers it to the outputs, as MXNet's engine raises it)
+        self.forward(is_train=True)
+        self.backward()
+
     def _forward_train(self):
         self._training_graph().forward()
         self._pending = "train"
