@@ -278,9 +278,13 @@ def _max_pool(g, node, out_grads):
     if indices is None or attrs.get("storage_order", 0):
         attrs = {k: v for k, v in attrs.items() if k != "storage_order"}
         indices = g.MaxPool(x, _outputs=2, **attrs)[1]
-    zeros = g.Expand(g.scalar(0, g.dtype(x)), g.int64s([prod(x_shape)]))
-    flat = g.ScatterElements(zeros, g.Reshape(indices, g.int64s([-1])), g.Reshape(dy, g.int64s([-1])), axis=0,
-                             reduction="add")
+    dy_flat = g.Reshape(dy, g.int64s([-1]))
+    # The zeros to scatter into, made from dy (|v| < 0 is false even for NaN): a constant Expand would be folded by
+    # ONNX Runtime into an initializer the size of x, held for the session's life (ResNet-18's first pooling at
+    # batch 16: 50 MB), and made at run time from forward values alone, ORT would make it during the forward
+    zero = g.cast(g.Less(g.Abs(g.Slice(dy_flat, g.int64s([0]), g.int64s([1]))), g.scalar_like(0, dy)), g.dtype(x))
+    zeros = g.Expand(zero, g.int64s([prod(x_shape)]))
+    flat = g.ScatterElements(zeros, g.Reshape(indices, g.int64s([-1])), dy_flat, axis=0, reduction="add")
     return [g.reshape_to(flat, x_shape)]
 
 
