@@ -164,7 +164,7 @@ class FusedTraining(Training):
         super().__init__(lowered, executor)
         self.wrt = list(wrt)
         full = float64_unfused(strip_stop_gradients(full))
-        self.session = create_session(full, ctx)
+        self.session = create_session(full, ctx, keep_identities=True)
         self._ctx, self._samples = ctx, rng.has_sampling(full)
         ex = executor
         self._inputs = [(i.name, host_buffer(ex._by_name[i.name])) for i in full.graph.input]

@@ -54,9 +54,11 @@ def _neg(g, node, out_grads):
 
 @rule("Relu")
 def _relu(g, node, out_grads):
-    """dy * (x > 0) as a comparison and a multiply (5x faster than ORT's single-threaded ReluGrad)."""
-    x = node.input[0]
-    return [g.Mul(out_grads[0], g.cast(g.Greater(x, g.scalar_like(0, x)), g.dtype(x)))]
+    """dy * (y > 0) as a comparison and a multiply (5x faster than ORT's single-threaded ReluGrad). From the
+    output, as MXNet's: y > 0 exactly where x > 0, and the training graph then keeps y alone (the next layer's
+    weight gradient reads it anyway) instead of x as well (ResNet-18 at batch 16: a BatchNorm output per unit)."""
+    y = node.output[0]
+    return [g.Mul(out_grads[0], g.cast(g.Greater(y, g.scalar_like(0, y)), g.dtype(y)))]
 
 
 @rule("LeakyRelu")
