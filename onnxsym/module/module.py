@@ -85,6 +85,24 @@ def _parse_descs(names, shapes, kind, throw, symbol=None):
 _SGD_CHUNK = 1 << 18
 
 
+def _sgd_pieces(sizes, lrs, wds, rescale):
+    """The arena's fast SGD in pieces of at most _SGD_CHUNK values over runs of parameters with the same learning
+    rate and weight decay: [(start, stop, lr, lr * rescale, lr * wd)] as float32 scalars, as MXNet's kernels
+    multiply them (no arena-sized arrays of per-value rates: with wd_mult 0 for biases, BatchNorm's gamma and
+    beta, that was one float32 array the size of all the parameters)."""
+    f32 = np.float32
+    runs, start = [], 0
+    for size, lr, wd in zip(sizes, lrs, wds):
+        rates = (f32(lr), f32(lr) * f32(rescale), f32(lr) * f32(wd))
+        if runs and runs[-1][2:] == rates and runs[-1][1] == start:
+            runs[-1][1] = start + size
+        else:
+            runs.append([start, start + size, *rates])
+        start += size
+    return [(begin, min(begin + _SGD_CHUNK, stop), *rates)
+            for first, stop, *rates in runs for begin in range(first, stop, _SGD_CHUNK)]
+
+
 def _distributed(store):
     """Whether `store` sums across processes (kvstore_dist's stores; told apart without importing that module,
     which only a distributed store's creation loads)."""
@@ -360,7 +378,7 @@ class Module(BaseModule):
             views_g[name] = NDArray(grads[offset:offset + size].reshape(shape), ctx)
             offset += size
         self._arena = {"names": [n for n, _ in train], "sizes": sizes, "weights": weights, "grads": grads,
-                       "momentum": None, "key": None, "lr": None, "lrwd": None}
+                       "momentum": None, "key": None, "pieces": None}
         return views_w, views_g
 
     def reshape(self, data_shapes, label_shapes=None):
@@ -592,36 +610,29 @@ class Module(BaseModule):
             indices = arena["indices"] = [index_of[n] for n in arena["names"]]
         opt._update_count(indices)
         lrs, wds = opt._get_lrs(indices), opt._get_wds(indices)
-        key = (tuple(lrs), tuple(wds))
+        key = (tuple(lrs), tuple(wds), opt.rescale_grad)
         if key != arena["key"]:
-            expand = lambda values: values[0] if len(set(values)) == 1 else np.repeat(
-                np.asarray(values, np.float32), arena["sizes"])
-            arena["lr"] = expand(lrs)
-            arena["lrwd"] = expand([lr * wd for lr, wd in zip(lrs, wds)])
-            arena["decay"] = bool(np.any(arena["lrwd"]))     # (once per learning-rate change, not per step)
+            arena["pieces"] = _sgd_pieces(arena["sizes"], lrs, wds, opt.rescale_grad)
             arena["key"] = key
         w, g = arena["weights"], arena["grads"]
         scratch = arena.get("scratch")
         if scratch is None:     # reused: no allocation (and page faults) per step, and no arena-sized temporaries
             scratch = arena["scratch"] = np.empty((2, min(w.size, _SGD_CHUNK)), w.dtype)
-        lr, lrwd, decay = arena["lr"], arena["lrwd"], arena["decay"]
         momentum = self._arena_momentum(indices) if opt.momentum > 0 else None
         clip = opt.clip_gradient if opt.clip_gradient and opt.clip_gradient >= 0 else None
-        for start in range(0, w.size, _SGD_CHUNK):
-            part = slice(start, start + _SGD_CHUNK)
-            wp, gp = w[part], g[part]
+        for start, stop, lr, lr_rescale, lrwd in arena["pieces"]:
+            wp, gp = w[start:stop], g[start:stop]
             step, product = scratch[0, :wp.size], scratch[1, :wp.size]
-            lrp = lr[part] if isinstance(lr, np.ndarray) else lr
             if clip is not None:
                 np.multiply(gp, opt.rescale_grad, out=step)
                 np.clip(step, -clip, clip, out=step)
-                step *= lrp
+                step *= lr
             else:
-                np.multiply(gp, opt.rescale_grad * lrp, out=step)
-            if decay:
-                step += np.multiply(lrwd[part] if isinstance(lrwd, np.ndarray) else lrwd, wp, out=product)
+                np.multiply(gp, lr_rescale, out=step)
+            if lrwd:
+                step += np.multiply(lrwd, wp, out=product)
             if momentum is not None:
-                mp = momentum[part]
+                mp = momentum[start:stop]
                 mp *= opt.momentum
                 mp -= step
                 wp += mp
