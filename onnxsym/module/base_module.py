@@ -56,14 +56,10 @@ class BaseModule:
             eval_metric = _metric.create(eval_metric)
         eval_metric.reset()
         actual_num_batch = 0
-        borrow = batch_end_callback is None         # (a callback sees the module between batches)
+        # (with a callback, which sees the module between batches, each batch is copied in as forward() does)
+        batches = self._inference_batches(eval_data, num_batch, sparse_row_id_fn, batch_end_callback is None)
         try:
-            for nbatch, eval_batch in enumerate(eval_data):
-                if num_batch is not None and nbatch == num_batch:
-                    break
-                self.prepare(eval_batch, sparse_row_id_fn=sparse_row_id_fn)
-                if not (borrow and self._forward_borrowing(eval_batch)):
-                    self.forward(eval_batch, is_train=False)
+            for nbatch, eval_batch in batches:
                 self.update_metric(eval_metric, eval_batch.label)
                 if batch_end_callback is not None:
                     params = BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=eval_metric, locals=locals())
@@ -71,7 +67,7 @@ class BaseModule:
                         callback(params)
                 actual_num_batch += 1
         finally:
-            self._end_borrowing()
+            batches.close()
         if score_end_callback:
             params = BatchEndParam(epoch=epoch, nbatch=actual_num_batch, eval_metric=eval_metric, locals=locals())
             for callback in _as_list(score_end_callback):
@@ -83,12 +79,24 @@ class BaseModule:
         return self._predicted(eval_data, num_batch, reset, sparse_row_id_fn, borrow=False)
 
     def _predicted(self, eval_data, num_batch, reset, sparse_row_id_fn, borrow):
-        """iter_predict's batches; borrow=True (a caller that shows no batch to anyone before the loop ends) runs
-        them where the iterator holds them (_forward_borrowing)."""
         if not (self.binded and self.params_initialized):
             raise MXNetError("iter_predict() needs a bound module with initialized parameters")
         if reset:
             eval_data.reset()
+        batches = self._inference_batches(eval_data, num_batch, sparse_row_id_fn, borrow)
+        try:
+            for nbatch, eval_batch in batches:
+                pad = eval_batch.pad or 0
+                outputs = self.get_outputs()
+                if pad:
+                    outputs = [out[0:out.shape[0] - pad] for out in outputs]
+                yield outputs, nbatch, eval_batch
+        finally:
+            batches.close()
+
+    def _inference_batches(self, eval_data, num_batch, sparse_row_id_fn, borrow):
+        """(batch index, batch) of eval_data after each one's inference forward; borrow=True (a caller that shows
+        no batch to anyone before the loop ends) runs them where the iterator holds them (_forward_borrowing)."""
         try:
             for nbatch, eval_batch in enumerate(eval_data):
                 if num_batch is not None and nbatch == num_batch:
@@ -96,11 +104,7 @@ class BaseModule:
                 self.prepare(eval_batch, sparse_row_id_fn=sparse_row_id_fn)
                 if not (borrow and self._forward_borrowing(eval_batch)):
                     self.forward(eval_batch, is_train=False)
-                pad = eval_batch.pad or 0
-                outputs = self.get_outputs()
-                if pad:
-                    outputs = [out[0:out.shape[0] - pad] for out in outputs]
-                yield outputs, nbatch, eval_batch
+                yield nbatch, eval_batch
         finally:
             if borrow:
                 self._end_borrowing()
