@@ -347,6 +347,32 @@ def test_sgd_update_equals_mxnet_formula(momentum, clip, inputs, hidden):
                                        rtol=1e-5, atol=1e-7, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum,clip,wd", [(0.9, None, 1e-4), (0.9, 0.3, 1e-4), (0.0, None, 1e-4),
+                                              (0.0, 0.3, 0.0), (0.9, None, 0.0)])
+def test_sgd_kernel_is_mxnets_multi_sgd_bit_for_bit(dtype, momentum, clip, wd):
+    """optimizer.sgd_kernel (Module's fast arena update and the updater's SGD) against MXNet 1.9.1's
+    MultiSGDKernel written out element by element in its C order and the weight's dtype:
+    mom = momentum*mom - lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g)); w = w + mom (mom 0 without momentum)."""
+    from onnxsym.module.optimizer import sgd_kernel
+    rng = np.random.RandomState(1)
+    w, g, m = (rng.uniform(-3, 3, 500).astype(dtype) for _ in range(3))
+    t = dtype
+    lr, rescale = 0.07, 1 / 7       # (float32(lr) * float32(rescale) != float32(lr * rescale), also with wd)
+    expected_w, expected_m = np.empty_like(w), np.empty_like(m)
+    for i in range(w.size):
+        mom = t(momentum) * m[i] if momentum else t(0)
+        if clip is None:
+            mom = mom - t(lr) * t(wd) * w[i] - t(lr) * t(rescale) * g[i]
+        else:
+            mom = mom - t(lr) * t(wd) * w[i] - t(lr) * np.clip(t(rescale) * g[i], t(-clip), t(clip))
+        expected_m[i], expected_w[i] = mom, w[i] + mom
+    sgd_kernel(w, g, m if momentum else None, lr, wd, rescale, clip, momentum, np.empty_like(w), np.empty_like(w))
+    np.testing.assert_array_equal(w, expected_w)
+    if momentum:
+        np.testing.assert_array_equal(m, expected_m)
+
+
 def test_predict_idiom_with_a_namedtuple_batch(tmp_path):
     """MXNet's inference tutorial: a checkpoint bound with label_names=None and fed `namedtuple('Batch', ['data'])`
     batches (no label attribute) gives the same probabilities as predict()."""

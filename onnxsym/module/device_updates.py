@@ -85,24 +85,23 @@ def _clip_variant(opt):
 
 
 def sgd(opt, device, weight, grad, mom, lr, wd, momentum):
-    """sgd_mom_update: mom = momentum*mom - lr*wd*w - lr*g, w += mom; sgd_update: w = (1 - lr*wd)*w - lr*g,
-    with g = clip(rescale_grad*grad) (as optimizer._sgd_kernel on the host)."""
+    """multi_sgd(_mom)_update as optimizer.sgd_kernel computes it on the host, in MXNet's order: mom = momentum*mom -
+    lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g)), w += mom; without momentum w -= lr*rescale*g + lr*wd*w."""
     clip = _clip_variant(opt)
     dtype = host_buffer(weight).dtype
 
     def build():
-        nodes = [("Mul", ["g", "rescale"], ["scaled"], {})]
-        g = "scaled"
         if clip:
-            nodes += [("Neg", ["clip"], ["low"], {}), ("Clip", ["scaled", "low", "clip"], ["clipped"], {})]
-            g = "clipped"
-        nodes += [("Mul", [g, "lr"], ["step"], {}), ("Mul", ["lr", "wd"], ["lrwd"], {}),
-                  ("Mul", ["w", "lrwd"], ["decay"], {})]
+            nodes = [("Mul", ["g", "rescale"], ["scaled"], {}), ("Neg", ["clip"], ["low"], {}),
+                     ("Clip", ["scaled", "low", "clip"], ["clipped"], {}), ("Mul", ["clipped", "lr"], ["step"], {})]
+        else:
+            nodes = [("Mul", ["lr", "rescale"], ["rate"], {}), ("Mul", ["g", "rate"], ["step"], {})]
+        nodes += [("Mul", ["lr", "wd"], ["lrwd"], {}), ("Mul", ["w", "lrwd"], ["decay"], {})]
         if mom is None:
-            nodes += [("Sub", ["w", "decay"], ["kept"], {}), ("Sub", ["kept", "step"], ["w_new"], {})]
+            nodes += [("Add", ["step", "decay"], ["total"], {}), ("Sub", ["w", "total"], ["w_new"], {})]
             return nodes, ["w", "g"], ["rescale", "lr", "wd"] + (["clip"] if clip else []), ["w_new"]
-        nodes += [("Mul", ["m", "momentum"], ["carried"], {}), ("Sub", ["carried", "step"], ["m1"], {}),
-                  ("Sub", ["m1", "decay"], ["m_new"], {}), ("Add", ["w", "m_new"], ["w_new"], {})]
+        nodes += [("Mul", ["m", "momentum"], ["carried"], {}), ("Sub", ["carried", "decay"], ["m1"], {}),
+                  ("Sub", ["m1", "step"], ["m_new"], {}), ("Add", ["w", "m_new"], ["w_new"], {})]
         return (nodes, ["w", "g", "m"], ["rescale", "lr", "wd", "momentum"] + (["clip"] if clip else []),
                 ["w_new", "m_new"])
 

@@ -85,22 +85,19 @@ def _parse_descs(names, shapes, kind, throw, symbol=None):
 _SGD_CHUNK = 1 << 18
 
 
-def _sgd_pieces(sizes, lrs, wds, rescale):
+def _sgd_pieces(sizes, lrs, wds):
     """The arena's fast SGD in pieces of at most _SGD_CHUNK values over runs of parameters with the same learning
-    rate and weight decay: [(start, stop, lr, lr * rescale, lr * wd)] as float32 scalars, as MXNet's kernels
-    multiply them (no arena-sized arrays of per-value rates: with wd_mult 0 for biases, BatchNorm's gamma and
-    beta, that was one float32 array the size of all the parameters)."""
-    f32 = np.float32
+    rate and weight decay: [(start, stop, lr, wd)] (no arena-sized arrays of per-value rates: with wd_mult 0 for
+    biases, BatchNorm's gamma and beta, that was an array the size of all the parameters)."""
     runs, start = [], 0
     for size, lr, wd in zip(sizes, lrs, wds):
-        rates = (f32(lr), f32(lr) * f32(rescale), f32(lr) * f32(wd))
-        if runs and runs[-1][2:] == rates and runs[-1][1] == start:
+        if runs and runs[-1][2:] == [lr, wd] and runs[-1][1] == start:
             runs[-1][1] = start + size
         else:
-            runs.append([start, start + size, *rates])
+            runs.append([start, start + size, lr, wd])
         start += size
-    return [(begin, min(begin + _SGD_CHUNK, stop), *rates)
-            for first, stop, *rates in runs for begin in range(first, stop, _SGD_CHUNK)]
+    return [(begin, min(begin + _SGD_CHUNK, stop), lr, wd)
+            for first, stop, lr, wd in runs for begin in range(first, stop, _SGD_CHUNK)]
 
 
 def _distributed(store):
@@ -610,9 +607,9 @@ class Module(BaseModule):
             indices = arena["indices"] = [index_of[n] for n in arena["names"]]
         opt._update_count(indices)
         lrs, wds = opt._get_lrs(indices), opt._get_wds(indices)
-        key = (tuple(lrs), tuple(wds), opt.rescale_grad)
+        key = (tuple(lrs), tuple(wds))
         if key != arena["key"]:
-            arena["pieces"] = _sgd_pieces(arena["sizes"], lrs, wds, opt.rescale_grad)
+            arena["pieces"] = _sgd_pieces(arena["sizes"], lrs, wds)
             arena["key"] = key
         w, g = arena["weights"], arena["grads"]
         scratch = arena.get("scratch")
@@ -620,24 +617,10 @@ class Module(BaseModule):
             scratch = arena["scratch"] = np.empty((2, min(w.size, _SGD_CHUNK)), w.dtype)
         momentum = self._arena_momentum(indices) if opt.momentum > 0 else None
         clip = opt.clip_gradient if opt.clip_gradient and opt.clip_gradient >= 0 else None
-        for start, stop, lr, lr_rescale, lrwd in arena["pieces"]:
-            wp, gp = w[start:stop], g[start:stop]
-            step, product = scratch[0, :wp.size], scratch[1, :wp.size]
-            if clip is not None:
-                np.multiply(gp, opt.rescale_grad, out=step)
-                np.clip(step, -clip, clip, out=step)
-                step *= lr
-            else:
-                np.multiply(gp, lr_rescale, out=step)
-            if lrwd:
-                step += np.multiply(lrwd, wp, out=product)
-            if momentum is not None:
-                mp = momentum[start:stop]
-                mp *= opt.momentum
-                mp -= step
-                wp += mp
-            else:
-                wp -= step
+        for start, stop, lr, wd in arena["pieces"]:
+            size = stop - start
+            _optimizer.sgd_kernel(w[start:stop], g[start:stop], None if momentum is None else momentum[start:stop],
+                                  lr, wd, opt.rescale_grad, clip, opt.momentum, scratch[0, :size], scratch[1, :size])
         touch(w)
         return True
 

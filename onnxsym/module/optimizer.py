@@ -284,27 +284,37 @@ register = Optimizer.register
 create = Optimizer.create_optimizer
 
 
-def _sgd_kernel(opt, w, g, mom, lr, wd, momentum):
-    """MXNet's SGD kernels on numpy buffers: with a momentum array ``mom = momentum*mom - lr*wd*w - lr*g``,
-    ``w += mom``; without ``w = (1 - lr*wd)*w - lr*g``, where ``g = clip(rescale_grad*grad)``. In place, with
-    one scratch array: the update is part of every training step."""
-    if opt.clip_gradient and opt.clip_gradient >= 0:
-        step = _kernel_clip(opt.rescale_grad * g, opt.clip_gradient)
+def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product):
+    """MXNet 1.9.1's multi_sgd_update / multi_sgd_mom_update (what Module's updater runs: MXNet aggregates SGD
+    updates by default) in place on numpy buffers, in its order and precision: the rates in w's dtype (lr * rescale
+    and lr * wd multiplied in it), ``mom = momentum*mom - lr*wd*w - lr*rescale*g`` (with a `clip` bound,
+    ``- lr*clip(rescale*g)``), ``w += mom``; without a momentum buffer (`mom` None) mom starts at 0. `step` and
+    `product`: scratch buffers of w's shape and dtype."""
+    kind = w.dtype.type
+    lr, lrwd = kind(lr), kind(lr) * kind(wd)
+    if clip is not None:
+        np.multiply(g, kind(rescale), out=step)
+        np.clip(step, -clip, clip, out=step)
         step *= lr
     else:
-        step = np.multiply(g, opt.rescale_grad * lr, dtype=w.dtype)
+        np.multiply(g, lr * kind(rescale), out=step)
     if mom is not None:
-        m = mom._data
-        m *= momentum
-        m -= step
-        if wd:
-            np.multiply(w, lr * wd, out=step)
-            m -= step
-        w += m
+        mom *= kind(momentum)
+        if lrwd:
+            mom -= np.multiply(w, lrwd, out=product)
+        mom -= step
+        w += mom
     else:
-        if wd:
-            w *= 1 - lr * wd
+        if lrwd:        # (0 - lr*wd*w - step: the same as subtracting their sum)
+            step += np.multiply(w, lrwd, out=product)
         w -= step
+
+
+def _sgd_kernel(opt, w, g, mom, lr, wd, momentum):
+    """sgd_kernel on one parameter (scratch made here)."""
+    clip = opt.clip_gradient if opt.clip_gradient and opt.clip_gradient >= 0 else None
+    sgd_kernel(w, g, None if mom is None else mom._data, lr, wd, opt.rescale_grad, clip, momentum,
+               np.empty_like(w), np.empty_like(w) if lr * wd else None)
 
 
 class _ImplDispatch:
