@@ -185,7 +185,8 @@ class FusedTraining(Training):
             self._outputs.append((name, target, on_device))
         self.grad_buffers = {}
         self._buffered = self._direct = None        # the two ways to run it, each made at its first use
-        self._direct_state = None       # after a forward_backward: the gradients' and inputs' write counts
+        self._keys = self._direct_state = None      # after a forward_backward: the gradients' write counts
+        self._direct_ok = None
         self._plan = self._unreached = None
         self._zeroed = {}
 
@@ -211,9 +212,11 @@ class FusedTraining(Training):
     def direct_applies(self):
         """Whether forward_backward can write the gradients in place: on the host, every gradient 'write', and no
         sampling (a backward() after it whose gradients were overwritten runs the graph again: same numbers)."""
-        ex = self.executor
-        return device_of(self._ctx) is None and not self._samples and \
-            all(ex._grad_req[name] == "write" for name in self.wrt)
+        if self._direct_ok is None:     # (grad_req and the context are fixed at bind)
+            ex = self.executor
+            self._direct_ok = device_of(self._ctx) is None and not self._samples and \
+                all(ex._grad_req[name] == "write" for name in self.wrt)
+        return self._direct_ok
 
     def forward_backward(self):
         """forward() then backward() with the gradients written by the run into the gradient arrays."""
