@@ -659,12 +659,18 @@ def test_bind_forward_free_cycles_leave_no_kernels_or_sessions_behind():
     import subprocess
     import sys
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    child = subprocess.run([sys.executable, "-c", _CYCLES % (root, 300)], capture_output=True, text=True,
-                           timeout=300, cwd=root)
-    assert child.returncode == 0, child.stderr[-2000:]
-    result = json.loads(child.stdout.strip().splitlines()[-1])
-    assert result["kernels"] == 0 and result["compiled"] == 0, result
-    assert result["rss_growth_mb"] < 20, result
+    # a second child only when the first grew: a leak grows in both (a clean-clone CI run saw +22 MB once, where
+    # +0.2-1.6 MB is usual)
+    results = []
+    for _ in range(2):
+        child = subprocess.run([sys.executable, "-c", _CYCLES % (root, 300)], capture_output=True, text=True,
+                               timeout=300, cwd=root)
+        assert child.returncode == 0, child.stderr[-2000:]
+        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        assert results[-1]["kernels"] == 0 and results[-1]["compiled"] == 0, results
+        if results[-1]["rss_growth_mb"] < 20:
+            break
+    assert results[-1]["rss_growth_mb"] < 20, results
 
 
 def test_an_executor_keeps_its_kernels_when_the_compile_cache_drops_its_graph():
