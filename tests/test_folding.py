@@ -128,12 +128,18 @@ def test_a_folded_session_that_does_not_pay_is_not_made_again_at_once():
     assert builds in ([1, 1, 1, 1, 1, 2], [None] * 6)
 
 
-def test_plain_executors_fold_what_stays_the_same():
-    """simple_bind(grad_req='null') + forward(data=...): the data changes at every forward, the weights do not;
-    from the second forward the weights are constants."""
+@pytest.mark.parametrize("given", ["data", "every shape"])
+def test_plain_executors_fold_what_stays_the_same(given):
+    """simple_bind(grad_req='null') + forward(data=...): the data changes at every forward, the weights do not.
+    The arguments simple_bind inferred the shapes of are the parameters, constants from the first forward; given
+    every shape, the executor takes what its first forward did not change as constants at the second."""
     rng = np.random.RandomState(5)
     params, aux = _values(rng)
-    exe = _net().get_internals()["act_output"].simple_bind(mx.cpu(), grad_req="null", data=(5, 4))
+    sym = _net().get_internals()["act_output"]
+    shapes = {"data": (5, 4)}
+    if given == "every shape":
+        shapes.update({name: value.shape for name, value in params.items()})
+    exe = sym.simple_bind(mx.cpu(), grad_req="null", **shapes)
     for name, value in list(params.items()) + list(aux.items()):
         (exe.arg_dict if name in exe.arg_dict else exe.aux_dict)[name][:] = value
     for index in range(5):
@@ -141,12 +147,18 @@ def test_plain_executors_fold_what_stays_the_same():
         out = exe.forward(is_train=False, data=x)[0].asnumpy()
         np.testing.assert_allclose(out, _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
         if not emulating_all():
-            assert exe._folding.builds == (0 if index < 1 else 1)
+            assert exe._folding.builds == (1 if given == "data" or index >= 1 else 0)
+    if not emulating_all():     # (the folded session's constants: the parameters and aux states, not the data)
+        assert sorted(exe._folding._names[i] for i in exe._folding._constants) == sorted(list(params) + list(aux))
     params["bn_gamma"] = params["bn_gamma"] * 3
     exe.arg_dict["bn_gamma"][:] = params["bn_gamma"]
     x = rng.normal(0, 1, (5, 4)).astype(np.float32)
     np.testing.assert_allclose(exe.forward(is_train=False, data=x)[0].asnumpy(), _numpy(x, params, aux),
                                rtol=1e-5, atol=1e-5)
+    for _ in range(12):     # a parameter given with every forward (a constant that is not): right all along
+        params["fc_weight"] = rng.normal(0, 1, (3, 4)).astype(np.float32)
+        out = exe.forward(is_train=False, data=x, fc_weight=params["fc_weight"])[0].asnumpy()
+        np.testing.assert_allclose(out, _numpy(x, params, aux), rtol=1e-5, atol=1e-5)
 
 
 def test_predict_and_score_match_the_unfolded_graph():

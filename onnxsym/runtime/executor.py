@@ -206,7 +206,11 @@ def simple_bind(symbol, ctx, grad_req="write", type_dict=None, shared_arg_names=
                for n, s, t in zip(aux_names, aux_shapes, aux_types)]
     else:
         aux = [NDArray(np.zeros(s, t), ctx) for s, t in zip(aux_shapes, aux_types)]
-    return Executor(symbol, ctx, args, grads, reqs, aux)
+    # the arguments whose shapes were inferred are the parameters (MXNet's convention: simple_bind is given the
+    # data's shapes): with the auxiliary states, the constants of inference forwards while nothing writes them
+    # (runtime/folding.py); given every shape, the executor finds its constants out at its second forward
+    inferred = [n for n in arg_names if n not in shapes]
+    return Executor(symbol, ctx, args, grads, reqs, aux, frozen=inferred + list(aux_names) if inferred else None)
 
 
 class Executor:
@@ -214,8 +218,8 @@ class Executor:
     session, so `exe.arg_dict['data'][:] = batch; exe.forward()` needs no rebuild."""
 
     def __init__(self, symbol, ctx, arg_arrays, grad_arrays, grad_reqs, aux_arrays, output_pool=None, frozen=None):
-        """`frozen`: the parameters and auxiliary states (a Module's), which inference forwards take as constants
-        while nothing writes them (runtime/folding.py; other executors find theirs out)."""
+        """`frozen`: the parameters and auxiliary states (a Module's, simple_bind's), which inference forwards take
+        as constants while nothing writes them (runtime/folding.py; other executors find theirs out)."""
         self._symbol = symbol
         self._ctx = Context(ctx) if ctx is not None else current_context()
         self.arg_arrays = list(arg_arrays)
@@ -253,6 +257,7 @@ class Executor:
         self._by_name = dict(zip(names, arrays))
         self._shapes, self._dtypes = shapes, dtypes
         self._bind_io()
+        self._frozen = list(frozen) if frozen is not None else None
         self._folding = FoldedRuns(self._lowered, self._ctx, self._by_name, self._output_bindings, frozen) \
             if FoldedRuns.applies(self._lowered, self._ctx, self._forward_aux) else None
         self._monitor = None
@@ -595,7 +600,8 @@ class Executor:
         aux = [resized(n, "aux", a, s)
                for n, a, s in zip(self._symbol.list_auxiliary_states(), self.aux_arrays, aux_shapes)]
         reqs = [self._grad_req[n] for n in names]
-        return Executor(self._symbol, self._ctx, args, grads, reqs, aux, output_pool=self.outputs)
+        return Executor(self._symbol, self._ctx, args, grads, reqs, aux, output_pool=self.outputs,
+                        frozen=self._frozen)
 
     def debug_str(self):
         return self._symbol.debug_str()

@@ -7,9 +7,10 @@ Every writer of an NDArray's buffer notes the write (device.touch), so each forw
 (buffers shared for writing outside onnxsym, through DLPack, are never constants):
 - the folded session runs while none of its constants was written since it was made;
 - otherwise one is made: for a Module's executor with its parameters and auxiliary states as the constants, as soon
-  as none of them changed since the previous inference forward (at once at the first); for any other executor, at
-  its second forward, with the inputs that forward did not change (the data a forward copies in changes every
-  time, the weights do not); until then the usual graph runs (parameters as inputs);
+  as none of them changed since the previous inference forward (at once at the first); so for simple_bind's, whose
+  parameters are the arguments it inferred the shapes of; for any other executor, at its second forward, with the
+  inputs that forward did not change (the data a forward copies in changes every time, the weights do not); until
+  then the usual graph runs (parameters as inputs);
 - making a session costs about as much as a few inference runs, so after a folded session served fewer than
   `_MIN_RUNS` runs before a constant changed (weights written between forwards, as in training), the usual graph
   runs for the next `_COOLDOWN` forwards.
