@@ -80,9 +80,10 @@ def _parse_descs(names, shapes, kind, throw, symbol=None):
     return descs
 
 
-# The fast SGD path updates the parameter arena in pieces of this many elements: two scratch pieces (2 MB) instead
-# of two arena-sized temporaries per step (ResNet-18: 90 MB), and the pieces stay in the cache between operations.
-_SGD_CHUNK = 1 << 18
+# The fast SGD path updates the parameter arena in pieces of this many elements: two scratch pieces (512 KB) instead
+# of two arena-sized temporaries per step (ResNet-18: 90 MB), and a piece's five arrays stay in the cache between
+# its six operations (float32, 431k values (LeNet): 573 us against 715 in pieces of 1 << 18; 2M: 2.5 vs 3.5 ms)
+_SGD_CHUNK = 1 << 16
 
 
 def _sgd_pieces(sizes, lrs, wds):
