@@ -154,6 +154,23 @@ def test_sum_of_one_input_repeated():
     np.testing.assert_allclose(out[1], head.sum(axis=0), rtol=1e-15)
 
 
+def test_gradient_graph_has_no_dead_nodes():
+    """Gemm(a, b, c) differentiated for b only: the rule builds a's and c's gradients too, and ONNX Runtime would
+    run them (a first layer's data gradient); the gradient graph keeps only what an output needs."""
+    arrays = {"a": _uniform((5, 7)), "b": _uniform((7, 3), seed=1), "c": _uniform((3,), seed=2)}
+    model = _model("Gemm", arrays, ["a", "b"], {}, 1, 17)
+    model.graph.input.append(helper.make_tensor_value_info("head", onnx.TensorProto.DOUBLE, (5, 3)))
+    grad, names, _ = gradient_model(model, [("out0", "head")], ["b"])
+    assert list(names) == ["b"]
+    read = {i for node in grad.graph.node for i in node.input} | {o.name for o in grad.graph.output}
+    assert [n.name for n in grad.graph.node if not any(o in read for o in n.output)] == []
+    assert [n.op_type for n in grad.graph.node].count("Gemm") == 2      # the forward and dB = a^T head
+    head = _uniform((5, 3), seed=3)
+    out = ort.InferenceSession(grad.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        ["b_grad"], {"a": arrays["a"], "b": arrays["b"], "head": head})
+    np.testing.assert_allclose(out[0], arrays["a"].T @ head, rtol=1e-12)
+
+
 def test_det():
     check_vjp("Det", {"a": _uniform((2, 3, 3)) + 2 * np.eye(3)}, ["a"], dtype=np.float32)
 

@@ -314,11 +314,16 @@ def _append(model, g, grads):
     out.CopyFrom(model)
     graph = out.graph
     g._apply_renames()
-    graph.node.extend(g.nodes)
-    graph.initializer.extend(g.initializers)
+    # (only what the gradients need: a rule builds the gradients of all its inputs, and ORT runs every node, a
+    # first layer's data gradient included: the MLP's 784-wide one was 15 % of its training step)
+    nodes, initializers = g.live_nodes(set(grads.values()))
+    graph.node.extend(nodes)
+    graph.initializer.extend(initializers)
     for domain, version in g.domains.items():
         if not any(o.domain == domain for o in out.opset_import):
             out.opset_import.append(helper.make_opsetid(domain, version))
+    # (each gradient through an Identity: made straight into `<name>_grad` by its last node, ResNet-18's training
+    # step ran in an order that kept 55 MB more alive, ORT's order following the graph's last nodes)
     for name, value in grads.items():
         target = name + "_grad"
         graph.node.append(helper.make_node("Identity", [value], [target], name=target))

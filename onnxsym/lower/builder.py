@@ -328,10 +328,12 @@ class GraphBuilder:
                     table.setdefault(new, table[old])
         self._renames = {}
 
-    def _live_nodes(self):
-        """The nodes the graph outputs depend on, in emission order. Dead nodes (outputs of a multi-output op
-        that nobody reads) are dropped: ORT's gradient builder mis-handles them (ORT_NOTES.md §1, Split)."""
-        needed = {o.name for o in self.outputs}
+    def live_nodes(self, needed=None):
+        """The nodes the graph outputs (or the values `needed`) depend on, in emission order, and the initializers
+        they read. Dead nodes (outputs of a multi-output op that nobody reads, a rule's gradient of an input that
+        takes none) are dropped: ORT's gradient builder mis-handles them (ORT_NOTES.md §1, Split), and ORT's
+        session runs them all the same."""
+        needed = {o.name for o in self.outputs} if needed is None else set(needed)
         live = []
         for node in reversed(self.nodes):
             if any(name in needed for name in node.output):
@@ -344,7 +346,7 @@ class GraphBuilder:
 
     def model(self, name="onnxsym", doc=""):
         self._apply_renames()
-        nodes, initializers = self._live_nodes()
+        nodes, initializers = self.live_nodes()
         names = {n for node in nodes for n in node.output}
         value_info = [v for v in self.value_infos if v.name in names]
         for value in value_info:      # ops unknown to ONNX shape inference (ATen markers, Python ops): their shapes

@@ -138,9 +138,10 @@ def lower_symbol(symbol, shapes, dtypes=None, builder=None, training=False, trai
             if node.name in input_names:
                 raise MXNetError("Two different variables are named '%s'; input names must be unique" % node.name)
             values[key] = g.add_input(node.name, entry_shapes[key], entry_dtypes[key])
-            if training:
+            if training and gradients == "ort-training":
                 # ORT's gradient builder defines x_grad twice for a node that reads graph input x twice
-                # (Mul(x, x)); reading it through an Identity avoids that.
+                # (Mul(x, x)); reading it through an Identity avoids that. (onnxsym's own gradients need none, and
+                # each Identity costs ORT a few microseconds per run)
                 g.scope = node.name
                 values[key] = g.Identity(values[key])
                 g.set_info(values[key], entry_shapes[key], entry_dtypes[key])
