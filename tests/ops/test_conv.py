@@ -409,6 +409,24 @@ def test_pooling_full_keeps_window_starting_in_padding():
     np.testing.assert_allclose(out, [[[0.5, 3.0, 0.0]]])
 
 
+@pytest.mark.parametrize("attrs,shape,pads", [
+    (dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1)), (2, 3, 9, 8), True),         # ResNet's stem pooling
+    (dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), pooling_convention="full"), (1, 2, 6, 6), True),
+    (dict(kernel=(2, 2), stride=(2, 2), pad=(1, 1), pooling_convention="full"), (1, 2, 3, 4), False),
+])
+def test_max_pooling_pads_inside_maxpool_where_every_window_holds_data(attrs, shape, pads):
+    """MaxPool's own pads (ORT's blocked-layout MaxPool takes them; an explicit Pad made ResNet-18's stem leave
+    that layout) where every window holds data; an explicit lowest-value Pad where a window can lie wholly in the
+    padding (the last case: MXNet's 'full' window starting at the input's end). Numbers: pool.h's windows."""
+    from onnxsym.lower.to_onnx import lower_symbol
+    sym = mx.sym.Pooling(_var(), pool_type="max", **attrs)
+    ops = [n.op_type for n in lower_symbol(sym, {"data": shape}, {"data": np.float32}).model.graph.node]
+    assert ops == (["MaxPool"] if pads else ["Pad", "MaxPool"])
+    x = np.random.RandomState(0).normal(0, 1, shape).astype(np.float32)
+    ref = _pool(x, **{("convention" if k == "pooling_convention" else k): v for k, v in attrs.items()})
+    np.testing.assert_array_equal(sym.eval(data=mx.nd.array(x))[0].asnumpy(), ref.astype(np.float32))
+
+
 def test_pooling_global_without_kernel_and_defaults():
     pool = mx.sym.Pooling(_var(), global_pool=True, pool_type="avg")
     assert pool.infer_shape(data=(2, 3, 4, 5))[1] == [(2, 3, 1, 1)]
