@@ -349,23 +349,29 @@ def test_sgd_update_equals_mxnet_formula(momentum, clip, inputs, hidden):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("momentum,clip,wd", [(0.9, None, 1e-4), (0.9, 0.3, 1e-4), (0.0, None, 1e-4),
-                                              (0.0, 0.3, 0.0), (0.9, None, 0.0)])
+                                              (0.0, 0.3, 0.0), (0.9, None, 0.0),
+                                              (0.9, None, [(0, 200, 1e-4), (350, 420, 3e-4)]),
+                                              (0.0, 0.3, [(10, 500, 1e-4)])])
 def test_sgd_kernel_is_mxnets_multi_sgd_bit_for_bit(dtype, momentum, clip, wd):
     """optimizer.sgd_kernel (Module's fast arena update and the updater's SGD) against MXNet 1.9.1's
     MultiSGDKernel written out element by element in its C order and the weight's dtype:
-    mom = momentum*mom - lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g)); w = w + mom (mom 0 without momentum)."""
+    mom = momentum*mom - lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g)); w = w + mom (mom 0 without momentum).
+    A list `wd`: stretches with their own decay, none elsewhere (Module's arena of weights and biases)."""
     from onnxsym.module.optimizer import sgd_kernel
     rng = np.random.RandomState(1)
     w, g, m = (rng.uniform(-3, 3, 500).astype(dtype) for _ in range(3))
     t = dtype
     lr, rescale = 0.07, 1 / 7       # (float32(lr) * float32(rescale) != float32(lr * rescale), also with wd)
+    decay = np.full(w.size, wd) if np.ndim(wd) == 0 else np.zeros(w.size)
+    for begin, end, value in ([] if np.ndim(wd) == 0 else wd):
+        decay[begin:end] = value
     expected_w, expected_m = np.empty_like(w), np.empty_like(m)
     for i in range(w.size):
         mom = t(momentum) * m[i] if momentum else t(0)
         if clip is None:
-            mom = mom - t(lr) * t(wd) * w[i] - t(lr) * t(rescale) * g[i]
+            mom = mom - t(lr) * t(decay[i]) * w[i] - t(lr) * t(rescale) * g[i]
         else:
-            mom = mom - t(lr) * t(wd) * w[i] - t(lr) * np.clip(t(rescale) * g[i], t(-clip), t(clip))
+            mom = mom - t(lr) * t(decay[i]) * w[i] - t(lr) * np.clip(t(rescale) * g[i], t(-clip), t(clip))
         expected_m[i], expected_w[i] = mom, w[i] + mom
     sgd_kernel(w, g, m if momentum else None, lr, wd, rescale, clip, momentum, np.empty_like(w), np.empty_like(w))
     np.testing.assert_array_equal(w, expected_w)

@@ -88,17 +88,29 @@ _SGD_CHUNK = 1 << 16
 
 def _sgd_pieces(sizes, lrs, wds):
     """The arena's fast SGD in pieces of at most _SGD_CHUNK values over runs of parameters with the same learning
-    rate and weight decay: [(start, stop, lr, wd)] (no arena-sized arrays of per-value rates: with wd_mult 0 for
-    biases, BatchNorm's gamma and beta, that was an array the size of all the parameters)."""
+    rate: [(start, stop, lr, [(begin, end, wd)] relative to start, wd nonzero)] (optimizer.sgd_kernel's stretches;
+    no arena-sized arrays of per-value rates: with wd_mult 0 for biases, BatchNorm's gamma and beta, that was an
+    array the size of all the parameters; a piece per parameter made the MLP's seven small updates 150 us)."""
     runs, start = [], 0
     for size, lr, wd in zip(sizes, lrs, wds):
-        if runs and runs[-1][2:] == [lr, wd] and runs[-1][1] == start:
+        if runs and runs[-1][2] == lr:
             runs[-1][1] = start + size
         else:
-            runs.append([start, start + size, lr, wd])
+            runs.append([start, start + size, lr, []])
+        if wd:
+            decays = runs[-1][3]
+            if decays and decays[-1][1] == start and decays[-1][2] == wd:
+                decays[-1][1] = start + size
+            else:
+                decays.append([start, start + size, wd])
         start += size
-    return [(begin, min(begin + _SGD_CHUNK, stop), lr, wd)
-            for first, stop, lr, wd in runs for begin in range(first, stop, _SGD_CHUNK)]
+    pieces = []
+    for first, stop, lr, decays in runs:
+        for begin in range(first, stop, _SGD_CHUNK):
+            end = min(begin + _SGD_CHUNK, stop)
+            pieces.append((begin, end, lr, [(max(b, begin) - begin, min(e, end) - begin, wd)
+                                            for b, e, wd in decays if b < end and e > begin]))
+    return pieces
 
 
 def _distributed(store):
@@ -618,10 +630,11 @@ class Module(BaseModule):
             scratch = arena["scratch"] = np.empty((2, min(w.size, _SGD_CHUNK)), w.dtype)
         momentum = self._arena_momentum(indices) if opt.momentum > 0 else None
         clip = opt.clip_gradient if opt.clip_gradient and opt.clip_gradient >= 0 else None
-        for start, stop, lr, wd in arena["pieces"]:
+        for start, stop, lr, decays in arena["pieces"]:
             size = stop - start
             _optimizer.sgd_kernel(w[start:stop], g[start:stop], None if momentum is None else momentum[start:stop],
-                                  lr, wd, opt.rescale_grad, clip, opt.momentum, scratch[0, :size], scratch[1, :size])
+                                  lr, decays, opt.rescale_grad, clip, opt.momentum, scratch[0, :size],
+                                  scratch[1, :size])
         touch(w)
         return True
 

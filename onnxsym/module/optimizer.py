@@ -288,10 +288,15 @@ def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product):
     """MXNet 1.9.1's multi_sgd_update / multi_sgd_mom_update (what Module's updater runs: MXNet aggregates SGD
     updates by default) in place on numpy buffers, in its order and precision: the rates in w's dtype (lr * rescale
     and lr * wd multiplied in it), ``mom = momentum*mom - lr*wd*w - lr*rescale*g`` (with a `clip` bound,
-    ``- lr*clip(rescale*g)``), ``w += mom``; without a momentum buffer (`mom` None) mom starts at 0. `step` and
-    `product`: scratch buffers of w's shape and dtype."""
+    ``- lr*clip(rescale*g)``), ``w += mom``; without a momentum buffer (`mom` None) mom starts at 0. `wd`: a number,
+    or [(begin, end, wd)] for flat buffers whose stretches decay differently (none elsewhere: Module's arena, where
+    biases take no decay): each operation then covers the whole buffer, the decay term its stretches, and every
+    value sees the same operations in the same order. `step` and `product`: scratch buffers of w's shape and
+    dtype."""
     kind = w.dtype.type
-    lr, lrwd = kind(lr), kind(lr) * kind(wd)
+    lr = kind(lr)
+    decays = [(w, mom, step, product, kind(lr) * kind(wd))] if np.ndim(wd) == 0 else \
+        [(w[b:e], None if mom is None else mom[b:e], step[b:e], product[b:e], lr * kind(v)) for b, e, v in wd]
     if clip is not None:
         np.multiply(g, kind(rescale), out=step)
         np.clip(step, -clip, clip, out=step)
@@ -300,13 +305,15 @@ def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product):
         np.multiply(g, lr * kind(rescale), out=step)
     if mom is not None:
         mom *= kind(momentum)
-        if lrwd:
-            mom -= np.multiply(w, lrwd, out=product)
+        for part_w, part_mom, _, part_product, lrwd in decays:
+            if lrwd:
+                part_mom -= np.multiply(part_w, lrwd, out=part_product)
         mom -= step
         w += mom
     else:
-        if lrwd:        # (0 - lr*wd*w - step: the same as subtracting their sum)
-            step += np.multiply(w, lrwd, out=product)
+        for part_w, _, part_step, part_product, lrwd in decays:
+            if lrwd:        # (0 - lr*wd*w - step: the same as subtracting their sum)
+                part_step += np.multiply(part_w, lrwd, out=part_product)
         w -= step
 
 
