@@ -268,7 +268,8 @@ def _average_pool(g, node, out_grads):
 @rule("MaxPool")
 def _max_pool(g, node, out_grads):
     """dy added at each window's argmax (its first maximum, ORT's Indices, as MXNet): ScatterElements(add) of the
-    flat indices; the Indices output is recomputed when the node does not have it in row-major order."""
+    flat indices (MaxUnpool where windows do not overlap); the Indices output is recomputed when the node does not
+    have it in row-major order."""
     x, dy = node.input[0], out_grads[0]
     if dy is None:
         return [None]
@@ -278,6 +279,15 @@ def _max_pool(g, node, out_grads):
     if indices is None or attrs.get("storage_order", 0):
         attrs = {k: v for k, v in attrs.items() if k != "storage_order"}
         indices = g.MaxPool(x, _outputs=2, **attrs)[1]
+    kernel = list(attrs.get("kernel_shape") or ())
+    strides = attrs.get("strides") or [1] * len(kernel)
+    if g.dtype(x) == np.float32 and all(s >= k for s, k in zip(strides, kernel)) and \
+            all(d == 1 for d in attrs.get("dilations") or ()):
+        # windows that do not overlap: each x position is in one window at most, so each index comes once and
+        # MaxUnpool (its float32 kernel) places dy there, 3-4x faster than zeros + ScatterElements (LeNet's first
+        # pooling at batch 64: 0.36 vs 1.4 ms)
+        return [g.like(g.MaxUnpool(dy, indices, g.int64s(x_shape), kernel_shape=kernel, strides=list(strides),
+                                   pads=list(attrs.get("pads") or [0] * 2 * len(kernel))), x)]
     dy_flat = g.Reshape(dy, g.int64s([-1]))
     # The zeros to scatter into, made from dy (|v| < 0 is false even for NaN): a constant Expand would be folded by
     # ONNX Runtime into an initializer the size of x, held for the session's life (ResNet-18's first pooling at
