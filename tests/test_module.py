@@ -1,8 +1,10 @@
 """mx.mod.Module against MXNet 1.9.1: same initial parameters, data order and optimizer settings give the same
 parameters after every epoch, the same scores and predictions (fixtures/make_module_fixtures.py)."""
+import ast
 import json
 import logging
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -354,13 +356,14 @@ def test_sgd_update_equals_mxnet_formula(momentum, clip, inputs, hidden):
                                               (0.0, 0.3, [(10, 500, 1e-4)])])
 def test_sgd_kernel_is_mxnets_multi_sgd_bit_for_bit(dtype, momentum, clip, wd):
     """optimizer.sgd_kernel (Module's fast arena update and the updater's SGD) against MXNet 1.9.1's
-    MultiSGDKernel written out element by element in its C order and the weight's dtype:
-    mom = momentum*mom - lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g)); w = w + mom (mom 0 without momentum).
+    MultiSGDKernel written out element by element in its C order and the weight's dtype (its parameters are
+    float32, cast to that dtype): mom = momentum*mom - lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g));
+    w = w + mom (mom 0 without momentum). MXNet's own recorded values: the next test.
     A list `wd`: stretches with their own decay, none elsewhere (Module's arena of weights and biases)."""
     from onnxsym.module.optimizer import sgd_kernel
     rng = np.random.RandomState(1)
     w, g, m = (rng.uniform(-3, 3, 500).astype(dtype) for _ in range(3))
-    t = dtype
+    t = lambda value: dtype(np.float32(value))      # noqa: E731 - the operator's float32 parameters, in w's dtype
     lr, rescale = 0.07, 1 / 7       # (float32(lr) * float32(rescale) != float32(lr * rescale), also with wd)
     decay = np.full(w.size, wd) if np.ndim(wd) == 0 else np.zeros(w.size)
     for begin, end, value in ([] if np.ndim(wd) == 0 else wd):
@@ -377,6 +380,35 @@ def test_sgd_kernel_is_mxnets_multi_sgd_bit_for_bit(dtype, momentum, clip, wd):
     np.testing.assert_array_equal(w, expected_w)
     if momentum:
         np.testing.assert_array_equal(m, expected_m)
+
+
+_UPDATES = pathlib.Path(__file__).parent / "fixtures" / "mxnet"
+
+
+@pytest.mark.parametrize("case", [c for c in json.loads((_UPDATES / "updates.json").read_text())["cases"]
+                                  if c["op"] in ("multi_sgd_update", "multi_sgd_mom_update")],
+                         ids=lambda c: c["name"])
+@pytest.mark.parametrize("stretches", [False, True])
+def test_sgd_kernel_matches_mxnets_recorded_multi_sgd(case, stretches):
+    """optimizer.sgd_kernel against multi_sgd(_mom)_update as MXNet 1.9.1 computed them
+    (tests/fixtures/make_updates_fixtures.py) in float32, float64 and float16 (per-operation rounding to half),
+    bit for bit; stretches=True: the parameters as one arena with their decays as stretches (Module's fast path)."""
+    from onnxsym.module.optimizer import sgd_kernel
+    arrays = np.load(_UPDATES / "updates.npz")
+    attrs = {k: ast.literal_eval(v) for k, v in case["attrs"].items()}
+    lrs, wds = attrs["lrs"], attrs["wds"]
+    momentum, clip = attrs.get("momentum", 0.0), attrs.get("clip_gradient")
+    name = case["name"]
+    for i in range(attrs.get("num_weights", 1)):
+        w, g = arrays["%s/in:weight_%d" % (name, i)].copy(), arrays["%s/in:grad_%d" % (name, i)]
+        mom = arrays["%s/in:mom_%d" % (name, i)].copy() if momentum else None
+        flat = (w.reshape(-1), g.reshape(-1), None if mom is None else mom.reshape(-1))
+        wd = [(0, w.size, wds[i])] if stretches else wds[i]
+        sgd_kernel(*flat[:2], flat[2], lrs[i], wd, attrs.get("rescale_grad", 1.0), clip, momentum,
+                   np.empty(w.size, w.dtype), np.empty(w.size, w.dtype))
+        np.testing.assert_array_equal(w, arrays["%s/after:weight_%d" % (name, i)])
+        if mom is not None:
+            np.testing.assert_array_equal(mom, arrays["%s/after:mom_%d" % (name, i)])
 
 
 def test_predict_idiom_with_a_namedtuple_batch(tmp_path):

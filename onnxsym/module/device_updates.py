@@ -64,8 +64,8 @@ def _run(session, device, tensors, scalars, updated):
         copy = home_copy(host_buffer(array), device)
         copy.refresh()
         io.bind_ortvalue_input(name, copy.value)
-    for name, value in scalars.items():
-        io.bind_cpu_input(name, np.asarray(value, host_buffer(tensors["w"]).dtype))
+    for name, value in scalars.items():     # (MXNet's operator parameters are float32, cast to the weight's dtype)
+        io.bind_cpu_input(name, np.asarray(np.float32(value), host_buffer(tensors["w"]).dtype))
     pairs = []
     for name, array in updated:
         home = home_copy(host_buffer(array), device)
