@@ -194,7 +194,8 @@ def test_mixed_dtype_module_updates_every_parameter():
     """A float64 parameter beside float32 ones: SGD updates it too (the float32 ones take a fast path).
     By hand: x = 1s, weights 1, bias 0 -> fc = 3, output 3 + sum(w64) = 6, label 0; LinearRegressionOutput's
     gradient (6 - 0) / 3 outputs = 2 per entry; w64's gradient 4 examples * 3 outputs * 2 = 24, lr 0.1 and
-    rescale 1/4 -> 1 - 0.6 = 0.4; fc_weight's 4 * 2 = 8 -> 1 - 0.2 = 0.8."""
+    rescale 1/4 -> 1 - 0.6 = 0.4, with MXNet's float32 operator parameters (lr float32(0.1) in float64) exactly
+    1 - 24 * 0.25 * float32(0.1); fc_weight's 4 * 2 = 8 -> 1 - 0.2 = 0.8."""
     x = mx.sym.var("data")
     w64 = mx.sym.var("w64_weight", shape=(1, 3), dtype="float64")
     fc = mx.sym.FullyConnected(x, num_hidden=3, name="fc")
@@ -210,7 +211,7 @@ def test_mixed_dtype_module_updates_every_parameter():
     mod.backward()
     mod.update()
     arg, _ = mod.get_params()
-    np.testing.assert_allclose(arg["w64_weight"].asnumpy(), 0.4, rtol=1e-12)
+    np.testing.assert_array_equal(arg["w64_weight"].asnumpy(), 1 - np.float64(np.float32(0.1)) * 0.25 * 24)
     np.testing.assert_allclose(arg["fc_weight"].asnumpy(), 0.8, rtol=1e-6)
 
 
