@@ -287,14 +287,13 @@ create = Optimizer.create_optimizer
 def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product):
     """MXNet 1.9.1's multi_sgd_update / multi_sgd_mom_update (what Module's updater runs: MXNet aggregates SGD
     updates by default) in place on numpy buffers, in its order and precision: the rates are float32 values (the
-    operator's parameters) cast to w's dtype, lr * rescale and lr * wd multiplied in it, ``mom = momentum*mom - lr*wd*w - lr*rescale*g`` (with a `clip` bound,
+    operator's parameters: a float64 weight sees float64(float32(0.1))) cast to w's dtype, lr * rescale and lr * wd
+    multiplied in it, ``mom = momentum*mom - lr*wd*w - lr*rescale*g`` (with a `clip` bound,
     ``- lr*clip(rescale*g)``), ``w += mom``; without a momentum buffer (`mom` None) mom starts at 0. `wd`: a number,
     or [(begin, end, wd)] for flat buffers whose stretches decay differently (none elsewhere: Module's arena, where
     biases take no decay): each operation then covers the whole buffer, the decay term its stretches, and every
     value sees the same operations in the same order. `step` and `product`: scratch buffers of w's shape and
     dtype."""
-    # (MXNet's operator parameters are float32 (lrs, wds, rescale_grad, clip_gradient, momentum), cast to the
-    # weight's dtype in the kernel: a float64 weight sees float64(float32(0.1)))
     kind = lambda value: w.dtype.type(np.float32(value))        # noqa: E731
     lr = kind(lr)
     decays = [(w, mom, step, product, lr * kind(wd))] if np.ndim(wd) == 0 else \
