@@ -119,9 +119,9 @@ def _append_update(graph, lowered, grads, arrays, optimizer, settings):
             mean = _state(graph, arrays, name + "_adam_mean", dtype)
             var = _state(graph, arrays, name + "_adam_var", dtype)
             new_mean = emit("Add", emit("Mul", mean, emit.const("beta1", beta1)),
-                            emit("Mul", grad, emit.const("one_minus_beta1", 1 - beta1)), out=mean + "_new")
+                            emit("Mul", grad, emit.const("one_minus_beta1", 1, minus=beta1)), out=mean + "_new")
             new_var = emit("Add", emit("Mul", var, emit.const("beta2", beta2)),
-                           emit("Mul", emit("Mul", grad, grad), emit.const("one_minus_beta2", 1 - beta2)),
+                           emit("Mul", emit("Mul", grad, emit.const("one_minus_beta2", 1, minus=beta2)), grad),
                            out=var + "_new")
             one = emit.const("one", 1)
             correction = emit("Div", emit("Sqrt", emit("Sub", one, emit("Pow", emit.const("beta2", beta2),
@@ -160,9 +160,14 @@ class _Emitter:
     def __init__(self, graph, scope, dtype):
         self.graph, self.scope, self.dtype, self.count = graph, scope, dtype, 0
 
-    def const(self, key, value):
+    def const(self, key, value, minus=None):
+        """An initializer of `value` (`value - minus`) as MXNet's update kernels see their float parameters: float32
+        values cast to the parameter's dtype (and subtracted in it: adam_update's ``1 - beta1``)."""
         name = "%s/%s" % (self.scope, key)
         if not any(t.name == name for t in self.graph.initializer):
+            value = self.dtype.type(np.float32(value))
+            if minus is not None:
+                value = value - self.dtype.type(np.float32(minus))
             self.graph.initializer.append(numpy_helper.from_array(np.asarray(value, self.dtype), name))
         return name
 

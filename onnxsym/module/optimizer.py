@@ -41,16 +41,70 @@ def _pair(weight, grad, touch_weight=True):
     return weight._data, grad._data
 
 
+def _param(value, dtype):
+    """An update operator's parameter as MXNet 1.9.1's kernels see it: a float32 (the operator's float field: lr,
+    wd, rescale_grad, clip_gradient, momentum, betas, epsilon) cast to the arrays' dtype, so a float64 weight's lr
+    0.1 is float64(float32(0.1))."""
+    return np.dtype(dtype).type(np.float32(value))
+
+
+def _clip(values, bound):
+    """np.clip into [-bound, bound] with the bound a float32 (the kernels' parameter, and nd.clip's a_min/a_max)."""
+    bound = _param(bound, values.dtype)
+    return np.clip(values, -bound, bound)
+
+
 def _kernel_clip(values, clip_gradient):
     """Clipping as the C++ kernels apply it: only for a truthy, non-negative bound."""
-    if clip_gradient and clip_gradient >= 0:
-        return np.clip(values, -clip_gradient, clip_gradient)
-    return values
+    return _clip(values, clip_gradient) if clip_gradient and clip_gradient >= 0 else values
 
 
 def _python_clip(values, clip_gradient):
     """Clipping as MXNet's Python-level optimizers apply it: whenever the bound is not None."""
-    return values if clip_gradient is None else np.clip(values, -clip_gradient, clip_gradient)
+    return values if clip_gradient is None else _clip(values, clip_gradient)
+
+
+def _sign(values):
+    """The kernels' sign, ``(x > 0) - (x < 0)``: 0 for NaN."""
+    return (values > 0).astype(values.dtype) - (values < 0)
+
+
+def _sum_sq(values):
+    """multi_sum_sq's sum of squares on CPU: the squares in the values' dtype, added in order into one float32
+    (np.cumsum is sequential): exact for float16 and float32. A float64 square is rounded to float32 before its
+    addition here, where MXNet adds it in double and rounds the sum, so the two can differ in the sum's last
+    float32 place (an exact emulation is a Python loop per value)."""
+    squares = np.square(values.ravel()).astype(np.float32, copy=False)
+    return np.cumsum(squares, dtype=np.float32)[-1] if squares.size else np.float32(0)
+
+
+def _row_sums(values, compensated):
+    """Sums over axis 1 (kept) of a 2-D array, added column after column as MXNet's CPU reductions add them:
+    `compensated` as mshadow's sum reducer (Kahan's compensated sum), else plainly."""
+    total = np.zeros((values.shape[0], 1), values.dtype)
+    residual = np.zeros_like(total)
+    for j in range(values.shape[1]):
+        if not compensated:
+            total += values[:, j:j + 1]
+            continue
+        y = values[:, j:j + 1] - residual
+        t = total + y
+        residual = (t - total) - y
+        total = t
+    return total
+
+
+def _same_dtype_state(op, weight, state):
+    """MXNet's check that an optimizer's float32 state (AdaGrad's history, RMSProp's n, ...) and the weight agree:
+    float16 weights need multi_precision=True (the update then runs on the float32 master copy), and float64
+    weights are refused."""
+    for array in _state_arrays(state):
+        if array.dtype != weight.dtype:
+            raise MXNetError("%s: the weight is %s but its optimizer state is %s (Incompatible attr in node: "
+                             "expected %s, got %s); this optimizer keeps float32 states as MXNet 1.9.1 does: "
+                             "train float32 weights, or float16 with multi_precision=True"
+                             % (op, np.dtype(weight.dtype).name, np.dtype(array.dtype).name,
+                                np.dtype(array.dtype).name, np.dtype(weight.dtype).name))
 
 
 def _zeros(weight, dtype=None):
@@ -284,7 +338,7 @@ register = Optimizer.register
 create = Optimizer.create_optimizer
 
 
-def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product):
+def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product, preloaded=False):
     """MXNet 1.9.1's multi_sgd_update / multi_sgd_mom_update (what Module's updater runs: MXNet aggregates SGD
     updates by default) in place on numpy buffers, in its order and precision: the rates are float32 values (the
     operator's parameters: a float64 weight sees float64(float32(0.1))) cast to w's dtype, lr * rescale and lr * wd
@@ -293,11 +347,13 @@ def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product):
     or [(begin, end, wd)] for flat buffers whose stretches decay differently (none elsewhere: Module's arena, where
     biases take no decay): each operation then covers the whole buffer, the decay term its stretches, and every
     value sees the same operations in the same order. `step` and `product`: scratch buffers of w's shape and
-    dtype."""
-    kind = lambda value: w.dtype.type(np.float32(value))        # noqa: E731
+    dtype. `preloaded`: preloaded_multi_sgd(_mom)_update (LARS), whose rates come as float32 arrays, so lr * wd is
+    a float32 product."""
+    kind = functools.partial(_param, dtype=w.dtype)
+    rate = (lambda v: w.dtype.type(np.float32(lr) * np.float32(v))) if preloaded else (lambda v: kind(lr) * kind(v))
     lr = kind(lr)
-    decays = [(w, mom, step, product, lr * kind(wd))] if np.ndim(wd) == 0 else \
-        [(w[b:e], None if mom is None else mom[b:e], step[b:e], product[b:e], lr * kind(v)) for b, e, v in wd]
+    decays = [(w, mom, step, product, rate(wd))] if np.ndim(wd) == 0 else \
+        [(w[b:e], None if mom is None else mom[b:e], step[b:e], product[b:e], rate(v)) for b, e, v in wd]
     if clip is not None:
         np.multiply(g, kind(rescale), out=step)
         np.clip(step, -kind(clip), kind(clip), out=step)
@@ -318,11 +374,21 @@ def sgd_kernel(w, g, mom, lr, wd, rescale, clip, momentum, step, product):
         w -= step
 
 
-def _sgd_kernel(opt, w, g, mom, lr, wd, momentum):
-    """sgd_kernel on one parameter (scratch made here)."""
+def _sgd_kernel(opt, w, g, mom, lr, wd, momentum, kernel="multi"):
+    """sgd_kernel on one parameter (scratch made here). `kernel`: "multi" (multi_sgd(_mom)_update), "preloaded"
+    (its preloaded_ form) or "single": sgd_update / mp_sgd_update (one parameter, not aggregated: NAG and LBSGD
+    without momentum, row_sparse gradients), whose kernel computes ``(1 - lr*wd)*w - lr*clip(rescale*g)``
+    (without a bound ``- (lr*rescale)*g``), and with momentum sgd_mom_update (multi_sgd_mom_update's
+    arithmetic)."""
     clip = opt.clip_gradient if opt.clip_gradient and opt.clip_gradient >= 0 else None
+    if kernel == "single" and mom is None:
+        p = functools.partial(_param, dtype=w.dtype)
+        lr = p(lr)
+        step = lr * _clip(p(opt.rescale_grad) * g, clip) if clip is not None else (lr * p(opt.rescale_grad)) * g
+        w[...] = (1 - lr * p(wd)) * w - step
+        return
     sgd_kernel(w, g, None if mom is None else mom._data, lr, wd, opt.rescale_grad, clip, momentum,
-               np.empty_like(w), np.empty_like(w) if lr * wd else None)
+               np.empty_like(w), np.empty_like(w) if lr * wd else None, preloaded=kernel == "preloaded")
 
 
 class _ImplDispatch:
@@ -350,9 +416,9 @@ class _MasterLast(_ImplDispatch):
                           "Consider using multi_precision=True option of the %s optimizer" % type(self).__name__)
         return self.create_state(index, weight)
 
-    def _sgd_step(self, weight, grad, state, lr, wd, momentum, multi_precision):
-        """sgd_update / sgd_mom_update and their mp_ variants (the master copy takes the update); on a device
-        where the arrays live (device_updates.py)."""
+    def _sgd_step(self, weight, grad, state, lr, wd, momentum, multi_precision, kernel="multi"):
+        """multi_sgd(_mom)_update or the other forms (`kernel`, as _sgd_kernel's) and their mp_ variants (the
+        master copy takes the update); on a device where the arrays live (device_updates.py)."""
         if not multi_precision:
             device = device_updates.on_device(weight, grad, state)
             if device is not None:
@@ -361,10 +427,10 @@ class _MasterLast(_ImplDispatch):
         w, g = _pair(weight, grad)
         if multi_precision:
             state, master = state
-            _sgd_kernel(self, master._data, g.astype(np.float32), state, lr, wd, momentum)
+            _sgd_kernel(self, master._data, g.astype(np.float32), state, lr, wd, momentum, kernel)
             w[...] = master._data
         else:
-            _sgd_kernel(self, w, g, state, lr, wd, momentum)
+            _sgd_kernel(self, w, g, state, lr, wd, momentum, kernel)
 
 
 @register
@@ -386,9 +452,10 @@ class SGD(_MasterLast, Optimizer):
         indices, weights, grads, states = _as_list(indices, weights, grads, states)
         self._update_count(indices)
         momentum = self.momentum if self.momentum > 0 else 0.0
+        single = any(isinstance(g, RowSparseNDArray) for g in grads)     # (MXNet aggregates dense updates only)
         for weight, grad, state, lr, wd in zip(weights, grads, states, self._get_lrs(indices),
                                                self._get_wds(indices)):
-            self._sgd_step(weight, grad, state, lr, wd, momentum, multi_precision)
+            self._sgd_step(weight, grad, state, lr, wd, momentum, multi_precision, "single" if single else "multi")
 
 
 @register
@@ -413,14 +480,16 @@ class NAG(_MasterLast, Optimizer):
         w, g, lr, wd = self._begin(index, weight, grad)
         mom = state[0] if multi_precision else state
         if mom is None:
-            return self._sgd_step(weight, grad, state, lr, wd, 0.0, multi_precision)
+            return self._sgd_step(weight, grad, state, lr, wd, 0.0, multi_precision, "single")
         w32 = state[1]._data if multi_precision else w
-        g = _kernel_clip(self.rescale_grad * g.astype(w32.dtype), self.clip_gradient)
-        momentum = self.momentum if self.momentum > 0 else 0.0
-        mom._data *= momentum
-        w32 += momentum * mom._data - (1 + momentum) * lr * (g + wd * w32)
+        p = functools.partial(_param, dtype=w32.dtype)
+        lr, wd, momentum = p(lr), p(wd), p(self.momentum if self.momentum > 0 else 0.0)
+        g = _kernel_clip(p(self.rescale_grad) * g.astype(w32.dtype), self.clip_gradient)
+        m = mom._data
+        m *= momentum
+        w32[...] = w32 - m + (momentum + 1) * (m - lr * (g + wd * w32))
         # MXNet's kernel writes the weight in place first, so the momentum's decay term sees the new weight.
-        mom._data -= lr * (g + wd * w32)
+        m -= lr * (g + wd * w32)
         if multi_precision:
             w[...] = w32
         return None
@@ -465,7 +534,20 @@ class LARS(_MasterLast, Optimizer):
     def create_state(self, index, weight):
         return _zeros(weight) if self.momentum != 0.0 else None
 
+    def _multi_lars(self, index, weight, grad, lr, wd):
+        """The rate of dense updates as multi_sum_sq + multi_lars compute it, in float32:
+        ``lr*eta*|w| / (|g|*rescale + wd*|w| + eps)``."""
+        if self.idx2name.get(index, str(index)).endswith(("gamma", "beta", "bias")):
+            return lr
+        f = np.float32
+        w_norm, g_sum_sq = np.sqrt(_sum_sq(weight._data)), _sum_sq(grad._data)
+        if w_norm > 0 and g_sum_sq > 0:
+            return f(lr) * f(self.eta) * w_norm / (np.sqrt(g_sum_sq) * f(self.rescale_grad) + f(wd) * w_norm
+                                                   + f(self.eps))
+        return lr
+
     def _get_lars(self, index, weight, grad, lr, wd):
+        """The rate of row_sparse updates (MXNet's _get_lars: float32 norms, the ratio in double)."""
         name = self.idx2name.get(index, str(index))
         if name.endswith(("gamma", "beta", "bias")):
             return lr
@@ -482,9 +564,11 @@ class LARS(_MasterLast, Optimizer):
         momentum = self.momentum if self.momentum > 0 else 0.0
         if momentum and self.momentum_correction and self.last_lr != 0:
             momentum *= self.cur_lr / self.last_lr
+        single = any(isinstance(g, RowSparseNDArray) for g in grads)     # (MXNet aggregates dense updates only)
+        lars, kernel = (self._get_lars, "single") if single else (self._multi_lars, "preloaded")
         for index, weight, grad, state, lr, wd in zip(indices, weights, grads, states, lrs, wds):
-            lr = self._get_lars(index, weight, grad, lr, wd)
-            self._sgd_step(weight, grad, state, lr, wd, momentum, multi_precision)
+            self._sgd_step(weight, grad, state, lars(index, weight, grad, lr, wd), wd, momentum, multi_precision,
+                           kernel)
 
 
 @register
@@ -572,10 +656,10 @@ class LBSGD(Optimizer):
         momentum = self.momentum if self.momentum > 0 else 0.0
         if isinstance(state, (list, tuple)):
             mom, master = state
-            _sgd_kernel(self, master._data, g.astype(np.float32), mom, lr, wd, momentum)
+            _sgd_kernel(self, master._data, g.astype(np.float32), mom, lr, wd, momentum, "single")
             w[...] = master._data
         else:
-            _sgd_kernel(self, w, g, state, lr, wd, momentum)
+            _sgd_kernel(self, w, g, state, lr, wd, momentum, "single")
         cgrad["cum_grad"] = 0
 
 
@@ -594,16 +678,22 @@ class Signum(Optimizer):
 
     def update(self, index, weight, grad, state):
         w, g, lr, wd = self._begin(index, weight, grad)
-        g = _kernel_clip(self.rescale_grad * g, self.clip_gradient)
+        p = functools.partial(_param, dtype=w.dtype)
+        lr, wd = p(lr), p(wd)
         if state is None:
             if self.wd_lh:  # MXNet passes wd_lh on to signsgd_update, which has no such argument
                 raise MXNetError("Cannot find argument 'wd_lh' in operator signsgd_update")
-            w[...] = (1 - lr * wd) * w - lr * np.sign(g)
+            w[...] = (1 - lr * wd) * w - lr * _sign(g)      # (signsgd_update ignores rescale_grad and the clip)
             return
-        momentum = self.momentum if self.momentum > 0 else 0.0
+        momentum = p(self.momentum if self.momentum > 0 else 0.0)
+        rest = 1 - momentum
+        if self.clip_gradient and self.clip_gradient >= 0:
+            step = rest * _clip(p(self.rescale_grad) * g, self.clip_gradient)
+        else:
+            step = (rest * p(self.rescale_grad)) * g
         mom = state._data
-        mom[...] = momentum * mom - (1 - momentum) * wd * w - (1 - momentum) * g
-        w[...] = (1 - lr * self.wd_lh) * w + lr * np.sign(mom)
+        mom[...] = momentum * mom - (rest * wd) * w - step
+        w[...] = (1 - lr * p(self.wd_lh)) * w + lr * _sign(mom)
 
 
 @register
@@ -621,12 +711,15 @@ class FTML(Optimizer):
 
     def update(self, index, weight, grad, state):
         w, g, lr, wd = self._begin(index, weight, grad)
-        t = self._index_update_count[index]
+        p = functools.partial(_param, dtype=w.dtype)
+        lr, wd, beta1, beta2 = p(lr), p(wd), p(self.beta1), p(self.beta2)
+        t = w.dtype.type(self._index_update_count[index])
         d, v, z = (s._data for s in state)
-        g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
-        v[...] = self.beta2 * v + (1 - self.beta2) * g * g
-        d_t = (1 - self.beta1 ** t) / lr * (np.sqrt(v / (1 - self.beta2 ** t)) + self.epsilon)
-        z[...] = self.beta1 * z + (1 - self.beta1) * g - (d_t - self.beta1 * d) * w
+        g = _kernel_clip(p(self.rescale_grad) * g + wd * w, self.clip_gradient)
+        v[...] = beta2 * v + (1 - beta2) * np.square(g)
+        eps = w.dtype.type(self.epsilon)     # (ftml_update's epsilon is its one double parameter)
+        d_t = (1 - beta1 ** t) / lr * (np.sqrt(v / (1 - beta2 ** t)) + eps)
+        z[...] = beta1 * z + (1 - beta1) * g - (d_t - beta1 * d) * w
         d[...] = d_t
         w[...] = -z / d_t
 
@@ -650,7 +743,10 @@ class LAMB(_ImplDispatch, Optimizer):
     def create_state(self, index, weight):
         return (_zeros(weight), _zeros(weight))
 
-    def _step(self, index, weight, grad, state, multi_precision):
+    def _step(self, index, weight, grad, state, multi_precision, aggregated):
+        """lamb_update_phase1 + the weight's and the direction's norms + lamb_update_phase2 (one index), or with
+        `aggregated` multi_lamb_update (a list of indices: MXNet keeps the direction and both norms in float32, the
+        norms as multi_sum_sq's sums); the mp_ variants update the float32 master copy."""
         w, g = _pair(weight, grad)
         lr, wd = self._get_lr(index), self._get_wd(index)
         t = self._index_update_count[index]
@@ -660,33 +756,44 @@ class LAMB(_ImplDispatch, Optimizer):
         else:
             (mean, var), w32 = state, w
         mean, var = mean._data, var._data
-        g = _kernel_clip(self.rescale_grad * g, self.clip_gradient)
-        mean[...] = self.beta1 * mean + (1 - self.beta1) * g
-        var[...] = self.beta2 * var + (1 - self.beta2) * g * g
-        if self.bias_correction:
-            direction = (mean / (1 - self.beta1 ** t)) / (np.sqrt(var / (1 - self.beta2 ** t)) + self.epsilon)
+        kind = w32.dtype.type
+        p = functools.partial(_param, dtype=w32.dtype)
+        beta1, beta2 = p(self.beta1), p(self.beta2)
+        g = _kernel_clip(g * p(self.rescale_grad), self.clip_gradient)
+        mean[...] = beta1 * mean + (1 - beta1) * g
+        var[...] = beta2 * var + (1 - beta2) * g * g
+        if self.bias_correction:    # (beta ** t: in the dtype for multi_lamb, in double for phase 1)
+            power = (lambda beta: beta ** kind(t)) if aggregated else \
+                (lambda beta: kind(np.float64(beta) ** t))
+            mean_hat, var_hat = mean / (1 - power(beta1)), var / (1 - power(beta2))
         else:
-            direction = mean / (np.sqrt(var) + self.epsilon)
-        direction = direction + wd * w32
-        r1 = float(np.linalg.norm(w32.ravel()))
-        r2 = float(np.linalg.norm(direction.ravel()))
-        if self.lower_bound:
-            r1 = max(r1, self.lower_bound)
-        if self.upper_bound:
-            r1 = min(r1, self.upper_bound)
-        if r1 != 0 and r2 != 0:
-            lr = lr * r1 / r2
-        w32 -= lr * direction
+            mean_hat, var_hat = mean, var
+        direction = mean_hat / (np.sqrt(var_hat) + p(self.epsilon)) + p(wd) * w32
+        if aggregated:
+            direction = direction.astype(np.float32)
+            r1, r2 = np.sqrt(_sum_sq(w)), np.sqrt(_sum_sq(direction))
+        else:
+            r1, r2 = kind(np.linalg.norm(w32.ravel())), kind(np.linalg.norm(direction.ravel()))
+        bound = np.float32 if aggregated else p
+        if self.lower_bound and self.lower_bound >= 0:
+            r1 = max(r1, bound(self.lower_bound))
+        if self.upper_bound and self.upper_bound >= 0:
+            r1 = min(r1, bound(self.upper_bound))
+        if aggregated:
+            w32 -= (p(lr) * kind(1 if r1 == 0 or r2 == 0 else r1 / r2)) * direction.astype(w32.dtype)
+        else:
+            w32 -= (p(lr) if r1 == 0 or r2 == 0 else p(lr) * r1 / r2) * direction
         if multi_precision:
             w[...] = w32
 
     def _update_impl(self, index, weight, grad, state, multi_precision=False):
+        aggregated = self.aggregate_num > 1 and isinstance(index, (tuple, list))
         indices, weights, grads, states = _as_list(index, weight, grad, state)
         for i, w, g in zip(indices, weights, grads):
             _pair(w, g)
             self._update_count(i)
         for i, w, g, s in zip(indices, weights, grads, states):
-            self._step(i, w, g, s, multi_precision)
+            self._step(i, w, g, s, multi_precision, aggregated)
 
 
 @register
@@ -757,12 +864,14 @@ class Adam(Optimizer):
             return device_updates.adam(self, device, weight, grad, state[0], state[1], lr, self._get_wd(index))
         w, g, lr, wd = self._begin(index, weight, grad)
         t = self._index_update_count[index]
-        lr *= math.sqrt(1. - self.beta2 ** t) / (1. - self.beta1 ** t)
+        p = functools.partial(_param, dtype=w.dtype)
+        lr = p(lr * (math.sqrt(1. - self.beta2 ** t) / (1. - self.beta1 ** t)))
+        beta1, beta2 = p(self.beta1), p(self.beta2)
         mean, var = state[0]._data, state[1]._data
-        g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
-        mean[...] = self.beta1 * mean + (1 - self.beta1) * g
-        var[...] = self.beta2 * var + (1 - self.beta2) * g * g
-        w -= lr * mean / (np.sqrt(var) + self.epsilon)
+        g = _kernel_clip(g * p(self.rescale_grad) + w * p(wd), self.clip_gradient)
+        mean[...] = beta1 * mean + (1 - beta1) * g
+        var[...] = beta2 * var + (1 - beta2) * g * g
+        w -= lr * mean / (np.sqrt(var) + p(self.epsilon))
 
 
 @register
@@ -778,6 +887,7 @@ class AdaGrad(Optimizer):
 
     def update(self, index, weight, grad, state):
         w, g, lr, wd = self._begin(index, weight, grad)
+        _same_dtype_state("AdaGrad", weight, state)
         history = state._data
         if isinstance(grad, RowSparseNDArray):
             # MXNet's _sparse_adagrad_update (AdagradDnsRspDnsKernel): the gradient's rows only, no wd
@@ -811,9 +921,12 @@ class GroupAdaGrad(Optimizer):
         w, g, lr, wd = self._begin(index, weight, grad)
         if wd != 0:
             raise ValueError("Weight decay is not supported for GroupAdaGrad")
+        _same_dtype_state("GroupAdaGrad", weight, state)
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         history = state._data
-        history += np.mean(g * g, axis=1, keepdims=True)
+        # dense: nd.mean(square(g), axis=1) (mshadow's Kahan-compensated sum, then / n); row_sparse gradients:
+        # group_adagrad_update (a plain sum per row, then / n)
+        history += _row_sums(g * g, compensated=not isinstance(grad, RowSparseNDArray)) / g.dtype.type(g.shape[1])
         w -= lr * g / np.sqrt(history + self.float_stable_eps)
 
 
@@ -838,16 +951,20 @@ class RMSProp(Optimizer):
 
     def update(self, index, weight, grad, state):
         w, g, lr, wd = self._begin(index, weight, grad)
-        g = _kernel_clip(self.rescale_grad * g + wd * w, self.clip_gradient)
+        _same_dtype_state("RMSProp", weight, state)
+        p = functools.partial(_param, dtype=w.dtype)
+        lr, gamma1, eps = p(lr), p(self.gamma1), p(self.epsilon)
+        g = _kernel_clip(p(self.rescale_grad) * g + p(wd) * w, self.clip_gradient)
         n = state[0]._data
-        n[...] = (1 - self.gamma1) * g * g + self.gamma1 * n
-        if self.centered:
+        if self.centered:       # (rmspropalex_update's kernel)
             mean, delta = state[1]._data, state[2]._data
-            mean[...] = (1 - self.gamma1) * g + self.gamma1 * mean
-            delta[...] = self.gamma2 * delta - lr * (g / np.sqrt(n - mean * mean + self.epsilon))
+            n[...] = (1 - gamma1) * g * g + gamma1 * n
+            mean[...] = (1 - gamma1) * g + gamma1 * mean
+            delta[...] = p(self.gamma2) * delta - lr * g / np.sqrt(n - mean * mean + eps)
             new = w + delta
-        else:
-            new = w - lr * (g / np.sqrt(n + self.epsilon))
+        else:                   # (rmsprop_update's: g² first)
+            n[...] = (1 - gamma1) * (g * g) + gamma1 * n
+            new = w - lr * (g / np.sqrt(n + eps))
         w[...] = _kernel_clip(new, self.clip_weights)
 
 
@@ -869,6 +986,7 @@ class AdaDelta(Optimizer):
         w, g = _pair(weight, grad)
         wd = self._get_wd(index)
         self._update_count(index)
+        _same_dtype_state("AdaDelta", weight, state)
         g = _python_clip(g * self.rescale_grad, self.clip_gradient)
         acc_g, acc_delta = state[0]._data, state[1]._data
         acc_g[...] = self.rho * acc_g + (1. - self.rho) * g * g
@@ -894,6 +1012,7 @@ class Ftrl(Optimizer):
         w, g = _pair(weight, grad)
         self._update_count(index)
         wd, lr = self._get_wd(index), self._get_lr(index)
+        _same_dtype_state("Ftrl", weight, state)
         z, n = state[0]._data, state[1]._data
         g = _kernel_clip(self.rescale_grad * g, self.clip_gradient)
         z += g - (np.sqrt(n + g * g) - np.sqrt(n)) * w / lr
