@@ -10,8 +10,10 @@ import onnxruntime
 import pytest
 
 import onnxsym as mx
+from onnxsym.module import device_updates
 from onnxsym.runtime import device
 from onnxsym.runtime.library import GPU_INSTALL, gpu_emulation
+from tests import test_optimizer
 
 REAL_CUDA = not gpu_emulation() and "CUDAExecutionProvider" in onnxruntime.get_available_providers() \
     and mx.num_gpus() > 0
@@ -129,6 +131,19 @@ def test_module_fit_on_emulated_gpu_equals_cpu(emulated, optimizer, params):
     for name in cpu_params:
         np.testing.assert_allclose(gpu_params[name], cpu_params[name], rtol=1e-5, atol=1e-6, err_msg=name)
     np.testing.assert_allclose(gpu_pred, cpu_pred, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", [c for c in test_optimizer.RECORD["cases"] if "error" not in c and c["optimizer"]
+                                  in ("sgd", "adam") and c["dtype"] != "float16"], ids=lambda c: c["name"])
+def test_device_updates_match_mxnet_bit_for_bit(emulated, monkeypatch, case):
+    """SGD's and Adam's update graphs on the device (module/device_updates.py) replay MXNet 1.9.1's recorded steps
+    exactly, in float32 and float64, as the host updates do (tests/test_optimizer.py)."""
+    calls = []
+    for name in ("sgd", "adam"):
+        run = getattr(device_updates, name)
+        monkeypatch.setattr(device_updates, name, lambda *args, run=run: (calls.append(args[0]), run(*args))[1])
+    test_optimizer.replay_recorded(case, mx.gpu(0))
+    assert calls, "the updates did not run on the device"
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -119,8 +119,9 @@ def sgd(opt, device, weight, grad, mom, lr, wd, momentum):
 
 
 def adam(opt, device, weight, grad, mean, var, lr, wd):
-    """adam_update with `lr` already bias-corrected: g = clip(rescale_grad*grad + wd*w), mean = b1*mean +
-    (1-b1)*g, var = b2*var + (1-b2)*g^2, w -= lr*mean/(sqrt(var) + epsilon) (as optimizer.Adam on the host)."""
+    """adam_update with `lr` already bias-corrected, in AdamUpdateKernel's order (as optimizer.Adam on the host):
+    g = clip(grad*rescale_grad + w*wd), mean = b1*mean + (1-b1)*g, var = b2*var + ((1-b2)*g)*g,
+    w -= (lr*mean)/(sqrt(var) + epsilon), with 1-b1 and 1-b2 subtracted in the weight's dtype."""
     clip = _clip_variant(opt)
     dtype = host_buffer(weight).dtype
 
@@ -131,20 +132,22 @@ def adam(opt, device, weight, grad, mean, var, lr, wd):
         if clip:
             nodes += [("Neg", ["clip"], ["low"], {}), ("Clip", ["g1", "low", "clip"], ["clipped"], {})]
             g = "clipped"
-        nodes += [("Mul", ["mean", "beta1"], ["mk"], {}), ("Mul", [g, "one_minus_beta1"], ["mt"], {}),
+        nodes += [("Sub", ["one", "beta1"], ["one_minus_beta1"], {}),
+                  ("Sub", ["one", "beta2"], ["one_minus_beta2"], {}),
+                  ("Mul", ["beta1", "mean"], ["mk"], {}), ("Mul", ["one_minus_beta1", g], ["mt"], {}),
                   ("Add", ["mk", "mt"], ["mean_new"], {}),
-                  ("Mul", ["var", "beta2"], ["vk"], {}), ("Mul", [g, g], ["g2"], {}),
-                  ("Mul", ["g2", "one_minus_beta2"], ["vt"], {}), ("Add", ["vk", "vt"], ["var_new"], {}),
+                  ("Mul", ["beta2", "var"], ["vk"], {}), ("Mul", ["one_minus_beta2", g], ["vg"], {}),
+                  ("Mul", ["vg", g], ["vt"], {}), ("Add", ["vk", "vt"], ["var_new"], {}),
                   ("Sqrt", ["var_new"], ["root"], {}), ("Add", ["root", "epsilon"], ["denominator"], {}),
-                  ("Div", ["mean_new", "denominator"], ["ratio"], {}), ("Mul", ["ratio", "lr"], ["step"], {}),
-                  ("Sub", ["w", "step"], ["w_new"], {})]
-        scalars = ["rescale", "wd", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "epsilon", "lr"]
+                  ("Mul", ["lr", "mean_new"], ["scaled_mean"], {}),
+                  ("Div", ["scaled_mean", "denominator"], ["step"], {}), ("Sub", ["w", "step"], ["w_new"], {})]
+        scalars = ["rescale", "wd", "beta1", "beta2", "one", "epsilon", "lr"]
         return nodes, ["w", "g", "mean", "var"], scalars + (["clip"] if clip else []), ["w_new", "mean_new",
                                                                                          "var_new"]
 
     session = _session("adam", dtype, weight.ndim, clip, device, build)
-    scalars = {"rescale": opt.rescale_grad, "wd": wd, "beta1": opt.beta1, "one_minus_beta1": 1 - opt.beta1,
-               "beta2": opt.beta2, "one_minus_beta2": 1 - opt.beta2, "epsilon": opt.epsilon, "lr": lr}
+    scalars = {"rescale": opt.rescale_grad, "wd": wd, "beta1": opt.beta1, "beta2": opt.beta2, "one": 1.0,
+               "epsilon": opt.epsilon, "lr": lr}
     if clip:
         scalars["clip"] = opt.clip_gradient
     _run(session, device, {"w": weight, "g": grad, "mean": mean, "var": var}, scalars,

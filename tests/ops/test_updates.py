@@ -18,8 +18,9 @@ FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures" / "mxnet"
 RECORD = json.loads((FIXTURES / "updates.json").read_text())
 ARRAYS = np.load(FIXTURES / "updates.npz")
 RECORDED = {case["name"]: case for case in RECORD["cases"]}
-# float16: MXNet rounds every intermediate to float16, onnxsym computes in float32 and rounds once
-TOLERANCE = {"float16": (5e-3, 5e-3), "float32": (1e-5, 1e-6), "float64": (1e-12, 1e-13)}
+# float16: MXNet rounds every intermediate to float16, onnxsym computes in float32 and rounds once; float64: bit for
+# bit but for one value of ftml_clip_float64_new one ulp away (ORT's arithmetic on it)
+TOLERANCE = {"float16": (5e-3, 5e-3), "float32": (1e-5, 1e-6), "float64": (1e-15, 1e-17)}
 
 
 def _inputs(case, prefix=None):
