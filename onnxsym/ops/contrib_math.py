@@ -22,8 +22,8 @@ class quadratic(OpDef):
 
     def lower(self, g, data):
         dtype = g.dtype(data)
-        return g.Add(g.Mul(g.Add(g.Mul(g.scalar(self.a, dtype), data), g.scalar(self.b, dtype)), data),
-                     g.scalar(self.c, dtype))
+        a, b, c = (g.scalar(np.float32(v), dtype) for v in (self.a, self.b, self.c))     # (C++ floats)
+        return g.Add(g.Mul(data, g.Add(g.Mul(a, data), b)), c)
 
 
 @register(name="_contrib_gradientmultiplier")

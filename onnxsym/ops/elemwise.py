@@ -282,11 +282,12 @@ class hard_sigmoid(OpDef):
     def lower(self, g, data):
         dtype = g.dtype(data)
         zero, one = g.scalar(0, dtype), g.scalar(1, dtype)
-        y = g.Add(g.Mul(data, g.scalar(self.alpha, dtype)), g.scalar(self.beta, dtype))
+        alpha = g.scalar(np.float32(self.alpha), dtype)         # (float parameters: float32 values)
+        y = g.Add(g.Mul(data, alpha), g.scalar(np.float32(self.beta), dtype))
         out = g.Clip(y, zero, one)
         # MXNet's backward is alpha strictly inside (0, 1); ORT's Clip gradient also passes at the bounds
-        return g.with_gradient(out, lambda: [(data, g.Where(g.And(g.Greater(y, zero), g.Less(y, one)),
-                                                            g.scalar(self.alpha, dtype), zero))])
+        return g.with_gradient(out, lambda: [(data, g.Where(g.And(g.Greater(y, zero), g.Less(y, one)), alpha,
+                                                            zero))])
 
 
 # ---------------------------------------------------------------- unary math

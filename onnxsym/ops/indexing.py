@@ -606,7 +606,7 @@ class SequenceMask(_SequenceOp):
         shape = g.shape(data)
         steps, lengths = self._steps(g, sequence_length, shape)
         keep = _spread(g, g.Less(steps, lengths), shape)
-        return g.Where(keep, data, _full(g, self.value, g.dtype(data), shape))
+        return g.Where(keep, data, _full(g, np.float32(self.value), g.dtype(data), shape))     # (a float param)
 
 
 @register

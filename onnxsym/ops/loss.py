@@ -14,6 +14,15 @@ from .params import param
 from .registry import OpDef, register
 
 
+def _scale(value, *counts):
+    """A float parameter divided by integer counts as MXNet's loss kernels compute it: in float32
+    (``param.grad_scale / num_output``), the result cast to the data's dtype by the caller."""
+    value = np.float32(value)
+    for count in counts:
+        value = np.float32(value / np.float32(count))
+    return value
+
+
 @register
 class SoftmaxOutput(OpDef):
     """Softmax over the (N, -1) view (multi_output: axis 1; preserve_shape: last axis), trained with
@@ -93,7 +102,7 @@ class SoftmaxOutput(OpDef):
         """(softmax - target) * grad_scale / normalization, zero where label == ignore_label (use_ignore)."""
         shape, dtype = g.shape(data), g.dtype(data)
         if tuple(g.shape(label)) == tuple(shape):            # probabilities as labels
-            return g.Mul(g.Sub(out, label), g.scalar(self.grad_scale, dtype))
+            return g.Mul(g.Sub(out, label), g.scalar(_scale(self.grad_scale), dtype))
         n = shape[0]
         if self.multi_output:
             k = shape[1]
@@ -105,21 +114,24 @@ class SoftmaxOutput(OpDef):
         labels = g.Reshape(label, g.int64s(label_view))
         index = g.cast(g.Clip(labels, g.scalar(0, dtype), g.scalar(k - 1, dtype)), np.int64)
         target = g.OneHot(index, g.int64s([k]), g.const(np.array([0, 1], dtype)), axis=axis)
-        if self.smooth_alpha:
-            off = self.smooth_alpha / (k - 1)
-            target = g.Add(g.Mul(target, g.scalar(1 - self.smooth_alpha - off, dtype)), g.scalar(off, dtype))
         grad = g.Sub(probs, target)
-        valid = g.cast(g.Not(g.Equal(labels, g.scalar(self.ignore_label, dtype))), dtype)
+        if self.smooth_alpha:       # SmoothSoftmaxGrad: (p - 1) + alpha at the label, p - alpha/(k-1) elsewhere
+            alpha = np.float32(self.smooth_alpha)
+            grad = g.Sub(g.Add(grad, g.Mul(target, g.scalar(alpha, dtype))),
+                         g.Mul(g.Sub(g.scalar(1, dtype), target), g.scalar(_scale(alpha, k - 1), dtype)))
+        # labels and ignore_label compare as ints (static_cast<int>)
+        valid = g.cast(g.Not(g.Equal(g.cast(labels, np.int64), g.int64s(int(np.float32(self.ignore_label))))),
+                       dtype)
         if self.use_ignore:
             grad = g.Mul(grad, g.Unsqueeze(valid, g.int64s([axis])))
-        scale = g.scalar(self.grad_scale, dtype)
-        if self.normalization == "batch":     # multi_output also divides by the spatial size (as MXNet)
-            scale = g.scalar(self.grad_scale / (n * view[2] if self.multi_output else view[0]), dtype)
+        spatial = () if not self.multi_output or self.normalization == "valid" else (view[2],)
+        if self.normalization == "batch":
+            scale = g.scalar(_scale(self.grad_scale, *spatial, n if self.multi_output else view[0]), dtype)
         elif self.normalization == "valid":
             count = g.Max(g.ReduceSum(valid, keepdims=0), g.scalar(1, dtype))
-            scale = g.Div(scale, count)
-        elif self.multi_output:
-            scale = g.scalar(self.grad_scale / view[2], dtype)
+            scale = g.cast(g.Div(g.scalar(_scale(self.grad_scale), np.float32), g.cast(count, np.float32)), dtype)
+        else:
+            scale = g.scalar(_scale(self.grad_scale, *spatial), dtype)
         return g.Reshape(g.Mul(grad, scale), g.int64s(shape))
 
 
@@ -146,7 +158,7 @@ class _Regression(OpDef):
         shape, dtype = g.shape(data), g.dtype(data)
         num_output = int(math.prod(g.shape(label))) // g.shape(label)[0]
         diff = g.Sub(outputs[0], g.Reshape(label, g.int64s(shape)))
-        return [g.Mul(self._backward(g, diff), g.scalar(self.grad_scale / num_output, dtype)), None]
+        return [g.Mul(self._backward(g, diff), g.scalar(_scale(self.grad_scale, num_output), dtype)), None]
 
     @staticmethod
     def _backward(g, diff):
@@ -194,11 +206,11 @@ class MakeLoss(OpDef):
     def head_gradients(self, g, inputs, outputs):
         data, = inputs
         shape, dtype = g.shape(data), g.dtype(data)
-        ones = g.Expand(g.scalar(self.grad_scale, dtype), g.int64s(shape))
-        if self.normalization == "batch":
-            return [g.Mul(ones, g.scalar(1.0 / shape[0], dtype))]
+        if self.normalization == "batch":   # ÷ the rows of the data flattened to 2-D: all axes but the last
+            return [g.Expand(g.scalar(_scale(self.grad_scale, math.prod(shape[:-1])), dtype), g.int64s(shape))]
+        ones = g.Expand(g.scalar(_scale(self.grad_scale), dtype), g.int64s(shape))
         if self.normalization == "valid":
-            valid = g.cast(g.Greater(data, g.scalar(self.valid_thresh, dtype)), dtype)
+            valid = g.cast(g.Greater(data, g.scalar(np.float32(self.valid_thresh), dtype)), dtype)
             return [g.Div(ones, g.Max(g.ReduceSum(valid, keepdims=0), g.scalar(1, dtype)))]
         return [ones]
 
@@ -235,12 +247,12 @@ class SVMOutput(OpDef):
                        np.int64)
         onehot = g.OneHot(index, g.int64s([k]), g.const(np.array([0, 1], dtype)), axis=1)
         sign = g.Sub(g.scalar(1, dtype), g.Mul(onehot, g.scalar(2, dtype)))       # -1 at the label, +1 elsewhere
-        slack = g.Relu(g.Add(g.scalar(self.margin, dtype), g.Mul(sign, data)))    # margin - x_y | margin + x_j
+        slack = g.Relu(g.Add(g.scalar(np.float32(self.margin), dtype), g.Mul(sign, data)))   # margin -x_y|+x_j
         if self.use_linear:
             magnitude = g.cast(g.Greater(slack, g.scalar(0, dtype)), dtype)
         else:
             magnitude = g.Mul(slack, g.scalar(2, dtype))
-        return [g.Mul(g.Mul(sign, magnitude), g.scalar(self.regularization_coefficient, dtype)), None]
+        return [g.Mul(g.Mul(sign, magnitude), g.scalar(np.float32(self.regularization_coefficient), dtype)), None]
 
 
 @register

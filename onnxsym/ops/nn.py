@@ -1,6 +1,8 @@
 """Dense layers and activations: FullyConnected, Activation, LeakyReLU."""
 import math
 
+import numpy as np
+
 from .._shapes import fmt, is_complete, partial_rule, same_shape_rule
 from ..base import MXNetError
 from .elemwise import erf
@@ -85,8 +87,9 @@ def _elu(g, x, alpha):
     return g.Add(g.Relu(x), g.Mul(g.scalar(alpha, g.dtype(x)), g.Sub(g.Exp(_relu_neg(g, x)), one)))
 
 
-_SELU_LAMBDA = 1.0507009873538
-_SELU_ALPHA = 1.6732632423543772
+# MXNet's SELU constants are C++ floats (mshadow_op.h): float32(1.0507009873554805), float32(1.6732632423543772)
+_SELU_LAMBDA = np.float32(1.0507009873554804934193349852946)
+_SELU_ALPHA = np.float32(1.6732632423543772848170429916717)
 
 
 def _prelu_gamma_shape(gamma, data):
@@ -150,14 +153,14 @@ class LeakyReLU(OpDef):
             slope = g.stop_gradient(g.RandomUniformLike(data, low=self.lower_bound, high=self.upper_bound), dtype)
             return g.Sub(g.Relu(data), g.Mul(slope, g.Relu(g.Neg(data)))), slope
         elif kind == "rrelu":
-            out = g.LeakyRelu(data, alpha=(self.lower_bound + self.upper_bound) / 2.0)
+            out = g.LeakyRelu(data, alpha=float(self._mean_slope()))
         elif kind == "prelu":
             slope = g.Reshape(gamma, g.int64s(_prelu_gamma_shape(g.shape(gamma), g.shape(data))))
             # x where x > 0, else gamma * x: MXNet's backward (gamma's gradient where x <= 0), and a Where has
             # float64 gradient kernels (ReluGrad has not)
             out = g.Where(g.Greater(data, g.scalar(0, dtype)), data, g.Mul(slope, data))
         elif kind == "elu":
-            out = _elu(g, data, self.slope)
+            out = _elu(g, data, np.float32(self.slope))     # (a float parameter: float64 data sees float32(slope))
         elif kind == "selu":
             out = g.Mul(g.scalar(_SELU_LAMBDA, dtype), _elu(g, data, _SELU_ALPHA))
         else:
@@ -168,5 +171,9 @@ class LeakyReLU(OpDef):
         if kind != "rrelu":
             return out
         # The mask holds the slope used per element; at inference that is the mean slope everywhere.
-        mask = g.Expand(g.scalar((self.lower_bound + self.upper_bound) / 2.0, dtype), g.Shape(data))
+        mask = g.Expand(g.scalar(self._mean_slope(), dtype), g.Shape(data))
         return out, mask
+
+    def _mean_slope(self):
+        """rrelu's slope at inference, (lower_bound + upper_bound) / 2 in float32 as MXNet computes it."""
+        return (np.float32(self.lower_bound) + np.float32(self.upper_bound)) / np.float32(2)

@@ -320,6 +320,7 @@ class _BatchNormBase(OpDef):
     inputs = ("data", "gamma", "beta", "moving_mean", "moving_var")
     aux = ("moving_mean", "moving_var")
     _var_output = False
+    _double_eps = False     # (BatchNorm: True)
     outputs = ("output", "mean", "var")
     eps: float = param(1e-3, doc="Epsilon to prevent div 0.")
     momentum: float = param(0.9, doc="Momentum for moving average.")
@@ -353,18 +354,26 @@ class _BatchNormBase(OpDef):
             return self._lower_train(g, data, gamma, beta, moving_mean, moving_var)
         shape, dtype, param_dtype = g.shape(data), g.dtype(data), g.dtype(moving_var)
         axis, cast_to = self.channel_axis(len(shape)), (dtype if dtype != param_dtype else None)
-        inv_std = g.Reciprocal(g.Sqrt(g.Add(moving_var, g.scalar(self.eps, param_dtype))))
-        if not g.is_train and axis == 1 and len(shape) >= 2 and cast_to is None and dtype != np.float16:
-            # the standard node: what serving runtimes recognise (ORT folds it into the preceding Conv)
+        eps = self._epsilon()
+        inv_std = g.Reciprocal(g.Sqrt(g.Add(moving_var, g.scalar(eps, param_dtype))))
+        if not g.is_train and axis == 1 and len(shape) >= 2 and cast_to is None and dtype != np.float16 and \
+                (dtype == np.float32 or float(np.float32(eps)) == eps):
+            # the standard node: what serving runtimes recognise (ORT folds it into the preceding Conv); its
+            # epsilon attribute is a float32, so float64 data whose eps float32 cannot hold takes the formula
             ones = g.const(np.ones(shape[1], dtype))
             y = g.BatchNormalization(data, ones if self.fix_gamma else gamma, beta, moving_mean, moving_var,
-                                     epsilon=float(self.eps))
+                                     epsilon=float(eps))
             return y, moving_mean, inv_std
         scale = inv_std if self.fix_gamma else g.Mul(inv_std, gamma)
         centered = g.Sub(data, _broadcast(g, moving_mean, shape, axis, cast_to))
         y = g.Add(g.Mul(centered, _broadcast(g, scale, shape, axis, cast_to)),
                   _broadcast(g, beta, shape, axis, cast_to))
         return y, moving_mean, inv_std
+
+    def _epsilon(self):
+        """eps as the kernel sees it: BatchNorm's is a C++ double (exact); BatchNorm_v1's and SyncBatchNorm's are
+        floats (float32 values)."""
+        return self.eps if self._double_eps else float(np.float32(self.eps))
 
     def _lower_train(self, g, data, gamma, beta, moving_mean, moving_var):
         """Batch statistics (biased variance) over every axis but the channel one; the moving statistics become
@@ -378,7 +387,7 @@ class _BatchNormBase(OpDef):
         mean = g.ReduceMean(data, axes=axes, keepdims=1)
         centered = g.Sub(data, mean)
         var = g.ReduceMean(g.Mul(centered, centered), axes=axes, keepdims=1)
-        inv_std = g.Reciprocal(g.Sqrt(g.Add(var, g.scalar(self.eps, dtype))))
+        inv_std = g.Reciprocal(g.Sqrt(g.Add(var, g.scalar(self._epsilon(), dtype))))
         y = g.Mul(centered, inv_std)
         saved = [data, centered, inv_std, _broadcast(g, beta, shape, axis, cast_to)]
         if not self.fix_gamma:
@@ -406,6 +415,7 @@ class _BatchNormBase(OpDef):
 class BatchNorm(_BatchNormBase):
     __doc__ = _BatchNormBase.__doc__ + " Mirrors MXNet src/operator/nn/batch_norm.cc."
     float_only = True       # MXNet 1.9.1 on int32: "This operation only support floating point types"
+    _double_eps = True
     axis: int = param(1, doc="The channel axis.")
     cudnn_off: bool = param(False, doc="Do not select CUDNN operator, if available.")
     min_calib_range: Optional[float] = param(None, doc="Minimum calibration value (quantization only).")
@@ -485,7 +495,8 @@ class Dropout(OpDef):
             mask = _expand(g, np.nan, dtype, self.infer_shape(tuple(shape))[1][1])
             return g.Mul(data, mask), mask
         ratio, on = g.scalar(self.p, dtype), g.const(np.array(True))
-        factor = g.scalar(1.0 / (1.0 - self.p) if self.p < 1 else 0.0, dtype)
+        # MXNet's keep scale, 1.0f / (1.0f - p): float32 arithmetic on its float p
+        factor = g.scalar(np.float32(1) / (np.float32(1) - np.float32(self.p)), dtype)
         # The values come from the mask output: onnxruntime 1.2x+ removes a Dropout whose mask nobody reads, even
         # in training mode (then nothing is dropped).
         if not self.axes:
@@ -499,6 +510,8 @@ class Dropout(OpDef):
 
 
 # ---------------------------------------------------------------- other normalizations
+# (L2Normalization's, InstanceNorm's, LayerNorm's and GroupNorm's eps is a C++ float in MXNet: float64 data sees
+# float64(float32(eps)); BatchNorm's is a double)
 @register
 class L2Normalization(OpDef):
     """y = x / sqrt(sum(x^2) + eps) over all axes but 0 (instance), axis 1 (channel) or axes >= 2 (spatial).
@@ -529,7 +542,7 @@ class L2Normalization(OpDef):
         axes = {"instance": range(1, len(shape)), "channel": [1], "spatial": range(2, len(shape))}[self.mode]
         squares = g.Mul(data, data)
         total = g.ReduceSum(squares, g.int64s(list(axes)), keepdims=1) if len(axes) else squares
-        norm = g.Sqrt(g.Add(total, g.scalar(self.eps, g.dtype(data))))
+        norm = g.Sqrt(g.Add(total, g.scalar(np.float32(self.eps), g.dtype(data))))
         return g.Div(data, norm), g.Reshape(norm, g.int64s(list(self.infer_shape(tuple(shape))[1][1])))
 
 
@@ -594,7 +607,7 @@ class InstanceNorm(OpDef):
     def lower(self, g, data, gamma, beta):
         shape, dtype = g.shape(data), g.dtype(data)
         mean, centered, var = _moments(g, data, range(2, len(shape)))
-        normed = g.Div(centered, g.Sqrt(g.Add(var, g.scalar(self.eps, dtype))))
+        normed = g.Div(centered, g.Sqrt(g.Add(var, g.scalar(np.float32(self.eps), dtype))))
         y = g.Add(g.Mul(normed, _broadcast(g, gamma, shape, 1)), _broadcast(g, beta, shape, 1))
         moments = g.int64s(list(shape[:2]))
         return y, g.Reshape(mean, moments), g.Reshape(var, moments)
@@ -633,7 +646,7 @@ class LayerNorm(OpDef):
                 return y, None, None
             return (y,) + _statistics(g, dtype, mean, g.Reciprocal(inv_std))
         mean, centered, var = _moments(g, data, [axis])
-        std = g.Sqrt(g.Add(var, g.scalar(self.eps, dtype)))
+        std = g.Sqrt(g.Add(var, g.scalar(np.float32(self.eps), dtype)))
         y = g.Add(g.Mul(g.Div(centered, std), _broadcast(g, gamma, shape, axis)), _broadcast(g, beta, shape, axis))
         return (y,) + _statistics(g, dtype, mean, std)
 
@@ -666,7 +679,7 @@ class GroupNorm(OpDef):
         shape, dtype = g.shape(data), g.dtype(data)
         grouped = g.Reshape(data, g.int64s([shape[0], self.num_groups, -1]))
         mean, centered, var = _moments(g, grouped, [2])
-        std = g.Sqrt(g.Add(var, g.scalar(self.eps, dtype)))
+        std = g.Sqrt(g.Add(var, g.scalar(np.float32(self.eps), dtype)))
         groups = (1, self.num_groups, 1)
         y = g.Add(g.Mul(g.Div(centered, std), _broadcast(g, gamma, groups, 1)), _broadcast(g, beta, groups, 1))
         moments = g.int64s([shape[0], self.num_groups])
