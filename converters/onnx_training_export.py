@@ -25,6 +25,7 @@ from onnxsym.autograd.reverse import gradient_model
 from onnxsym.base import MXNetError
 from onnxsym.lower.builder import onnx_dtype, strip_stop_gradients
 from onnxsym.lower.dtype_passes import float16_as_float32, float64_unfused
+from onnxsym.ops.params import float_param
 from onnxsym.lower.to_onnx import lower_symbol
 
 from .onnx_export import _load_inputs, _warn_python_ops, data_inputs
@@ -165,9 +166,9 @@ class _Emitter:
         values cast to the parameter's dtype (and subtracted in it: adam_update's ``1 - beta1``)."""
         name = "%s/%s" % (self.scope, key)
         if not any(t.name == name for t in self.graph.initializer):
-            value = self.dtype.type(np.float32(value))
+            value = float_param(value, self.dtype)
             if minus is not None:
-                value = value - self.dtype.type(np.float32(minus))
+                value = value - float_param(minus, self.dtype)
             self.graph.initializer.append(numpy_helper.from_array(np.asarray(value, self.dtype), name))
         return name
 

@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ..ops.params import float_param
 from ..runtime.device import DeviceCopy, device_of, home_copy, swap
 from ..runtime.ndarray import DeviceNDArray, host_buffer
 from ..runtime.ort import ort, run_error, session_options
@@ -65,7 +66,7 @@ def _run(session, device, tensors, scalars, updated):
         copy.refresh()
         io.bind_ortvalue_input(name, copy.value)
     for name, value in scalars.items():     # (MXNet's operator parameters are float32, cast to the weight's dtype)
-        io.bind_cpu_input(name, np.asarray(np.float32(value), host_buffer(tensors["w"]).dtype))
+        io.bind_cpu_input(name, np.asarray(float_param(value, host_buffer(tensors["w"]).dtype)))
     pairs = []
     for name, array in updated:
         home = home_copy(host_buffer(array), device)

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from ..base import MXNetError, register_class
+from ..ops.params import float_param as _param     # (the update operators' float parameters: lr, wd, betas, ...)
 from ..runtime.device import touch
 from ..runtime.ndarray import NDArray
 from ..runtime.sparse import RowSparseNDArray, sparse_array
@@ -39,13 +40,6 @@ def _pair(weight, grad, touch_weight=True):
         return None
     touch(weight._data)     # (before the caller writes it: what matters is that the next session run sees a change)
     return weight._data, grad._data
-
-
-def _param(value, dtype):
-    """An update operator's parameter as MXNet 1.9.1's kernels see it: a float32 (the operator's float field: lr,
-    wd, rescale_grad, clip_gradient, momentum, betas, epsilon) cast to the arrays' dtype, so a float64 weight's lr
-    0.1 is float64(float32(0.1))."""
-    return np.dtype(dtype).type(np.float32(value))
 
 
 def _clip(values, bound):
@@ -80,18 +74,21 @@ def _sum_sq(values):
 
 def _row_sums(values, compensated):
     """Sums over axis 1 (kept) of a 2-D array, added column after column as MXNet's CPU reductions add them:
-    `compensated` as mshadow's sum reducer (Kahan's compensated sum), else plainly."""
-    total = np.zeros((values.shape[0], 1), values.dtype)
-    residual = np.zeros_like(total)
-    for j in range(values.shape[1]):
+    `compensated` as mshadow's sum reducer (Kahan's compensated sum), else plainly. (Over the columns of a
+    contiguous transposed copy: a (100000, 300) float32 array takes ~0.1 s, np.mean ~0.05.)"""
+    columns = np.ascontiguousarray(values.T)
+    total, residual, y = np.zeros(values.shape[0], values.dtype), np.zeros(values.shape[0], values.dtype), \
+        np.empty(values.shape[0], values.dtype)
+    for column in columns:
         if not compensated:
-            total += values[:, j:j + 1]
+            total += column
             continue
-        y = values[:, j:j + 1] - residual
-        t = total + y
-        residual = (t - total) - y
-        total = t
-    return total
+        np.subtract(column, residual, out=y)        # y = x - c; t = total + y; c = (t - total) - y; total = t
+        np.add(total, y, out=residual)
+        total, residual = residual, total
+        np.subtract(total, residual, out=residual)
+        residual -= y
+    return total[:, None]
 
 
 def _same_dtype_state(op, weight, state):

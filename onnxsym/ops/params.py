@@ -13,7 +13,7 @@ from ..base import MXNetError, normalize_dtype
 from ..name import format_value
 
 __all__ = ["REQUIRED", "param", "Shape", "OptShape", "FloatTuple", "Dtype", "parse_value", "format_value", "format_dtype",
-           "format_param", "parse_shape", "type_name"]
+           "format_param", "parse_shape", "type_name", "float_param"]
 
 REQUIRED = dataclasses.MISSING
 
@@ -32,6 +32,13 @@ class FloatTuple(tuple):
 
 class Dtype(str):
     """A dtype name ('float32'); numpy dtypes are accepted and stored by name."""
+
+
+def float_param(value, dtype):
+    """A C++ `float` operator parameter (most of MXNet's: lr, wd, eps, slopes, grad_scale, ...; its Python docstrings
+    say "float", where a `double` says "double") as MXNet's kernels use it: the float32 value cast to the arrays'
+    dtype, so float64 data sees float64(float32(0.1))."""
+    return np.dtype(dtype).type(np.float32(value))
 
 
 def param(default=REQUIRED, *, choices=None, min=None, max=None, doc=""):

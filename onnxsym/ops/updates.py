@@ -15,13 +15,14 @@ The formulas follow the C++ kernels term by term, in the weight's dtype with the
 master copy `weight32`. `lazy_update` only matters for sparse gradients, which onnxsym has not; it is accepted.
 """
 import dataclasses
+import functools
 import typing
 
 import numpy as np
 
 from .._shapes import elementwise, fmt, partial_rule, same_shape_rule
 from ..base import MXNetError
-from .params import param
+from .params import float_param, param
 from .registry import OpDef, register
 
 __all__ = []
@@ -155,7 +156,7 @@ class _Update(OpDef):
         # scalars as the kernel has them: float parameters cast to the dtype (float16 too: scalar arithmetic such
         # as 1 - beta2**t rounds there), lifted to the computing dtype when they meet a tensor
         scalar = _F32 if self.mixed else np.dtype(dtype)
-        outs, states = self.kernel(values, lambda x: scalar.type(np.float32(x)))
+        outs, states = self.kernel(values, functools.partial(float_param, dtype=scalar))
         for name, new in states.items():
             old = inputs[names.index(name)]
             g.update_aux(old, new.v if g.dtype(old) == calc else g.cast(new.v, g.dtype(old)))
