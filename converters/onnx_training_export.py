@@ -25,7 +25,7 @@ from onnxsym.autograd.reverse import gradient_model
 from onnxsym.base import MXNetError
 from onnxsym.lower.builder import onnx_dtype, strip_stop_gradients
 from onnxsym.lower.dtype_passes import float16_as_float32, float64_unfused
-from onnxsym.ops.params import float_param
+from onnxsym.ops.params import float_param, moving_average_factors
 from onnxsym.lower.to_onnx import lower_symbol
 
 from .onnx_export import _load_inputs, _warn_python_ops, data_inputs
@@ -145,8 +145,8 @@ def _append_update(graph, lowered, grads, arrays, optimizer, settings):
         if momentum is None:
             graph.node.append(helper.make_node("Identity", [batch], [aux + "_new"], name=aux + "/update"))
         else:
-            keep, take = (numpy_helper.from_array(np.asarray(v, dtype), "%s/%s" % (aux, k))
-                          for k, v in (("momentum", momentum), ("one_minus_momentum", 1 - momentum)))
+            factors = zip(("momentum", "one_minus_momentum"), moving_average_factors(momentum, dtype))
+            keep, take = (numpy_helper.from_array(np.asarray(v, dtype), "%s/%s" % (aux, k)) for k, v in factors)
             graph.initializer.extend([keep, take])
             graph.node.append(helper.make_node("Mul", [aux, keep.name], [aux + "/kept"], name=aux + "/kept"))
             graph.node.append(helper.make_node("Mul", [batch, take.name], [aux + "/taken"], name=aux + "/taken"))

@@ -20,6 +20,7 @@ from ..base import MXNetError
 from ..lower.builder import strip_stop_gradients
 from ..lower.dtype_passes import float16_as_float32, float64_unfused, float64_without_missing_kernels
 from ..lower.to_onnx import lower_symbol
+from ..ops.params import moving_average_factors
 from ..runtime.binding import BoundRun, copy_on_device
 from ..runtime.device import device_of, externally_shared, home_copy, sync_host, touch, version, \
     version_key, versions, watch
@@ -101,8 +102,7 @@ class Training:
             if momentum is None:
                 self._forward_aux.append((target, buffer))
             else:       # the same scalars as MXNet's update: state * m + batch * (1 - m), in the state's dtype
-                self._backward_aux.append((target, buffer, target.dtype.type(momentum),
-                                           target.dtype.type(1 - momentum)))
+                self._backward_aux.append((target, buffer) + moving_average_factors(momentum, target.dtype))
 
     @property
     def executor(self):

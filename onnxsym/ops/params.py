@@ -13,7 +13,8 @@ from ..base import MXNetError, normalize_dtype
 from ..name import format_value
 
 __all__ = ["REQUIRED", "param", "Shape", "OptShape", "FloatTuple", "Dtype", "parse_value", "format_value", "format_dtype",
-           "format_param", "parse_shape", "type_name", "float_param"]
+           "format_param", "parse_shape", "type_name", "float_param",
+           "moving_average_factors"]
 
 REQUIRED = dataclasses.MISSING
 
@@ -39,6 +40,13 @@ def float_param(value, dtype):
     say "float", where a `double` says "double") as MXNet's kernels use it: the float32 value cast to the arrays'
     dtype, so float64 data sees float64(float32(0.1))."""
     return np.dtype(dtype).type(np.float32(value))
+
+
+def moving_average_factors(momentum, dtype):
+    """(keep, take) of MXNet's moving statistics, ``state * keep + batch * take``: BatchNorm's momentum is a float
+    parameter and ``1 - momentum`` is computed in the state's dtype (batch_norm.cc: AccReal(1) - param_.momentum)."""
+    keep = float_param(momentum, dtype)
+    return keep, np.dtype(dtype).type(1) - keep
 
 
 def param(default=REQUIRED, *, choices=None, min=None, max=None, doc=""):

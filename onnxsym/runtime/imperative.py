@@ -6,6 +6,7 @@ import numpy as np
 from ..base import MXNetError, MXNetForwardError, MXNetIndexError
 from ..util import is_np_shape
 from ..lower.to_onnx import infer_all, lower_symbol
+from ..ops.params import moving_average_factors
 from ..ops.registry import bind_inputs, get_op, split_call
 from ..symbol.infer import check_float_inputs
 from ..symbol.node import Node
@@ -128,8 +129,11 @@ def invoke(func_name, args, kwargs, out=None, ctx=None):
     for (name, _, momentum), value in zip(entry.aux_updates, updated):
         state = slots[entry.names.index(name)]._data
         # MXNet updates an op's moving statistics when it runs imperatively: state * m + batch * (1 - m)
-        state[...] = value if momentum is None else state * state.dtype.type(momentum) + \
-            value * state.dtype.type(1 - momentum)
+        if momentum is None:
+            state[...] = value
+        else:
+            keep, take = moving_average_factors(momentum, state.dtype)
+            state[...] = state * keep + value * take
         touch(state)
     if out is not None:
         outs = out if isinstance(out, (list, tuple)) else [out]
