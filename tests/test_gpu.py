@@ -133,11 +133,20 @@ def test_module_fit_on_emulated_gpu_equals_cpu(emulated, optimizer, params):
     np.testing.assert_allclose(gpu_pred, cpu_pred, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", [c for c in test_optimizer.RECORD["cases"] if "error" not in c and c["optimizer"]
-                                  in ("sgd", "adam") and c["dtype"] != "float16"], ids=lambda c: c["name"])
+def _on_device(case):
+    """Recorded cases whose updates run on the device: SGD, Adam, LARS, NAG without momentum (sgd_update's form)."""
+    if "error" in case or case["dtype"] == "float16":
+        return False
+    return case["optimizer"] in ("sgd", "adam", "lars") or (case["optimizer"] == "nag"
+                                                            and not case["kwargs"].get("momentum"))
+
+
+@pytest.mark.parametrize("case", [c for c in test_optimizer.RECORD["cases"] if _on_device(c)],
+                         ids=lambda c: c["name"])
 def test_device_updates_match_mxnet_bit_for_bit(emulated, monkeypatch, case):
-    """SGD's and Adam's update graphs on the device (module/device_updates.py) replay MXNet 1.9.1's recorded steps
-    exactly, in float32 and float64, as the host updates do (tests/test_optimizer.py)."""
+    """The update graphs on the device (module/device_updates.py: multi_sgd, sgd_update's single form for NAG
+    without momentum, LARS's preloaded float32 lr*wd, Adam) replay MXNet 1.9.1's recorded steps exactly, in float32
+    and float64, as the host updates do (tests/test_optimizer.py; its NEAR cases within their tolerance)."""
     calls = []
     for name in ("sgd", "adam"):
         run = getattr(device_updates, name)

@@ -85,11 +85,16 @@ def _clip_variant(opt):
     return bool(opt.clip_gradient) and opt.clip_gradient >= 0
 
 
-def sgd(opt, device, weight, grad, mom, lr, wd, momentum):
+def sgd(opt, device, weight, grad, mom, lr, wd, momentum, kernel="multi"):
     """multi_sgd(_mom)_update as optimizer.sgd_kernel computes it on the host, in MXNet's order: mom = momentum*mom -
-    lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g)), w += mom; without momentum w -= lr*rescale*g + lr*wd*w."""
+    lr*wd*w - lr*rescale*g (or - lr*clip(rescale*g)), w += mom; without momentum w -= lr*rescale*g + lr*wd*w.
+    `kernel` as optimizer._sgd_kernel's: "single" without momentum is sgd_update's (1 - lr*wd)*w - step,
+    "preloaded" takes lr*wd as a float32 product (preloaded_multi_sgd's float arrays; computed here)."""
     clip = _clip_variant(opt)
     dtype = host_buffer(weight).dtype
+    single, preloaded = kernel == "single" and mom is None, kernel == "preloaded"
+    rates = ["rescale", "lr"] + (["clip"] if clip else []) + (["lrwd"] if preloaded else ["wd"]) + \
+        (["one"] if single else ["momentum"] if mom is not None else [])
 
     def build():
         if clip:
@@ -97,26 +102,27 @@ def sgd(opt, device, weight, grad, mom, lr, wd, momentum):
                      ("Clip", ["scaled", "low", "clip"], ["clipped"], {}), ("Mul", ["clipped", "lr"], ["step"], {})]
         else:
             nodes = [("Mul", ["lr", "rescale"], ["rate"], {}), ("Mul", ["g", "rate"], ["step"], {})]
-        nodes += [("Mul", ["lr", "wd"], ["lrwd"], {}), ("Mul", ["w", "lrwd"], ["decay"], {})]
+        nodes += [] if preloaded else [("Mul", ["lr", "wd"], ["lrwd"], {})]
+        if single:
+            nodes += [("Sub", ["one", "lrwd"], ["keep"], {}), ("Mul", ["keep", "w"], ["kept"], {}),
+                      ("Sub", ["kept", "step"], ["w_new"], {})]
+            return nodes, ["w", "g"], rates, ["w_new"]
+        nodes += [("Mul", ["w", "lrwd"], ["decay"], {})]
         if mom is None:
             nodes += [("Add", ["step", "decay"], ["total"], {}), ("Sub", ["w", "total"], ["w_new"], {})]
-            return nodes, ["w", "g"], ["rescale", "lr", "wd"] + (["clip"] if clip else []), ["w_new"]
+            return nodes, ["w", "g"], rates, ["w_new"]
         nodes += [("Mul", ["m", "momentum"], ["carried"], {}), ("Sub", ["carried", "decay"], ["m1"], {}),
                   ("Sub", ["m1", "step"], ["m_new"], {}), ("Add", ["w", "m_new"], ["w_new"], {})]
-        return (nodes, ["w", "g", "m"], ["rescale", "lr", "wd", "momentum"] + (["clip"] if clip else []),
-                ["w_new", "m_new"])
+        return nodes, ["w", "g", "m"], rates, ["w_new", "m_new"]
 
-    session = _session("sgd", dtype, weight.ndim, (mom is not None, clip), device, build)
-    tensors = {"w": weight, "g": grad}
-    scalars = {"rescale": opt.rescale_grad, "lr": lr, "wd": wd}
-    updated = [("w_new", weight)]
+    session = _session("sgd", dtype, weight.ndim, (mom is not None, clip, single, preloaded), device, build)
+    values = {"rescale": opt.rescale_grad, "lr": lr, "wd": wd, "clip": opt.clip_gradient, "one": 1.0,
+              "momentum": momentum, "lrwd": np.float32(lr) * np.float32(wd)}  # (float32: exact through _run's cast)
+    tensors, updated = {"w": weight, "g": grad}, [("w_new", weight)]
     if mom is not None:
         tensors["m"] = mom
-        scalars["momentum"] = momentum
         updated.append(("m_new", mom))
-    if clip:
-        scalars["clip"] = opt.clip_gradient
-    _run(session, device, tensors, scalars, updated)
+    _run(session, device, tensors, {name: values[name] for name in rates}, updated)
 
 
 def adam(opt, device, weight, grad, mean, var, lr, wd):

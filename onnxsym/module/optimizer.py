@@ -420,7 +420,7 @@ class _MasterLast(_ImplDispatch):
             device = device_updates.on_device(weight, grad, state)
             if device is not None:
                 _pair(weight, grad, touch_weight=False)
-                return device_updates.sgd(self, device, weight, grad, state, lr, wd, momentum)
+                return device_updates.sgd(self, device, weight, grad, state, lr, wd, momentum, kernel)
         w, g = _pair(weight, grad)
         if multi_precision:
             state, master = state
